@@ -1,0 +1,39 @@
+"""Every error Tarmac raises on purpose. Messages say what went wrong and what to do next."""
+
+from __future__ import annotations
+
+
+class TarmacError(Exception):
+    """Base of all Tarmac errors; the CLI prints the message and exits with ``exit_code``."""
+
+    exit_code = 1
+
+
+class ConfigError(TarmacError):
+    """Parameters file missing, unreadable, or with an unknown key or a wrong type."""
+
+    exit_code = 2
+
+
+class ProvisionError(TarmacError):
+    """A component of the local stack could not be fetched or built (mvn, go, pip)."""
+
+    exit_code = 3
+
+
+class ServiceStartError(TarmacError):
+    """A local service did not answer in time; the message names its log file."""
+
+    exit_code = 4
+
+
+class ServiceUnavailableError(TarmacError):
+    """Kafka or MongoDB cannot be reached; start the stack or fix the address."""
+
+    exit_code = 5
+
+
+class ValidationFailure(TarmacError):
+    """Input data did not pass validation (used where a whole input is refused)."""
+
+    exit_code = 6

@@ -1,0 +1,1 @@
+"""spark-submit entry points: ``spark-submit pipelines/jobs/<job>.py --env <env>``."""

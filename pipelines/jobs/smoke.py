@@ -1,0 +1,24 @@
+"""spark-submit entry point of the smoke path (same code as ``python -m pipelines smoke``)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from pipelines import config, logs, smoke
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--env", default=None, help="parameters/<env>.yaml to use")
+    parser.add_argument("--produce", type=int, default=0, help="first send N messages")
+    args = parser.parse_args()
+    logs.configure()
+    settings = config.load(args.env)
+    if args.produce:
+        smoke.produce(settings, args.produce)
+    print(json.dumps(smoke.run(settings).__dict__))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,61 @@
+"""The one place a SparkSession is built, for every job, notebook and spark-submit run."""
+
+from __future__ import annotations
+
+import os
+import sys
+import warnings
+from pathlib import Path
+
+from pyspark.sql import SparkSession
+
+# pyspark 4.2 warns that pandas 3 is "not yet fully supported"; we use pandas only at the edges.
+warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas")
+
+from . import provision
+from .config import Settings
+
+
+def session_conf(settings: Settings) -> dict[str, str]:
+    """Spark configuration of ``settings`` (also rendered as ``--conf`` for spark-submit)."""
+    return {
+        "spark.sql.session.timeZone": "UTC",
+        "spark.sql.shuffle.partitions": str(settings.spark.shuffle_partitions),
+        "spark.driver.memory": settings.spark.driver_memory,
+        "spark.ui.enabled": str(settings.spark.ui).lower(),
+        "spark.ui.showConsoleProgress": "false",
+        "spark.sql.streaming.forceDeleteTempCheckpointLocation": "true",
+    }
+
+
+def jars(settings: Settings) -> list[Path]:
+    """Jars every session needs: Spark's Kafka connector of the installed pyspark version."""
+    return provision.spark_kafka_jars(settings)
+
+
+def build_session(settings: Settings, app: str) -> SparkSession:
+    """Create (or reuse, under spark-submit) the session of ``app`` for ``settings``."""
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    builder = SparkSession.builder.appName(f"tarmac-{app}").master(settings.spark.master)
+    for key, value in session_conf(settings).items():
+        builder = builder.config(key, value)
+    builder = builder.config("spark.jars", ",".join(str(j) for j in jars(settings)))
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("WARN")
+    return spark
+
+
+def submit_command(settings: Settings, job: str, args: list[str]) -> list[str]:
+    """The spark-submit command line for ``pipelines/jobs/<job>.py`` with the same jars/conf."""
+    script = Path(__file__).parent / "jobs" / f"{job}.py"
+    cmd = [
+        str(Path(sys.executable).parent / "spark-submit"),
+        "--master", settings.spark.master,
+        "--jars", ",".join(str(j) for j in jars(settings)),
+        "--driver-memory", settings.spark.driver_memory,
+    ]
+    for key, value in session_conf(settings).items():
+        cmd += ["--conf", f"{key}={value}"]
+    return cmd + [str(script), "--env", settings.env, *args]
