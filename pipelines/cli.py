@@ -21,8 +21,11 @@ def _print_table(rows: list[dict[str, object]]) -> None:
     widths = {c: max(len(c), *(len(str(r.get(c, ""))) for r in rows)) for c in cols}
     print("  ".join(c.upper().ljust(widths[c]) for c in cols))
     for r in rows:
-        print("  ".join(str(r.get(c, "") if r.get(c) is not None else "-").ljust(widths[c])
-                        for c in cols))
+        print(
+            "  ".join(
+                str(r.get(c, "") if r.get(c) is not None else "-").ljust(widths[c]) for c in cols
+            )
+        )
 
 
 def cmd_stack(args: argparse.Namespace) -> int:
@@ -73,11 +76,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-level", default=None, help="DEBUG, INFO (default), WARNING")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def add(name: str, func: Callable[[argparse.Namespace], int], help: str
-            ) -> argparse.ArgumentParser:
+    def add(
+        name: str, func: Callable[[argparse.Namespace], int], help: str
+    ) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help, description=help)
-        p.add_argument("--env", default=None,
-                       help=f"parameters/<env>.yaml to use (default {config.DEFAULT_ENV})")
+        p.add_argument(
+            "--env",
+            default=None,
+            help=f"parameters/<env>.yaml to use (default {config.DEFAULT_ENV})",
+        )
         p.set_defaults(func=func)
         return p
 
@@ -86,11 +93,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the status as JSON")
 
     p = add("smoke", cmd_smoke, "Smoke path: Kafka -> Spark (availableNow) -> MongoDB upserts.")
-    p.add_argument("--produce", type=int, default=0, metavar="N",
-                   help="first send N messages to the smoke topic")
+    p.add_argument(
+        "--produce",
+        type=int,
+        default=0,
+        metavar="N",
+        help="first send N messages to the smoke topic",
+    )
 
-    p = add("submit", cmd_submit,
-            "Run pipelines/jobs/<job>.py with spark-submit (same jars and conf as notebooks).")
+    p = add(
+        "submit",
+        cmd_submit,
+        "Run pipelines/jobs/<job>.py with spark-submit (same jars and conf as notebooks).",
+    )
     p.add_argument("job", help="job name, e.g. smoke")
     p.add_argument("job_args", nargs=argparse.REMAINDER, help="arguments passed to the job")
     return parser

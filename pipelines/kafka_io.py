@@ -62,9 +62,7 @@ def ensure_topics(settings: Settings, keys: Iterable[str] | None = None) -> list
             if topic.name in existing:
                 continue
             try:
-                admin.create_topics(
-                    [NewTopic(topic.name, topic.partitions, replication_factor=1)]
-                )
+                admin.create_topics([NewTopic(topic.name, topic.partitions, replication_factor=1)])
                 created.append(topic.name)
             except TopicAlreadyExistsError:
                 pass

@@ -48,8 +48,9 @@ def _run_with_progress(cmd: list[str], desc: str, cwd: Path, tick: re.Pattern[st
         ) from exc
     assert proc.stdout is not None
     interactive = sys.stderr.isatty()
-    with tqdm(desc=desc, unit=" steps", leave=interactive,
-              mininterval=0.2 if interactive else 10.0) as bar:
+    with tqdm(
+        desc=desc, unit=" steps", leave=interactive, mininterval=0.2 if interactive else 10.0
+    ) as bar:
         for line in proc.stdout:
             tail = (tail + [line.rstrip()])[-30:]
             if tick.search(line):
@@ -65,8 +66,13 @@ def _mvn_copy(pom: str, out: Path, props: dict[str, str], desc: str) -> None:
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     shutil.copyfile(RESOURCES / pom, work / "pom.xml")
-    cmd = ["mvn", "-B", "dependency:copy-dependencies",
-           f"-DoutputDirectory={out}", "-DincludeScope=runtime"]
+    cmd = [
+        "mvn",
+        "-B",
+        "dependency:copy-dependencies",
+        f"-DoutputDirectory={out}",
+        "-DincludeScope=runtime",
+    ]
     cmd += [f"-D{k}={v}" for k, v in props.items()]
     _run_with_progress(cmd, desc, work, re.compile(r"Downloaded from|Copying "))
     shutil.rmtree(work, ignore_errors=True)
@@ -96,8 +102,10 @@ def kafka_home(settings: Settings) -> Path:
     _mvn_copy(
         "kafka-pom.xml",
         libs,
-        {"kafka.version": settings.stack.kafka_version,
-         "log4j.version": settings.stack.log4j_version},
+        {
+            "kafka.version": settings.stack.kafka_version,
+            "log4j.version": settings.stack.log4j_version,
+        },
         f"Kafka {settings.stack.kafka_version} jars (mvn)",
     )
     slf4j = _jar_versions(libs).get("slf4j-api")
@@ -173,7 +181,10 @@ def ferretdb_binary(settings: Settings) -> Path:
     try:
         out = subprocess.run(
             ["go", "mod", "download", "-json", f"{module}@{version}"],
-            cwd=home, capture_output=True, text=True, check=True,
+            cwd=home,
+            capture_output=True,
+            text=True,
+            check=True,
         )
     except subprocess.CalledProcessError as exc:
         raise ProvisionError(f"go mod download {module}@{version} failed:\n{exc.stderr}") from exc

@@ -88,9 +88,7 @@ class Service:
             return None
         try:
             proc = psutil.Process(pid)
-            if proc.status() != psutil.STATUS_ZOMBIE and str(self.home) in " ".join(
-                proc.cmdline()
-            ):
+            if proc.status() != psutil.STATUS_ZOMBIE and str(self.home) in " ".join(proc.cmdline()):
                 return pid
         except psutil.Error:
             pass
@@ -266,14 +264,17 @@ class KafkaService(Service):
 
             cid = base64.urlsafe_b64encode(cluster_id).decode().rstrip("=")
             cmd = self._java(libs) + [
-                "kafka.tools.StorageTool", "format", "-t", cid,
-                "-c", str(self.home / "server.properties"), "--ignore-formatted",
+                "kafka.tools.StorageTool",
+                "format",
+                "-t",
+                cid,
+                "-c",
+                str(self.home / "server.properties"),
+                "--ignore-formatted",
             ]
             res = subprocess.run(cmd, capture_output=True, text=True, cwd=self.home)
             if res.returncode != 0:
-                raise ServiceStartError(
-                    f"kafka storage format failed:\n{res.stdout}\n{res.stderr}"
-                )
+                raise ServiceStartError(f"kafka storage format failed:\n{res.stdout}\n{res.stderr}")
             log.info("kafka.formatted", cluster_id=cid, data=str(self.data_dir))
 
     def _java(self, libs: Path) -> list[str]:

@@ -39,6 +39,4 @@ def upsert(
 ) -> None:
     """Upsert every row of ``df`` into ``collection`` keyed by ``key`` (idempotent)."""
     uri, db = settings.mongo.uri, settings.mongo.database
-    df.foreachPartition(
-        lambda rows: _upsert_partition(rows, uri, db, collection, key, batch)
-    )
+    df.foreachPartition(lambda rows: _upsert_partition(rows, uri, db, collection, key, batch))

@@ -48,8 +48,9 @@ def produce(settings: Settings, n: int, tag: str | None = None) -> str:
     prod = kafka_io.producer(settings)
     for seq in range(n):
         msg_id = f"{tag}-{seq:06d}"
-        prod.send(topic, key=msg_id, value={"id": msg_id, "seq": seq, "tag": tag,
-                                           "sent_at": time.time()})
+        prod.send(
+            topic, key=msg_id, value={"id": msg_id, "seq": seq, "tag": tag, "sent_at": time.time()}
+        )
     prod.flush()
     prod.close()
     log.info("smoke.produced", topic=topic, n=n, tag=tag)

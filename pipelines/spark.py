@@ -9,11 +9,11 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
-# pyspark 4.2 warns that pandas 3 is "not yet fully supported"; we use pandas only at the edges.
-warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas")
-
 from . import provision
 from .config import Settings
+
+# pyspark 4.2 warns that pandas 3 is "not yet fully supported"; we use pandas only at the edges.
+warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas")
 
 
 def session_conf(settings: Settings) -> dict[str, str]:
@@ -52,9 +52,12 @@ def submit_command(settings: Settings, job: str, args: list[str]) -> list[str]:
     script = Path(__file__).parent / "jobs" / f"{job}.py"
     cmd = [
         str(Path(sys.executable).parent / "spark-submit"),
-        "--master", settings.spark.master,
-        "--jars", ",".join(str(j) for j in jars(settings)),
-        "--driver-memory", settings.spark.driver_memory,
+        "--master",
+        settings.spark.master,
+        "--jars",
+        ",".join(str(j) for j in jars(settings)),
+        "--driver-memory",
+        settings.spark.driver_memory,
     ]
     for key, value in session_conf(settings).items():
         cmd += ["--conf", f"{key}={value}"]
