@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from typing import Any
 
@@ -10,6 +9,7 @@ import structlog
 from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.serializer import DefaultSerializer, JsonSerializer
 
 from .config import Settings
 from .exceptions import ServiceUnavailableError
@@ -49,6 +49,20 @@ def admin_client(settings: Settings, timeout_ms: int = 10_000) -> KafkaAdminClie
             f"no Kafka broker at {settings.kafka.bootstrap_servers}; "
             f"run `make stack-up` (env {settings.env}) or fix kafka.bootstrap_servers"
         ) from exc
+
+
+def create_topic(settings: Settings, name: str, partitions: int = 1) -> bool:
+    """Create topic ``name`` unless it exists; True if created now."""
+    admin = admin_client(settings)
+    try:
+        if name in set(admin.list_topics()):
+            return False
+        admin.create_topics([NewTopic(name, partitions, replication_factor=1)])
+        return True
+    except TopicAlreadyExistsError:
+        return False
+    finally:
+        admin.close()
 
 
 def ensure_topics(settings: Settings, keys: Iterable[str] | None = None) -> list[str]:
@@ -95,8 +109,8 @@ def producer(settings: Settings, **overrides: Any) -> KafkaProducer:
         compression_type="zstd",
         linger_ms=20,
         batch_size=256 * 1024,
-        key_serializer=lambda k: k.encode() if isinstance(k, str) else k,
-        value_serializer=lambda v: json.dumps(v, separators=(",", ":")).encode(),
+        key_serializer=DefaultSerializer(),
+        value_serializer=JsonSerializer(),
         client_id="tarmac-producer",
     )
     conf.update(overrides)

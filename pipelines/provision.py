@@ -91,6 +91,14 @@ def _jar_versions(folder: Path) -> dict[str, str]:
     return found
 
 
+def slf4j_binding(slf4j_api_version: str) -> str:
+    """The log4j2 artifact that binds the given slf4j-api (1.x: slf4j-impl, 2.x: slf4j2-impl)."""
+    major = slf4j_api_version.split(".", 1)[0]
+    if major not in {"1", "2"}:
+        raise ProvisionError(f"unsupported slf4j-api version {slf4j_api_version}")
+    return "log4j-slf4j2-impl" if major == "2" else "log4j-slf4j-impl"
+
+
 def kafka_home(settings: Settings) -> Path:
     """Folder holding ``libs/`` of the Kafka broker, fetched on first call."""
     home = settings.stack.cache / f"kafka-{settings.stack.kafka_version}"
@@ -111,7 +119,7 @@ def kafka_home(settings: Settings) -> Path:
     slf4j = _jar_versions(libs).get("slf4j-api")
     if slf4j is None:
         raise ProvisionError(f"no slf4j-api jar resolved in {libs}; cannot pick a binding")
-    binding = "log4j-slf4j2-impl" if slf4j.startswith("2.") else "log4j-slf4j-impl"
+    binding = slf4j_binding(slf4j)
     _mvn_get(
         f"org.apache.logging.log4j:{binding}:{settings.stack.log4j_version}",
         libs,

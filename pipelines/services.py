@@ -38,6 +38,14 @@ def _tail(path: Path, lines: int = 20) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 
+def _reap(pid: int) -> None:
+    """Collect a dead child of ours so that it does not linger as a zombie."""
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
 @dataclass
 class Service:
     """One embedded service; subclasses say how to prepare, launch and probe it."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import structlog
 from pyspark.sql import DataFrame
@@ -40,11 +41,14 @@ class SmokeResult:
     documents: int
 
 
-def produce(settings: Settings, n: int, tag: str | None = None) -> str:
-    """Send ``n`` messages tagged ``tag`` to the smoke topic; return the tag."""
+def produce(settings: Settings, n: int, tag: str | None = None, topic: str | None = None) -> str:
+    """Send ``n`` messages tagged ``tag`` to the smoke topic (or ``topic``); return the tag."""
     tag = tag or uuid.uuid4().hex[:12]
-    kafka_io.ensure_topics(settings, ["smoke"])
-    topic = settings.kafka.topic("smoke").name
+    if topic is None:
+        kafka_io.ensure_topics(settings, ["smoke"])
+        topic = settings.kafka.topic("smoke").name
+    else:
+        kafka_io.create_topic(settings, topic, partitions=2)
     prod = kafka_io.producer(settings)
     for seq in range(n):
         msg_id = f"{tag}-{seq:06d}"
@@ -70,16 +74,22 @@ def parse(raw: DataFrame) -> DataFrame:
     )
 
 
-def run(settings: Settings) -> SmokeResult:
+def run(
+    settings: Settings,
+    topic: str | None = None,
+    collection: str = COLLECTION,
+    checkpoint: Path | None = None,
+) -> SmokeResult:
     """Drain the smoke topic into MongoDB once (``availableNow``) and report what was read."""
     spark = build_session(settings, "smoke")
-    checkpoint = settings.resolve(settings.paths.checkpoints) / "smoke"
+    topic = topic or settings.kafka.topic("smoke").name
+    checkpoint = checkpoint or settings.resolve(settings.paths.checkpoints) / "smoke"
     stats = {"batches": 0, "rows": 0}
 
     def write_batch(batch: DataFrame, batch_id: int) -> None:
         batch = batch.persist()
         n = batch.count()
-        sinks.upsert(batch.where(F.col("_id").isNotNull()), settings, COLLECTION)
+        sinks.upsert(batch.where(F.col("_id").isNotNull()), settings, collection)
         batch.unpersist()
         stats["batches"] += 1
         stats["rows"] += n
@@ -88,7 +98,7 @@ def run(settings: Settings) -> SmokeResult:
     raw = (
         spark.readStream.format("kafka")
         .option("kafka.bootstrap.servers", settings.kafka.bootstrap_servers)
-        .option("subscribe", settings.kafka.topic("smoke").name)
+        .option("subscribe", topic)
         .option("startingOffsets", "earliest")
         .load()
     )
@@ -100,7 +110,7 @@ def run(settings: Settings) -> SmokeResult:
         .start()
     )
     query.awaitTermination()
-    documents = mongo.database(settings)[COLLECTION].count_documents({})
+    documents = mongo.database(settings)[collection].count_documents({})
     result = SmokeResult(stats["batches"], stats["rows"], documents)
     log.info("smoke.done", **asdict(result))
     return result

@@ -1,0 +1,61 @@
+"""Shared fixtures. Integration tests run against the real embedded stack of env ``ci``
+(Kafka on 19092, FerretDB on 27018), started once per session and stopped afterwards if
+this session started it."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from pipelines import config, logs
+from pipelines.config import Settings
+
+TEST_ENV = os.environ.get("TARMAC_TEST_ENV", "ci")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    logs.configure("WARNING")
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    return config.load(TEST_ENV)
+
+
+@pytest.fixture(scope="session")
+def stack(settings: Settings) -> Iterator[Settings]:
+    """The real local stack, up for the whole session; what we started is stopped at the end."""
+    from pipelines import stack as stack_mod
+    from pipelines.services import services
+
+    before = {svc.name: svc.pid() for svc in services(settings)}
+    stack_mod.up(settings)
+    yield settings
+    for svc in services(settings):
+        if svc.embedded and before.get(svc.name) is None:
+            svc.stop()
+
+
+@pytest.fixture(scope="session")
+def spark(stack: Settings):
+    from pipelines.spark import build_session
+
+    session = build_session(stack, "tests")
+    yield session
+    session.stop()
+
+
+@pytest.fixture
+def db(stack: Settings):
+    from pipelines import mongo
+
+    return mongo.database(stack)
+
+
+@pytest.fixture
+def unique() -> str:
+    """A short unique suffix for topic / collection names of one test."""
+    return uuid.uuid4().hex[:10]

@@ -1,0 +1,235 @@
+"""The docker-compose production path, checked structurally (no Docker engine needed).
+
+docker-compose.yml, docker/Dockerfile, environment.yml and parameters/compose.yaml must agree:
+services named in the parameters exist, ports are bound to 127.0.0.1 only, named volumes are
+declared, referenced files exist, and the conda pins equal pyproject.toml's.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from pipelines import config
+
+REPO = Path(__file__).resolve().parent.parent
+COMPOSE_FILE = REPO / "docker-compose.yml"
+DOCKERFILE = REPO / "docker" / "Dockerfile"
+
+REQUIRED_SERVICES = {"kafka", "mongo", "spark-master", "spark-worker", "jupyter", "voila", "runner"}
+TARMAC_SERVICES = {"spark-master", "spark-worker", "jupyter", "voila", "runner"}
+# host port -> service publishing it
+EXPECTED_HOST_PORTS = {
+    9092: "kafka",
+    27017: "mongo",
+    8080: "spark-master",
+    7077: "spark-master",
+    8888: "jupyter",
+    8866: "voila",
+}
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    return yaml.safe_load(COMPOSE_FILE.read_text())
+
+
+@pytest.fixture(scope="module")
+def services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return compose["services"]
+
+
+def _ports(service: dict[str, Any]) -> list[tuple[str | None, int, int]]:
+    """(host_ip, host_port, container_port) of each published port, short or long syntax."""
+    out = []
+    for entry in service.get("ports", []):
+        if isinstance(entry, dict):
+            host_ip = entry.get("host_ip")
+            published = entry.get("published")
+            out.append((host_ip, int(published) if published else 0, int(entry["target"])))
+            continue
+        parts = str(entry).split("/", 1)[0].rsplit(":", 2)
+        if len(parts) == 3:
+            out.append((parts[0], int(parts[1]), int(parts[2])))
+        elif len(parts) == 2:
+            out.append((None, int(parts[0]), int(parts[1])))
+        else:
+            out.append((None, 0, int(parts[0])))
+    return out
+
+
+def _mounts(service: dict[str, Any]) -> list[tuple[str, str]]:
+    """(source, target) of each volume entry, short or long syntax."""
+    out = []
+    for entry in service.get("volumes", []):
+        if isinstance(entry, dict):
+            out.append((str(entry.get("source", "")), str(entry["target"])))
+        else:
+            source, target = str(entry).split(":")[:2]
+            out.append((source, target))
+    return out
+
+
+def _is_bind(source: str) -> bool:
+    return source.startswith((".", "/", "~"))
+
+
+def _hosts(servers: str) -> set[str]:
+    """Host names of a comma-separated host:port list."""
+    return {hp.strip().rsplit(":", 1)[0] for hp in servers.split(",") if hp.strip()}
+
+
+def _uri_hosts(uri: str) -> set[str]:
+    netloc = uri.split("://", 1)[1].split("/", 1)[0].rsplit("@", 1)[-1]
+    return _hosts(",".join(hp if ":" in hp else f"{hp}:27017" for hp in netloc.split(",")))
+
+
+def test_required_services_exist(services: dict[str, Any]) -> None:
+    assert set(services) >= REQUIRED_SERVICES, REQUIRED_SERVICES - set(services)
+
+
+def test_common_block_is_an_anchor() -> None:
+    text = COMPOSE_FILE.read_text()
+    assert re.search(r"^x-tarmac:\s*&\S+", text, re.MULTILINE), "x-tarmac anchor missing"
+
+
+def test_published_ports_bound_to_localhost(services: dict[str, Any]) -> None:
+    for name, service in services.items():
+        for host_ip, host_port, container_port in _ports(service):
+            assert host_ip == "127.0.0.1", (
+                f"{name}: port {host_port}:{container_port} must be bound to 127.0.0.1"
+            )
+            assert host_port, f"{name}: container port {container_port} has no fixed host port"
+
+
+def test_expected_ports_are_published(services: dict[str, Any]) -> None:
+    published = {
+        host_port: name for name, svc in services.items() for _, host_port, _ in _ports(svc)
+    }
+    for port, name in EXPECTED_HOST_PORTS.items():
+        assert published.get(port) == name, f"127.0.0.1:{port} should be published by {name}"
+
+
+def test_no_host_port_published_twice(services: dict[str, Any]) -> None:
+    ports = [host_port for svc in services.values() for _, host_port, _ in _ports(svc)]
+    assert len(ports) == len(set(ports)), ports
+
+
+def test_named_volumes_are_declared(compose: dict[str, Any]) -> None:
+    declared = set(compose.get("volumes") or {})
+    for name, service in compose["services"].items():
+        for source, _ in _mounts(service):
+            if source and not _is_bind(source):
+                assert source in declared, f"{name}: named volume '{source}' is not declared"
+
+
+def test_stateful_services_use_named_volumes(services: dict[str, Any]) -> None:
+    for name, target in [("kafka", "/var/lib/kafka/data"), ("mongo", "/data/db")]:
+        mounts = {t: s for s, t in _mounts(services[name])}
+        assert target in mounts and not _is_bind(mounts[target]), f"{name}: {target}"
+
+
+def test_bind_mount_sources_exist(services: dict[str, Any]) -> None:
+    for name, service in services.items():
+        for source, target in _mounts(service):
+            if _is_bind(source):
+                path = (REPO / source).resolve() if not source.startswith("/") else Path(source)
+                assert path.exists(), f"{name}: bind mount source {source} (-> {target}) missing"
+
+
+def test_build_context_and_dockerfile_exist(services: dict[str, Any]) -> None:
+    built = {name: svc["build"] for name, svc in services.items() if "build" in svc}
+    assert set(built) >= TARMAC_SERVICES, TARMAC_SERVICES - set(built)
+    for name, build in built.items():
+        if isinstance(build, str):
+            build = {"context": build}
+        context = REPO / build.get("context", ".")
+        assert context.is_dir(), f"{name}: build context {context} missing"
+        dockerfile = context / build.get("dockerfile", "Dockerfile")
+        assert dockerfile.is_file(), f"{name}: dockerfile {dockerfile} missing"
+
+
+def test_tarmac_services_share_the_contract(services: dict[str, Any]) -> None:
+    for name in TARMAC_SERVICES:
+        svc = services[name]
+        env = svc.get("environment") or {}
+        if isinstance(env, list):
+            env = dict(e.split("=", 1) for e in env)
+        assert env.get("TARMAC_ENV") == "compose", name
+        sources = {Path(s).as_posix() for s, _ in _mounts(svc) if _is_bind(s)}
+        assert {"parameters", "outputs"} <= sources, f"{name}: mounts {sources}"
+        deps = svc.get("depends_on") or {}
+        for infra in ("kafka", "mongo"):
+            assert isinstance(deps, dict) and infra in deps, f"{name} must depend on {infra}"
+            assert deps[infra].get("condition") == "service_healthy", f"{name} -> {infra}"
+
+
+def test_infra_has_healthchecks(services: dict[str, Any]) -> None:
+    assert services["kafka"]["image"] == "apache/kafka:4.1.1"
+    assert services["mongo"]["image"].startswith("mongo:7")
+    for name in ("kafka", "mongo"):
+        assert services[name].get("healthcheck", {}).get("test"), f"{name}: no healthcheck"
+    assert "mongosh" in str(services["mongo"]["healthcheck"]["test"])
+
+
+def test_kafka_is_a_single_kraft_node(services: dict[str, Any]) -> None:
+    env = services["kafka"]["environment"]
+    assert set(str(env["KAFKA_PROCESS_ROLES"]).split(",")) == {"broker", "controller"}
+    assert "CONTROLLER" in str(env["KAFKA_CONTROLLER_LISTENER_NAMES"])
+
+
+def test_runner_uses_the_crontab(services: dict[str, Any]) -> None:
+    runner = services["runner"]
+    sources = {Path(s).as_posix() for s, _ in _mounts(runner)}
+    assert "cron/tarmac.crontab" in sources
+    command = " ".join(runner["command"]) if isinstance(runner["command"], list) else ""
+    command = command or str(runner["command"])
+    assert "crontab" in command and "cron -f" in command
+
+
+def test_compose_parameters_name_compose_services(
+    services: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for var in ("KAFKA_BOOTSTRAP_SERVERS", "MONGO_URI", "MONGO_DATABASE"):
+        monkeypatch.delenv(var, raising=False)
+    settings = config.load("compose", path=REPO / "parameters" / "compose.yaml")
+    assert settings.env == "compose"
+    assert settings.kafka.embedded is False
+    assert settings.mongo.embedded is False
+    kafka_hosts = _hosts(settings.kafka.bootstrap_servers)
+    mongo_hosts = _uri_hosts(settings.mongo.uri)
+    spark_hosts = _hosts(settings.spark.master.split("://", 1)[1])
+    for host in kafka_hosts | mongo_hosts | spark_hosts:
+        assert host in services, f"parameters/compose.yaml names '{host}', not a compose service"
+    advertised = str(services["kafka"]["environment"]["KAFKA_ADVERTISED_LISTENERS"])
+    for server in settings.kafka.bootstrap_servers.split(","):
+        assert f"://{server.strip()}" in advertised, f"kafka does not advertise {server}"
+
+
+def test_environment_yml_pins_match_pyproject() -> None:
+    env = yaml.safe_load((REPO / "environment.yml").read_text())
+    assert env["name"] == "tarmac"
+    assert env["channels"] == ["conda-forge"]
+    conda = [d for d in env["dependencies"] if isinstance(d, str)]
+    assert "python=3.11" in conda
+    assert "openjdk=17" in conda
+    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d)
+    assert "-e ." in pip
+    pins = [p for p in pip if p != "-e ."]
+    deps = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert sorted(pins) == sorted(deps)
+
+
+def test_dockerfile_installs_a_jre() -> None:
+    assert DOCKERFILE.is_file()
+    text = DOCKERFILE.read_text()
+    assert re.search(r"^FROM\s+python:3\.11-slim", text, re.MULTILINE)
+    assert re.search(r"\b(default-jre-headless|openjdk-\d+-jre(-headless)?)\b", text)
+    for package in ("maven", "cron", "tini"):
+        assert re.search(rf"\b{package}\b", text), package
+    assert re.search(r"^WORKDIR\s+/opt/tarmac\s*$", text, re.MULTILINE)

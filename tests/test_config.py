@@ -1,0 +1,59 @@
+from pathlib import Path
+
+import pytest
+
+from pipelines import config
+from pipelines.exceptions import ConfigError
+
+
+@pytest.mark.parametrize("env", ["local", "ci", "compose"])
+def test_every_env_file_validates(env: str) -> None:
+    settings = config.load(env)
+    assert settings.env == env
+    assert settings.kafka.topic("smoke").name
+
+
+def test_local_and_ci_do_not_share_ports_or_folders() -> None:
+    local, ci = config.load("local"), config.load("ci")
+    assert local.kafka.port != ci.kafka.port
+    assert local.mongo.port != ci.mongo.port
+    assert local.stack.home != ci.stack.home
+    assert local.mongo.database != ci.mongo.database
+
+
+def test_unknown_key_is_refused(tmp_path: Path) -> None:
+    p = tmp_path / "x.yaml"
+    p.write_text("env: x\nkafka:\n  bootstrap_server: 1.2.3.4:9092\n")
+    with pytest.raises(ConfigError, match=r"kafka\.bootstrap_server: unknown key"):
+        config.load("x", p)
+
+
+def test_wrong_type_is_refused(tmp_path: Path) -> None:
+    p = tmp_path / "x.yaml"
+    p.write_text("env: x\nspark:\n  shuffle_partitions: many\n")
+    with pytest.raises(ConfigError, match=r"spark\.shuffle_partitions"):
+        config.load("x", p)
+
+
+def test_missing_env_names_the_choices() -> None:
+    with pytest.raises(ConfigError, match="choose one of"):
+        config.load("nope")
+
+
+def test_environment_points_at_external_services(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "broker.example:9092")
+    monkeypatch.setenv("MONGO_URI", "mongodb://db.example:27017/")
+    s = config.load("local")
+    assert s.kafka.bootstrap_servers == "broker.example:9092" and not s.kafka.embedded
+    assert s.mongo.uri == "mongodb://db.example:27017/" and not s.mongo.embedded
+
+
+def test_mongo_port_parsing() -> None:
+    m = config.MongoSettings(uri="mongodb://user:pw@host:27999/db?x=1")
+    assert m.port == 27999
+    assert config.MongoSettings(uri="mongodb://host/").port == 27017
+
+
+def test_relative_paths_resolve_against_repo_root() -> None:
+    s = config.load("local")
+    assert s.resolve(Path("outputs/x")) == config.REPO_ROOT / "outputs/x"

@@ -1,0 +1,37 @@
+from pathlib import Path
+
+import pytest
+
+from pipelines import provision
+from pipelines.exceptions import ProvisionError
+
+
+@pytest.mark.parametrize(
+    ("slf4j", "binding"),
+    [("1.7.36", "log4j-slf4j-impl"), ("2.0.17", "log4j-slf4j2-impl")],
+)
+def test_slf4j_binding_matches_api(slf4j: str, binding: str) -> None:
+    assert provision.slf4j_binding(slf4j) == binding
+
+
+def test_slf4j_binding_unknown_major() -> None:
+    with pytest.raises(ProvisionError):
+        provision.slf4j_binding("3.0.0")
+
+
+def test_dedupe_drops_jars_pyspark_ships_whatever_their_version(tmp_path: Path) -> None:
+    names = [
+        "spark-sql-kafka-0-10_2.13-4.2.0.jar",
+        "kafka-clients-3.9.2.jar",
+        "hadoop-client-runtime-3.5.0.jar",
+        "lz4-java-1.10.1.jar",
+        "commons-pool2-2.13.1.jar",
+    ]
+    shipped = {"hadoop-client-runtime", "lz4-java", "spark-core_2.13"}
+    dropped = provision._dedupe([tmp_path / n for n in names], shipped)
+    assert sorted(dropped) == ["hadoop-client-runtime-3.5.0.jar", "lz4-java-1.10.1.jar"]
+
+
+def test_poms_are_shipped_with_the_package() -> None:
+    for pom in ("kafka-pom.xml", "spark-kafka-pom.xml"):
+        assert (provision.RESOURCES / pom).exists()
