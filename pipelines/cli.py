@@ -59,6 +59,20 @@ def cmd_smoke(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    from . import smoke, stack
+
+    settings = config.load(args.env)
+    _print_table(stack.up(settings))
+    smoke.produce(settings, args.messages)
+    result = smoke.run(settings)
+    print(f"\nsmoke path: {result.rows_read} messages read from Kafka by Spark, "
+          f"{result.documents} documents in MongoDB collection "
+          f"{settings.mongo.database}.{smoke.COLLECTION}")
+    print(f"stop the stack with: make stack-down ENV={settings.env}")
+    return 0
+
+
 def cmd_submit(args: argparse.Namespace) -> int:
     from .spark import submit_command
 
@@ -100,6 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="first send N messages to the smoke topic",
     )
+
+    p = add("demo", cmd_demo, "The main job on the embedded stack: stack up, then the pipeline.")
+    p.add_argument("--messages", type=int, default=1000, help="smoke messages to send")
 
     p = add(
         "submit",

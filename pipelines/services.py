@@ -7,6 +7,7 @@ service's own folder; anything else on the port is reported, never killed.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -40,10 +41,8 @@ def _tail(path: Path, lines: int = 20) -> str:
 
 def _reap(pid: int) -> None:
     """Collect a dead child of ours so that it does not linger as a zombie."""
-    try:
+    with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
 
 
 @dataclass

@@ -23,6 +23,9 @@ DOCKERFILE = REPO / "docker" / "Dockerfile"
 
 REQUIRED_SERVICES = {"kafka", "mongo", "spark-master", "spark-worker", "jupyter", "voila", "runner"}
 TARMAC_SERVICES = {"spark-master", "spark-worker", "jupyter", "voila", "runner"}
+# Bind sources allowed to be missing from a fresh clone: notebooks/ arrives with the first
+# committed notebook (the dashboard), and Docker creates a missing bind source empty.
+PENDING_SOURCES = {"notebooks"}
 # host port -> service publishing it
 EXPECTED_HOST_PORTS = {
     9092: "kafka",
@@ -135,11 +138,15 @@ def test_stateful_services_use_named_volumes(services: dict[str, Any]) -> None:
 
 
 def test_bind_mount_sources_exist(services: dict[str, Any]) -> None:
+    missing = []
     for name, service in services.items():
         for source, target in _mounts(service):
             if _is_bind(source):
                 path = (REPO / source).resolve() if not source.startswith("/") else Path(source)
-                assert path.exists(), f"{name}: bind mount source {source} (-> {target}) missing"
+                if not path.exists():
+                    missing.append((name, Path(source).as_posix(), target))
+    unexpected = [m for m in missing if m[1] not in PENDING_SOURCES]
+    assert not unexpected, f"bind mount sources missing (service, source, target): {unexpected}"
 
 
 def test_build_context_and_dockerfile_exist(services: dict[str, Any]) -> None:

@@ -1,0 +1,67 @@
+# Tarmac — every command a person or cron needs. `make help` lists them.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+ENV    ?= local
+export TARMAC_LOG_FORMAT ?= kv
+
+.DEFAULT_GOAL := help
+.PHONY: help install system-deps stack-up stack-down stack-status demo smoke test test-unit \
+        lint format clean
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[test]"
+	$(PY) -m pip check
+	@touch $@
+
+install: $(VENV)/.installed ## create .venv and install Tarmac with pinned dependencies
+
+system-deps: ## install OS packages a fresh machine lacks (Debian, as root): chromium, cron
+	@for tool in java mvn go; do command -v $$tool >/dev/null || \
+	  { echo "missing '$$tool': install a JDK 17+, Maven 3.8+ and Go 1.22+ (see README)"; exit 1; }; done
+	@missing=""; command -v chromium >/dev/null || missing="$$missing chromium"; \
+	  command -v crontab >/dev/null || missing="$$missing cron"; \
+	  if [ -n "$$missing" ]; then \
+	    echo "installing:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  fi
+
+stack-up: install ## start the embedded Kafka + FerretDB (+ fetch Spark's Kafka jars) for ENV
+	$(PY) -m pipelines stack up --env $(ENV)
+
+stack-down: install ## stop what stack-up started for ENV
+	$(PY) -m pipelines stack down --env $(ENV)
+
+stack-status: install ## what runs, on which port, with which log
+	$(PY) -m pipelines stack status --env $(ENV)
+
+smoke: stack-up ## Kafka -> Spark -> MongoDB smoke path on ENV
+	$(PY) -m pipelines smoke --env $(ENV) --produce 1000
+
+demo: install ## the main job on the embedded local stack
+	$(PY) -m pipelines demo --env $(ENV)
+
+test: install ## the whole test suite (starts and stops the `ci` stack itself)
+	TARMAC_TEST_ENV=ci $(PY) -m pytest
+
+test-unit: install ## tests that need no running service
+	$(PY) -m pytest -m "not integration"
+
+lint: install ## ruff
+	$(VENV)/bin/ruff check pipelines tests bench
+	$(VENV)/bin/ruff format --check pipelines tests bench
+
+format: install
+	$(VENV)/bin/ruff format pipelines tests bench
+	$(VENV)/bin/ruff check --fix pipelines tests bench
+
+clean: ## remove generated outputs (stack data included) — stop the stacks first
+	$(PY) -m pipelines stack down --env local || true
+	$(PY) -m pipelines stack down --env ci || true
+	rm -rf outputs/* .pytest_cache
