@@ -192,7 +192,7 @@ def check_csv(
 
     def lines(fh: BinaryIO) -> Iterator[str]:
         nonlocal line_no, last_raw
-        for line_no, last_raw in enumerate(fh, 1):  # noqa: B007 - read by the closure's caller
+        for line_no, last_raw in enumerate(fh, 1):  # noqa: B007 - nonlocal, read after
             yield last_raw.decode(encoding)
 
     header: list[str] | None = None

@@ -1,0 +1,324 @@
+"""Landing zone: a corpus of bad inputs, each ends up archived or quarantined with its reason."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+from pathlib import Path
+
+import pytest
+
+from pipelines import landing
+from pipelines.landing import CheckResult, LandingError, LandingZone, check_csv, write_atomic
+
+SRC = "weather"
+HEADER = ["station", "ts", "temp_c"]
+GOOD = b"station,ts,temp_c\nS1,2024-01-01T00,1.5\nS2,2024-01-01T00,2.0\nS3,2024-01-01T00,-0.5\n"
+
+CORPUS: dict[str, bytes] = {
+    "01_good.csv": GOOD,
+    "02_malformed.csv": GOOD + b"S4,2024-01-01T00,3.0,extra\n",
+    "03_missing_fields.csv": GOOD + b"S5,2024-01-01T00\n,2024-01-01T00,1.0\nS6,2024-01-01T00,\n",
+    "04_non_numeric.csv": b"station,ts,temp_c\nS1,2024-01-01T01,warm\nS2,not-a-date,1e999\n",
+    "05_quoted_bom.csv": b'\xef\xbb\xbfstation,ts,temp_c\n"S,1","2024-01-01T02",1\n"S\n2",x,2\n',
+    "06_empty.csv": b"",
+    "07_blank.csv": b"\n\r\n\n",
+    "08_truncated.csv": GOOD + b"S4,2024-01-0",
+    "09_latin1.csv": "station,ts,temp_c\nZürich,2024-01-01T00,1\n".encode("latin-1"),
+    "10_wrong_header.csv": b"station;ts;temp_c\nS1;2024-01-01T00;1\n",
+    "11_mostly_bad.csv": b"station,ts,temp_c\nS1\nS2\nS3,2024-01-01T00,1\n",
+    "12_copy_of_good.csv": GOOD,
+}
+# name -> (status, code or None, rows_in, rows_accepted, rows_rejected)
+EXPECTED = {
+    "01_good.csv": ("processed", None, 3, 3, 0),
+    "02_malformed.csv": ("processed", None, 4, 3, 1),
+    "03_missing_fields.csv": ("processed", None, 6, 4, 2),
+    "04_non_numeric.csv": ("processed", None, 2, 2, 0),
+    "05_quoted_bom.csv": ("processed", None, 2, 2, 0),
+    "06_empty.csv": ("quarantined", "empty", 0, 0, 0),
+    "07_blank.csv": ("quarantined", "empty", 0, 0, 0),
+    "08_truncated.csv": ("quarantined", "truncated", 4, 3, 1),
+    "09_latin1.csv": ("quarantined", "encoding", None, None, None),
+    "10_wrong_header.csv": ("quarantined", "header", None, None, None),
+    "11_mostly_bad.csv": ("quarantined", "too_many_rejected", 3, 1, 2),
+    "12_copy_of_good.csv": ("duplicate", None, None, None, None),
+}
+
+
+def drop(root: Path, name: str, data: bytes) -> Path:
+    return write_atomic(root / "landing" / SRC / name, data)
+
+
+def run(zone: LandingZone) -> dict[str, CheckResult | None]:
+    """What a job does per file; the downstream write would sit right before commit()."""
+    seen: dict[str, CheckResult | None] = {}
+    for f in zone.pending(SRC):
+        if zone.is_duplicate(f):
+            zone.skip_duplicate(f)
+            seen[f.name] = None
+        elif zone.claim(f):
+            result = seen[f.name] = zone.check(f, HEADER, required=["station"])
+            if not result.ok:
+                zone.quarantine(f, result)
+            else:
+                assert result.rows_in is not None and result.rows_accepted is not None
+                zone.commit(
+                    f, result.rows_in, result.rows_accepted, result.rows_in - result.rows_accepted
+                )
+    return seen
+
+
+def stored(root: Path) -> list[Path]:
+    """Every data file in archive/ and quarantine/ (reason files and the manifest excluded)."""
+    return [
+        p
+        for kind in ("archive", "quarantine")
+        for p in (root / kind).rglob("*")
+        if p.is_file() and not p.name.endswith(".reason.json")
+    ]
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def test_corpus_each_file_archived_or_quarantined_with_reason(tmp_path: Path) -> None:
+    zone = LandingZone(tmp_path)
+    for name, data in CORPUS.items():
+        drop(tmp_path, name, data)
+
+    seen = run(zone)
+
+    assert sorted(seen) == sorted(CORPUS)
+    assert zone.pending(SRC) == []
+    records = {r["name"]: r for r in zone.records(SRC)}
+    for name, (status, code, rows_in, accepted, rejected) in EXPECTED.items():
+        rec = records[name]
+        assert rec["status"] == status, (name, seen[name])
+        assert (rec["rows_in"], rec["rows_accepted"], rec["rows_rejected"]) == (
+            (rows_in, accepted, rejected) if status != "duplicate" else (None, None, None)
+        ), name
+        assert rec["sha256"] == sha(CORPUS[name]) and rec["size"] == len(CORPUS[name])
+        location = tmp_path / rec["location"]
+        assert location.read_bytes() == CORPUS[name]
+        kind = {"processed": "archive", "duplicate": "archive", "quarantined": "quarantine"}
+        assert location.relative_to(tmp_path).parts[:2] == (kind[status], SRC)
+        if status == "duplicate":
+            assert location.parent.name == "duplicates"
+            assert rec["duplicate_of"] == records["01_good.csv"]["id"]
+        if status == "quarantined":
+            reason = json.loads((location.parent / f"{location.name}.reason.json").read_text())
+            assert reason["code"] == code and reason["reason"].startswith(f"{code}: ")
+            assert reason["reason"] == rec["reason"]
+            assert reason["sha256"] == rec["sha256"] and reason["size"] == rec["size"]
+            assert reason["detected_at"] and reason["name"] == name
+            assert (reason["rows_in"], reason["rows_rejected"]) == (rows_in, rejected)
+
+    # Per-row reasons of files accepted with some rows rejected.
+    malformed = seen["02_malformed.csv"]
+    assert malformed is not None
+    assert [(e.line, e.reason) for e in malformed.row_errors] == [(5, "fields: expected 3, got 4")]
+    missing = seen["03_missing_fields.csv"]
+    assert missing is not None
+    assert [e.reason for e in missing.row_errors] == [
+        "fields: expected 3, got 2",
+        "missing value: station",
+    ]
+    assert "line 2" in records["09_latin1.csv"]["reason"]
+    assert "0xfc" in records["09_latin1.csv"]["reason"]
+
+    # Nothing lost: every input is in exactly one place, and the counts reconcile.
+    assert sorted(sha(p.read_bytes()) for p in stored(tmp_path)) == sorted(
+        sha(d) for d in CORPUS.values()
+    )
+    counts = zone.reconcile(SRC)
+    assert counts == {
+        "files_in": 12,
+        "claimed": 0,
+        "processed": 5,
+        "quarantined": 6,
+        "duplicate": 1,
+        "rows_in": 17,
+        "rows_accepted": 14,
+        "rows_rejected": 3,
+        "missing": 0,
+        "pending": 0,
+    }
+
+    # A rerun changes nothing.
+    assert run(zone) == {}
+    assert zone.reconcile(SRC) == counts
+
+
+def test_same_name_again_after_archive(tmp_path: Path) -> None:
+    zone = LandingZone(tmp_path)
+    drop(tmp_path, "obs.csv", GOOD)
+    run(zone)
+    drop(tmp_path, "obs.csv", GOOD)  # same name, same content: duplicate
+    run(zone)
+    changed = GOOD + b"S9,2024-01-01T00,9\n"
+    drop(tmp_path, "obs.csv", changed)  # same name, new content: processed, never overwrites
+    run(zone)
+
+    statuses = [(r["status"], Path(r["location"]).name) for r in zone.records(SRC)]
+    assert statuses == [
+        ("processed", "obs.csv"),
+        ("duplicate", "obs.csv"),
+        ("processed", "obs.1.csv"),
+    ]
+    assert sorted(p.read_bytes() for p in stored(tmp_path)) == sorted([GOOD, GOOD, changed])
+    assert zone.reconcile(SRC)["rows_in"] == 7
+
+
+def test_crash_between_write_and_commit_reprocesses(tmp_path: Path) -> None:
+    drop(tmp_path, "a.csv", GOOD)
+    crashed = LandingZone(tmp_path, owner="otherhost:1")
+    (f,) = crashed.pending(SRC)
+    assert crashed.claim(f)
+    # ... downstream write happened, then the job died before commit().
+
+    concurrent = LandingZone(tmp_path, owner="otherhost:2")
+    assert not concurrent.claim(concurrent.pending(SRC)[0])  # live claim of someone else
+    rerun = LandingZone(tmp_path, owner="otherhost:3", claim_ttl_s=0)
+    (f,) = rerun.pending(SRC)
+    assert not rerun.is_duplicate(f)
+    assert rerun.claim(f)  # stale claim taken over
+    with pytest.raises(LandingError, match="not claimed by otherhost:1"):
+        crashed.commit(f, 3, 3, 0)
+    rerun.commit(f, 3, 3, 0)
+
+    assert [(r["status"], r["owner"]) for r in rerun.records(SRC)] == [("processed", "otherhost:3")]
+    assert rerun.reconcile(SRC)["processed"] == 1
+
+
+def test_claim_of_dead_local_process_is_stale(tmp_path: Path) -> None:
+    drop(tmp_path, "a.csv", GOOD)
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    os.waitpid(pid, 0)
+    dead = LandingZone(tmp_path, owner=f"{socket.gethostname()}:{pid}")
+    assert dead.claim(dead.pending(SRC)[0])
+    me = LandingZone(tmp_path)
+    assert me.claim(me.pending(SRC)[0])
+
+
+def test_commit_contract_is_enforced(tmp_path: Path) -> None:
+    zone = LandingZone(tmp_path)
+    drop(tmp_path, "a.csv", GOOD)
+    (f,) = zone.pending(SRC)
+    with pytest.raises(LandingError, match="claim before processing"):
+        zone.commit(f, 3, 3, 0)
+    assert zone.claim(f)
+    assert zone.claim(f)  # idempotent for the same owner
+    with pytest.raises(LandingError, match="every input row"):
+        zone.commit(f, 3, 2, 0)
+    with pytest.raises(LandingError, match="not a duplicate"):
+        zone.skip_duplicate(f)
+    zone.commit(f, 3, 3, 0)
+    with pytest.raises(LandingError, match="is gone"):
+        zone.commit(f, 3, 3, 0)
+
+
+def test_file_replaced_while_processed_is_not_archived(tmp_path: Path) -> None:
+    zone = LandingZone(tmp_path)
+    drop(tmp_path, "a.csv", GOOD)
+    (f,) = zone.pending(SRC)
+    assert zone.claim(f)
+    drop(tmp_path, "a.csv", GOOD + b"S9,2024-01-01T00,9\n")
+    with pytest.raises(LandingError, match="changed while processed"):
+        zone.commit(f, 3, 3, 0)
+    assert run(LandingZone(tmp_path)) != {}  # the new content is a new file
+    assert [r["status"] for r in zone.records(SRC)] == ["claimed", "processed"]
+
+
+def test_crash_after_manifest_before_move_is_finished_next_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    zone = LandingZone(tmp_path)
+    drop(tmp_path, "a.csv", GOOD)
+    (f,) = zone.pending(SRC)
+    assert zone.claim(f)
+
+    def no_rename(src: Path, dst: Path) -> None:
+        raise OSError("disk went away")
+
+    with monkeypatch.context() as m:
+        m.setattr(landing.os, "rename", no_rename)
+        with pytest.raises(LandingError, match="the next run finishes the move"):
+            zone.commit(f, 3, 3, 0)
+    assert zone.reconcile(SRC)["missing"] == 1
+
+    run(zone)  # sees a duplicate of processed content whose archive copy is missing
+    (rec,) = zone.records(SRC)
+    assert rec["status"] == "processed"
+    assert (tmp_path / rec["location"]).read_bytes() == GOOD
+    assert zone.reconcile(SRC)["missing"] == 0
+
+
+def test_pending_ignores_files_being_written(tmp_path: Path) -> None:
+    zone = LandingZone(tmp_path)
+    folder = tmp_path / "landing" / SRC
+    folder.mkdir(parents=True)
+    for name in [".b.csv.1a2b.tmp", "c.csv.tmp", ".hidden.csv", "_SUCCESS", "d.csv.part"]:
+        (folder / name).write_text("partial")
+    (folder / "_temporary").mkdir()
+    (folder / "_temporary" / "x.csv").write_text("partial")
+    drop(tmp_path, "z.csv", GOOD)
+    drop(tmp_path, "2024/01/a.csv", GOOD)
+    assert [f.name for f in zone.pending(SRC)] == ["2024/01/a.csv", "z.csv"]
+    assert zone.pending("other") == []
+    with pytest.raises(LandingError, match="invalid source"):
+        zone.pending("../etc")
+
+
+def test_write_atomic_never_shows_a_partial_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    zone = LandingZone(tmp_path)
+    final = tmp_path / "landing" / SRC / "h.csv"
+    real_fsync = os.fsync
+    observed: list[tuple[bool, list[str], list[landing.LandedFile]]] = []
+
+    def spy(fd: int) -> None:
+        real_fsync(fd)
+        if not observed:  # the data file, before its rename
+            temps = [p.name for p in final.parent.iterdir()]
+            observed.append((final.exists(), temps, zone.pending(SRC)))
+
+    monkeypatch.setattr(landing.os, "fsync", spy)
+    write_atomic(final, GOOD)
+    (exists, temps, pending) = observed[0]
+    assert not exists and pending == []
+    assert len(temps) == 1 and temps[0].startswith(".h.csv.") and temps[0].endswith(".tmp")
+    assert final.read_bytes() == GOOD
+    assert [p.name for p in final.parent.iterdir()] == ["h.csv"]
+
+    def boom(src: object, dst: object) -> None:
+        raise OSError("crash before rename")
+
+    monkeypatch.setattr(landing.os, "replace", boom)
+    with pytest.raises(OSError, match="crash before rename"):
+        write_atomic(final, "new content")
+    assert final.read_bytes() == GOOD  # old content intact, temp file cleaned up
+    assert [p.name for p in final.parent.iterdir()] == ["h.csv"]
+
+
+def test_check_options(tmp_path: Path) -> None:
+    path = tmp_path / "t.csv"
+    path.write_bytes(GOOD + b"S4,2024-01-0")
+    assert check_csv(path, HEADER).code == "truncated"
+    lenient = check_csv(path, HEADER, allow_truncated=True)
+    assert lenient.ok and lenient.rows_rejected == 1
+    path.write_bytes(GOOD.rstrip(b"\n"))  # complete last line without newline is fine
+    assert check_csv(path, HEADER).ok
+    path.write_bytes(b"a;b\n1;2\n")
+    assert check_csv(path, delimiter=";").header == ("a", "b")
+    assert check_csv(path, ["a", "b"], required=["c"]).code == "header"
+    path.write_bytes(b"a,b\n1\n2\n")
+    assert check_csv(path, max_rejected_fraction=1.0).ok
+    path.write_bytes("a,b\n\u00e9,1\n".encode("latin-1"))
+    assert check_csv(path, encoding="latin-1").ok
