@@ -66,11 +66,44 @@ def cmd_demo(args: argparse.Namespace) -> int:
     _print_table(stack.up(settings))
     smoke.produce(settings, args.messages)
     result = smoke.run(settings)
-    print(f"\nsmoke path: {result.rows_read} messages read from Kafka by Spark, "
-          f"{result.documents} documents in MongoDB collection "
-          f"{settings.mongo.database}.{smoke.COLLECTION}")
+    print(
+        f"\nsmoke path: {result.rows_read} messages read from Kafka by Spark, "
+        f"{result.documents} documents in MongoDB collection "
+        f"{settings.mongo.database}.{smoke.COLLECTION}"
+    )
     print(f"stop the stack with: make stack-down ENV={settings.env}")
     return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from . import replay
+
+    settings = config.load(args.env)
+    run = replay.make(
+        settings,
+        args.source,
+        progress=not args.no_progress,
+        start=args.start,
+        end=args.end,
+        speed=args.speed,
+        max_rate=args.max_rate,
+        catch_up=args.catch_up,
+    )
+    stats = run.run(from_scratch=args.from_scratch)
+    print(
+        json.dumps(
+            {
+                "sent": stats.sent,
+                "dead_lettered": stats.dead_lettered,
+                "skipped_before_position": stats.skipped_before_position,
+                "position": stats.position,
+                "seconds": round(stats.seconds, 2),
+                "events_per_s": round(stats.rate),
+                "interrupted": stats.interrupted,
+            }
+        )
+    )
+    return 130 if stats.interrupted else 0
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
@@ -114,6 +147,32 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="first send N messages to the smoke topic",
     )
+
+    p = add(
+        "replay",
+        cmd_replay,
+        "Replay 2013 on an accelerated clock: flight events to Kafka, weather and "
+        "reference data as files in the landing zone.",
+    )
+    p.add_argument("source", choices=["flights", "weather", "reference", "all"])
+    p.add_argument("--start", help="replayed window start, ISO-8601 (default: parameters)")
+    p.add_argument("--end", help="replayed window end, exclusive (default: parameters)")
+    p.add_argument(
+        "--speed", type=float, help="seconds of 2013 per wall-clock second (3600 = 1 h per second)"
+    )
+    p.add_argument("--max-rate", type=float, help="cap in events per wall-clock second")
+    p.add_argument(
+        "--catch-up",
+        action="store_true",
+        default=None,
+        help="no pacing: send as fast as the broker takes it",
+    )
+    p.add_argument(
+        "--from-scratch",
+        action="store_true",
+        help="forget the saved position of these sources and start at --start",
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     p = add("demo", cmd_demo, "The main job on the embedded stack: stack up, then the pipeline.")
     p.add_argument("--messages", type=int, default=1000, help="smoke messages to send")

@@ -8,11 +8,12 @@ key or a wrong type raises :class:`~pipelines.exceptions.ConfigError` naming the
 from __future__ import annotations
 
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .exceptions import ConfigError
 
@@ -84,6 +85,24 @@ class SparkSettings(_Model):
 
 class PathSettings(_Model):
     checkpoints: Path = Path("outputs/checkpoints/local")
+    data: Path = Path("outputs/data/local")  # landing/, archive/, quarantine/, replay state
+
+
+class ReplaySettings(_Model):
+    """Defaults of ``python -m pipelines replay``; every CLI option overrides one of these."""
+
+    start: datetime = datetime(2013, 1, 1, tzinfo=UTC)
+    end: datetime = datetime(2014, 1, 1, tzinfo=UTC)
+    speed: float = Field(default=3600.0, gt=0)  # seconds of 2013 per wall-clock second
+    max_rate: float | None = Field(default=None, gt=0)  # events per second, None = unlimited
+    catch_up: bool = False  # no pacing at all
+    board_lead_minutes: int = Field(default=120, ge=0)  # `scheduled` this long before departure
+    checkpoint_every: int = Field(default=5000, ge=1)  # events between flush + position save
+
+    @field_validator("start", "end")
+    @classmethod
+    def _utc(cls, value: datetime) -> datetime:
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 class Settings(_Model):
@@ -93,6 +112,7 @@ class Settings(_Model):
     mongo: MongoSettings = Field(default_factory=MongoSettings)
     spark: SparkSettings = Field(default_factory=SparkSettings)
     paths: PathSettings = Field(default_factory=PathSettings)
+    replay: ReplaySettings = Field(default_factory=ReplaySettings)
 
     def resolve(self, path: Path) -> Path:
         """A path from the parameters, made absolute against the repository root."""

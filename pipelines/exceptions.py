@@ -37,3 +37,10 @@ class ValidationFailure(TarmacError):
     """Input data did not pass validation (used where a whole input is refused)."""
 
     exit_code = 6
+
+
+class LandingError(TarmacError):
+    """A landing-zone contract was broken: a file changed or vanished while handled, a commit
+    without a claim, or row counts that do not add up."""
+
+    exit_code = 7

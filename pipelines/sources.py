@@ -109,7 +109,9 @@ def _read(path: Path, dtypes: dict[str, str], nullable: tuple[str, ...]) -> pd.D
             na_values={column: ["NA"] for column in nullable},
         )
     except (ValueError, TypeError) as exc:
-        raise ValidationFailure(f"{path.name}: a value does not fit the expected dtype: {exc}")
+        raise ValidationFailure(
+            f"{path.name}: a value does not fit the expected dtype: {exc}"
+        ) from exc
     if list(frame.columns) != list(dtypes):
         raise ValidationFailure(
             f"{path.name}: columns {list(frame.columns)} differ from expected {list(dtypes)}."

@@ -59,3 +59,35 @@ def db(stack: Settings):
 def unique() -> str:
     """A short unique suffix for topic / collection names of one test."""
     return uuid.uuid4().hex[:10]
+
+
+def isolate(settings: Settings, tmp_path, unique: str) -> Settings:
+    """A copy of ``settings`` with its own topics, data and checkpoint folders."""
+    topics = {
+        key: topic.model_copy(update={"name": f"{topic.name}.{unique}"})
+        for key, topic in settings.kafka.topics.items()
+    }
+    return settings.model_copy(
+        update={
+            "kafka": settings.kafka.model_copy(update={"topics": topics}),
+            "paths": settings.paths.model_copy(
+                update={"data": tmp_path / "data", "checkpoints": tmp_path / "checkpoints"}
+            ),
+        }
+    )
+
+
+def write_parameters(settings: Settings, folder) -> None:
+    """Write ``settings`` as ``<folder>/<env>.yaml`` (for subprocesses: TARMAC_PARAMETERS_DIR)."""
+    import yaml
+
+    folder.mkdir(parents=True, exist_ok=True)
+    data = settings.model_dump(mode="json")
+    data["stack"].pop("cache", None)
+    (folder / f"{settings.env}.yaml").write_text(yaml.safe_dump(data))
+
+
+@pytest.fixture
+def iso(stack: Settings, tmp_path, unique) -> Settings:
+    """The running stack's settings, isolated for one test (own topics and folders)."""
+    return isolate(stack, tmp_path, unique)

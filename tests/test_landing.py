@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
 import os
 import socket
 from pathlib import Path
@@ -194,6 +195,40 @@ def test_crash_between_write_and_commit_reprocesses(tmp_path: Path) -> None:
     assert rerun.reconcile(SRC)["processed"] == 1
 
 
+def _overlapping_run(args: tuple[Path, str]) -> int:
+    zone = LandingZone(args[0], owner=args[1])
+    done = 0
+    for f in zone.pending(SRC):
+        try:
+            if zone.is_duplicate(f):
+                zone.skip_duplicate(f)
+            elif zone.claim(f):
+                result = zone.check(f, HEADER)
+                if not result.ok:
+                    zone.quarantine(f, result)
+                else:
+                    zone.commit(f, result.rows_in or 0, result.rows_accepted or 0, 0)
+            done += 1
+        except LandingError as exc:
+            assert "is gone" in str(exc)  # another run moved it meanwhile
+    return done
+
+
+def test_overlapping_runs_handle_each_file_once(tmp_path: Path) -> None:
+    zone = LandingZone(tmp_path)
+    inputs = [GOOD + f"S{i % 5},2024-01-01T00,{i % 5}\n".encode() for i in range(40)]
+    inputs += [b"station;ts;temp_c\n"] * 4
+    for i, data in enumerate(inputs):
+        drop(tmp_path, f"f{i:02d}.csv", data)
+    with multiprocessing.get_context("fork").Pool(6) as pool:
+        pool.map(_overlapping_run, [(tmp_path, f"run{k}") for k in range(6)])
+
+    counts = zone.reconcile(SRC)
+    assert (counts["processed"], counts["duplicate"], counts["quarantined"]) == (5, 35, 4)
+    assert (counts["files_in"], counts["missing"], counts["pending"]) == (44, 0, 0)
+    assert sorted(p.read_bytes() for p in stored(tmp_path)) == sorted(inputs)
+
+
 def test_claim_of_dead_local_process_is_stale(tmp_path: Path) -> None:
     drop(tmp_path, "a.csv", GOOD)
     pid = os.fork()
@@ -229,7 +264,7 @@ def test_file_replaced_while_processed_is_not_archived(tmp_path: Path) -> None:
     (f,) = zone.pending(SRC)
     assert zone.claim(f)
     drop(tmp_path, "a.csv", GOOD + b"S9,2024-01-01T00,9\n")
-    with pytest.raises(LandingError, match="changed while processed"):
+    with pytest.raises(LandingError, match="changed since it was listed"):
         zone.commit(f, 3, 3, 0)
     assert run(LandingZone(tmp_path)) != {}  # the new content is a new file
     assert [r["status"] for r in zone.records(SRC)] == ["claimed", "processed"]
