@@ -16,8 +16,10 @@ import re
 import subprocess
 import tempfile
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+import orjson
 
 from pipelines import config, kafka_io, logs, provision, replay
 from pipelines.config import REPO_ROOT, Settings
@@ -102,17 +104,16 @@ def main() -> None:
         t0 = time.monotonic()
         stats = run.run(from_scratch=True)
         wall = time.monotonic() - t0
-    sample = next(
-        replay.events.iter_messages(
-            replay.flight_events(
-                run.options.start,
-                run.options.start.replace(hour=1),
-                replay.timedelta(minutes=run.options.board_lead_minutes),
-            )
-        )
+    day = replay.flight_events(
+        run.options.start,
+        run.options.start + timedelta(days=1),
+        timedelta(minutes=run.options.board_lead_minutes),
     )
-    sample["produced_at"] = "2026-01-01T00:00:00Z"
-    size = len(json.dumps(sample).encode())
+    sizes = [
+        len(orjson.dumps({**m, "produced_at": "2026-01-01T00:00:00Z"}))
+        for m in replay.events.iter_messages(day)
+    ]
+    size = round(sum(sizes) / len(sizes))
     perf_topic = f"bench.{tag}.producer-performance"
     kafka_io.create_topic(base, perf_topic, partitions=base.kafka.topic("flights").partitions)
     perf = _producer_performance(base, stats.sent["flights"], size, perf_topic)

@@ -139,6 +139,8 @@ def _prepare(flights: pd.DataFrame) -> pd.DataFrame:
 
 def _zones(fl: pd.DataFrame, airports: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
     """Destination zone and whether the destination is in airports.csv."""
+    if not {"faa", "tzone"} <= set(airports.columns):
+        raise ValidationFailure("airports need columns 'faa' and 'tzone'.")
     known = airports.dropna(subset=["faa"]).drop_duplicates("faa").set_index("faa")["tzone"]
     dest_known = fl["dest"].isin(known.index).astype(bool)
     zone = fl["dest"].map(known).astype("string")

@@ -26,6 +26,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pandas as pd
 import structlog
 from tqdm import tqdm
@@ -200,7 +201,8 @@ class Replay:
             clock = Clock(origin, opts.speed, opts.catch_up, opts.max_rate)
             if "flights" in self.sources:
                 kafka_io.ensure_topics(self.settings, ["flights", "flights_dlq"])
-                producer = kafka_io.producer(self.settings)
+                # values are serialised here (orjson), once, before validation and send
+                producer = kafka_io.producer(self.settings, value_serializer=None)
             bar = tqdm(
                 total=ev_total,
                 unit=" ev",
@@ -298,11 +300,18 @@ class Replay:
             producer.send(
                 self.settings.kafka.topic("flights_dlq").name,
                 key=str(msg.get("flight_key") or ""),
-                value={"reasons": reasons, "payload": msg, "source": "replay.flights"},
+                value=orjson.dumps(
+                    {"reasons": reasons, "payload": msg, "source": "replay.flights"},
+                    default=str,
+                ),
             )
             stats.dead_lettered += 1
             return
-        producer.send(self.settings.kafka.topic("flights").name, key=msg["flight_key"], value=msg)
+        producer.send(
+            self.settings.kafka.topic("flights").name,
+            key=msg["flight_key"],
+            value=orjson.dumps(msg),
+        )
         stats.sent["flights"] += 1
 
     @staticmethod
