@@ -89,7 +89,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         max_rate=args.max_rate,
         catch_up=args.catch_up,
     )
-    stats = run.run(from_scratch=args.from_scratch)
+    stats = replay.run_parallel(run, args.workers or settings.replay.workers, args.from_scratch)
     print(
         json.dumps(
             {
@@ -173,6 +173,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="forget the saved position of these sources and start at --start",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="producer processes for `flights --catch-up` (default: parameters)",
+    )
 
     p = add("demo", cmd_demo, "The main job on the embedded stack: stack up, then the pipeline.")
     p.add_argument("--messages", type=int, default=1000, help="smoke messages to send")

@@ -98,6 +98,7 @@ class ReplaySettings(_Model):
     catch_up: bool = False  # no pacing at all
     board_lead_minutes: int = Field(default=120, ge=0)  # `scheduled` this long before departure
     checkpoint_every: int = Field(default=5000, ge=1)  # events between flush + position save
+    workers: int = Field(default=1, ge=1, le=16)  # producer processes in catch-up mode
 
     @field_validator("start", "end")
     @classmethod

@@ -44,3 +44,21 @@ class LandingError(TarmacError):
     without a claim, or row counts that do not add up."""
 
     exit_code = 7
+
+
+class JobLockedError(TarmacError):
+    """The job already runs for this env (its lock is held); this run did nothing."""
+
+    exit_code = 8
+
+
+class JobFailedError(TarmacError):
+    """A job notebook raised; the message names the cell, the output notebook and the ledger."""
+
+    exit_code = 9
+
+
+class JobTimeoutError(JobFailedError):
+    """A job notebook ran past its timeout and was interrupted (then killed if it hung)."""
+
+    exit_code = 10

@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import heapq
 import json
+import multiprocessing
 import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -124,8 +126,10 @@ class Position:
 # ------------------------------------------------------------------------------- sources
 
 
+@lru_cache(maxsize=2)
 def flight_events(start: datetime, end: datetime, board_lead: timedelta) -> pd.DataFrame:
-    """Events with ``start <= event_time < end`` derived from the real flights."""
+    """Events with ``start <= event_time < end`` derived from the real flights (cached:
+    treat as read-only)."""
     flights = sources.load_flights()
     sched = pd.to_datetime(flights["time_hour"], utc=True)
     # events of a flight lie within [sched - board_lead, sched + 1 day + 1 day of delay]
@@ -170,6 +174,7 @@ class Replay:
     options: ReplaySettings
     sources: tuple[str, ...]
     progress: bool = True
+    shard: tuple[int, int] = (0, 1)  # (index, count): this run sends the flights of one shard
 
     @property
     def data_root(self) -> Path:
@@ -180,7 +185,9 @@ class Replay:
         return self.data_root / "landing"
 
     def position(self) -> Position:
-        return Position(self.data_root / "replay" / "position.json")
+        index, count = self.shard
+        name = "position.json" if count == 1 else f"position.shard{index}of{count}.json"
+        return Position(self.data_root / "replay" / name)
 
     def run(self, from_scratch: bool = False) -> ReplayStats:
         opts = self.options
@@ -192,6 +199,7 @@ class Replay:
         resume = [p[0] for s in self.sources if (p := pos.get(s)) and opts.start <= p[0] < opts.end]
         origin = min(resume) if resume and len(resume) == len(self.sources) else opts.start
         producer = None
+        last = None
         t0 = time.monotonic()
         try:
             stream = self._timeline(pos, stats)
@@ -212,17 +220,19 @@ class Replay:
                 smoothing=0.1,
             )
             since_save = 0
+            last: tuple[datetime, str] | None = None  # newest flight event handed to Kafka
             for t, kind, payload in stream:
                 clock.wait_until(t)
                 if kind == "flights":
                     self._send(producer, payload, stats)
-                    pos.set("flights", t, payload["event_id"])
-                    bar.update(1)
+                    last = (t, payload["event_id"])
                     since_save += 1
                     if since_save >= opts.checkpoint_every:
+                        pos.set("flights", *last)
                         self._checkpoint(producer, pos)
-                        since_save = 0
+                        bar.update(since_save)
                         bar.set_postfix_str(f"clock {_iso(t)}", refresh=False)
+                        since_save = 0
                 elif kind == "weather":
                     self._write_weather(t, payload)
                     stats.sent["weather"] += 1
@@ -233,12 +243,15 @@ class Replay:
                     stats.sent["reference"] += 1
                     pos.set("reference", t)
                     pos.save()
+            bar.update(since_save)
             bar.close()
         except KeyboardInterrupt:
             stats.interrupted = True
             log.warning("replay.interrupted", hint="run the same command again to resume")
         finally:
             if producer is not None:
+                if last is not None:
+                    pos.set("flights", *last)
                 self._checkpoint(producer, pos)
                 producer.close()
             stats.seconds = time.monotonic() - t0
@@ -271,6 +284,9 @@ class Replay:
                 )
                 stats.skipped_before_position = int(done.sum())
                 ev = ev[~done]
+            index, count = self.shard
+            if count > 1:  # a flight's events all go to one shard: per-key order is kept
+                ev = ev[pd.util.hash_pandas_object(ev["flight_key"], index=False) % count == index]
             n_events = len(ev)
             merged.append((m["_time"], "flights", m["msg"]) for m in _messages(ev))
         if "weather" in self.sources:
@@ -351,6 +367,52 @@ def _messages(ev: pd.DataFrame) -> Iterator[dict[str, Any]]:
     times = ev["event_time"].dt.to_pydatetime()
     for t, msg in zip(times, events.iter_messages(ev), strict=True):
         yield {"_time": t, "msg": msg}
+
+
+def run_parallel(replay: Replay, workers: int, from_scratch: bool = False) -> ReplayStats:
+    """Catch-up replay of flights by ``workers`` processes, each with its own producer and
+    position, a flight's events all in one worker. Events are derived once, before the fork."""
+    if workers == 1:
+        return replay.run(from_scratch)
+    if replay.sources != ("flights",) or not replay.options.catch_up:
+        raise ConfigError("--workers > 1 is for `replay flights --catch-up` only")
+    o = replay.options
+    flight_events(o.start, o.end, timedelta(minutes=o.board_lead_minutes))  # warm the cache
+    ctx = multiprocessing.get_context("fork")
+    results = ctx.Queue()
+    procs = [
+        ctx.Process(target=_worker, args=(replay, i, workers, from_scratch, results))
+        for i in range(workers)
+    ]
+    for proc in procs:
+        proc.start()
+    parts: list[ReplayStats] = [results.get() for _ in procs]
+    for proc in procs:
+        proc.join()
+    total = ReplayStats(
+        seconds=max(p.seconds for p in parts), prepare_seconds=max(p.prepare_seconds for p in parts)
+    )
+    for p in parts:
+        total.sent["flights"] += p.sent["flights"]
+        total.dead_lettered += p.dead_lettered
+        total.skipped_before_position += p.skipped_before_position
+        total.interrupted |= p.interrupted
+    total.position = {"flights": min((p.position.get("flights") or "") for p in parts) or None}
+    return total
+
+
+def _worker(replay: Replay, index: int, count: int, from_scratch: bool, out: Any) -> None:
+    shard = Replay(
+        replay.settings,
+        replay.options,
+        replay.sources,
+        progress=replay.progress and index == 0,
+        shard=(index, count),
+    )
+    try:
+        out.put(shard.run(from_scratch))
+    except KeyboardInterrupt:
+        out.put(ReplayStats(interrupted=True))
 
 
 def make(settings: Settings, source: str, progress: bool = True, **overrides: Any) -> Replay:

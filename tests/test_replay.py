@@ -79,7 +79,7 @@ def _consume(settings: Settings, topic_key: str, idle_ms: int = 4000) -> list[di
         value_deserializer=JsonSerializer(),
     )
     try:
-        return [m.value for m in consumer]
+        return [{**m.value, "_partition": m.partition} for m in consumer]
     finally:
         consumer.close()
 
@@ -138,6 +138,19 @@ def test_busy_morning_produces_exactly_the_expected_events(iso: Settings) -> Non
     for key in ("event_id", "flight_key", "event_time", "produced_at", "schema_version"):
         assert first[key] not in (None, "")
     assert _consume(iso, "flights_dlq", idle_ms=1500) == []
+
+
+@pytest.mark.integration
+def test_two_workers_send_the_same_events_once(iso: Settings) -> None:
+    run = replay.make(iso, "flights", progress=False, start=START, end=END, catch_up=True)
+    stats = replay.run_parallel(run, workers=2)
+    got = _consume(iso, "flights")
+    assert Counter(m["event_type"] for m in got) == _expected_counts(START, END)
+    assert len({m["event_id"] for m in got}) == len(got) == stats.sent["flights"]
+    by_flight: dict[str, set[int]] = {}
+    for m in got:  # every flight's events in one partition, in event-time order
+        by_flight.setdefault(m["flight_key"], set()).add(m["_partition"])
+    assert all(len(parts) == 1 for parts in by_flight.values())
 
 
 @pytest.mark.integration
