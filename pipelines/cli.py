@@ -89,7 +89,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
         max_rate=args.max_rate,
         catch_up=args.catch_up,
     )
-    stats = replay.run_parallel(run, args.workers or settings.replay.workers, args.from_scratch)
+    workers = args.workers or (settings.replay.workers if replay.parallelizable(run) else 1)
+    stats = replay.run_parallel(run, workers, args.from_scratch)
     print(
         json.dumps(
             {

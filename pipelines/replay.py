@@ -369,12 +369,17 @@ def _messages(ev: pd.DataFrame) -> Iterator[dict[str, Any]]:
         yield {"_time": t, "msg": msg}
 
 
+def parallelizable(replay: Replay) -> bool:
+    """Several producer processes make sense for a catch-up replay of flights only."""
+    return replay.sources == ("flights",) and replay.options.catch_up
+
+
 def run_parallel(replay: Replay, workers: int, from_scratch: bool = False) -> ReplayStats:
     """Catch-up replay of flights by ``workers`` processes, each with its own producer and
     position, a flight's events all in one worker. Events are derived once, before the fork."""
     if workers == 1:
         return replay.run(from_scratch)
-    if replay.sources != ("flights",) or not replay.options.catch_up:
+    if not parallelizable(replay):
         raise ConfigError("--workers > 1 is for `replay flights --catch-up` only")
     o = replay.options
     flight_events(o.start, o.end, timedelta(minutes=o.board_lead_minutes))  # warm the cache
