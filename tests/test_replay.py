@@ -158,10 +158,28 @@ def test_replay_killed_half_way_resumes_without_missing_events(iso: Settings, tm
     params = tmp_path / "params"
     write_parameters(iso, params)
     env = {**os.environ, "TARMAC_PARAMETERS_DIR": str(params)}
-    cmd = [sys.executable, "-m", "pipelines", "replay", "flights", "--env", iso.env,
-           "--start", START.isoformat(), "--end", END.isoformat(), "--no-progress"]
-    slow = subprocess.Popen([*cmd, "--catch-up", "--max-rate", "150"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    cmd = [
+        sys.executable,
+        "-m",
+        "pipelines",
+        "replay",
+        "flights",
+        "--env",
+        iso.env,
+        "--start",
+        START.isoformat(),
+        "--end",
+        END.isoformat(),
+        "--no-progress",
+        "--workers",
+        "1",
+    ]
+    slow = subprocess.Popen(
+        [*cmd, "--catch-up", "--max-rate", "150"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     position = Path(iso.paths.data) / "replay" / "position.json"
     deadline = time.monotonic() + 120
     while not position.exists() and time.monotonic() < deadline:  # a first checkpoint
@@ -230,11 +248,15 @@ def test_reference_snapshots_per_replayed_day(settings, tmp_path, unique) -> Non
     from .conftest import isolate
 
     iso = isolate(settings, tmp_path, unique)
-    replay.make(iso, "reference", progress=False, start=START, end=START + timedelta(days=2),
-                catch_up=True).run()
+    replay.make(
+        iso, "reference", progress=False, start=START, end=START + timedelta(days=2), catch_up=True
+    ).run()
     root = tmp_path / "data" / "landing" / "reference"
     assert sorted(p.name for p in root.iterdir()) == ["2013-01-02", "2013-01-03"]
     for day in root.iterdir():
         assert sorted(p.name for p in day.iterdir()) == [
-            "airlines.csv", "airports.csv", "planes.csv"]
+            "airlines.csv",
+            "airports.csv",
+            "planes.csv",
+        ]
         assert (day / "planes.csv").read_bytes() == sources.planes_csv().read_bytes()
