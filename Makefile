@@ -65,3 +65,10 @@ clean: ## remove generated outputs (stack data included) — stop the stacks fir
 	$(PY) -m pipelines stack down --env local || true
 	$(PY) -m pipelines stack down --env ci || true
 	rm -rf outputs/* .pytest_cache
+
+.PHONY: cron-install cron-remove
+cron-install: install ## install cron/tarmac.crontab for this checkout into your crontab (idempotent)
+	$(PY) -m pipelines cron install
+
+cron-remove: install ## remove this checkout's lines from your crontab (nothing else)
+	$(PY) -m pipelines cron remove

@@ -158,4 +158,6 @@ def get(name: str) -> JobSpec:
     try:
         return catalog[name]
     except KeyError:
-        raise ConfigError(f"no job '{name}' in the catalog; choose one of {sorted(catalog)}") from None
+        raise ConfigError(
+            f"no job '{name}' in the catalog; choose one of {sorted(catalog)}"
+        ) from None

@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
+from datetime import date
 
 import structlog
 
@@ -116,6 +117,113 @@ def cmd_submit(args: argparse.Namespace) -> int:
     return subprocess.call(cmd)
 
 
+def _run_summary(doc: dict[str, object]) -> dict[str, object]:
+    keys = ["run_id", "job", "env", "status", "attempt", "duration_s", "rows_in", "rows_out"]
+    keys += ["rows_rejected", "notebook", "html"]
+    return {k: doc.get(k) for k in keys}
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from . import runner
+
+    params = runner.parse_assignments(args.param)
+    result = runner.run(args.job, args.env, params)
+    doc = result.last
+    if args.json:
+        print(json.dumps(_run_summary(doc), default=str))
+        return 0
+    tries = f" (attempt {doc['attempt']})" if doc["attempt"] > 1 else ""
+    print(
+        f"job {doc['job']} (env {doc['env']}) succeeded{tries} in {doc['duration_s']:.1f} s: "
+        f"rows in {doc['rows_in']}, out {doc['rows_out']}, rejected {doc['rows_rejected']}\n"
+        f"  notebook: {runner.display_path(doc['notebook'])}\n"
+        f"  html:     {runner.display_path(doc['html'])}\n"
+        f"  run id:   {doc['run_id']}"
+    )
+    return 0
+
+
+def cmd_backfill(args: argparse.Namespace) -> int:
+    from . import runner
+
+    def show(outcome: runner.BackfillOutcome) -> None:
+        print(f"{outcome.date}  {outcome.status:<8}  {outcome.run_id or ''}".rstrip(), flush=True)
+
+    params = runner.parse_assignments(args.param)
+    outcomes = runner.backfill(
+        args.job, args.date_from, args.date_to, args.env, params, on_outcome=show
+    )
+    ran = sum(o.status == "success" for o in outcomes)
+    print(f"backfill of {args.job}: {ran} run, {len(outcomes) - ran} already done")
+    return 0
+
+
+def _short_time(value: object) -> object:
+    from datetime import datetime
+
+    if isinstance(value, datetime):
+        return value.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    return value
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    from . import runner
+
+    docs = runner.recent_runs(args.env, args.job, args.limit)
+    if args.json:
+        print(json.dumps(docs, default=str, indent=2))
+        return 0
+    if not docs:
+        print("no runs recorded yet")
+        return 0
+    rows = []
+    for d in docs:
+        error = d.get("error") or {}
+        rows.append(
+            {
+                "run_id": d.get("run_id"),
+                "job": d.get("job"),
+                "status": f"{d.get('status')}{' (pending)' if d.get('pending') else ''}",
+                "start": _short_time(d.get("start")),
+                "secs": d.get("duration_s"),
+                "date": d.get("date"),
+                "try": d.get("attempt"),
+                "in": d.get("rows_in"),
+                "out": d.get("rows_out"),
+                "rejected": d.get("rows_rejected"),
+                "error": f"{error.get('type')}: {str(error.get('message'))[:60]}"
+                if error
+                else None,
+            }
+        )
+    _print_table(rows)
+    return 0
+
+
+def cmd_schedule(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from . import cron
+
+    return cron.schedule(Path(args.crontab), once=args.once)
+
+
+def cmd_cron(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from . import cron
+
+    template, root = Path(args.crontab), Path(args.root)
+    where = f"crontab: tarmac block for {root.resolve()}"
+    if args.action == "show":
+        print(cron.block(template.read_text(), root), end="")
+    elif args.action == "install":
+        print(f"{where} {'installed' if cron.install(root, template) else 'already up to date'}")
+    else:
+        print(f"{where} {'removed' if cron.uninstall(root) else 'not present'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m pipelines",
@@ -191,6 +299,60 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("job", help="job name, e.g. smoke")
     p.add_argument("job_args", nargs=argparse.REMAINDER, help="arguments passed to the job")
+    p = add(
+        "run",
+        cmd_run,
+        "Run a catalog job notebook with papermill: validated parameters, job lock, timeout, "
+        "retries of transient failures, ledger in MongoDB (pipeline_runs).",
+    )
+    p.add_argument("job", help="job name from pipelines/catalog.py, e.g. smoke")
+    p.add_argument(
+        "-p",
+        "--param",
+        action="append",
+        metavar="NAME=VALUE",
+        help="a job parameter (repeatable); checked against the job's parameters before running",
+    )
+    p.add_argument("--json", action="store_true", help="print the run's ledger summary as JSON")
+
+    p = add(
+        "backfill",
+        cmd_backfill,
+        "Run a dated job for each date from --from to --to, in order; dates whose last run "
+        "succeeded are skipped; stops at the first failure.",
+    )
+    p.add_argument("job", help="a job with a date parameter, e.g. reference_daily")
+    p.add_argument(
+        "--from", dest="date_from", required=True, type=date.fromisoformat, metavar="YYYY-MM-DD"
+    )
+    p.add_argument(
+        "--to", dest="date_to", required=True, type=date.fromisoformat, metavar="YYYY-MM-DD"
+    )
+    p.add_argument("-p", "--param", action="append", metavar="NAME=VALUE", help="job parameter")
+
+    p = add("runs", cmd_runs, "The latest runs recorded in the ledger (newest first).")
+    p.add_argument("--job", default=None, help="only this job")
+    p.add_argument("--limit", type=int, default=20, help="how many runs (default 20)")
+    p.add_argument("--json", action="store_true", help="print the ledger documents as JSON")
+
+    p = add(
+        "schedule",
+        cmd_schedule,
+        "Foreground scheduler for machines without cron: runs the lines of cron/tarmac.crontab "
+        "at their times (--env is not used: each line names its own).",
+    )
+    p.add_argument("--once", action="store_true", help="run what is due this minute, then exit")
+    p.add_argument("--crontab", default=str(config.REPO_ROOT / "cron" / "tarmac.crontab"))
+
+    p = add(
+        "cron",
+        cmd_cron,
+        "Install, remove or show cron/tarmac.crontab in the user's crontab, rendered for this "
+        "checkout between '# BEGIN/END tarmac <root>' markers (--env is not used).",
+    )
+    p.add_argument("action", choices=["install", "remove", "show"])
+    p.add_argument("--root", default=str(config.REPO_ROOT), help="checkout the lines cd into")
+    p.add_argument("--crontab", default=str(config.REPO_ROOT / "cron" / "tarmac.crontab"))
     return parser
 
 

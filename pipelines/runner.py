@@ -21,6 +21,7 @@ validated values); nothing a caller passes is ever spliced into code.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -42,7 +43,7 @@ import psutil
 from . import catalog, config
 from .catalog import JobParams, JobSpec
 from .config import REPO_ROOT, Settings
-from .exceptions import ConfigError, JobFailedError, JobLockedError, JobTimeoutError, TarmacError
+from .exceptions import ConfigError, JobFailedError, JobLockedError, JobTimeoutError
 from .ledger import Ledger, RunLog, now
 from .locks import JobLock, lock_path
 
@@ -92,7 +93,11 @@ def report(
     Returns the metrics, so that the notebook shows them.
     """
     metrics: dict[str, Any] = {}
-    for name, value in (("rows_in", rows_in), ("rows_out", rows_out), ("rows_rejected", rows_rejected)):
+    for name, value in (
+        ("rows_in", rows_in),
+        ("rows_out", rows_out),
+        ("rows_rejected", rows_rejected),
+    ):
         if value is not None and (not isinstance(value, int) or value < 0):
             raise ValueError(f"{name} must be a count (int >= 0), got {value!r}")
         metrics[name] = None if value is None else int(value)
@@ -143,11 +148,12 @@ class _Paths:
         return self.root / "locks"
 
 
-def _rel(path: str | Path | None) -> str:
+def display_path(path: str | Path | None) -> str:
     if not path:
         return "-"
+    path = Path(path)
     try:
-        return os.path.relpath(path)
+        return str(path.relative_to(Path.cwd()))
     except ValueError:
         return str(path)
 
@@ -196,7 +202,7 @@ def validate(spec: JobSpec, env: str, params: Mapping[str, Any] | None) -> JobPa
 def _check_notebook(spec: JobSpec) -> None:
     if not spec.notebook_path.is_file():
         raise ConfigError(
-            f"job {spec.name}: its notebook {_rel(spec.notebook_path)} does not exist (yet); "
+            f"job {spec.name}: its notebook {display_path(spec.notebook_path)} does not exist (yet); "
             f"write it, or fix the catalog entry in pipelines/catalog.py"
         )
 
@@ -239,13 +245,14 @@ class _Watchdog:
         self.fired = True
         kernels = _kernels()
         self.runlog.event(
-            "run.timeout", level="warning", timeout_s=self.timeout_s, kernels=[k.pid for k in kernels]
+            "run.timeout",
+            level="warning",
+            timeout_s=self.timeout_s,
+            kernels=[k.pid for k in kernels],
         )
         for kernel in kernels:
-            try:
+            with contextlib.suppress(psutil.Error):
                 kernel.send_signal(signal.SIGINT)
-            except psutil.Error:
-                pass
         if self._done.wait(self.grace_s):
             return
         self.killed = True
@@ -255,10 +262,8 @@ class _Watchdog:
             except psutil.Error:
                 continue
             for proc in procs:
-                try:
+                with contextlib.suppress(psutil.Error):
                     proc.kill()
-                except psutil.Error:
-                    pass
         self.runlog.event("run.timeout_killed", level="warning", kernels=[k.pid for k in kernels])
 
 
@@ -281,7 +286,9 @@ def _last_started_cell(nb_path: Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     started = [
-        (i, c) for i, c in enumerate(nb.cells) if c.get("metadata", {}).get("papermill", {}).get("start_time")
+        (i, c)
+        for i, c in enumerate(nb.cells)
+        if c.get("metadata", {}).get("papermill", {}).get("start_time")
     ]
     return _cell_info(started[-1][1], started[-1][0]) if started else None
 
@@ -482,8 +489,8 @@ def _failure(spec: JobSpec, settings: Settings, result: RunResult) -> JobFailedE
     message = (
         f"job {spec.name} (env {settings.env}) {verb}{tries}: "
         f"{error.get('type')}: {error.get('message')}{where}\n"
-        f"  notebook: {_rel(doc.get('notebook'))}\n"
-        f"  html:     {_rel(doc.get('html'))}\n"
+        f"  notebook: {display_path(doc.get('notebook'))}\n"
+        f"  html:     {display_path(doc.get('html'))}\n"
         f"  run id:   {doc['run_id']} (python -m pipelines runs --env {settings.env})"
     )
     exc_type = JobTimeoutError if doc["status"] == "timeout" else JobFailedError
@@ -548,7 +555,9 @@ def run(
     result = RunResult()
     try:
         if lock.took_over_stale:
-            runlog.event("lock.stale_taken_over", job=spec.name, env=settings.env, previous=lock.previous)
+            runlog.event(
+                "lock.stale_taken_over", job=spec.name, env=settings.env, previous=lock.previous
+            )
             if lock.previous.get("run_id"):
                 ledger.mark_abandoned(lock.previous["run_id"], lock.previous)
         ledger.flush_pending()
@@ -660,7 +669,6 @@ logging.getLogger("papermill").addFilter(lambda record: METRICS_PARAM not in rec
 __all__ = [
     "BackfillOutcome",
     "RunResult",
-    "TarmacError",
     "backfill",
     "is_transient",
     "parse_assignments",

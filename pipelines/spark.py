@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 import warnings
 from pathlib import Path
 
@@ -36,6 +37,10 @@ def jars(settings: Settings) -> list[Path]:
 def build_session(settings: Settings, app: str) -> SparkSession:
     """Create (or reuse, under spark-submit) the session of ``app`` for ``settings``."""
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    # Spark hands timestamps to Python as naive local times: make local time UTC, here and in
+    # the Python workers (they inherit the environment), so what reaches MongoDB is UTC.
+    os.environ["TZ"] = "UTC"
+    time.tzset()
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     builder = SparkSession.builder.appName(f"tarmac-{app}").master(settings.spark.master)

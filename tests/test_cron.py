@@ -1,0 +1,160 @@
+"""cron/tarmac.crontab: render, idempotent merge/remove (pure, on strings: the real crontab is
+never touched), due computation with croniter at fixed times, ``schedule --once``."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from pipelines import catalog, cron
+from pipelines.exceptions import ConfigError
+
+REPO = Path(__file__).resolve().parent.parent
+TEMPLATE = (REPO / "cron" / "tarmac.crontab").read_text()
+ROOT = Path("/srv/tarmac")
+OTHER = "MAILTO=ops@example.org\n# backups\n30 2 * * * /usr/local/bin/backup\n"
+LINE = re.compile(
+    r"^(?P<sched>(\S+ ){5})cd \{\{ROOT\}\} && \.venv/bin/python -m pipelines run (?P<job>\w+) "
+    r"--env local( -p \w+=\S+)* >> outputs/logs/cron-(?P=job)\.log 2>&1$"
+)
+
+
+def test_template_lines_run_catalog_jobs_and_log_per_job() -> None:
+    lines = [ln for ln in TEMPLATE.splitlines() if ln.strip() and not ln.startswith("#")]
+    jobs = {}
+    for line in lines:
+        match = LINE.match(line)
+        assert match, line
+        jobs[match["job"]] = match["sched"].strip()
+    assert jobs == {
+        "reference_daily": "0 5 * * *",
+        "weather_hourly": "5 * * * *",
+        "flights_stream": "* * * * *",
+    }
+    assert set(jobs) <= set(catalog.JOBS)
+    assert "-p trigger=availableNow" in TEMPLATE
+
+
+def test_render_puts_the_absolute_root_in_and_quotes_it() -> None:
+    text = cron.render(TEMPLATE, ROOT)
+    assert "{{ROOT}}" not in text
+    assert "cd /srv/tarmac && .venv/bin/python -m pipelines run weather_hourly" in text
+    odd = cron.render("* * * * * cd {{ROOT}} && true\n", Path("/srv/my tar%mac"))
+    assert odd == "* * * * * cd '/srv/my tar\\%mac' && true\n"
+
+
+def test_install_into_an_empty_crontab_then_again_changes_nothing() -> None:
+    once = cron.merge("", TEMPLATE, ROOT)
+    assert once.splitlines()[0] == "# BEGIN tarmac /srv/tarmac"
+    assert once.splitlines()[-1] == "# END tarmac /srv/tarmac"
+    assert cron.merge(once, TEMPLATE, ROOT) == once
+    assert once.count("pipelines run flights_stream") == 1
+
+
+def test_install_keeps_other_entries_and_remove_restores_them() -> None:
+    installed = cron.merge(OTHER, TEMPLATE, ROOT)
+    assert installed.startswith(OTHER)
+    assert cron.merge(installed, TEMPLATE, ROOT) == installed
+    assert cron.remove(installed, ROOT) == OTHER
+    assert cron.remove(cron.remove(installed, ROOT), ROOT) == OTHER  # removing twice: harmless
+    assert cron.remove("", ROOT) == ""
+
+
+def test_a_changed_template_replaces_the_block_in_place() -> None:
+    installed = cron.merge(OTHER, TEMPLATE, ROOT) + "0 0 * * * /usr/bin/after\n"
+    updated = cron.merge(installed, "15 3 * * * cd {{ROOT}} && echo new\n", ROOT)
+    assert "pipelines run" not in updated
+    assert "15 3 * * * cd /srv/tarmac && echo new" in updated
+    assert updated.startswith(OTHER) and updated.endswith("0 0 * * * /usr/bin/after\n")
+    assert updated.count("# BEGIN tarmac /srv/tarmac\n") == 1
+
+
+def test_two_checkouts_have_their_own_blocks() -> None:
+    both = cron.merge(cron.merge("", TEMPLATE, ROOT), TEMPLATE, Path("/home/me/tarmac"))
+    assert [ln for ln in both.splitlines() if ln.startswith("# BEGIN tarmac ")] == [
+        "# BEGIN tarmac /srv/tarmac",
+        "# BEGIN tarmac /home/me/tarmac",
+    ]
+    only_other = cron.remove(both, ROOT)
+    assert "/srv/tarmac" not in only_other and "cd /home/me/tarmac" in only_other
+
+
+def test_a_damaged_block_is_not_touched() -> None:
+    damaged = "# BEGIN tarmac /srv/tarmac\n* * * * * true\n"
+    with pytest.raises(ConfigError, match="damaged tarmac block"):
+        cron.merge(damaged, TEMPLATE, ROOT)
+    with pytest.raises(ConfigError, match="damaged"):
+        cron.remove(damaged, ROOT)
+
+
+def test_parse_the_template() -> None:
+    entries, env = cron.parse(cron.render(TEMPLATE, ROOT))
+    assert env == {}
+    assert [e.schedule for e in entries] == ["0 5 * * *", "5 * * * *", "* * * * *"]
+    assert all(e.command.startswith("cd /srv/tarmac && ") for e in entries)
+    entries, env = cron.parse("SHELL=/bin/bash\n@hourly echo hi\n")
+    assert env == {"SHELL": "/bin/bash"} and entries[0].schedule == "@hourly"
+    for bad in ("61 * * * * echo", "* * * * *", "@reboot echo hi"):
+        with pytest.raises(ConfigError, match="line 1"):
+            cron.parse(bad)
+
+
+@pytest.mark.parametrize(
+    ("when", "jobs"),
+    [
+        (datetime(2024, 3, 1, 5, 0, 42), ["reference_daily", "flights_stream"]),
+        (datetime(2024, 3, 1, 10, 5, 0), ["weather_hourly", "flights_stream"]),
+        (datetime(2024, 3, 1, 5, 5, 59), ["weather_hourly", "flights_stream"]),
+        (datetime(2024, 3, 1, 10, 6, 0), ["flights_stream"]),
+    ],
+)
+def test_due_at_fixed_times(when: datetime, jobs: list[str]) -> None:
+    entries, _ = cron.parse(cron.render(TEMPLATE, ROOT))
+    due = cron.due(entries, when)
+    assert [re.search(r"run (\w+)", e.command)[1] for e in due] == jobs
+
+
+def test_schedule_once_runs_what_is_due_and_only_that(tmp_path: Path) -> None:
+    (tmp_path / "crontab").write_text(
+        "# test\n"
+        "GREETING=hello\n"
+        "0 5 * * * cd {{ROOT}} && echo $GREETING > due.txt\n"
+        "5 * * * * cd {{ROOT}} && echo no > not-due.txt\n"
+    )
+    code = cron.schedule(
+        tmp_path / "crontab", root=tmp_path, once=True, now=datetime(2024, 3, 1, 5)
+    )
+    assert code == 0
+    assert (tmp_path / "due.txt").read_text() == "hello\n"
+    assert not (tmp_path / "not-due.txt").exists()
+
+
+def test_schedule_once_fails_when_a_command_fails(tmp_path: Path) -> None:
+    (tmp_path / "crontab").write_text("* * * * * exit 3\n* * * * * true\n")
+    assert cron.schedule(tmp_path / "crontab", root=tmp_path, once=True) == 1
+
+
+def test_schedule_once_cli(tmp_path: Path) -> None:
+    (tmp_path / "crontab").write_text(f"* * * * * echo ran > {tmp_path}/ran.txt\n")
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pipelines",
+            "schedule",
+            "--once",
+            "--crontab",
+            str(tmp_path / "crontab"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
+    )
+    assert res.returncode == 0, res.stderr
+    assert (tmp_path / "ran.txt").read_text() == "ran\n"
