@@ -83,9 +83,10 @@ class RunLog:
                 fh.write(dumps(record) + "\n")
         except OSError as exc:  # the log must never take a run down
             log.error("runner.log_unwritable", path=str(self.path), error=str(exc))
-        getattr(log, level if level in ("info", "warning", "error") else "info")(
-            event, **{k: v for k, v in fields.items() if k not in ("traceback", "params")}
-        )
+        echo = {k: v for k, v in fields.items() if k not in ("traceback", "params")}
+        if isinstance(echo.get("error"), dict):  # stderr gets the gist, runner.log the detail
+            echo["error"] = f"{echo['error'].get('type')}: {echo['error'].get('message')}"
+        getattr(log, level if level in ("info", "warning", "error") else "info")(event, **echo)
 
 
 class Ledger:

@@ -483,7 +483,9 @@ def _failure(spec: JobSpec, settings: Settings, result: RunResult) -> JobFailedE
     where = ""
     if cell.get("index") is not None:
         first_line = (cell.get("source") or "").strip().splitlines()[:1]
-        where = f" in cell {cell['index']}" + (f" (`{first_line[0][:80]}`)" if first_line else "")
+        where = f"\n  cell:     {cell['index']}" + (
+            f" `{first_line[0][:80]}`" if first_line else ""
+        )
     tries = f" after {len(result.attempts)} attempts" if len(result.attempts) > 1 else ""
     verb = "timed out" if doc["status"] == "timeout" else "failed"
     message = (

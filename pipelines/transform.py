@@ -122,12 +122,12 @@ def wind_band(wind_mph: Column) -> Column:
 
 
 # ------------------------------------------------------------------------------- weather
-def clean_weather(raw: DataFrame) -> DataFrame:
+def clean_weather(raw: DataFrame, keep: tuple[str, ...] = ()) -> DataFrame:
     """Raw hourly weather rows (all strings, ``NA`` for missing) -> typed rows in SI units.
 
     Keeps every input row: ``reject_reason`` is set on rows that cannot be used (unknown
     origin, unparsable hour, a non-numeric measure); ``value_issues`` lists values that were
-    nulled (out-of-range wind) on rows that are kept.
+    nulled (out-of-range wind) on rows that are kept. Columns in ``keep`` pass through.
     """
     numeric = ["temp", "dewp", "humid", "wind_dir", "wind_speed", "wind_gust", "precip",
                "pressure", "visib"]  # fmt: skip
@@ -179,19 +179,21 @@ def clean_weather(raw: DataFrame) -> DataFrame:
         F.col("source_file") if "source_file" in raw.columns else F.lit(None).alias("source_file"),
         F.col("reject_reason"),
         F.col("value_issues"),
+        *keep,
     )
 
 
 # ----------------------------------------------------------------------------- reference
-def clean_airlines(raw: DataFrame) -> DataFrame:
+def clean_airlines(raw: DataFrame, keep: tuple[str, ...] = ()) -> DataFrame:
     return raw.select(
         F.trim("carrier").alias("_id"),
         F.trim("name").alias("name"),
         _reasons((_na("carrier"), "carrier code is missing")).alias("reject_reason"),
+        *keep,
     )
 
 
-def clean_airports(raw: DataFrame) -> DataFrame:
+def clean_airports(raw: DataFrame, keep: tuple[str, ...] = ()) -> DataFrame:
     return raw.select(
         F.trim("faa").alias("_id"),
         F.trim("name").alias("name"),
@@ -207,10 +209,11 @@ def clean_airports(raw: DataFrame) -> DataFrame:
             _not_a_number("lon"),
             _not_a_number("alt", "int"),
         ).alias("reject_reason"),
+        *keep,
     )
 
 
-def clean_planes(raw: DataFrame) -> DataFrame:
+def clean_planes(raw: DataFrame, keep: tuple[str, ...] = ()) -> DataFrame:
     return raw.select(
         F.trim("tailnum").alias("_id"),
         _number("year", "int").alias("year"),
@@ -223,6 +226,7 @@ def clean_planes(raw: DataFrame) -> DataFrame:
             (_na("tailnum"), "tailnum is missing"),
             *[_not_a_number(c, "int") for c in ("year", "engines", "seats", "speed")],
         ).alias("reject_reason"),
+        *keep,
     )  # fmt: skip
 
 

@@ -1,0 +1,358 @@
+"""bqplot charts of the dashboard. Each is built once; ``update`` swaps the marks' data in
+place (inside ``hold_sync``, one message per mark), so a filter change never rebuilds the page.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import bqplot as bq
+import ipywidgets as W
+import numpy as np
+import pandas as pd
+
+from . import geo
+from .queries import ORIGINS, VISIB_BANDS, WEEKDAYS, WIND_BANDS
+from .widgets import DELAY_COLORS
+
+_MARGIN = {"top": 12, "bottom": 38, "left": 52, "right": 18}
+_AXIS_STYLE = {"font-size": "11px"}
+
+
+def delay_scale() -> bq.ColorScale:
+    """Green at 0 min, amber at 15 min (FAA on-time limit), red from 45 min."""
+    return bq.ColorScale(colors=DELAY_COLORS, min=0.0, mid=15.0, max=45.0)
+
+
+def _figure(marks, axes, height: int, **kw) -> bq.Figure:
+    fig = bq.Figure(
+        marks=marks,
+        axes=axes,
+        fig_margin=kw.pop("fig_margin", _MARGIN),
+        padding_y=0.0,
+        animation_duration=0,
+        background_style={"fill": "white"},
+        layout=W.Layout(width="100%", height=f"{height}px"),
+        **kw,
+    )
+    return fig
+
+
+def _finite(values: Any) -> np.ndarray:
+    arr = np.asarray(pd.to_numeric(pd.Series(values), errors="coerce"), dtype="float64")
+    return np.where(np.isfinite(arr), arr, np.nan)
+
+
+def _nan_to(values: np.ndarray, fill: float = 0.0) -> np.ndarray:
+    return np.where(np.isfinite(values), values, fill)
+
+
+class HourlyChart:
+    """Flights per scheduled hour (bars, right axis) and average departure delay (line)."""
+
+    def __init__(self) -> None:
+        self.x = bq.OrdinalScale()
+        self.y_delay = bq.LinearScale(min=0.0)
+        self.y_flights = bq.LinearScale(min=0.0)
+        self.bars = bq.Bars(
+            x=[],
+            y=[],
+            scales={"x": self.x, "y": self.y_flights},
+            colors=["#c9d3de"],
+            padding=0.15,
+            tooltip=bq.Tooltip(fields=["x", "y"], labels=["hour", "flights"]),
+        )
+        self.line = bq.Lines(
+            x=[],
+            y=[],
+            scales={"x": self.x, "y": self.y_delay},
+            colors=["#14213d"],
+            stroke_width=2.5,
+            marker="circle",
+            marker_size=18,
+        )
+        self.limit = bq.Lines(
+            x=[],
+            y=[],
+            scales={"x": self.x, "y": self.y_delay},
+            colors=["#b26a00"],
+            line_style="dashed",
+            stroke_width=1,
+        )
+        self.x_axis = bq.Axis(scale=self.x, tick_style=_AXIS_STYLE, tick_values=[])
+        axes = [
+            self.x_axis,
+            bq.Axis(
+                scale=self.y_delay,
+                orientation="vertical",
+                label="avg dep delay (min)",
+                grid_lines="dashed",
+                tick_style=_AXIS_STYLE,
+                label_offset="38px",
+            ),
+            bq.Axis(
+                scale=self.y_flights,
+                orientation="vertical",
+                side="right",
+                label="flights",
+                grid_lines="none",
+                tick_style=_AXIS_STYLE,
+                label_offset="30px",
+            ),
+        ]
+        margin = {**_MARGIN, "right": 48}
+        self.figure = _figure([self.bars, self.limit, self.line], axes, 260, fig_margin=margin)
+
+    def update(self, frame: pd.DataFrame, current_label: str | None = None) -> None:
+        labels = [str(v) for v in frame.get("label", [])]
+        delay = _finite(frame.get("avg_dep_delay", []))
+        flights = _finite(frame.get("flights", []))
+        step = max(1, math.ceil(len(labels) / 12))
+        colors = ["#14213d" if lab == current_label else "#c9d3de" for lab in labels]
+        with self.bars.hold_sync():
+            self.bars.x, self.bars.y = labels, _nan_to(flights)
+            self.bars.colors = colors or ["#c9d3de"]
+        top = float(np.nanmax(delay)) if np.isfinite(delay).any() else 15.0
+        self.y_delay.max = max(20.0, top * 1.15)
+        self.y_delay.min = min(0.0, float(np.nanmin(delay)) if np.isfinite(delay).any() else 0.0)
+        with self.line.hold_sync():
+            self.line.x, self.line.y = labels, delay
+        with self.limit.hold_sync():
+            self.limit.x = [labels[0], labels[-1]] if labels else []
+            self.limit.y = [15.0, 15.0] if labels else []
+        self.x_axis.tick_values = labels[::step]
+
+
+class CarrierChart:
+    """Carrier leaderboard: horizontal bars of average delay or on-time %, worst on top."""
+
+    METRICS = {
+        "avg_dep_delay": ("avg departure delay (min)", ".0f"),
+        "on_time_pct": ("on-time departures (%)", ".0f"),
+    }
+
+    def __init__(self) -> None:
+        self.x = bq.OrdinalScale(reverse=True)
+        self.y = bq.LinearScale(min=0.0)
+        self.color = delay_scale()
+        self.bars = bq.Bars(
+            x=[],
+            y=[],
+            color=[],
+            scales={"x": self.x, "y": self.y, "color": self.color},
+            orientation="horizontal",
+            padding=0.2,
+            label_display=True,
+            label_display_format=".0f",
+            label_font_style={"font-size": "11px", "font-weight": "600", "fill": "#1f2933"},
+            label_display_horizontal_offset=14,
+            tooltip=bq.Tooltip(fields=["x", "y"], labels=["carrier", "value"]),
+        )
+        self.value_axis = bq.Axis(
+            scale=self.y,
+            orientation="horizontal",
+            grid_lines="dashed",
+            tick_style=_AXIS_STYLE,
+            label="avg departure delay (min)",
+        )
+        axes = [
+            bq.Axis(scale=self.x, orientation="vertical", tick_style=_AXIS_STYLE),
+            self.value_axis,
+        ]
+        margin = {"top": 8, "bottom": 40, "left": 42, "right": 30}
+        self.figure = _figure([self.bars], axes, 330, fig_margin=margin)
+
+    def update(self, frame: pd.DataFrame, metric: str = "avg_dep_delay") -> None:
+        label, fmt = self.METRICS[metric]
+        frame = frame[frame["departed"] > 0] if len(frame) else frame
+        ascending = metric == "on_time_pct"  # worst first
+        frame = frame.sort_values(metric, ascending=ascending, na_position="last")
+        values = _finite(frame[metric]) if len(frame) else np.array([])
+        delays = _finite(frame["avg_dep_delay"]) if len(frame) else np.array([])
+        lo = float(np.nanmin(values)) if np.isfinite(values).any() else 0.0
+        hi = float(np.nanmax(values)) if np.isfinite(values).any() else 1.0
+        self.y.min = min(0.0, lo * 1.1)
+        self.y.max = 100.0 if metric == "on_time_pct" else max(10.0, hi * 1.15)
+        with self.bars.hold_sync():
+            self.bars.x = [str(c) for c in frame.get("carrier", [])]
+            self.bars.y = _nan_to(values)
+            self.bars.color = _nan_to(delays)
+            self.bars.label_display_format = fmt
+        self.value_axis.label = label
+
+
+class AirportChart:
+    """The three origins: average departure delay (bars) coloured by delay."""
+
+    def __init__(self) -> None:
+        self.x = bq.OrdinalScale(domain=list(ORIGINS))
+        self.y = bq.LinearScale(min=0.0)
+        self.color = delay_scale()
+        self.bars = bq.Bars(
+            x=list(ORIGINS),
+            y=[0.0, 0.0, 0.0],
+            color=[0.0, 0.0, 0.0],
+            scales={"x": self.x, "y": self.y, "color": self.color},
+            padding=0.35,
+            label_display=True,
+            label_display_format=".1f",
+            label_font_style={"font-size": "12px", "font-weight": "600", "fill": "#1f2933"},
+            label_display_vertical_offset=-4,
+        )
+        axes = [
+            bq.Axis(scale=self.x, tick_style={"font-size": "12px", "font-weight": "600"}),
+            bq.Axis(
+                scale=self.y,
+                orientation="vertical",
+                label="avg dep delay (min)",
+                grid_lines="dashed",
+                tick_style=_AXIS_STYLE,
+                label_offset="38px",
+            ),
+        ]
+        self.figure = _figure([self.bars], axes, 190)
+
+    def update(self, frame: pd.DataFrame, selected: tuple[str, ...] = ()) -> None:
+        delay = _finite(frame["avg_dep_delay"]) if len(frame) else np.zeros(3)
+        hi = float(np.nanmax(delay)) if np.isfinite(delay).any() else 10.0
+        self.y.max = max(10.0, hi * 1.25)
+        opacities = [1.0 if (not selected or o in selected) else 0.35 for o in ORIGINS]
+        with self.bars.hold_sync():
+            self.bars.x = list(ORIGINS)
+            self.bars.y = _nan_to(delay)
+            self.bars.color = _nan_to(delay)
+            self.bars.opacities = opacities
+
+
+class HeatmapChart:
+    """Average departure delay by weekday x local hour (bqplot GridHeatMap)."""
+
+    def __init__(self) -> None:
+        self.rows = bq.OrdinalScale(domain=list(WEEKDAYS))
+        self.cols = bq.OrdinalScale(domain=[str(h) for h in range(24)])
+        self.color = delay_scale()
+        self.grid = bq.GridHeatMap(
+            row=list(WEEKDAYS),
+            column=[str(h) for h in range(24)],
+            color=np.full((7, 24), np.nan),
+            scales={"row": self.rows, "column": self.cols, "color": self.color},
+            null_color="#eef1f4",
+            stroke="white",
+            display_format=".0f",
+            font_style={"font-size": "9px", "fill": "#1f2933"},
+        )
+        axes = [
+            bq.Axis(scale=self.cols, label="local hour of scheduled departure",
+                    tick_style=_AXIS_STYLE),
+            bq.Axis(scale=self.rows, orientation="vertical", tick_style=_AXIS_STYLE),
+        ]  # fmt: skip
+        margin = {"top": 6, "bottom": 38, "left": 40, "right": 8}
+        self.figure = _figure([self.grid], axes, 230, fig_margin=margin)
+
+    def update(self, grid: pd.DataFrame) -> None:
+        values = grid.reindex(index=range(1, 8), columns=range(24)).to_numpy(dtype="float64")
+        self.grid.color = np.round(values, 1)
+
+
+class WeatherCharts:
+    """Average departure delay per visibility band, wind band and precipitation."""
+
+    def __init__(self) -> None:
+        self.parts = {}
+        self.figures = []
+        for key, order, title in (
+            ("visib_band", VISIB_BANDS, "visibility"),
+            ("wind_band", WIND_BANDS, "wind"),
+            ("precip", ("dry", "precipitation"), "precipitation"),
+        ):
+            x = bq.OrdinalScale(domain=list(order))
+            y = bq.LinearScale(min=0.0)
+            bars = bq.Bars(
+                x=list(order),
+                y=np.zeros(len(order)),
+                color=np.zeros(len(order)),
+                scales={"x": x, "y": y, "color": delay_scale()},
+                padding=0.25,
+                label_display=True,
+                label_display_format=".0f",
+                label_font_style={"font-size": "10.5px", "fill": "#1f2933"},
+                tooltip=bq.Tooltip(fields=["x", "y"], labels=[title, "avg delay (min)"]),
+            )
+            axes = [
+                bq.Axis(scale=x, label=title, tick_style={"font-size": "10px"}),
+                bq.Axis(scale=y, orientation="vertical", tick_style=_AXIS_STYLE,
+                        grid_lines="dashed", num_ticks=4),
+            ]  # fmt: skip
+            margin = {"top": 14, "bottom": 40, "left": 34, "right": 6}
+            fig = _figure([bars], axes, 170, fig_margin=margin)
+            fig.layout.width = "33%"
+            self.parts[key] = (bars, y, list(order))
+            self.figures.append(fig)
+
+    def update(self, tables: dict[str, pd.DataFrame]) -> None:
+        for key, (bars, y, order) in self.parts.items():
+            table = tables.get(key)
+            if table is None or table.empty:
+                values = np.full(len(order), np.nan)
+            else:
+                values = _finite(table.set_index(table.columns[0]).reindex(order)["avg_dep_delay"])
+            hi = float(np.nanmax(values)) if np.isfinite(values).any() else 10.0
+            y.max = max(10.0, hi * 1.2)
+            with bars.hold_sync():
+                bars.y = _nan_to(values)
+                bars.color = _nan_to(values)
+
+
+class RouteMap:
+    """US states (bqplot's bundled topojson, AlbersUSA) and routes from New York coloured by
+    average departure delay; the dot grows with the number of flights."""
+
+    def __init__(self, width: int = 620, height: int = 360) -> None:
+        self.projection = bq.AlbersUSA(
+            scale_factor=width * 1.22, translate=(width / 2.0, height / 2.0 + 6)
+        )
+        self.states = bq.Map(
+            map_data=bq.topo_load("map_data/USStatesMap.json"),
+            scales={"projection": self.projection},
+            colors={"default_color": "#dfe5ea"},
+            stroke_color="#ffffff",
+            hover_highlight=False,
+        )
+        self.routes = bq.Map(
+            map_data={"type": "FeatureCollection", "features": []},
+            scales={"projection": self.projection, "color": delay_scale()},
+            color={},
+            colors={"default_color": "#90a4ae"},
+            stroke_color="#ffffff",
+            hover_highlight=False,
+        )
+        self.figure = bq.Figure(
+            marks=[self.states, self.routes],
+            fig_margin={"top": 0, "bottom": 0, "left": 0, "right": 0},
+            min_aspect_ratio=width / height,
+            max_aspect_ratio=width / height,
+            animation_duration=0,
+            layout=W.Layout(width=f"{width}px", height=f"{height}px"),
+        )
+        self.figure.add_class("tm-map")
+
+    def update(self, frame: pd.DataFrame) -> None:
+        if frame.empty:
+            data, color = {"type": "FeatureCollection", "features": []}, {}
+        else:
+            data = geo.route_features(
+                list(frame["dest"]),
+                list(frame["dest_lon"]),
+                list(frame["dest_lat"]),
+                list(frame["flights"]),
+            )
+            delay = dict(zip(frame["dest"], _finite(frame["avg_dep_delay"]), strict=True))
+            color = {
+                f["id"]: float(delay[f["id"]])
+                for f in data["features"]
+                if math.isfinite(delay.get(f["id"], math.nan))
+            }
+        with self.routes.hold_sync():
+            self.routes.map_data = data
+            self.routes.color = color

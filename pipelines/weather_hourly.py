@@ -1,0 +1,79 @@
+"""``weather_hourly``: hourly weather files from ``landing/weather/`` -> ``weather_hourly``.
+
+Values are cleaned into SI units (``transform.clean_weather``); refused rows and nulled
+values go to ``rejects``. Weather that lands after the flights of its hour is pushed into those
+flight documents, and the weather-impact KPIs of the affected dates are recomputed.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import structlog
+from pyspark.sql import functions as F
+
+from . import ingest, mongo, serving, sinks, transform
+from .config import Settings
+from .spark import build_session
+
+log = structlog.get_logger(__name__)
+
+JOB = "weather_hourly"
+SOURCE = "weather"
+NEW_YORK = ZoneInfo("America/New_York")
+
+
+def run(settings: Settings) -> dict[str, Any]:
+    """Process every pending weather file once; return file and row counts."""
+    t0 = time.monotonic()
+    db = mongo.database(settings)
+    serving.ensure_indexes(db)
+    lz = ingest.zone(settings)
+    batch = ingest.claim_pending(lz, SOURCE, lambda f: transform.WEATHER_HEADER, JOB)
+    serving.write_rejects(db, batch.rejects)
+    totals = {"rows_in": 0, "accepted": 0, "rejected": 0}
+    newest = None
+    if batch.good:
+        spark = build_session(settings, JOB)
+        raw = ingest.read_csv(spark, batch.good, transform.WEATHER_HEADER).withColumn(
+            "raw_line",
+            F.coalesce(
+                F.col(ingest.CORRUPT),
+                F.concat_ws(",", *[F.coalesce(c, F.lit("")) for c in transform.WEATHER_HEADER]),
+            ),
+        )
+        keep = ("raw_line", ingest.CORRUPT)
+        cleaned = ingest.with_malformed(transform.clean_weather(raw, keep)).persist()
+        accepted = cleaned.where(F.col("reject_reason").isNull()).drop("reject_reason", *keep)
+        sinks.upsert(accepted.drop("value_issues"), settings, serving.WEATHER_HOURLY)
+        rejects = serving.rejects_from(cleaned, JOB, ["source_file", "raw_line"], "raw_line")
+        issues = [
+            {"source": JOB, "reason": r["value_issues"], "where": f"{r['source_file']}:{r['_id']}",
+             "excerpt": r["_id"], "kind": "value"}
+            for r in accepted.where(F.col("value_issues").isNotNull()).collect()
+        ]  # fmt: skip
+        serving.write_rejects(db, rejects + issues)
+        weather = [r.asDict() for r in accepted.drop("value_issues").collect()]
+        serving.set_flight_weather(db, weather)
+        kpis = serving.recompute_kpis(spark, settings, _local_dates(weather))
+        totals = ingest.commit_all(lz, batch.good, ingest.file_counts(cleaned))
+        newest = max((w["hour_utc"] for w in weather), default=None)
+        cleaned.unpersist()
+        log.info("weather_hourly.kpis", docs=kpis)
+    result = {**batch.summary(), **totals, "seconds": round(time.monotonic() - t0, 2)}
+    serving.set_state(db, JOB, newest, last_run=result)
+    log.info("weather_hourly.done", **result)
+    return result
+
+
+def _local_dates(weather: list[dict[str, Any]]) -> set[str]:
+    """Local (New York) dates whose flights may depart in the given weather hours."""
+    dates = set()
+    for w in weather:
+        hour: datetime = w["hour_utc"]
+        for h in (hour, hour + timedelta(minutes=59)):
+            dates.add(h.replace(tzinfo=ZoneInfo("UTC")).astimezone(NEW_YORK).strftime("%Y-%m-%d"))
+    return dates
