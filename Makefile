@@ -4,10 +4,12 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 ENV    ?= local
+FROM   ?= 2013-01-01T00:00:00Z
+TO     ?= 2014-01-01T00:00:00Z
 export TARMAC_LOG_FORMAT ?= kv
 
 .DEFAULT_GOAL := help
-.PHONY: help install system-deps stack-up stack-down stack-status demo smoke test test-unit \
+.PHONY: help install system-deps stack-up stack-down stack-status demo smoke backfill test test-unit \
         lint format clean
 
 help: ## list the targets
@@ -46,6 +48,9 @@ smoke: stack-up ## Kafka -> Spark -> MongoDB smoke path on ENV
 
 demo: install ## the main job on the embedded local stack
 	$(PY) -m pipelines demo --env $(ENV)
+
+backfill: stack-up ## the whole of 2013 through the real path (replay -> Kafka -> Spark -> MongoDB)
+	$(PY) -m pipelines pipeline --env $(ENV) --start $(FROM) --end $(TO)
 
 test: install ## the whole test suite (starts and stops the `ci` stack itself)
 	TARMAC_TEST_ENV=ci $(PY) -m pytest

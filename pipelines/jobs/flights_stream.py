@@ -1,0 +1,8 @@
+"""spark-submit entry point of ``flights_stream`` (the code notebooks run too)."""
+
+from __future__ import annotations
+
+from pipelines.jobs import main
+
+if __name__ == "__main__":
+    main("flights_stream")
