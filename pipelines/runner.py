@@ -202,8 +202,8 @@ def validate(spec: JobSpec, env: str, params: Mapping[str, Any] | None) -> JobPa
 def _check_notebook(spec: JobSpec) -> None:
     if not spec.notebook_path.is_file():
         raise ConfigError(
-            f"job {spec.name}: its notebook {display_path(spec.notebook_path)} does not exist (yet); "
-            f"write it, or fix the catalog entry in pipelines/catalog.py"
+            f"job {spec.name}: its notebook {display_path(spec.notebook_path)} does not exist "
+            f"(yet); write it, or fix the catalog entry in pipelines/catalog.py"
         )
 
 

@@ -40,10 +40,11 @@ def stack(settings: Settings) -> Iterator[Settings]:
 
 
 @pytest.fixture(scope="session")
-def spark(stack: Settings):
+def spark(settings: Settings):
+    """One local SparkSession for the whole test session (no service needed)."""
     from pipelines.spark import build_session
 
-    session = build_session(stack, "tests")
+    session = build_session(settings, "tests")
     yield session
     session.stop()
 
