@@ -77,3 +77,10 @@ cron-install: install ## install cron/tarmac.crontab for this checkout into your
 
 cron-remove: install ## remove this checkout's lines from your crontab (nothing else)
 	$(PY) -m pipelines cron remove
+
+.PHONY: dashboard
+DASHBOARD_PORT ?= 8866
+dashboard: install ## the Voila dashboard of ENV on http://127.0.0.1:8866 (localhost only; DASHBOARD_PORT=)
+	TARMAC_ENV=$(ENV) JUPYTER_PATH=$(CURDIR)/pipelines/dashboard/jupyter \
+	  $(VENV)/bin/voila notebooks/dashboard.ipynb --port=$(DASHBOARD_PORT) --Voila.ip=127.0.0.1 \
+	  --no-browser --Voila.config_file_paths=$(CURDIR)/pipelines/dashboard/jupyter

@@ -119,10 +119,15 @@ def install(root: Path = REPO_ROOT, template: Path = TEMPLATE) -> bool:
 def uninstall(root: Path = REPO_ROOT) -> bool:
     """Remove this checkout's block; False when there was none."""
     current = read_crontab()
-    new = remove(current, root)
-    if new == current:
+    if markers(root)[0] not in current:
         return False
-    write_crontab(new)
+    new = remove(current, root)
+    if new.strip():
+        write_crontab(new)
+    else:  # our block was all there was: leave no (empty) crontab behind, as before install
+        res = subprocess.run(["crontab", "-r"], capture_output=True, text=True)
+        if res.returncode != 0:
+            raise TarmacError(f"`crontab -r` failed: {res.stderr.strip()}")
     return True
 
 

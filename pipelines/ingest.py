@@ -26,6 +26,7 @@ class FileBatch:
     quarantined: int = 0
     busy: int = 0  # claimed by another run
     rejects: list[dict[str, Any]] = field(default_factory=list)
+    deferred: list[LandedFile] = field(default_factory=list)  # same content as a good file
 
     def summary(self) -> dict[str, int]:
         return {"files": len(self.good), "duplicates": self.duplicates,
@@ -42,10 +43,14 @@ def claim_pending(
     """Claim the pending files of ``source``; ``header_of(file)`` gives the expected header
     (or None for a file this source does not know, which is quarantined)."""
     batch = FileBatch()
+    claimed: set[str] = set()
     for f in lz.pending(source, pattern):
         if lz.is_duplicate(f):
             lz.skip_duplicate(f)
             batch.duplicates += 1
+            continue
+        if f.sha256 in claimed:  # dropped twice before the first copy was processed
+            batch.deferred.append(f)
             continue
         if not lz.claim(f):
             batch.busy += 1
@@ -60,7 +65,17 @@ def claim_pending(
                                   "file": f.name, "kind": "file", "excerpt": ""})  # fmt: skip
             continue
         batch.good.append(f)
+        claimed.add(f.sha256)
     return batch
+
+
+def settle_deferred(lz: LandingZone, batch: FileBatch) -> None:
+    """After the good files are committed, archive their same-content copies as duplicates."""
+    for f in batch.deferred:
+        if lz.is_duplicate(f):
+            lz.skip_duplicate(f)
+            batch.duplicates += 1
+    batch.deferred = [f for f in batch.deferred if f.path.exists()]
 
 
 def read_csv(spark: SparkSession, files: list[LandedFile], header: list[str]) -> DataFrame:

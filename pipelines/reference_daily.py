@@ -73,6 +73,7 @@ def run(settings: Settings) -> dict[str, Any]:
             )
             totals = {k: totals[k] + done[k] for k in totals}
             cleaned.unpersist()
+    ingest.settle_deferred(lz, batch)
     result = {**batch.summary(), **totals, "seconds": round(time.monotonic() - t0, 2)}
     serving.set_state(db, JOB, None, last_run=result)
     log.info("reference_daily.done", **result)

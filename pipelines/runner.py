@@ -439,7 +439,20 @@ def _attempt(
         "run.start", run_id=run_id, job=spec.name, env=settings.env, attempt=attempt, params=params
     )
     t0 = time.monotonic()
-    status, error = _execute(spec, nb_path, {**params, METRICS_PARAM: str(metrics_path)}, runlog)
+    try:
+        status, error = _execute(
+            spec, nb_path, {**params, METRICS_PARAM: str(metrics_path)}, runlog
+        )
+    except KeyboardInterrupt:  # Ctrl-C of a run by hand: record it, then let the CLI exit 130
+        doc.update(
+            status="failed",
+            end=now(),
+            duration_s=round(time.monotonic() - t0, 3),
+            error={"type": "KeyboardInterrupt", "message": "interrupted", "transient": False},
+        )
+        ledger.write(doc)
+        runlog.event("run.interrupted", level="warning", run_id=run_id, job=spec.name)
+        raise
     duration = round(time.monotonic() - t0, 3)
     metrics = _read_metrics(metrics_path)
     html = nb_path.exists() and _render_html(nb_path, html_path, runlog)

@@ -63,6 +63,7 @@ def run(settings: Settings) -> dict[str, Any]:
         newest = max((w["hour_utc"] for w in weather), default=None)
         cleaned.unpersist()
         log.info("weather_hourly.kpis", docs=kpis)
+    ingest.settle_deferred(lz, batch)
     result = {**batch.summary(), **totals, "seconds": round(time.monotonic() - t0, 2)}
     serving.set_state(db, JOB, newest, last_run=result)
     log.info("weather_hourly.done", **result)

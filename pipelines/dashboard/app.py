@@ -13,6 +13,8 @@ import asyncio
 import contextlib
 import logging
 import math
+import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -32,6 +34,12 @@ from . import widgets as H
 from .charts import AirportChart, CarrierChart, HeatmapChart, HourlyChart, RouteMap, WeatherCharts
 
 log = logging.getLogger("tarmac.dashboard")
+if not log.handlers:
+    # In a kernel sys.stderr is the page: errors go to the process's real stderr (Voila's log).
+    _handler = logging.StreamHandler(sys.__stderr__)
+    _handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    log.addHandler(_handler)
+    log.propagate = False
 
 SORTS = {
     "Scheduled time": (["sched_dep_utc"], [True]),
@@ -42,23 +50,19 @@ SORTS = {
     "Airport": (["origin", "sched_dep_utc"], [True, True]),
 }
 PERIODS = ("Today", "Yesterday", "Last 7 days", "All loaded")
-PATTERN_TTL_S = 600.0  # heat map / weather impact: whole-period patterns, re-read at most this often
-
-
-class _Offline(Exception):
-    """MongoDB stopped answering in the middle of a redraw."""
 
 
 @dataclass
 class _State:
-    db: Database | None = None
-    clock: datetime | None = None
-    extent: Q.Extent = Q.Extent()
-    has_data: bool = False
-    board: pd.DataFrame | None = None
+    snap: Q.Snapshot | None = None  # the last successful read
+    online: bool = False
+    board: pd.DataFrame | None = None  # live board of the current scope
     carriers: pd.DataFrame | None = None
     kpis: Q.KpiSummary | None = None
+    fresh: list[dict[str, Any]] | None = None
+    health: list[dict[str, Any]] | None = None
     follow_today: bool = True  # the date range follows the replay clock's day
+    loading: bool = False
 
 
 class Dashboard:
@@ -76,7 +80,6 @@ class Dashboard:
         self.freshness_rules = freshness_rules or Q.DEFAULT_FRESHNESS
         self._now = now or (lambda: datetime.now(UTC))
         self.state = _State()
-        self._patterns: dict[Any, tuple[float, Any]] = {}
         self._task: asyncio.Task | None = None
         self._mute = False  # programmatic filter changes do not trigger redraws
         self.last_timings: dict[str, float] = {}
@@ -108,7 +111,7 @@ class Dashboard:
             options=[], rows=4, description="Airlines", layout=lay(width="300px")
         )
         self.w_period = W.ToggleButtons(
-            options=PERIODS, value="Today", style={"button_width": "82px"}
+            options=PERIODS, value="Today", style={"button_width": "96px"}
         )
         self.w_from = W.DatePicker(description="From", layout=lay(width="200px"))
         self.w_to = W.DatePicker(description="To", layout=lay(width="200px"))
@@ -116,12 +119,17 @@ class Dashboard:
             value=True, description="Auto-refresh", icon="refresh", layout=lay(width="130px")
         )
         self.w_interval = W.BoundedIntText(
-            value=int(self.refresh_s), min=5, max=3600, description="every (s)",
+            value=int(self.refresh_s),
+            min=5,
+            max=3600,
+            description="every (s)",
             layout=lay(width="150px"),
-        )  # fmt: skip
+        )
         self.w_refresh = W.Button(description="Refresh now", layout=lay(width="120px"))
         self.w_reset = W.Button(description="Reset filters", layout=lay(width="120px"))
         self.busy = W.HTML()
+        self.stamp = W.HTML()  # data-redraw: a counter for tests and benchmarks
+        self._redraws = 0
         for widget in (self.w_airports, self.w_carriers, self.w_from, self.w_to):
             widget.style.description_width = "60px"
         self.w_interval.style.description_width = "65px"
@@ -138,14 +146,18 @@ class Dashboard:
                     ]
                 ),
             ],
-            layout=lay(flex_flow="row wrap", align_items="flex-start", gap="10px"),
+            layout=lay(flex_flow="row wrap", align_items="flex-start"),
         )
         filters.add_class("tm-filters")
+        filters.add_class("tm-gap")
 
         # KPI tiles
-        self.tiles = {key: W.HTML(layout=lay(flex="1 1 0", min_width="170px")) for key, _ in H.TILES}
+        self.tiles = {
+            key: W.HTML(layout=lay(flex="1 1 0", min_width="170px")) for key, _ in H.TILES
+        }
         self.tiles_note = W.HTML()
-        tiles = W.HBox(list(self.tiles.values()), layout=lay(gap="10px", width="100%"))
+        tiles = W.HBox(list(self.tiles.values()), layout=lay(width="100%"))
+        tiles.add_class("tm-gap")
 
         # charts
         self.hourly = HourlyChart()
@@ -171,7 +183,9 @@ class Dashboard:
         # live board, rejects, export
         self.w_sort = W.Dropdown(options=list(SORTS), value="Scheduled time", description="Sort")
         self.w_sort.style.description_width = "40px"
-        self.w_late_only = W.Checkbox(value=False, description="late / cancelled only", indent=False)
+        self.w_late_only = W.Checkbox(
+            value=False, description="late / cancelled only", indent=False
+        )
         self.board_title = W.HTML()
         self.board = W.HTML()
         self.export = W.HTML()
@@ -179,39 +193,53 @@ class Dashboard:
         self.rejects = W.HTML()
 
         def card(*children: W.Widget, name: str, **layout: Any) -> W.VBox:
-            box = W.VBox(list(children), layout=lay(**{"flex": "1 1 0", "min_width": "0", **layout}))
+            box = W.VBox(
+                list(children), layout=lay(**{"flex": "1 1 0", "min_width": "0", **layout})
+            )
             box.add_class("tm-card")
             box.add_class(f"tm-panel-{name}")
             return box
 
-        row = {"gap": "12px", "width": "100%", "align_items": "stretch"}
+        row = {"width": "100%", "align_items": "stretch", "flex_flow": "row wrap"}
         self.panels = {
-            "hourly": card(self.hourly_title, self.hourly.figure, name="hourly", flex="2 1 0"),
-            "airports": card(
-                self.airports_title, self.airports.figure, self.airports_table, name="airports"
+            "hourly": card(
+                self.hourly_title, self.hourly.figure, name="hourly", flex="2 1 0",
+                min_width="560px",
             ),
-            "carriers": card(self.carriers_title, self.w_metric, self.carriers.figure,
-                             name="carriers"),
-            "heatmap": card(self.heatmap_title, self.heatmap.figure, name="heatmap", flex="3 2 0"),
+            "airports": card(
+                self.airports_title, self.airports.figure, self.airports_table,
+                name="airports", min_width="380px",
+            ),
+            "carriers": card(
+                self.carriers_title, self.w_metric, self.carriers.figure,
+                name="carriers", min_width="340px",
+            ),
+            "heatmap": card(
+                self.heatmap_title, self.heatmap.figure, name="heatmap", flex="2 1 0",
+                min_width="620px",
+            ),
             "map": card(
                 self.map_title,
-                W.HBox([self.map.figure, self.map_table], layout=lay(gap="10px")),
-                name="map",
-                flex="3 1 0",
+                _gap(W.HBox([self.map.figure, self.map_table])),
+                name="map", flex="3 1 0", min_width="860px",
             ),
             "weather": card(
-                self.weather_title, W.HBox(self.weather.figures, layout=lay(width="100%")),
-                name="weather", flex="2 1 0",
+                self.weather_title,
+                W.VBox(self.weather.figures, layout=lay(width="100%")),
+                name="weather", flex="2 1 0", min_width="440px",
             ),
             "board": card(
                 self.board_title,
-                W.HBox([self.w_sort, self.w_late_only, self.export],
-                       layout=lay(gap="14px", align_items="center")),
+                _gap(
+                    W.HBox(
+                        [self.w_sort, self.w_late_only, self.export],
+                        layout=lay(align_items="center"),
+                    )
+                ),
                 self.board,
-                name="board",
-                flex="3 1 0",
+                name="board", flex="3 1 0", min_width="720px",
             ),
-            "rejects": card(self.rejects, name="rejects"),
+            "rejects": card(self.rejects, name="rejects", min_width="340px"),
         }  # fmt: skip
         self.root = W.VBox(
             [
@@ -226,10 +254,15 @@ class Dashboard:
                 W.HBox([self.panels["carriers"], self.panels["heatmap"]], layout=lay(**row)),
                 W.HBox([self.panels["map"], self.panels["weather"]], layout=lay(**row)),
                 W.HBox([self.panels["board"], self.panels["rejects"]], layout=lay(**row)),
+                self.stamp,
             ],
-            layout=lay(gap="10px", padding="8px 14px", max_width="1560px", margin="0 auto"),
+            layout=lay(padding="8px 14px", width="100%", max_width="1600px", margin="0 auto"),
         )
         self.root.add_class("tm-root")
+        self.root.add_class("tm-gap")
+        for child in self.root.children:
+            if isinstance(child, W.HBox):
+                child.add_class("tm-gap")
 
         for widget in (self.w_airports, self.w_carriers):
             widget.observe(self._on_filter, names="value")
@@ -247,7 +280,7 @@ class Dashboard:
     # ------------------------------------------------------------------------- public API
 
     def show(self) -> W.VBox:
-        """Display the page, draw it and start the auto-refresh."""
+        """Display the page, read and draw it, start the auto-refresh."""
         from IPython.display import display
 
         display(self.root)
@@ -264,36 +297,23 @@ class Dashboard:
             date_to=self.w_to.value,
         )
 
-    def refresh(self) -> None:
-        """Re-read everything: clock, freshness, health, filters' options, every panel."""
-        started = time.perf_counter()
-        self.busy.value = '<span class="tm-busy">refreshing…</span>'
-        try:
-            db = self._connect()
-            self.state.db = db
-            self.state.clock = Q.replay_clock(db)
-            self.state.has_data = Q.has_data(db)
-            self.state.extent = Q.extent(db)
-            self._draw_header()
-            self._sync_filter_options()
-            if not self.state.has_data:
-                self._show_empty()
-                return
-            self.banner.value = ""
-            self._redraw(rejects=True)
-        except (ServiceUnavailableError, _Offline, PyMongoError) as exc:
-            self._show_offline(exc)
-        except Exception as exc:  # noqa: BLE001 - the page must never show a traceback
-            log.exception("dashboard refresh failed")
-            self.banner.value = H.banner(
-                f"The dashboard could not be refreshed ({H.esc(type(exc).__name__)}: "
-                f"{H.esc(exc)}). It keeps trying; details are in the Voila log.",
-                "red",
-            )
-        finally:
-            self.last_timings["refresh"] = time.perf_counter() - started
-            stamp = datetime.now(UTC).astimezone(Q.NY).strftime("%H:%M:%S")
-            self.busy.value = f'<span class="tm-busy">page refreshed at {stamp} (wall)</span>'
+    def refresh(self, background: bool | None = None) -> None:
+        """Re-read MongoDB (one snapshot) and redraw every panel.
+
+        The first read runs in the caller (the page is complete when ``show`` returns); later
+        ones run in a thread and are drawn on the kernel's event loop, so filters stay
+        responsive while MongoDB is read. A refresh already running is not doubled."""
+        if self.state.loading:
+            return
+        loop = _running_loop()
+        if background is None:
+            background = self.state.snap is not None and loop is not None
+        self.state.loading = True
+        self.busy.value = '<span class="tm-busy">reading MongoDB…</span>'
+        if background and loop is not None:
+            threading.Thread(target=self._read_then_draw, args=(loop,), daemon=True).start()
+        else:
+            self._apply(self._read())
 
     def reset_filters(self) -> None:
         with self._muted():
@@ -304,7 +324,7 @@ class Dashboard:
             self._apply_period("Today")
         self._guarded(self._redraw)
 
-    # ---------------------------------------------------------------------------- helpers
+    # ---------------------------------------------------------------------------- reading
 
     def _connect(self) -> Database:
         if not mongo.ping(self.settings, timeout_ms=1500):
@@ -313,6 +333,64 @@ class Dashboard:
                 f"(env {self.settings.env}); run `make stack-up ENV={self.settings.env}`"
             )
         return mongo.database(self.settings)
+
+    def _read(self) -> Q.Snapshot | BaseException:
+        """One snapshot, or the exception that prevented it (never raised)."""
+        started = time.perf_counter()
+        try:
+            return Q.load_snapshot(self._connect(), self._now())
+        except (ServiceUnavailableError, PyMongoError) as exc:
+            return exc
+        except Exception as exc:  # noqa: BLE001 - shown as a message, logged in full
+            log.exception("dashboard read failed")
+            return exc
+        finally:
+            self.last_timings["read"] = time.perf_counter() - started
+
+    def _read_then_draw(self, loop: asyncio.AbstractEventLoop) -> None:
+        result = self._read()
+        try:
+            loop.call_soon_threadsafe(self._apply, result)
+        except RuntimeError:  # the kernel is shutting down
+            self.state.loading = False
+
+    def _apply(self, result: Q.Snapshot | BaseException) -> None:
+        """Draw a snapshot (or the message of a failed read) into the page."""
+        started = time.perf_counter()
+        self.state.loading = False
+        try:
+            if isinstance(result, (ServiceUnavailableError, PyMongoError)):
+                self._show_offline(result)
+                return
+            if isinstance(result, BaseException):
+                self.banner.value = H.banner(
+                    f"The dashboard could not read its data ({H.esc(type(result).__name__)}: "
+                    f"{H.esc(result)}). It keeps trying; details are in the Voila log.",
+                    "red",
+                )
+                return
+            self.state.snap, self.state.online = result, True
+            self._draw_header()
+            self._sync_filter_options()
+            if not result.has_data:
+                self._show_empty()
+                return
+            self.banner.value = ""
+            self._redraw(rejects=True)
+        except Exception as exc:  # noqa: BLE001 - the page must never show a traceback
+            log.exception("dashboard draw failed")
+            self.banner.value = H.banner(
+                f"The dashboard could not be drawn ({H.esc(type(exc).__name__)}: "
+                f"{H.esc(exc)}). Details are in the Voila log.",
+                "red",
+            )
+        finally:
+            self.last_timings["draw"] = time.perf_counter() - started
+            stamp = datetime.now(UTC).astimezone(Q.NY).strftime("%H:%M:%S")
+            read = self.last_timings.get("read", 0.0)
+            self.busy.value = f'<span class="tm-busy">read at {stamp} (wall) in {read:.1f} s</span>'
+
+    # ---------------------------------------------------------------------------- helpers
 
     @contextlib.contextmanager
     def _muted(self) -> Iterator[None]:
@@ -324,12 +402,11 @@ class Dashboard:
 
     def _guarded(self, draw: Callable[[], None]) -> None:
         """Run a redraw from a widget callback; errors become a banner, never a traceback."""
-        if self.state.db is None or not self.state.has_data:
+        snap = self.state.snap
+        if snap is None or not snap.has_data:
             return
         try:
             draw()
-        except (ServiceUnavailableError, _Offline, PyMongoError) as exc:
-            self._show_offline(exc)
         except Exception as exc:  # noqa: BLE001
             log.exception("dashboard redraw failed")
             self.banner.value = H.banner(
@@ -337,23 +414,27 @@ class Dashboard:
             )
 
     def _panel(self, name: str, target: W.HTML | None, draw: Callable[[], None]) -> None:
-        """Draw one panel; a database error aborts the redraw, anything else stays local."""
+        """Draw one panel; a failure stays in that panel."""
         try:
             draw()
-        except (ServiceUnavailableError, PyMongoError) as exc:
-            raise _Offline(str(exc)) from exc
         except Exception as exc:  # noqa: BLE001
             log.exception("panel %s failed", name)
             if target is not None:
-                target.value = H.empty(f"{name}: could not be drawn ({type(exc).__name__}: {exc})")
+                target.value = H.empty(
+                    f"{name}: not available ({type(exc).__name__}); see the Voila log"
+                )
 
     def _show_offline(self, exc: BaseException) -> None:
-        self.state.db = None
+        self.state.online = False
         text = str(exc) if isinstance(exc, TarmacError) else f"{type(exc).__name__}: {exc}"
+        kept = (
+            " Figures below are from the last successful read."
+            if self.state.snap is not None
+            else ""
+        )
         self.banner.value = H.banner(
-            "<b>Database not reachable.</b> "
-            f"{H.esc(text[:400])}<br>The page retries at every refresh; figures below are "
-            "the last ones read.",
+            f"<b>Database not reachable.</b> {H.esc(text[:400])}<br>"
+            f"The page retries at every refresh.{kept}",
             "red",
         )
         if not self.header.value:
@@ -369,40 +450,52 @@ class Dashboard:
         )
         for tile in self.tiles.values():
             tile.value = ""
-        for title in (self.hourly_title, self.carriers_title, self.airports_title,
-                      self.heatmap_title, self.weather_title, self.map_title):  # fmt: skip
+        self.tiles_note.value = ""
+        self.attention.value = ""
+        for title in (
+            self.hourly_title,
+            self.carriers_title,
+            self.airports_title,
+            self.heatmap_title,
+            self.weather_title,
+            self.map_title,
+        ):
             title.value = H.empty("waiting for data")
+        self.board_title.value = H.card_title("Live departures board")
         self.board.value = H.empty("No departures yet.")
+        self.export.value = ""
         self._panel("Rejects", self.rejects, self._draw_rejects)
 
     # ------------------------------------------------------------------------- filters
 
     def _sync_filter_options(self) -> None:
-        ext = self.state.extent
-        options = [(f"{code} · {name}"[:34], code) for code, name in ext.carriers]
+        snap = self.state.snap
+        carriers = snap.carriers() if snap else []
+        options = [(f"{code} · {name}"[:34], code) for code, name in carriers]
         with self._muted():
             if list(self.w_carriers.options) != options:
-                keep = tuple(c for c in self.w_carriers.value if c in dict(ext.carriers))
+                keep = tuple(c for c in self.w_carriers.value if c in dict(carriers))
                 self.w_carriers.options = options
                 self.w_carriers.value = keep
             if self.state.follow_today:
                 self._apply_period(self.w_period.value)
 
     def _clock_day(self) -> date | None:
-        if self.state.clock is not None:
-            return Q.local_date(self.state.clock)
-        return self.state.extent.last
+        snap = self.state.snap
+        if snap is None:
+            return None
+        return Q.local_date(snap.clock) if snap.clock is not None else snap.last
 
     def _apply_period(self, period: str) -> None:
-        day, ext = self._clock_day(), self.state.extent
-        if day is None:
+        day, snap = self._clock_day(), self.state.snap
+        if day is None or snap is None:
             return
-        first = ext.first or day
+        first = snap.first or day
         start, end = {
             "Today": (day, day),
             "Yesterday": (day - timedelta(days=1), day - timedelta(days=1)),
             "Last 7 days": (max(first, day - timedelta(days=6)), day),
-            "All loaded": (first, max(day, ext.last or day)),
+            "All loaded": (first, max(day, snap.last or day)),
         }.get(period, (self.w_from.value or day, self.w_to.value or day))
         self.w_from.value, self.w_to.value = start, end
 
@@ -418,10 +511,11 @@ class Dashboard:
         if self._mute:
             return
         self.state.follow_today = False  # a date picked by hand stays put
-        if self.w_from.value and self.w_to.value and self.w_from.value > self.w_to.value:
-            with self._muted():
+        with self._muted():
+            if self.w_from.value and self.w_to.value and self.w_from.value > self.w_to.value:
                 other = self.w_to if change["owner"] is self.w_from else self.w_from
                 other.value = change["new"]
+            self.w_period.value = None
         self._guarded(self._redraw)
 
     def _on_filter(self, change: dict[str, Any]) -> None:
@@ -432,7 +526,6 @@ class Dashboard:
 
     def _redraw(self, rejects: bool = False) -> None:
         started = time.perf_counter()
-        self.busy.value = '<span class="tm-busy">updating…</span>'
         scope = self.scope()
         steps: list[tuple[str, W.HTML | None, Callable[[], None]]] = [
             ("KPIs", self.tiles_note, lambda: self._draw_tiles(scope)),
@@ -450,9 +543,15 @@ class Dashboard:
             self._panel(name, target, draw)
         self._panel("Attention", self.attention, self._draw_attention)
         self.last_timings["redraw"] = time.perf_counter() - started
-        self.busy.value = ""
+        self._redraws += 1
+        # sent last: when the browser shows it, every update of this redraw has arrived
+        self.stamp.value = (
+            f'<span data-redraw="{self._redraws}" '
+            f'data-redraw-ms="{self.last_timings["redraw"] * 1000:.1f}" '
+            f'data-read-ms="{self.last_timings.get("read", 0.0) * 1000:.1f}"></span>'
+        )
 
-    def _header_html(self, clock, fresh: pd.DataFrame | None, health: pd.DataFrame | None) -> str:
+    def _header_html(self, clock, fresh: list[dict] | None, health: list[dict] | None) -> str:
         env = self.settings.env
         if clock is not None:
             local = clock.astimezone(Q.NY)
@@ -464,29 +563,29 @@ class Dashboard:
         else:
             clock_html = '<div class="tm-clock">—<small>no replay clock yet</small></div>'
         pills = []
-        if fresh is not None:
-            for rec in fresh.to_dict("records"):
-                parts = []
-                if rec["replay_age"] is not None:
-                    parts.append(f"{H.ago(rec['replay_age'])} behind")
-                parts.append(f"updated {H.ago(rec['wall_age'])} ago")
-                if rec["level"] == "missing":
-                    parts = ["never ran"]
-                title = (
-                    f"newest data {H.local_time(rec['newest'])} (replay time); "
-                    f"updated_at {rec['updated_at']} (wall); {H.LEVEL_WORDS[rec['level']]}"
-                )
-                pills.append(H.pill(rec["source"], " · ".join(parts), rec["level"], title))
+        for rec in fresh or []:
+            parts = []
+            if rec["replay_age"] is not None:
+                parts.append(f"{H.ago(rec['replay_age'])} behind")
+            parts.append(f"updated {H.ago(rec['wall_age'])} ago")
+            if rec["level"] == "missing":
+                parts = ["never ran"]
+            title = (
+                f"newest data {H.local_time(rec['newest'])} (replay time), updated_at "
+                f"{H.local_time(rec['updated_at'])} (wall): {H.LEVEL_WORDS[rec['level']]}"
+            )
+            pills.append(H.pill(rec["source"], " · ".join(parts), rec["level"], title))
         jobs = []
-        if health is not None:
-            for rec in health.to_dict("records"):
-                if rec["status"] is None:
-                    text = "no run yet"
-                else:
-                    when = rec["end"] or rec["start"]
-                    age = (self._now() - when) if when else None
-                    text = f"{rec['status']} {H.ago(age)} ago · {rec['failures_24h']} failed/24h"
-                jobs.append(H.pill(rec["job"], text, rec["level"], rec.get("error") or ""))
+        for rec in health or []:
+            if rec["status"] is None:
+                text = "no run yet"
+            else:
+                when = rec["end"] or rec["start"]
+                age = (self._now() - when) if when is not None else None
+                text = f"{rec['status']} {H.ago(age)} ago · {rec['failures_24h']} failed in 24 h"
+            jobs.append(H.pill(rec["job"], text, rec["level"], rec.get("error") or ""))
+        pills_html = "".join(pills) or '<span class="tm-sub">—</span>'
+        jobs_html = "".join(jobs) or '<span class="tm-sub">—</span>'
         return (
             '<div class="tm-header">'
             '<div style="display:flex;justify-content:space-between;align-items:flex-end;'
@@ -494,17 +593,16 @@ class Dashboard:
             f'<div><div class="tm-title">Tarmac · New York airports control room</div>'
             f'<div class="tm-sub">EWR · JFK · LGA — env {H.esc(env)}, database '
             f"{H.esc(self.settings.mongo.database)}</div></div>{clock_html}</div>"
-            f'<div class="tm-pills"><span class="tm-sub">Freshness</span>{"".join(pills)}'
-            f'<span class="tm-sub" style="margin-left:10px">Jobs</span>{"".join(jobs)}</div>'
+            f'<div class="tm-pills"><span class="tm-sub">Data freshness</span>{pills_html}</div>'
+            f'<div class="tm-pills"><span class="tm-sub">Pipeline jobs</span>{jobs_html}</div>'
             "</div>"
         )
 
     def _draw_header(self) -> None:
-        db, now = self.state.db, self._now()
-        fresh = Q.freshness(db, self.state.clock, now, self.freshness_rules)
-        health = Q.pipeline_health(db, now)
-        self._fresh, self._health = fresh, health
-        self.header.value = self._header_html(self.state.clock, fresh, health)
+        snap, now = self.state.snap, self._now()
+        self.state.fresh = Q.freshness(snap.states, snap.clock, now, self.freshness_rules)
+        self.state.health = Q.pipeline_health(snap.runs, now)
+        self.header.value = self._header_html(snap.clock, self.state.fresh, self.state.health)
 
     def _scope_text(self, scope: Q.Scope, carriers: bool = True, dates: bool = True) -> str:
         parts = [" + ".join(scope.airports) if scope.airports else "all airports"]
@@ -516,23 +614,26 @@ class Dashboard:
         return " · ".join(parts)
 
     def _draw_tiles(self, scope: Q.Scope) -> None:
-        kpis = Q.kpi_summary(self.state.db, scope, self.state.clock, self.state.extent.dates)
+        snap = self.state.snap
+        kpis = Q.kpi_summary(snap.hourly, snap.carrier_daily, scope, snap.clock)
         self.state.kpis = kpis
-        label = H.weekday_label(kpis.dates) if kpis.dates else "weekday"
         for key, title in H.TILES:
             extra = ""
             if key == "cancelled" and math.isfinite(kpis.value.get("cancel_pct", math.nan)):
                 extra = f"<small> ({kpis.value['cancel_pct']:.1f} %)</small>"
-            self.tiles[key].value = H.kpi_tile(key, title, kpis, label, extra)
+            self.tiles[key].value = H.kpi_tile(key, title, kpis, kpis.baseline_label, extra)
         bits = [self._scope_text(scope)]
         if kpis.cut_hour is not None:
-            bits.append(f"today counts flights scheduled up to {kpis.cut_hour:02d}:59")
+            bits.append(f"today: flights scheduled up to {kpis.cut_hour:02d}:59")
         if kpis.baseline is not None:
             n = len(kpis.baseline_dates)
+            same = ", same hours" if kpis.cut_hour is not None else ""
             bits.append(
-                f"compared with the average {label} ({n} day{'s' if n != 1 else ''}"
-                f"{', same hours' if kpis.cut_hour is not None else ''})"
+                f"compared with the average {kpis.baseline_label} "
+                f"({n} day{'s' if n != 1 else ''} loaded{same})"
             )
+            if kpis.note:
+                bits.append(kpis.note)
         else:
             bits.append(f"no comparison: {kpis.note}")
         if kpis.basis == "kpi_carrier_daily":
@@ -540,61 +641,63 @@ class Dashboard:
         self.tiles_note.value = f'<div class="tm-card-sub">{H.esc(" · ".join(bits))}</div>'
 
     def _draw_hourly(self, scope: Q.Scope) -> None:
-        frame = Q.hourly_series(self.state.db, scope)
+        snap = self.state.snap
+        frame = Q.hourly_series(snap.hourly, scope)
         current = None
-        if self.state.clock is not None and len(frame):
-            hour = pd.Timestamp(self.state.clock).floor("h")
+        if snap.clock is not None and len(frame):
+            hour = pd.Timestamp(snap.clock).floor("h")
             match = frame.loc[frame["hour_utc"] == hour, "label"]
             current = match.iloc[0] if len(match) else None
         self.hourly.update(frame, current)
-        note = " (airline filter does not apply: hourly KPIs are per airport)" if scope.carriers else ""
+        note = (
+            " · airline filter not applied (hourly KPIs are per airport)" if scope.carriers else ""
+        )
         sub = (
-            f"{H.esc(self._scope_text(scope, carriers=False))} · by scheduled local hour · "
-            f"line: avg departure delay, bars: flights, dashed: 15 min on-time limit{note}"
+            f"{H.esc(self._scope_text(scope, carriers=False))} · scheduled local hour · "
+            f"line: avg departure delay · bars: flights (dark: now) · dashed: 15 min{note}"
         )
         if frame.empty:
             sub += " · <b>no flights in this selection</b>"
         self.hourly_title.value = H.card_title("Delay by hour", sub)
 
     def _load_carriers(self, scope: Q.Scope) -> None:
-        self.state.carriers = Q.carrier_table(self.state.db, scope)
+        self.state.carriers = Q.carrier_table(self.state.snap.carrier_daily, scope)
         self._draw_carriers()
 
     def _draw_carriers(self) -> None:
-        frame = self.state.carriers if self.state.carriers is not None else pd.DataFrame()
-        if frame.empty:
-            frame = Q.derive(pd.DataFrame(columns=["carrier", *Q.MEASURES]))
+        frame = self.state.carriers
+        if frame is None or frame.empty:
+            frame = Q.derive(pd.DataFrame({c: [] for c in ("carrier", *Q.MEASURES)}))
+            frame["carrier_name"] = []
         self.carriers.update(frame, self.w_metric.value)
         worst = frame[frame["departed"] >= 5].sort_values("avg_dep_delay", ascending=False)
         sub = f"{H.esc(self._scope_text(self.scope()))} · worst on top · colour = avg delay"
         if not worst.empty:
             w = worst.iloc[0]
             sub += (
-                f" · slipping most: <b>{H.esc(w['carrier'])}</b> {H.esc(w['carrier_name'])} "
-                f"({w['avg_dep_delay']:.0f} min, {H.num(w['on_time_pct'], 0)} % on time)"
+                f"<br>slipping most: <b>{H.esc(w['carrier'])}</b> {H.esc(w['carrier_name'])} — "
+                f"{w['avg_dep_delay']:.0f} min avg, {H.num(w['on_time_pct'], 0)} % on time"
             )
         elif frame.empty or frame["departed"].sum() == 0:
             sub += " · <b>no departures in this selection</b>"
         self.carriers_title.value = H.card_title("Airline leaderboard", sub)
 
     def _draw_airports(self, scope: Q.Scope) -> None:
-        frame = Q.airport_table(self.state.db, scope)
+        snap = self.state.snap
+        frame = Q.airport_table(snap.carrier_daily, scope)
         self.airports.update(frame, scope.airports)
-        wx = (
-            Q.weather_now(self.state.db, self.state.clock)
-            if self.state.clock is not None
-            else pd.DataFrame()
-        )
+        wx = snap.weather_now.set_index("origin") if len(snap.weather_now) else None
         rows = []
         for rec in frame.to_dict("records"):
             o = rec["origin"]
-            w = wx.loc[o] if (not wx.empty and o in wx.index) else None
+            w = wx.loc[o] if (wx is not None and o in wx.index) else None
             if w is not None and pd.notna(w.get("visib_band")):
                 wet = "precip." if bool(w.get("precip")) else "dry"
-                weather = (
-                    f"{H.esc(w.get('visib_band'))} · {H.esc(w.get('wind_band'))} · {wet}"
+                weather = f"{H.esc(w.get('visib_band'))} · {H.esc(w.get('wind_band'))} · {wet}"
+                bad = w.get("visib_band") in ("< 1 mi", "1-3 mi") or w.get("wind_band") in (
+                    "20-30 mph",
+                    "30+ mph",
                 )
-                bad = w.get("visib_band") in ("< 1 mi", "1-3 mi") or w.get("wind_band") == "30+ mph"
                 if bad:
                     weather = f'<b style="color:{H.ACT}">{weather}</b>'
             else:
@@ -618,77 +721,67 @@ class Dashboard:
                 ("weather", "Weather now", "html"),
             ],
         )
-        sub = f"{H.esc(self._scope_text(scope))} · bars: avg departure delay (min)"
+        sub = f"{H.esc(self._scope_text(scope, carriers=True))} · bars: avg departure delay (min)"
         self.airports_title.value = H.card_title("Airports", sub)
-
-    def _pattern(self, key: Any, load: Callable[[], Any]) -> Any:
-        """Whole-period patterns change slowly: cached per key for PATTERN_TTL_S."""
-        hit = self._patterns.get(key)
-        if hit and time.monotonic() - hit[0] < PATTERN_TTL_S:
-            return hit[1]
-        value = load()
-        self._patterns[key] = (time.monotonic(), value)
-        return value
 
     def _until(self) -> str | None:
         day = self._clock_day()
         return day.isoformat() if day else None
 
+    def _period_text(self) -> str:
+        snap, until = self.state.snap, self._until()
+        if snap is None or snap.first is None or until is None:
+            return "—"
+        return f"{snap.first:%d %b %Y} – {date.fromisoformat(until):%d %b %Y}"
+
     def _draw_heatmap(self, scope: Q.Scope) -> None:
-        until = self._until()
-        grid = self._pattern(
-            ("heat", scope.airports, until),
-            lambda: Q.weekday_hour_heatmap(self.state.db, scope.airports, until),
-        )
+        grid = Q.weekday_hour_heatmap(self.state.snap.hourly, scope.airports, self._until())
         self.heatmap.update(grid)
-        ext = self.state.extent
-        span = f"{ext.first:%d %b} – {until}" if ext.first else "—"
         sub = (
-            f"avg departure delay (min) by weekday × local hour · every loaded day ({H.esc(span)})"
-            f" · {H.esc(' + '.join(scope.airports) or 'all airports')} · grey: no departures"
+            f"avg departure delay (min) by weekday × scheduled local hour · every loaded day "
+            f"({H.esc(self._period_text())}) · "
+            f"{H.esc(' + '.join(scope.airports) or 'all airports')} · grey: no departures"
+            f"<br>{_delay_legend()}"
         )
         self.heatmap_title.value = H.card_title("When do delays build up?", sub)
 
     def _draw_weather(self, scope: Q.Scope) -> None:
-        until = self._until()
-        tables = self._pattern(
-            ("weather", scope.airports, until),
-            lambda: Q.weather_impact(self.state.db, scope.airports, until),
-        )
+        tables = Q.weather_impact(self.state.snap.weather_impact, scope.airports, self._until())
         self.weather.update(tables)
-        n = float(tables["precip"]["flights"].fillna(0).sum()) if len(tables["precip"]) else 0.0
+        n = float(tables["precip"]["flights"].sum())
         sub = (
-            f"avg departure delay (min) by the weather at the airport at the scheduled hour · "
-            f"every loaded day · {H.esc(' + '.join(scope.airports) or 'all airports')} · "
+            "avg departure delay (min) by the weather at the airport in the scheduled hour · "
+            f"every loaded day ({H.esc(self._period_text())}) · "
+            f"{H.esc(' + '.join(scope.airports) or 'all airports')} · "
             f"{H.num(n)} flights with known weather"
         )
         self.weather_title.value = H.card_title("Is the weather the cause?", sub)
 
     def _draw_routes(self, scope: Q.Scope) -> None:
-        frame = Q.routes(self.state.db, scope)
+        frame = Q.routes(self.state.snap.route_monthly, scope)
         self.map.update(frame)
-        months = ", ".join(scope.months() or []) or "all months"
+        months = ", ".join(
+            datetime.strptime(m, "%Y-%m").strftime("%b %Y") for m in scope.months() or []
+        )
         unmapped = sorted(frame.loc[frame["dest_lat"].isna(), "dest"]) if len(frame) else []
         sub = (
-            f"{H.esc(' + '.join(scope.airports) or 'all airports')} · {H.esc(months)} (monthly "
-            "KPIs) · colour = avg departure delay, dot size = flights"
+            f"{H.esc(' + '.join(scope.airports) or 'all airports')} · {H.esc(months or 'all')}"
+            " (monthly KPIs) · colour = avg departure delay · dot size = flights"
         )
         if unmapped:
             sub += f" · not on the map: {H.esc(', '.join(unmapped))}"
-        sub += "<br>" + H.legend(
-            [(H.DELAY_COLORS[0], "on time"), (H.DELAY_COLORS[1], "15 min"),
-             (H.DELAY_COLORS[2], "45+ min")]
-        )  # fmt: skip
+        sub += "<br>" + _delay_legend()
         self.map_title.value = H.card_title("Routes from New York", sub)
         if frame.empty:
             self.map_table.value = H.empty("No routes in this selection.")
             return
-        busy = frame[frame["departed"] >= 10] if (frame["departed"] >= 10).any() else frame
+        enough = frame["departed"] >= 10
+        busy = frame[enough] if enough.any() else frame
         worst = busy.sort_values("avg_dep_delay", ascending=False).head(10)
         shown = pd.DataFrame(
             {
                 "dest": [
-                    f'<b>{H.esc(d)}</b> <span style="color:#5f6b76">{H.esc(str(n)[:22])}</span>'
+                    f'<b>{H.esc(d)}</b> <span style="color:#5f6b76">{H.esc(str(n)[:18])}</span>'
                     for d, n in zip(worst["dest"], worst["dest_name"].fillna(""), strict=True)
                 ],
                 "flights": [H.num(v) for v in worst["flights"]],
@@ -699,46 +792,54 @@ class Dashboard:
             }
         )
         self.map_table.value = (
-            '<div class="tm-card-sub">Most delayed routes (≥ 10 departures when possible)</div>'
+            '<div class="tm-card-sub">Most delayed routes (avg min)'
+            + (" (≥ 10 departures)" if enough.any() else "")
+            + "</div>"
             + H.table(
                 shown,
-                [("dest", "Destination", "html"), ("flights", "Flights", "num"),
-                 ("delay", "Avg delay", "html")],
-            )  # fmt: skip
+                [
+                    ("dest", "Destination", "html"),
+                    ("flights", "Flights", "num"),
+                    ("delay", "Delay", "html"),
+                ],
+            )
         )
 
     def _draw_board(self, scope: Q.Scope) -> None:
-        clock = self.state.clock
-        if clock is None:
+        snap = self.state.snap
+        if snap.clock is None:
             self.state.board = None
             self.board.value = H.empty("No replay clock yet: the flight stream has not run.")
             return
-        self.state.board = Q.live_board(self.state.db, scope, clock)
+        self.state.board = Q.live_board(snap.board, scope, snap.clock)
         self._draw_board_table()
 
     def _draw_board_table(self) -> None:
-        frame, clock = self.state.board, self.state.clock
-        if frame is None or clock is None:
+        frame, snap = self.state.board, self.state.snap
+        if frame is None or snap is None or snap.clock is None:
             return
-        local = clock.astimezone(Q.NY)
+        local = snap.clock.astimezone(Q.NY)
         late = frame[(frame["delay"] > 15) | (frame["status"] == "cancelled")]
         self.board_title.value = H.card_title(
             "Live departures board",
             f"{H.esc(self._scope_text(self.scope(), dates=False))} · scheduled "
-            f"{(local - timedelta(hours=1)):%H:%M} – {(local + timedelta(hours=1)):%H:%M} "
+            f"{(local - Q.BOARD_BEFORE):%H:%M} – {(local + Q.BOARD_AFTER):%H:%M} "
             f"(now {local:%H:%M}) · {len(frame)} departures, <b>{len(late)} late or cancelled</b>"
             "<br>"
-            + H.legend([("#fff4e0", "> 15 min late"), ("#fdecea", "> 60 min late"),
-                        ("#e0e0e0", "cancelled")]),
-        )  # fmt: skip
+            + H.legend(
+                [
+                    ("#fff4e0", "> 15 min late"),
+                    ("#fdecea", "> 60 min late"),
+                    ("#e0e0e0", "cancelled"),
+                ]
+            ),
+        )
         if self.w_late_only.value:
             frame = late
         by, ascending = SORTS[self.w_sort.value]
         frame = frame.sort_values(by, ascending=ascending, na_position="last", kind="stable")
         stamp = local.strftime("%Y%m%dT%H%M")
-        export = frame.drop(columns=["_id"]).assign(
-            sched_dep_utc=frame["sched_dep_utc"].astype(str)
-        )
+        export = frame.assign(sched_dep_utc=frame["sched_dep_utc"].astype(str))
         self.export.value = H.csv_link(
             export, f"tarmac_live_board_{stamp}.csv", "Live board CSV"
         ) + self._carriers_link(stamp)
@@ -757,9 +858,7 @@ class Dashboard:
         ]
         shown = frame.assign(
             delay_txt=[
-                ""
-                if pd.isna(d)
-                else f"{d:+.0f}" + (" (so far)" if k == "late, not departed" else "")
+                "" if pd.isna(d) else f"{d:+.0f}" + (" so far" if k == "late, not departed" else "")
                 for d, k in zip(frame["delay"], frame["delay_kind"], strict=True)
             ],
             dest_txt=[
@@ -785,7 +884,7 @@ class Dashboard:
                 ],
                 row_class=classes,
                 attrs='data-table="board"',
-            ).replace('<td class="status">', '<td class="st">')
+            )
             + "</div>"
         )
 
@@ -797,82 +896,122 @@ class Dashboard:
         return H.csv_link(frame[cols].round(2), f"tarmac_airlines_{stamp}.csv", "Airlines CSV")
 
     def _draw_rejects(self) -> None:
-        summary = Q.rejects_summary(self.state.db)
+        snap = self.state.snap
+        summary = Q.rejects_summary(snap.rejects, snap.rejects_total)
+        capped = summary.read < summary.total
         title = H.card_title(
             "Rejected records",
             f"{H.num(summary.total)} refused by the pipeline"
-            + (f" (counts of the newest {H.num(summary.read)})" if summary.read < summary.total
-               else ""),
-        )  # fmt: skip
+            + (f" (counts of the newest {H.num(summary.read)})" if capped else ""),
+        )
         if summary.by_reason.empty:
-            self.rejects.value = title + H.empty("Nothing rejected. All input passed validation.")
+            self.rejects.value = title + H.empty("Nothing rejected: all input passed validation.")
             return
         by_source = " ".join(
             f'<span class="tm-badge" style="background:{H.WATCH}">{H.esc(s)}: {H.num(c)}</span>'
             for s, c in zip(summary.by_source["source"], summary.by_source["count"], strict=True)
         )
-        top = summary.by_reason.head(12).assign(
-            count=lambda f: [H.num(c) for c in f["count"]],
-            last=lambda f: [H.ago(self._now() - t) + " ago" if pd.notna(t) else "—"
-                            for t in f["last_at"]],
-            reason=lambda f: [str(r)[:90] for r in f["reason"]],
-        )  # fmt: skip
+        now = self._now()
+        top = summary.by_reason.head(12)
+        top = top.assign(
+            count=[H.num(c) for c in top["count"]],
+            last=[H.ago(now - t) + " ago" if pd.notna(t) else "—" for t in top["last_at"]],
+            reason=[str(r)[:90] for r in top["reason"]],
+        )
         self.rejects.value = (
             title
             + f"<div>{by_source}</div>"
             + '<div class="tm-scroll" style="max-height:300px;margin-top:6px">'
             + H.table(
                 top,
-                [("source", "Source", ""), ("reason", "Reason", ""), ("count", "Count", "num"),
-                 ("last", "Last (wall)", "")],
+                [
+                    ("source", "Source", ""),
+                    ("reason", "Reason", "wrap"),
+                    ("count", "Count", "num"),
+                    ("last", "Last (wall)", ""),
+                ],
                 attrs='data-table="rejects"',
-            )  # fmt: skip
+            )
             + "</div>"
         )
 
     def _draw_attention(self) -> None:
         items: list[tuple[str, str]] = []
-        fresh = getattr(self, "_fresh", None)
-        if fresh is not None:
-            for rec in fresh.to_dict("records"):
-                if rec["level"] in ("amber", "red"):
-                    behind = (
-                        f"{H.ago(rec['replay_age'])} behind the replay clock, "
-                        if rec["replay_age"] is not None
-                        else ""
+        for rec in self.state.fresh or []:
+            if rec["level"] in ("amber", "red"):
+                behind = (
+                    f"{H.ago(rec['replay_age'])} behind the replay clock, "
+                    if rec["replay_age"] is not None
+                    else ""
+                )
+                items.append(
+                    (
+                        rec["level"],
+                        f"<b>{H.esc(rec['source'])}</b> is "
+                        f"{H.LEVEL_WORDS[rec['level']]}: {behind}"
+                        f"last updated {H.ago(rec['wall_age'])} ago",
                     )
-                    items.append(
-                        (rec["level"], f"<b>{H.esc(rec['source'])}</b> is "
-                         f"{H.LEVEL_WORDS[rec['level']]}: {behind}"
-                         f"last updated {H.ago(rec['wall_age'])} ago")
-                    )  # fmt: skip
-        health = getattr(self, "_health", None)
-        if health is not None:
-            for rec in health.to_dict("records"):
-                if rec["level"] == "red":
-                    items.append(("red", f"<b>{H.esc(rec['job'])}</b>: last run "
-                                  f"{H.esc(rec['status'])} — {H.esc(rec.get('error') or '')}"))
-                elif rec["failures_24h"]:
-                    items.append(("amber", f"<b>{H.esc(rec['job'])}</b>: "
-                                  f"{rec['failures_24h']} failed run(s) in 24 h"))  # fmt: skip
-        board = self.state.board
-        if board is not None and len(board):
-            clock = pd.Timestamp(self.state.clock)
+                )
+        for rec in self.state.health or []:
+            if rec["level"] == "red":
+                items.append(
+                    (
+                        "red",
+                        f"<b>{H.esc(rec['job'])}</b>: last run "
+                        f"{H.esc(rec['status'])} — {H.esc(rec.get('error') or '')}",
+                    )
+                )
+            elif rec["failures_24h"]:
+                items.append(
+                    (
+                        "amber",
+                        f"<b>{H.esc(rec['job'])}</b>: "
+                        f"{rec['failures_24h']} failed run(s) in the last 24 h",
+                    )
+                )
+        board, snap = self.state.board, self.state.snap
+        if board is not None and len(board) and snap.clock is not None:
+            clock = pd.Timestamp(snap.clock)
             waiting = board[(board["delay_kind"] == "late, not departed") & (board["delay"] > 15)]
             if len(waiting):
-                items.append(("red" if (waiting["delay"] > 60).any() else "amber",
-                              f"<b>{len(waiting)}</b> flight(s) past departure time and not "
-                              f"departed yet (up to {waiting['delay'].max():.0f} min)"))  # fmt: skip
+                items.append(
+                    (
+                        "red" if (waiting["delay"] > 60).any() else "amber",
+                        f"<b>{len(waiting)}</b> flight(s) past departure time and not "
+                        f"departed yet (up to {waiting['delay'].max():.0f} min)",
+                    )
+                )
             recent = board[(board["sched_dep_utc"] <= clock) & (board["delay"] > 60)]
             if len(recent):
-                items.append(("red", f"<b>{len(recent)}</b> departure(s) of the last hour more "
-                              "than 60 min late"))  # fmt: skip
+                items.append(
+                    (
+                        "red",
+                        f"<b>{len(recent)}</b> departure(s) of the last hour more than 60 min late",
+                    )
+                )
         kpis = self.state.kpis
         if kpis is not None and kpis.baseline is not None:
             v, b = kpis.value["avg_dep_delay"], kpis.baseline["avg_dep_delay"]
             if math.isfinite(v) and math.isfinite(b) and v - b > 10:
-                items.append(("amber", f"average departure delay {v:.0f} min, "
-                              f"{v - b:.0f} min above a usual day"))  # fmt: skip
+                items.append(
+                    (
+                        "amber",
+                        f"average departure delay {v:.0f} min, "
+                        f"{v - b:.0f} min above the average {kpis.baseline_label}",
+                    )
+                )
+        carriers = self.state.carriers
+        if carriers is not None and len(carriers):
+            bad = carriers[(carriers["departed"] >= 10) & (carriers["avg_dep_delay"] >= 30)]
+            for rec in bad.sort_values("avg_dep_delay", ascending=False).head(2).to_dict("records"):
+                items.append(
+                    (
+                        "amber",
+                        f"<b>{H.esc(rec['carrier'])}</b> "
+                        f"{H.esc(rec['carrier_name'])}: {rec['avg_dep_delay']:.0f} min "
+                        f"average delay, {rec['on_time_pct']:.0f} % on time",
+                    )
+                )
         if not items:
             self.attention.value = H.banner("Nothing needs action right now.", "info")
             return
@@ -893,18 +1032,42 @@ class Dashboard:
         if self._task is not None:
             self._task.cancel()
             self._task = None
-        if not self.w_auto.value:
+        loop = _running_loop()
+        if not self.w_auto.value or loop is None:
             return
-        try:
-            loop = asyncio.get_event_loop()
-        except RuntimeError:
-            return
-        self._task = loop.create_task(self._loop(max(5, int(self.w_interval.value))))
+        self._task = loop.create_task(self._loop(max(5, int(self.w_interval.value or 30))))
 
     async def _loop(self, interval: int) -> None:
         while True:
-            await asyncio.sleep(interval)
+            # A slow read (FerretDB scans whole collections) must not keep the database busy:
+            # wait at least 4 x the last read, i.e. the page takes at most ~20 % of its time.
+            await asyncio.sleep(max(interval, 4.0 * self.last_timings.get("read", 0.0)))
             try:
-                self.refresh()
+                self.refresh(background=True)
             except Exception:  # noqa: BLE001 - keep the loop alive whatever happens
                 log.exception("auto-refresh failed")
+
+
+def _delay_legend() -> str:
+    """The colour scale of every delay chart: a swatch per 7.5 min, 15 = FAA on-time limit."""
+    stops = [(c, f"{i * 7.5:g}") for i, c in enumerate(H.DELAY_PALETTE[:-1])]
+    return "avg delay " + H.legend([*stops, (H.DELAY_PALETTE[-1], "45+ min")])
+
+
+def _gap(box: W.Box) -> W.Box:
+    """ipywidgets' Layout has no ``gap``: a CSS class gives it."""
+    box.add_class("tm-gap")
+    return box
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    """The kernel's event loop when code runs inside one (Voila, Jupyter), else None."""
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        pass
+    try:
+        loop = asyncio.get_event_loop_policy().get_event_loop()
+    except RuntimeError:
+        return None
+    return loop if loop.is_running() else None

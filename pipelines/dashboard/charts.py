@@ -11,18 +11,20 @@ import bqplot as bq
 import ipywidgets as W
 import numpy as np
 import pandas as pd
+from bqplot.traits import array_from_json
+from traittypes import Array
 
 from . import geo
 from .queries import ORIGINS, VISIB_BANDS, WEEKDAYS, WIND_BANDS
-from .widgets import DELAY_COLORS
+from .widgets import DELAY_MAX, DELAY_PALETTE
 
 _MARGIN = {"top": 12, "bottom": 38, "left": 52, "right": 18}
 _AXIS_STYLE = {"font-size": "11px"}
 
 
 def delay_scale() -> bq.ColorScale:
-    """Green at 0 min, amber at 15 min (FAA on-time limit), red from 45 min."""
-    return bq.ColorScale(colors=DELAY_COLORS, min=0.0, mid=15.0, max=45.0)
+    """Green at 0 min (and early), yellow at 15 min (FAA on-time limit), dark red from 45."""
+    return bq.ColorScale(colors=DELAY_PALETTE, min=0.0, max=DELAY_MAX)
 
 
 def _figure(marks, axes, height: int, **kw) -> bq.Figure:
@@ -85,7 +87,7 @@ class HourlyChart:
             self.x_axis,
             bq.Axis(
                 scale=self.y_delay,
-                orientation="vertical",
+                side="left",
                 label="avg dep delay (min)",
                 grid_lines="dashed",
                 tick_style=_AXIS_STYLE,
@@ -93,7 +95,6 @@ class HourlyChart:
             ),
             bq.Axis(
                 scale=self.y_flights,
-                orientation="vertical",
                 side="right",
                 label="flights",
                 grid_lines="none",
@@ -146,18 +147,18 @@ class CarrierChart:
             label_display=True,
             label_display_format=".0f",
             label_font_style={"font-size": "11px", "font-weight": "600", "fill": "#1f2933"},
-            label_display_horizontal_offset=14,
+            label_display_vertical_offset=24,
             tooltip=bq.Tooltip(fields=["x", "y"], labels=["carrier", "value"]),
         )
         self.value_axis = bq.Axis(
             scale=self.y,
-            orientation="horizontal",
+            side="bottom",
             grid_lines="dashed",
             tick_style=_AXIS_STYLE,
             label="avg departure delay (min)",
         )
         axes = [
-            bq.Axis(scale=self.x, orientation="vertical", tick_style=_AXIS_STYLE),
+            bq.Axis(scale=self.x, side="left", tick_style=_AXIS_STYLE),
             self.value_axis,
         ]
         margin = {"top": 8, "bottom": 40, "left": 42, "right": 30}
@@ -204,7 +205,7 @@ class AirportChart:
             bq.Axis(scale=self.x, tick_style={"font-size": "12px", "font-weight": "600"}),
             bq.Axis(
                 scale=self.y,
-                orientation="vertical",
+                side="left",
                 label="avg dep delay (min)",
                 grid_lines="dashed",
                 tick_style=_AXIS_STYLE,
@@ -225,38 +226,78 @@ class AirportChart:
             self.bars.opacities = opacities
 
 
+def _nan_to_null(values: Any, obj: Any = None) -> Any:
+    """A 2-d float array as nested lists with None where NaN: bqplot's GridHeatMap paints a
+    null cell with ``null_color`` (NaN would be painted black)."""
+    if values is None:
+        return None
+    arr = np.asarray(values, dtype="float64")
+    return [[float(v) if np.isfinite(v) else None for v in row] for row in arr]
+
+
+class _NullableGridHeatMap(bq.GridHeatMap):
+    color = Array(None, allow_none=True).tag(
+        sync=True,
+        scaled=True,
+        rtype="Color",
+        atype="bqplot.ColorAxis",
+        to_json=_nan_to_null,
+        from_json=array_from_json,
+    )
+
+
 class HeatmapChart:
-    """Average departure delay by weekday x local hour (bqplot GridHeatMap)."""
+    """Average departure delay by weekday x local hour (bqplot GridHeatMap); cells without
+    departures stay grey, the others show their value."""
+
+    HOURS = [str(h) for h in range(24)]
 
     def __init__(self) -> None:
         self.rows = bq.OrdinalScale(domain=list(WEEKDAYS))
-        self.cols = bq.OrdinalScale(domain=[str(h) for h in range(24)])
+        self.cols = bq.OrdinalScale(domain=self.HOURS)
         self.color = delay_scale()
-        self.grid = bq.GridHeatMap(
+        self.grid = _NullableGridHeatMap(
             row=list(WEEKDAYS),
-            column=[str(h) for h in range(24)],
+            column=self.HOURS,
             color=np.full((7, 24), np.nan),
             scales={"row": self.rows, "column": self.cols, "color": self.color},
-            null_color="#eef1f4",
+            null_color="#e9edf1",
             stroke="white",
-            display_format=".0f",
-            font_style={"font-size": "9px", "fill": "#1f2933"},
+            tooltip=bq.Tooltip(
+                fields=["row", "column", "color"],
+                labels=["weekday", "hour", "avg delay (min)"],
+                formats=["", "", ".1f"],
+            ),
+        )
+        self.labels = bq.Label(
+            x=[],
+            y=[],
+            text=[],
+            scales={"x": self.cols, "y": self.rows},
+            align="middle",
+            colors=["#1f2933"],
+            default_size=10,
         )
         axes = [
-            bq.Axis(scale=self.cols, label="local hour of scheduled departure",
-                    tick_style=_AXIS_STYLE),
-            bq.Axis(scale=self.rows, orientation="vertical", tick_style=_AXIS_STYLE),
-        ]  # fmt: skip
-        margin = {"top": 6, "bottom": 38, "left": 40, "right": 8}
-        self.figure = _figure([self.grid], axes, 230, fig_margin=margin)
+            bq.Axis(scale=self.cols, label="scheduled local hour", tick_style=_AXIS_STYLE),
+            bq.Axis(scale=self.rows, side="left", tick_style=_AXIS_STYLE),
+        ]
+        margin = {"top": 6, "bottom": 40, "left": 40, "right": 8}
+        self.figure = _figure([self.grid, self.labels], axes, 250, fig_margin=margin)
 
     def update(self, grid: pd.DataFrame) -> None:
         values = grid.reindex(index=range(1, 8), columns=range(24)).to_numpy(dtype="float64")
         self.grid.color = np.round(values, 1)
+        rows, cols = np.nonzero(np.isfinite(values))
+        with self.labels.hold_sync():
+            self.labels.x = [self.HOURS[c] for c in cols]
+            self.labels.y = [WEEKDAYS[r] for r in rows]
+            self.labels.text = [f"{values[r, c]:.0f}" for r, c in zip(rows, cols, strict=True)]
 
 
 class WeatherCharts:
-    """Average departure delay per visibility band, wind band and precipitation."""
+    """Average departure delay per visibility band, wind band and precipitation: three small
+    horizontal bar charts, one above the other (bands without flights stay empty)."""
 
     def __init__(self) -> None:
         self.parts = {}
@@ -266,27 +307,30 @@ class WeatherCharts:
             ("wind_band", WIND_BANDS, "wind"),
             ("precip", ("dry", "precipitation"), "precipitation"),
         ):
-            x = bq.OrdinalScale(domain=list(order))
+            x = bq.OrdinalScale(domain=list(order), reverse=True)
             y = bq.LinearScale(min=0.0)
             bars = bq.Bars(
-                x=list(order),
-                y=np.zeros(len(order)),
-                color=np.zeros(len(order)),
+                x=[],
+                y=[],
+                color=[],
                 scales={"x": x, "y": y, "color": delay_scale()},
+                orientation="horizontal",
                 padding=0.25,
                 label_display=True,
                 label_display_format=".0f",
-                label_font_style={"font-size": "10.5px", "fill": "#1f2933"},
+                label_font_style={"font-size": "11px", "font-weight": "600", "fill": "#1f2933"},
+                label_display_vertical_offset=24,
                 tooltip=bq.Tooltip(fields=["x", "y"], labels=[title, "avg delay (min)"]),
             )
             axes = [
-                bq.Axis(scale=x, label=title, tick_style={"font-size": "10px"}),
-                bq.Axis(scale=y, orientation="vertical", tick_style=_AXIS_STYLE,
-                        grid_lines="dashed", num_ticks=4),
+                bq.Axis(scale=x, side="left", label=title, tick_style={"font-size": "11px"},
+                        label_offset="78px"),
+                bq.Axis(scale=y, side="bottom", tick_style=_AXIS_STYLE, grid_lines="dashed",
+                        num_ticks=5),
             ]  # fmt: skip
-            margin = {"top": 14, "bottom": 40, "left": 34, "right": 6}
-            fig = _figure([bars], axes, 170, fig_margin=margin)
-            fig.layout.width = "33%"
+            height = 44 + 24 * len(order)
+            margin = {"top": 4, "bottom": 22, "left": 96, "right": 34}
+            fig = _figure([bars], axes, height, fig_margin=margin)
             self.parts[key] = (bars, y, list(order))
             self.figures.append(fig)
 
@@ -296,22 +340,25 @@ class WeatherCharts:
             if table is None or table.empty:
                 values = np.full(len(order), np.nan)
             else:
-                values = _finite(table.set_index(table.columns[0]).reindex(order)["avg_dep_delay"])
-            hi = float(np.nanmax(values)) if np.isfinite(values).any() else 10.0
-            y.max = max(10.0, hi * 1.2)
+                values = _finite(table.set_index(key).reindex(order)["avg_dep_delay"])
+            known = np.isfinite(values)
+            hi = float(np.nanmax(values)) if known.any() else 10.0
+            lo = float(np.nanmin(values)) if known.any() else 0.0
+            y.max, y.min = max(10.0, hi * 1.2), min(0.0, lo * 1.2)
             with bars.hold_sync():
-                bars.y = _nan_to(values)
-                bars.color = _nan_to(values)
+                bars.x = [b for b, k in zip(order, known, strict=True) if k]
+                bars.y = values[known]
+                bars.color = values[known]
 
 
 class RouteMap:
     """US states (bqplot's bundled topojson, AlbersUSA) and routes from New York coloured by
     average departure delay; the dot grows with the number of flights."""
 
-    def __init__(self, width: int = 620, height: int = 360) -> None:
-        self.projection = bq.AlbersUSA(
-            scale_factor=width * 1.22, translate=(width / 2.0, height / 2.0 + 6)
-        )
+    def __init__(self, width: int = 560, height: int = 400) -> None:
+        # bqplot's Map draws into a fixed 1200 x 980 viewBox scaled to the figure: the
+        # projection is set for that box, the figure keeps a close aspect ratio.
+        self.projection = bq.AlbersUSA(scale_factor=1430, translate=(610, 455))
         self.states = bq.Map(
             map_data=bq.topo_load("map_data/USStatesMap.json"),
             scales={"projection": self.projection},
@@ -330,10 +377,8 @@ class RouteMap:
         self.figure = bq.Figure(
             marks=[self.states, self.routes],
             fig_margin={"top": 0, "bottom": 0, "left": 0, "right": 0},
-            min_aspect_ratio=width / height,
-            max_aspect_ratio=width / height,
             animation_duration=0,
-            layout=W.Layout(width=f"{width}px", height=f"{height}px"),
+            layout=W.Layout(width=f"{width}px", height=f"{height}px", flex="0 0 auto"),
         )
         self.figure.add_class("tm-map")
 

@@ -1,17 +1,25 @@
-"""The dashboard's read side: small functions over the serving collections of docs/data-model.md.
+"""The dashboard's read side over the serving collections of docs/data-model.md.
 
-Every function takes a pymongo ``Database`` and returns plain values or pandas frames. Reads are
-``find`` + projection only; sums are added up client-side (FerretDB v1.24 computes only the
-first accumulator of a ``$group`` correctly), and every average or percentage is computed from
-stored sums and counts (``dep_delay_sum / dep_delay_n``, ``on_time / departed``), so any
-roll-up is exact.
+Two layers:
 
-Errors are not caught here: a caller gets ``pymongo.errors.PyMongoError`` (or
-``ServiceUnavailableError`` from :func:`pipelines.mongo.database`) and decides what to show.
+- ``read_*`` / :func:`load_snapshot`: pymongo ``find`` + projection, one read per collection
+  and refresh. FerretDB v1.24 (SQLite) pushes down only ``_id`` equality and a bare ``limit``:
+  any other filter scans the whole collection, so a filter per widget change would cost a scan
+  each time. The dashboard reads a :class:`Snapshot` once per refresh and answers every filter
+  change from memory.
+- pure functions (``kpi_summary``, ``hourly_series``, ``carrier_table`` ...) over the snapshot's
+  frames and a :class:`Scope`. Sums are added up client-side (FerretDB computes only the first
+  accumulator of a ``$group`` correctly: no ``$group`` here at all) and every average or
+  percentage is computed from stored sums and counts (``dep_delay_sum / dep_delay_n``,
+  ``on_time / departed``), so any roll-up is exact.
+
+Errors are not caught here: callers get ``pymongo.errors.PyMongoError`` (or
+``ServiceUnavailableError`` from :func:`pipelines.mongo.database`) and decide what to show.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -24,20 +32,22 @@ from pymongo.database import Database
 
 NY = ZoneInfo("America/New_York")
 ORIGINS = ("EWR", "JFK", "LGA")
-ORIGIN_NAMES = {"EWR": "Newark", "JFK": "JFK", "LGA": "LaGuardia"}
+ORIGIN_NAMES = {"EWR": "Newark", "JFK": "Kennedy", "LGA": "LaGuardia"}
 MEASURES = (
     "flights", "departed", "cancelled", "on_time", "delayed_60",
     "dep_delay_sum", "dep_delay_n", "arr_delay_sum", "arr_delay_n",
 )  # fmt: skip
 DERIVED = ("on_time_pct", "avg_dep_delay", "avg_arr_delay", "cancel_pct")
 JOBS = ("flights_stream", "weather_hourly", "reference_daily")
-SOURCES = JOBS  # pipeline_state ids the header reports on
 FAILED = ("failed", "failure", "error", "timeout", "timed_out", "abandoned", "killed")
 STATUS_NAMES = {1: "scheduled", 2: "departed", 3: "arrived", 4: "cancelled"}
 VISIB_BANDS = ("< 1 mi", "1-3 mi", "3-5 mi", "5-10 mi", "10+ mi")
 WIND_BANDS = ("0-10 mph", "10-20 mph", "20-30 mph", "30+ mph")
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+WEEKDAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 REJECTS_CAP = 20_000  # newest rejects read for the panel
+BOARD_BEFORE = timedelta(hours=1)
+BOARD_AFTER = timedelta(hours=1)
 
 _MEASURE_PROJ = {m: 1 for m in MEASURES}
 
@@ -72,11 +82,11 @@ def date_range(start: date, end: date) -> list[str]:
 
 
 def iso_weekday(day: str) -> int:
-    """1 = Monday ... 7 = Sunday of a ``YYYY-MM-DD`` string."""
+    """1 = Monday ... 7 = Sunday of a ``YYYY-MM-DD`` string (computed, not read: robust)."""
     return date.fromisoformat(day).isoweekday()
 
 
-def _frame(docs: Iterable[dict[str, Any]], columns: Sequence[str]) -> pd.DataFrame:
+def _frame(docs: Iterable[dict[str, Any]], columns: Iterable[str]) -> pd.DataFrame:
     frame = pd.DataFrame(list(docs))
     for column in columns:
         if column not in frame.columns:
@@ -87,13 +97,17 @@ def _frame(docs: Iterable[dict[str, Any]], columns: Sequence[str]) -> pd.DataFra
 def _measures(frame: pd.DataFrame) -> pd.DataFrame:
     """Measure columns as floats, missing = 0 (an absent measure counted nothing)."""
     for m in MEASURES:
+        if m not in frame.columns:
+            frame[m] = 0.0
         frame[m] = pd.to_numeric(frame[m], errors="coerce").fillna(0.0).astype("float64")
     return frame
 
 
 def _ratio(num: Any, den: Any, scale: float = 1.0) -> Any:
+    num = np.asarray(num, dtype="float64")
+    den = np.asarray(den, dtype="float64")
     with np.errstate(divide="ignore", invalid="ignore"):
-        out = np.where(np.asarray(den, dtype="float64") > 0, np.asarray(num) * scale / den, np.nan)
+        out = np.where(den > 0, num * scale / np.where(den > 0, den, 1.0), np.nan)
     return out if np.ndim(out) else float(out)
 
 
@@ -118,7 +132,7 @@ def rollup(frame: pd.DataFrame, by: str | list[str]) -> pd.DataFrame:
     """Sum the measures per ``by`` and derive the ratios (an empty frame keeps its columns)."""
     keys = [by] if isinstance(by, str) else list(by)
     if frame.empty:
-        return pd.DataFrame(columns=[*keys, *MEASURES, *DERIVED])
+        return pd.DataFrame({c: pd.Series(dtype="float64") for c in (*keys, *MEASURES, *DERIVED)})
     summed = frame.groupby(keys, as_index=False, sort=True)[list(MEASURES)].sum()
     return derive(summed)
 
@@ -128,7 +142,8 @@ def rollup(frame: pd.DataFrame, by: str | list[str]) -> pd.DataFrame:
 
 @dataclass(frozen=True)
 class Scope:
-    """What the filters select. Empty ``airports`` / ``carriers`` mean all; dates inclusive."""
+    """What the filters select. Empty ``airports`` / ``carriers`` mean all; dates inclusive,
+    ``None`` = the whole loaded period."""
 
     airports: tuple[str, ...] = ()
     carriers: tuple[str, ...] = ()
@@ -140,29 +155,42 @@ class Scope:
             return None
         return date_range(self.date_from, self.date_to)
 
-    def match(self, *, carriers: bool = True, dates: bool = True, airports: bool = True):
-        query: dict[str, Any] = {}
-        if airports and self.airports:
-            query["origin"] = {"$in": list(self.airports)}
-        if carriers and self.carriers:
-            query["carrier"] = {"$in": list(self.carriers)}
-        if dates and (days := self.dates()) is not None:
-            query["date"] = {"$in": days}
-        return query
-
     def months(self) -> list[str] | None:
         days = self.dates()
         return None if days is None else sorted({d[:7] for d in days})
 
+    def select(
+        self,
+        frame: pd.DataFrame,
+        *,
+        airports: bool = True,
+        carriers: bool = True,
+        dates: bool = True,
+    ) -> pd.DataFrame:
+        """Rows of ``frame`` in the scope (columns ``origin``, ``carrier``, ``date``)."""
+        mask = pd.Series(True, index=frame.index)
+        if airports and self.airports and "origin" in frame:
+            mask &= frame["origin"].isin(self.airports)
+        if carriers and self.carriers and "carrier" in frame:
+            mask &= frame["carrier"].isin(self.carriers)
+        if dates and (days := self.dates()) is not None and "date" in frame:
+            mask &= frame["date"].isin(days)
+        return frame[mask]
 
-# ---------------------------------------------------------------------- clock and freshness
+
+# ------------------------------------------------------------------------------ reading
 
 
-def replay_clock(db: Database) -> datetime | None:
+def read_states(db: Database) -> dict[str, dict[str, Any]]:
+    """``pipeline_state`` documents by job id (a handful of documents)."""
+    return {d["_id"]: d for d in db.pipeline_state.find({})}
+
+
+def replay_clock(db: Database, states: dict[str, dict[str, Any]] | None = None):
     """Newest event time the stream has processed (``pipeline_state.flights_stream``);
     falls back to the newest ``last_event_time`` in ``flights``."""
-    state = db.pipeline_state.find_one({"_id": "flights_stream"}, {"newest_event_time": 1})
-    if state and (ts := utc(state.get("newest_event_time"))):
+    states = read_states(db) if states is None else states
+    if ts := utc(states.get("flights_stream", {}).get("newest_event_time")):
         return ts
     doc = db.flights.find_one(
         {"last_event_time": {"$exists": True}},
@@ -172,9 +200,177 @@ def replay_clock(db: Database) -> datetime | None:
     return utc(doc.get("last_event_time")) if doc else None
 
 
-def has_data(db: Database) -> bool:
-    """True when the serving model holds any flight or KPI document."""
-    return any(db[name].find_one({}, {"_id": 1}) is not None for name in ("kpi_hourly", "flights"))
+def read_kpi_hourly(db: Database) -> pd.DataFrame:
+    proj = {"origin": 1, "hour_utc": 1, "date": 1, "local_hour": 1, **_MEASURE_PROJ}
+    frame = _measures(_frame(db.kpi_hourly.find({}, proj), proj))
+    frame["hour_utc"] = pd.to_datetime(frame["hour_utc"], utc=True)
+    frame["local_hour"] = pd.to_numeric(frame["local_hour"], errors="coerce")
+    return frame.dropna(subset=["date"])
+
+
+def read_kpi_carrier_daily(db: Database) -> pd.DataFrame:
+    proj = {"carrier": 1, "carrier_name": 1, "origin": 1, "date": 1, **_MEASURE_PROJ}
+    return _measures(_frame(db.kpi_carrier_daily.find({}, proj), proj)).dropna(subset=["date"])
+
+
+def read_kpi_route_monthly(db: Database) -> pd.DataFrame:
+    proj = {"origin": 1, "dest": 1, "month": 1, "dest_name": 1, "dest_lat": 1, "dest_lon": 1,
+            **_MEASURE_PROJ}  # fmt: skip
+    frame = _measures(_frame(db.kpi_route_monthly.find({}, proj), proj))
+    for c in ("dest_lat", "dest_lon"):
+        frame[c] = pd.to_numeric(frame[c], errors="coerce")
+    return frame
+
+
+def read_weather_impact(db: Database) -> pd.DataFrame:
+    proj = {"origin": 1, "date": 1, "visib_band": 1, "wind_band": 1, "precip": 1, **_MEASURE_PROJ}
+    return _measures(_frame(db.weather_impact.find({}, proj), proj))
+
+
+def read_weather_near(db: Database, clock: datetime, hours: int = 3) -> pd.DataFrame:
+    """``weather_hourly`` of the last ``hours`` hours up to the clock, by ``_id`` (the only
+    lookup FerretDB answers without a scan): ``ORIGIN|YYYY-MM-DDTHH:00Z``."""
+    top = clock.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    proj = {"origin": 1, "hour_utc": 1, "visib_km": 1, "wind_speed_kmh": 1, "precip_mm": 1,
+            "temp_c": 1, "visib_band": 1, "wind_band": 1, "precip": 1}  # fmt: skip
+    docs = []
+    for origin in ORIGINS:
+        for h in range(hours + 1):
+            key = f"{origin}|{(top - timedelta(hours=h)).strftime('%Y-%m-%dT%H:%MZ')}"
+            if doc := db.weather_hourly.find_one({"_id": key}, proj):
+                docs.append(doc)
+                break
+    frame = _frame(docs, proj)
+    frame["hour_utc"] = pd.to_datetime(frame["hour_utc"], utc=True)
+    return frame
+
+
+def read_board(
+    db: Database,
+    clock: datetime,
+    before: timedelta = BOARD_BEFORE,
+    after: timedelta = BOARD_AFTER,
+) -> pd.DataFrame:
+    """Flight documents scheduled within [clock - before, clock + after]."""
+    proj = {
+        "carrier": 1, "carrier_name": 1, "flight": 1, "origin": 1, "dest": 1, "dest_name": 1,
+        "status": 1, "status_rank": 1, "dep_delay": 1, "sched_dep_utc": 1, "dep_time_utc": 1,
+        "tailnum": 1, "cancelled": 1,
+    }  # fmt: skip
+    query = {"sched_dep_utc": {"$gte": clock - before, "$lte": clock + after}}
+    return _frame(db.flights.find(query, proj), [*proj, "_id"])
+
+
+def read_runs(db: Database, now: datetime, days: int = 8) -> pd.DataFrame:
+    """``pipeline_runs`` started in the last ``days`` days (job, status, start, end, error)."""
+    proj = {"job": 1, "status": 1, "start": 1, "end": 1, "error": 1}
+    frame = _frame(db.pipeline_runs.find({"start": {"$gte": now - timedelta(days=days)}}, proj),
+                   proj)  # fmt: skip
+    for c in ("start", "end"):
+        frame[c] = pd.to_datetime(frame[c], utc=True, errors="coerce")
+    return frame
+
+
+def read_rejects(db: Database, cap: int = REJECTS_CAP) -> tuple[pd.DataFrame, int]:
+    """The newest ``cap`` rejects (source, reason, at) and how many there are in all."""
+    total = db.rejects.estimated_document_count()
+    cursor = db.rejects.find({}, {"source": 1, "reason": 1, "at": 1, "_id": 0})
+    if total > cap:
+        cursor = cursor.sort("at", -1).limit(cap)
+    frame = _frame(cursor, ["source", "reason", "at"])
+    frame["at"] = pd.to_datetime(frame["at"], utc=True, errors="coerce")
+    return frame, total
+
+
+def read_airlines(db: Database) -> dict[str, str]:
+    return {d["_id"]: d.get("name") or d["_id"] for d in db.airlines.find({}, {"name": 1})}
+
+
+@dataclass
+class Snapshot:
+    """Everything the page shows, read once per refresh."""
+
+    read_at: datetime
+    clock: datetime | None
+    states: dict[str, dict[str, Any]]
+    hourly: pd.DataFrame
+    carrier_daily: pd.DataFrame
+    route_monthly: pd.DataFrame
+    weather_impact: pd.DataFrame
+    weather_now: pd.DataFrame
+    board: pd.DataFrame
+    runs: pd.DataFrame
+    rejects: pd.DataFrame
+    rejects_total: int
+    airlines: dict[str, str]
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def has_data(self) -> bool:
+        return not self.hourly.empty or not self.carrier_daily.empty
+
+    @property
+    def dates(self) -> list[str]:
+        """Local dates with hourly KPIs (the loaded period), sorted."""
+        return sorted(set(self.hourly["date"].dropna())) if len(self.hourly) else []
+
+    @property
+    def first(self) -> date | None:
+        return date.fromisoformat(self.dates[0]) if self.dates else None
+
+    @property
+    def last(self) -> date | None:
+        return date.fromisoformat(self.dates[-1]) if self.dates else None
+
+    def carriers(self) -> list[tuple[str, str]]:
+        """(code, name) of every carrier with daily KPIs; names from ``airlines`` or the KPIs."""
+        frame = self.carrier_daily
+        if frame.empty:
+            return []
+        names = frame.dropna(subset=["carrier_name"]).groupby("carrier")["carrier_name"].first()
+        codes = sorted(frame["carrier"].dropna().unique())
+        return [(c, self.airlines.get(c) or names.get(c) or c) for c in codes]
+
+
+def load_snapshot(db: Database, now: datetime) -> Snapshot:
+    """Read every serving collection the page needs (projections only, sums client-side)."""
+    timings: dict[str, float] = {}
+
+    def timed(name: str, fn):
+        started = time.perf_counter()
+        value = fn()
+        timings[name] = time.perf_counter() - started
+        return value
+
+    states = timed("pipeline_state", lambda: read_states(db))
+    clock = timed("clock", lambda: replay_clock(db, states))
+    empty_board = _frame([], ["sched_dep_utc"])
+    return Snapshot(
+        read_at=now,
+        clock=clock,
+        states=states,
+        hourly=timed("kpi_hourly", lambda: read_kpi_hourly(db)),
+        carrier_daily=timed("kpi_carrier_daily", lambda: read_kpi_carrier_daily(db)),
+        route_monthly=timed("kpi_route_monthly", lambda: read_kpi_route_monthly(db)),
+        weather_impact=timed("weather_impact", lambda: read_weather_impact(db)),
+        weather_now=timed(
+            "weather_hourly", lambda: read_weather_near(db, clock) if clock else _frame([], [])
+        ),
+        board=timed("flights", lambda: read_board(db, clock) if clock else empty_board),
+        runs=timed("pipeline_runs", lambda: read_runs(db, now)),
+        **dict(
+            zip(
+                ("rejects", "rejects_total"),
+                timed("rejects", lambda: read_rejects(db)),
+                strict=True,
+            )
+        ),  # fmt: skip
+        airlines=timed("airlines", lambda: read_airlines(db)),
+        timings=timings,
+    )
+
+
+# ------------------------------------------------------------------- freshness and health
 
 
 @dataclass(frozen=True)
@@ -221,28 +417,23 @@ def worst(levels: Iterable[str]) -> str:
 
 
 def freshness(
-    db: Database,
+    states: dict[str, dict[str, Any]],
     clock: datetime | None,
     now: datetime,
     rules: dict[str, FreshnessRule] | None = None,
-) -> pd.DataFrame:
-    """One row per source: newest data time, ``updated_at``, replay and wall ages, level."""
-    rules = rules or DEFAULT_FRESHNESS
-    states = {d["_id"]: d for d in db.pipeline_state.find({"_id": {"$in": list(rules)}})}
+) -> list[dict[str, Any]]:
+    """One dict per source: newest data time, ``updated_at``, replay and wall ages, level
+    (ok / amber / red / missing)."""
     rows = []
-    for source, rule in rules.items():
-        state = states.get(source, {})
+    for source, rule in (rules or DEFAULT_FRESHNESS).items():
+        state = states.get(source) or {}
         newest = next((utc(state[k]) for k in _NEWEST_KEYS if utc(state.get(k))), None)
-        if newest is None and source == "weather_hourly":
-            doc = db.weather_hourly.find_one({}, {"hour_utc": 1}, sort=[("hour_utc", -1)])
-            newest = utc(doc.get("hour_utc")) if doc else None
         updated = utc(state.get("updated_at"))
         wall_age = now - updated if updated else None
         replay_age = clock - newest if (clock and newest) else None
         levels = [rule.wall.level(wall_age)]
-        if rule.replay is not None:
+        if rule.replay is not None and replay_age is not None:  # unknown newest: wall only
             levels.append(rule.replay.level(replay_age))
-        level = "missing" if not state and newest is None else worst(levels)
         rows.append(
             {
                 "source": source,
@@ -250,91 +441,51 @@ def freshness(
                 "updated_at": updated,
                 "replay_age": replay_age if rule.replay is not None else None,
                 "wall_age": wall_age,
-                "level": level,
+                "level": "missing" if not state else worst(levels),
             }
         )
-    return pd.DataFrame(rows)
-
-
-def pipeline_health(db: Database, now: datetime, jobs: Sequence[str] = JOBS) -> pd.DataFrame:
-    """Last run of each job (status, start, end) and its failures in the 24 h before ``now``."""
-    since = now - timedelta(hours=24)
-    rows = []
-    for job in jobs:
-        last = db.pipeline_runs.find_one(
-            {"job": job},
-            {"status": 1, "start": 1, "end": 1, "error": 1, "duration": 1},
-            sort=[("start", -1)],
-        )
-        recent = db.pipeline_runs.find(
-            {"job": job, "start": {"$gte": since}}, {"status": 1, "_id": 0}
-        )
-        failures = sum(1 for d in recent if _failed(d.get("status")))
-        status = (last or {}).get("status")
-        error = (last or {}).get("error")
-        rows.append(
-            {
-                "job": job,
-                "status": status,
-                "start": utc((last or {}).get("start")),
-                "end": utc((last or {}).get("end")),
-                "failures_24h": failures,
-                "error": error.get("message") if isinstance(error, dict) else error,
-                "level": (
-                    "missing"
-                    if last is None
-                    else "red"
-                    if _failed(status)
-                    else "amber"
-                    if failures
-                    else "ok"
-                ),
-            }
-        )
-    return pd.DataFrame(rows)
+    return rows
 
 
 def _failed(status: Any) -> bool:
     return isinstance(status, str) and (status.lower() in FAILED or "fail" in status.lower())
 
 
-# ---------------------------------------------------------------------------- filter options
-
-
-@dataclass(frozen=True)
-class Extent:
-    """What is loaded: local dates with KPI data, carriers with their names, airports."""
-
-    dates: tuple[str, ...] = ()
-    carriers: tuple[tuple[str, str], ...] = ()
-    airports: tuple[str, ...] = ORIGINS
-
-    @property
-    def first(self) -> date | None:
-        return date.fromisoformat(self.dates[0]) if self.dates else None
-
-    @property
-    def last(self) -> date | None:
-        return date.fromisoformat(self.dates[-1]) if self.dates else None
-
-
-def extent(db: Database) -> Extent:
-    dates = sorted(d for d in db.kpi_hourly.distinct("date") if isinstance(d, str))
-    codes = sorted(c for c in db.kpi_carrier_daily.distinct("carrier") if isinstance(c, str))
-    names = {d["_id"]: d.get("name") for d in db.airlines.find({}, {"name": 1})}
-    missing = [c for c in codes if not names.get(c)]
-    if missing:  # reference not loaded yet: the KPI documents carry the name too
-        for d in db.kpi_carrier_daily.find(
-            {"carrier": {"$in": missing}}, {"carrier": 1, "carrier_name": 1}
-        ).limit(500):
-            names.setdefault(d["carrier"], d.get("carrier_name"))
-            names[d["carrier"]] = names[d["carrier"]] or d.get("carrier_name")
-    origins = sorted(o for o in db.kpi_hourly.distinct("origin") if isinstance(o, str))
-    return Extent(
-        dates=tuple(dates),
-        carriers=tuple((c, names.get(c) or c) for c in codes),
-        airports=tuple(origins) or ORIGINS,
-    )
+def pipeline_health(
+    runs: pd.DataFrame, now: datetime, jobs: Sequence[str] = JOBS
+) -> list[dict[str, Any]]:
+    """Last run of each job (status, start, end, error) and its failures in the 24 h before
+    ``now``; level red when the last run failed, amber when an earlier one did."""
+    since = pd.Timestamp(now - timedelta(hours=24))
+    rows = []
+    for job in jobs:
+        mine = runs[runs["job"] == job].sort_values("start") if len(runs) else runs
+        last = mine.iloc[-1] if len(mine) else None
+        recent = mine[mine["start"] >= since] if len(mine) else mine
+        failures = int(sum(_failed(s) for s in recent["status"])) if len(recent) else 0
+        status = None if last is None else last["status"]
+        error = None if last is None else last.get("error")
+        level = (
+            "missing"
+            if last is None
+            else "red"
+            if _failed(status)
+            else "amber"
+            if failures
+            else "ok"
+        )
+        rows.append(
+            {
+                "job": job,
+                "status": status,
+                "start": None if last is None or pd.isna(last["start"]) else last["start"],
+                "end": None if last is None or pd.isna(last["end"]) else last["end"],
+                "failures_24h": failures,
+                "error": error.get("message") if isinstance(error, dict) else error,
+                "level": level,
+            }
+        )
+    return rows
 
 
 # ----------------------------------------------------------------------------------- KPIs
@@ -347,8 +498,9 @@ class KpiSummary:
     value: dict[str, float]
     baseline: dict[str, float] | None
     basis: str  # "kpi_hourly" (time-of-day aligned) or "kpi_carrier_daily" (whole days)
-    dates: list[str] = field(default_factory=list)  # selected dates that have happened
+    dates: list[str] = field(default_factory=list)  # selected dates that have started
     baseline_dates: list[str] = field(default_factory=list)
+    baseline_label: str = ""  # "Wednesday", "same weekdays" or "day" (fallback)
     cut_hour: int | None = None  # the clock's day counts scheduled hours <= this local hour
     note: str = ""
 
@@ -356,54 +508,43 @@ class KpiSummary:
 def _day_sums(frame: pd.DataFrame, dates: list[str], cut_hour: int | None) -> pd.DataFrame:
     """Measures summed per date (dates without documents count zero)."""
     if cut_hour is not None and "local_hour" in frame:
-        frame = frame[pd.to_numeric(frame["local_hour"], errors="coerce") <= cut_hour]
-    sums = frame.groupby("date")[list(MEASURES)].sum() if not frame.empty else None
-    if sums is None:
+        frame = frame[frame["local_hour"] <= cut_hour]
+    if frame.empty:
         return pd.DataFrame(0.0, index=dates, columns=list(MEASURES))
-    return sums.reindex(dates, fill_value=0.0)
+    return frame.groupby("date")[list(MEASURES)].sum().reindex(dates, fill_value=0.0)
 
 
 def kpi_summary(
-    db: Database,
+    hourly: pd.DataFrame,
+    carrier_daily: pd.DataFrame,
     scope: Scope,
     clock: datetime | None,
-    loaded_dates: Sequence[str],
 ) -> KpiSummary:
     """Tiles of ``scope``, and the average of the same weekdays over the loaded period.
 
-    Without a carrier filter the hourly KPIs are read, so the day of the replay clock is
+    Without a carrier filter the hourly KPIs are used, so the day of the replay clock is
     compared with the same hours (scheduled up to the clock's local hour) of the other days;
-    with a carrier filter the per-carrier daily KPIs are read (whole days). The baseline of a
-    selected day is the mean over the loaded days before the clock's day that fall on the same
-    weekday and are not themselves selected; None when a selected day has no such day.
+    with a carrier filter the per-carrier daily KPIs are (whole days). The baseline of a
+    selected day is the mean over the complete loaded days (before the clock's day, not
+    selected) on the same weekday; when one has none, every such day of any weekday is used
+    and the label says "day".
     """
-    hourly = not scope.carriers
-    coll = db.kpi_hourly if hourly else db.kpi_carrier_daily
-    proj = {"date": 1, "local_hour": 1, **_MEASURE_PROJ} if hourly else {"date": 1, **_MEASURE_PROJ}
+    use_hourly = not scope.carriers
+    frame = hourly if use_hourly else carrier_daily
+    basis = "kpi_hourly" if use_hourly else "kpi_carrier_daily"
+    frame = scope.select(frame, carriers=not use_hourly, dates=False)
+    loaded = sorted(set(hourly["date"].dropna()) | set(carrier_daily["date"].dropna()))
     clock_day = local_date(clock).isoformat() if clock else None
-    cut = clock.astimezone(NY).hour if (clock and hourly) else None
-    loaded = sorted(set(loaded_dates))
+    cut = clock.astimezone(NY).hour if (clock and use_hourly) else None
     selected = scope.dates()
-    if selected is None:
-        selected = loaded
+    selected = loaded if selected is None else selected
     selected = [d for d in selected if clock_day is None or d <= clock_day]
-    basis = "kpi_hourly" if hourly else "kpi_carrier_daily"
     if not selected:
         return KpiSummary(summarize({}), None, basis, note="no day of the selection has started")
-
-    match = scope.match(carriers=not hourly, dates=False)
-    frame = _measures(_frame(coll.find({**match, "date": {"$in": selected}}, proj), proj))
     day_cut = {d: (cut if d == clock_day else None) for d in selected}
     value = pd.concat(
         [_day_sums(frame[frame["date"] == d], [d], day_cut[d]) for d in selected]
     ).sum()
-
-    weekdays = {iso_weekday(d) for d in selected}
-    candidates = [
-        d
-        for d in loaded
-        if (clock_day is None or d < clock_day) and d not in selected and iso_weekday(d) in weekdays
-    ]
     summary = KpiSummary(
         summarize(value),
         None,
@@ -411,37 +552,45 @@ def kpi_summary(
         dates=selected,
         cut_hour=cut if clock_day in selected else None,
     )
-    if not candidates:
-        summary.note = "no earlier same weekday loaded"
+    complete = [
+        d for d in loaded if (clock_day is None or d < clock_day) and d not in set(selected)
+    ]
+    if not complete:
+        summary.note = "no other complete day loaded yet"
         return summary
-    base = _measures(_frame(coll.find({**match, "date": {"$in": candidates}}, proj), proj))
     expected = pd.Series(0.0, index=list(MEASURES))
     used: set[str] = set()
+    fallback = False
     for day in selected:
-        same = [b for b in candidates if iso_weekday(b) == iso_weekday(day)]
+        same = [b for b in complete if iso_weekday(b) == iso_weekday(day)]
         if not same:
-            summary.note = f"no earlier {WEEKDAYS[iso_weekday(day) - 1]} loaded"
-            return summary
-        expected += _day_sums(base[base["date"].isin(same)], same, day_cut[day]).mean()
+            same, fallback = complete, True
+        expected += _day_sums(frame[frame["date"].isin(same)], same, day_cut[day]).mean()
         used.update(same)
     summary.baseline = summarize(expected)
     summary.baseline_dates = sorted(used)
+    weekdays = {iso_weekday(d) for d in selected}
+    if fallback:
+        summary.baseline_label = "day"
+        summary.note = "no earlier same weekday loaded: compared with the average day"
+    elif len(weekdays) == 1:
+        summary.baseline_label = WEEKDAY_NAMES[weekdays.pop() - 1]
+    else:
+        summary.baseline_label = "same weekdays"
     return summary
 
 
 # --------------------------------------------------------------------------------- charts
 
 
-def hourly_series(db: Database, scope: Scope) -> pd.DataFrame:
-    """Per scheduled hour (UTC) of the selection: measures, ratios, local time and label.
+def hourly_series(hourly: pd.DataFrame, scope: Scope) -> pd.DataFrame:
+    """Per scheduled hour of the selection: measures, ratios, local time and a label.
 
-    ``kpi_hourly`` is per airport, so a carrier filter does not apply here."""
-    proj = {"hour_utc": 1, "origin": 1, **_MEASURE_PROJ}
-    docs = db.kpi_hourly.find(scope.match(carriers=False), proj)
-    frame = _measures(_frame(docs, proj))
+    ``kpi_hourly`` is per airport: a carrier filter does not apply here."""
+    frame = scope.select(hourly, carriers=False)
+    cols = ["hour_utc", "local", "label", *MEASURES, *DERIVED]
     if frame.empty:
-        return pd.DataFrame(columns=["hour_utc", "local", "label", *MEASURES, *DERIVED])
-    frame["hour_utc"] = pd.to_datetime(frame["hour_utc"], utc=True)
+        return pd.DataFrame({c: pd.Series(dtype="object") for c in cols})
     out = rollup(frame, "hour_utc").sort_values("hour_utc").reset_index(drop=True)
     out["local"] = out["hour_utc"].dt.tz_convert(NY)
     multi_day = out["local"].dt.date.nunique() > 1
@@ -449,10 +598,9 @@ def hourly_series(db: Database, scope: Scope) -> pd.DataFrame:
     return out
 
 
-def carrier_table(db: Database, scope: Scope) -> pd.DataFrame:
+def carrier_table(carrier_daily: pd.DataFrame, scope: Scope) -> pd.DataFrame:
     """Per carrier over the selection (airports and carriers filters applied)."""
-    proj = {"carrier": 1, "carrier_name": 1, **_MEASURE_PROJ}
-    frame = _measures(_frame(db.kpi_carrier_daily.find(scope.match(), proj), proj))
+    frame = scope.select(carrier_daily)
     out = rollup(frame, "carrier")
     if out.empty:
         return out.assign(carrier_name=pd.Series(dtype="object"))
@@ -461,41 +609,35 @@ def carrier_table(db: Database, scope: Scope) -> pd.DataFrame:
     return out
 
 
-def airport_table(db: Database, scope: Scope) -> pd.DataFrame:
+def airport_table(carrier_daily: pd.DataFrame, scope: Scope) -> pd.DataFrame:
     """The three origins side by side over the selection (carrier filter applied, airport
     filter not: this panel compares them)."""
-    proj = {"origin": 1, **_MEASURE_PROJ}
-    frame = _measures(_frame(db.kpi_carrier_daily.find(scope.match(airports=False), proj), proj))
+    frame = scope.select(carrier_daily, airports=False)
     out = rollup(frame, "origin")
-    out = out.set_index("origin").reindex(ORIGINS).reset_index() if not out.empty else out
-    if out.empty:
-        out = derive(pd.DataFrame({"origin": list(ORIGINS), **{m: 0.0 for m in MEASURES}}))
-    for m in MEASURES:
-        out[m] = out[m].fillna(0.0)
+    base = pd.DataFrame({"origin": list(ORIGINS)})
+    out = base.merge(out, on="origin", how="left") if not out.empty else base
+    out = derive(_measures(out))
     out["name"] = out["origin"].map(ORIGIN_NAMES)
     return out
 
 
 def weekday_hour_heatmap(
-    db: Database, airports: Sequence[str] = (), until: str | None = None
+    hourly: pd.DataFrame, airports: Sequence[str] = (), until: str | None = None
 ) -> pd.DataFrame:
     """Average departure delay by weekday (rows 1..7) x local hour (columns 0..23) over every
     loaded day up to ``until`` (inclusive); NaN where nothing departed."""
-    query: dict[str, Any] = {}
+    frame = hourly
     if airports:
-        query["origin"] = {"$in": list(airports)}
+        frame = frame[frame["origin"].isin(airports)]
     if until:
-        query["date"] = {"$lte": until}
-    proj = {"date": 1, "local_hour": 1, "dep_delay_sum": 1, "dep_delay_n": 1}
-    frame = _frame(db.kpi_hourly.find(query, proj), proj)
+        frame = frame[frame["date"] <= until]
     grid = pd.DataFrame(np.nan, index=range(1, 8), columns=range(24))
     frame = frame.dropna(subset=["date", "local_hour"])
     if frame.empty:
         return grid
-    frame["weekday"] = frame["date"].map(iso_weekday)
-    frame["local_hour"] = frame["local_hour"].astype(int)
-    for m in ("dep_delay_sum", "dep_delay_n"):
-        frame[m] = pd.to_numeric(frame[m], errors="coerce").fillna(0.0)
+    frame = frame.assign(
+        weekday=frame["date"].map(iso_weekday), local_hour=frame["local_hour"].astype(int)
+    )
     sums = frame.groupby(["weekday", "local_hour"])[["dep_delay_sum", "dep_delay_n"]].sum()
     avg = pd.Series(_ratio(sums["dep_delay_sum"], sums["dep_delay_n"]), index=sums.index)
     grid.update(avg.unstack())
@@ -503,18 +645,16 @@ def weekday_hour_heatmap(
 
 
 def weather_impact(
-    db: Database, airports: Sequence[str] = (), until: str | None = None
+    impact: pd.DataFrame, airports: Sequence[str] = (), until: str | None = None
 ) -> dict[str, pd.DataFrame]:
     """Average departure delay per visibility band, wind band and precipitation, over every
-    loaded day up to ``until``; flights whose weather is unknown are not counted."""
-    query: dict[str, Any] = {}
+    loaded day up to ``until``; flights whose weather is unknown are not in the collection."""
+    frame = impact
     if airports:
-        query["origin"] = {"$in": list(airports)}
+        frame = frame[frame["origin"].isin(airports)]
     if until:
-        query["date"] = {"$lte": until}
-    proj = {"visib_band": 1, "wind_band": 1, "precip": 1, **_MEASURE_PROJ}
-    frame = _measures(_frame(db.weather_impact.find(query, proj), proj))
-    frame["precip"] = frame["precip"].map({True: "precipitation", False: "dry"})
+        frame = frame[frame["date"] <= until]
+    frame = frame.assign(precip=frame["precip"].map({True: "precipitation", False: "dry"}))
     out = {}
     for key, order in (
         ("visib_band", VISIB_BANDS),
@@ -522,25 +662,21 @@ def weather_impact(
         ("precip", ("dry", "precipitation")),
     ):
         table = rollup(frame.dropna(subset=[key]), key)
-        table = table.set_index(key).reindex(order).reset_index() if not table.empty else table
-        out[key] = table
+        table = pd.DataFrame({key: list(order)}).merge(table, on=key, how="left")
+        out[key] = derive(_measures(table))
     return out
 
 
-def routes(db: Database, scope: Scope) -> pd.DataFrame:
+def routes(route_monthly: pd.DataFrame, scope: Scope) -> pd.DataFrame:
     """Per destination over the months of the selection (airports filter applied)."""
-    query = scope.match(carriers=False, dates=False)
+    frame = scope.select(route_monthly, carriers=False, dates=False)
     if (months := scope.months()) is not None:
-        query["month"] = {"$in": months}
-    proj = {"dest": 1, "dest_name": 1, "dest_lat": 1, "dest_lon": 1, **_MEASURE_PROJ}
-    frame = _measures(_frame(db.kpi_route_monthly.find(query, proj), proj))
+        frame = frame[frame["month"].isin(months)]
     out = rollup(frame, "dest")
     if out.empty:
         return out.assign(dest_name=[], dest_lat=[], dest_lon=[])
     info = frame.groupby("dest")[["dest_name", "dest_lat", "dest_lon"]].first()
     out = out.join(info, on="dest")
-    out["dest_lat"] = pd.to_numeric(out["dest_lat"], errors="coerce")
-    out["dest_lon"] = pd.to_numeric(out["dest_lon"], errors="coerce")
     return out.sort_values("flights", ascending=False).reset_index(drop=True)
 
 
@@ -548,33 +684,30 @@ def routes(db: Database, scope: Scope) -> pd.DataFrame:
 
 BOARD_COLUMNS = (
     "sched_local", "flight_no", "carrier", "carrier_name", "origin", "dest", "dest_name",
-    "status", "delay", "delay_kind", "dep_local", "tailnum", "sched_dep_utc", "_id",
+    "status", "delay", "delay_kind", "dep_local", "tailnum", "sched_dep_utc",
 )  # fmt: skip
 
 
 def live_board(
-    db: Database,
+    flights: pd.DataFrame,
     scope: Scope,
     clock: datetime,
-    before: timedelta = timedelta(hours=1),
-    after: timedelta = timedelta(hours=1),
+    before: timedelta = BOARD_BEFORE,
+    after: timedelta = BOARD_AFTER,
 ) -> pd.DataFrame:
     """Departures scheduled within [clock - before, clock + after] (airports and carriers
     filters apply, dates do not: this is *now*).
 
     ``delay`` is the actual departure delay, or for a flight still ``scheduled`` past its
     time the minutes it is late so far (``delay_kind`` = "late, not departed")."""
-    query = scope.match(dates=False)
-    query["sched_dep_utc"] = {"$gte": clock - before, "$lte": clock + after}
-    proj = {
-        "carrier": 1, "carrier_name": 1, "flight": 1, "origin": 1, "dest": 1, "dest_name": 1,
-        "status": 1, "status_rank": 1, "dep_delay": 1, "sched_dep_utc": 1, "dep_time_utc": 1,
-        "tailnum": 1, "cancelled": 1,
-    }  # fmt: skip
-    frame = _frame(db.flights.find(query, proj), [*proj, "_id"])
-    if frame.empty:
-        return pd.DataFrame(columns=list(BOARD_COLUMNS))
+    if flights.empty:
+        return pd.DataFrame({c: pd.Series(dtype="object") for c in BOARD_COLUMNS})
+    frame = scope.select(flights, dates=False).copy()
     frame["sched_dep_utc"] = pd.to_datetime(frame["sched_dep_utc"], utc=True)
+    start, end = pd.Timestamp(clock - before), pd.Timestamp(clock + after)
+    frame = frame[(frame["sched_dep_utc"] >= start) & (frame["sched_dep_utc"] <= end)]
+    if frame.empty:
+        return pd.DataFrame({c: pd.Series(dtype="object") for c in BOARD_COLUMNS})
     frame["dep_time_utc"] = pd.to_datetime(frame["dep_time_utc"], utc=True)
     rank = pd.to_numeric(frame["status_rank"], errors="coerce")
     status = frame["status"].where(frame["status"].notna(), rank.map(STATUS_NAMES))
@@ -582,44 +715,24 @@ def live_board(
     dep_delay = pd.to_numeric(frame["dep_delay"], errors="coerce")
     late_for = (pd.Timestamp(clock) - frame["sched_dep_utc"]).dt.total_seconds() / 60.0
     waiting = (frame["status"] == "scheduled") & (late_for > 0)
-    frame["delay"] = dep_delay.where(dep_delay.notna(), late_for.where(waiting).round())
-    frame["delay_kind"] = np.where(
-        dep_delay.notna(), "actual", np.where(waiting, "late, not departed", "")
-    )
-    frame.loc[frame["status"] == "cancelled", ["delay", "delay_kind"]] = [np.nan, ""]
+    delay = dep_delay.where(dep_delay.notna(), late_for.where(waiting).round())
+    kind = np.where(dep_delay.notna(), "actual", np.where(waiting, "late, not departed", ""))
+    cancelled = frame["status"] == "cancelled"
+    frame["delay"] = delay.where(~cancelled)
+    frame["delay_kind"] = np.where(cancelled, "", kind)
     frame["sched_local"] = frame["sched_dep_utc"].dt.tz_convert(NY).dt.strftime("%H:%M")
-    frame["dep_local"] = (
-        frame["dep_time_utc"].dt.tz_convert(NY).dt.strftime("%H:%M").fillna("")
-        if frame["dep_time_utc"].notna().any()
-        else ""
-    )
+    dep = frame["dep_time_utc"]
+    frame["dep_local"] = dep.dt.tz_convert(NY).dt.strftime("%H:%M").where(dep.notna(), "")
     flight = pd.to_numeric(frame["flight"], errors="coerce").astype("Int64").astype(str)
     frame["flight_no"] = frame["carrier"].astype(str) + " " + flight.replace("<NA>", "")
     frame["carrier_name"] = frame["carrier_name"].fillna(frame["carrier"])
     frame["dest_name"] = frame["dest_name"].fillna(frame["dest"])
     frame["tailnum"] = frame["tailnum"].fillna("")
-    return frame.loc[:, list(BOARD_COLUMNS)].sort_values("sched_dep_utc").reset_index(drop=True)
+    out = frame.loc[:, list(BOARD_COLUMNS)].sort_values("sched_dep_utc", kind="stable")
+    return out.reset_index(drop=True)
 
 
-# ------------------------------------------------------------------------ weather, rejects
-
-
-def weather_now(db: Database, clock: datetime, within: timedelta = timedelta(hours=3)):
-    """The newest observation at or before the clock per origin (at most ``within`` old)."""
-    proj = {"origin": 1, "hour_utc": 1, "visib_km": 1, "wind_speed_kmh": 1, "precip_mm": 1,
-            "temp_c": 1, "visib_band": 1, "wind_band": 1, "precip": 1}  # fmt: skip
-    docs = db.weather_hourly.find({"hour_utc": {"$lte": clock, "$gte": clock - within}}, proj)
-    frame = _frame(docs, proj)
-    if frame.empty:
-        return frame
-    frame["hour_utc"] = pd.to_datetime(frame["hour_utc"], utc=True)
-    return (
-        frame.sort_values("hour_utc")
-        .groupby("origin", as_index=False)
-        .last()
-        .set_index("origin")
-        .reindex(ORIGINS)
-    )
+# ------------------------------------------------------------------------------- rejects
 
 
 @dataclass
@@ -630,24 +743,23 @@ class RejectSummary:
     by_reason: pd.DataFrame  # source, reason, count, last_at (most frequent first)
 
 
-def rejects_summary(db: Database, cap: int = REJECTS_CAP) -> RejectSummary:
+def rejects_summary(rejects: pd.DataFrame, total: int | None = None) -> RejectSummary:
     """Counts of refused records by source and by source + reason (counted client-side)."""
-    total = db.rejects.estimated_document_count()
-    docs = db.rejects.find({}, {"source": 1, "reason": 1, "at": 1, "_id": 0})
-    frame = _frame(docs.sort("at", -1).limit(cap), ["source", "reason", "at"])
-    if frame.empty:
-        empty = pd.DataFrame(columns=["source", "reason", "count", "last_at"])
-        return RejectSummary(total, 0, empty.drop(columns="reason"), empty)
-    frame["source"] = frame["source"].fillna("unknown")
-    frame["reason"] = frame["reason"].fillna("(no reason)").astype(str)
-    frame["at"] = pd.to_datetime(frame["at"], utc=True, errors="coerce")
+    total = len(rejects) if total is None else total
+    if rejects.empty:
+        cols = {c: pd.Series(dtype="object") for c in ("source", "reason", "count", "last_at")}
+        by_reason = pd.DataFrame(cols)
+        return RejectSummary(total, 0, by_reason.drop(columns="reason"), by_reason)
+    frame = rejects.assign(
+        source=rejects["source"].fillna("unknown"),
+        reason=rejects["reason"].fillna("(no reason)").astype(str),
+    )
     agg = {"count": ("at", "size"), "last_at": ("at", "max")}
     by_source = frame.groupby("source", as_index=False).agg(**agg)
     by_reason = frame.groupby(["source", "reason"], as_index=False).agg(**agg)
-    by_reason = by_reason.sort_values(["count", "last_at"], ascending=False)
     return RejectSummary(
         total,
         len(frame),
         by_source.sort_values("count", ascending=False).reset_index(drop=True),
-        by_reason.reset_index(drop=True),
+        by_reason.sort_values(["count", "last_at"], ascending=False).reset_index(drop=True),
     )

