@@ -6,10 +6,12 @@ Everything here stays inside what both MongoDB 7 and FerretDB v1 support.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
 from pymongo import MongoClient, UpdateOne
+from pymongo.collection import Collection
 from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
@@ -45,6 +47,30 @@ def database(settings: Settings) -> Database:
     return client[settings.mongo.database]
 
 
+# FerretDB v1.24 (SQLite) stops answering an update command of 100 or more operations on
+# existing documents (measured: 99 ops take 0.1 s, 100 never return). Every bulk write goes
+# through bulk_write() below, in chunks well under that; MongoDB does not mind.
+BULK_CHUNK = 50
+
+
+def bulk_write(collection: Collection, ops: list[Any]) -> BulkStats:
+    """Unordered bulk write of ``ops`` in chunks of BULK_CHUNK; return the summed counts."""
+    stats = BulkStats()
+    for i in range(0, len(ops), BULK_CHUNK):
+        res = collection.bulk_write(ops[i : i + BULK_CHUNK], ordered=False)
+        stats.matched += res.matched_count
+        stats.upserted += res.upserted_count
+        stats.modified += res.modified_count
+    return stats
+
+
+@dataclass
+class BulkStats:
+    matched: int = 0
+    upserted: int = 0
+    modified: int = 0
+
+
 def upsert_many(
     db: Database, collection: str, docs: Iterable[Mapping[str, Any]], key: str = "_id"
 ) -> int:
@@ -53,6 +79,5 @@ def upsert_many(
         UpdateOne({key: d[key]}, {"$set": {k: v for k, v in d.items() if k != "_id"}}, upsert=True)
         for d in docs
     ]
-    if ops:
-        db[collection].bulk_write(ops, ordered=False)
+    bulk_write(db[collection], ops)
     return len(ops)

@@ -84,7 +84,7 @@ def ensure_indexes(db: Database) -> None:
             db[collection].create_index(keys)
 
 
-def _chunks(items: list[Any], size: int = 2000) -> Iterator[list[Any]]:
+def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
     for i in range(0, len(items), size):
         yield items[i : i + size]
 
@@ -109,8 +109,7 @@ def _flight_partition(rows: Iterable[Any], uri: str, database: str) -> None:
         )
     if ops:
         with MongoClient(uri, serverSelectionTimeoutMS=10_000) as client:
-            for chunk in _chunks(ops):
-                client[database][FLIGHTS].bulk_write(chunk, ordered=False)
+            mongo.bulk_write(client[database][FLIGHTS], ops)
 
 
 def upsert_flights(updates: DataFrame, settings: Settings) -> None:
@@ -122,7 +121,8 @@ def upsert_flights(updates: DataFrame, settings: Settings) -> None:
 def finalize_status(db: Database, keys: list[str]) -> None:
     """Set ``status`` / ``cancelled`` from the (max-merged) ``status_rank`` of ``keys``."""
     for chunk in _chunks(keys, 5000):
-        db[FLIGHTS].bulk_write(
+        mongo.bulk_write(
+            db[FLIGHTS],
             [
                 UpdateMany(
                     {"_id": {"$in": chunk}, "status_rank": rank},
@@ -130,7 +130,6 @@ def finalize_status(db: Database, keys: list[str]) -> None:
                 )
                 for rank, name in transform.STATUS_NAME.items()
             ],
-            ordered=False,
         )
 
 
@@ -145,10 +144,7 @@ def set_flight_weather(db: Database, weather: list[dict[str, Any]]) -> int:
         )
         for w in weather
     ]  # fmt: skip
-    matched = 0
-    for chunk in _chunks(ops, 1000):
-        matched += db[FLIGHTS].bulk_write(chunk, ordered=False).matched_count
-    return matched
+    return mongo.bulk_write(db[FLIGHTS], ops).matched
 
 
 def fetch_flights(db: Database, query: dict[str, Any]) -> list[tuple]:
@@ -281,8 +277,7 @@ def write_rejects(db: Database, rejects: list[dict[str, Any]]) -> int:
                 upsert=True,
             )
         )
-    for chunk in _chunks(ops):
-        db[REJECTS].bulk_write(chunk, ordered=False)
+    mongo.bulk_write(db[REJECTS], ops)
     return len(ops)
 
 

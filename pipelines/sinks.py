@@ -15,6 +15,8 @@ def _upsert_partition(
 ) -> None:
     from pymongo import MongoClient, UpdateOne
 
+    from .mongo import bulk_write
+
     with MongoClient(uri, serverSelectionTimeoutMS=10_000) as client:
         coll = client[database][collection]
         ops: list[Any] = []
@@ -28,10 +30,9 @@ def _upsert_partition(
                 )
             )
             if len(ops) >= batch:
-                coll.bulk_write(ops, ordered=False)
+                bulk_write(coll, ops)
                 ops = []
-        if ops:
-            coll.bulk_write(ops, ordered=False)
+        bulk_write(coll, ops)
 
 
 def upsert(

@@ -402,7 +402,7 @@ def voila_command(port: int) -> list[str]:
     return [
         sys.executable, "-m", "voila", str(REPO_ROOT / "notebooks" / "dashboard.ipynb"),
         f"--port={port}", "--Voila.ip=127.0.0.1", "--no-browser",
-        f"--Voila.config_file_paths={REPO_ROOT / 'pipelines' / 'dashboard' / 'voila'}",
+        f"--Voila.config_file_paths={REPO_ROOT / 'pipelines' / 'dashboard' / 'jupyter'}",
     ]  # fmt: skip
 
 
