@@ -60,18 +60,18 @@ def process_batch(
 
     ok = events.where(F.col("reject_reason").isNull())
     updates = transform.flight_updates(ok).persist()
-    hours = updates.select("origin", "sched_hour_utc").distinct().collect()
-    weather = serving.weather_frame(
-        spark, settings, [serving.hour_key(r.origin, r.sched_hour_utc) for r in hours]
-    )
-    enriched = transform.enrich(updates, *serving.reference_frames(spark, settings), weather)
-    serving.upsert_flights(enriched, settings)
-
     touched = updates.select("_id", "date", "route_month").collect()
-    serving.finalize_status(db, [r["_id"] for r in touched])
-    kpis = serving.recompute_kpis(
-        spark, settings, {r["date"] for r in touched}, {r["route_month"] for r in touched}
-    )
+    with serving.write_lock(settings):
+        hours = updates.select("origin", "sched_hour_utc").distinct().collect()
+        weather = serving.weather_frame(
+            spark, settings, [serving.hour_key(r.origin, r.sched_hour_utc) for r in hours]
+        )
+        refs = serving.reference_frames(spark, settings)
+        serving.upsert_flights(transform.enrich(updates, *refs, weather), settings)
+        serving.heal_missing_weather(db, [r["_id"] for r in touched])
+        kpis = serving.recompute_kpis(
+            spark, settings, {r["date"] for r in touched}, {r["route_month"] for r in touched}
+        )
     offsets = [  # a list: topic names hold dots, which BSON keys may not
         {"topic": r.kafka_topic, "partition": r.kafka_partition, "offset": r.last}
         for r in events.groupBy("kafka_topic", "kafka_partition")

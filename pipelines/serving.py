@@ -7,13 +7,15 @@ are recomputed from ``flights`` for every key a batch touched.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from pymongo import ASCENDING, UpdateMany, UpdateOne
+from pymongo import ASCENDING
 from pymongo.database import Database
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -21,6 +23,22 @@ from pyspark.sql import types as T
 
 from . import mongo, sinks, transform
 from .config import Settings
+
+
+# ------------------------------------------------------------------------------ write lock
+@contextmanager
+def write_lock(settings: Settings) -> Iterator[None]:
+    """Serialize the read-merge-write phases of the jobs of one env on this machine (cron may
+    run the stream and the weather job at the same minute)."""
+    path = settings.resolve(settings.stack.home) / "serving.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
 
 log = structlog.get_logger(__name__)
 
@@ -90,61 +108,91 @@ def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
 
 
 # --------------------------------------------------------------------------------- flights
+def merge_flight(existing: dict[str, Any] | None, update: dict[str, Any]) -> dict[str, Any]:
+    """A flight document after one batch's update, whatever the order updates come in:
+    non-null fields are set, the status rank and last event time only grow, and ``status``
+    and ``cancelled`` follow the rank."""
+    doc = dict(existing or {})
+    for key, value in update.items():
+        if value is None or key in ("status_rank", "last_event_time"):
+            continue
+        doc[key] = value
+    for key in ("status_rank", "last_event_time"):
+        values = [v for v in (doc.get(key), update.get(key)) if v is not None]
+        if values:
+            doc[key] = max(_naive(v) for v in values)
+    name = transform.STATUS_NAME.get(doc.get("status_rank"))
+    if name:
+        doc["status"], doc["cancelled"] = name, name == "cancelled"
+    return doc
+
+
+def _naive(value: Any) -> Any:
+    """Datetimes compared and stored as naive UTC (what pymongo writes as UTC)."""
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return value.astimezone(UTC).replace(tzinfo=None)
+    return value
+
+
+def merge_into(collection: Any, updates: list[dict[str, Any]]) -> int:
+    """Fetch the current documents of ``updates``, merge, write back whole; return count."""
+    current: dict[str, dict[str, Any]] = {}
+    for chunk in _chunks([u["_id"] for u in updates], 1000):
+        current |= {d["_id"]: d for d in collection.find({"_id": {"$in": chunk}})}
+    merged: dict[str, dict[str, Any]] = {}
+    for u in updates:
+        merged[u["_id"]] = merge_flight(merged.get(u["_id"]) or current.get(u["_id"]), u)
+    return mongo.replace_docs(collection, merged.values())
+
+
 def _flight_partition(rows: Iterable[Any], uri: str, database: str) -> None:
     from pymongo import MongoClient
 
-    ops = []
-    for row in rows:
-        doc = row.asDict(recursive=True)
-        key = doc.pop("_id")
-        rank = doc.pop("status_rank")
-        last = doc.pop("last_event_time")
-        fields = {k: v for k, v in doc.items() if v is not None}
-        ops.append(
-            UpdateOne(
-                {"_id": key},
-                {"$set": fields, "$max": {"status_rank": rank, "last_event_time": last}},
-                upsert=True,
-            )
-        )
-    if ops:
+    updates = [row.asDict(recursive=True) for row in rows]
+    if updates:
         with MongoClient(uri, serverSelectionTimeoutMS=10_000) as client:
-            mongo.bulk_write(client[database][FLIGHTS], ops)
+            merge_into(client[database][FLIGHTS], updates)
 
 
 def upsert_flights(updates: DataFrame, settings: Settings) -> None:
-    """Apply one batch's flight updates (``transform.enrich`` output) to ``flights``."""
+    """Merge one batch's flight updates (``transform.enrich`` output) into ``flights``.
+    Partitioned by flight, so no two partitions touch the same document."""
     uri, db = settings.mongo.uri, settings.mongo.database
-    updates.foreachPartition(lambda rows: _flight_partition(rows, uri, db))
+    updates.repartition(settings.spark.shuffle_partitions, "_id").foreachPartition(
+        lambda rows: _flight_partition(rows, uri, db)
+    )
 
 
-def finalize_status(db: Database, keys: list[str]) -> None:
-    """Set ``status`` / ``cancelled`` from the (max-merged) ``status_rank`` of ``keys``."""
-    for chunk in _chunks(keys, 5000):
-        mongo.bulk_write(
-            db[FLIGHTS],
-            [
-                UpdateMany(
-                    {"_id": {"$in": chunk}, "status_rank": rank},
-                    {"$set": {"status": name, "cancelled": name == "cancelled"}},
-                )
-                for rank, name in transform.STATUS_NAME.items()
-            ],
-        )
+WEATHER_FIELDS = ("temp_c", "visib_km", "wind_speed_kmh", "precip_mm", "visib_band",
+                  "wind_band", "precip")  # fmt: skip
 
 
 def set_flight_weather(db: Database, weather: list[dict[str, Any]]) -> int:
-    """Give every flight of (origin, scheduled hour) the weather of that hour; return matches."""
-    ops = [
-        UpdateMany(
-            {"origin": w["origin"], "sched_hour_utc": w["hour_utc"]},
-            {"$set": {"weather": {k: w.get(k) for k in (
-                "temp_c", "visib_km", "wind_speed_kmh", "precip_mm", "visib_band",
-                "wind_band", "precip")}}},
-        )
-        for w in weather
-    ]  # fmt: skip
-    return mongo.bulk_write(db[FLIGHTS], ops).matched
+    """Give every flight of (origin, scheduled hour) the weather of that hour; return count."""
+    by_hour = {(w["origin"], _naive(w["hour_utc"])): w for w in weather}
+    updates = []
+    for chunk in _chunks(sorted({h for _, h in by_hour}), 500):
+        for doc in db[FLIGHTS].find({"sched_hour_utc": {"$in": chunk}},
+                                    {"_id": 1, "origin": 1, "sched_hour_utc": 1}):  # fmt: skip
+            w = by_hour.get((doc["origin"], _naive(doc["sched_hour_utc"])))
+            if w is not None:
+                updates.append({"_id": doc["_id"],
+                                "weather": {k: w.get(k) for k in WEATHER_FIELDS}})  # fmt: skip
+    return merge_into(db[FLIGHTS], updates) if updates else 0
+
+
+def heal_missing_weather(db: Database, keys: list[str]) -> int:
+    """Flights of ``keys`` still without weather get it if their hour's weather exists now
+    (closes the race with a weather job writing between this batch's read and write)."""
+    missing = []
+    for chunk in _chunks(keys, 1000):
+        missing += db[FLIGHTS].find({"_id": {"$in": chunk}, "weather": {"$exists": False}},
+                                    {"origin": 1, "sched_hour_utc": 1})  # fmt: skip
+    hours = {hour_key(d["origin"], _naive(d["sched_hour_utc"])) for d in missing}
+    weather = []
+    for chunk in _chunks(sorted(hours), 1000):
+        weather += db[WEATHER_HOURLY].find({"_id": {"$in": chunk}})
+    return set_flight_weather(db, weather) if weather else 0
 
 
 def fetch_flights(db: Database, query: dict[str, Any]) -> list[tuple]:
@@ -156,19 +204,12 @@ def fetch_flights(db: Database, query: dict[str, Any]) -> list[tuple]:
 
 def _rows(docs: Iterable[dict[str, Any]], schema: T.StructType) -> list[tuple]:
     """Documents as tuples of ``schema``, each value cast to its field's type."""
-    casts = [(f.name, _CASTS.get(type(f.dataType), _py)) for f in schema.fields]
+    casts = [(f.name, _CASTS.get(type(f.dataType), _naive)) for f in schema.fields]
     return [tuple(cast(d.get(name)) for name, cast in casts) for d in docs]
 
 
 def flights_frame(spark: SparkSession, db: Database, query: dict[str, Any]) -> DataFrame:
     return spark.createDataFrame(fetch_flights(db, query), FLIGHT_FIELDS)
-
-
-def _py(value: Any) -> Any:
-    """A BSON value as Spark wants it: datetimes naive UTC (the session time zone)."""
-    if isinstance(value, datetime) and value.tzinfo is not None:
-        return value.astimezone(UTC).replace(tzinfo=None)
-    return value
 
 
 def _int(value: Any) -> int | None:
@@ -266,19 +307,12 @@ def write_rejects(db: Database, rejects: list[dict[str, Any]]) -> int:
     """Upsert reject documents (each: source, where, reason, excerpt, ... ); ``_id`` is a hash
     of source + where + reason, so reruns do not duplicate them."""
     now = datetime.now(UTC)
-    ops = []
-    for r in rejects:
-        doc = {**r, "excerpt": (r.get("excerpt") or "")[:500]}
-        doc.setdefault("at", now)
-        ops.append(
-            UpdateOne(
-                {"_id": reject_id(doc["source"], doc.get("where", ""), doc["reason"])},
-                {"$set": doc},
-                upsert=True,
-            )
-        )
-    mongo.bulk_write(db[REJECTS], ops)
-    return len(ops)
+    docs = [
+        {**r, "_id": reject_id(r["source"], r.get("where", ""), r["reason"]),
+         "excerpt": (r.get("excerpt") or "")[:500], "at": r.get("at", now)}
+        for r in rejects
+    ]  # fmt: skip
+    return mongo.replace_docs(db[REJECTS], docs)
 
 
 def rejects_from(frame: DataFrame, source: str, where: list[str], excerpt: str) -> list[dict]:

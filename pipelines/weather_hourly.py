@@ -48,17 +48,18 @@ def run(settings: Settings) -> dict[str, Any]:
         keep = ("raw_line", ingest.CORRUPT)
         cleaned = ingest.with_malformed(transform.clean_weather(raw, keep)).persist()
         accepted = cleaned.where(F.col("reject_reason").isNull()).drop("reject_reason", *keep)
-        sinks.upsert(accepted.drop("value_issues"), settings, serving.WEATHER_HOURLY)
         rejects = serving.rejects_from(cleaned, JOB, ["source_file", "raw_line"], "raw_line")
         issues = [
             {"source": JOB, "reason": r["value_issues"], "where": f"{r['source_file']}:{r['_id']}",
              "excerpt": r["_id"], "kind": "value"}
             for r in accepted.where(F.col("value_issues").isNotNull()).collect()
         ]  # fmt: skip
-        serving.write_rejects(db, rejects + issues)
         weather = [r.asDict() for r in accepted.drop("value_issues").collect()]
-        serving.set_flight_weather(db, weather)
-        kpis = serving.recompute_kpis(spark, settings, _local_dates(weather))
+        with serving.write_lock(settings):
+            sinks.upsert(accepted.drop("value_issues"), settings, serving.WEATHER_HOURLY)
+            serving.write_rejects(db, rejects + issues)
+            serving.set_flight_weather(db, weather)
+            kpis = serving.recompute_kpis(spark, settings, _local_dates(weather))
         totals = ingest.commit_all(lz, batch.good, ingest.file_counts(cleaned))
         newest = max((w["hour_utc"] for w in weather), default=None)
         cleaned.unpersist()

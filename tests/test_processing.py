@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pandas as pd
@@ -114,7 +115,16 @@ def expected_measures(flights: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
         .groupby(keys, dropna=False)[MEASURES]
         .sum()
     )
-    return g.astype("int64").sort_index()
+    return _plain_index(g.astype("int64"))
+
+
+def _plain_index(frame: pd.DataFrame) -> pd.DataFrame:
+    """Same index dtypes on both sides (object for text keys), sorted."""
+    flat = frame.reset_index()
+    for c in flat.columns:
+        if pd.api.types.is_string_dtype(flat[c]):
+            flat[c] = flat[c].astype(object)
+    return flat.set_index(list(frame.index.names)).sort_index()
 
 
 def served(db, collection: str, keys: list[str]) -> pd.DataFrame:
@@ -123,7 +133,7 @@ def served(db, collection: str, keys: list[str]) -> pd.DataFrame:
     for k in keys:
         if pd.api.types.is_datetime64_any_dtype(frame[k]):
             frame[k] = pd.to_datetime(frame[k], utc=True)
-    return frame.set_index(keys)[MEASURES].astype("int64").sort_index()
+    return _plain_index(frame.set_index(keys)[MEASURES].astype("int64"))
 
 
 def snapshot(db) -> dict[str, list[dict]]:
@@ -134,7 +144,7 @@ def snapshot(db) -> dict[str, list[dict]]:
 @pytest.fixture(scope="module")
 def loaded(stack: Settings, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("processing")
-    unique = tmp.name.replace("-", "")[-10:]
+    unique = uuid.uuid4().hex[:10]
     settings = isolate(stack, tmp, unique)
     settings = settings.model_copy(update={"mongo": settings.mongo.model_copy(
         update={"database": f"{stack.mongo.database}_proc_{unique}"})})  # fmt: skip
