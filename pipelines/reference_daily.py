@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import date
 from typing import Any
 
 import structlog
@@ -33,13 +34,18 @@ def _table(f: LandedFile) -> str:
     return f.path.stem
 
 
-def run(settings: Settings) -> dict[str, Any]:
-    """Process every pending reference snapshot once, oldest date first."""
+def run(settings: Settings, day: date | None = None) -> dict[str, Any]:
+    """Process every pending reference snapshot once, oldest date first (only the snapshot of
+    ``day`` if given)."""
     t0 = time.monotonic()
     db = mongo.database(settings)
     lz = ingest.zone(settings)
     batch = ingest.claim_pending(
-        lz, SOURCE, lambda f: TABLES[_table(f)][0] if _table(f) in TABLES else None, JOB
+        lz,
+        SOURCE,
+        lambda f: TABLES[_table(f)][0] if _table(f) in TABLES else None,
+        JOB,
+        f"{day:%Y-%m-%d}/*.csv" if day else "*.csv",
     )
     serving.write_rejects(db, batch.rejects)
     totals = {"rows_in": 0, "accepted": 0, "rejected": 0}

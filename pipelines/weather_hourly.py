@@ -8,7 +8,7 @@ flight documents, and the weather-impact KPIs of the affected dates are recomput
 from __future__ import annotations
 
 import time
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -26,13 +26,15 @@ SOURCE = "weather"
 NEW_YORK = ZoneInfo("America/New_York")
 
 
-def run(settings: Settings) -> dict[str, Any]:
-    """Process every pending weather file once; return file and row counts."""
+def run(settings: Settings, day: date | None = None) -> dict[str, Any]:
+    """Process every pending weather file once (only those of ``day``, a UTC date, if given);
+    return file and row counts."""
     t0 = time.monotonic()
     db = mongo.database(settings)
     serving.ensure_indexes(db)
     lz = ingest.zone(settings)
-    batch = ingest.claim_pending(lz, SOURCE, lambda f: transform.WEATHER_HEADER, JOB)
+    pattern = f"weather_{day:%Y%m%d}T*.csv" if day else "*.csv"
+    batch = ingest.claim_pending(lz, SOURCE, lambda f: transform.WEATHER_HEADER, JOB, pattern)
     serving.write_rejects(db, batch.rejects)
     totals = {"rows_in": 0, "accepted": 0, "rejected": 0}
     newest = None

@@ -12,17 +12,23 @@ from typing import Any
 JOBS = ("reference_daily", "weather_hourly", "flights_stream")
 
 
-def run_job(name: str, settings: Any, trigger: str = "availableNow",
-            max_offsets_per_trigger: int | None = 200_000) -> dict[str, Any]:  # fmt: skip
-    """Run one job in this process; return its result as a dict."""
+def run_job(
+    name: str,
+    settings: Any,
+    trigger: str = "availableNow",
+    max_offsets_per_trigger: int | None = 200_000,
+    day: Any = None,
+) -> dict[str, Any]:
+    """Run one job in this process; return its result as a dict (``day``: only the landed
+    files of that date, for the file jobs)."""
     from pipelines import flights_stream, reference_daily, weather_hourly
 
     if name == "flights_stream":
         return flights_stream.run(settings, trigger, max_offsets_per_trigger).__dict__
     if name == "weather_hourly":
-        return weather_hourly.run(settings)
+        return weather_hourly.run(settings, day)
     if name == "reference_daily":
-        return reference_daily.run(settings)
+        return reference_daily.run(settings, day)
     raise ValueError(f"unknown job '{name}'; choose from {JOBS}")
 
 
