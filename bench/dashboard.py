@@ -110,7 +110,7 @@ def _first_render(browser, url: str, outside: list[str]) -> dict:
     )  # fmt: skip
     started = time.perf_counter()
     page.goto(url, wait_until="domcontentloaded", timeout=120_000)
-    page.wait_for_selector("[data-redraw]", timeout=300_000)
+    page.wait_for_selector("[data-redraw]", state="attached", timeout=300_000)
     page.wait_for_selector('[data-kpi="flights"][data-value]', timeout=60_000)
     page.wait_for_function(
         "() => ['hourly','airports','carriers','heatmap','map','weather'].every("

@@ -61,19 +61,10 @@ def cmd_smoke(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from . import smoke, stack
+    from . import demo
 
     settings = config.load(args.env)
-    _print_table(stack.up(settings))
-    smoke.produce(settings, args.messages)
-    result = smoke.run(settings)
-    print(
-        f"\nsmoke path: {result.rows_read} messages read from Kafka by Spark, "
-        f"{result.documents} documents in MongoDB collection "
-        f"{settings.mongo.database}.{smoke.COLLECTION}"
-    )
-    print(f"stop the stack with: make stack-down ENV={settings.env}")
-    return 0
+    return demo.run(settings, args.speed, args.start, args.cycles, args.port)
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -334,8 +325,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--end", default="2014-01-01T00:00:00Z", help="window end, exclusive")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
-    p = add("demo", cmd_demo, "The main job on the embedded stack: stack up, then the pipeline.")
-    p.add_argument("--messages", type=int, default=1000, help="smoke messages to send")
+    p = add(
+        "demo",
+        cmd_demo,
+        "The whole product on the embedded stack: stack up, 2013 replayed on an "
+        "accelerated clock, the jobs run by the runner in a loop, the dashboard served. "
+        "Ctrl-C stops everything it started.",
+    )
+    p.add_argument(
+        "--speed",
+        type=float,
+        default=300.0,
+        help="seconds of 2013 per wall-clock second (default 300: an hour in 12 s)",
+    )
+    p.add_argument("--start", default="2013-01-01T00:00:00Z", help="replay start")
+    p.add_argument(
+        "--cycles",
+        type=int,
+        default=None,
+        help="stop after N rounds of the jobs (default: until Ctrl-C)",
+    )
+    p.add_argument("--port", type=int, default=8866, help="dashboard port (127.0.0.1 only)")
 
     p = add(
         "submit",

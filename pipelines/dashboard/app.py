@@ -130,6 +130,7 @@ class Dashboard:
         self.busy = W.HTML()
         self.stamp = W.HTML()  # data-redraw: a counter for tests and benchmarks
         self._redraws = 0
+        self._drawn: dict[str, Any] = {}  # panel -> inputs it shows (skip identical redraws)
         for widget in (self.w_airports, self.w_carriers, self.w_from, self.w_to):
             widget.style.description_width = "60px"
         self.w_interval.style.description_width = "65px"
@@ -370,6 +371,7 @@ class Dashboard:
                 )
                 return
             self.state.snap, self.state.online = result, True
+            self._drawn.clear()  # new data: everything is drawn again
             self._draw_header()
             self._sync_filter_options()
             if not result.has_data:
@@ -412,6 +414,12 @@ class Dashboard:
             self.banner.value = H.banner(
                 f"A panel could not be drawn ({H.esc(type(exc).__name__)}: {H.esc(exc)}).", "red"
             )
+
+    def _once(self, name: str, key: Any, draw: Callable[[], None]) -> None:
+        """Draw unless the panel already shows ``key`` of the current snapshot."""
+        if self._drawn.get(name) != key:
+            draw()
+            self._drawn[name] = key
 
     def _panel(self, name: str, target: W.HTML | None, draw: Callable[[], None]) -> None:
         """Draw one panel; a failure stays in that panel."""
@@ -532,9 +540,27 @@ class Dashboard:
             ("Delay by hour", self.hourly_title, lambda: self._draw_hourly(scope)),
             ("Airlines", self.carriers_title, lambda: self._load_carriers(scope)),
             ("Airports", self.airports_table, lambda: self._draw_airports(scope)),
-            ("Heat map", self.heatmap_title, lambda: self._draw_heatmap(scope)),
-            ("Weather impact", self.weather_title, lambda: self._draw_weather(scope)),
-            ("Routes", self.map_table, lambda: self._draw_routes(scope)),
+            # these depend on the airports (and the routes on the months) only: a carrier or
+            # day change within the month leaves them as they are
+            (
+                "Heat map",
+                self.heatmap_title,
+                lambda: self._once("heatmap", scope.airports, lambda: self._draw_heatmap(scope)),
+            ),
+            (
+                "Weather impact",
+                self.weather_title,
+                lambda: self._once("weather", scope.airports, lambda: self._draw_weather(scope)),
+            ),
+            (
+                "Routes",
+                self.map_table,
+                lambda: self._once(
+                    "routes",
+                    (scope.airports, tuple(scope.months() or ())),
+                    lambda: self._draw_routes(scope),
+                ),
+            ),
             ("Live board", self.board, lambda: self._draw_board(scope)),
         ]
         if rejects:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from functools import lru_cache
 
 import numpy as np
 
@@ -89,6 +90,15 @@ def in_lower48(lon: float, lat: float) -> bool:
     return -125.0 <= lon <= -66.0 and 24.0 <= lat <= 50.0
 
 
+@lru_cache(maxsize=4096)
+def _route_polygons(lon: float, lat: float, size: float, origin: tuple[float, float]):
+    """Ribbon + dot of one destination (cached: the same routes are drawn at every refresh)."""
+    polygons = [[dot(lon, lat, 0.25 + 0.55 * size)]]
+    if in_lower48(lon, lat) and math.dist((lon, lat), origin) > 1.0:
+        polygons.insert(0, [ribbon(origin, (lon, lat), 0.06 + 0.16 * size)])
+    return polygons
+
+
 def route_features(
     dests: Sequence[str],
     lons: Sequence[float],
@@ -103,10 +113,8 @@ def route_features(
     for dest, lon, lat, n in zip(dests, lons, lats, flights, strict=True):
         if lon is None or lat is None or not (math.isfinite(lon) and math.isfinite(lat)):
             continue
-        size = math.sqrt(max(float(n), 0.0) / top)
-        polygons = [[dot(lon, lat, 0.25 + 0.55 * size)]]
-        if in_lower48(lon, lat) and math.dist((lon, lat), origin) > 1.0:
-            polygons.insert(0, [ribbon(origin, (lon, lat), 0.06 + 0.16 * size)])
+        size = round(math.sqrt(max(float(n), 0.0) / top), 2)  # 100 sizes: cache friendly
+        polygons = _route_polygons(round(lon, 3), round(lat, 3), size, origin)
         features.append(
             {
                 "type": "Feature",

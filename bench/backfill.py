@@ -1,0 +1,92 @@
+"""Backfill cost curve: the real path (replay catch-up -> Kafka -> Spark -> MongoDB) for 1, 3 and
+12 months of 2013, wall time of each stage and of the whole.
+
+    python bench/backfill.py [--env local] [--months 1,3,12]
+
+Each size runs on its own topics, landing folder and database, dropped afterwards. Needs the
+stack of ``--env`` up (``make stack-up``). Writes ``outputs/bench/backfill.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shutil
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pipelines import config, kafka_io, logs, mongo, pipeline
+from pipelines.config import REPO_ROOT, Settings
+
+
+def _isolated(base: Settings, tag: str, tmp: Path) -> Settings:
+    topics = {k: t.model_copy(update={"name": f"bench.{tag}.{t.name}"})
+              for k, t in base.kafka.topics.items()}  # fmt: skip
+    return base.model_copy(
+        update={
+            "kafka": base.kafka.model_copy(update={"topics": topics}),
+            "mongo": base.mongo.model_copy(update={"database": f"bench_{tag}"}),
+            "paths": base.paths.model_copy(update={"data": tmp / "data",
+                                                   "checkpoints": tmp / "ckpt"}),
+        }
+    )  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawTextHelpFormatter)  # fmt: skip
+    parser.add_argument("--env", default="local")
+    parser.add_argument("--months", default="1,3,12",
+                        help="comma-separated window sizes in months from 2013-01-01")  # fmt: skip
+    parser.add_argument("--out", type=Path,
+                        default=REPO_ROOT / "outputs" / "bench" / "backfill.json")  # fmt: skip
+    args = parser.parse_args()
+    logs.configure("WARNING")
+    base = config.load(args.env)
+    runs = []
+    for months in [int(m) for m in args.months.split(",")]:
+        end = datetime(2013 + months // 12, months % 12 + 1, 1, tzinfo=UTC)
+        tag = f"{months}m{uuid.uuid4().hex[:6]}"
+        tmp = Path(tempfile.mkdtemp(prefix="tarmac-bench-"))
+        settings = _isolated(base, tag, tmp)
+        t0 = time.monotonic()
+        result = pipeline.load_window(settings, datetime(2013, 1, 1, tzinfo=UTC), end,
+                                      progress=True)  # fmt: skip
+        total = time.monotonic() - t0
+        db = mongo.database(settings)
+        runs.append({
+            "months": months,
+            "window": ["2013-01-01", end.date().isoformat()],
+            "events": result["replay"]["sent"]["flights"],
+            "weather_files": result["replay"]["sent"]["weather"],
+            "flights_documents": db.flights.count_documents({}),
+            "stages_seconds": {
+                "replay": result["replay"]["seconds"],
+                **{job: r["wall_seconds"] for job, r in result["jobs"].items()},
+            },
+            "stream_batches": result["jobs"]["flights_stream"]["batches"],
+            "total_seconds": round(total, 1),
+            "events_per_s_end_to_end": round(result["replay"]["sent"]["flights"] / total),
+        })  # fmt: skip
+        print(json.dumps(runs[-1]), flush=True)
+        db.client.drop_database(db.name)
+        kafka_io.delete_topics(base, [t.name for t in settings.kafka.topics.values()])
+        shutil.rmtree(tmp, ignore_errors=True)
+    out = {
+        "benchmark": "backfill",
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {"cores": __import__("os").cpu_count(), "python": platform.python_version()},
+        "env": args.env,
+        "runs": runs,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(out, indent=2))
+    print(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()
