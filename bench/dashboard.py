@@ -1,8 +1,9 @@
 """Dashboard responsiveness in a real browser: Voila serves notebooks/dashboard.ipynb against the
 data already loaded in an env's database, Debian's Chromium (Playwright) measures
 
-- time to first complete render: navigation -> KPI tiles, live board, every chart drawn and the
-  first redraw stamp shown (a fresh Voila kernel each time: kernel start + MongoDB read + draw);
+- time to first complete render: navigation -> KPI tiles, every chart drawn, then the live
+  board (read after the rest: on FerretDB it scans the whole ``flights`` collection); both
+  times are reported (a fresh Voila kernel each time: kernel start + MongoDB reads + draw);
 - time per filter change: an airport selection changed -> the redraw stamp of that change shown
   (every widget update of a redraw is sent before the stamp), p50 / p95 over ``--changes``.
 
@@ -117,9 +118,19 @@ def _first_render(browser, url: str, outside: list[str]) -> dict:
         "n => document.querySelector(`.tm-panel-${n} svg .mark, .tm-panel-${n} svg path`))",
         timeout=60_000,
     )
+    figures = time.perf_counter() - started
+    page.wait_for_selector(
+        '.tm-panel-board table[data-table="board"], .tm-panel-board .tm-empty', timeout=300_000
+    )
     seconds = time.perf_counter() - started
     _, redraw_ms, read_ms = _stamp(page)
-    return {"page": page, "seconds": seconds, "redraw_ms": redraw_ms, "read_ms": read_ms}
+    return {
+        "page": page,
+        "seconds": seconds,  # everything, the live board included
+        "figures_s": figures,  # tiles and charts (the board is read after them)
+        "redraw_ms": redraw_ms,
+        "read_ms": read_ms,
+    }
 
 
 def _filter_changes(page, changes: int) -> dict:
@@ -214,6 +225,7 @@ def main() -> int:
             result["first_render"] = {
                 "loads": loads,
                 "median_s": round(statistics.median(x["seconds"] for x in loads), 3),
+                "figures_median_s": round(statistics.median(x["figures_s"] for x in loads), 3),
             }
             result["filter_change"] = _filter_changes(page, args.changes)
             browser.close()

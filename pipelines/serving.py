@@ -77,6 +77,7 @@ FLIGHT_FIELDS = T.StructType(
         T.StructField("carrier_name", T.StringType()),
         T.StructField("date", T.StringType()),
         T.StructField("month", T.StringType()),
+        T.StructField("route_month", T.StringType()),
         T.StructField("weekday", T.IntegerType()),
         T.StructField("local_hour", T.IntegerType()),
         T.StructField("sched_hour_utc", T.TimestampType()),
@@ -100,11 +101,6 @@ def ensure_indexes(db: Database) -> None:
     for collection, indexes in INDEXES.items():
         for keys in indexes:
             db[collection].create_index(keys)
-
-
-def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
 
 
 # --------------------------------------------------------------------------------- flights
@@ -136,9 +132,8 @@ def _naive(value: Any) -> Any:
 
 def merge_into(collection: Any, updates: list[dict[str, Any]]) -> int:
     """Fetch the current documents of ``updates``, merge, write back whole; return count."""
-    current: dict[str, dict[str, Any]] = {}
-    for chunk in _chunks([u["_id"] for u in updates], 1000):
-        current |= {d["_id"]: d for d in collection.find({"_id": {"$in": chunk}})}
+    ids = list({u["_id"] for u in updates})
+    current = {d["_id"]: d for d in mongo.find_by_ids(collection, ids)}
     merged: dict[str, dict[str, Any]] = {}
     for u in updates:
         merged[u["_id"]] = merge_flight(merged.get(u["_id"]) or current.get(u["_id"]), u)
@@ -155,12 +150,10 @@ def _flight_partition(rows: Iterable[Any], uri: str, database: str) -> None:
 
 
 def upsert_flights(updates: DataFrame, settings: Settings) -> None:
-    """Merge one batch's flight updates (``transform.enrich`` output) into ``flights``.
-    Partitioned by flight, so no two partitions touch the same document."""
+    """Merge one batch's flight updates (``transform.enrich`` output) into ``flights``."""
     uri, db = settings.mongo.uri, settings.mongo.database
-    updates.repartition(settings.spark.shuffle_partitions, "_id").foreachPartition(
-        lambda rows: _flight_partition(rows, uri, db)
-    )
+    # one writer: on FerretDB each read-back and delete is a collection scan (see mongo.py)
+    updates.coalesce(1).foreachPartition(lambda rows: _flight_partition(rows, uri, db))
 
 
 WEATHER_FIELDS = ("temp_c", "visib_km", "wind_speed_kmh", "precip_mm", "visib_band",
@@ -171,27 +164,23 @@ def set_flight_weather(db: Database, weather: list[dict[str, Any]]) -> int:
     """Give every flight of (origin, scheduled hour) the weather of that hour; return count."""
     by_hour = {(w["origin"], _naive(w["hour_utc"])): w for w in weather}
     updates = []
-    for chunk in _chunks(sorted({h for _, h in by_hour}), 500):
-        for doc in db[FLIGHTS].find({"sched_hour_utc": {"$in": chunk}},
-                                    {"_id": 1, "origin": 1, "sched_hour_utc": 1}):  # fmt: skip
-            w = by_hour.get((doc["origin"], _naive(doc["sched_hour_utc"])))
-            if w is not None:
-                updates.append({"_id": doc["_id"],
-                                "weather": {k: w.get(k) for k in WEATHER_FIELDS}})  # fmt: skip
+    hours = sorted({h for _, h in by_hour})
+    for doc in db[FLIGHTS].find({"sched_hour_utc": {"$in": hours}},
+                                {"_id": 1, "origin": 1, "sched_hour_utc": 1}):  # fmt: skip
+        w = by_hour.get((doc["origin"], _naive(doc["sched_hour_utc"])))
+        if w is not None:
+            updates.append({"_id": doc["_id"], "weather": {k: w.get(k) for k in WEATHER_FIELDS}})
     return merge_into(db[FLIGHTS], updates) if updates else 0
 
 
 def heal_missing_weather(db: Database, keys: list[str]) -> int:
     """Flights of ``keys`` still without weather get it if their hour's weather exists now
     (closes the race with a weather job writing between this batch's read and write)."""
-    missing = []
-    for chunk in _chunks(keys, 1000):
-        missing += db[FLIGHTS].find({"_id": {"$in": chunk}, "weather": {"$exists": False}},
-                                    {"origin": 1, "sched_hour_utc": 1})  # fmt: skip
+    docs = mongo.find_by_ids(db[FLIGHTS], keys, {"origin": 1, "sched_hour_utc": 1,
+                                                  "weather.visib_km": 1})  # fmt: skip
+    missing = [d for d in docs if "weather" not in d]
     hours = {hour_key(d["origin"], _naive(d["sched_hour_utc"])) for d in missing}
-    weather = []
-    for chunk in _chunks(sorted(hours), 1000):
-        weather += db[WEATHER_HOURLY].find({"_id": {"$in": chunk}})
+    weather = mongo.find_by_ids(db[WEATHER_HOURLY], sorted(hours)) if hours else []
     return set_flight_weather(db, weather) if weather else 0
 
 
@@ -234,20 +223,26 @@ def recompute_kpis(
     carrier-daily, weather impact) and route-months; upsert them. Returns docs written."""
     db = mongo.database(settings)
     dates, route_months = sorted(set(dates)), sorted(set(route_months))
+    if not dates and not route_months:
+        return {}
+    # one read of every flight needed (on FerretDB each query is a scan)
+    query = {"$or": [{"date": {"$in": dates}}, {"route_month": {"$in": route_months}}]}
+    flights = flights_frame(spark, db, query).persist()
     written: dict[str, int] = {}
     if dates:
-        day_flights = flights_frame(spark, db, {"date": {"$in": dates}}).persist()
+        day_flights = flights.where(F.col("date").isin(dates))
         for name, fn in (
             (KPI_HOURLY, transform.kpi_hourly),
             (KPI_CARRIER_DAILY, transform.kpi_carrier_daily),
             (WEATHER_IMPACT, transform.weather_impact),
         ):
             written[name] = _replace(fn(day_flights), settings, name)
-        day_flights.unpersist()
     if route_months:
-        routes = flights_frame(spark, db, {"route_month": {"$in": route_months}})
-        written[KPI_ROUTE_MONTHLY] = _replace(transform.kpi_route_monthly(routes), settings,
-                                              KPI_ROUTE_MONTHLY)  # fmt: skip
+        routes = flights.where(F.col("route_month").isin(route_months))
+        written[KPI_ROUTE_MONTHLY] = _replace(
+            transform.kpi_route_monthly(routes), settings, KPI_ROUTE_MONTHLY
+        )
+    flights.unpersist()
     return written
 
 
@@ -287,11 +282,8 @@ def weather_frame(spark: SparkSession, settings: Settings, keys: list[str]) -> D
         + [T.StructField(c, T.StringType()) for c in cols[6:8]]
         + [T.StructField("precip", T.BooleanType())]
     )
-    rows = []
-    for chunk in _chunks(keys, 5000):
-        found = db[WEATHER_HOURLY].find({"_id": {"$in": chunk}}, dict.fromkeys(cols, 1))
-        rows += _rows(found, schema)
-    return spark.createDataFrame(rows, schema)
+    found = mongo.find_by_ids(db[WEATHER_HOURLY], keys, dict.fromkeys(cols, 1)) if keys else []
+    return spark.createDataFrame(_rows(found, schema), schema)
 
 
 def hour_key(origin: str, hour: datetime) -> str:

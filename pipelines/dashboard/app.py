@@ -299,11 +299,14 @@ class Dashboard:
         )
 
     def refresh(self, background: bool | None = None) -> None:
-        """Re-read MongoDB (one snapshot) and redraw every panel.
+        """Re-read MongoDB and redraw every panel, in two steps: the snapshot (KPIs, state,
+        runs, rejects), then the live board (the flights around the clock: on FerretDB a scan
+        of the whole ``flights`` collection, the slowest read by far).
 
-        The first read runs in the caller (the page is complete when ``show`` returns); later
-        ones run in a thread and are drawn on the kernel's event loop, so filters stay
-        responsive while MongoDB is read. A refresh already running is not doubled."""
+        The first snapshot is read in the caller (the page has its figures when ``show``
+        returns); inside a kernel every other read runs in a thread and is drawn on the
+        kernel's event loop, so the page and its filters stay responsive meanwhile. A refresh
+        still running is not doubled."""
         if self.state.loading:
             return
         loop = _running_loop()
@@ -339,7 +342,7 @@ class Dashboard:
         """One snapshot, or the exception that prevented it (never raised)."""
         started = time.perf_counter()
         try:
-            return Q.load_snapshot(self._connect(), self._now())
+            return Q.load_snapshot(self._connect(), self._now(), board=False)
         except (ServiceUnavailableError, PyMongoError) as exc:
             return exc
         except Exception as exc:  # noqa: BLE001 - shown as a message, logged in full
@@ -356,9 +359,10 @@ class Dashboard:
             self.state.loading = False
 
     def _apply(self, result: Q.Snapshot | BaseException) -> None:
-        """Draw a snapshot (or the message of a failed read) into the page."""
+        """Draw a snapshot (or the message of a failed read) into the page, then have the
+        live board read."""
         started = time.perf_counter()
-        self.state.loading = False
+        board_next = False
         try:
             if isinstance(result, (ServiceUnavailableError, PyMongoError)):
                 self._show_offline(result)
@@ -370,6 +374,10 @@ class Dashboard:
                     "red",
                 )
                 return
+            previous = self.state.snap
+            if previous is not None and previous.board is not None:
+                result.board = previous.board  # shown (marked as such) until the new one
+                result.board_read_at = previous.board_read_at
             self.state.snap, self.state.online = result, True
             self._drawn.clear()  # new data: everything is drawn again
             self._draw_header()
@@ -379,6 +387,7 @@ class Dashboard:
                 return
             self.banner.value = ""
             self._redraw(rejects=True)
+            board_next = result.clock is not None
         except Exception as exc:  # noqa: BLE001 - the page must never show a traceback
             log.exception("dashboard draw failed")
             self.banner.value = H.banner(
@@ -391,6 +400,54 @@ class Dashboard:
             stamp = datetime.now(UTC).astimezone(Q.NY).strftime("%H:%M:%S")
             read = self.last_timings.get("read", 0.0)
             self.busy.value = f'<span class="tm-busy">read at {stamp} (wall) in {read:.1f} s</span>'
+            if board_next:
+                self._read_board()
+            else:
+                self.state.loading = False
+
+    def _read_board(self) -> None:
+        """Read the flights around the snapshot's clock (in a thread inside a kernel)."""
+        snap, loop = self.state.snap, _running_loop()
+
+        def read() -> pd.DataFrame | BaseException:
+            started = time.perf_counter()
+            try:
+                return Q.read_board(self._connect(), snap.clock)
+            except (ServiceUnavailableError, PyMongoError) as exc:
+                return exc
+            except Exception as exc:  # noqa: BLE001
+                log.exception("live board read failed")
+                return exc
+            finally:
+                self.last_timings["board_read"] = time.perf_counter() - started
+                self.last_timings["read"] = (
+                    self.last_timings.get("read", 0.0) + (self.last_timings["board_read"])
+                )
+
+        def work() -> None:
+            result = read()
+            try:
+                loop.call_soon_threadsafe(self._apply_board, snap, result)
+            except RuntimeError:  # the kernel is shutting down
+                self.state.loading = False
+
+        if loop is None:
+            self._apply_board(snap, read())
+        else:
+            threading.Thread(target=work, daemon=True).start()
+
+    def _apply_board(self, snap: Q.Snapshot, result: pd.DataFrame | BaseException) -> None:
+        self.state.loading = False
+        if snap is not self.state.snap:  # a newer snapshot is drawn: this board is stale
+            return
+        if isinstance(result, BaseException):
+            self.board.value = H.empty(
+                f"The live board could not be read ({type(result).__name__}); "
+                "it is retried at the next refresh."
+            )
+            return
+        snap.board, snap.board_read_at = result, self._now()
+        self._guarded(lambda: self._redraw(panels=("board",)))
 
     # ---------------------------------------------------------------------------- helpers
 
@@ -532,7 +589,8 @@ class Dashboard:
 
     # -------------------------------------------------------------------------- drawing
 
-    def _redraw(self, rejects: bool = False) -> None:
+    def _redraw(self, rejects: bool = False, panels: tuple[str, ...] | None = None) -> None:
+        """Redraw the panels of the current scope (``panels``: only those, by step name)."""
         started = time.perf_counter()
         scope = self.scope()
         steps: list[tuple[str, W.HTML | None, Callable[[], None]]] = [
@@ -565,6 +623,8 @@ class Dashboard:
         ]
         if rejects:
             steps.append(("Rejects", self.rejects, self._draw_rejects))
+        if panels is not None:
+            steps = [step for step in steps if step[0] == "Live board"]
         for name, target, draw in steps:
             self._panel(name, target, draw)
         self._panel("Attention", self.attention, self._draw_attention)
@@ -653,10 +713,10 @@ class Dashboard:
             bits.append(f"today: flights scheduled up to {kpis.cut_hour:02d}:59")
         if kpis.baseline is not None:
             n = len(kpis.baseline_dates)
-            same = ", same hours" if kpis.cut_hour is not None else ""
+            same = ", same hours for today" if kpis.cut_hour is not None else ""
             bits.append(
-                f"compared with the average {kpis.baseline_label} "
-                f"({n} day{'s' if n != 1 else ''} loaded{same})"
+                f"compared with the average {kpis.baseline_label} over {n} other loaded "
+                f"day{'s' if n != 1 else ''}{same}"
             )
             if kpis.note:
                 bits.append(kpis.note)
@@ -837,6 +897,11 @@ class Dashboard:
             self.state.board = None
             self.board.value = H.empty("No replay clock yet: the flight stream has not run.")
             return
+        if snap.board is None:
+            self.state.board = None
+            self.board_title.value = H.card_title("Live departures board")
+            self.board.value = '<div class="tm-loading">Reading the departures around now…</div>'
+            return
         self.state.board = Q.live_board(snap.board, scope, snap.clock)
         self._draw_board_table()
 
@@ -851,7 +916,8 @@ class Dashboard:
             f"{H.esc(self._scope_text(self.scope(), dates=False))} · scheduled "
             f"{(local - Q.BOARD_BEFORE):%H:%M} – {(local + Q.BOARD_AFTER):%H:%M} "
             f"(now {local:%H:%M}) · {len(frame)} departures, <b>{len(late)} late or cancelled</b>"
-            "<br>"
+            + self._board_age()
+            + "<br>"
             + H.legend(
                 [
                     ("#fff4e0", "> 15 min late"),
@@ -913,6 +979,15 @@ class Dashboard:
             )
             + "</div>"
         )
+
+    def _board_age(self) -> str:
+        """' · read 12:03:04' (wall), marked when an older board waits for the new one."""
+        snap = self.state.snap
+        if snap is None or snap.board_read_at is None:
+            return ""
+        at = snap.board_read_at.astimezone(Q.NY).strftime("%H:%M:%S")
+        old = snap.board_read_at < snap.read_at
+        return f" · read {at}" + (" <i>(updating…)</i>" if old else "")
 
     def _carriers_link(self, stamp: str) -> str:
         frame = self.state.carriers

@@ -41,6 +41,23 @@ def _figure(marks, axes, height: int, **kw) -> bq.Figure:
     return fig
 
 
+def _nice(value: float, step: float = 5.0) -> float:
+    """``value`` rounded up to a multiple of ``step`` (axis ends that read well)."""
+    return float(math.ceil(value / step) * step) if math.isfinite(value) else step
+
+
+def _ticks(lo: float, hi: float, n: int = 5) -> list[float]:
+    """About ``n`` round tick values (steps of 1, 2 or 5 x 10^k) covering [lo, hi]."""
+    span = hi - lo
+    if not (math.isfinite(span) and span > 0):
+        return [lo]
+    mag = 10 ** math.floor(math.log10(span / n))
+    steps = [m * mag for m in (1, 2, 5, 10, 20)]
+    step = min(steps, key=lambda st: abs(span / st + 1 - (n + 1)))  # closest to n + 1 ticks
+    first = math.ceil(lo / step - 1e-9) * step
+    return [round(first + i * step, 6) for i in range(int((hi - first) / step + 1e-9) + 1)]
+
+
 def _finite(values: Any) -> np.ndarray:
     arr = np.asarray(pd.to_numeric(pd.Series(values), errors="coerce"), dtype="float64")
     return np.where(np.isfinite(arr), arr, np.nan)
@@ -83,27 +100,23 @@ class HourlyChart:
             stroke_width=1,
         )
         self.x_axis = bq.Axis(scale=self.x, tick_style=_AXIS_STYLE, tick_values=[])
-        axes = [
-            self.x_axis,
-            bq.Axis(
-                scale=self.y_delay,
-                side="left",
-                label="avg dep delay (min)",
-                num_ticks=6,
-                grid_lines="dashed",
-                tick_style=_AXIS_STYLE,
-                label_offset="38px",
-            ),
-            bq.Axis(
-                scale=self.y_flights,
-                side="right",
-                label="flights",
-                num_ticks=6,
-                grid_lines="none",
-                tick_style=_AXIS_STYLE,
-                label_offset="30px",
-            ),
-        ]
+        self.delay_axis = bq.Axis(
+            scale=self.y_delay,
+            side="left",
+            label="avg dep delay (min)",
+            grid_lines="dashed",
+            tick_style=_AXIS_STYLE,
+            label_offset="38px",
+        )
+        self.flights_axis = bq.Axis(
+            scale=self.y_flights,
+            side="right",
+            label="flights",
+            grid_lines="none",
+            tick_style=_AXIS_STYLE,
+            label_offset="30px",
+        )
+        axes = [self.x_axis, self.delay_axis, self.flights_axis]
         margin = {**_MARGIN, "right": 48}
         self.figure = _figure([self.bars, self.limit, self.line], axes, 260, fig_margin=margin)
 
@@ -117,8 +130,12 @@ class HourlyChart:
             self.bars.x, self.bars.y = labels, _nan_to(flights)
             self.bars.colors = colors or ["#c9d3de"]
         top = float(np.nanmax(delay)) if np.isfinite(delay).any() else 15.0
-        self.y_delay.max = max(20.0, top * 1.15)
-        self.y_delay.min = min(0.0, float(np.nanmin(delay)) if np.isfinite(delay).any() else 0.0)
+        low = float(np.nanmin(delay)) if np.isfinite(delay).any() else 0.0
+        self.y_delay.max = _nice(max(20.0, top * 1.1))
+        self.y_delay.min = -_nice(-low) if low < 0 else 0.0
+        self.y_flights.max = _nice(float(np.nanmax(flights)) * 1.05, 10.0) if len(flights) else 10.0
+        self.delay_axis.tick_values = _ticks(self.y_delay.min, self.y_delay.max)
+        self.flights_axis.tick_values = _ticks(0.0, self.y_flights.max, 4)
         with self.line.hold_sync():
             self.line.x, self.line.y = labels, delay
         with self.limit.hold_sync():
@@ -203,24 +220,25 @@ class AirportChart:
             label_font_style={"font-size": "12px", "font-weight": "600", "fill": "#1f2933"},
             label_display_vertical_offset=-4,
         )
+        self.y_axis = bq.Axis(
+            scale=self.y,
+            side="left",
+            label="avg dep delay (min)",
+            grid_lines="dashed",
+            tick_style=_AXIS_STYLE,
+            label_offset="38px",
+        )
         axes = [
             bq.Axis(scale=self.x, tick_style={"font-size": "12px", "font-weight": "600"}),
-            bq.Axis(
-                scale=self.y,
-                side="left",
-                label="avg dep delay (min)",
-                num_ticks=6,
-                grid_lines="dashed",
-                tick_style=_AXIS_STYLE,
-                label_offset="38px",
-            ),
+            self.y_axis,
         ]
         self.figure = _figure([self.bars], axes, 190)
 
     def update(self, frame: pd.DataFrame, selected: tuple[str, ...] = ()) -> None:
         delay = _finite(frame["avg_dep_delay"]) if len(frame) else np.zeros(3)
         hi = float(np.nanmax(delay)) if np.isfinite(delay).any() else 10.0
-        self.y.max = max(10.0, hi * 1.25)
+        self.y.max = _nice(max(10.0, hi * 1.2))
+        self.y_axis.tick_values = _ticks(0.0, self.y.max, 4)
         opacities = [1.0 if (not selected or o in selected) else 0.35 for o in ORIGINS]
         with self.bars.hold_sync():
             self.bars.x = list(ORIGINS)
@@ -328,17 +346,16 @@ class WeatherCharts:
             axes = [
                 bq.Axis(scale=x, side="left", label=title, tick_style={"font-size": "11px"},
                         label_offset="78px"),
-                bq.Axis(scale=y, side="bottom", tick_style=_AXIS_STYLE, grid_lines="dashed",
-                        num_ticks=5),
+                bq.Axis(scale=y, side="bottom", tick_style=_AXIS_STYLE, grid_lines="dashed"),
             ]  # fmt: skip
             height = 44 + 24 * len(order)
             margin = {"top": 4, "bottom": 22, "left": 96, "right": 34}
             fig = _figure([bars], axes, height, fig_margin=margin)
-            self.parts[key] = (bars, y, list(order))
+            self.parts[key] = (bars, y, axes[1], list(order))
             self.figures.append(fig)
 
     def update(self, tables: dict[str, pd.DataFrame]) -> None:
-        for key, (bars, y, order) in self.parts.items():
+        for key, (bars, y, axis, order) in self.parts.items():
             table = tables.get(key)
             if table is None or table.empty:
                 values = np.full(len(order), np.nan)
@@ -347,7 +364,9 @@ class WeatherCharts:
             known = np.isfinite(values)
             hi = float(np.nanmax(values)) if known.any() else 10.0
             lo = float(np.nanmin(values)) if known.any() else 0.0
-            y.max, y.min = max(10.0, hi * 1.2), min(0.0, lo * 1.2)
+            y.max = _nice(max(10.0, hi * 1.15))
+            y.min = -_nice(-lo) if lo < 0 else 0.0
+            axis.tick_values = _ticks(y.min, y.max, 4)
             with bars.hold_sync():
                 bars.x = [b for b, k in zip(order, known, strict=True) if k]
                 bars.y = values[known]

@@ -56,7 +56,7 @@ def clockwise(ring: Ring) -> Ring:
     return ring[::-1] if _signed_area(ring) > 0 else ring
 
 
-def dot(lon: float, lat: float, radius_deg: float, n: int = 20) -> Ring:
+def dot(lon: float, lat: float, radius_deg: float, n: int = 14) -> Ring:
     """A small circle (in degrees of latitude) around a point."""
     k = 1.0 / max(0.2, math.cos(math.radians(lat)))
     ring = [
@@ -67,7 +67,7 @@ def dot(lon: float, lat: float, radius_deg: float, n: int = 20) -> Ring:
 
 
 def ribbon(
-    a: tuple[float, float], b: tuple[float, float], half_width_deg: float, n: int = 24
+    a: tuple[float, float], b: tuple[float, float], half_width_deg: float, n: int = 14
 ) -> Ring:
     """A ribbon from ``a`` to ``b`` that widens from a thin start to ``half_width_deg``."""
     path = great_circle(a, b, n)

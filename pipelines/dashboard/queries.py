@@ -23,6 +23,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from functools import cached_property
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -298,21 +299,22 @@ class Snapshot:
     route_monthly: pd.DataFrame
     weather_impact: pd.DataFrame
     weather_now: pd.DataFrame
-    board: pd.DataFrame
+    board: pd.DataFrame | None  # flights around the clock; None until read (see read_board)
     runs: pd.DataFrame
     rejects: pd.DataFrame
     rejects_total: int
     airlines: dict[str, str]
     timings: dict[str, float] = field(default_factory=dict)
+    board_read_at: datetime | None = None  # wall time the board was read
 
     @property
     def has_data(self) -> bool:
         return not self.hourly.empty or not self.carrier_daily.empty
 
-    @property
+    @cached_property
     def dates(self) -> list[str]:
         """Local dates with hourly KPIs (the loaded period), sorted."""
-        return sorted(set(self.hourly["date"].dropna())) if len(self.hourly) else []
+        return sorted(self.hourly["date"].dropna().unique()) if len(self.hourly) else []
 
     @property
     def first(self) -> date | None:
@@ -332,8 +334,11 @@ class Snapshot:
         return [(c, self.airlines.get(c) or names.get(c) or c) for c in codes]
 
 
-def load_snapshot(db: Database, now: datetime) -> Snapshot:
-    """Read every serving collection the page needs (projections only, sums client-side)."""
+def load_snapshot(db: Database, now: datetime, board: bool = True) -> Snapshot:
+    """Read every serving collection the page needs (projections only, sums client-side).
+
+    ``board=False`` leaves the live board (a range query on ``flights``, by far the slowest
+    read on FerretDB, which scans the whole collection) to a separate :func:`read_board`."""
     timings: dict[str, float] = {}
 
     def timed(name: str, fn):
@@ -344,7 +349,12 @@ def load_snapshot(db: Database, now: datetime) -> Snapshot:
 
     states = timed("pipeline_state", lambda: read_states(db))
     clock = timed("clock", lambda: replay_clock(db, states))
-    empty_board = _frame([], ["sched_dep_utc"])
+
+    def flights() -> pd.DataFrame | None:
+        if not board:
+            return None
+        return read_board(db, clock) if clock else _frame([], ["sched_dep_utc"])
+
     return Snapshot(
         read_at=now,
         clock=clock,
@@ -356,7 +366,7 @@ def load_snapshot(db: Database, now: datetime) -> Snapshot:
         weather_now=timed(
             "weather_hourly", lambda: read_weather_near(db, clock) if clock else _frame([], [])
         ),
-        board=timed("flights", lambda: read_board(db, clock) if clock else empty_board),
+        board=timed("flights", flights),
         runs=timed("pipeline_runs", lambda: read_runs(db, now)),
         **dict(
             zip(
@@ -367,6 +377,7 @@ def load_snapshot(db: Database, now: datetime) -> Snapshot:
         ),  # fmt: skip
         airlines=timed("airlines", lambda: read_airlines(db)),
         timings=timings,
+        board_read_at=now if board else None,
     )
 
 
@@ -533,7 +544,7 @@ def kpi_summary(
     frame = hourly if use_hourly else carrier_daily
     basis = "kpi_hourly" if use_hourly else "kpi_carrier_daily"
     frame = scope.select(frame, carriers=not use_hourly, dates=False)
-    loaded = sorted(set(hourly["date"].dropna()) | set(carrier_daily["date"].dropna()))
+    loaded = sorted(pd.concat([hourly["date"], carrier_daily["date"]]).dropna().unique())
     clock_day = local_date(clock).isoformat() if clock else None
     cut = clock.astimezone(NY).hour if (clock and use_hourly) else None
     selected = scope.dates()

@@ -16,14 +16,13 @@ from typing import Any
 
 import pandas as pd
 
-from .queries import NY, WEEKDAYS
+from .queries import NY
 
 GOOD, WATCH, ACT, NEUTRAL = "#1b7f3b", "#b26a00", "#c62828", "#5f6b76"
 # Delay palette (ColorBrewer RdYlGn), evenly spread over 0 .. 45 min: every 7.5 min a stop,
 # 15 min (the FAA on-time limit) is the yellow middle stop.
 DELAY_PALETTE = ["#1a9850", "#91cf60", "#fee08b", "#fdae61", "#f46d43", "#d73027", "#a50026"]
 DELAY_MAX = 45.0
-DELAY_COLORS = [DELAY_PALETTE[0], DELAY_PALETTE[2], DELAY_PALETTE[-1]]  # 0, 15, 45+ min
 LEVEL_COLORS = {"ok": GOOD, "amber": WATCH, "red": ACT, "missing": NEUTRAL}
 LEVEL_WORDS = {"ok": "fresh", "amber": "late", "red": "stale", "missing": "no data"}
 
@@ -81,6 +80,7 @@ table.tm-table tr.tm-cancelled td.st { color: #c62828; font-weight: 600; }
 .tm-legend .sw { display: inline-block; width: 11px; height: 11px; border-radius: 2px;
   border: 1px solid rgba(0,0,0,.25);
   margin: 0 3px 0 8px; vertical-align: -1px; }
+.tm-loading { color: #5f6b76; font-size: 13px; padding: 10px 0; }
 .tm-empty { color: #5f6b76; font-style: italic; font-size: 13px; padding: 6px 0; }
 .tm-export a { display: inline-block; padding: 4px 10px; border-radius: 4px; margin-right: 6px;
   background: #14213d; color: #fff !important; text-decoration: none; font-size: 12.5px; }
@@ -218,7 +218,7 @@ def _tile_level(key: str, value: float) -> str:
     return "neutral"
 
 
-def kpi_tile(key: str, label: str, summary: Any, weekday_label: str, extra: str = "") -> str:
+def kpi_tile(key: str, label: str, summary: Any, baseline_label: str, extra: str = "") -> str:
     """One tile: the value of the scope and its comparison with the same-weekday average."""
     value = summary.value.get(key, math.nan)
     level = _tile_level(key, value)
@@ -232,7 +232,7 @@ def kpi_tile(key: str, label: str, summary: Any, weekday_label: str, extra: str 
         cmp_html = (
             f'<span class="tm-tile-cmp"><b style="color:{color}">{esc(text)}</b> vs '
             f"{_fmt_tile(key, base).replace('<small>', '').replace('</small>', '')} "
-            f"avg {esc(weekday_label)}</span>"
+            f"avg {esc(baseline_label)}</span>"
         )
     border = {"ok": GOOD, "amber": WATCH, "red": ACT}.get(level, NEUTRAL)
     shown = _fmt_tile(key, value)
@@ -243,19 +243,6 @@ def kpi_tile(key: str, label: str, summary: Any, weekday_label: str, extra: str 
         f'<div class="tm-tile-label">{esc(label)}</div>'
         f'<div class="tm-tile-value">{shown}{extra}</div>{cmp_html}</div>'
     )
-
-
-def weekday_label(dates: Sequence[str]) -> str:
-    """'Wednesday' for one day, 'same weekdays' for several."""
-    from .queries import iso_weekday
-
-    names = {iso_weekday(d) for d in dates}
-    full = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
-    return full[names.pop() - 1] if len(names) == 1 else "same weekdays"
-
-
-def weekday_short(i: int) -> str:
-    return WEEKDAYS[i - 1]
 
 
 # --------------------------------------------------------------------------------- tables
