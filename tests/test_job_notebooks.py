@@ -46,16 +46,16 @@ def test_each_job_notebook_runs_through_the_runner(stack, landed, tmp_path) -> N
     out = tmp_path / "outputs"
     db = mongo.database(landed)
 
-    ref = _check_run(stack, runner.run("reference_daily", "ci", {}, outputs=out),
+    ref = _check_run(stack, runner.run("reference_daily", landed.env, {}, outputs=out),
                      "reference_daily")  # fmt: skip
     assert ref["rows_in"] == 16 + 1458 + 3322 and ref["rows_rejected"] == 0
     assert db.airlines.count_documents({}) == 16
 
-    weather = _check_run(stack, runner.run("weather_hourly", "ci", {"date": "2013-01-01"},
+    weather = _check_run(stack, runner.run("weather_hourly", landed.env, {"date": "2013-01-01"},
                                            outputs=out), "weather_hourly")  # fmt: skip
     assert weather["rows_in"] == db.weather_hourly.count_documents({}) > 0
 
-    stream = _check_run(stack, runner.run("flights_stream", "ci", {}, outputs=out),
+    stream = _check_run(stack, runner.run("flights_stream", landed.env, {}, outputs=out),
                         "flights_stream")  # fmt: skip
     assert stream["rows_in"] > 0 and stream["rows_rejected"] == 0
     assert db.flights.count_documents({}) > 0

@@ -507,10 +507,16 @@ class Dashboard:
 
     def _show_empty(self) -> None:
         db_name = self.settings.mongo.database
+        snap = self.state.snap
+        if snap is not None and snap.has_flights:
+            what = "<b>Flights are arriving, the KPIs are not computed yet</b>"
+            todo = "the flights_stream job writes them after each batch"
+        else:
+            what = "<b>No flight data yet</b>"
+            todo = "start the replay and the jobs (<code>make demo</code>)"
         self.banner.value = H.banner(
-            f"<b>No flight data yet</b> in database <code>{H.esc(db_name)}</code> "
-            f"(env {H.esc(self.settings.env)}). Start the replay and the jobs "
-            "(<code>make demo</code>); this page fills in at the next refresh.",
+            f"{what} in database <code>{H.esc(db_name)}</code> (env {H.esc(self.settings.env)}):"
+            f" {todo}. This page fills in at the next refresh.",
             "info",
         )
         for tile in self.tiles.values():

@@ -306,6 +306,7 @@ class Snapshot:
     airlines: dict[str, str]
     timings: dict[str, float] = field(default_factory=dict)
     board_read_at: datetime | None = None  # wall time the board was read
+    has_flights: bool = False  # flight documents exist (KPIs may not yet)
 
     @property
     def has_data(self) -> bool:
@@ -378,6 +379,8 @@ def load_snapshot(db: Database, now: datetime, board: bool = True) -> Snapshot:
         airlines=timed("airlines", lambda: read_airlines(db)),
         timings=timings,
         board_read_at=now if board else None,
+        # a bare find_one is answered without a scan (limit pushdown)
+        has_flights=db.flights.find_one({}, {"_id": 1}) is not None,
     )
 
 
