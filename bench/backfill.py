@@ -20,20 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from pipelines import config, kafka_io, logs, mongo, pipeline
-from pipelines.config import REPO_ROOT, Settings
-
-
-def _isolated(base: Settings, tag: str, tmp: Path) -> Settings:
-    topics = {k: t.model_copy(update={"name": f"bench.{tag}.{t.name}"})
-              for k, t in base.kafka.topics.items()}  # fmt: skip
-    return base.model_copy(
-        update={
-            "kafka": base.kafka.model_copy(update={"topics": topics}),
-            "mongo": base.mongo.model_copy(update={"database": f"bench_{tag}"}),
-            "paths": base.paths.model_copy(update={"data": tmp / "data",
-                                                   "checkpoints": tmp / "ckpt"}),
-        }
-    )  # fmt: skip
+from pipelines.config import REPO_ROOT
 
 
 def main() -> None:
@@ -52,7 +39,7 @@ def main() -> None:
         end = datetime(2013 + months // 12, months % 12 + 1, 1, tzinfo=UTC)
         tag = f"{months}m{uuid.uuid4().hex[:6]}"
         tmp = Path(tempfile.mkdtemp(prefix="tarmac-bench-"))
-        settings = _isolated(base, tag, tmp)
+        settings = base.isolated(tag, tmp, database=f"bench_{tag}")
         t0 = time.monotonic()
         result = pipeline.load_window(settings, datetime(2013, 1, 1, tzinfo=UTC), end,
                                       progress=True)  # fmt: skip

@@ -27,19 +27,6 @@ from pipelines.config import REPO_ROOT, Settings
 TARGET = 25_000
 
 
-def _isolated(settings: Settings, tag: str, data: Path) -> Settings:
-    topics = {
-        k: t.model_copy(update={"name": f"bench.{tag}.{t.name}"})
-        for k, t in settings.kafka.topics.items()
-    }
-    return settings.model_copy(
-        update={
-            "kafka": settings.kafka.model_copy(update={"topics": topics}),
-            "paths": settings.paths.model_copy(update={"data": data}),
-        }
-    )
-
-
 def _producer_performance(settings: Settings, records: int, size: int, topic: str) -> dict:
     """Kafka's ProducerPerformance (kafka-tools jar) with the producer settings we use."""
     libs = provision.kafka_home(settings) / "libs"
@@ -105,7 +92,7 @@ def main() -> None:
     producers = {}
     for workers in args.workers:
         with tempfile.TemporaryDirectory() as tmp:
-            settings = _isolated(base, f"{tag}.w{workers}", Path(tmp))
+            settings = base.isolated(f"bench{tag}w{workers}", Path(tmp))
             run = replay.make(
                 settings, "flights", progress=True, start=args.start, end=args.end, catch_up=True
             )

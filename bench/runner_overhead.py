@@ -23,35 +23,11 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
-import yaml
-
 from pipelines import config, kafka_io, mongo
 from pipelines.config import REPO_ROOT, Settings
 
 TARGET_PCT = 10.0
 TARGET_S = 5.0
-
-
-def _isolated(settings: Settings, tag: str, folder: Path) -> Settings:
-    topics = {
-        k: t.model_copy(update={"name": f"bench.{tag}.{t.name}"})
-        for k, t in settings.kafka.topics.items()
-    }
-    return settings.model_copy(
-        update={
-            "kafka": settings.kafka.model_copy(update={"topics": topics}),
-            "paths": settings.paths.model_copy(
-                update={"checkpoints": folder / "checkpoints", "data": folder / "data"}
-            ),
-        }
-    )
-
-
-def _write_parameters(settings: Settings, folder: Path) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    data = settings.model_dump(mode="json")
-    data["stack"].pop("cache", None)
-    (folder / f"{settings.env}.yaml").write_text(yaml.safe_dump(data))
 
 
 def _timed(cmd: list[str], env: dict[str, str]) -> tuple[float, subprocess.CompletedProcess]:
@@ -80,7 +56,7 @@ def _cell_seconds(notebook: Path) -> list[dict]:
 def _one(name: str, settings: Settings, messages: int, tmp: Path) -> tuple[float, dict]:
     """One timed run of ``name`` (submit | runner) on its own topic and checkpoint."""
     folder = tmp / f"{name}-{uuid.uuid4().hex[:6]}"
-    _write_parameters(_isolated(settings, folder.name.replace("-", ""), folder), folder)
+    settings.isolated(folder.name.replace("-", ""), folder).write(folder)
     env = {
         **os.environ,
         "TARMAC_PARAMETERS_DIR": str(folder),

@@ -115,6 +115,33 @@ class Settings(_Model):
     paths: PathSettings = Field(default_factory=PathSettings)
     replay: ReplaySettings = Field(default_factory=ReplaySettings)
 
+    def isolated(self, tag: str, folder: Path, database: str | None = None) -> Settings:
+        """A copy with its own topics (``<name>.<tag>``), data and checkpoint folders under
+        ``folder`` and, if given, its own database: for tests and benchmarks."""
+        topics = {
+            key: topic.model_copy(update={"name": f"{topic.name}.{tag}"})
+            for key, topic in self.kafka.topics.items()
+        }
+        update: dict[str, Any] = {
+            "kafka": self.kafka.model_copy(update={"topics": topics}),
+            "paths": self.paths.model_copy(
+                update={"data": folder / "data", "checkpoints": folder / "checkpoints"}
+            ),
+        }
+        if database:
+            update["mongo"] = self.mongo.model_copy(update={"database": database})
+        return self.model_copy(update=update)
+
+    def write(self, folder: Path) -> Path:
+        """Write these settings as ``<folder>/<env>.yaml`` (a subprocess then reads them with
+        ``TARMAC_PARAMETERS_DIR=<folder>``); the cache location stays the reader's own."""
+        folder.mkdir(parents=True, exist_ok=True)
+        data = self.model_dump(mode="json")
+        data["stack"].pop("cache", None)
+        path = folder / f"{self.env}.yaml"
+        path.write_text(yaml.safe_dump(data))
+        return path
+
     def resolve(self, path: Path) -> Path:
         """A path from the parameters, made absolute against the repository root."""
         path = Path(os.path.expanduser(path))

@@ -64,28 +64,12 @@ def unique() -> str:
 
 def isolate(settings: Settings, tmp_path, unique: str) -> Settings:
     """A copy of ``settings`` with its own topics, data and checkpoint folders."""
-    topics = {
-        key: topic.model_copy(update={"name": f"{topic.name}.{unique}"})
-        for key, topic in settings.kafka.topics.items()
-    }
-    return settings.model_copy(
-        update={
-            "kafka": settings.kafka.model_copy(update={"topics": topics}),
-            "paths": settings.paths.model_copy(
-                update={"data": tmp_path / "data", "checkpoints": tmp_path / "checkpoints"}
-            ),
-        }
-    )
+    return settings.isolated(unique, tmp_path)
 
 
 def write_parameters(settings: Settings, folder) -> None:
     """Write ``settings`` as ``<folder>/<env>.yaml`` (for subprocesses: TARMAC_PARAMETERS_DIR)."""
-    import yaml
-
-    folder.mkdir(parents=True, exist_ok=True)
-    data = settings.model_dump(mode="json")
-    data["stack"].pop("cache", None)
-    (folder / f"{settings.env}.yaml").write_text(yaml.safe_dump(data))
+    settings.write(folder)
 
 
 @pytest.fixture
