@@ -199,8 +199,9 @@ def main() -> int:
     result["documents"] = counts
     if not has_data:
         result["skipped"] = (
-            f"no serving data in database {database!r} (env {args.env}): load some first "
-            "(e.g. pipelines.pipeline.load_window or `make demo`)"
+            f"no KPI documents in database {database!r} (env {args.env}; "
+            f"{counts.get('flights', 0)} flight documents): nothing to measure yet, load a "
+            "window first (pipelines.pipeline.load_window or `make demo`)"
         )
         args.out.write_text(json.dumps(result, indent=2))
         print(result["skipped"])
