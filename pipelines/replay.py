@@ -309,6 +309,11 @@ class Replay:
         yield from heapq.merge(*merged, key=lambda item: (item[0], rank[item[1]]))
 
     # -- sinks -------------------------------------------------------------------------------
+    def producer(self) -> Any:
+        """The no-loss producer of this replay; values are serialised by :meth:`_send`
+        (orjson, once), keys by the producer."""
+        return kafka_io.producer(self.settings, value_serializer=None)
+
     def _send(self, producer: Any, msg: dict[str, Any], stats: ReplayStats) -> None:
         msg["produced_at"] = _wall_clock()
         reasons = events.validate_event(msg)

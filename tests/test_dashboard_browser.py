@@ -30,8 +30,6 @@ import pytest
 from pipelines import events, mongo, sources
 from pipelines.config import REPO_ROOT, Settings
 
-from .conftest import isolate
-
 pytestmark = pytest.mark.integration
 
 WINDOW = (datetime(2013, 1, 1, tzinfo=UTC), datetime(2013, 1, 3, tzinfo=UTC))
@@ -378,7 +376,7 @@ def _seed(
 def served_db(stack: Settings, tmp_path_factory) -> Iterator[Settings]:
     """Settings of an isolated database holding the 2013-01-01 .. 01-03 window."""
     name = f"tarmac_dash_{os.getpid()}"
-    settings = stack.model_copy(update={"mongo": stack.mongo.model_copy(update={"database": name})})
+    settings = stack.isolated(name[-8:], tmp_path_factory.mktemp("dash"), database=name)
     db = mongo.database(settings)
     forced_seed = os.environ.get("TARMAC_DASHBOARD_SEED") == "1"  # while the pipeline is broken
     if (
@@ -388,7 +386,6 @@ def served_db(stack: Settings, tmp_path_factory) -> Iterator[Settings]:
     ):
         from pipelines.pipeline import load_window
 
-        settings = isolate(settings, tmp_path_factory.mktemp("dash"), name[-8:])
         load_window(settings, *WINDOW)
         SERVED_BY["path"] = "pipelines.pipeline.load_window (Kafka -> Spark -> MongoDB)"
     else:

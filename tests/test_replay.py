@@ -209,7 +209,7 @@ def test_invalid_event_goes_to_the_dead_letter_topic_with_reasons(iso: Settings)
     kafka_io.ensure_topics(iso, ["flights", "flights_dlq"])
     run = replay.make(iso, "flights", progress=False)
     stats = replay.ReplayStats()
-    producer = kafka_io.producer(iso)
+    producer = run.producer()
     from pipelines import events
 
     ev = replay.flight_events(START, START + timedelta(minutes=10), BOARD_LEAD)
