@@ -209,8 +209,7 @@ class Replay:
             clock = Clock(origin, opts.speed, opts.catch_up, opts.max_rate)
             if "flights" in self.sources:
                 kafka_io.ensure_topics(self.settings, ["flights", "flights_dlq"])
-                # values are serialised here (orjson), once, before validation and send
-                producer = kafka_io.producer(self.settings, value_serializer=None)
+                producer = self.producer()
             bar = tqdm(
                 total=ev_total,
                 unit=" ev",
