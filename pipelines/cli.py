@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
@@ -126,7 +127,9 @@ def cmd_submit(args: argparse.Namespace) -> int:
     settings = config.load(args.env)
     cmd = submit_command(settings, args.job, args.job_args)
     log.info("spark.submit", cmd=" ".join(cmd))
-    return subprocess.call(cmd)
+    # spark-submit starts Python workers and the driver with PYSPARK_PYTHON: this venv's python
+    env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
+    return subprocess.call(cmd, env=env)
 
 
 def _run_summary(doc: dict[str, object]) -> dict[str, object]:
