@@ -31,19 +31,11 @@ from pathlib import Path
 
 from pipelines import config, mongo
 from pipelines.config import REPO_ROOT
+from pipelines.dashboard.browser import launch
 from pipelines.exceptions import ServiceUnavailableError
 
 TARGET_FIRST_RENDER_S = 5.0
 TARGET_FILTER_P95_MS = 500.0
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 COLLECTIONS = (
     "flights", "kpi_hourly", "kpi_carrier_daily", "kpi_route_monthly", "weather_impact",
     "weather_hourly", "pipeline_runs", "rejects",
@@ -215,7 +207,7 @@ def main() -> int:
     outside: list[str] = []
     try:
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+            browser = launch(p)
             # one browser profile: the first load has a cold cache (5.9 MB of JavaScript),
             # the next ones are what a duty manager reopening the page gets
             context = browser.new_context(viewport={"width": 1500, "height": 1000})

@@ -29,19 +29,11 @@ import pytest
 
 from pipelines import events, mongo, sources
 from pipelines.config import REPO_ROOT, Settings
+from pipelines.dashboard.browser import CHROMIUM, launch
 
 pytestmark = pytest.mark.integration
 
 WINDOW = (datetime(2013, 1, 1, tzinfo=UTC), datetime(2013, 1, 3, tzinfo=UTC))
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 PANELS = ("hourly", "airports", "carriers", "heatmap", "map", "weather", "board", "rejects")
 ERROR_TEXT = re.compile(
     r"Traceback \(most recent call last\)|Error displaying widget|"
@@ -463,7 +455,7 @@ def browser():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        b = launch(p)
         yield b
         b.close()
 
