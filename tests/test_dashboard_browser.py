@@ -451,6 +451,8 @@ def voila(served_db: Settings, tmp_path_factory) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def browser():
     if not Path(CHROMIUM).exists():
+        if os.environ.get("CI"):  # CI installs it (make system-deps): its absence is a failure
+            pytest.fail(f"{CHROMIUM} is not installed; .ci/run must run `make system-deps`")
         pytest.skip(f"{CHROMIUM} is not installed (make system-deps)")
     from playwright.sync_api import sync_playwright
 
