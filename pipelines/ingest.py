@@ -15,6 +15,7 @@ from .config import Settings
 from .landing import LandedFile, LandingZone
 
 CORRUPT = "_corrupt"
+RAW_LINE = "raw_line"
 
 
 @dataclass
@@ -79,8 +80,9 @@ def settle_deferred(lz: LandingZone, batch: FileBatch) -> None:
 
 
 def read_csv(spark: SparkSession, files: list[LandedFile], header: list[str]) -> DataFrame:
-    """The files as one DataFrame of strings (``NA`` kept as text) plus ``source_file`` and
-    ``_corrupt`` (the raw line of a row with the wrong number of fields)."""
+    """The files as one DataFrame of strings (``NA`` kept as text) plus ``source_file``,
+    ``source_dir``, ``_corrupt`` (the raw line of a row with the wrong number of fields) and
+    ``raw_line`` (the row as text, for reject excerpts)."""
     schema = T.StructType([T.StructField(c, T.StringType()) for c in [*header, CORRUPT]])
     return (
         spark.read.option("header", True)
@@ -90,6 +92,12 @@ def read_csv(spark: SparkSession, files: list[LandedFile], header: list[str]) ->
         .csv([str(f.path) for f in files])
         .withColumn("source_file", F.regexp_extract(F.input_file_name(), r"([^/]+)$", 1))
         .withColumn("source_dir", F.regexp_extract(F.input_file_name(), r"([^/]+)/[^/]+$", 1))
+        .withColumn(
+            RAW_LINE,
+            F.coalesce(
+                F.col(CORRUPT), F.concat_ws(",", *[F.coalesce(c, F.lit("")) for c in header])
+            ),
+        )
     )
 
 

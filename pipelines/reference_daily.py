@@ -55,13 +55,8 @@ def run(settings: Settings, day: date | None = None) -> dict[str, Any]:
             files = sorted((f for f in batch.good if _table(f) == table), key=lambda f: f.name)
             if not files:
                 continue
-            raw = ingest.read_csv(spark, files, header).select(
-                "*",
-                F.concat_ws("/", "source_dir", "source_file").alias("file_key"),
-                F.coalesce(
-                    F.col(ingest.CORRUPT),
-                    F.concat_ws(",", *[F.coalesce(c, F.lit("")) for c in header]),
-                ).alias("raw_line"),
+            raw = ingest.read_csv(spark, files, header).withColumn(
+                "file_key", F.concat_ws("/", "source_dir", "source_file")
             )
             keep = ("file_key", "raw_line", ingest.CORRUPT)
             cleaned = ingest.with_malformed(clean(raw, keep)).persist()

@@ -40,13 +40,7 @@ def run(settings: Settings, day: date | None = None) -> dict[str, Any]:
     newest = None
     if batch.good:
         spark = build_session(settings, JOB)
-        raw = ingest.read_csv(spark, batch.good, transform.WEATHER_HEADER).withColumn(
-            "raw_line",
-            F.coalesce(
-                F.col(ingest.CORRUPT),
-                F.concat_ws(",", *[F.coalesce(c, F.lit("")) for c in transform.WEATHER_HEADER]),
-            ),
-        )
+        raw = ingest.read_csv(spark, batch.good, transform.WEATHER_HEADER)
         keep = ("raw_line", ingest.CORRUPT)
         cleaned = ingest.with_malformed(transform.clean_weather(raw, keep)).persist()
         accepted = cleaned.where(F.col("reject_reason").isNull()).drop("reject_reason", *keep)
