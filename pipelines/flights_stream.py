@@ -2,10 +2,10 @@
 
 Each micro-batch: parse and validate the events (refused ones go to ``rejects``), merge them
 into one update per flight, enrich with reference data and the origin's weather at the
-scheduled hour, upsert ``flights`` (order-independent), then recompute the KPI documents of
-every date and route-month the batch touched. The checkpoint on disk makes Kafka offsets
-advance only after a batch has been written; a batch replayed after a crash rewrites the same
-documents.
+scheduled hour, merge into ``flights`` and ``flights_by_hour`` (order-independent), then
+recompute the KPI documents of every local date (and route-month) the batch touched. The
+checkpoint on disk makes Kafka offsets advance only after a batch has been written; a batch
+replayed after a crash rewrites the same documents.
 
 Trigger ``availableNow`` (cron: drain what is there, then stop) or a processing-time interval
 such as ``2s`` (a long-lived real-time job).
@@ -60,18 +60,17 @@ def process_batch(
 
     ok = events.where(F.col("reject_reason").isNull())
     updates = transform.flight_updates(ok).persist()
-    touched = updates.select("_id", "date", "route_month").collect()
     with serving.write_lock(settings):
         hours = updates.select("origin", "sched_hour_utc").distinct().collect()
         weather = serving.weather_frame(
             spark, settings, [serving.hour_key(r.origin, r.sched_hour_utc) for r in hours]
         )
         refs = serving.reference_frames(spark, settings)
-        serving.upsert_flights(transform.enrich(updates, *refs, weather), settings)
-        serving.heal_missing_weather(db, [r["_id"] for r in touched])
-        kpis = serving.recompute_kpis(
-            spark, settings, {r["date"] for r in touched}, {r["route_month"] for r in touched}
+        enriched = transform.enrich(updates, *refs, weather)
+        touched = serving.upsert_flights(
+            db, [r.asDict(recursive=True) for r in enriched.toLocalIterator()]
         )
+        kpis = serving.recompute_kpis(spark, settings, {d["date"] for d in touched})
     offsets = [  # a list: topic names hold dots, which BSON keys may not
         {"topic": r.kafka_topic, "partition": r.kafka_partition, "offset": r.last}
         for r in events.groupBy("kafka_topic", "kafka_partition")

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from pymongo import MongoClient, UpdateOne
+from pymongo import MongoClient, ReplaceOne, UpdateOne
 from pymongo.collection import Collection
 from pymongo.database import Database
 from pymongo.errors import PyMongoError
@@ -47,9 +47,10 @@ def database(settings: Settings) -> Database:
     return client[settings.mongo.database]
 
 
-# FerretDB v1.24 (SQLite) stops answering an update command of 100 or more operations on
-# existing documents (measured: 99 ops take 0.1 s, 100 never return). Every bulk write goes
-# through bulk_write() below, in chunks well under that; MongoDB does not mind.
+# FerretDB v1.24 (SQLite) can stop answering, for good, an update command of a few hundred
+# operations on existing documents (measured: 100 ops take 0.03 s, 500 never return and the
+# server needs a restart). Every bulk write goes through bulk_write() below, in chunks well
+# under that; MongoDB does not mind.
 BULK_CHUNK = 50
 
 
@@ -64,36 +65,49 @@ def bulk_write(collection: Collection, ops: list[Any]) -> BulkStats:
     return stats
 
 
-# FerretDB v1.24 (SQLite) pushes only ``{_id: value}`` reads down to SQLite: an update,
-# replace or delete by ``_id``, and any ``$in``, scans the collection (measured on 33 k flight
-# documents: ReplaceOne 0.28 s each, delete_many/find with 5,000 ids in ``$in`` 9-12 s, insert
-# of 5,000 documents 1.3 s). So documents are replaced by one big delete + one insert, and read
-# back with one big ``$in``: a few scans a batch instead of one per document. On MongoDB these
-# are index lookups either way.
-IN_CHUNK = 20_000
+# FerretDB v1.24 (SQLite) pushes only ``{_id: <string or ObjectId>}`` filters down to SQLite
+# (with the index fix of provision.FERRETDB_PATCHES: 0.3-0.7 ms a lookup, replace or delete at
+# any collection size). Every other filter, ``$in`` included, is evaluated in FerretDB over the
+# whole collection (measured: ~140 us a flight document, so 4.7 s for 33,660). So every hot path
+# addresses documents by ``_id`` one at a time; MongoDB gets one ``$in`` query instead.
+IN_CHUNK = 10_000
+
+
+_FERRETDB: dict[Any, bool] = {}
+
+
+def is_ferretdb(collection: Collection) -> bool:
+    """True when ``collection`` is served by FerretDB (its buildInfo has ``ferretdbVersion``)."""
+    client = collection.database.client
+    address = client.address  # selects the server
+    if address not in _FERRETDB:
+        _FERRETDB[address] = "ferretdbVersion" in client.admin.command("buildInfo")
+    return _FERRETDB[address]
 
 
 def find_by_ids(collection: Collection, ids: list[Any], projection: Any = None) -> list[dict]:
-    """Documents whose ``_id`` is in ``ids`` (one query per IN_CHUNK ids)."""
+    """Documents whose ``_id`` is in ``ids`` (missing ones are skipped)."""
     found: list[dict] = []
+    if not ids:
+        return found
+    if is_ferretdb(collection):
+        for key in ids:
+            doc = collection.find_one({"_id": key}, projection)
+            if doc is not None:
+                found.append(doc)
+        return found
     for i in range(0, len(ids), IN_CHUNK):
         found += collection.find({"_id": {"$in": ids[i : i + IN_CHUNK]}}, projection)
     return found
 
 
 def replace_docs(collection: Collection, docs: Iterable[Mapping[str, Any]]) -> int:
-    """Replace documents by ``_id`` (insert the new ones): one delete, then one insert.
-
-    Idempotent; not atomic: a reader may miss a document for the instant between the two
-    commands, and a crash between them is repaired by re-running the batch (jobs do).
-    """
-    latest = {d["_id"]: d for d in docs}  # the last version of a key wins
-    items = list(latest.values())
-    for i in range(0, len(items), IN_CHUNK):
-        chunk = items[i : i + IN_CHUNK]
-        collection.delete_many({"_id": {"$in": [d["_id"] for d in chunk]}})
-        collection.insert_many(chunk, ordered=False)
-    return len(items)
+    """Replace documents by ``_id``, inserting the new ones (the last version of a key wins);
+    idempotent. Return how many were written."""
+    latest = {d["_id"]: d for d in docs}
+    ops = [ReplaceOne({"_id": key}, doc, upsert=True) for key, doc in latest.items()]
+    bulk_write(collection, ops)
+    return len(ops)
 
 
 @dataclass

@@ -1,8 +1,10 @@
 """The MongoDB serving model (``docs/data-model.md``): every read and write the jobs make.
 
-Writes are idempotent upserts by natural key. Flight documents use order-independent operators
-(``$set`` of the non-null fields a batch knows, ``$max`` of the status rank); KPI documents
-are recomputed from ``flights`` for every key a batch touched.
+Writes are idempotent replacements by natural key (``_id``). Flight documents are merged in an
+order-independent way (``merge_flight``: non-null fields win, the status rank only grows) into
+``flights`` and ``flights_by_hour``; KPI documents are recomputed from ``flights_by_hour`` for
+every local date a batch touched. Every read and write addresses documents by ``_id``, the one
+access FerretDB v1 serves from an index (see ``mongo.py``).
 """
 
 from __future__ import annotations
@@ -11,8 +13,9 @@ import fcntl
 import hashlib
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import structlog
 from pymongo import ASCENDING
@@ -43,6 +46,9 @@ def write_lock(settings: Settings) -> Iterator[None]:
 log = structlog.get_logger(__name__)
 
 FLIGHTS = "flights"
+BOARD = "flights_by_hour"
+KPI_ROUTE_DAILY = "kpi_route_daily"
+NEW_YORK = ZoneInfo("America/New_York")
 KPI_HOURLY = "kpi_hourly"
 KPI_CARRIER_DAILY = "kpi_carrier_daily"
 KPI_ROUTE_MONTHLY = "kpi_route_monthly"
@@ -62,6 +68,8 @@ INDEXES: dict[str, list[list[tuple[str, int]]]] = {
     KPI_HOURLY: [[("hour_utc", ASCENDING)], [("origin", ASCENDING), ("hour_utc", ASCENDING)]],
     KPI_CARRIER_DAILY: [[("date", ASCENDING)], [("carrier", ASCENDING), ("date", ASCENDING)]],
     KPI_ROUTE_MONTHLY: [[("month", ASCENDING)]],
+    KPI_ROUTE_DAILY: [[("month", ASCENDING)]],
+    BOARD: [[("date", ASCENDING)], [("origin", ASCENDING), ("hour_utc", ASCENDING)]],
     WEATHER_IMPACT: [[("date", ASCENDING)]],
     WEATHER_HOURLY: [[("hour_utc", ASCENDING)]],
     REJECTS: [[("source", ASCENDING), ("at", ASCENDING)]],
@@ -93,8 +101,6 @@ FLIGHT_FIELDS = T.StructType(
         T.StructField("precip", T.BooleanType()),
     ]
 )
-_STATIC_FLIGHT_FIELDS = [f.name for f in FLIGHT_FIELDS.fields if f.name not in
-                         ("visib_band", "wind_band", "precip")]  # fmt: skip
 
 
 def ensure_indexes(db: Database) -> None:
@@ -130,65 +136,86 @@ def _naive(value: Any) -> Any:
     return value
 
 
-def merge_into(collection: Any, updates: list[dict[str, Any]]) -> int:
-    """Fetch the current documents of ``updates``, merge, write back whole; return count."""
-    ids = list({u["_id"] for u in updates})
-    current = {d["_id"]: d for d in mongo.find_by_ids(collection, ids)}
-    merged: dict[str, dict[str, Any]] = {}
+# --------------------------------------------------------------------- flights by hour
+# ``flights_by_hour`` holds, per (origin, scheduled departure hour UTC), the full documents of
+# that hour's flights. It is the access path of the jobs and the live board: every read is by
+# ``_id`` (the one lookup FerretDB v1 serves from an index), a batch reads the hours it touches,
+# and the KPIs of a local date are recomputed from that date's 72 (23 or 25 on DST days)
+# hour documents per airport set. ``flights`` holds the same documents one per flight.
+def hours_of_date(day: str) -> list[datetime]:
+    """The UTC hours (naive) whose New York local time falls on ``day`` (YYYY-MM-DD)."""
+    d = date.fromisoformat(day)
+    start = datetime(d.year, d.month, d.day, tzinfo=NEW_YORK).astimezone(UTC)
+    nxt = d + timedelta(days=1)
+    end = datetime(nxt.year, nxt.month, nxt.day, tzinfo=NEW_YORK).astimezone(UTC)
+    n = int((end - start) / timedelta(hours=1))
+    return [(start + timedelta(hours=i)).replace(tzinfo=None) for i in range(n)]
+
+
+def board_keys(dates: Iterable[str], origins: Iterable[str] = transform.ORIGINS) -> list[str]:
+    """``flights_by_hour`` ids of every hour of ``dates`` at ``origins``."""
+    return [hour_key(o, h) for d in sorted(set(dates)) for h in hours_of_date(d) for o in origins]
+
+
+def read_board(db: Database, keys: list[str]) -> dict[str, dict[str, dict[str, Any]]]:
+    """``{hour key: {flight id: flight document}}`` of the ``flights_by_hour`` docs that exist."""
+    return {
+        d["_id"]: {f["_id"]: f for f in d.get("flights", [])}
+        for d in mongo.find_by_ids(db[BOARD], keys)
+    }
+
+
+def write_board(db: Database, board: dict[str, dict[str, dict[str, Any]]]) -> int:
+    docs = []
+    for key, flights in board.items():
+        first = next(iter(flights.values()))
+        ordered = sorted(flights.values(), key=lambda f: (_naive(f.get("sched_dep_utc")), f["_id"]))
+        docs.append({"_id": key, "origin": first["origin"], "date": first["date"],
+                     "hour_utc": first["sched_hour_utc"], "flights": ordered})  # fmt: skip
+    return mongo.replace_docs(db[BOARD], docs)
+
+
+def upsert_flights(db: Database, updates: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Merge one batch's flight updates (``transform.enrich`` rows as dicts) into ``flights``
+    and ``flights_by_hour``; return the merged documents."""
+    by_hour: dict[str, list[dict[str, Any]]] = {}
     for u in updates:
-        merged[u["_id"]] = merge_flight(merged.get(u["_id"]) or current.get(u["_id"]), u)
-    return mongo.replace_docs(collection, merged.values())
-
-
-def _flight_partition(rows: Iterable[Any], uri: str, database: str) -> None:
-    from pymongo import MongoClient
-
-    updates = [row.asDict(recursive=True) for row in rows]
-    if updates:
-        with MongoClient(uri, serverSelectionTimeoutMS=10_000) as client:
-            merge_into(client[database][FLIGHTS], updates)
-
-
-def upsert_flights(updates: DataFrame, settings: Settings) -> None:
-    """Merge one batch's flight updates (``transform.enrich`` output) into ``flights``."""
-    uri, db = settings.mongo.uri, settings.mongo.database
-    # one writer: on FerretDB each read-back and delete is a collection scan (see mongo.py)
-    updates.coalesce(1).foreachPartition(lambda rows: _flight_partition(rows, uri, db))
+        by_hour.setdefault(hour_key(u["origin"], _naive(u["sched_hour_utc"])), []).append(u)
+    board = read_board(db, list(by_hour))
+    changed: dict[str, dict[str, Any]] = {}
+    for key, hour_updates in by_hour.items():
+        flights = board.setdefault(key, {})
+        for u in hour_updates:
+            flights[u["_id"]] = changed[u["_id"]] = merge_flight(flights.get(u["_id"]), u)
+    # flights first: a crash before the board write is repaired by the batch's rerun, which
+    # merges the same updates into the board's (older) documents and gets the same result
+    mongo.replace_docs(db[FLIGHTS], changed.values())
+    write_board(db, {k: board[k] for k in by_hour})
+    return list(changed.values())
 
 
 WEATHER_FIELDS = ("temp_c", "visib_km", "wind_speed_kmh", "precip_mm", "visib_band",
                   "wind_band", "precip")  # fmt: skip
 
 
-def set_flight_weather(db: Database, weather: list[dict[str, Any]]) -> int:
-    """Give every flight of (origin, scheduled hour) the weather of that hour; return count."""
-    by_hour = {(w["origin"], _naive(w["hour_utc"])): w for w in weather}
-    updates = []
-    hours = sorted({h for _, h in by_hour})
-    for doc in db[FLIGHTS].find({"sched_hour_utc": {"$in": hours}},
-                                {"_id": 1, "origin": 1, "sched_hour_utc": 1}):  # fmt: skip
-        w = by_hour.get((doc["origin"], _naive(doc["sched_hour_utc"])))
-        if w is not None:
-            updates.append({"_id": doc["_id"], "weather": {k: w.get(k) for k in WEATHER_FIELDS}})
-    return merge_into(db[FLIGHTS], updates) if updates else 0
-
-
-def heal_missing_weather(db: Database, keys: list[str]) -> int:
-    """Flights of ``keys`` still without weather get it if their hour's weather exists now
-    (closes the race with a weather job writing between this batch's read and write)."""
-    docs = mongo.find_by_ids(db[FLIGHTS], keys, {"origin": 1, "sched_hour_utc": 1,
-                                                  "weather.visib_km": 1})  # fmt: skip
-    missing = [d for d in docs if "weather" not in d]
-    hours = {hour_key(d["origin"], _naive(d["sched_hour_utc"])) for d in missing}
-    weather = mongo.find_by_ids(db[WEATHER_HOURLY], sorted(hours)) if hours else []
-    return set_flight_weather(db, weather) if weather else 0
-
-
-def fetch_flights(db: Database, query: dict[str, Any]) -> list[tuple]:
-    """Flight documents matching ``query`` as rows of FLIGHT_FIELDS (weather flattened)."""
-    projection = dict.fromkeys(_STATIC_FLIGHT_FIELDS, 1) | {"weather": 1}
-    docs = db[FLIGHTS].find(query, projection)
-    return _rows((d | (d.pop("weather", None) or {}) for d in docs), FLIGHT_FIELDS)
+def set_flight_weather(db: Database, weather: list[dict[str, Any]]) -> set[str]:
+    """Give every flight of (origin, scheduled hour) the weather of that hour; return the
+    local dates of the flights that changed."""
+    by_key = {hour_key(w["origin"], _naive(w["hour_utc"])): w for w in weather}
+    board = read_board(db, list(by_key))
+    changed: list[dict[str, Any]] = []
+    hours: set[str] = set()
+    for key, flights in board.items():
+        w = {k: by_key[key].get(k) for k in WEATHER_FIELDS}
+        for fid, doc in flights.items():
+            if doc.get("weather") != w:
+                flights[fid] = {**doc, "weather": w}
+                changed.append(flights[fid])
+                hours.add(key)
+    if changed:
+        mongo.replace_docs(db[FLIGHTS], changed)
+        write_board(db, {k: board[k] for k in hours})
+    return {d["date"] for d in changed}
 
 
 def _rows(docs: Iterable[dict[str, Any]], schema: T.StructType) -> list[tuple]:
@@ -197,8 +224,10 @@ def _rows(docs: Iterable[dict[str, Any]], schema: T.StructType) -> list[tuple]:
     return [tuple(cast(d.get(name)) for name, cast in casts) for d in docs]
 
 
-def flights_frame(spark: SparkSession, db: Database, query: dict[str, Any]) -> DataFrame:
-    return spark.createDataFrame(fetch_flights(db, query), FLIGHT_FIELDS)
+def flights_frame(spark: SparkSession, docs: Iterable[dict[str, Any]]) -> DataFrame:
+    """Flight documents as a DataFrame of FLIGHT_FIELDS (weather flattened)."""
+    flat = (d | (d.get("weather") or {}) for d in docs)
+    return spark.createDataFrame(_rows(flat, FLIGHT_FIELDS), FLIGHT_FIELDS)
 
 
 def _int(value: Any) -> int | None:
@@ -214,36 +243,49 @@ _CASTS = {T.LongType: _int, T.IntegerType: _int, T.DoubleType: _float}
 
 # ------------------------------------------------------------------------------------ KPIs
 def recompute_kpis(
-    spark: SparkSession,
-    settings: Settings,
-    dates: Iterable[str] = (),
-    route_months: Iterable[str] = (),
+    spark: SparkSession, settings: Settings, dates: Iterable[str] = (), routes: bool = True
 ) -> dict[str, int]:
-    """Recompute, from ``flights``, every KPI document of the given local dates (hourly,
-    carrier-daily, weather impact) and route-months; upsert them. Returns docs written."""
+    """Recompute every KPI document of the given local dates (hourly, carrier-daily, weather
+    impact, route-daily) from ``flights_by_hour``, then (``routes``) the route-months of those
+    dates from their route-daily documents; upsert them. Returns documents written."""
     db = mongo.database(settings)
-    dates, route_months = sorted(set(dates)), sorted(set(route_months))
-    if not dates and not route_months:
+    dates = sorted(set(dates))
+    if not dates:
         return {}
-    # one read of every flight needed (on FerretDB each query is a scan)
-    query = {"$or": [{"date": {"$in": dates}}, {"route_month": {"$in": route_months}}]}
-    flights = flights_frame(spark, db, query).persist()
+    board = read_board(db, board_keys(dates))
+    flights = flights_frame(spark, (f for h in board.values() for f in h.values())).persist()
     written: dict[str, int] = {}
-    if dates:
-        day_flights = flights.where(F.col("date").isin(dates))
-        for name, fn in (
-            (KPI_HOURLY, transform.kpi_hourly),
-            (KPI_CARRIER_DAILY, transform.kpi_carrier_daily),
-            (WEATHER_IMPACT, transform.weather_impact),
-        ):
-            written[name] = _replace(fn(day_flights), settings, name)
-    if route_months:
-        routes = flights.where(F.col("route_month").isin(route_months))
-        written[KPI_ROUTE_MONTHLY] = _replace(
-            transform.kpi_route_monthly(routes), settings, KPI_ROUTE_MONTHLY
+    for name, fn in (
+        (KPI_HOURLY, transform.kpi_hourly),
+        (KPI_CARRIER_DAILY, transform.kpi_carrier_daily),
+        (WEATHER_IMPACT, transform.weather_impact),
+    ):
+        written[name] = _replace(fn(flights), settings, name)
+    if routes:
+        daily = transform.kpi_route_daily(flights)
+        day_docs: dict[str, dict[str, Any]] = {}
+        for r in daily.collect():
+            row = r.asDict()
+            day_docs.setdefault(row["date"], {"_id": row["date"], "month": row["month"],
+                                              "routes": []})["routes"].append(row)  # fmt: skip
+        written[KPI_ROUTE_DAILY] = mongo.replace_docs(db[KPI_ROUTE_DAILY], day_docs.values())
+        months = sorted({d[:7] for d in dates})
+        month_days = [d for m in months for d in _days_of_month(m)]
+        rows = [r for doc in mongo.find_by_ids(db[KPI_ROUTE_DAILY], month_days)
+                for r in doc["routes"]]  # fmt: skip
+        schema = daily.schema
+        monthly = transform.kpi_route_monthly_from_daily(
+            spark.createDataFrame(_rows(rows, schema), schema)
         )
+        written[KPI_ROUTE_MONTHLY] = _replace(monthly, settings, KPI_ROUTE_MONTHLY)
     flights.unpersist()
     return written
+
+
+def _days_of_month(month: str) -> list[str]:
+    first = date.fromisoformat(month + "-01")
+    nxt = (first + timedelta(days=32)).replace(day=1)
+    return [(first + timedelta(days=i)).isoformat() for i in range((nxt - first).days)]
 
 
 def _replace(kpis: DataFrame, settings: Settings, collection: str) -> int:

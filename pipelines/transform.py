@@ -406,16 +406,35 @@ def kpi_carrier_daily(flights: DataFrame) -> DataFrame:
     )  # fmt: skip
 
 
-def kpi_route_monthly(flights: DataFrame) -> DataFrame:
-    return flights.groupBy("origin", "dest", "month").agg(
+def kpi_route_daily(flights: DataFrame) -> DataFrame:
+    """Measures per (origin, destination, local date): the additive partials that
+    ``kpi_route_monthly_from_daily`` rolls up into months."""
+    return flights.groupBy("origin", "dest", "date").agg(
+        F.first("month").alias("month"),
         F.first("dest_name", ignorenulls=True).alias("dest_name"),
         F.first("dest_lat", ignorenulls=True).alias("dest_lat"),
         F.first("dest_lon", ignorenulls=True).alias("dest_lon"),
         *measures(),
     ).select(
+        "origin", "dest", "date", "month", "dest_name", "dest_lat", "dest_lon", *MEASURES,
+    )  # fmt: skip
+
+
+def kpi_route_monthly_from_daily(daily: DataFrame) -> DataFrame:
+    """Route-daily partials summed into (origin, destination, month) documents."""
+    return daily.groupBy("origin", "dest", "month").agg(
+        F.first("dest_name", ignorenulls=True).alias("dest_name"),
+        F.first("dest_lat", ignorenulls=True).alias("dest_lat"),
+        F.first("dest_lon", ignorenulls=True).alias("dest_lon"),
+        *[F.sum(m).cast("long").alias(m) for m in MEASURES],
+    ).select(
         F.concat_ws("|", "origin", "dest", "month").alias("_id"),
         "origin", "dest", "month", "dest_name", "dest_lat", "dest_lon", *MEASURES,
     )  # fmt: skip
+
+
+def kpi_route_monthly(flights: DataFrame) -> DataFrame:
+    return kpi_route_monthly_from_daily(kpi_route_daily(flights))
 
 
 def weather_impact(flights: DataFrame) -> DataFrame:

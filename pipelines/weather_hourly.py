@@ -2,15 +2,15 @@
 
 Values are cleaned into SI units (``transform.clean_weather``); refused rows and nulled
 values go to ``rejects``. Weather that lands after the flights of its hour is pushed into those
-flight documents, and the weather-impact KPIs of the affected dates are recomputed.
+flight documents (found through ``flights_by_hour``), and the KPIs of their dates are
+recomputed.
 """
 
 from __future__ import annotations
 
 import time
-from datetime import date, datetime, timedelta
+from datetime import date
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import structlog
 from pyspark.sql import functions as F
@@ -23,7 +23,6 @@ log = structlog.get_logger(__name__)
 
 JOB = "weather_hourly"
 SOURCE = "weather"
-NEW_YORK = ZoneInfo("America/New_York")
 
 
 def run(settings: Settings, day: date | None = None) -> dict[str, Any]:
@@ -54,8 +53,8 @@ def run(settings: Settings, day: date | None = None) -> dict[str, Any]:
         with serving.write_lock(settings):
             sinks.upsert(accepted.drop("value_issues"), settings, serving.WEATHER_HOURLY)
             serving.write_rejects(db, rejects + issues)
-            serving.set_flight_weather(db, weather)
-            kpis = serving.recompute_kpis(spark, settings, _local_dates(weather))
+            dates = serving.set_flight_weather(db, weather)
+            kpis = serving.recompute_kpis(spark, settings, dates, routes=False)
         totals = ingest.commit_all(lz, batch.good, ingest.file_counts(cleaned))
         newest = max((w["hour_utc"] for w in weather), default=None)
         cleaned.unpersist()
@@ -65,13 +64,3 @@ def run(settings: Settings, day: date | None = None) -> dict[str, Any]:
     serving.set_state(db, JOB, newest, last_run=result)
     log.info("weather_hourly.done", **result)
     return result
-
-
-def _local_dates(weather: list[dict[str, Any]]) -> set[str]:
-    """Local (New York) dates whose flights may depart in the given weather hours."""
-    dates = set()
-    for w in weather:
-        hour: datetime = w["hour_utc"]
-        for h in (hour, hour + timedelta(minutes=59)):
-            dates.add(h.replace(tzinfo=ZoneInfo("UTC")).astimezone(NEW_YORK).strftime("%Y-%m-%d"))
-    return dates
