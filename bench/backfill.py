@@ -29,6 +29,9 @@ def main() -> None:
     parser.add_argument("--env", default="local")
     parser.add_argument("--months", default="1,3,12",
                         help="comma-separated window sizes in months from 2013-01-01")  # fmt: skip
+    parser.add_argument("--keep", action="store_true",
+                        help="keep each window's database (bench_<N>m...) for bench/dashboard.py "
+                             "--database")  # fmt: skip
     parser.add_argument("--out", type=Path,
                         default=REPO_ROOT / "outputs" / "bench" / "backfill.json")  # fmt: skip
     args = parser.parse_args()
@@ -47,6 +50,7 @@ def main() -> None:
         db = mongo.database(settings)
         runs.append({
             "months": months,
+            "database": db.name if args.keep else None,
             "window": ["2013-01-01", end.date().isoformat()],
             "events": result["replay"]["sent"]["flights"],
             "weather_files": result["replay"]["sent"]["weather"],
@@ -60,7 +64,8 @@ def main() -> None:
             "events_per_s_end_to_end": round(result["replay"]["sent"]["flights"] / total),
         })  # fmt: skip
         print(json.dumps(runs[-1]), flush=True)
-        db.client.drop_database(db.name)
+        if not args.keep:
+            db.client.drop_database(db.name)
         kafka_io.delete_topics(base, [t.name for t in settings.kafka.topics.values()])
         shutil.rmtree(tmp, ignore_errors=True)
     out = {

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -60,17 +62,19 @@ def process_batch(
 
     ok = events.where(F.col("reject_reason").isNull())
     updates = transform.flight_updates(ok).persist()
-    with serving.write_lock(settings):
+    steps: dict[str, float] = {}
+    with serving.write_lock(settings), _timed(steps, "enrich"):
         hours = updates.select("origin", "sched_hour_utc").distinct().collect()
         weather = serving.weather_frame(
             spark, settings, [serving.hour_key(r.origin, r.sched_hour_utc) for r in hours]
         )
         refs = serving.reference_frames(spark, settings)
         enriched = transform.enrich(updates, *refs, weather)
-        touched = serving.upsert_flights(
-            db, [r.asDict(recursive=True) for r in enriched.toLocalIterator()]
-        )
-        kpis = serving.recompute_kpis(spark, settings, {d["date"] for d in touched})
+        rows = [r.asDict(recursive=True) for r in enriched.toLocalIterator()]
+        with _timed(steps, "flights"):
+            touched = serving.upsert_flights(db, rows)
+        with _timed(steps, "kpis"):
+            kpis = serving.recompute_kpis(spark, settings, {d["date"] for d in touched})
     offsets = [  # a list: topic names hold dots, which BSON keys may not
         {"topic": r.kafka_topic, "partition": r.kafka_partition, "offset": r.last}
         for r in events.groupBy("kafka_topic", "kafka_partition")
@@ -88,8 +92,19 @@ def process_batch(
     serving.set_state(db, JOB, newest, last_batch_id=batch_id, last_batch=counts, offsets=offsets)
     updates.unpersist()
     events.unpersist()
-    log.info("flights_stream.batch", batch_id=batch_id, **counts, kpi_docs=kpis)
+    steps["enrich"] -= steps["flights"] + steps["kpis"]
+    log.info("flights_stream.batch", batch_id=batch_id, **counts, kpi_docs=kpis,
+             seconds={k: round(v, 2) for k, v in steps.items()})  # fmt: skip
     return counts | {f"kpi_{k}": v for k, v in kpis.items()}
+
+
+@contextmanager
+def _timed(steps: dict[str, float], name: str) -> Iterator[None]:
+    started = time.monotonic()
+    try:
+        yield
+    finally:
+        steps[name] = time.monotonic() - started
 
 
 def _trigger(trigger: str) -> dict[str, object]:

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
+import orjson
 from pymongo import MongoClient, ReplaceOne, UpdateOne
 from pymongo.collection import Collection
 from pymongo.database import Database
@@ -108,6 +110,48 @@ def replace_docs(collection: Collection, docs: Iterable[Mapping[str, Any]]) -> i
     ops = [ReplaceOne({"_id": key}, doc, upsert=True) for key, doc in latest.items()]
     bulk_write(collection, ops)
     return len(ops)
+
+
+# FerretDB v1 stores a document as typed JSON and decodes every value of it on read: a year of
+# dashboard KPIs as 365 documents of arrays reads in 9.7 s, the same values packed as one JSON
+# string per document in 0.28 s (measured). Read models that are read whole (the hour board, the
+# daily KPI extract) are therefore stored packed.
+def pack(value: Any) -> str:
+    """``value`` as compact JSON, keys sorted (the same value always packs the same);
+    datetimes as ISO UTC (naive ones are UTC)."""
+    options = orjson.OPT_NAIVE_UTC | orjson.OPT_UTC_Z | orjson.OPT_SORT_KEYS
+    return orjson.dumps(value, option=options).decode()
+
+
+def unpack(text: str, datetimes: Iterable[str] = ()) -> Any:
+    """Inverse of :func:`pack`: values under the keys ``datetimes`` (single values or lists)
+    come back as aware UTC datetimes."""
+    return _restore(orjson.loads(text), frozenset(datetimes))
+
+
+def _restore(value: Any, keys: frozenset[str]) -> Any:
+    if isinstance(value, list):
+        return [_restore(v, keys) for v in value]
+    if isinstance(value, dict):
+        return {k: _datetime(v) if k in keys else _restore(v, keys) for k, v in value.items()}
+    return value
+
+
+def _datetime(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_datetime(v) for v in value]
+    return datetime.fromisoformat(value) if isinstance(value, str) else value
+
+
+def columns(rows: list[Mapping[str, Any]], names: Iterable[str]) -> dict[str, list[Any]]:
+    """Rows as ``{column: [values]}`` (the packed tables' layout)."""
+    return {n: [r.get(n) for r in rows] for n in names}
+
+
+def rows_of(table: Mapping[str, list[Any]]) -> list[dict[str, Any]]:
+    """Inverse of :func:`columns`."""
+    names = list(table)
+    return [dict(zip(names, values, strict=True)) for values in zip(*table.values(), strict=True)]
 
 
 @dataclass

@@ -24,7 +24,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from . import mongo, sinks, transform
+from . import mongo, transform
 from .config import Settings
 
 
@@ -47,7 +47,7 @@ log = structlog.get_logger(__name__)
 
 FLIGHTS = "flights"
 BOARD = "flights_by_hour"
-KPI_ROUTE_DAILY = "kpi_route_daily"
+KPI_DAILY = "kpi_daily"
 NEW_YORK = ZoneInfo("America/New_York")
 KPI_HOURLY = "kpi_hourly"
 KPI_CARRIER_DAILY = "kpi_carrier_daily"
@@ -68,7 +68,7 @@ INDEXES: dict[str, list[list[tuple[str, int]]]] = {
     KPI_HOURLY: [[("hour_utc", ASCENDING)], [("origin", ASCENDING), ("hour_utc", ASCENDING)]],
     KPI_CARRIER_DAILY: [[("date", ASCENDING)], [("carrier", ASCENDING), ("date", ASCENDING)]],
     KPI_ROUTE_MONTHLY: [[("month", ASCENDING)]],
-    KPI_ROUTE_DAILY: [[("month", ASCENDING)]],
+    KPI_DAILY: [[("month", ASCENDING)]],
     BOARD: [[("date", ASCENDING)], [("origin", ASCENDING), ("hour_utc", ASCENDING)]],
     WEATHER_IMPACT: [[("date", ASCENDING)]],
     WEATHER_HOURLY: [[("hour_utc", ASCENDING)]],
@@ -138,10 +138,15 @@ def _naive(value: Any) -> Any:
 
 # --------------------------------------------------------------------- flights by hour
 # ``flights_by_hour`` holds, per (origin, scheduled departure hour UTC), the full documents of
-# that hour's flights. It is the access path of the jobs and the live board: every read is by
-# ``_id`` (the one lookup FerretDB v1 serves from an index), a batch reads the hours it touches,
-# and the KPIs of a local date are recomputed from that date's 72 (23 or 25 on DST days)
-# hour documents per airport set. ``flights`` holds the same documents one per flight.
+# that hour's flights, packed (``mongo.pack``). It is the access path of the jobs and the live
+# board: every read is by ``_id`` (the one lookup FerretDB v1 serves from an index), a batch
+# reads the hours it touches, and the KPIs of a local date are recomputed from that date's
+# 3 x 24 (23 or 25 on DST days) hour documents. ``flights`` holds the same documents, one per
+# flight, unpacked.
+FLIGHT_DATETIMES = ("sched_dep_utc", "sched_arr_utc", "dep_time_utc", "arr_time_utc",
+                    "sched_hour_utc", "last_event_time")  # fmt: skip
+
+
 def hours_of_date(day: str) -> list[datetime]:
     """The UTC hours (naive) whose New York local time falls on ``day`` (YYYY-MM-DD)."""
     d = date.fromisoformat(day)
@@ -160,19 +165,25 @@ def board_keys(dates: Iterable[str], origins: Iterable[str] = transform.ORIGINS)
 def read_board(db: Database, keys: list[str]) -> dict[str, dict[str, dict[str, Any]]]:
     """``{hour key: {flight id: flight document}}`` of the ``flights_by_hour`` docs that exist."""
     return {
-        d["_id"]: {f["_id"]: f for f in d.get("flights", [])}
+        d["_id"]: {f["_id"]: f for f in mongo.unpack(d["flights"], FLIGHT_DATETIMES)}
         for d in mongo.find_by_ids(db[BOARD], keys)
     }
 
 
 def write_board(db: Database, board: dict[str, dict[str, dict[str, Any]]]) -> int:
+    return mongo.replace_docs(db[BOARD], board_docs(board))
+
+
+def board_docs(board: dict[str, dict[str, dict[str, Any]]]) -> list[dict[str, Any]]:
+    """``flights_by_hour`` documents of ``{hour key: {flight id: flight document}}``."""
     docs = []
     for key, flights in board.items():
         first = next(iter(flights.values()))
         ordered = sorted(flights.values(), key=lambda f: (_naive(f.get("sched_dep_utc")), f["_id"]))
         docs.append({"_id": key, "origin": first["origin"], "date": first["date"],
-                     "hour_utc": first["sched_hour_utc"], "flights": ordered})  # fmt: skip
-    return mongo.replace_docs(db[BOARD], docs)
+                     "hour_utc": first["sched_hour_utc"], "n": len(ordered),
+                     "flights": mongo.pack(ordered)})  # fmt: skip
+    return docs
 
 
 def upsert_flights(db: Database, updates: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -255,45 +266,75 @@ def recompute_kpis(
     board = read_board(db, board_keys(dates))
     flights = flights_frame(spark, (f for h in board.values() for f in h.values())).persist()
     written: dict[str, int] = {}
+    tables: dict[str, list[dict[str, Any]]] = {}
+    schemas: dict[str, T.StructType] = {}
     for name, fn in (
         (KPI_HOURLY, transform.kpi_hourly),
         (KPI_CARRIER_DAILY, transform.kpi_carrier_daily),
         (WEATHER_IMPACT, transform.weather_impact),
+        ("routes", transform.kpi_route_daily),
     ):
-        written[name] = _replace(fn(flights), settings, name)
+        frame = fn(flights)
+        schemas[name], tables[name] = frame.schema, [r.asDict() for r in frame.collect()]
+        if name != "routes":
+            written[name] = mongo.replace_docs(db[name], tables[name])
+    names = {k: v.names for k, v in schemas.items()}
+    written[KPI_DAILY] = mongo.replace_docs(db[KPI_DAILY], daily_docs(dates, tables, names))
     if routes:
-        daily = transform.kpi_route_daily(flights)
-        day_docs: dict[str, dict[str, Any]] = {}
-        for r in daily.collect():
-            row = r.asDict()
-            day_docs.setdefault(row["date"], {"_id": row["date"], "month": row["month"],
-                                              "routes": []})["routes"].append(row)  # fmt: skip
-        written[KPI_ROUTE_DAILY] = mongo.replace_docs(db[KPI_ROUTE_DAILY], day_docs.values())
         months = sorted({d[:7] for d in dates})
-        month_days = [d for m in months for d in _days_of_month(m)]
-        rows = [r for doc in mongo.find_by_ids(db[KPI_ROUTE_DAILY], month_days)
-                for r in doc["routes"]]  # fmt: skip
-        schema = daily.schema
+        rows = [r for doc in read_daily(db, [d for m in months for d in _days_of_month(m)])
+                for r in mongo.rows_of(doc["routes"])]  # fmt: skip
         monthly = transform.kpi_route_monthly_from_daily(
-            spark.createDataFrame(_rows(rows, schema), schema)
+            spark.createDataFrame(_rows(rows, schemas["routes"]), schemas["routes"])
         )
-        written[KPI_ROUTE_MONTHLY] = _replace(monthly, settings, KPI_ROUTE_MONTHLY)
+        written[KPI_ROUTE_MONTHLY] = mongo.replace_docs(
+            db[KPI_ROUTE_MONTHLY], [r.asDict() for r in monthly.collect()]
+        )
     flights.unpersist()
     return written
+
+
+# ``kpi_daily``: per local date, every KPI row of that date (hourly, carrier-daily, weather
+# impact, route-daily) as packed column tables: the extract the dashboard reads whole (365
+# documents a year instead of ~40,000) and the partials the route-months are summed from.
+KPI_DATETIMES = ("hour_utc",)
+
+
+def daily_docs(
+    dates: Iterable[str],
+    tables: dict[str, list[dict[str, Any]]],
+    names: dict[str, Iterable[str]],
+) -> list[dict[str, Any]]:
+    """One ``kpi_daily`` document per date of ``dates`` from the KPI rows in ``tables``
+    (``{table: rows}``, each row with a ``date``; ``names``: the columns of each table)."""
+    by_day: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for name, rows in tables.items():
+        for r in sorted(rows, key=_row_order):
+            by_day.setdefault((name, r["date"]), []).append(r)
+    docs = []
+    for day in dates:
+        packed = {name: mongo.columns(by_day.get((name, day), []), names[name]) for name in tables}
+        docs.append({"_id": day, "month": day[:7], "flights": sum(packed[KPI_HOURLY]["flights"]),
+                     "tables": mongo.pack(packed)})  # fmt: skip
+    return docs
+
+
+def _row_order(row: dict[str, Any]) -> tuple[str, ...]:
+    return tuple(str(row.get(k)) for k in ("_id", "origin", "dest"))
+
+
+def read_daily(db: Database, dates: list[str]) -> list[dict[str, Any]]:
+    """The ``kpi_daily`` tables of ``dates`` that exist: ``[{"date": d, name: columns}]``."""
+    return [
+        {"date": d["_id"], **mongo.unpack(d["tables"], KPI_DATETIMES)}
+        for d in mongo.find_by_ids(db[KPI_DAILY], dates)
+    ]
 
 
 def _days_of_month(month: str) -> list[str]:
     first = date.fromisoformat(month + "-01")
     nxt = (first + timedelta(days=32)).replace(day=1)
     return [(first + timedelta(days=i)).isoformat() for i in range((nxt - first).days)]
-
-
-def _replace(kpis: DataFrame, settings: Settings, collection: str) -> int:
-    kpis = kpis.persist()
-    n = kpis.count()
-    sinks.upsert(kpis, settings, collection)
-    kpis.unpersist()
-    return n
 
 
 # ---------------------------------------------------------------------------- reference

@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import pytest
 
-from pipelines import mongo, pipeline, sources
+from pipelines import mongo, pipeline, serving, sources
 from pipelines.config import Settings
 
 from .conftest import isolate, write_parameters
@@ -35,7 +35,9 @@ ZONES = {"BQN": "America/Puerto_Rico", "PSE": "America/Puerto_Rico",
 MEASURES = ["flights", "departed", "cancelled", "on_time", "delayed_60",
             "dep_delay_sum", "dep_delay_n", "arr_delay_sum", "arr_delay_n"]  # fmt: skip
 KPI_COLLECTIONS = ["kpi_hourly", "kpi_carrier_daily", "kpi_route_monthly", "weather_impact"]
-SERVING = ["flights", *KPI_COLLECTIONS, "weather_hourly", "airlines", "airports", "planes"]
+READ_MODELS = ["flights_by_hour", "kpi_daily"]
+SERVING = ["flights", *KPI_COLLECTIONS, *READ_MODELS, "weather_hourly", "airlines", "airports",
+           "planes"]  # fmt: skip
 
 
 # ------------------------------------------------------------- the independent expectation
@@ -195,6 +197,23 @@ def test_serving_documents_carry_what_the_dashboard_needs(loaded) -> None:
     assert START < state["newest_event_time"] < END
 
 
+def test_packed_read_models_hold_the_same_documents(loaded) -> None:
+    _, db, _ = loaded
+    flights = {d["_id"]: d for d in db.flights.find({})}
+    board = serving.read_board(db, [d["_id"] for d in db.flights_by_hour.find({}, {"_id": 1})])
+    packed = {fid: doc for hour in board.values() for fid, doc in hour.items()}
+    assert packed.keys() == flights.keys()
+    for fid, doc in flights.items():
+        assert packed[fid] == doc, fid
+    days = serving.read_daily(db, sorted(d["_id"] for d in db.kpi_daily.find({}, {"_id": 1})))
+    for table in ("kpi_hourly", "kpi_carrier_daily", "weather_impact"):
+        stored = {d["_id"]: d for d in db[table].find({})}
+        rows = [r for day in days for r in mongo.rows_of(day[table])]
+        assert {r["_id"] for r in rows} == stored.keys()
+        for r in rows:
+            assert {m: r[m] for m in MEASURES} == {m: stored[r["_id"]][m] for m in MEASURES}
+
+
 def test_running_every_job_again_changes_nothing(loaded) -> None:
     settings, db, _ = loaded
     before = snapshot(db)
@@ -208,7 +227,7 @@ def test_stream_killed_mid_run_ends_in_the_same_state(loaded, tmp_path) -> None:
     settings, db, _ = loaded
     before = snapshot(db)
     # forget the stream's output and its checkpoint: it starts over from the first offset
-    for c in ["flights", *KPI_COLLECTIONS]:
+    for c in ["flights", *KPI_COLLECTIONS, *READ_MODELS]:
         db[c].drop()
     shutil.rmtree(settings.resolve(settings.paths.checkpoints) / "flights_stream")
     db.pipeline_state.delete_one({"_id": "flights_stream"})
