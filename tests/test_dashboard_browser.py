@@ -31,6 +31,8 @@ from pipelines import events, mongo, sources
 from pipelines.config import REPO_ROOT, Settings
 from pipelines.dashboard.browser import CHROMIUM, launch
 
+from .conftest import publish_read_models
+
 pytestmark = pytest.mark.integration
 
 WINDOW = (datetime(2013, 1, 1, tzinfo=UTC), datetime(2013, 1, 3, tzinfo=UTC))
@@ -285,6 +287,7 @@ def _seed(
         db[name].drop()
         if docs:
             db[name].insert_many(docs, ordered=False)
+    publish_read_models(db)
 
     db.pipeline_state.drop()
     db.pipeline_state.insert_many(

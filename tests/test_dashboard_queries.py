@@ -16,6 +16,8 @@ from pipelines import mongo
 from pipelines.config import Settings
 from pipelines.dashboard import queries as Q
 
+from .conftest import publish_read_models
+
 pytestmark = pytest.mark.integration
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)  # wall clock of the tests
@@ -65,6 +67,7 @@ def carrier_doc(carrier: str, origin: str, day: str, **m) -> dict:
 
 
 def snapshot(db) -> Q.Snapshot:
+    publish_read_models(db)
     return Q.load_snapshot(db, NOW)
 
 
@@ -321,6 +324,7 @@ def test_live_board_status_delay_and_filters(dash) -> None:
             flight("f", "AA", "LGA", -120, "departed", dep_delay=0),  # outside the window
         ]
     )
+    publish_read_models(db)
     frame = Q.read_board(db, clock)
     assert sorted(frame["_id"]) == ["a", "b", "c", "d"]
     board = Q.live_board(frame, Q.Scope(), clock)  # clock = 13:00 local

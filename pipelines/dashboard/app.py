@@ -300,8 +300,8 @@ class Dashboard:
 
     def refresh(self, background: bool | None = None) -> None:
         """Re-read MongoDB and redraw every panel, in two steps: the snapshot (KPIs, state,
-        runs, rejects), then the live board (the flights around the clock: on FerretDB a scan
-        of the whole ``flights`` collection, the slowest read by far).
+        runs, rejects), then the live board (the flights around the clock, from the
+        ``flights_by_hour`` documents of those hours).
 
         The first snapshot is read in the caller (the page has its figures when ``show``
         returns); inside a kernel every other read runs in a thread and is drawn on the
