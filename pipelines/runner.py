@@ -376,6 +376,17 @@ def _read_metrics(path: Path) -> dict[str, Any]:
         return {}
 
 
+def _prefetch_renderer() -> None:
+    """Import nbconvert's HTML exporter in a thread while the notebook runs (the runner only
+    waits on the kernel then): its ~1 s import is then off the run's critical path."""
+
+    def load() -> None:
+        with contextlib.suppress(Exception):
+            import nbconvert.exporters.html  # noqa: F401
+
+    threading.Thread(target=load, name="tarmac-nbconvert-import", daemon=True).start()
+
+
 def _render_html(nb_path: Path, html_path: Path, runlog: RunLog) -> bool:
     try:
         from nbconvert import HTMLExporter
@@ -439,6 +450,7 @@ def _attempt(
         "run.start", run_id=run_id, job=spec.name, env=settings.env, attempt=attempt, params=params
     )
     t0 = time.monotonic()
+    _prefetch_renderer()
     try:
         status, error = _execute(
             spec, nb_path, {**params, METRICS_PARAM: str(metrics_path)}, runlog

@@ -51,7 +51,7 @@ def produce(settings: Settings, n: int, tag: str | None = None, topic: str | Non
         kafka_io.create_topic(settings, topic, partitions=2)
     prod = kafka_io.producer(settings)
     for seq in range(n):
-        msg_id = f"{tag}-{seq:06d}"
+        msg_id = message_id(tag, seq)
         prod.send(
             topic, key=msg_id, value={"id": msg_id, "seq": seq, "tag": tag, "sent_at": time.time()}
         )
@@ -59,6 +59,17 @@ def produce(settings: Settings, n: int, tag: str | None = None, topic: str | Non
     prod.close()
     log.info("smoke.produced", topic=topic, n=n, tag=tag)
     return tag
+
+
+def message_id(tag: str, seq: int) -> str:
+    return f"{tag}-{seq:06d}"
+
+
+def landed(settings: Settings, tag: str, n: int, collection: str = COLLECTION) -> int:
+    """How many of the ``n`` messages tagged ``tag`` are documents now (read back by ``_id``)."""
+    ids = [message_id(tag, seq) for seq in range(n)]
+    coll = mongo.database(settings)[collection]
+    return len(mongo.find_by_ids(coll, ids, {"_id": 1}))
 
 
 def parse(raw: DataFrame) -> DataFrame:
