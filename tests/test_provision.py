@@ -35,3 +35,14 @@ def test_dedupe_drops_jars_pyspark_ships_whatever_their_version(tmp_path: Path) 
 def test_poms_are_shipped_with_the_package() -> None:
     for pom in ("kafka-pom.xml", "spark-kafka-pom.xml"):
         assert (provision.RESOURCES / pom).exists()
+
+
+def test_ferretdb_patch_applies_once_and_refuses_a_changed_source(tmp_path: Path) -> None:
+    rel, old, new = provision.FERRETDB_PATCHES[0]
+    target = tmp_path / rel
+    target.parent.mkdir(parents=True)
+    target.write_text(f"package metadata\n\nconst (\n\t{old}\n)\n")
+    provision.patch_ferretdb(tmp_path)
+    assert new in target.read_text() and old not in target.read_text()
+    with pytest.raises(ProvisionError, match="does not apply"):
+        provision.patch_ferretdb(tmp_path)  # already patched, or a new FerretDB version
