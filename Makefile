@@ -5,7 +5,8 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 ENV    ?= local
 FROM   ?= 2013-01-01T00:00:00Z
-TO     ?= 2014-01-01T00:00:00Z
+# the last flights of 31 Dec 2013 (local) depart and land after midnight UTC
+TO     ?= 2014-01-02T00:00:00Z
 export TARMAC_LOG_FORMAT ?= kv
 
 .DEFAULT_GOAL := help

@@ -325,7 +325,8 @@ def build_parser() -> argparse.ArgumentParser:
         "Kafka -> Spark -> MongoDB. `make backfill` runs the whole year.",
     )
     p.add_argument("--start", default="2013-01-01T00:00:00Z", help="window start (ISO-8601)")
-    p.add_argument("--end", default="2014-01-01T00:00:00Z", help="window end, exclusive")
+    # the last flights of 31 Dec 2013 (local) depart and land after midnight UTC
+    p.add_argument("--end", default="2014-01-02T00:00:00Z", help="window end, exclusive")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     p = add(
