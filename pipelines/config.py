@@ -8,6 +8,7 @@ key or a wrong type raises :class:`~pipelines.exceptions.ConfigError` naming the
 from __future__ import annotations
 
 import os
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,14 @@ class MongoSettings(_Model):
     uri: str = "mongodb://127.0.0.1:27017/"
     database: str = "tarmac"
     embedded: bool = True
+    # what the dashboard reads with: where auth is on, a user with only the ``read`` role on
+    # the serving database (docker-compose creates one); None = ``uri``
+    reader_uri: str | None = None
+
+    @property
+    def safe_uri(self) -> str:
+        """``uri`` with its password masked, for messages and logs."""
+        return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", self.uri)
 
     @property
     def port(self) -> int:
@@ -115,6 +124,13 @@ class Settings(_Model):
     paths: PathSettings = Field(default_factory=PathSettings)
     replay: ReplaySettings = Field(default_factory=ReplaySettings)
 
+    def for_reader(self) -> Settings:
+        """A copy that connects with ``mongo.reader_uri`` (the dashboard's read-only user)."""
+        if not self.mongo.reader_uri:
+            return self
+        mongo = self.mongo.model_copy(update={"uri": self.mongo.reader_uri, "embedded": False})
+        return self.model_copy(update={"mongo": mongo})
+
     def isolated(self, tag: str, folder: Path, database: str | None = None) -> Settings:
         """A copy with its own topics (``<name>.<tag>``), data and checkpoint folders under
         ``folder`` and, if given, its own database: for tests and benchmarks."""
@@ -154,6 +170,8 @@ def _apply_env_overrides(raw: dict[str, Any]) -> dict[str, Any]:
         raw.setdefault("kafka", {}).update(bootstrap_servers=bootstrap, embedded=False)
     if uri := os.environ.get("MONGO_URI"):
         raw.setdefault("mongo", {}).update(uri=uri, embedded=False)
+    if reader := os.environ.get("MONGO_READER_URI"):
+        raw.setdefault("mongo", {}).update(reader_uri=reader)
     if db := os.environ.get("MONGO_DATABASE"):
         raw.setdefault("mongo", {}).update(database=db)
     return raw

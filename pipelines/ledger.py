@@ -102,7 +102,8 @@ class Ledger:
         # A quick probe first: an unreachable server costs 1 s here, not the client's 5 s.
         if not mongo.ping(self.settings, timeout_ms=1000):
             raise ServiceUnavailableError(
-                f"MongoDB at {self.settings.mongo.uri} does not answer (env {self.settings.env})"
+                f"MongoDB at {self.settings.mongo.safe_uri} does not answer "
+                f"(env {self.settings.env})"
             )
         return mongo.database(self.settings)[COLLECTION]
 

@@ -43,7 +43,7 @@ def database(settings: Settings) -> Database:
         client.admin.command("ping")
     except PyMongoError as exc:
         raise ServiceUnavailableError(
-            f"MongoDB at {settings.mongo.uri} does not answer ({exc.__class__.__name__}); "
+            f"MongoDB at {settings.mongo.safe_uri} does not answer ({exc.__class__.__name__}); "
             f"run `make stack-up` (env {settings.env}) or fix mongo.uri"
         ) from exc
     return client[settings.mongo.database]

@@ -321,7 +321,7 @@ class FerretDBService(Service):
 
     @property
     def address(self) -> str:
-        return self.settings.mongo.uri
+        return self.settings.mongo.safe_uri
 
     def prepare(self) -> None:
         self._binary = provision.ferretdb_binary(self.settings)

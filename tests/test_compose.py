@@ -240,3 +240,28 @@ def test_dockerfile_installs_a_jre() -> None:
     for package in ("maven", "cron", "tini"):
         assert re.search(rf"\b{package}\b", text), package
     assert re.search(r"^WORKDIR\s+/opt/tarmac\s*$", text, re.MULTILINE)
+
+
+def test_mongodb_has_auth_and_the_dashboard_only_reads(services: dict[str, Any]) -> None:
+    mongo_env = services["mongo"]["environment"]
+    assert mongo_env["MONGO_INITDB_ROOT_PASSWORD"].startswith("${")  # from .env, never inline
+    mounts = [str(v) for v in services["mongo"]["volumes"]]
+    assert any(m.endswith(":/docker-entrypoint-initdb.d:ro") for m in mounts)
+    init = (REPO / "docker" / "mongo-init" / "10-tarmac-users.js").read_text()
+    users = dict(re.findall(r'user: "(\w+)",\s*pwd: [^,]+,\s*roles: \[\{ role: "(\w+)"', init))
+    assert users == {"tarmac_jobs": "readWrite", "tarmac_dashboard": "read"}
+    voila = services["voila"]["environment"]
+    assert "tarmac_dashboard:" in voila["MONGO_READER_URI"]
+    assert "tarmac_dashboard:" in voila["MONGO_URI"]  # no write credentials in its kernels
+    for name in TARMAC_SERVICES - {"voila"}:
+        assert "tarmac_jobs:" in services[name]["environment"]["MONGO_URI"], name
+
+
+def test_reader_uri_and_masked_password(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MONGO_URI", "mongodb://tarmac_jobs:s3cret@db:27017/tarmac")
+    monkeypatch.setenv("MONGO_READER_URI", "mongodb://tarmac_dashboard:pw@db:27017/tarmac")
+    settings = config.load("local")
+    assert settings.mongo.safe_uri == "mongodb://tarmac_jobs:***@db:27017/tarmac"
+    reader = settings.for_reader()
+    assert reader.mongo.uri.startswith("mongodb://tarmac_dashboard:")
+    assert reader.mongo.embedded is False and settings.mongo.uri.endswith("@db:27017/tarmac")

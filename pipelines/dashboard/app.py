@@ -75,7 +75,7 @@ class Dashboard:
         freshness_rules: dict[str, Q.FreshnessRule] | None = None,
         now: Callable[[], datetime] | None = None,
     ) -> None:
-        self.settings = settings
+        self.settings = settings.for_reader()  # the read-only user where auth is on
         self.refresh_s = refresh_s
         self.freshness_rules = freshness_rules or Q.DEFAULT_FRESHNESS
         self._now = now or (lambda: datetime.now(UTC))
@@ -87,8 +87,8 @@ class Dashboard:
 
     @classmethod
     def from_env(cls, env: str | None = None, **kwargs: Any) -> Dashboard:
-        """Dashboard of ``env`` (default ``$TARMAC_ENV`` or local; ``$MONGO_URI`` and
-        ``$MONGO_DATABASE`` override the parameters file)."""
+        """Dashboard of ``env`` (default ``$TARMAC_ENV`` or local; ``$MONGO_READER_URI``,
+        ``$MONGO_URI`` and ``$MONGO_DATABASE`` override the parameters file)."""
         return cls(config.load(env), **kwargs)
 
     # ------------------------------------------------------------------------------ layout
@@ -333,7 +333,7 @@ class Dashboard:
     def _connect(self) -> Database:
         if not mongo.ping(self.settings, timeout_ms=1500):
             raise ServiceUnavailableError(
-                f"MongoDB at {self.settings.mongo.uri} does not answer "
+                f"MongoDB at {self.settings.mongo.safe_uri} does not answer "
                 f"(env {self.settings.env}); run `make stack-up ENV={self.settings.env}`"
             )
         return mongo.database(self.settings)
