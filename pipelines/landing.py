@@ -101,11 +101,16 @@ def write_atomic(path: Path, data: str | bytes, encoding: str = "utf-8") -> Path
     """Write ``data`` so readers see no file (or the old one) or the whole new one, never a part.
 
     The bytes go to a hidden ``.<name>.<random>.tmp`` in the same folder (ignored by
-    :meth:`LandingZone.pending`), are fsynced, then renamed onto ``path``.
+    :meth:`LandingZone.pending`), are fsynced, then renamed onto ``path``. A file that already
+    holds exactly these bytes is left alone (a replay run again does not touch what landed, so
+    a job listing it meanwhile does not see it change).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = data.encode(encoding) if isinstance(data, str) else data
+    with suppress(OSError):
+        if path.stat().st_size == len(payload) and path.read_bytes() == payload:
+            return path
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     try:
         with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), "wb") as fh:

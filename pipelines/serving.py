@@ -237,8 +237,10 @@ def _rows(docs: Iterable[dict[str, Any]], schema: T.StructType) -> list[tuple]:
 
 def flights_frame(spark: SparkSession, docs: Iterable[dict[str, Any]]) -> DataFrame:
     """Flight documents as a DataFrame of FLIGHT_FIELDS (weather flattened)."""
-    flat = (d | (d.get("weather") or {}) for d in docs)
-    return spark.createDataFrame(_rows(flat, FLIGHT_FIELDS), FLIGHT_FIELDS)
+    rows = _rows((d | (d.get("weather") or {}) for d in docs), FLIGHT_FIELDS)
+    # slices of ~2,000 rows keep each task small (Spark warns above 1 MiB a task)
+    slices = max(1, len(rows) // 2000)
+    return spark.createDataFrame(spark.sparkContext.parallelize(rows, slices), FLIGHT_FIELDS)
 
 
 def _int(value: Any) -> int | None:

@@ -357,3 +357,14 @@ def test_check_options(tmp_path: Path) -> None:
     assert check_csv(path, max_rejected_fraction=1.0).ok
     path.write_bytes("a,b\n\u00e9,1\n".encode("latin-1"))
     assert check_csv(path, encoding="latin-1").ok
+
+
+def test_write_atomic_leaves_a_file_with_the_same_bytes_untouched(tmp_path: Path) -> None:
+    """A replay run again rewrites nothing: a job that listed the file sees it unchanged."""
+    final = write_atomic(tmp_path / "landing" / SRC / "h.csv", GOOD)
+    before = final.stat()
+    write_atomic(final, GOOD)
+    after = final.stat()
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    write_atomic(final, GOOD + b"x")
+    assert final.read_bytes() == GOOD + b"x" and final.stat().st_ino != before.st_ino
