@@ -296,7 +296,8 @@ def flight_updates(events: DataFrame) -> DataFrame:
     """Accepted events -> one update per flight (what this batch knows of it).
 
     Static fields are the same in every event of a flight; actual times come from the event
-    that knows them; ``status_rank`` is the highest rank seen (applied with ``$max``).
+    that knows them; ``status_rank`` is the highest rank seen (``serving.merge_flight`` keeps the
+    highest across batches).
     """
     rank = reduce(
         lambda acc, kv: acc.when(F.col("event_type") == kv[0], kv[1]),
