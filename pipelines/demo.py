@@ -8,6 +8,7 @@ command started (the stack too, unless it was already running).
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -82,6 +83,9 @@ def run(settings: Settings, speed: float, start: str, cycles: int | None, port: 
                 time.sleep(30)
     except KeyboardInterrupt:
         print("\nstopping the demo…", flush=True)
+        # the interrupted notebook's cell task dies with the loop; asyncio would print it whole
+        # ("Task exception was never retrieved") at exit: the run is in the ledger already
+        logging.getLogger("asyncio").setLevel(logging.CRITICAL)
     finally:
         for name, proc in procs.items():
             _stop(proc, name)
