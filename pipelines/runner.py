@@ -148,6 +148,13 @@ class _Paths:
         return self.root / "locks"
 
 
+def report_job(result: dict[str, Any], path: str | os.PathLike[str] | None = None) -> dict:
+    """:func:`report` of a processing job's result (``rows_in``, ``accepted``, ``rejected``
+    and any other counts): rows out are the accepted rows."""
+    extra = {k: v for k, v in result.items() if k not in ("rows_in", "accepted", "rejected")}
+    return report(result["rows_in"], result["accepted"], result["rejected"], path, **extra)
+
+
 def display_path(path: str | Path | None) -> str:
     if not path:
         return "-"

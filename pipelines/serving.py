@@ -13,9 +13,8 @@ import fcntl
 import hashlib
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import structlog
 from pymongo import ASCENDING
@@ -26,6 +25,18 @@ from pyspark.sql import types as T
 
 from . import mongo, transform
 from .config import Settings
+from .readmodels import (
+    BOARD,
+    KPI_DAILY,
+    board_docs,
+    board_keys,
+    daily_docs,
+    days_of_month,
+    hour_key,
+    read_board,
+    read_daily,
+)
+from .readmodels import naive_utc as _naive
 
 
 # ------------------------------------------------------------------------------ write lock
@@ -46,9 +57,6 @@ def write_lock(settings: Settings) -> Iterator[None]:
 log = structlog.get_logger(__name__)
 
 FLIGHTS = "flights"
-BOARD = "flights_by_hour"
-KPI_DAILY = "kpi_daily"
-NEW_YORK = ZoneInfo("America/New_York")
 KPI_HOURLY = "kpi_hourly"
 KPI_CARRIER_DAILY = "kpi_carrier_daily"
 KPI_ROUTE_MONTHLY = "kpi_route_monthly"
@@ -129,61 +137,9 @@ def merge_flight(existing: dict[str, Any] | None, update: dict[str, Any]) -> dic
     return doc
 
 
-def _naive(value: Any) -> Any:
-    """Datetimes compared and stored as naive UTC (what pymongo writes as UTC)."""
-    if isinstance(value, datetime) and value.tzinfo is not None:
-        return value.astimezone(UTC).replace(tzinfo=None)
-    return value
-
-
 # --------------------------------------------------------------------- flights by hour
-# ``flights_by_hour`` holds, per (origin, scheduled departure hour UTC), the full documents of
-# that hour's flights, packed (``mongo.pack``). It is the access path of the jobs and the live
-# board: every read is by ``_id`` (the one lookup FerretDB v1 serves from an index), a batch
-# reads the hours it touches, and the KPIs of a local date are recomputed from that date's
-# 3 x 24 (23 or 25 on DST days) hour documents. ``flights`` holds the same documents, one per
-# flight, unpacked.
-FLIGHT_DATETIMES = ("sched_dep_utc", "sched_arr_utc", "dep_time_utc", "arr_time_utc",
-                    "sched_hour_utc", "last_event_time")  # fmt: skip
-
-
-def hours_of_date(day: str) -> list[datetime]:
-    """The UTC hours (naive) whose New York local time falls on ``day`` (YYYY-MM-DD)."""
-    d = date.fromisoformat(day)
-    start = datetime(d.year, d.month, d.day, tzinfo=NEW_YORK).astimezone(UTC)
-    nxt = d + timedelta(days=1)
-    end = datetime(nxt.year, nxt.month, nxt.day, tzinfo=NEW_YORK).astimezone(UTC)
-    n = int((end - start) / timedelta(hours=1))
-    return [(start + timedelta(hours=i)).replace(tzinfo=None) for i in range(n)]
-
-
-def board_keys(dates: Iterable[str], origins: Iterable[str] = transform.ORIGINS) -> list[str]:
-    """``flights_by_hour`` ids of every hour of ``dates`` at ``origins``."""
-    return [hour_key(o, h) for d in sorted(set(dates)) for h in hours_of_date(d) for o in origins]
-
-
-def read_board(db: Database, keys: list[str]) -> dict[str, dict[str, dict[str, Any]]]:
-    """``{hour key: {flight id: flight document}}`` of the ``flights_by_hour`` docs that exist."""
-    return {
-        d["_id"]: {f["_id"]: f for f in mongo.unpack(d["flights"], FLIGHT_DATETIMES)}
-        for d in mongo.find_by_ids(db[BOARD], keys)
-    }
-
-
 def write_board(db: Database, board: dict[str, dict[str, dict[str, Any]]]) -> int:
     return mongo.replace_docs(db[BOARD], board_docs(board))
-
-
-def board_docs(board: dict[str, dict[str, dict[str, Any]]]) -> list[dict[str, Any]]:
-    """``flights_by_hour`` documents of ``{hour key: {flight id: flight document}}``."""
-    docs = []
-    for key, flights in board.items():
-        first = next(iter(flights.values()))
-        ordered = sorted(flights.values(), key=lambda f: (_naive(f.get("sched_dep_utc")), f["_id"]))
-        docs.append({"_id": key, "origin": first["origin"], "date": first["date"],
-                     "hour_utc": first["sched_hour_utc"], "n": len(ordered),
-                     "flights": mongo.pack(ordered)})  # fmt: skip
-    return docs
 
 
 def upsert_flights(db: Database, updates: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -191,7 +147,7 @@ def upsert_flights(db: Database, updates: list[dict[str, Any]]) -> list[dict[str
     and ``flights_by_hour``; return the merged documents."""
     by_hour: dict[str, list[dict[str, Any]]] = {}
     for u in updates:
-        by_hour.setdefault(hour_key(u["origin"], _naive(u["sched_hour_utc"])), []).append(u)
+        by_hour.setdefault(hour_key(u["origin"], u["sched_hour_utc"]), []).append(u)
     board = read_board(db, list(by_hour))
     changed: dict[str, dict[str, Any]] = {}
     for key, hour_updates in by_hour.items():
@@ -212,7 +168,7 @@ WEATHER_FIELDS = ("temp_c", "visib_km", "wind_speed_kmh", "precip_mm", "visib_ba
 def set_flight_weather(db: Database, weather: list[dict[str, Any]]) -> set[str]:
     """Give every flight of (origin, scheduled hour) the weather of that hour; return the
     local dates of the flights that changed."""
-    by_key = {hour_key(w["origin"], _naive(w["hour_utc"])): w for w in weather}
+    by_key = {hour_key(w["origin"], w["hour_utc"]): w for w in weather}
     board = read_board(db, list(by_key))
     changed: list[dict[str, Any]] = []
     hours: set[str] = set()
@@ -284,7 +240,7 @@ def recompute_kpis(
     written[KPI_DAILY] = mongo.replace_docs(db[KPI_DAILY], daily_docs(dates, tables, names))
     if routes:
         months = sorted({d[:7] for d in dates})
-        rows = [r for doc in read_daily(db, [d for m in months for d in _days_of_month(m)])
+        rows = [r for doc in read_daily(db, [d for m in months for d in days_of_month(m)])
                 for r in mongo.rows_of(doc["routes"])]  # fmt: skip
         monthly = transform.kpi_route_monthly_from_daily(
             spark.createDataFrame(_rows(rows, schemas["routes"]), schemas["routes"])
@@ -294,49 +250,6 @@ def recompute_kpis(
         )
     flights.unpersist()
     return written
-
-
-# ``kpi_daily``: per local date, every KPI row of that date (hourly, carrier-daily, weather
-# impact, route-daily) as packed column tables: the extract the dashboard reads whole (365
-# documents a year instead of ~40,000) and the partials the route-months are summed from.
-KPI_DATETIMES = ("hour_utc",)
-
-
-def daily_docs(
-    dates: Iterable[str],
-    tables: dict[str, list[dict[str, Any]]],
-    names: dict[str, Iterable[str]],
-) -> list[dict[str, Any]]:
-    """One ``kpi_daily`` document per date of ``dates`` from the KPI rows in ``tables``
-    (``{table: rows}``, each row with a ``date``; ``names``: the columns of each table)."""
-    by_day: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for name, rows in tables.items():
-        for r in sorted(rows, key=_row_order):
-            by_day.setdefault((name, r["date"]), []).append(r)
-    docs = []
-    for day in dates:
-        packed = {name: mongo.columns(by_day.get((name, day), []), names[name]) for name in tables}
-        docs.append({"_id": day, "month": day[:7], "flights": sum(packed[KPI_HOURLY]["flights"]),
-                     "tables": mongo.pack(packed)})  # fmt: skip
-    return docs
-
-
-def _row_order(row: dict[str, Any]) -> tuple[str, ...]:
-    return tuple(str(row.get(k)) for k in ("_id", "origin", "dest"))
-
-
-def read_daily(db: Database, dates: list[str]) -> list[dict[str, Any]]:
-    """The ``kpi_daily`` tables of ``dates`` that exist: ``[{"date": d, name: columns}]``."""
-    return [
-        {"date": d["_id"], **mongo.unpack(d["tables"], KPI_DATETIMES)}
-        for d in mongo.find_by_ids(db[KPI_DAILY], dates)
-    ]
-
-
-def _days_of_month(month: str) -> list[str]:
-    first = date.fromisoformat(month + "-01")
-    nxt = (first + timedelta(days=32)).replace(day=1)
-    return [(first + timedelta(days=i)).isoformat() for i in range((nxt - first).days)]
 
 
 # ---------------------------------------------------------------------------- reference
@@ -369,10 +282,6 @@ def weather_frame(spark: SparkSession, settings: Settings, keys: list[str]) -> D
     )
     found = mongo.find_by_ids(db[WEATHER_HOURLY], keys, dict.fromkeys(cols, 1)) if keys else []
     return spark.createDataFrame(_rows(found, schema), schema)
-
-
-def hour_key(origin: str, hour: datetime) -> str:
-    return f"{origin}|{hour.strftime('%Y-%m-%dT%H:%MZ')}"
 
 
 # ------------------------------------------------------------------------ rejects, state

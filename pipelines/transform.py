@@ -13,7 +13,8 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-ORIGINS = ("EWR", "JFK", "LGA")
+from .readmodels import ORIGINS
+
 EVENT_TYPES = ("scheduled", "departed", "arrived", "cancelled")
 STATUS_RANK = {"scheduled": 1, "departed": 2, "arrived": 3, "cancelled": 4}
 STATUS_NAME = {rank: name for name, rank in STATUS_RANK.items()}

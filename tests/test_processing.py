@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import pytest
 
-from pipelines import mongo, pipeline, serving, sources
+from pipelines import mongo, pipeline, readmodels, sources
 from pipelines.config import Settings
 
 from .conftest import isolate, write_parameters
@@ -200,12 +200,12 @@ def test_serving_documents_carry_what_the_dashboard_needs(loaded) -> None:
 def test_packed_read_models_hold_the_same_documents(loaded) -> None:
     _, db, _ = loaded
     flights = {d["_id"]: d for d in db.flights.find({})}
-    board = serving.read_board(db, [d["_id"] for d in db.flights_by_hour.find({}, {"_id": 1})])
+    board = readmodels.read_board(db, [d["_id"] for d in db.flights_by_hour.find({}, {"_id": 1})])
     packed = {fid: doc for hour in board.values() for fid, doc in hour.items()}
     assert packed.keys() == flights.keys()
     for fid, doc in flights.items():
         assert packed[fid] == doc, fid
-    days = serving.read_daily(db, sorted(d["_id"] for d in db.kpi_daily.find({}, {"_id": 1})))
+    days = readmodels.read_daily(db, sorted(d["_id"] for d in db.kpi_daily.find({}, {"_id": 1})))
     for table in ("kpi_hourly", "kpi_carrier_daily", "weather_impact"):
         stored = {d["_id"]: d for d in db[table].find({})}
         rows = [r for day in days for r in mongo.rows_of(day[table])]

@@ -44,15 +44,3 @@ def test_null_fields_never_erase_known_ones() -> None:
 def test_cancelled() -> None:
     doc = merge_flight(None, {"_id": "k", "status_rank": 4, "last_event_time": None})
     assert doc["status"] == "cancelled" and doc["cancelled"] is True
-
-
-def test_hours_of_a_local_date_follow_new_york_dst() -> None:
-    from pipelines import serving
-
-    assert len(serving.hours_of_date("2013-01-15")) == 24
-    assert len(serving.hours_of_date("2013-03-10")) == 23  # spring forward
-    assert len(serving.hours_of_date("2013-11-03")) == 25  # fall back
-    hours = serving.hours_of_date("2013-01-15")
-    assert hours[0] == datetime(2013, 1, 15, 5) and hours[-1] == datetime(2013, 1, 16, 4)
-    keys = serving.board_keys(["2013-01-15"])
-    assert len(keys) == 72 and keys[0] == "EWR|2013-01-15T05:00Z"

@@ -33,10 +33,10 @@ import numpy as np
 import pandas as pd
 from pymongo.database import Database
 
-from .. import mongo
+from .. import readmodels as RM
+from ..readmodels import ORIGINS
 
 NY = ZoneInfo("America/New_York")
-ORIGINS = ("EWR", "JFK", "LGA")
 ORIGIN_NAMES = {"EWR": "Newark", "JFK": "Kennedy", "LGA": "LaGuardia"}
 MEASURES = (
     "flights", "departed", "cancelled", "on_time", "delayed_60",
@@ -210,8 +210,8 @@ def read_kpis(db: Database) -> dict[str, pd.DataFrame]:
     date: a year is 365 reads instead of ~40,000 documents): ``hourly``, ``carrier_daily``,
     ``weather_impact`` and ``route_monthly`` (route-day partials summed per month)."""
     tables: dict[str, dict[str, list[Any]]] = {}
-    for doc in db.kpi_daily.find({}, {"tables": 1}):
-        for name, table in mongo.unpack(doc["tables"]).items():
+    for doc in db[RM.KPI_DAILY].find({}, {"tables": 1}):
+        for name, table in RM.unpack_daily(doc).items():
             into = tables.setdefault(name, {})
             for column, values in table.items():
                 into.setdefault(column, []).extend(values)
@@ -272,7 +272,7 @@ def read_weather_near(db: Database, clock: datetime, hours: int = 3) -> pd.DataF
     docs = []
     for origin in ORIGINS:
         for h in range(hours + 1):
-            key = f"{origin}|{(top - timedelta(hours=h)).strftime('%Y-%m-%dT%H:%MZ')}"
+            key = RM.hour_key(origin, top - timedelta(hours=h))
             if doc := db.weather_hourly.find_one({"_id": key}, proj):
                 docs.append(doc)
                 break
@@ -293,20 +293,18 @@ def read_board(
     hour = start.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
     keys = []
     while hour <= end:
-        keys += [f"{o}|{hour.strftime('%Y-%m-%dT%H:%MZ')}" for o in ORIGINS]
+        keys += [RM.hour_key(o, hour) for o in ORIGINS]
         hour += timedelta(hours=1)
     cols = ["carrier", "carrier_name", "flight", "origin", "dest", "dest_name", "status",
             "status_rank", "dep_delay", "sched_dep_utc", "dep_time_utc", "tailnum",
             "cancelled"]  # fmt: skip
-    rows = []
-    for doc in mongo.find_by_ids(db.flights_by_hour, keys, {"flights": 1}):
-        for f in mongo.unpack(doc["flights"], BOARD_DATETIMES):
-            if start <= f["sched_dep_utc"] <= end:
-                rows.append({c: f.get(c) for c in ("_id", *cols)})
+    rows = [
+        {c: f.get(c) for c in ("_id", *cols)}
+        for hour_flights in RM.read_board(db, keys).values()
+        for f in hour_flights.values()
+        if start <= f["sched_dep_utc"] <= end
+    ]
     return _frame(rows, [*cols, "_id"])
-
-
-BOARD_DATETIMES = ("sched_dep_utc", "dep_time_utc")
 
 
 def read_runs(db: Database, now: datetime, days: int = 8) -> pd.DataFrame:
