@@ -15,7 +15,7 @@ from typing import Any
 import structlog
 from pyspark.sql import functions as F
 
-from . import ingest, mongo, serving, sinks, transform
+from . import ingest, mongo, serving, transform
 from .config import Settings
 from .spark import build_session
 
@@ -51,7 +51,7 @@ def run(settings: Settings, day: date | None = None) -> dict[str, Any]:
         ]  # fmt: skip
         weather = [r.asDict() for r in accepted.drop("value_issues").collect()]
         with serving.write_lock(settings):
-            sinks.upsert(accepted.drop("value_issues"), settings, serving.WEATHER_HOURLY)
+            mongo.replace_docs(db[serving.WEATHER_HOURLY], weather)
             serving.write_rejects(db, rejects + issues)
             dates = serving.set_flight_weather(db, weather)
             kpis = serving.recompute_kpis(spark, settings, dates, routes=False)
