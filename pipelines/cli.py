@@ -50,6 +50,24 @@ def cmd_stack(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_cluster(args: argparse.Namespace) -> int:
+    from .cluster import StandaloneCluster
+
+    cluster = StandaloneCluster(config.load(args.env), workers=args.workers)
+    if args.action == "up":
+        print(f"master: {cluster.up()}")
+    elif args.action == "down":
+        cluster.down()
+    rows = cluster.status()
+    if rows:
+        _print_table(rows)
+    else:
+        print(f"no Spark cluster running under {cluster.home}")
+    if args.action == "status":
+        return 0 if rows and all(r["answers"] for r in rows) else 1
+    return 0
+
+
 def cmd_smoke(args: argparse.Namespace) -> int:
     from . import smoke
 
@@ -262,6 +280,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("stack", cmd_stack, "Start, stop or inspect the embedded Kafka + FerretDB stack.")
     p.add_argument("action", choices=["up", "down", "status"])
     p.add_argument("--json", action="store_true", help="print the status as JSON")
+
+    p = add(
+        "cluster",
+        cmd_cluster,
+        "Start, stop or inspect a local Spark standalone cluster (one master, N workers of "
+        "1 core and 1g, from pyspark's own spark-class) to try spark-submit --master on.",
+    )
+    p.add_argument("action", choices=["up", "down", "status"])
+    p.add_argument("--workers", type=int, default=2, metavar="N", help="workers (default 2)")
 
     p = add("smoke", cmd_smoke, "Smoke path: Kafka -> Spark (availableNow) -> MongoDB upserts.")
     p.add_argument(
