@@ -95,6 +95,9 @@ class SparkSettings(_Model):
 class PathSettings(_Model):
     checkpoints: Path = Path("outputs/checkpoints/local")
     data: Path = Path("outputs/data/local")  # landing/, archive/, quarantine/, replay state
+    # the Delta Lake lakehouse: a local path (relative to the repository) or any Hadoop URI
+    # (hdfs://, s3a://, file://) that every Spark node reaches
+    lake: str = "outputs/lake/local"
 
 
 class ReplaySettings(_Model):
@@ -141,7 +144,11 @@ class Settings(_Model):
         update: dict[str, Any] = {
             "kafka": self.kafka.model_copy(update={"topics": topics}),
             "paths": self.paths.model_copy(
-                update={"data": folder / "data", "checkpoints": folder / "checkpoints"}
+                update={
+                    "data": folder / "data",
+                    "checkpoints": folder / "checkpoints",
+                    "lake": str(folder / "lake"),
+                }
             ),
         }
         if database:
@@ -157,6 +164,13 @@ class Settings(_Model):
         path = folder / f"{self.env}.yaml"
         path.write_text(yaml.safe_dump(data))
         return path
+
+    @property
+    def lake_root(self) -> str:
+        """``paths.lake`` as Spark reads it: a URI as is, a path made absolute."""
+        if "://" in self.paths.lake:
+            return self.paths.lake.rstrip("/")
+        return str(self.resolve(Path(self.paths.lake)))
 
     def resolve(self, path: Path) -> Path:
         """A path from the parameters, made absolute against the repository root."""

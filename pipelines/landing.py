@@ -18,7 +18,7 @@ Contract of a job, per file of :meth:`LandingZone.pending`::
 
 ``commit`` is called only AFTER the downstream write has committed. A crash between the write
 and ``commit`` leaves the file in ``landing/`` with a stale claim, so the next run processes it
-again; that is harmless because downstream writes are idempotent upserts (``sinks.upsert``).
+again; that is harmless because downstream writes are idempotent upserts (``sinks.write``).
 Runs may overlap: a file another run moved meanwhile raises :class:`LandingError` ("is gone").
 
 The manifest is SQLite (stdlib ``sqlite3``) rather than JSON lines: ``BEGIN IMMEDIATE``

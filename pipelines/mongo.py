@@ -1,24 +1,24 @@
-"""MongoDB at the edges: one client per process, a liveness probe, idempotent upserts.
+"""MongoDB at the edges: one client per process, a liveness probe, chunked bulk writes, the
+jobs' state.
 
 Everything here stays inside what both MongoDB 7 and FerretDB v1 support.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
-import orjson
-from pymongo import MongoClient, ReplaceOne
+from pymongo import MongoClient
 from pymongo.collection import Collection
 from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
 from .config import Settings
 from .exceptions import ServiceUnavailableError
+from .readmodels import INDEXES, STATE
 
 
 @lru_cache(maxsize=8)
@@ -68,13 +68,10 @@ def bulk_write(collection: Collection, ops: list[Any]) -> BulkStats:
 
 
 # FerretDB v1.24 (SQLite) pushes only ``{_id: <string or ObjectId>}`` filters down to SQLite
-# (with the index fix of provision.FERRETDB_PATCHES: 0.3-0.7 ms a lookup, replace or delete at
-# any collection size). Every other filter, ``$in`` included, is evaluated in FerretDB over the
-# whole collection (measured: ~140 us a flight document, so 4.7 s for 33,660). So every hot path
-# addresses documents by ``_id`` one at a time; MongoDB gets one ``$in`` query instead.
+# (with the index fix of provision.FERRETDB_PATCHES: 0.3-0.7 ms a lookup at any size); every
+# other filter, ``$in`` included, is evaluated over the whole collection. So a read of known
+# ids asks for them one at a time on FerretDB, with one ``$in`` on MongoDB.
 IN_CHUNK = 10_000
-
-
 _FERRETDB: dict[Any, bool] = {}
 
 
@@ -88,70 +85,35 @@ def is_ferretdb(collection: Collection) -> bool:
 
 
 def find_by_ids(collection: Collection, ids: list[Any], projection: Any = None) -> list[dict]:
-    """Documents whose ``_id`` is in ``ids`` (missing ones are skipped)."""
-    found: list[dict] = []
+    """Documents whose ``_id`` is in ``ids`` (missing ones are skipped), in the order of ids."""
     if not ids:
-        return found
+        return []
     if is_ferretdb(collection):
-        for key in ids:
-            doc = collection.find_one({"_id": key}, projection)
-            if doc is not None:
-                found.append(doc)
-        return found
+        found = (collection.find_one({"_id": key}, projection) for key in ids)
+        return [doc for doc in found if doc is not None]
+    by_id: dict[Any, dict] = {}
     for i in range(0, len(ids), IN_CHUNK):
-        found += collection.find({"_id": {"$in": ids[i : i + IN_CHUNK]}}, projection)
-    return found
+        by_id.update(
+            (d["_id"], d)
+            for d in collection.find({"_id": {"$in": ids[i : i + IN_CHUNK]}}, projection)
+        )  # noqa: E501
+    return [by_id[k] for k in ids if k in by_id]
 
 
-def replace_docs(collection: Collection, docs: Iterable[Mapping[str, Any]]) -> int:
-    """Replace documents by ``_id``, inserting the new ones (the last version of a key wins);
-    idempotent. Return how many were written."""
-    latest = {d["_id"]: d for d in docs}
-    ops = [ReplaceOne({"_id": key}, doc, upsert=True) for key, doc in latest.items()]
-    bulk_write(collection, ops)
-    return len(ops)
+def set_state(settings: Settings, job: str, newest: datetime | None, **fields: Any) -> None:
+    """The job's freshness in ``pipeline_state`` (job state: written, never read to compute)."""
+    update: dict[str, Any] = {"$set": {**fields, "updated_at": datetime.now(UTC)}}
+    if newest is not None:
+        update["$max"] = {"newest_event_time": newest}
+    database(settings)[STATE].update_one({"_id": job}, update, upsert=True)
 
 
-# FerretDB v1 stores a document as typed JSON and decodes every value of it on read: a year of
-# dashboard KPIs as 365 documents of arrays reads in 9.7 s, the same values packed as one JSON
-# string per document in 0.28 s (measured). Read models that are read whole (the hour board, the
-# daily KPI extract) are therefore stored packed.
-def pack(value: Any) -> str:
-    """``value`` as compact JSON, keys sorted (the same value always packs the same);
-    datetimes as ISO UTC (naive ones are UTC)."""
-    options = orjson.OPT_NAIVE_UTC | orjson.OPT_UTC_Z | orjson.OPT_SORT_KEYS
-    return orjson.dumps(value, option=options).decode()
-
-
-def unpack(text: str, datetimes: Iterable[str] = ()) -> Any:
-    """Inverse of :func:`pack`: values under the keys ``datetimes`` (single values or lists)
-    come back as aware UTC datetimes."""
-    return _restore(orjson.loads(text), frozenset(datetimes))
-
-
-def _restore(value: Any, keys: frozenset[str]) -> Any:
-    if isinstance(value, list):
-        return [_restore(v, keys) for v in value]
-    if isinstance(value, dict):
-        return {k: _datetime(v) if k in keys else _restore(v, keys) for k, v in value.items()}
-    return value
-
-
-def _datetime(value: Any) -> Any:
-    if isinstance(value, list):
-        return [_datetime(v) for v in value]
-    return datetime.fromisoformat(value) if isinstance(value, str) else value
-
-
-def columns(rows: list[Mapping[str, Any]], names: Iterable[str]) -> dict[str, list[Any]]:
-    """Rows as ``{column: [values]}`` (the packed tables' layout)."""
-    return {n: [r.get(n) for r in rows] for n in names}
-
-
-def rows_of(table: Mapping[str, list[Any]]) -> list[dict[str, Any]]:
-    """Inverse of :func:`columns`."""
-    names = list(table)
-    return [dict(zip(names, values, strict=True)) for values in zip(*table.values(), strict=True)]
+def ensure_indexes(settings: Settings) -> None:
+    """The serving indexes of ``readmodels.INDEXES`` (idempotent)."""
+    db = database(settings)
+    for collection, indexes in INDEXES.items():
+        for keys in indexes:
+            db[collection].create_index(keys)
 
 
 @dataclass

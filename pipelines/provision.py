@@ -164,6 +164,40 @@ def spark_kafka_jars(settings: Settings) -> list[Path]:
     return sorted(home.glob("*.jar"))
 
 
+DELTA_VERSION = "4.4.0"
+
+
+def delta_artifacts(pyspark_version: str, delta_version: str = DELTA_VERSION) -> list[str]:
+    """Maven coordinates of Delta Lake for a pyspark version: the Spark-versioned build
+    (``delta-spark_4.2_2.13``; the plain ``delta-spark_2.13`` 4.4.x is not published) and
+    ``delta-storage``. Their other dependencies (antlr4, ...) ship with pyspark."""
+    spark_minor = ".".join(pyspark_version.split(".")[:2])
+    return [
+        f"io.delta:delta-spark_{spark_minor}_2.13:{delta_version}",
+        f"io.delta:delta-storage:{delta_version}",
+    ]
+
+
+def delta_jars(settings: Settings) -> list[Path]:
+    """Delta Lake's jars for the installed pyspark, fetched on first call (``mvn``)."""
+    import pyspark
+
+    home = settings.stack.cache / f"delta-{DELTA_VERSION}-spark-{pyspark.__version__}"
+    if not (home / _MARKER).exists():
+        shutil.rmtree(home, ignore_errors=True)
+        home.mkdir(parents=True)
+        for coords in delta_artifacts(pyspark.__version__):
+            try:
+                _mvn_get(coords, home, f"{coords} (mvn)")
+            except ProvisionError as exc:
+                raise ProvisionError(
+                    f"{coords} could not be fetched from Maven Central; Delta Lake must match "
+                    "the pyspark pin (see pyproject.toml).\n" + str(exc)
+                ) from exc
+        (home / _MARKER).write_text(DELTA_VERSION)
+    return sorted(home.glob("*.jar"))
+
+
 def _dedupe(jars: Iterable[Path], shipped: set[str]) -> list[str]:
     """Names of jars whose artifact pyspark already ships (whatever its version)."""
     drop = []

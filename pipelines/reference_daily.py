@@ -1,22 +1,25 @@
 """``reference_daily``: airlines / airports / planes snapshots from
-``landing/reference/<date>/`` -> the ``airlines``, ``airports`` and ``planes`` collections,
-upserted by natural key. An unchanged snapshot (same content as one already processed) is
-archived as a duplicate without being read again."""
+``landing/reference/<date>/`` -> the lake (``raw/<table>`` appended, ``clean/<table>`` by
+natural key, the newest snapshot winning) -> the ``airlines`` collection the dashboard reads.
+An unchanged snapshot (same content as one already processed) is archived as a duplicate
+without being read again. The flights pick the new reference data up when their dates are next
+recomputed (``derive.refresh``)."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 import structlog
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
-from . import ingest, mongo, serving, sinks, transform
+from . import derive, ingest, lake, mongo, sinks, transform
 from .config import Settings
 from .landing import LandedFile
+from .readmodels import AIRLINES
 from .spark import build_session
 
 log = structlog.get_logger(__name__)
@@ -28,17 +31,23 @@ TABLES: dict[str, tuple[list[str], Callable[..., DataFrame]]] = {
     "airports": (transform.AIRPORTS_HEADER, transform.clean_airports),
     "planes": (transform.PLANES_HEADER, transform.clean_planes),
 }
+SERVED = {"airlines": AIRLINES}  # what the dashboard reads; the rest stays in the lake
 
 
 def _table(f: LandedFile) -> str:
     return f.path.stem
 
 
+def newest_per_key(rows: DataFrame) -> DataFrame:
+    """One row per ``_id``: the one of the newest ``snapshot`` (then ``source_file``)."""
+    order = Window.partitionBy("_id").orderBy(F.col("snapshot").desc(), F.col("file_key").desc())
+    return rows.withColumn("_n", F.row_number().over(order)).where("_n = 1").drop("_n")
+
+
 def run(settings: Settings, day: date | None = None) -> dict[str, Any]:
     """Process every pending reference snapshot once, oldest date first (only the snapshot of
     ``day`` if given)."""
     t0 = time.monotonic()
-    db = mongo.database(settings)
     lz = ingest.zone(settings)
     batch = ingest.claim_pending(
         lz,
@@ -47,35 +56,51 @@ def run(settings: Settings, day: date | None = None) -> dict[str, Any]:
         JOB,
         f"{day:%Y-%m-%d}/*.csv" if day else "*.csv",
     )
-    serving.write_rejects(db, batch.rejects)
     totals = {"rows_in": 0, "accepted": 0, "rejected": 0}
-    if batch.good:
-        spark = build_session(settings, JOB)
-        for table, (header, clean) in TABLES.items():
-            files = sorted((f for f in batch.good if _table(f) == table), key=lambda f: f.name)
-            if not files:
-                continue
-            raw = ingest.read_csv(spark, files, header).withColumn(
-                "file_key", F.concat_ws("/", "source_dir", "source_file")
-            )
-            keep = ("file_key", "raw_line", ingest.CORRUPT)
-            cleaned = ingest.with_malformed(clean(raw, keep)).persist()
-            # oldest snapshot first, newest last: the newest wins for a key in several files
-            for f in files:
-                rows = cleaned.where(
-                    (F.col("file_key") == f.name) & F.col("reject_reason").isNull()
-                ).drop("reject_reason", "file_key", ingest.CORRUPT, "raw_line")
-                sinks.upsert(rows, settings, table)
-            serving.write_rejects(
-                db, serving.rejects_from(cleaned, JOB, ["file_key", "raw_line"], "raw_line")
-            )
-            done = ingest.commit_all(
-                lz, files, ingest.file_counts(cleaned, "file_key"), key=lambda f: f.name
-            )
-            totals = {k: totals[k] + done[k] for k in totals}
-            cleaned.unpersist()
+    now = datetime.now(UTC).replace(tzinfo=None)
+    spark = build_session(settings, JOB) if batch.good or batch.rejects else None
+    if spark is not None and batch.rejects:
+        derive.publish_rejects(settings, derive.file_rejects(spark, batch.rejects, now))
+    for table, (header, clean) in TABLES.items() if spark is not None else ():
+        files = sorted((f for f in batch.good if _table(f) == table), key=lambda f: f.name)
+        if not files:
+            continue
+        raw = ingest.read_csv(spark, files, header).withColumn(
+            "file_key", F.concat_ws("/", "source_dir", "source_file")
+        )
+        keep = ("file_key", "source_dir", "raw_line", ingest.CORRUPT)
+        cleaned = ingest.with_malformed(clean(raw, keep)).persist()
+        rows = (
+            cleaned.where(F.col("reject_reason").isNull())
+            .withColumnRenamed("source_dir", "snapshot")
+            .drop("reject_reason", ingest.CORRUPT, "raw_line")
+            .withColumn("landed_at", F.lit(now))
+        )
+        lake.append(rows, settings, lake.RAW_REFERENCE[table])
+        lake.retrying(lambda t=table, r=rows: _publish(spark, settings, t, r), f"clean {table}")
+        derive.publish_rejects(
+            settings, ingest.row_rejects(cleaned, JOB, ["file_key", "raw_line"], now)
+        )
+        done = ingest.commit_all(
+            lz, files, ingest.file_counts(cleaned, "file_key"), key=lambda f: f.name
+        )
+        totals = {k: totals[k] + done[k] for k in totals}
+        cleaned.unpersist()
     ingest.settle_deferred(lz, batch)
     result = {**batch.summary(), **totals, "seconds": round(time.monotonic() - t0, 2)}
-    serving.set_state(db, JOB, None, last_run=result)
+    mongo.set_state(settings, JOB, None, last_run=result)
     log.info("reference_daily.done", **result)
     return result
+
+
+def _publish(spark: SparkSession, settings: Settings, table: str, rows: DataFrame) -> None:
+    """``clean/<table>`` = the previous clean table + the new rows, newest snapshot winning."""
+    target = lake.REFERENCE[table]
+    merged = rows
+    if lake.exists(spark, settings, target):
+        merged = lake.read(spark, settings, target).unionByName(rows, allowMissingColumns=True)
+    # localCheckpoint: the table is overwritten from a frame that reads it
+    clean = newest_per_key(merged).localCheckpoint()
+    lake.overwrite(clean, settings, target)
+    if table in SERVED:
+        sinks.write(clean.select("_id", "name"), settings, SERVED[table])

@@ -100,7 +100,7 @@ def run(
     def write_batch(batch: DataFrame, batch_id: int) -> None:
         batch = batch.persist()
         n = batch.count()
-        sinks.upsert(batch.where(F.col("_id").isNotNull()), settings, collection)
+        sinks.write(batch.where(F.col("_id").isNotNull()), settings, collection)
         batch.unpersist()
         stats["batches"] += 1
         stats["rows"] += n

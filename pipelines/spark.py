@@ -26,12 +26,21 @@ def session_conf(settings: Settings) -> dict[str, str]:
         "spark.ui.enabled": str(settings.spark.ui).lower(),
         "spark.ui.showConsoleProgress": "false",
         "spark.sql.streaming.forceDeleteTempCheckpointLocation": "true",
+        # Python workers on every executor turn timestamps into naive local times: make that
+        # local time UTC on the executors too, so what reaches MongoDB is UTC on any cluster
+        "spark.executorEnv.TZ": "UTC",
+        "spark.executorEnv.PYSPARK_PYTHON": os.environ.get("PYSPARK_PYTHON", sys.executable),
+        # Delta Lake: the lakehouse of docs/data-model.md
+        "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+        "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+        "spark.databricks.delta.snapshotPartitions": "2",
     }
 
 
 def jars(settings: Settings) -> list[Path]:
-    """Jars every session needs: Spark's Kafka connector of the installed pyspark version."""
-    return provision.spark_kafka_jars(settings)
+    """Jars every session needs: Spark's Kafka connector and Delta Lake, both of the installed
+    pyspark version."""
+    return provision.spark_kafka_jars(settings) + provision.delta_jars(settings)
 
 
 def build_session(settings: Settings, app: str) -> SparkSession:

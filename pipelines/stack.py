@@ -17,6 +17,7 @@ def up(settings: Settings) -> list[dict[str, object]]:
     """Provision (cached) and start every embedded service; external ones are only checked."""
     t0 = time.monotonic()
     provision.spark_kafka_jars(settings)
+    provision.delta_jars(settings)
     for svc in services(settings):
         if svc.embedded:
             svc.start()
@@ -37,7 +38,11 @@ def down(settings: Settings) -> list[str]:
 
 def status(settings: Settings) -> list[dict[str, object]]:
     rows = [svc.status() for svc in services(settings)]
-    jars = provision.spark_kafka_jars(settings) if _spark_ready(settings) else []
+    jars = (
+        provision.spark_kafka_jars(settings) + provision.delta_jars(settings)
+        if _spark_ready(settings)
+        else []
+    )
     rows.append(
         {
             "service": "spark",
@@ -45,7 +50,9 @@ def status(settings: Settings) -> list[dict[str, object]]:
             "answers": bool(jars),
             "address": settings.spark.master,
             "pid": None,
-            "log": f"{len(jars)} connector jars" if jars else "run `make stack-up`",
+            "log": f"{len(jars)} connector + Delta jars; lake {settings.lake_root}"
+            if jars
+            else "run `make stack-up`",
         }
     )
     return rows

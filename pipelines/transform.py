@@ -13,14 +13,19 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from .readmodels import ORIGINS
+from .domain import (
+    EVENT_TYPES,
+    HOUR_KEY_SPARK,
+    LOCAL_TZ,
+    MEASURES,
+    ORIGINS,
+    SCHEMA_VERSION,
+    STATUS_NAME,
+    STATUS_RANK,
+    WEATHER_FIELDS,
+)
 
-EVENT_TYPES = ("scheduled", "departed", "arrived", "cancelled")
-STATUS_RANK = {"scheduled": 1, "departed": 2, "arrived": 3, "cancelled": 4}
-STATUS_NAME = {rank: name for name, rank in STATUS_RANK.items()}
-SCHEMA_VERSION = 1
 ISO_UTC = "yyyy-MM-dd'T'HH:mm:ssX"
-LOCAL_TZ = "America/New_York"
 
 WEATHER_HEADER = [
     "origin", "year", "month", "day", "hour", "temp", "dewp", "humid", "wind_dir",
@@ -64,11 +69,6 @@ EVENT_SCHEMA = T.StructType(
         T.StructField("produced_at", T.StringType()),
     ]
 )
-
-MEASURES = (
-    "flights", "departed", "cancelled", "on_time", "delayed_60",
-    "dep_delay_sum", "dep_delay_n", "arr_delay_sum", "arr_delay_n",
-)  # fmt: skip
 
 
 # ------------------------------------------------------------------------------- helpers
@@ -160,9 +160,7 @@ def clean_weather(raw: DataFrame, keep: tuple[str, ...] = ()) -> DataFrame:
             ),
         ).alias("value_issues"),
     ).select(
-        F.concat_ws("|", F.col("origin"), F.date_format(hour, "yyyy-MM-dd'T'HH:mm'Z'")).alias(
-            "_id"
-        ),
+        F.concat_ws("|", F.col("origin"), F.date_format(hour, HOUR_KEY_SPARK)).alias("_id"),
         F.col("origin"),
         hour.alias("hour_utc"),
         F.round((_number("temp") - 32) * 5 / 9, 2).alias("temp_c"),
@@ -246,6 +244,7 @@ def parse_events(raw: DataFrame) -> DataFrame:
         F.col("topic").alias("kafka_topic"),
         F.col("partition").alias("kafka_partition"),
         F.col("offset").alias("kafka_offset"),
+        F.col("timestamp").alias("kafka_timestamp"),
     )
     et = F.col("e.event_type")
     checks = [
@@ -269,12 +268,14 @@ def parse_events(raw: DataFrame) -> DataFrame:
     ]  # fmt: skip
     dep_known = et.isin("departed", "arrived")
     return df.select(
-        "raw", "kafka_topic", "kafka_partition", "kafka_offset",
+        "raw", "kafka_topic", "kafka_partition", "kafka_offset", "kafka_timestamp",
         F.col("e.event_id").alias("event_id"),
         et.alias("event_type"),
         _utc(F.col("e.event_time")).alias("event_time"),
         F.col("e.flight_key").alias("flight_key"),
-        F.col("e.date").alias("date"),
+        # the local date of the scheduled departure (the raw log's partition), derived
+        F.date_format(F.from_utc_timestamp(_utc(F.col("e.sched_dep_utc")), LOCAL_TZ),
+                      "yyyy-MM-dd").alias("date"),
         F.col("e.carrier").alias("carrier"),
         F.col("e.flight").alias("flight"),
         F.col("e.tailnum").alias("tailnum"),
@@ -289,21 +290,28 @@ def parse_events(raw: DataFrame) -> DataFrame:
         F.when(et == "arrived", _utc(F.col("e.arr_time_utc"))).alias("arr_time_utc"),
         F.when(et == "arrived", F.col("e.arr_delay")).alias("arr_delay"),
         F.when(et == "arrived", F.col("e.air_time")).alias("air_time"),
+        _utc(F.col("e.produced_at")).alias("produced_at"),
         _reasons(*checks).alias("reject_reason"),
     )  # fmt: skip
 
 
 def flight_updates(events: DataFrame) -> DataFrame:
-    """Accepted events -> one update per flight (what this batch knows of it).
+    """Accepted events -> one row per flight (``flight_key``): what the events know of it.
 
-    Static fields are the same in every event of a flight; actual times come from the event
-    that knows them; ``status_rank`` is the highest rank seen (``serving.merge_flight`` keeps the
-    highest across batches).
+    Order-independent: static fields are the first non-null value (the same in every event of
+    a flight), actual times come from the event that knows them (the largest known), and
+    ``status_rank`` is the highest rank seen, so any permutation, duplication or split of the
+    same events gives the same row, and a field once known is never erased.
     """
     rank = reduce(
         lambda acc, kv: acc.when(F.col("event_type") == kv[0], kv[1]),
         STATUS_RANK.items(),
         F.when(F.lit(False), 0),
+    )
+    status = reduce(
+        lambda acc, kv: acc.when(F.col("status_rank") == kv[0], kv[1]),
+        STATUS_NAME.items(),
+        F.when(F.lit(False), ""),
     )
     local = F.from_utc_timestamp("sched_dep_utc", LOCAL_TZ)
     return (
@@ -318,13 +326,13 @@ def flight_updates(events: DataFrame) -> DataFrame:
             F.max("status_rank").alias("status_rank"),
             F.max("event_time").alias("last_event_time"),
         )
-        .withColumnRenamed("flight_key", "_id")
+        .withColumn("status", status)
+        .withColumn("cancelled", F.col("status_rank") == STATUS_RANK["cancelled"])
         .withColumn("sched_hour_utc", F.date_trunc("hour", "sched_dep_utc"))
         .withColumn("month", F.substring("date", 1, 7))
         .withColumn("weekday", F.dayofweek(F.to_date("date")))
         .withColumn("weekday", ((F.col("weekday") + 5) % 7) + 1)  # ISO: Monday 1 .. Sunday 7
         .withColumn("local_hour", F.hour(local))
-        .withColumn("route_month", F.concat_ws("|", "origin", "dest", "month"))
     )  # fmt: skip
 
 
@@ -341,8 +349,7 @@ def enrich(
     w = weather.select(
         F.col("origin").alias("w_origin"),
         F.col("hour_utc").alias("w_hour"),
-        F.struct("temp_c", "visib_km", "wind_speed_kmh", "precip_mm", "visib_band",
-                 "wind_band", "precip").alias("weather"),
+        F.struct(*WEATHER_FIELDS).alias("weather"),
     )  # fmt: skip
     return (
         flights.join(
@@ -359,7 +366,7 @@ def enrich(
             F.broadcast(planes.select(F.col("_id").alias("tailnum"),
                                       F.col("year").alias("plane_year"))),
             "tailnum", "left")
-        .join(w, (F.col("origin") == F.col("w_origin"))
+        .join(F.broadcast(w), (F.col("origin") == F.col("w_origin"))
                  & (F.col("sched_hour_utc") == F.col("w_hour")), "left")
         .drop("w_origin", "w_hour")
     )  # fmt: skip
@@ -383,34 +390,30 @@ def measures() -> list[Column]:
 
 
 def kpi_hourly(flights: DataFrame) -> DataFrame:
+    """Measures per (origin, scheduled departure hour UTC), with its local date and hour."""
     return flights.groupBy("origin", "sched_hour_utc").agg(
         F.first("date").alias("date"),
         F.first("local_hour").alias("local_hour"),
         F.first("weekday").alias("weekday"),
         *measures(),
     ).select(
-        F.concat_ws("|", "origin", F.date_format("sched_hour_utc", "yyyy-MM-dd'T'HH:mm'Z'"))
-        .alias("_id"),
-        "origin",
-        F.col("sched_hour_utc").alias("hour_utc"),
-        "date", "local_hour", "weekday", *MEASURES,
+        "origin", F.col("sched_hour_utc").alias("hour_utc"), "date", "local_hour", "weekday",
+        *MEASURES,
     )  # fmt: skip
 
 
 def kpi_carrier_daily(flights: DataFrame) -> DataFrame:
+    """Measures per (carrier, origin, local date)."""
     return flights.groupBy("carrier", "origin", "date").agg(
         F.first("carrier_name", ignorenulls=True).alias("carrier_name"),
         F.first("weekday").alias("weekday"),
         *measures(),
-    ).select(
-        F.concat_ws("|", "carrier", "origin", "date").alias("_id"),
-        "carrier", "carrier_name", "origin", "date", "weekday", *MEASURES,
-    )  # fmt: skip
+    ).select("carrier", "carrier_name", "origin", "date", "weekday", *MEASURES)  # fmt: skip
 
 
 def kpi_route_daily(flights: DataFrame) -> DataFrame:
     """Measures per (origin, destination, local date): the additive partials that
-    ``kpi_route_monthly_from_daily`` rolls up into months."""
+    ``kpi_route_monthly`` rolls up into months."""
     return flights.groupBy("origin", "dest", "date").agg(
         F.first("month").alias("month"),
         F.first("dest_name", ignorenulls=True).alias("dest_name"),
@@ -422,33 +425,53 @@ def kpi_route_daily(flights: DataFrame) -> DataFrame:
     )  # fmt: skip
 
 
-def kpi_route_monthly_from_daily(daily: DataFrame) -> DataFrame:
-    """Route-daily partials summed into (origin, destination, month) documents."""
-    return daily.groupBy("origin", "dest", "month").agg(
-        F.first("dest_name", ignorenulls=True).alias("dest_name"),
-        F.first("dest_lat", ignorenulls=True).alias("dest_lat"),
-        F.first("dest_lon", ignorenulls=True).alias("dest_lon"),
-        *[F.sum(m).cast("long").alias(m) for m in MEASURES],
-    ).select(
-        F.concat_ws("|", "origin", "dest", "month").alias("_id"),
-        "origin", "dest", "month", "dest_name", "dest_lat", "dest_lon", *MEASURES,
-    )  # fmt: skip
+def kpi_route_monthly(daily: DataFrame) -> DataFrame:
+    """Route-daily partials summed per (origin, destination, month)."""
+    return (
+        daily.groupBy("origin", "dest", "month")
+        .agg(
+            F.first("dest_name", ignorenulls=True).alias("dest_name"),
+            F.first("dest_lat", ignorenulls=True).alias("dest_lat"),
+            F.first("dest_lon", ignorenulls=True).alias("dest_lon"),
+            *[F.sum(m).cast("long").alias(m) for m in MEASURES],
+        )
+        .select("origin", "dest", "month", "dest_name", "dest_lat", "dest_lon", *MEASURES)
+    )
 
 
-def kpi_route_monthly(flights: DataFrame) -> DataFrame:
-    return kpi_route_monthly_from_daily(kpi_route_daily(flights))
-
-
-def weather_impact(flights: DataFrame) -> DataFrame:
-    """Measures per (origin, local date, visibility band, precipitation, wind band); only
-    flights whose weather is known (flat columns ``visib_band``, ``precip``, ``wind_band``)."""
+def kpi_weather_daily(flights: DataFrame) -> DataFrame:
+    """Measures per (origin, local date, visibility band, precipitation, wind band); only the
+    flights whose weather is known (``weather`` struct, or flat ``visib_band`` ... columns)."""
+    if "weather" in flights.columns:
+        flights = flights.select(
+            "*", *[F.col(f"weather.{c}").alias(c) for c in ("visib_band", "wind_band", "precip")]
+        ).drop("weather")
     known = flights.where(F.col("visib_band").isNotNull())
     return known.groupBy(
         "origin", "date", "visib_band",
         F.coalesce(F.col("precip"), F.lit(False)).alias("precip"),
         F.coalesce(F.col("wind_band"), F.lit("unknown")).alias("wind_band"),
     ).agg(*measures()).select(
-        F.concat_ws("|", "origin", "date", "visib_band",
-                    F.when(F.col("precip"), "precip").otherwise("dry"), "wind_band").alias("_id"),
         "origin", "date", "visib_band", "precip", "wind_band", *MEASURES,
     )  # fmt: skip
+
+
+# ------------------------------------------------------------------- whole-period profile
+def _summed(frame: DataFrame, keys: list[str], *extra: Column) -> DataFrame:
+    return frame.groupBy(*keys).agg(*extra, *[F.sum(m).cast("long").alias(m) for m in MEASURES])
+
+
+def profile_weekday_hour(hourly: DataFrame) -> DataFrame:
+    """Every loaded day's hourly KPIs summed per (origin, ISO weekday, local hour)."""
+    return _summed(hourly, ["origin", "weekday", "local_hour"])
+
+
+def profile_carrier_weekday(carrier_daily: DataFrame) -> DataFrame:
+    """Every loaded day's carrier KPIs summed per (carrier, origin, ISO weekday)."""
+    return _summed(carrier_daily, ["carrier", "origin", "weekday"],
+                   F.first("carrier_name", ignorenulls=True).alias("carrier_name"))  # fmt: skip
+
+
+def profile_weather(weather_daily: DataFrame) -> DataFrame:
+    """Every loaded day's weather impact summed per (origin, bands)."""
+    return _summed(weather_daily, ["origin", "visib_band", "precip", "wind_band"])

@@ -1,22 +1,28 @@
-"""``weather_hourly``: hourly weather files from ``landing/weather/`` -> ``weather_hourly``.
+"""``weather_hourly``: hourly weather files from ``landing/weather/`` -> the lake -> MongoDB.
 
-Values are cleaned into SI units (``transform.clean_weather``); refused rows and nulled
-values go to ``rejects``. Weather that lands after the flights of its hour is pushed into those
-flight documents (found through ``flights_by_hour``), and the KPIs of their dates are
-recomputed.
+Values are cleaned into SI units (``transform.clean_weather``). The accepted rows are appended
+to ``raw/weather``; ``clean/weather`` of the UTC days they fall on is recomputed (the newest
+landed row of each origin-hour wins) and published to ``weather_hourly``; refused rows and
+nulled values go to ``raw/rejects`` and ``rejects`` with their reasons. Weather that lands after
+the flights of its hour reaches them: the local dates of its hours are refreshed from the raw
+flight log (``derive.refresh``), flights and KPIs alike. Each file is committed in the landing
+manifest only after all of that was written, with counts that reconcile.
 """
 
 from __future__ import annotations
 
 import time
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 import structlog
+from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from . import ingest, mongo, serving, transform
+from . import derive, ingest, lake, mongo, serving, sinks, transform
 from .config import Settings
+from .domain import LOCAL_TZ
+from .readmodels import WEATHER_HOURLY
 from .spark import build_session
 
 log = structlog.get_logger(__name__)
@@ -25,42 +31,74 @@ JOB = "weather_hourly"
 SOURCE = "weather"
 
 
+def latest_per_hour(raw: DataFrame) -> DataFrame:
+    """The newest landed row of each (origin, hour): a rewritten file replaces the old one."""
+    newest = Window.partitionBy("origin", "hour_utc").orderBy(
+        F.col("landed_at").desc(), F.col("source_file").desc()
+    )
+    return raw.withColumn("_n", F.row_number().over(newest)).where("_n = 1").drop("_n")
+
+
 def run(settings: Settings, day: date | None = None) -> dict[str, Any]:
     """Process every pending weather file once (only those of ``day``, a UTC date, if given);
     return file and row counts."""
     t0 = time.monotonic()
-    db = mongo.database(settings)
-    serving.ensure_indexes(db)
     lz = ingest.zone(settings)
     pattern = f"weather_{day:%Y%m%d}T*.csv" if day else "*.csv"
     batch = ingest.claim_pending(lz, SOURCE, lambda f: transform.WEATHER_HEADER, JOB, pattern)
-    serving.write_rejects(db, batch.rejects)
     totals = {"rows_in": 0, "accepted": 0, "rejected": 0}
     newest = None
-    if batch.good:
-        spark = build_session(settings, JOB)
+    spark = build_session(settings, JOB) if batch.good or batch.rejects else None
+    now = datetime.now(UTC).replace(tzinfo=None)
+    if spark is not None and batch.rejects:
+        derive.publish_rejects(settings, derive.file_rejects(spark, batch.rejects, now))
+    if spark is not None and batch.good:
         raw = ingest.read_csv(spark, batch.good, transform.WEATHER_HEADER)
         keep = ("raw_line", ingest.CORRUPT)
         cleaned = ingest.with_malformed(transform.clean_weather(raw, keep)).persist()
-        accepted = cleaned.where(F.col("reject_reason").isNull()).drop("reject_reason", *keep)
-        rejects = serving.rejects_from(cleaned, JOB, ["source_file", "raw_line"], "raw_line")
-        issues = [
-            {"source": JOB, "reason": r["value_issues"], "where": f"{r['source_file']}:{r['_id']}",
-             "excerpt": r["_id"], "kind": "value"}
-            for r in accepted.where(F.col("value_issues").isNotNull()).collect()
+        accepted = (
+            cleaned.where(F.col("reject_reason").isNull())
+            .drop("reject_reason", *keep)
+            .withColumn("day", F.date_format("hour_utc", "yyyy-MM-dd"))
+            .withColumn("landed_at", F.lit(now))
+            .persist()
+        )
+        issues = accepted.where(F.col("value_issues").isNotNull()).select(
+            F.lit(JOB).alias("source"), F.col("value_issues").alias("reason"),
+            F.concat_ws(":", "source_file", "_id").alias("where"), F.lit("value").alias("kind"),
+            F.col("_id").alias("excerpt"), F.lit(now).alias("at"),
+        )  # fmt: skip
+        derive.publish_rejects(
+            settings,
+            ingest.row_rejects(cleaned, JOB, ["source_file", "raw_line"], now).unionByName(issues),
+        )
+        lake.append(accepted.drop("_id", "value_issues"), settings, lake.RAW_WEATHER)
+        days = [r.day for r in accepted.select("day").distinct().collect()]
+        lake.retrying(lambda: _clean_days(settings, spark, days), "clean weather")
+        dates = [
+            r.d for r in accepted.select(
+                F.date_format(F.from_utc_timestamp("hour_utc", LOCAL_TZ), "yyyy-MM-dd").alias("d")
+            ).distinct().collect()
         ]  # fmt: skip
-        weather = [r.asDict() for r in accepted.drop("value_issues").collect()]
-        with serving.write_lock(settings):
-            mongo.replace_docs(db[serving.WEATHER_HOURLY], weather)
-            serving.write_rejects(db, rejects + issues)
-            dates = serving.set_flight_weather(db, weather)
-            kpis = serving.recompute_kpis(spark, settings, dates, routes=False)
+        hours = accepted.select("origin", F.col("hour_utc").alias("sched_hour_utc")).distinct()
+        steps = derive.refresh(spark, settings, dates, hours)
+        newest = accepted.agg(F.max("hour_utc")).first()[0]
         totals = ingest.commit_all(lz, batch.good, ingest.file_counts(cleaned))
-        newest = max((w["hour_utc"] for w in weather), default=None)
+        accepted.unpersist()
         cleaned.unpersist()
-        log.info("weather_hourly.kpis", docs=kpis)
+        log.info("weather_hourly.refreshed", dates=len(dates),
+                 seconds={k: round(v, 2) for k, v in steps.items()})  # fmt: skip
     ingest.settle_deferred(lz, batch)
     result = {**batch.summary(), **totals, "seconds": round(time.monotonic() - t0, 2)}
-    serving.set_state(db, JOB, newest, last_run=result)
+    mongo.set_state(settings, JOB, newest, last_run=result)
     log.info("weather_hourly.done", **result)
     return result
+
+
+def _clean_days(settings: Settings, spark: Any, days: list[str]) -> None:
+    """Recompute ``clean/weather`` of ``days`` from ``raw/weather`` and publish it."""
+    clean = latest_per_hour(lake.read_where(spark, settings, lake.RAW_WEATHER, "day", days))
+    clean = clean.drop("landed_at").persist()
+    lake.overwrite(clean, settings, lake.WEATHER, days)
+    sinks.write(serving.weather_docs(clean), settings, WEATHER_HOURLY)
+    clean.unpersist()

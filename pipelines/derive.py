@@ -1,0 +1,205 @@
+"""Recompute what a job touched, from the lake, and publish it: the heart of every job.
+
+:func:`refresh` takes the local dates a job touched (a small key set on the driver) and, all on
+the executors:
+
+1. rebuilds ``clean/flights`` of those dates from *all* their raw events
+   (``transform.flight_updates``: order-independent), enriched with the clean reference and
+   weather tables;
+2. writes the ``flights_by_hour`` buckets of the touched hours to MongoDB (first: the live
+   board is what a duty manager watches, so a new event is readable as early as possible);
+3. overwrites the lake's ``clean/flights`` and KPI partitions of those dates, and the
+   route-months of their months;
+4. writes the ``kpi_daily`` documents of the dates, the ``kpi_route_monthly`` documents of the
+   months and the ``kpi_profile`` document.
+
+Every write replaces whole partitions or whole documents, so running it again gives the same
+state. Two jobs may refresh the same date at once (late weather re-enriches flights): a Delta
+commit conflict redoes the step (``lake.retrying``), and a refresh whose *inputs* moved while it
+ran (new events, weather or reference data committed meanwhile: their Delta versions changed) is
+redone from the newer data, so the last writer of a date always used the latest inputs.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from datetime import UTC, date, datetime, timedelta
+
+import structlog
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from . import lake, serving, sinks, transform
+from .config import Settings
+from .readmodels import BOARD, KPI_DAILY, KPI_PROFILE, KPI_ROUTE_MONTHLY, REJECTS, days_of_month
+
+log = structlog.get_logger(__name__)
+
+WEATHER_SCHEMA = ("origin string, hour_utc timestamp, temp_c double, visib_km double, "
+                  "wind_speed_kmh double, precip_mm double, visib_band string, "
+                  "wind_band string, precip boolean, day string")  # fmt: skip
+REFERENCE_SCHEMAS = {
+    "airlines": "_id string, name string",
+    "airports": "_id string, name string, lat double, lon double",
+    "planes": "_id string, year int",
+}
+INPUTS = (lake.FLIGHT_EVENTS, lake.WEATHER, *lake.REFERENCE.values())
+
+
+def reference_frames(spark: SparkSession, settings: Settings) -> tuple[DataFrame, ...]:
+    """airlines, airports, planes from the lake (empty, typed, before the first snapshot)."""
+    frames = []
+    for name, schema in REFERENCE_SCHEMAS.items():
+        columns = [c.split()[0] for c in schema.split(", ")]
+        frames.append(lake.read(spark, settings, lake.REFERENCE[name], schema).select(*columns))
+    return tuple(frames)
+
+
+def weather_days(dates: Iterable[str]) -> list[str]:
+    """UTC days holding the hours of the New York ``dates`` (a local day spans two)."""
+    days = set()
+    for d in dates:
+        day = date.fromisoformat(d)
+        days.update({day.isoformat(), (day + timedelta(days=1)).isoformat()})
+    return sorted(days)
+
+
+def flights_of(spark: SparkSession, settings: Settings, dates: list[str]) -> DataFrame:
+    """The clean flights of ``dates``, recomputed from every raw event of those dates."""
+    events = lake.read_where(spark, settings, lake.FLIGHT_EVENTS, "date", dates)
+    weather = lake.read_where(spark, settings, lake.WEATHER, "day", weather_days(dates),
+                              WEATHER_SCHEMA)  # fmt: skip
+    updates = transform.flight_updates(events)
+    return transform.enrich(updates, *reference_frames(spark, settings),
+                            serving.flight_weather(weather))  # fmt: skip
+
+
+def refresh(
+    spark: SparkSession,
+    settings: Settings,
+    dates: Iterable[str],
+    hours: DataFrame | None = None,
+    attempts: int = 5,
+) -> dict[str, float]:
+    """Recompute and publish the local ``dates`` (``hours``: the (origin, sched_hour_utc)
+    buckets to rewrite in MongoDB; None = every hour of the dates). Returns step timings."""
+    dates = sorted(set(dates))
+    if not dates or not lake.exists(spark, settings, lake.FLIGHT_EVENTS):
+        return {}
+    steps: dict[str, float] = {}
+    for attempt in range(1, attempts + 1):
+        seen = versions(spark, settings)
+        lake.retrying(lambda: _refresh(spark, settings, dates, hours, steps), "refresh")
+        if versions(spark, settings) == seen:
+            break
+        log.info("derive.inputs_moved", attempt=attempt, dates=len(dates))
+    return steps
+
+
+def versions(spark: SparkSession, settings: Settings) -> tuple[int, ...]:
+    return tuple(lake.version(spark, settings, t) for t in INPUTS)
+
+
+def _refresh(
+    spark: SparkSession,
+    settings: Settings,
+    dates: list[str],
+    hours: DataFrame | None,
+    steps: dict[str, float],
+) -> None:
+    clock = _Clock(steps)
+    flights = flights_of(spark, settings, dates).persist()
+    with clock("board"):
+        touched = flights if hours is None else flights.join(
+            F.broadcast(hours), ["origin", "sched_hour_utc"], "left_semi")  # fmt: skip
+        sinks.write(serving.board_docs(touched), settings, BOARD)
+    now = datetime.now(UTC).replace(tzinfo=None)
+    with clock("lake"):
+        lake.overwrite(flights, settings, lake.FLIGHTS, dates)
+        hourly = transform.kpi_hourly(flights).withColumn("updated_at", F.lit(now)).persist()
+        carriers = transform.kpi_carrier_daily(flights).persist()
+        weather = transform.kpi_weather_daily(flights).persist()
+        routes = transform.kpi_route_daily(flights)
+        for frame, table in (
+            (hourly, lake.KPI_HOURLY),
+            (carriers, lake.KPI_CARRIER_DAILY),
+            (weather, lake.KPI_WEATHER_DAILY),
+            (routes, lake.KPI_ROUTE_DAILY),
+        ):
+            lake.overwrite(frame, settings, table, dates)  # fmt: skip
+        months = sorted({d[:7] for d in dates})
+        month_days = [d for m in months for d in days_of_month(m)]
+        monthly = transform.kpi_route_monthly(
+            lake.read_where(spark, settings, lake.KPI_ROUTE_DAILY, "date", month_days)
+        )
+        lake.overwrite(monthly, settings, lake.KPI_ROUTE_MONTHLY, months)
+    with clock("kpi_docs"):
+        sinks.write(serving.daily_docs(hourly, carriers, weather), settings, KPI_DAILY)
+        sinks.write(
+            serving.route_month_docs(
+                lake.read_where(spark, settings, lake.KPI_ROUTE_MONTHLY, "month", months)
+            ),
+            settings,
+            KPI_ROUTE_MONTHLY,
+        )
+    with clock("profile"):
+        publish_profile(spark, settings)
+    for frame in (flights, hourly, carriers, weather):
+        frame.unpersist()
+
+
+def publish_profile(spark: SparkSession, settings: Settings) -> None:
+    """Recompute the ``kpi_profile`` document from the lake's KPI tables (every loaded day)."""
+    hourly = lake.read(spark, settings, lake.KPI_HOURLY)
+    doc = serving.profile_doc(
+        hourly.groupBy("date").agg(
+            F.first("weekday").alias("weekday"),
+            F.sum("flights").cast("long").alias("flights"),
+            F.max("updated_at").alias("updated_at"),
+        ),
+        transform.profile_weekday_hour(hourly),
+        transform.profile_carrier_weekday(lake.read(spark, settings, lake.KPI_CARRIER_DAILY)),
+        transform.profile_weather(lake.read(spark, settings, lake.KPI_WEATHER_DAILY)),
+    )
+    sinks.write(doc, settings, KPI_PROFILE)
+
+
+REJECT_SCHEMA = (
+    "source string, reason string, where string, kind string, excerpt string, at timestamp"
+)
+
+
+def publish_rejects(
+    settings: Settings, rejects: DataFrame, txn: tuple[str, int] | None = None
+) -> None:
+    """Refused records (``REJECT_SCHEMA`` rows) into ``raw/rejects`` and the ``rejects``
+    collection."""
+    lake.append(rejects, settings, lake.REJECTS, txn=txn)
+    sinks.write(serving.reject_docs(rejects), settings, REJECTS)
+
+
+def file_rejects(spark: SparkSession, rejects: list[dict], at: datetime) -> DataFrame:
+    """The quarantined files of a landing batch (a handful of dicts) as reject rows."""
+    rows = [(r["source"], r["reason"], r.get("where", ""), r.get("kind", "file"),
+             r.get("excerpt") or "", at) for r in rejects]  # fmt: skip
+    return spark.createDataFrame(rows, REJECT_SCHEMA)
+
+
+class _Clock:
+    """``with clock("step"):`` adds the step's wall time to ``steps``."""
+
+    def __init__(self, steps: dict[str, float]) -> None:
+        self.steps = steps
+        self.name = ""
+        self.t0 = 0.0
+
+    def __call__(self, name: str) -> _Clock:
+        self.name = name
+        return self
+
+    def __enter__(self) -> None:
+        self.t0 = time.monotonic()
+
+    def __exit__(self, *exc: object) -> None:
+        self.steps[self.name] = self.steps.get(self.name, 0.0) + time.monotonic() - self.t0
