@@ -143,6 +143,10 @@ def cmd_submit(args: argparse.Namespace) -> int:
     from .spark import submit_command
 
     settings = config.load(args.env)
+    if args.master:
+        settings = settings.model_copy(
+            update={"spark": settings.spark.model_copy(update={"master": args.master})}
+        )
     cmd = submit_command(settings, args.job, args.job_args)
     log.info("spark.submit", cmd=" ".join(cmd))
     # spark-submit starts Python workers and the driver with PYSPARK_PYTHON: this venv's python
@@ -384,6 +388,11 @@ def build_parser() -> argparse.ArgumentParser:
         "Run pipelines/jobs/<job>.py with spark-submit (same jars and conf as notebooks).",
     )
     p.add_argument("job", help="job name, e.g. smoke")
+    p.add_argument(
+        "--master",
+        default=None,
+        help="Spark master URL (spark://host:7077, yarn, k8s://...); default: spark.master of ENV",
+    )
     p.add_argument("job_args", nargs=argparse.REMAINDER, help="arguments passed to the job")
     p = add(
         "run",

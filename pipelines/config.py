@@ -92,6 +92,15 @@ class SparkSettings(_Model):
     ui: bool = False
 
 
+class ServingSettings(_Model):
+    """What MongoDB serves of the lake. The live board and "weather now" read the hours around
+    the replay clock only, so flight buckets and weather hours older than ``board_hours``
+    before the newest event are kept in the lake and not (re)written to MongoDB; None serves
+    every hour (tests compare every document with an independent computation)."""
+
+    board_hours: int | None = Field(default=48, ge=1)
+
+
 class PathSettings(_Model):
     checkpoints: Path = Path("outputs/checkpoints/local")
     data: Path = Path("outputs/data/local")  # landing/, archive/, quarantine/, replay state
@@ -125,6 +134,7 @@ class Settings(_Model):
     mongo: MongoSettings = Field(default_factory=MongoSettings)
     spark: SparkSettings = Field(default_factory=SparkSettings)
     paths: PathSettings = Field(default_factory=PathSettings)
+    serving: ServingSettings = Field(default_factory=ServingSettings)
     replay: ReplaySettings = Field(default_factory=ReplaySettings)
 
     def for_reader(self) -> Settings:

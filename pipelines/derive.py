@@ -23,7 +23,8 @@ redone from the newer data, so the last writer of a date always used the latest 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 
 import structlog
@@ -80,17 +81,20 @@ def refresh(
     settings: Settings,
     dates: Iterable[str],
     hours: DataFrame | None = None,
+    newest: datetime | None = None,
     attempts: int = 5,
 ) -> dict[str, float]:
     """Recompute and publish the local ``dates`` (``hours``: the (origin, sched_hour_utc)
-    buckets to rewrite in MongoDB; None = every hour of the dates). Returns step timings."""
+    buckets to rewrite in MongoDB; None = every hour of the dates; ``newest``: the newest
+    event time known, the end of the ``serving.board_hours`` horizon; None = the newest event
+    of the dates). Returns step timings."""
     dates = sorted(set(dates))
     if not dates or not lake.exists(spark, settings, lake.FLIGHT_EVENTS):
         return {}
     steps: dict[str, float] = {}
     for attempt in range(1, attempts + 1):
         seen = versions(spark, settings)
-        lake.retrying(lambda: _refresh(spark, settings, dates, hours, steps), "refresh")
+        lake.retrying(lambda: _refresh(spark, settings, dates, hours, newest, steps), "refresh")
         if versions(spark, settings) == seen:
             break
         log.info("derive.inputs_moved", attempt=attempt, dates=len(dates))
@@ -106,6 +110,7 @@ def _refresh(
     settings: Settings,
     dates: list[str],
     hours: DataFrame | None,
+    newest: datetime | None,
     steps: dict[str, float],
 ) -> None:
     clock = _Clock(steps)
@@ -113,40 +118,49 @@ def _refresh(
     with clock("board"):
         touched = flights if hours is None else flights.join(
             F.broadcast(hours), ["origin", "sched_hour_utc"], "left_semi")  # fmt: skip
+        horizon = settings.serving.board_hours
+        if horizon is not None and newest is None:
+            newest = flights.agg(F.max("last_event_time")).first()[0]
+        touched = serving.within_horizon(touched, "sched_hour_utc", newest, horizon)
         sinks.write(serving.board_docs(touched), settings, BOARD)
     now = datetime.now(UTC).replace(tzinfo=None)
+    hourly = transform.kpi_hourly(flights).withColumn("updated_at", F.lit(now)).persist()
+    carriers = transform.kpi_carrier_daily(flights).persist()
+    weather = transform.kpi_weather_daily(flights).persist()
+    routes = transform.kpi_route_daily(flights)
+    months = sorted({d[:7] for d in dates})
+    month_days = [d for m in months for d in days_of_month(m)]
     with clock("lake"):
-        lake.overwrite(flights, settings, lake.FLIGHTS, dates)
-        hourly = transform.kpi_hourly(flights).withColumn("updated_at", F.lit(now)).persist()
-        carriers = transform.kpi_carrier_daily(flights).persist()
-        weather = transform.kpi_weather_daily(flights).persist()
-        routes = transform.kpi_route_daily(flights)
-        for frame, table in (
-            (hourly, lake.KPI_HOURLY),
-            (carriers, lake.KPI_CARRIER_DAILY),
-            (weather, lake.KPI_WEATHER_DAILY),
-            (routes, lake.KPI_ROUTE_DAILY),
-        ):
-            lake.overwrite(frame, settings, table, dates)  # fmt: skip
-        months = sorted({d[:7] for d in dates})
-        month_days = [d for m in months for d in days_of_month(m)]
+        # independent tables: their Spark jobs and Delta commits run side by side
+        in_parallel(
+            *[lambda f=frame, t=table: lake.overwrite(f, settings, t, dates)
+              for frame, table in ((flights, lake.FLIGHTS), (hourly, lake.KPI_HOURLY),
+                                   (carriers, lake.KPI_CARRIER_DAILY),
+                                   (weather, lake.KPI_WEATHER_DAILY),
+                                   (routes, lake.KPI_ROUTE_DAILY))]
+        )  # fmt: skip
         monthly = transform.kpi_route_monthly(
             lake.read_where(spark, settings, lake.KPI_ROUTE_DAILY, "date", month_days)
-        )
+        ).localCheckpoint()
         lake.overwrite(monthly, settings, lake.KPI_ROUTE_MONTHLY, months)
     with clock("kpi_docs"):
-        sinks.write(serving.daily_docs(hourly, carriers, weather), settings, KPI_DAILY)
-        sinks.write(
-            serving.route_month_docs(
-                lake.read_where(spark, settings, lake.KPI_ROUTE_MONTHLY, "month", months)
-            ),
-            settings,
-            KPI_ROUTE_MONTHLY,
-        )
-    with clock("profile"):
-        publish_profile(spark, settings)
+        in_parallel(
+            lambda: sinks.write(serving.daily_docs(hourly, carriers, weather), settings,
+                                KPI_DAILY),
+            lambda: sinks.write(serving.route_month_docs(monthly), settings, KPI_ROUTE_MONTHLY),
+            lambda: publish_profile(spark, settings),
+        )  # fmt: skip
     for frame in (flights, hourly, carriers, weather):
         frame.unpersist()
+
+
+def in_parallel(*steps: Callable[[], object]) -> None:
+    """Run independent Spark actions from threads (Spark schedules their jobs side by side);
+    the first failure is raised once all have ended."""
+    with ThreadPoolExecutor(max_workers=len(steps)) as pool:
+        futures = [pool.submit(step) for step in steps]
+    for future in futures:
+        future.result()
 
 
 def publish_profile(spark: SparkSession, settings: Settings) -> None:

@@ -92,7 +92,7 @@ def process_batch(
     hours = accepted.select(
         "origin", F.date_trunc("hour", "sched_dep_utc").alias("sched_hour_utc")
     ).distinct()
-    steps = derive.refresh(spark, settings, dates, hours)
+    steps = derive.refresh(spark, settings, dates, hours, newest=counts["newest"])
     offsets = [  # a list: topic names hold dots, which BSON keys may not
         {"topic": r.kafka_topic, "partition": r.kafka_partition, "offset": r.last}
         for r in events.groupBy("kafka_topic", "kafka_partition")

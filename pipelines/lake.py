@@ -15,6 +15,7 @@ The root is ``paths.lake`` (:attr:`Settings.lake_root`): a local path or any Had
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -73,17 +74,28 @@ def exists(spark: SparkSession, settings: Settings, table: Table) -> bool:
 
 
 def version(spark: SparkSession, settings: Settings, table: Table) -> int:
-    """The table's latest committed Delta version (-1 before its first write): the number of
-    the newest ``_delta_log/<version>.json``, listed without reading any data."""
+    """The table's latest committed Delta version (-1 before its first write), found without
+    listing the log: from ``_delta_log/_last_checkpoint`` (written every 10 commits), probe
+    the commit files after it (a handful of ``exists`` calls, however long the log)."""
     jvm = spark.sparkContext._jvm  # noqa: SLF001
     conf = spark.sparkContext._jsc.hadoopConfiguration()  # noqa: SLF001
-    log_dir = jvm.org.apache.hadoop.fs.Path(f"{table.uri(settings)}/_delta_log")
-    fs = log_dir.getFileSystem(conf)
-    if not fs.exists(log_dir):
-        return -1
-    names = (status.getPath().getName() for status in fs.listStatus(log_dir))
-    return max((int(n[:-5]) for n in names if n.endswith(".json") and n[:-5].isdigit()),
-               default=-1)  # fmt: skip
+    log_dir = f"{table.uri(settings)}/_delta_log"
+    fs = jvm.org.apache.hadoop.fs.Path(log_dir).getFileSystem(conf)
+
+    def present(name: str) -> bool:
+        return bool(fs.exists(jvm.org.apache.hadoop.fs.Path(f"{log_dir}/{name}")))
+
+    last = -1
+    if present("_last_checkpoint"):
+        stream = fs.open(jvm.org.apache.hadoop.fs.Path(f"{log_dir}/_last_checkpoint"))
+        try:
+            text = jvm.org.apache.commons.io.IOUtils.toString(stream, "UTF-8")
+        finally:
+            stream.close()
+        last = int(json.loads(text)["version"])
+    while present(f"{last + 1:020d}.json"):
+        last += 1
+    return last
 
 
 def read(

@@ -9,6 +9,8 @@ always gives the same document.
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
@@ -35,6 +37,16 @@ def hour_key(origin: str | Column, hour: str | Column) -> Column:
 
 def _sorted(*fields: str | Column) -> Column:
     return F.sort_array(F.collect_list(F.struct(*fields)))
+
+
+def within_horizon(
+    frame: DataFrame, column: str, newest: datetime | None, hours: int | None
+) -> DataFrame:
+    """The rows of ``frame`` whose ``column`` (an hour) is at most ``hours`` before ``newest``
+    (``hours`` None or ``newest`` unknown: every row)."""
+    if hours is None or newest is None:
+        return frame
+    return frame.where(F.col(column) >= F.lit(newest - timedelta(hours=hours)))
 
 
 def board_docs(flights: DataFrame) -> DataFrame:

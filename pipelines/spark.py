@@ -52,7 +52,9 @@ def build_session(settings: Settings, app: str) -> SparkSession:
     time.tzset()
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
-    builder = SparkSession.builder.appName(f"tarmac-{app}").master(settings.spark.master)
+    builder = SparkSession.builder.appName(f"tarmac-{app}")
+    if "PYSPARK_GATEWAY_PORT" not in os.environ:  # under spark-submit, its --master decides
+        builder = builder.master(settings.spark.master)
     for key, value in session_conf(settings).items():
         builder = builder.config(key, value)
     builder = builder.config("spark.jars", ",".join(str(j) for j in jars(settings)))

@@ -74,7 +74,8 @@ def run(settings: Settings, day: date | None = None) -> dict[str, Any]:
         )
         lake.append(accepted.drop("_id", "value_issues"), settings, lake.RAW_WEATHER)
         days = [r.day for r in accepted.select("day").distinct().collect()]
-        lake.retrying(lambda: _clean_days(settings, spark, days), "clean weather")
+        newest = accepted.agg(F.max("hour_utc")).first()[0]
+        lake.retrying(lambda: _clean_days(settings, spark, days, newest), "clean weather")
         dates = [
             r.d for r in accepted.select(
                 F.date_format(F.from_utc_timestamp("hour_utc", LOCAL_TZ), "yyyy-MM-dd").alias("d")
@@ -82,7 +83,6 @@ def run(settings: Settings, day: date | None = None) -> dict[str, Any]:
         ]  # fmt: skip
         hours = accepted.select("origin", F.col("hour_utc").alias("sched_hour_utc")).distinct()
         steps = derive.refresh(spark, settings, dates, hours)
-        newest = accepted.agg(F.max("hour_utc")).first()[0]
         totals = ingest.commit_all(lz, batch.good, ingest.file_counts(cleaned))
         accepted.unpersist()
         cleaned.unpersist()
@@ -95,10 +95,12 @@ def run(settings: Settings, day: date | None = None) -> dict[str, Any]:
     return result
 
 
-def _clean_days(settings: Settings, spark: Any, days: list[str]) -> None:
-    """Recompute ``clean/weather`` of ``days`` from ``raw/weather`` and publish it."""
+def _clean_days(settings: Settings, spark: Any, days: list[str], newest: datetime) -> None:
+    """Recompute ``clean/weather`` of ``days`` from ``raw/weather`` and publish the hours of
+    the serving horizon."""
     clean = latest_per_hour(lake.read_where(spark, settings, lake.RAW_WEATHER, "day", days))
     clean = clean.drop("landed_at").persist()
     lake.overwrite(clean, settings, lake.WEATHER, days)
-    sinks.write(serving.weather_docs(clean), settings, WEATHER_HOURLY)
+    served = serving.within_horizon(clean, "hour_utc", newest, settings.serving.board_hours)
+    sinks.write(serving.weather_docs(served), settings, WEATHER_HOURLY)
     clean.unpersist()

@@ -1,9 +1,13 @@
 """The processing jobs through the real stack, checked against an independent computation.
 
-A window of 2013 is replayed (Kafka events, weather files, reference snapshots), the three
-jobs run, and every KPI document is compared with measures computed here with pandas straight
-from the raw CSVs (no pipeline code). Then: a rerun changes nothing, and a stream job
-SIGKILLed mid-run and restarted ends in the same state as an uninterrupted run.
+A window of 2013 that crosses a month boundary and the spring DST change (2013-03-10: a local
+day of 23 hours) is replayed (Kafka events, weather files, reference snapshots), and the three
+jobs run with the stream *before* the weather job, so every weather row lands late and must
+reach its flights and KPIs. Every served KPI row is compared with measures computed here with
+pandas straight from the raw CSVs (no pipeline code). Then: a rerun changes nothing; a stream
+SIGKILLed mid-run and restarted from nothing (weather now landed first) ends in the same state,
+document for document; and the same jobs run by spark-submit on a standalone cluster of two
+workers give the same documents.
 """
 
 from __future__ import annotations
@@ -20,24 +24,25 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import pytest
 
-from pipelines import mongo, pipeline, readmodels, sources
+from pipelines import lake, mongo, pipeline, readmodels, sources
 from pipelines.config import Settings
+from pipelines.domain import MEASURES
+from pipelines.spark import build_session
 
+from .cluster_fixture import spark_cluster  # noqa: F401
 from .conftest import isolate, write_parameters
 
 pytestmark = pytest.mark.integration
 
-START = datetime(2013, 1, 1, tzinfo=UTC)
-END = datetime(2013, 1, 4, tzinfo=UTC)  # 2013-01-01 .. 2013-01-03
+START = datetime(2013, 2, 28, 18, tzinfo=UTC)
+END = datetime(2013, 3, 11, 6, tzinfo=UTC)  # 2013-02-28 (part) .. 2013-03-10 (whole, DST)
 LEAD = timedelta(hours=2)
 ZONES = {"BQN": "America/Puerto_Rico", "PSE": "America/Puerto_Rico",
          "SJU": "America/Puerto_Rico", "STT": "America/St_Thomas"}  # fmt: skip
-MEASURES = ["flights", "departed", "cancelled", "on_time", "delayed_60",
-            "dep_delay_sum", "dep_delay_n", "arr_delay_sum", "arr_delay_n"]  # fmt: skip
-KPI_COLLECTIONS = ["kpi_hourly", "kpi_carrier_daily", "kpi_route_monthly", "weather_impact"]
-READ_MODELS = ["flights_by_hour", "kpi_daily"]
-SERVING = ["flights", *KPI_COLLECTIONS, *READ_MODELS, "weather_hourly", "airlines", "airports",
-           "planes"]  # fmt: skip
+MEASURES = list(MEASURES)
+STREAM_OWNED = ["flights_by_hour", "kpi_daily", "kpi_route_monthly", "kpi_profile"]
+SERVING = [*STREAM_OWNED, "weather_hourly", "airlines"]
+LATE_WEATHER = ["reference_daily", "flights_stream", "weather_hourly"]
 
 
 # ------------------------------------------------------------- the independent expectation
@@ -54,11 +59,18 @@ def expected_flights() -> pd.DataFrame:
     arr_naive = dep_day + pd.to_timedelta((f["arr_time"] // 100) * 60 + f["arr_time"] % 100,
                                           unit="m")  # fmt: skip
     zone = f["dest"].map(tz).fillna(f["dest"].map(ZONES))
-    arr = pd.Series(pd.NaT, index=f.index, dtype="datetime64[ns, UTC]")
-    for z, idx in f.groupby(zone).groups.items():
-        arr.loc[idx] = arr_naive.loc[idx].dt.tz_localize(
-            z, ambiguous=True, nonexistent="shift_forward").dt.tz_convert("UTC")  # fmt: skip
-    arr = arr.where(arr >= dep, arr + pd.Timedelta(days=1))
+
+    def localized(naive: pd.Series) -> pd.Series:
+        out = pd.Series(pd.NaT, index=f.index, dtype="datetime64[ns, UTC]")
+        for z, idx in f.groupby(zone).groups.items():
+            out.loc[idx] = naive.loc[idx].dt.tz_localize(
+                z, ambiguous=True, nonexistent="shift_forward").dt.tz_convert("UTC")  # fmt: skip
+        return out
+
+    arr = localized(arr_naive)
+    # an arrival before its departure is on the next calendar day (a wall-clock day: across
+    # the night of a DST change it is 23 or 25 hours later, not 24)
+    arr = arr.where(arr >= dep, localized(arr_naive + pd.Timedelta(days=1)))
 
     def inside(ts: pd.Series) -> pd.Series:
         return (ts >= START) & (ts < END)
@@ -129,28 +141,50 @@ def _plain_index(frame: pd.DataFrame) -> pd.DataFrame:
     return flat.set_index(list(frame.index.names)).sort_index()
 
 
-def served(db, collection: str, keys: list[str]) -> pd.DataFrame:
-    docs = list(db[collection].find({}, {"_id": 0}))
-    frame = pd.DataFrame(docs)
+def rows(db, collection: str, array: str, keys: tuple[str, ...] = ()) -> list[dict]:
+    """The subdocuments of ``array`` in every document of ``collection``, with the parent's
+    ``keys`` fields copied in."""
+    return [{**{k: d[k] for k in keys}, **r} for d in db[collection].find({}) for r in d[array]]
+
+
+def served(items: list[dict], keys: list[str]) -> pd.DataFrame:
+    frame = pd.DataFrame(items)
     for k in keys:
         if pd.api.types.is_datetime64_any_dtype(frame[k]):
             frame[k] = pd.to_datetime(frame[k], utc=True)
     return _plain_index(frame.set_index(keys)[MEASURES].astype("int64"))
 
 
-def snapshot(db) -> dict[str, list[dict]]:
-    return {c: sorted(db[c].find({}), key=lambda d: str(d["_id"])) for c in SERVING}
+def flights_of(db) -> list[dict]:
+    return rows(db, "flights_by_hour", "flights", ("origin", "date"))
+
+
+def without_times(value):
+    """``value`` without ``updated_at`` fields (wall-clock stamps of when it was written)."""
+    if isinstance(value, dict):
+        return {k: without_times(v) for k, v in value.items() if k != "updated_at"}
+    if isinstance(value, list):
+        return [without_times(v) for v in value]
+    return value
+
+
+def snapshot(db, times: bool = True) -> dict[str, list[dict]]:
+    docs = {c: sorted(db[c].find({}), key=lambda d: str(d["_id"])) for c in SERVING}
+    return docs if times else without_times(docs)
 
 
 # --------------------------------------------------------------------------- the fixture
-@pytest.fixture(scope="module")
-def loaded(stack: Settings, tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("processing")
+def _isolated(stack: Settings, tmp, tag: str) -> Settings:
     unique = uuid.uuid4().hex[:10]
     settings = isolate(stack, tmp, unique)
-    settings = settings.model_copy(update={"mongo": settings.mongo.model_copy(
-        update={"database": f"{stack.mongo.database}_proc_{unique}"})})  # fmt: skip
-    result = pipeline.load_window(settings, START, END)
+    return settings.model_copy(update={"mongo": settings.mongo.model_copy(
+        update={"database": f"{stack.mongo.database}_{tag}_{unique}"})})  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def loaded(stack: Settings, tmp_path_factory):
+    settings = _isolated(stack, tmp_path_factory.mktemp("processing"), "proc")
+    result = pipeline.load_window(settings, START, END, jobs=LATE_WEATHER)
     print("load_window", result)
     db = mongo.database(settings)
     yield settings, db, result
@@ -161,57 +195,91 @@ def test_every_kpi_document_matches_an_independent_computation(loaded) -> None:
     _, db, result = loaded
     assert result["jobs"]["flights_stream"]["rejected"] == 0
     flights = expected_flights()
-    assert db.flights.count_documents({}) == len(flights)
+    assert len(flights_of(db)) == len(flights)
+    assert {d["_id"] for d in db.kpi_daily.find({}, {"_id": 1})} == set(flights["date"])
 
     hourly = flights.rename(columns={"sched_hour": "hour_utc"})
     pd.testing.assert_frame_equal(
-        served(db, "kpi_hourly", ["origin", "hour_utc"]),
+        served(rows(db, "kpi_daily", "hours"), ["origin", "hour_utc"]),
         expected_measures(hourly, ["origin", "hour_utc"]),
         check_names=False, check_index_type=False,
     )  # fmt: skip
-    for collection, keys, frame in (
-        ("kpi_carrier_daily", ["carrier", "origin", "date"], flights),
-        ("kpi_route_monthly", ["origin", "dest", "month"], flights),
-        ("weather_impact", ["origin", "date", "visib_band", "precip", "wind_band"],
+    for items, keys, frame in (
+        (rows(db, "kpi_daily", "carriers", ("date",)), ["carrier", "origin", "date"], flights),
+        (rows(db, "kpi_route_monthly", "routes", ("month",)), ["origin", "dest", "month"],
+         flights),
+        (rows(db, "kpi_daily", "weather", ("date",)),
+         ["origin", "date", "visib_band", "precip", "wind_band"],
          flights[flights["visib_band"].notna()]),
     ):  # fmt: skip
         pd.testing.assert_frame_equal(
-            served(db, collection, keys), expected_measures(frame, keys), check_names=False
+            served(items, keys), expected_measures(frame, keys), check_names=False
         )
+
+
+def test_the_window_covers_a_dst_day_and_a_month_boundary(loaded) -> None:
+    _, db, _ = loaded
+    def offsets(day: str) -> set[int]:
+        doc = db.kpi_daily.find_one({"_id": day})
+        return {(h["hour_utc"].hour - h["local_hour"]) % 24 for h in doc["hours"]}
+
+    # spring forward at 2:00 local on 2013-03-10 (a 23-hour day): EST before, EDT after
+    assert offsets("2013-03-09") == {5} and offsets("2013-03-10") == {4}
+    assert len(readmodels.hours_of_date("2013-03-10")) == 23
+    assert {d["_id"] for d in db.kpi_route_monthly.find({}, {"_id": 1})} == {"2013-02", "2013-03"}
+
+
+def test_profile_is_the_sum_of_the_daily_documents(loaded) -> None:
+    _, db, _ = loaded
+    profile = db.kpi_profile.find_one({"_id": readmodels.PROFILE_ID})
+    days = list(db.kpi_daily.find({}))
+    assert [d["date"] for d in profile["days"]] == sorted(d["_id"] for d in days)
+    hours = pd.DataFrame([{**h, "weekday": d["weekday"]} for d in days for h in d["hours"]])
+    want = hours.groupby(["origin", "weekday", "local_hour"])[MEASURES].sum()
+    got = pd.DataFrame(profile["weekday_hour"]).set_index(["origin", "weekday", "local_hour"])
+    pd.testing.assert_frame_equal(got[MEASURES].sort_index(), want.sort_index(),
+                                  check_dtype=False)  # fmt: skip
 
 
 def test_serving_documents_carry_what_the_dashboard_needs(loaded) -> None:
     _, db, _ = loaded
-    doc = db.flights.find_one({"status": "arrived", "weather": {"$exists": True}})
+    flights = flights_of(db)
+    doc = next(f for f in flights if f["status"] == "arrived" and "weather" in f)
     assert doc["carrier_name"] and doc["dest_name"] and doc["dest_lat"] is not None
-    assert doc["weather"]["visib_band"]
-    unknown = db.flights.find_one({"dest": "SJU"})
-    assert unknown["dest_known"] is False and unknown.get("dest_name") is None
-    no_tail = db.flights.count_documents({"tailnum": {"$exists": False}})
-    assert no_tail >= 1  # cancelled flights without a tail number are kept
-    statuses = {d["status"] for d in db.flights.find({}, {"status": 1})}
-    assert statuses == {"scheduled", "departed", "arrived", "cancelled"}
-    hour = db.kpi_hourly.find_one({"origin": "JFK", "hour_utc": datetime(2013, 1, 2, 15)})
-    assert hour["date"] == "2013-01-02" and hour["local_hour"] == 10 and hour["weekday"] == 3
+    assert doc["weather"]["visib_band"] and isinstance(doc["sched_dep_utc"], datetime)
+    unknown = next(f for f in flights if f["dest"] == "SJU")
+    assert unknown["dest_known"] is False and "dest_name" not in unknown
+    assert any("tailnum" not in f for f in flights)  # cancelled flights without a tail number
+    assert {f["status"] for f in flights} == {"scheduled", "departed", "arrived", "cancelled"}
+    assert len({f["flight_key"] for f in flights}) == len(flights)  # every flight once
+    bucket = db.flights_by_hour.find_one({"_id": "JFK|2013-03-05T15:00Z"})
+    assert bucket["date"] == "2013-03-05" and bucket["n"] == len(bucket["flights"])
+    keys = [(f["sched_dep_utc"], f["flight_key"]) for f in bucket["flights"]]
+    assert keys == sorted(keys) and {f["local_hour"] for f in bucket["flights"]} == {10}
     state = db.pipeline_state.find_one({"_id": "flights_stream"})
     assert START < state["newest_event_time"] < END
 
 
-def test_packed_read_models_hold_the_same_documents(loaded) -> None:
+def _values(value):
+    if isinstance(value, dict):
+        for v in value.values():
+            yield from _values(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _values(v)
+    else:
+        yield value
+
+
+def test_documents_are_typed_small_and_hold_no_json_text(loaded) -> None:
     _, db, _ = loaded
-    flights = {d["_id"]: d for d in db.flights.find({})}
-    board = readmodels.read_board(db, [d["_id"] for d in db.flights_by_hour.find({}, {"_id": 1})])
-    packed = {fid: doc for hour in board.values() for fid, doc in hour.items()}
-    assert packed.keys() == flights.keys()
-    for fid, doc in flights.items():
-        assert packed[fid] == doc, fid
-    days = readmodels.read_daily(db, sorted(d["_id"] for d in db.kpi_daily.find({}, {"_id": 1})))
-    for table in ("kpi_hourly", "kpi_carrier_daily", "weather_impact"):
-        stored = {d["_id"]: d for d in db[table].find({})}
-        rows = [r for day in days for r in mongo.rows_of(day[table])]
-        assert {r["_id"] for r in rows} == stored.keys()
-        for r in rows:
-            assert {m: r[m] for m in MEASURES} == {m: stored[r["_id"]][m] for m in MEASURES}
+    for collection in db.list_collection_names():
+        for doc in db[collection].find({}):
+            for value in _values(doc):
+                assert value is not None, collection  # unknown values are absent
+                if isinstance(value, str):
+                    assert len(value) <= 2000, collection
+                    assert not value.startswith(("{", "[")) or collection == "rejects"
 
 
 def test_running_every_job_again_changes_nothing(loaded) -> None:
@@ -223,22 +291,28 @@ def test_running_every_job_again_changes_nothing(loaded) -> None:
     assert snapshot(db) == before
 
 
-def test_stream_killed_mid_run_ends_in_the_same_state(loaded, tmp_path) -> None:
-    settings, db, _ = loaded
-    before = snapshot(db)
-    # forget the stream's output and its checkpoint: it starts over from the first offset
-    for c in ["flights", *KPI_COLLECTIONS, *READ_MODELS]:
+def _forget_the_stream(settings: Settings, db) -> None:
+    """The stream's documents, lake tables and checkpoint gone: it starts from offset 0."""
+    for c in STREAM_OWNED:
         db[c].drop()
+    spark = build_session(settings, "tests")
+    lake.drop(spark, settings, lake.STREAM_TABLES)
     shutil.rmtree(settings.resolve(settings.paths.checkpoints) / "flights_stream")
     db.pipeline_state.delete_one({"_id": "flights_stream"})
+
+
+def test_stream_killed_mid_run_ends_in_the_same_state(loaded, tmp_path) -> None:
+    settings, db, _ = loaded
+    before = snapshot(db, times=False)
+    _forget_the_stream(settings, db)
     params = tmp_path / "params"
     write_parameters(settings, params)
     env = {**os.environ, "TARMAC_PARAMETERS_DIR": str(params)}
-    cmd = [sys.executable, "-m", "pipelines", "job", "flights_stream", "--env", settings.env,
-           "--max-offsets", "1500"]  # fmt: skip
+    cmd = [sys.executable, "-m", "pipelines", "job", "flights_stream", "--env", settings.env]
     proc = subprocess.Popen(
-        cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
-    )  # its Spark JVM dies with it
+        [*cmd, "--max-offsets", "4000"], env=env, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip  # its Spark JVM dies with it
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:  # kill after the first committed batch
         state = db.pipeline_state.find_one({"_id": "flights_stream"})
@@ -248,12 +322,16 @@ def test_stream_killed_mid_run_ends_in_the_same_state(loaded, tmp_path) -> None:
         time.sleep(0.2)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    partial = db.flights.count_documents({})
-    assert 0 < partial < len(before["flights"])
+    partial = sum(d["n"] for d in db.flights_by_hour.find({}, {"n": 1}))
+    assert 0 < partial < len(flights_of_snapshot(before))
 
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert snapshot(db) == before
+    assert snapshot(db, times=False) == before
+
+
+def flights_of_snapshot(snap: dict[str, list[dict]]) -> list[dict]:
+    return [f for bucket in snap["flights_by_hour"] for f in bucket["flights"]]
 
 
 def test_pipeline_state_tells_the_freshness_of_each_source(loaded) -> None:
@@ -261,4 +339,27 @@ def test_pipeline_state_tells_the_freshness_of_each_source(loaded) -> None:
     jobs = {d["_id"] for d in db.pipeline_state.find({}, {"_id": 1})}
     assert {"flights_stream", "weather_hourly", "reference_daily"} <= jobs
     weather = db.pipeline_state.find_one({"_id": "weather_hourly"})
-    assert weather["newest_event_time"] == datetime(2013, 1, 3, 23, tzinfo=UTC)
+    assert weather["newest_event_time"] == END - timedelta(hours=1)
+
+
+def test_a_spark_cluster_writes_the_same_documents(loaded, spark_cluster, tmp_path) -> None:  # noqa: F811
+    """The jobs by spark-submit on a standalone master with two workers (one core each):
+    the same documents as the local run, hence as the independent computation."""
+    local_settings, local_db, _ = loaded
+    settings = _isolated(local_settings, tmp_path, "cluster")
+    from pipelines import replay
+
+    replay.make(settings, "all", progress=False, start=START, end=END, catch_up=True).run()
+    params = tmp_path / "params"
+    write_parameters(settings, params)
+    env = {**os.environ, "TARMAC_PARAMETERS_DIR": str(params)}
+    db = mongo.database(settings)
+    try:
+        for job in LATE_WEATHER:
+            cmd = [sys.executable, "-m", "pipelines", "submit", "--master", spark_cluster, job,
+                   "--env", settings.env]  # fmt: skip
+            done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+            assert done.returncode == 0, done.stderr[-3000:]
+        assert snapshot(db, times=False) == snapshot(local_db, times=False)
+    finally:
+        db.client.drop_database(db.name)
