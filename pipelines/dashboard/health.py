@@ -1,0 +1,168 @@
+"""Freshness of the sources, health of the jobs and the rejected records: pure functions over
+``pipeline_state``, ``pipeline_runs`` and ``rejects`` (read by ``queries``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import pandas as pd
+
+from .kpis import utc
+
+JOBS = ("flights_stream", "weather_hourly", "reference_daily")
+FAILED = ("failed", "failure", "error", "timeout", "timed_out", "abandoned", "killed")
+REJECTS_CAP = 20_000  # newest rejects read for the panel
+
+
+# ------------------------------------------------------------------- freshness and health
+
+
+@dataclass(frozen=True)
+class Staleness:
+    """Age thresholds: amber from ``amber``, red from ``red``."""
+
+    amber: timedelta
+    red: timedelta
+
+    def level(self, age: timedelta | None) -> str:
+        if age is None:
+            return "missing"
+        return "red" if age >= self.red else "amber" if age >= self.amber else "ok"
+
+
+@dataclass(frozen=True)
+class FreshnessRule:
+    """``replay``: newest data time vs the replay clock; ``wall``: ``updated_at`` vs now."""
+
+    wall: Staleness
+    replay: Staleness | None = None  # None: the source defines the clock
+
+
+DEFAULT_FRESHNESS: dict[str, FreshnessRule] = {
+    "flights_stream": FreshnessRule(
+        wall=Staleness(timedelta(minutes=5), timedelta(minutes=15)),
+    ),
+    "weather_hourly": FreshnessRule(
+        wall=Staleness(timedelta(minutes=90), timedelta(hours=3)),
+        replay=Staleness(timedelta(hours=2), timedelta(hours=6)),
+    ),
+    "reference_daily": FreshnessRule(
+        wall=Staleness(timedelta(hours=26), timedelta(hours=50)),
+        replay=Staleness(timedelta(hours=26), timedelta(hours=50)),
+    ),
+}
+_NEWEST_KEYS = ("newest_event_time", "newest_data_time", "newest_hour", "snapshot_date", "date")
+_LEVEL_ORDER = {"ok": 0, "amber": 1, "red": 2, "missing": 3}
+
+
+def worst(levels: Iterable[str]) -> str:
+    levels = list(levels)
+    return max(levels, key=lambda lv: _LEVEL_ORDER.get(lv, 0)) if levels else "ok"
+
+
+def freshness(
+    states: dict[str, dict[str, Any]],
+    clock: datetime | None,
+    now: datetime,
+    rules: dict[str, FreshnessRule] | None = None,
+) -> list[dict[str, Any]]:
+    """One dict per source: newest data time, ``updated_at``, replay and wall ages, level
+    (ok / amber / red / missing)."""
+    rows = []
+    for source, rule in (rules or DEFAULT_FRESHNESS).items():
+        state = states.get(source) or {}
+        newest = next((utc(state[k]) for k in _NEWEST_KEYS if utc(state.get(k))), None)
+        updated = utc(state.get("updated_at"))
+        wall_age = now - updated if updated else None
+        replay_age = clock - newest if (clock and newest) else None
+        levels = [rule.wall.level(wall_age)]
+        if rule.replay is not None and replay_age is not None:  # unknown newest: wall only
+            levels.append(rule.replay.level(replay_age))
+        rows.append(
+            {
+                "source": source,
+                "newest": newest,
+                "updated_at": updated,
+                "replay_age": replay_age if rule.replay is not None else None,
+                "wall_age": wall_age,
+                "level": "missing" if not state else worst(levels),
+            }
+        )
+    return rows
+
+
+def _failed(status: Any) -> bool:
+    return isinstance(status, str) and (status.lower() in FAILED or "fail" in status.lower())
+
+
+def pipeline_health(
+    runs: pd.DataFrame, now: datetime, jobs: Sequence[str] = JOBS
+) -> list[dict[str, Any]]:
+    """Last run of each job (status, start, end, error) and its failures in the 24 h before
+    ``now``; level red when the last run failed, amber when an earlier one did."""
+    since = pd.Timestamp(now - timedelta(hours=24))
+    rows = []
+    for job in jobs:
+        mine = runs[runs["job"] == job].sort_values("start") if len(runs) else runs
+        last = mine.iloc[-1] if len(mine) else None
+        recent = mine[mine["start"] >= since] if len(mine) else mine
+        failures = int(sum(_failed(s) for s in recent["status"])) if len(recent) else 0
+        status = None if last is None else last["status"]
+        error = None if last is None else last.get("error")
+        level = (
+            "missing"
+            if last is None
+            else "red"
+            if _failed(status)
+            else "amber"
+            if failures
+            else "ok"
+        )
+        rows.append(
+            {
+                "job": job,
+                "status": status,
+                "start": None if last is None or pd.isna(last["start"]) else last["start"],
+                "end": None if last is None or pd.isna(last["end"]) else last["end"],
+                "failures_24h": failures,
+                "error": error.get("message") if isinstance(error, dict) else error,
+                "level": level,
+            }
+        )
+    return rows
+
+
+# ------------------------------------------------------------------------------- rejects
+
+
+@dataclass
+class RejectSummary:
+    total: int
+    read: int  # how many of the newest were read (capped at REJECTS_CAP)
+    by_source: pd.DataFrame  # source, count, last_at
+    by_reason: pd.DataFrame  # source, reason, count, last_at (most frequent first)
+
+
+def rejects_summary(rejects: pd.DataFrame, total: int | None = None) -> RejectSummary:
+    """Counts of refused records by source and by source + reason (counted client-side)."""
+    total = len(rejects) if total is None else total
+    if rejects.empty:
+        cols = {c: pd.Series(dtype="object") for c in ("source", "reason", "count", "last_at")}
+        by_reason = pd.DataFrame(cols)
+        return RejectSummary(total, 0, by_reason.drop(columns="reason"), by_reason)
+    frame = rejects.assign(
+        source=rejects["source"].fillna("unknown"),
+        reason=rejects["reason"].fillna("(no reason)").astype(str),
+    )
+    agg = {"count": ("at", "size"), "last_at": ("at", "max")}
+    by_source = frame.groupby("source", as_index=False).agg(**agg)
+    by_reason = frame.groupby(["source", "reason"], as_index=False).agg(**agg)
+    return RejectSummary(
+        total,
+        len(frame),
+        by_source.sort_values("count", ascending=False).reset_index(drop=True),
+        by_reason.sort_values(["count", "last_at"], ascending=False).reset_index(drop=True),
+    )
