@@ -51,6 +51,7 @@ from .analytics import (
     weather_impact,
     weekday_hour_heatmap,
 )  # fmt: skip
+from .documents import BOARD_FIELDS, board_frame, daily_rows, month_rows, profile_of
 from .health import (
     DEFAULT_FRESHNESS,
     JOBS,
@@ -66,7 +67,6 @@ from .health import (
 from .kpis import (
     BOARD_AFTER,
     BOARD_BEFORE,
-    BOARD_FIELDS,
     DERIVED,
     NY,
     ORIGIN_NAMES,
@@ -77,18 +77,14 @@ from .kpis import (
     Profile,
     Rows,
     Scope,
-    board_frame,
-    daily_rows,
     date_range,
     derive,
     frame_of,
     iso_weekday,
     local_date,
-    month_rows,
-    profile_of,
     summarize,
     utc,
-)  # fmt: skip
+)
 
 # the read API and, re-exported, the pure functions the page computes its figures with
 __all__ = [
