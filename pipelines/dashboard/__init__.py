@@ -1,7 +1,8 @@
 """The Voila dashboard of the airport operations control room (notebooks/dashboard.ipynb).
 
-``queries`` reads the serving collections (docs/data-model.md), ``charts`` and ``widgets`` draw,
-``app.Dashboard`` puts the page together.
+``queries`` reads the serving collections (docs/data-model.md) by ``_id``, ``documents`` turns
+them into frames held by ``kpis``, ``analytics`` and ``health`` compute the figures (pure),
+``charts`` and ``widgets`` draw, ``app.Dashboard`` puts the page together.
 """
 
 from __future__ import annotations
