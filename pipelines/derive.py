@@ -76,54 +76,121 @@ def flights_of(spark: SparkSession, settings: Settings, dates: list[str]) -> Dat
                             serving.flight_weather(weather))  # fmt: skip
 
 
+def publish_board(
+    spark: SparkSession,
+    settings: Settings,
+    dates: list[str],
+    hours: DataFrame,
+    newest: datetime | None = None,
+) -> None:
+    """The fast path of a micro-batch: the ``flights_by_hour`` buckets of ``hours`` (origin,
+    sched_hour_utc), rebuilt from every raw event of those hours, written to MongoDB. Nothing
+    is written to the lake (:func:`refresh` does, for the same dates, a moment later)."""
+    events = _events_of_hours(spark, settings, dates, hours)
+    weather = lake.read_where(spark, settings, lake.WEATHER, "day", weather_days(dates),
+                              WEATHER_SCHEMA)  # fmt: skip
+    flights = transform.enrich(transform.flight_updates(events),
+                               *reference_frames(spark, settings),
+                               serving.flight_weather(weather))  # fmt: skip
+    served = serving.within_horizon(flights, "sched_hour_utc", newest,
+                                    settings.serving.board_hours)  # fmt: skip
+    sinks.write(serving.board_docs(served), settings, BOARD)
+
+
+def _events_of_hours(
+    spark: SparkSession, settings: Settings, dates: list[str], hours: DataFrame
+) -> DataFrame:
+    """The raw events of ``dates`` whose flight departs in one of ``hours`` (every event of a
+    flight shares its scheduled hour, so whole flights are kept)."""
+    events = lake.read_where(spark, settings, lake.FLIGHT_EVENTS, "date", dates)
+    wanted = hours.select(F.col("origin").alias("_o"), F.col("sched_hour_utc").alias("_h"))
+    return events.join(
+        F.broadcast(wanted),
+        (F.col("origin") == F.col("_o")) & (F.date_trunc("hour", "sched_dep_utc") == F.col("_h")),
+        "left_semi",
+    )
+
+
 def refresh(
     spark: SparkSession,
     settings: Settings,
     dates: Iterable[str],
     hours: DataFrame | None = None,
     newest: datetime | None = None,
+    board: bool = True,
+    inputs: tuple[lake.Table, ...] = INPUTS,
     attempts: int = 5,
 ) -> dict[str, float]:
-    """Recompute and publish the local ``dates`` (``hours``: the (origin, sched_hour_utc)
-    buckets to rewrite in MongoDB; None = every hour of the dates; ``newest``: the newest
-    event time known, the end of the ``serving.board_hours`` horizon; None = the newest event
-    of the dates). Returns step timings."""
+    """Recompute and publish the local ``dates``: clean flights, KPI tables, their MongoDB
+    documents and the profile. ``board``: also rewrite the ``flights_by_hour`` buckets of
+    ``hours`` (None = every hour of the dates) up to the serving horizon ending at ``newest``
+    (None = the newest event of the dates). ``inputs``: the tables whose moving during the
+    refresh makes it run again. Returns step timings."""
     dates = sorted(set(dates))
     if not dates or not lake.exists(spark, settings, lake.FLIGHT_EVENTS):
         return {}
     steps: dict[str, float] = {}
     for attempt in range(1, attempts + 1):
-        seen = versions(spark, settings)
-        lake.retrying(lambda: _refresh(spark, settings, dates, hours, newest, steps), "refresh")
-        if versions(spark, settings) == seen:
+        seen = versions(spark, settings, inputs)
+        lake.retrying(
+            lambda: _refresh(spark, settings, dates, hours if board else False, newest, steps),
+            "refresh",
+        )
+        if versions(spark, settings, inputs) == seen:
             break
         log.info("derive.inputs_moved", attempt=attempt, dates=len(dates))
     return steps
 
 
-def versions(spark: SparkSession, settings: Settings) -> tuple[int, ...]:
-    return tuple(lake.version(spark, settings, t) for t in INPUTS)
+def versions(
+    spark: SparkSession, settings: Settings, tables: tuple[lake.Table, ...] = INPUTS
+) -> tuple[int, ...]:
+    return tuple(lake.version(spark, settings, t) for t in tables)
+
+
+def pending_dates(spark: SparkSession, settings: Settings) -> list[str]:
+    """Local dates whose raw events were ingested after their KPIs were last computed (or
+    never computed): what a stream that died between its fast path and its refresh left."""
+    if not lake.exists(spark, settings, lake.FLIGHT_EVENTS):
+        return []
+    raw = (
+        lake.read(spark, settings, lake.FLIGHT_EVENTS)
+        .groupBy("date")
+        .agg(F.max("ingested_at").alias("ingested"))
+    )
+    if not lake.exists(spark, settings, lake.KPI_HOURLY):
+        return [r.date for r in raw.select("date").collect()]
+    done = (
+        lake.read(spark, settings, lake.KPI_HOURLY)
+        .groupBy("date")
+        .agg(F.max("updated_at").alias("computed"))
+    )
+    stale = raw.join(done, "date", "left").where(
+        F.col("computed").isNull() | (F.col("ingested") > F.col("computed"))
+    )
+    return sorted(r.date for r in stale.select("date").collect())
 
 
 def _refresh(
     spark: SparkSession,
     settings: Settings,
     dates: list[str],
-    hours: DataFrame | None,
+    hours: DataFrame | None | bool,
     newest: datetime | None,
     steps: dict[str, float],
 ) -> None:
     clock = _Clock(steps)
+    now = datetime.now(UTC).replace(tzinfo=None)  # before reading: see pending_dates
     flights = flights_of(spark, settings, dates).persist()
-    with clock("board"):
-        touched = flights if hours is None else flights.join(
-            F.broadcast(hours), ["origin", "sched_hour_utc"], "left_semi")  # fmt: skip
-        horizon = settings.serving.board_hours
-        if horizon is not None and newest is None:
-            newest = flights.agg(F.max("last_event_time")).first()[0]
-        touched = serving.within_horizon(touched, "sched_hour_utc", newest, horizon)
-        sinks.write(serving.board_docs(touched), settings, BOARD)
-    now = datetime.now(UTC).replace(tzinfo=None)
+    if hours is not False:
+        with clock("board"):
+            touched = flights if hours is None else flights.join(
+                F.broadcast(hours), ["origin", "sched_hour_utc"], "left_semi")  # fmt: skip
+            horizon = settings.serving.board_hours
+            if horizon is not None and newest is None:
+                newest = flights.agg(F.max("last_event_time")).first()[0]
+            touched = serving.within_horizon(touched, "sched_hour_utc", newest, horizon)
+            sinks.write(serving.board_docs(touched), settings, BOARD)
     hourly = transform.kpi_hourly(flights).withColumn("updated_at", F.lit(now)).persist()
     carriers = transform.kpi_carrier_daily(flights).persist()
     weather = transform.kpi_weather_daily(flights).persist()

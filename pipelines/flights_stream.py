@@ -44,7 +44,8 @@ class StreamResult:
     rows_in: int = 0
     accepted: int = 0
     rejected: int = 0
-    dates: int = 0  # local dates recomputed (summed over the batches)
+    dates: int = 0  # local dates touched (summed over the batches)
+    refreshes: int = 0  # runs of the publisher (clean flights, KPIs, profile)
     seconds: float = 0.0
     steps: dict[str, float] = field(default_factory=dict)
 
@@ -76,7 +77,7 @@ def process_batch(
     rows_in, rejected = counts["rows_in"], counts["rejected"]
     if rows_in == 0:
         events.unpersist()
-        return {"rows_in": 0, "accepted": 0, "rejected": 0, "flights": 0}
+        return {"rows_in": 0, "accepted": 0, "rejected": 0, "dates": 0, "touched": []}
     accepted = events.where(F.col("reject_reason").isNull()).drop("reject_reason")
     lake.append(
         accepted.withColumn("ingested_at", F.current_timestamp()).withColumn(
@@ -92,7 +93,9 @@ def process_batch(
     hours = accepted.select(
         "origin", F.date_trunc("hour", "sched_dep_utc").alias("sched_hour_utc")
     ).distinct()
-    steps = derive.refresh(spark, settings, dates, hours, newest=counts["newest"])
+    t_board = time.monotonic()
+    derive.publish_board(spark, settings, dates, hours, newest=counts["newest"])
+    steps = {"board": time.monotonic() - t_board}
     offsets = [  # a list: topic names hold dots, which BSON keys may not
         {"topic": r.kafka_topic, "partition": r.kafka_partition, "offset": r.last}
         for r in events.groupBy("kafka_topic", "kafka_partition")
@@ -102,13 +105,74 @@ def process_batch(
     ]
     events.unpersist()
     result = {"rows_in": rows_in, "accepted": rows_in - rejected, "rejected": rejected,
-              "dates": len(dates)}  # fmt: skip
-    mongo.set_state(settings, JOB, counts["newest"], last_batch_id=batch_id, last_batch=result,
-              offsets=offsets)  # fmt: skip
+              "dates": len(dates), "touched": dates}  # fmt: skip
+    summary = {k: v for k, v in result.items() if k != "touched"}
+    mongo.set_state(settings, JOB, counts["newest"], last_batch_id=batch_id, last_batch=summary,
+                    offsets=offsets)  # fmt: skip
     steps["total"] = time.monotonic() - started
-    log.info("flights_stream.batch", batch_id=batch_id, **result,
+    log.info("flights_stream.batch", batch_id=batch_id, **summary,
              seconds={k: round(v, 2) for k, v in steps.items()})  # fmt: skip
     return result | {"steps": steps}
+
+
+class Publisher:
+    """The slow half of the stream, in a thread of the driver: refreshes (``derive.refresh``:
+    clean flights, KPI tables and documents, profile) the dates the micro-batches touched while
+    the next micro-batches run their fast path (raw append + live board). Dates touched again
+    while a refresh runs are refreshed once more after it. A failure is raised in the next
+    batch and when the stream ends. Dates a killed stream left unrefreshed are found at start
+    (``derive.pending_dates``)."""
+
+    def __init__(self, spark: SparkSession, settings: Settings, pending: list[str]) -> None:
+        self.spark, self.settings = spark, settings
+        self.dirty: set[str] = set(pending)
+        self.cond = threading.Condition()
+        self.stopping = False
+        self.busy = False
+        self.error: BaseException | None = None
+        self.refreshes = 0
+        self.steps: dict[str, float] = {}
+        self.thread = threading.Thread(target=self._loop, name="tarmac-publisher", daemon=True)
+        self.thread.start()
+
+    def add(self, dates: list[str]) -> None:
+        self.check()
+        with self.cond:
+            self.dirty.update(dates)
+            self.cond.notify()
+
+    def check(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+    def _loop(self) -> None:
+        while True:
+            with self.cond:
+                while not self.dirty and not self.stopping:
+                    self.cond.wait()
+                if not self.dirty:
+                    return
+                dates, self.dirty = sorted(self.dirty), set()
+            try:
+                steps = derive.refresh(self.spark, self.settings, dates, board=False,
+                                       inputs=derive.INPUTS[1:])  # fmt: skip
+            except BaseException as exc:  # noqa: BLE001 - raised in the stream's thread
+                log.error("flights_stream.refresh_failed", dates=len(dates), error=repr(exc))
+                self.error = exc
+                return
+            self.refreshes += 1
+            for k, v in steps.items():
+                self.steps[k] = round(self.steps.get(k, 0.0) + v, 2)
+            log.info("flights_stream.refreshed", dates=len(dates),
+                     seconds={k: round(v, 2) for k, v in steps.items()})  # fmt: skip
+
+    def close(self) -> None:
+        """Refresh what is still pending, stop the thread, raise its failure if any."""
+        with self.cond:
+            self.stopping = True
+            self.cond.notify()
+        self.thread.join()
+        self.check()
 
 
 def _trigger(trigger: str) -> dict[str, object]:
@@ -135,10 +199,12 @@ def run(
     result = StreamResult()
     started = threading.Event()
     query_id: dict[str, str] = {}
+    publisher = Publisher(spark, settings, derive.pending_dates(spark, settings))
 
     def on_batch(batch: DataFrame, batch_id: int) -> None:
         started.wait(60)  # the query id is known once start() has returned
         counts = process_batch(spark, settings, batch, batch_id, f"{JOB}:{query_id['id']}")
+        publisher.add(counts["touched"])
         result.batches += 1
         result.rows_in += counts["rows_in"]
         result.accepted += counts["accepted"]
@@ -172,6 +238,10 @@ def run(
     finally:
         if query.isActive:
             query.stop()
+        publisher.close()
+    result.refreshes = publisher.refreshes
+    for k, v in publisher.steps.items():
+        result.steps[k] = round(result.steps.get(k, 0.0) + v, 2)
     result.seconds = time.monotonic() - t0
     log.info("flights_stream.done", **asdict(result))
     return result

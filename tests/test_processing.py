@@ -35,7 +35,7 @@ from .conftest import isolate, write_parameters
 pytestmark = pytest.mark.integration
 
 START = datetime(2013, 2, 28, 18, tzinfo=UTC)
-END = datetime(2013, 3, 11, 6, tzinfo=UTC)  # 2013-02-28 (part) .. 2013-03-10 (whole, DST)
+END = datetime(2013, 3, 11, 12, tzinfo=UTC)  # 2013-02-28 18:00Z .. 2013-03-11 07:00 local
 LEAD = timedelta(hours=2)
 ZONES = {"BQN": "America/Puerto_Rico", "PSE": "America/Puerto_Rico",
          "SJU": "America/Puerto_Rico", "STT": "America/St_Thomas"}  # fmt: skip
@@ -219,6 +219,7 @@ def test_every_kpi_document_matches_an_independent_computation(loaded) -> None:
 
 def test_the_window_covers_a_dst_day_and_a_month_boundary(loaded) -> None:
     _, db, _ = loaded
+
     def offsets(day: str) -> set[int]:
         doc = db.kpi_daily.find_one({"_id": day})
         return {(h["hour_utc"].hour - h["local_hour"]) % 24 for h in doc["hours"]}
@@ -356,8 +357,8 @@ def test_a_spark_cluster_writes_the_same_documents(loaded, spark_cluster, tmp_pa
     db = mongo.database(settings)
     try:
         for job in LATE_WEATHER:
-            cmd = [sys.executable, "-m", "pipelines", "submit", "--master", spark_cluster, job,
-                   "--env", settings.env]  # fmt: skip
+            cmd = [sys.executable, "-m", "pipelines", "submit", "--env", settings.env,
+                   "--master", spark_cluster, job]  # fmt: skip
             done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
             assert done.returncode == 0, done.stderr[-3000:]
         assert snapshot(db, times=False) == snapshot(local_db, times=False)

@@ -44,7 +44,8 @@ def test_a_day_without_known_weather_has_an_empty_weather_array(spark) -> None:
             status_rank=3, visib_band=None, wind_band=None, precip=None)
     ], "origin string, sched_hour_utc timestamp, date string, local_hour int, weekday int, "
        "carrier string, carrier_name string, dep_time_utc timestamp, dep_delay long, "
-       "arr_delay long, status_rank int, visib_band string, wind_band string, precip boolean")  # fmt: skip
+       "arr_delay long, status_rank int, visib_band string, wind_band string, "
+       "precip boolean")  # fmt: skip
     from pyspark.sql import functions as F
 
     hourly = transform.kpi_hourly(flights).withColumn("updated_at", F.lit(HOUR))
