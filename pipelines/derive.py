@@ -48,13 +48,24 @@ REFERENCE_SCHEMAS = {
 INPUTS = (lake.FLIGHT_EVENTS, lake.WEATHER, *lake.REFERENCE.values())
 
 
+_REFERENCE: dict[tuple[object, ...], tuple[DataFrame, ...]] = {}
+
+
 def reference_frames(spark: SparkSession, settings: Settings) -> tuple[DataFrame, ...]:
-    """airlines, airports, planes from the lake (empty, typed, before the first snapshot)."""
-    frames = []
-    for name, schema in REFERENCE_SCHEMAS.items():
-        columns = [c.split()[0] for c in schema.split(", ")]
-        frames.append(lake.read(spark, settings, lake.REFERENCE[name], schema).select(*columns))
-    return tuple(frames)
+    """airlines, airports, planes from the lake (empty, typed, before the first snapshot),
+    cached until one of the tables gets a new version (a real-time batch then reads none)."""
+    key = (settings.lake_root, versions(spark, settings, tuple(lake.REFERENCE.values())))
+    if key not in _REFERENCE:
+        for old in [k for k in _REFERENCE if k[0] == settings.lake_root]:
+            for frame in _REFERENCE.pop(old):
+                frame.unpersist()
+        frames = []
+        for name, schema in REFERENCE_SCHEMAS.items():
+            columns = [c.split()[0] for c in schema.split(", ")]
+            table = lake.read(spark, settings, lake.REFERENCE[name], schema).select(*columns)
+            frames.append(table.cache())
+        _REFERENCE[key] = tuple(frames)
+    return _REFERENCE[key]
 
 
 def weather_days(dates: Iterable[str]) -> list[str]:
@@ -119,13 +130,15 @@ def refresh(
     newest: datetime | None = None,
     board: bool = True,
     inputs: tuple[lake.Table, ...] = INPUTS,
+    profile: bool = True,
     attempts: int = 5,
 ) -> dict[str, float]:
     """Recompute and publish the local ``dates``: clean flights, KPI tables, their MongoDB
     documents and the profile. ``board``: also rewrite the ``flights_by_hour`` buckets of
     ``hours`` (None = every hour of the dates) up to the serving horizon ending at ``newest``
     (None = the newest event of the dates). ``inputs``: the tables whose moving during the
-    refresh makes it run again. Returns step timings."""
+    refresh makes it run again. ``profile``: also recompute ``kpi_profile`` (it reads every
+    loaded day; a real-time publisher does it less often). Returns step timings."""
     dates = sorted(set(dates))
     if not dates or not lake.exists(spark, settings, lake.FLIGHT_EVENTS):
         return {}
@@ -133,7 +146,9 @@ def refresh(
     for attempt in range(1, attempts + 1):
         seen = versions(spark, settings, inputs)
         lake.retrying(
-            lambda: _refresh(spark, settings, dates, hours if board else False, newest, steps),
+            lambda: _refresh(
+                spark, settings, dates, hours if board else False, newest, profile, steps
+            ),
             "refresh",
         )
         if versions(spark, settings, inputs) == seen:
@@ -177,6 +192,7 @@ def _refresh(
     dates: list[str],
     hours: DataFrame | None | bool,
     newest: datetime | None,
+    profile: bool,
     steps: dict[str, float],
 ) -> None:
     clock = _Clock(steps)
@@ -215,7 +231,7 @@ def _refresh(
             lambda: sinks.write(serving.daily_docs(hourly, carriers, weather), settings,
                                 KPI_DAILY),
             lambda: sinks.write(serving.route_month_docs(monthly), settings, KPI_ROUTE_MONTHLY),
-            lambda: publish_profile(spark, settings),
+            *([lambda: publish_profile(spark, settings)] if profile else []),
         )  # fmt: skip
     for frame in (flights, hourly, carriers, weather):
         frame.unpersist()

@@ -35,7 +35,9 @@ from .spark import build_session
 log = structlog.get_logger(__name__)
 
 JOB = "flights_stream"
-REJECT_COLUMNS = ("source", "reason", "where", "kind", "excerpt", "at")
+PROFILE_EVERY_S = 60.0  # real time: the whole-period profile (reads every day) at most this often
+PUBLISH_EVERY_S = 10.0  # real time: KPIs refreshed at most this often (the board every batch)
+COMPACT_EVERY = 50  # batches between compactions of the raw events of the dates they touch
 
 
 @dataclass
@@ -69,12 +71,23 @@ def process_batch(
     its counts. ``app_id`` (the stream query's id) makes the lake appends exactly-once."""
     started = time.monotonic()
     events = transform.parse_events(batch).persist()
-    counts = events.agg(
-        F.count(F.lit(1)).alias("rows_in"),
-        F.count("reject_reason").alias("rejected"),
-        F.max(F.when(F.col("reject_reason").isNull(), F.col("event_time"))).alias("newest"),
-    ).first()
-    rows_in, rejected = counts["rows_in"], counts["rejected"]
+    # one small job for every count the driver needs: per Kafka partition, its rows, rejects,
+    # newest accepted event, last offset and the local dates it touched
+    parts = (
+        events.groupBy("kafka_topic", "kafka_partition")
+        .agg(
+            F.count(F.lit(1)).alias("rows_in"),
+            F.count("reject_reason").alias("rejected"),
+            F.max(F.when(F.col("reject_reason").isNull(), F.col("event_time"))).alias("newest"),
+            F.max("kafka_offset").alias("last"),
+            F.collect_set(F.when(F.col("reject_reason").isNull(), F.col("date"))).alias("dates"),
+        )
+        .orderBy("kafka_topic", "kafka_partition")
+        .collect()
+    )
+    rows_in = sum(p.rows_in for p in parts)
+    rejected = sum(p.rejected for p in parts)
+    newest = max((p.newest for p in parts if p.newest is not None), default=None)
     if rows_in == 0:
         events.unpersist()
         return {"rows_in": 0, "accepted": 0, "rejected": 0, "dates": 0, "touched": []}
@@ -89,25 +102,23 @@ def process_batch(
         rejects = rejects_of(events, JOB)
         lake.append(rejects, settings, lake.REJECTS, txn=(f"{app_id}:rejects", batch_id))
         sinks.write(serving.reject_docs(rejects), settings, REJECTS)
-    dates = [r.date for r in accepted.select("date").distinct().collect()]
-    hours = accepted.select(
-        "origin", F.date_trunc("hour", "sched_dep_utc").alias("sched_hour_utc")
-    ).distinct()
-    t_board = time.monotonic()
-    derive.publish_board(spark, settings, dates, hours, newest=counts["newest"])
-    steps = {"board": time.monotonic() - t_board}
+    dates = sorted({d for p in parts for d in p.dates})
+    steps: dict[str, float] = {}
+    if dates:
+        hours = accepted.select(
+            "origin", F.date_trunc("hour", "sched_dep_utc").alias("sched_hour_utc")
+        ).distinct()
+        t_board = time.monotonic()
+        derive.publish_board(spark, settings, dates, hours, newest=newest)
+        steps["board"] = time.monotonic() - t_board
     offsets = [  # a list: topic names hold dots, which BSON keys may not
-        {"topic": r.kafka_topic, "partition": r.kafka_partition, "offset": r.last}
-        for r in events.groupBy("kafka_topic", "kafka_partition")
-        .agg(F.max("kafka_offset").alias("last"))
-        .orderBy("kafka_topic", "kafka_partition")
-        .collect()
+        {"topic": p.kafka_topic, "partition": p.kafka_partition, "offset": p.last} for p in parts
     ]
     events.unpersist()
     result = {"rows_in": rows_in, "accepted": rows_in - rejected, "rejected": rejected,
               "dates": len(dates), "touched": dates}  # fmt: skip
     summary = {k: v for k, v in result.items() if k != "touched"}
-    mongo.set_state(settings, JOB, counts["newest"], last_batch_id=batch_id, last_batch=summary,
+    mongo.set_state(settings, JOB, newest, last_batch_id=batch_id, last_batch=summary,
                     offsets=offsets)  # fmt: skip
     steps["total"] = time.monotonic() - started
     log.info("flights_stream.batch", batch_id=batch_id, **summary,
@@ -123,8 +134,13 @@ class Publisher:
     batch and when the stream ends. Dates a killed stream left unrefreshed are found at start
     (``derive.pending_dates``)."""
 
-    def __init__(self, spark: SparkSession, settings: Settings, pending: list[str]) -> None:
-        self.spark, self.settings = spark, settings
+    def __init__(
+        self, spark: SparkSession, settings: Settings, pending: list[str], interval_s: float = 0
+    ) -> None:
+        self.spark, self.settings, self.interval_s = spark, settings, interval_s
+        self.compact: set[str] = set()
+        self.profiled = float("-inf")
+        self.unprofiled = False  # a refresh ran without the profile since the last one
         self.dirty: set[str] = set(pending)
         self.cond = threading.Condition()
         self.stopping = False
@@ -135,10 +151,13 @@ class Publisher:
         self.thread = threading.Thread(target=self._loop, name="tarmac-publisher", daemon=True)
         self.thread.start()
 
-    def add(self, dates: list[str]) -> None:
+    def add(self, dates: list[str], compact: bool = False) -> None:
+        """Refresh ``dates`` soon (``compact``: and bin-pack their raw events after)."""
         self.check()
         with self.cond:
             self.dirty.update(dates)
+            if compact:
+                self.compact.update(dates)
             self.cond.notify()
 
     def check(self) -> None:
@@ -150,21 +169,44 @@ class Publisher:
             with self.cond:
                 while not self.dirty and not self.stopping:
                     self.cond.wait()
-                if not self.dirty:
-                    return
-                dates, self.dirty = sorted(self.dirty), set()
+                done = not self.dirty  # stopping, nothing pending
+                if not done:
+                    # real time: at most one refresh every interval_s, so the fast path of
+                    # the micro-batches keeps the cores (the live board must be fresh first)
+                    self.cond.wait_for(lambda: self.stopping, timeout=self.interval_s)
+                    dates, self.dirty = sorted(self.dirty), set()
+            if done:
+                if self.unprofiled:  # the last word is the profile's
+                    self._profile()
+                return
+            profile = self.stopping or time.monotonic() - self.profiled >= PROFILE_EVERY_S
             try:
                 steps = derive.refresh(self.spark, self.settings, dates, board=False,
-                                       inputs=derive.INPUTS[1:])  # fmt: skip
+                                       inputs=derive.INPUTS[1:], profile=profile)  # fmt: skip
             except BaseException as exc:  # noqa: BLE001 - raised in the stream's thread
                 log.error("flights_stream.refresh_failed", dates=len(dates), error=repr(exc))
                 self.error = exc
                 return
             self.refreshes += 1
+            if profile:
+                self.profiled = time.monotonic()
+            else:
+                self.unprofiled = True
+            with self.cond:
+                compact, self.compact = sorted(self.compact), set()
+            if compact:  # after the refresh: both read the same small files once
+                lake.compact(self.spark, self.settings, lake.FLIGHT_EVENTS, compact)
+                log.info("flights_stream.compacted", dates=len(compact))
             for k, v in steps.items():
                 self.steps[k] = round(self.steps.get(k, 0.0) + v, 2)
             log.info("flights_stream.refreshed", dates=len(dates),
                      seconds={k: round(v, 2) for k, v in steps.items()})  # fmt: skip
+
+    def _profile(self) -> None:
+        try:
+            derive.publish_profile(self.spark, self.settings)
+        except BaseException as exc:  # noqa: BLE001 - raised in the stream's thread
+            self.error = exc
 
     def close(self) -> None:
         """Refresh what is still pending, stop the thread, raise its failure if any."""
@@ -199,12 +241,14 @@ def run(
     result = StreamResult()
     started = threading.Event()
     query_id: dict[str, str] = {}
-    publisher = Publisher(spark, settings, derive.pending_dates(spark, settings))
+    realtime = trigger != "availableNow"
+    publisher = Publisher(spark, settings, derive.pending_dates(spark, settings),
+                          interval_s=PUBLISH_EVERY_S if realtime else 0)  # fmt: skip
 
     def on_batch(batch: DataFrame, batch_id: int) -> None:
         started.wait(60)  # the query id is known once start() has returned
         counts = process_batch(spark, settings, batch, batch_id, f"{JOB}:{query_id['id']}")
-        publisher.add(counts["touched"])
+        publisher.add(counts["touched"], compact=batch_id % COMPACT_EVERY == COMPACT_EVERY - 1)
         result.batches += 1
         result.rows_in += counts["rows_in"]
         result.accepted += counts["accepted"]

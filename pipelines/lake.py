@@ -65,12 +65,18 @@ STREAM_TABLES = (FLIGHT_EVENTS, FLIGHTS, KPI_HOURLY, KPI_CARRIER_DAILY, KPI_WEAT
                  KPI_ROUTE_DAILY, KPI_ROUTE_MONTHLY)  # fmt: skip
 
 
+_EXISTING: set[str] = set()  # tables seen with a Delta log (only drop() removes one)
+
+
 def exists(spark: SparkSession, settings: Settings, table: Table) -> bool:
-    """True when ``table`` has a Delta log (it was written at least once)."""
-    jvm = spark.sparkContext._jvm  # noqa: SLF001
-    return bool(
-        jvm.io.delta.tables.DeltaTable.isDeltaTable(spark._jsparkSession, table.uri(settings))
-    )  # noqa: SLF001, E501
+    """True when ``table`` has a Delta log (it was written at least once); remembered once
+    true, so a real-time batch does not read the log again to know it."""
+    uri = table.uri(settings)
+    if uri not in _EXISTING:
+        jvm = spark.sparkContext._jvm  # noqa: SLF001
+        if jvm.io.delta.tables.DeltaTable.isDeltaTable(spark._jsparkSession, uri):  # noqa: SLF001
+            _EXISTING.add(uri)
+    return uri in _EXISTING
 
 
 def version(spark: SparkSession, settings: Settings, table: Table) -> int:
@@ -150,6 +156,16 @@ def overwrite(
     writer.save(table.uri(settings))
 
 
+def compact(spark: SparkSession, settings: Settings, table: Table, keys: Iterable[str]) -> None:
+    """Bin-pack the small files that appends left in the partitions of ``keys`` (Delta
+    ``OPTIMIZE``: a rewrite that changes no data, so concurrent appends do not conflict)."""
+    values = sorted(set(keys))
+    if values and exists(spark, settings, table):
+        quoted = ", ".join("'" + v.replace("'", "''") + "'" for v in values)
+        where = f" WHERE {table.partition_by[0]} IN ({quoted})" if table.partition_by else ""
+        spark.sql(f"OPTIMIZE delta.`{table.uri(settings)}`{where}")
+
+
 CONFLICTS = ("ConcurrentAppendException", "ConcurrentDeleteReadException",
              "ConcurrentDeleteDeleteException", "ConcurrentTransactionException",
              "ConcurrentWriteException", "MetadataChangedException",
@@ -182,5 +198,6 @@ def drop(spark: SparkSession, settings: Settings, tables: Iterable[Table]) -> No
     jvm = spark.sparkContext._jvm  # noqa: SLF001
     conf = spark.sparkContext._jsc.hadoopConfiguration()  # noqa: SLF001
     for table in tables:
+        _EXISTING.discard(table.uri(settings))
         path = jvm.org.apache.hadoop.fs.Path(table.uri(settings))
         path.getFileSystem(conf).delete(path, True)
