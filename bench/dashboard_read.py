@@ -146,12 +146,14 @@ def page_in_process(settings, changes: int) -> dict:
 
     page = Dashboard(settings)
     _, first = timed(page.refresh)
-    redraws = []
+    redraws, cpu = [], []  # wall and CPU ms (the CPU time is what a shared machine hides)
     for i in range(changes):
-        started = time.perf_counter()
+        started, busy = time.perf_counter(), time.process_time()
         page.w_airports.value = SELECTIONS[i % len(SELECTIONS)]
         redraws.append((time.perf_counter() - started) * 1000.0)
-    all_loaded, all_s = timed(lambda: setattr(page.w_period, "value", "All loaded"))
+        cpu.append((time.process_time() - busy) * 1000.0)
+    panels = {k: round(v * 1000.0, 1) for k, v in page.panel_timings.items()}
+    _, all_s = timed(lambda: setattr(page.w_period, "value", "All loaded"))
     wide = []
     for i in range(changes):
         started = time.perf_counter()
@@ -160,12 +162,14 @@ def page_in_process(settings, changes: int) -> dict:
     return {
         "first_render_s": first,  # read + draw + live board, in the kernel (no browser)
         "timings": {k: round(v, 3) for k, v in page.last_timings.items()},
+        "filter_change_cpu_ms": {"p50": _pct(cpu, 0.5), "p95": _pct(cpu, 0.95)},
+        "panels_ms_last_change": panels,
         "filter_change_ms": {
             "p50": _pct(redraws, 0.5),
             "p95": _pct(redraws, 0.95),
             "max": round(max(redraws), 1),
         },  # fmt: skip
-        "all_loaded_s": all_s,  # on-demand read of the other 364 days + redraw
+        "all_loaded_s": all_s,  # on-demand read of every day not read yet + redraw
         "filter_change_all_loaded_ms": {"p50": _pct(wide, 0.5), "p95": _pct(wide, 0.95)},
     }
 
@@ -232,6 +236,7 @@ def main() -> int:
         _, seconds = timed(lambda: list(db[RM.KPI_DAILY].find({})))
         result["old_read_every_kpi_daily_s"] = seconds
 
+        result["load_average"] = os.getloadavg()  # the machine may be shared
         result["page_in_process"] = page_in_process(settings, args.changes)
         result["pass"] = {
             "first_render_read": result["first_render_read"]["median_s"] <= TARGET_READ_S,
