@@ -137,8 +137,8 @@ def refresh(
     documents and the profile. ``board``: also rewrite the ``flights_by_hour`` buckets of
     ``hours`` (None = every hour of the dates) up to the serving horizon ending at ``newest``
     (None = the newest event of the dates). ``inputs``: the tables whose moving during the
-    refresh makes it run again. ``profile``: also recompute ``kpi_profile`` (it reads every
-    loaded day; a real-time publisher does it less often). Returns step timings."""
+    refresh makes it run again. ``profile``: also recompute ``kpi_profile`` (the dashboard's
+    index of changed days: keep it with every KPI write). Returns step timings."""
     dates = sorted(set(dates))
     if not dates or not lake.exists(spark, settings, lake.FLIGHT_EVENTS):
         return {}

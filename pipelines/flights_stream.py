@@ -35,7 +35,6 @@ from .spark import build_session
 log = structlog.get_logger(__name__)
 
 JOB = "flights_stream"
-PROFILE_EVERY_S = 60.0  # real time: the whole-period profile (reads every day) at most this often
 PUBLISH_EVERY_S = 10.0  # real time: KPIs refreshed at most this often (the board every batch)
 COMPACT_EVERY = 50  # batches between compactions of the raw events of the dates they touch
 
@@ -139,8 +138,6 @@ class Publisher:
     ) -> None:
         self.spark, self.settings, self.interval_s = spark, settings, interval_s
         self.compact: set[str] = set()
-        self.profiled = float("-inf")
-        self.unprofiled = False  # a refresh ran without the profile since the last one
         self.dirty: set[str] = set(pending)
         self.cond = threading.Condition()
         self.stopping = False
@@ -176,22 +173,16 @@ class Publisher:
                     self.cond.wait_for(lambda: self.stopping, timeout=self.interval_s)
                     dates, self.dirty = sorted(self.dirty), set()
             if done:
-                if self.unprofiled:  # the last word is the profile's
-                    self._profile()
                 return
-            profile = self.stopping or time.monotonic() - self.profiled >= PROFILE_EVERY_S
             try:
+                # the profile with every refresh: it is the dashboard's index of changed days
                 steps = derive.refresh(self.spark, self.settings, dates, board=False,
-                                       inputs=derive.INPUTS[1:], profile=profile)  # fmt: skip
+                                       inputs=derive.INPUTS[1:])  # fmt: skip
             except BaseException as exc:  # noqa: BLE001 - raised in the stream's thread
                 log.error("flights_stream.refresh_failed", dates=len(dates), error=repr(exc))
                 self.error = exc
                 return
             self.refreshes += 1
-            if profile:
-                self.profiled = time.monotonic()
-            else:
-                self.unprofiled = True
             with self.cond:
                 compact, self.compact = sorted(self.compact), set()
             if compact:  # after the refresh: both read the same small files once
@@ -201,12 +192,6 @@ class Publisher:
                 self.steps[k] = round(self.steps.get(k, 0.0) + v, 2)
             log.info("flights_stream.refreshed", dates=len(dates),
                      seconds={k: round(v, 2) for k, v in steps.items()})  # fmt: skip
-
-    def _profile(self) -> None:
-        try:
-            derive.publish_profile(self.spark, self.settings)
-        except BaseException as exc:  # noqa: BLE001 - raised in the stream's thread
-            self.error = exc
 
     def close(self) -> None:
         """Refresh what is still pending, stop the thread, raise its failure if any."""

@@ -340,13 +340,14 @@ def _execute(
             traceback = [_ANSI.sub("", line) for line in exc.traceback or []]
             error = {
                 "type": exc.ename,
-                "message": str(exc.evalue),
+                "message": str(exc.evalue)[:2000],
                 "cell": {
                     "index": exc.cell_index,
                     "execution_count": exc.exec_count,
                     "source": (exc.source or "")[:2000],
                 },
-                "traceback": "\n".join(traceback)[-4000:],
+                # the last 4,000 characters, as a list of lines of at most 2,000 each
+                "traceback": [ln[:2000] for ln in "\n".join(traceback)[-4000:].splitlines()],
             }
         except (CellTimeoutError, DeadKernelError) as exc:
             error = {

@@ -76,4 +76,3 @@ def write_parameters(settings: Settings, folder) -> None:
 def iso(stack: Settings, tmp_path, unique) -> Settings:
     """The running stack's settings, isolated for one test (own topics and folders)."""
     return isolate(stack, tmp_path, unique)
-
