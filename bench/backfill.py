@@ -23,8 +23,10 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pipelines import config, kafka_io, logs, mongo, pipeline
-from pipelines.config import REPO_ROOT
+from pipelines.core import config, logs
+from pipelines.core.config import REPO_ROOT
+from pipelines.orchestration import pipeline
+from pipelines.stack import kafka_io, mongo
 
 TARGET_S = 180.0  # the full year, wall time, 2 cores
 

@@ -31,11 +31,12 @@ import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pipelines import config, mongo
-from pipelines import readmodels as RM
-from pipelines.config import REPO_ROOT
+from pipelines.core import config
+from pipelines.core.config import REPO_ROOT
+from pipelines.core.exceptions import ServiceUnavailableError
 from pipelines.dashboard.browser import launch
-from pipelines.exceptions import ServiceUnavailableError
+from pipelines.serving import readmodels as RM
+from pipelines.stack import mongo
 
 TARGET_FIRST_RENDER_S = 5.0
 TARGET_FILTER_P95_MS = 150.0
@@ -186,7 +187,7 @@ def measure(env: str, database: str | None, loads: int, changes: int, out: Path)
         result["skipped"] = (
             f"no kpi_profile in database {database!r} (env {env}; "
             f"{counts.get(RM.BOARD, 0)} flight buckets): nothing to measure yet, load a "
-            "window first (pipelines.pipeline.load_window or `make demo`)"
+            "window first (pipelines.orchestration.pipeline.load_window or `make demo`)"
         )
         out.write_text(json.dumps(result, indent=2))
         print(result["skipped"])

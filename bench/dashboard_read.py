@@ -31,10 +31,11 @@ import uuid
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from pipelines import config, mongo
-from pipelines import readmodels as RM
-from pipelines.config import REPO_ROOT
+from pipelines.core import config
+from pipelines.core.config import REPO_ROOT
 from pipelines.dashboard import queries as Q
+from pipelines.serving import readmodels as RM
+from pipelines.stack import mongo
 
 sys.path.insert(0, str(REPO_ROOT))  # the documents' builder of the tests
 from tests import serving_docs as S  # noqa: E402

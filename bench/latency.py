@@ -46,9 +46,11 @@ from typing import IO, Any
 import orjson
 from kafka import KafkaConsumer, TopicPartition
 
-from pipelines import config, kafka_io, logs, mongo, replay
-from pipelines.config import REPO_ROOT, Settings
-from pipelines.readmodels import BOARD, hour_key
+from pipelines.core import config, logs
+from pipelines.core.config import REPO_ROOT, Settings
+from pipelines.serving.readmodels import BOARD, hour_key
+from pipelines.sources import replay
+from pipelines.stack import kafka_io, mongo
 
 TARGET_P95_S = 10.0
 TARGET_TRIGGER = "2s"

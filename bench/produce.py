@@ -21,8 +21,10 @@ from pathlib import Path
 
 import orjson
 
-from pipelines import config, kafka_io, logs, provision, replay
-from pipelines.config import REPO_ROOT, Settings
+from pipelines.core import config, logs
+from pipelines.core.config import REPO_ROOT, Settings
+from pipelines.sources import replay
+from pipelines.stack import kafka_io, provision
 
 TARGET = 25_000
 

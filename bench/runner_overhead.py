@@ -23,8 +23,9 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pipelines import config, kafka_io, mongo
-from pipelines.config import REPO_ROOT, Settings
+from pipelines.core import config
+from pipelines.core.config import REPO_ROOT, Settings
+from pipelines.stack import kafka_io, mongo
 
 TARGET_PCT = 10.0
 TARGET_S = 5.0
@@ -69,7 +70,7 @@ def _one(name: str, settings: Settings, messages: int, tmp: Path) -> tuple[float
     py = [sys.executable, "-m", "pipelines"]
     detail: dict = {}
     if name == "submit":
-        cmd = [*py, "submit", "--env", settings.env, "smoke", "--produce", str(messages)]
+        cmd = [*py, "submit", "--env", settings.env, "smoke", "-p", f"messages={messages}"]
         seconds, res = _timed(cmd, env)
         rows = json.loads(res.stdout.strip().splitlines()[-1])["rows_read"]
     else:

@@ -12,8 +12,8 @@ from datetime import date
 
 import structlog
 
-from . import config, logs
-from .exceptions import TarmacError
+from pipelines.core import config, logs
+from pipelines.core.exceptions import TarmacError
 
 log = structlog.get_logger(__name__)
 
@@ -31,16 +31,16 @@ def _print_table(rows: list[dict[str, object]]) -> None:
 
 
 def cmd_stack(args: argparse.Namespace) -> int:
-    from . import stack
+    from pipelines.stack import control
 
     settings = config.load(args.env)
     if args.action == "up":
-        rows = stack.up(settings)
+        rows = control.up(settings)
     elif args.action == "down":
-        stack.down(settings)
-        rows = stack.status(settings)
+        control.down(settings)
+        rows = control.status(settings)
     else:
-        rows = stack.status(settings)
+        rows = control.status(settings)
     if args.json:
         print(json.dumps(rows, indent=2))
     else:
@@ -51,7 +51,7 @@ def cmd_stack(args: argparse.Namespace) -> int:
 
 
 def cmd_cluster(args: argparse.Namespace) -> int:
-    from .cluster import StandaloneCluster
+    from pipelines.stack.cluster import StandaloneCluster
 
     cluster = StandaloneCluster(config.load(args.env), workers=args.workers)
     if args.action == "up":
@@ -69,7 +69,7 @@ def cmd_cluster(args: argparse.Namespace) -> int:
 
 
 def cmd_smoke(args: argparse.Namespace) -> int:
-    from . import smoke
+    from pipelines.jobs import smoke
 
     settings = config.load(args.env)
     if args.produce:
@@ -80,14 +80,14 @@ def cmd_smoke(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from . import demo
+    from pipelines.orchestration import demo
 
     settings = config.load(args.env)
     return demo.run(settings, args.speed, args.start, args.cycles, args.port)
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from . import replay
+    from pipelines.sources import replay
 
     settings = config.load(args.env)
     run = replay.make(
@@ -119,35 +119,46 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_job(args: argparse.Namespace) -> int:
-    from .jobs import run_job
+    from pipelines.jobs import registry
 
     settings = config.load(args.env)
-    extra = {}
-    if args.name == "flights_stream":
-        extra = {"trigger": args.trigger, "max_offsets_per_trigger": args.max_offsets}
-    print(json.dumps(run_job(args.name, settings, **extra), default=str))
+    result = registry.run_job(args.name, settings, **registry.parse_assignments(args.param))
+    print(json.dumps(result, default=str))
+    return 0
+
+
+def cmd_jobs(args: argparse.Namespace) -> int:
+    from pipelines.jobs import registry
+
+    rows = [
+        {"job": name, "notebook": str(spec.notebook), "code": spec.module or "-",
+         "in pipeline": "yes" if spec.in_pipeline else "-", "parameters": spec.describe_params()}
+        for name, spec in registry.jobs().items()
+    ]  # fmt: skip
+    _print_table(rows)
     return 0
 
 
 def cmd_pipeline(args: argparse.Namespace) -> int:
-    from . import pipeline, stack
+    from pipelines.orchestration import pipeline
+    from pipelines.stack import control
 
     settings = config.load(args.env)
-    stack.up(settings)
+    control.up(settings)
     result = pipeline.load_window(settings, args.start, args.end, progress=not args.no_progress)
     print(json.dumps(result, default=str, indent=2))
     return 0
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    from .spark import submit_command
+    from pipelines.stack.spark import submit_command
 
     settings = config.load(args.env)
     if args.master:
         settings = settings.model_copy(
             update={"spark": settings.spark.model_copy(update={"master": args.master})}
         )
-    cmd = submit_command(settings, args.job, args.job_args)
+    cmd = submit_command(settings, args.job, args.param or [])
     log.info("spark.submit", cmd=" ".join(cmd))
     # spark-submit starts Python workers and the driver with PYSPARK_PYTHON: this venv's python
     env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
@@ -161,7 +172,7 @@ def _run_summary(doc: dict[str, object]) -> dict[str, object]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from . import runner
+    from pipelines.orchestration import runner
 
     params = runner.parse_assignments(args.param)
     result = runner.run(args.job, args.env, params)
@@ -181,7 +192,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_backfill(args: argparse.Namespace) -> int:
-    from . import runner
+    from pipelines.orchestration import runner
 
     def show(outcome: runner.BackfillOutcome) -> None:
         print(f"{outcome.date}  {outcome.status:<8}  {outcome.run_id or ''}".rstrip(), flush=True)
@@ -204,7 +215,7 @@ def _short_time(value: object) -> object:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    from . import runner
+    from pipelines.orchestration import runner
 
     docs = runner.recent_runs(args.env, args.job, args.limit)
     if args.json:
@@ -240,7 +251,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
 def cmd_schedule(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from . import cron
+    from pipelines.orchestration import cron
 
     return cron.schedule(Path(args.crontab), once=args.once)
 
@@ -248,7 +259,7 @@ def cmd_schedule(args: argparse.Namespace) -> int:
 def cmd_cron(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from . import cron
+    from pipelines.orchestration import cron
 
     template, root = Path(args.crontab), Path(args.root)
     where = f"crontab: tarmac block for {root.resolve()}"
@@ -259,6 +270,12 @@ def cmd_cron(args: argparse.Namespace) -> int:
     else:
         print(f"{where} {'removed' if cron.uninstall(root) else 'not present'}")
     return 0
+
+
+def _job_names() -> list[str]:
+    from pipelines.jobs import registry
+
+    return list(registry.jobs())
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -335,19 +352,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="producer processes for `flights --catch-up` (default: parameters)",
     )
 
-    p = add("job", cmd_job, "Run one processing job once, in this process (no papermill).")
-    p.add_argument("name", choices=["reference_daily", "weather_hourly", "flights_stream"])
-    p.add_argument(
-        "--trigger",
-        default="availableNow",
-        help="flights_stream: availableNow (drain, stop) or an interval like 2s",
+    p = add("jobs", cmd_jobs, "List the jobs of the registry: notebook, code, parameters.")
+
+    p = add(
+        "job",
+        cmd_job,
+        "Run a job's code once in this process, without papermill, ledger or retries: for "
+        "debugging and quick loops. Cron and people use `run`.",
     )
-    p.add_argument(
-        "--max-offsets",
-        type=int,
-        default=200_000,
-        help="flights_stream: Kafka records per micro-batch at most",
-    )
+    p.add_argument("name", choices=sorted(_job_names()), help="a job of `jobs`")
+    p.add_argument("-p", "--param", action="append", metavar="NAME=VALUE",
+                   help="a job parameter, e.g. -p trigger=2s (repeatable)")  # fmt: skip
 
     p = add(
         "pipeline",
@@ -385,22 +400,24 @@ def build_parser() -> argparse.ArgumentParser:
     p = add(
         "submit",
         cmd_submit,
-        "Run pipelines/jobs/<job>.py with spark-submit (same jars and conf as notebooks).",
+        "Run a job with spark-submit on any Spark master (pipelines/jobs/submit.py, the same "
+        "jars and conf as the notebooks): the cluster path.",
     )
-    p.add_argument("job", help="job name, e.g. smoke")
+    p.add_argument("job", choices=sorted(_job_names()), help="a job of `jobs`")
     p.add_argument(
         "--master",
         default=None,
         help="Spark master URL (spark://host:7077, yarn, k8s://...); default: spark.master of ENV",
     )
-    p.add_argument("job_args", nargs=argparse.REMAINDER, help="arguments passed to the job")
+    p.add_argument("-p", "--param", action="append", metavar="NAME=VALUE",
+                   help="a job parameter (repeatable)")  # fmt: skip
     p = add(
         "run",
         cmd_run,
         "Run a catalog job notebook with papermill: validated parameters, job lock, timeout, "
         "retries of transient failures, ledger in MongoDB (pipeline_runs).",
     )
-    p.add_argument("job", help="job name from pipelines/catalog.py, e.g. smoke")
+    p.add_argument("job", help="job name from pipelines/jobs/registry.py, e.g. smoke")
     p.add_argument(
         "-p",
         "--param",

@@ -12,8 +12,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from pipelines.cluster import StandaloneCluster
-from pipelines.config import Settings
+from pipelines.core.config import Settings
+from pipelines.stack.cluster import StandaloneCluster
 
 WORKERS = 2
 

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from pipelines import config, logs
-from pipelines.config import Settings
+from pipelines.core import config, logs
+from pipelines.core.config import Settings
 
 TEST_ENV = os.environ.get("TARMAC_TEST_ENV", "ci")
 
@@ -28,8 +28,8 @@ def settings() -> Settings:
 @pytest.fixture(scope="session")
 def stack(settings: Settings) -> Iterator[Settings]:
     """The real local stack, up for the whole session; what we started is stopped at the end."""
-    from pipelines import stack as stack_mod
-    from pipelines.services import services
+    from pipelines.stack import control as stack_mod
+    from pipelines.stack.services import services
 
     before = {svc.name: svc.pid() for svc in services(settings)}
     stack_mod.up(settings)
@@ -42,7 +42,7 @@ def stack(settings: Settings) -> Iterator[Settings]:
 @pytest.fixture(scope="session")
 def spark(settings: Settings):
     """One local SparkSession for the whole test session (no service needed)."""
-    from pipelines.spark import build_session
+    from pipelines.stack.spark import build_session
 
     session = build_session(settings, "tests")
     yield session
@@ -51,7 +51,7 @@ def spark(settings: Settings):
 
 @pytest.fixture
 def db(stack: Settings):
-    from pipelines import mongo
+    from pipelines.stack import mongo
 
     return mongo.database(stack)
 

@@ -1,7 +1,7 @@
 """The serving documents of docs/data-model.md built from plain row dicts: what the dashboard
 tests seed MongoDB with. An oracle, independent of the jobs that write these documents
-(``pipelines.serving`` and co.): its own keys, buckets, sort orders and sums, from the document
-shapes of the docs alone.
+(``pipelines.serving.documents`` and co.): its own keys, buckets, sort orders and sums, from
+the document shapes of the docs alone.
 
 Rows (dicts; a measure left out counts 0, a field that is None is left out of the document):
 

@@ -8,9 +8,10 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from pipelines import catalog, runner
-from pipelines.catalog import JOBS, JobParams
-from pipelines.exceptions import ConfigError
+from pipelines.core.exceptions import ConfigError
+from pipelines.jobs import registry
+from pipelines.jobs.registry import JOBS, JobParams
+from pipelines.orchestration import runner
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -83,16 +84,16 @@ def test_parse_assignments() -> None:
 
 def test_unknown_job_lists_the_catalog() -> None:
     with pytest.raises(ConfigError, match="no job 'nope'.*smoke"):
-        catalog.get("nope")
+        registry.get("nope")
 
 
 def test_extra_jobs_module(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TARMAC_JOBS_MODULE", "tests.fixtures.jobs")
-    assert catalog.get("tiny").notebook_path.is_file()
-    assert "smoke" in catalog.jobs()
+    assert registry.get("tiny").notebook_path.is_file()
+    assert "smoke" in registry.jobs()
     monkeypatch.setenv("TARMAC_JOBS_MODULE", "tests.fixtures.nope")
     with pytest.raises(ConfigError, match="TARMAC_JOBS_MODULE"):
-        catalog.get("smoke")
+        registry.get("smoke")
 
 
 def test_missing_notebook_is_a_clear_error() -> None:
@@ -101,19 +102,28 @@ def test_missing_notebook_is_a_clear_error() -> None:
         runner.run(spec, "ci", {})
 
 
-def test_smoke_notebook_is_committed_clean_and_parameterized() -> None:
-    nb = nbformat.read(REPO / "notebooks" / "05_smoke.ipynb", as_version=4)
+@pytest.mark.parametrize("name", sorted(JOBS))
+def test_job_notebook_is_a_thin_typed_door(name: str) -> None:
+    """Each job notebook: committed without outputs, a parameters cell generated from the job's
+    model (papermill reads every parameter with its type), one call into the registry."""
+    import papermill
+
+    spec = JOBS[name]
+    nb = nbformat.read(spec.notebook_path, as_version=4)
     nbformat.validate(nb)
-    assert nb.nbformat == 4
-    assert nb.metadata.kernelspec.name == "python3"
-    assert nb.cells[0].cell_type == "markdown"
+    assert nb.metadata.kernelspec.name == "python3" and nb.cells[0].cell_type == "markdown"
     tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
     assert len(tagged) == 1
-    assert 'env = "local"' in tagged[0].source and "messages = 1000" in tagged[0].source
+    assert tagged[0].source == registry.parameters_cell(spec)
+    inferred = {
+        n: p["inferred_type_name"]
+        for n, p in papermill.inspect_notebook(str(spec.notebook_path)).items()
+    }
+    assert list(inferred) == [*spec.params.model_fields, registry.METRICS_PARAM]
+    assert "None" not in inferred.values()  # every parameter typed
     code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
-    for call in ("config.load(env)", "smoke.produce(settings, messages)", "smoke.run(settings)"):
-        assert call in code
-    assert "runner.report(" in nb.cells[-1].source
+    assert f'registry.run_job("{name}", settings' in code
+    assert "runner.report_job(result, tarmac_metrics_path)" in nb.cells[-1].source
     for cell in nb.cells:
         if cell.cell_type == "code":
             assert cell.outputs == [] and cell.execution_count is None

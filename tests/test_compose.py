@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from pipelines import config
+from pipelines.core import config
 
 REPO = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = REPO / "docker-compose.yml"

@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from pipelines import config
-from pipelines.exceptions import ConfigError
+from pipelines.core import config
+from pipelines.core.exceptions import ConfigError
 
 
 @pytest.mark.parametrize("env", ["local", "ci", "compose"])

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from pipelines import catalog, cron
-from pipelines.exceptions import ConfigError
+from pipelines.core.exceptions import ConfigError
+from pipelines.jobs import registry
+from pipelines.orchestration import cron
 
 REPO = Path(__file__).resolve().parent.parent
 TEMPLATE = (REPO / "cron" / "tarmac.crontab").read_text()
@@ -36,7 +37,7 @@ def test_template_lines_run_catalog_jobs_and_log_per_job() -> None:
         "weather_hourly": "5 * * * *",
         "flights_stream": "* * * * *",
     }
-    assert set(jobs) <= set(catalog.JOBS)
+    assert set(jobs) <= set(registry.JOBS)
     assert "-p trigger=availableNow" in TEMPLATE
 
 

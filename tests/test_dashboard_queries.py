@@ -13,9 +13,9 @@ from datetime import UTC, date, datetime, timedelta
 import pandas as pd
 import pytest
 
-from pipelines import mongo
-from pipelines.config import Settings
+from pipelines.core.config import Settings
 from pipelines.dashboard import queries as Q
+from pipelines.stack import mongo
 
 from . import serving_docs
 

@@ -20,10 +20,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines import mongo
-from pipelines.config import Settings
+from pipelines.core.config import Settings
 from pipelines.dashboard import queries as Q
 from pipelines.dashboard.kpis import derive, measures, rollup
+from pipelines.stack import mongo
 
 from . import serving_docs as S
 

@@ -12,9 +12,9 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from pipelines import events as ev
-from pipelines import sources
-from pipelines.exceptions import ValidationFailure
+from pipelines.core.exceptions import ValidationFailure
+from pipelines.sources import events as ev
+from pipelines.sources import nycflights13
 
 AIRPORTS = pd.DataFrame(
     {
@@ -271,15 +271,16 @@ def test_validate_event_missing_fields_and_non_objects() -> None:
 
 
 def test_sources_dtypes_and_copies() -> None:
-    flights = sources.load_flights()
+    flights = nycflights13.load_flights()
     assert len(flights) == 336_776
     assert flights["dep_time"].dtype == "Int64" and flights["tailnum"].dtype == "string"
     assert str(flights["time_hour"].dtype).endswith(", UTC]")
     flights.loc[0, "carrier"] = "ZZ"
-    assert sources.load_flights().loc[0, "carrier"] == "UA"
-    airports = sources.load_airports()
+    assert nycflights13.load_flights().loc[0, "carrier"] == "UA"
+    airports = nycflights13.load_airports()
     assert airports["tzone"].isna().sum() == 3 and airports["alt"].dtype == "Int64"
-    for path in (sources.weather_csv(), sources.airlines_csv(), sources.planes_csv()):
+    nyc = nycflights13
+    for path in (nyc.weather_csv(), nyc.airlines_csv(), nyc.planes_csv()):
         assert path.is_file()
 
 
@@ -297,7 +298,7 @@ def raw() -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def year() -> pd.DataFrame:
-    return ev.derive_events(sources.load_flights(), sources.load_airports())
+    return ev.derive_events(nycflights13.load_flights(), nycflights13.load_airports())
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,10 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from pipelines import mongo, replay, runner
-from pipelines.config import Settings
+from pipelines.core.config import Settings
+from pipelines.orchestration import runner
+from pipelines.sources import replay
+from pipelines.stack import mongo
 
 from .conftest import write_parameters
 

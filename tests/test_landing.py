@@ -11,8 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from pipelines import landing
-from pipelines.landing import CheckResult, LandingError, LandingZone, check_csv, write_atomic
+from pipelines.core.exceptions import LandingError
+from pipelines.core.files import write_atomic
+from pipelines.landing import zone
+from pipelines.landing.checks import CheckResult, check_csv
+from pipelines.core import files
+from pipelines.landing import zone as zone_module
+from pipelines.landing.zone import LandingZone
 
 SRC = "weather"
 HEADER = ["station", "ts", "temp_c"]
@@ -282,7 +287,7 @@ def test_crash_after_manifest_before_move_is_finished_next_run(
         raise OSError("disk went away")
 
     with monkeypatch.context() as m:
-        m.setattr(landing.os, "rename", no_rename)
+        m.setattr(zone_module.os, "rename", no_rename)
         with pytest.raises(LandingError, match="the next run finishes the move"):
             zone.commit(f, 3, 3, 0)
     assert zone.reconcile(SRC)["missing"] == 1
@@ -316,7 +321,7 @@ def test_write_atomic_never_shows_a_partial_file(
     zone = LandingZone(tmp_path)
     final = tmp_path / "landing" / SRC / "h.csv"
     real_fsync = os.fsync
-    observed: list[tuple[bool, list[str], list[landing.LandedFile]]] = []
+    observed: list[tuple[bool, list[str], list[zone.LandedFile]]] = []
 
     def spy(fd: int) -> None:
         real_fsync(fd)
@@ -324,7 +329,7 @@ def test_write_atomic_never_shows_a_partial_file(
             temps = [p.name for p in final.parent.iterdir()]
             observed.append((final.exists(), temps, zone.pending(SRC)))
 
-    monkeypatch.setattr(landing.os, "fsync", spy)
+    monkeypatch.setattr(files.os, "fsync", spy)
     write_atomic(final, GOOD)
     (exists, temps, pending) = observed[0]
     assert not exists and pending == []
@@ -335,7 +340,7 @@ def test_write_atomic_never_shows_a_partial_file(
     def boom(src: object, dst: object) -> None:
         raise OSError("crash before rename")
 
-    monkeypatch.setattr(landing.os, "replace", boom)
+    monkeypatch.setattr(files.os, "replace", boom)
     with pytest.raises(OSError, match="crash before rename"):
         write_atomic(final, "new content")
     assert final.read_bytes() == GOOD  # old content intact, temp file cleaned up

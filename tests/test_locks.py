@@ -11,15 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.exceptions import JobLockedError
-from pipelines.locks import JobLock, lock_path, read_holder
+from pipelines.core.exceptions import JobLockedError
+from pipelines.orchestration.locks import JobLock, lock_path, read_holder
 
 REPO = Path(__file__).resolve().parent.parent
 
 HOLDER = """
 import sys, time
 from pathlib import Path
-from pipelines.locks import JobLock
+from pipelines.orchestration.locks import JobLock
 lock = JobLock(Path(sys.argv[1]), job="tiny", env="ci", info={"run_id": "killed-run"}).acquire()
 print("held", flush=True)
 time.sleep(120)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pymongo import UpdateOne
 
-from pipelines import mongo
+from pipelines.stack import mongo
 
 pytestmark = pytest.mark.integration
 

@@ -24,10 +24,14 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import pytest
 
-from pipelines import lake, mongo, pipeline, readmodels, sources
-from pipelines.config import Settings
-from pipelines.domain import MEASURES
-from pipelines.spark import build_session
+from pipelines.core.config import Settings
+from pipelines.core.domain import MEASURES
+from pipelines.lake import tables
+from pipelines.orchestration import pipeline
+from pipelines.serving import readmodels
+from pipelines.sources import nycflights13
+from pipelines.stack import mongo
+from pipelines.stack.spark import build_session
 
 from .cluster_fixture import spark_cluster  # noqa: F401
 from .conftest import isolate, write_parameters
@@ -48,8 +52,8 @@ LATE_WEATHER = ["reference_daily", "flights_stream", "weather_hourly"]
 # ------------------------------------------------------------- the independent expectation
 def expected_flights() -> pd.DataFrame:
     """What the serving model should know of each flight after the window, from raw CSVs."""
-    f = pd.read_csv(sources.flights_csv(), na_values=["NA"], keep_default_na=False)
-    tz = pd.read_csv(sources.airports_csv(), na_values=["NA"], keep_default_na=False)
+    f = pd.read_csv(nycflights13.flights_csv(), na_values=["NA"], keep_default_na=False)
+    tz = pd.read_csv(nycflights13.airports_csv(), na_values=["NA"], keep_default_na=False)
     tz = tz.set_index("faa")["tzone"]
     day = pd.to_datetime(f[["year", "month", "day"]])
     sched = (day + pd.to_timedelta(f["hour"] * 60 + f["minute"], unit="m")).dt.tz_localize(
@@ -93,7 +97,7 @@ def expected_flights() -> pd.DataFrame:
     })  # fmt: skip
     out = out[out["seen"]].copy()
     # weather at the origin for the scheduled hour, if its file landed in the window
-    w = pd.read_csv(sources.weather_csv(), na_values=["NA"], keep_default_na=False)
+    w = pd.read_csv(nycflights13.weather_csv(), na_values=["NA"], keep_default_na=False)
     w["hour"] = pd.to_datetime(w["time_hour"], utc=True)
     w = w[(w["hour"] + pd.Timedelta(hours=1) > START) & (w["hour"] + pd.Timedelta(hours=1) <= END)]
     w["visib_band"] = pd.cut(w["visib"], [-1, 0.999999, 2.999999, 4.999999, 9.999999, 1e9],
@@ -297,7 +301,7 @@ def _forget_the_stream(settings: Settings, db) -> None:
     for c in STREAM_OWNED:
         db[c].drop()
     spark = build_session(settings, "tests")
-    lake.drop(spark, settings, lake.STREAM_TABLES)
+    tables.drop(spark, settings, tables.STREAM_TABLES)
     shutil.rmtree(settings.resolve(settings.paths.checkpoints) / "flights_stream")
     db.pipeline_state.delete_one({"_id": "flights_stream"})
 
@@ -348,7 +352,7 @@ def test_a_spark_cluster_writes_the_same_documents(loaded, spark_cluster, tmp_pa
     the same documents as the local run, hence as the independent computation."""
     local_settings, local_db, _ = loaded
     settings = _isolated(local_settings, tmp_path, "cluster")
-    from pipelines import replay
+    from pipelines.sources import replay
 
     replay.make(settings, "all", progress=False, start=START, end=END, catch_up=True).run()
     params = tmp_path / "params"

@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from pipelines import provision
-from pipelines.exceptions import ProvisionError
+from pipelines.core.exceptions import ProvisionError
+from pipelines.stack import provision
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pipelines import readmodels
+from pipelines.serving import readmodels
 
 
 def test_hours_of_a_local_date_follow_new_york_dst() -> None:

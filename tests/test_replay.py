@@ -19,8 +19,8 @@ import pytest
 from kafka import KafkaConsumer
 from kafka.serializer import JsonSerializer
 
-from pipelines import replay, sources
-from pipelines.config import Settings
+from pipelines.core.config import Settings
+from pipelines.sources import nycflights13, replay
 
 from .conftest import write_parameters
 
@@ -37,8 +37,8 @@ ZONE_FALLBACK = {
 
 # --- the expectation, computed from the raw CSV without pipeline code -----------------------
 def _expected_counts(start: datetime, end: datetime) -> Counter:
-    f = pd.read_csv(sources.flights_csv(), na_values=["NA"])
-    ap = pd.read_csv(sources.airports_csv(), na_values=["NA"]).set_index("faa")["tzone"]
+    f = pd.read_csv(nycflights13.flights_csv(), na_values=["NA"])
+    ap = pd.read_csv(nycflights13.airports_csv(), na_values=["NA"]).set_index("faa")["tzone"]
     day = pd.to_datetime(f[["year", "month", "day"]])
     sched_local = day + pd.to_timedelta(f["hour"] * 60 + f["minute"], unit="m")
     sched = sched_local.dt.tz_localize("America/New_York", ambiguous=True).dt.tz_convert("UTC")
@@ -108,7 +108,7 @@ def test_max_rate_spaces_events_even_in_catch_up(monkeypatch) -> None:
 
 
 def test_bad_options_are_refused_before_anything_runs(settings) -> None:
-    from pipelines.exceptions import ConfigError
+    from pipelines.core.exceptions import ConfigError
 
     with pytest.raises(ConfigError, match="speed"):
         replay.make(settings, "flights", speed=-1)
@@ -204,13 +204,13 @@ def test_replay_killed_half_way_resumes_without_missing_events(iso: Settings, tm
 
 @pytest.mark.integration
 def test_invalid_event_goes_to_the_dead_letter_topic_with_reasons(iso: Settings) -> None:
-    from pipelines import kafka_io
+    from pipelines.stack import kafka_io
 
     kafka_io.ensure_topics(iso, ["flights", "flights_dlq"])
     run = replay.make(iso, "flights", progress=False)
     stats = replay.ReplayStats()
     producer = run.producer()
-    from pipelines import events
+    from pipelines.sources import events
 
     ev = replay.flight_events(START, START + timedelta(minutes=10), BOARD_LEAD)
     bad = next(events.iter_messages(ev.head(1)))
@@ -235,7 +235,7 @@ def test_weather_files_one_per_hour_atomic_and_raw(settings, tmp_path, unique) -
     files = sorted(p.name for p in folder.iterdir())
     assert files == [f"weather_20130101T{h:02d}Z.csv" for h in range(10, 16)]
     assert stats.sent["weather"] == 6
-    raw = pd.read_csv(sources.weather_csv(), dtype=str, keep_default_na=False)
+    raw = pd.read_csv(nycflights13.weather_csv(), dtype=str, keep_default_na=False)
     for name in files:
         df = pd.read_csv(folder / name, dtype=str, keep_default_na=False)
         hour = datetime.strptime(name[8:19], "%Y%m%dT%H").replace(tzinfo=UTC)
@@ -259,4 +259,4 @@ def test_reference_snapshots_per_replayed_day(settings, tmp_path, unique) -> Non
             "airports.csv",
             "planes.csv",
         ]
-        assert (day / "planes.csv").read_bytes() == sources.planes_csv().read_bytes()
+        assert (day / "planes.csv").read_bytes() == nycflights13.planes_csv().read_bytes()

@@ -20,12 +20,13 @@ import nbformat
 import psutil
 import pytest
 
-from pipelines import mongo, runner
-from pipelines import stack as stack_mod
-from pipelines.exceptions import ConfigError, JobFailedError, JobLockedError, JobTimeoutError
-from pipelines.ledger import COLLECTION
-from pipelines.locks import read_holder
-from pipelines.services import FerretDBService
+from pipelines.core.exceptions import ConfigError, JobFailedError, JobLockedError, JobTimeoutError
+from pipelines.orchestration import runner
+from pipelines.orchestration.ledger import COLLECTION
+from pipelines.orchestration.locks import read_holder
+from pipelines.stack import control as stack_mod
+from pipelines.stack import mongo
+from pipelines.stack.services import FerretDBService
 from tests.conftest import write_parameters
 from tests.fixtures.jobs import TINY
 

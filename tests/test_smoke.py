@@ -8,7 +8,9 @@ import sys
 
 import pytest
 
-from pipelines import config, mongo, smoke
+from pipelines.core import config
+from pipelines.jobs import smoke
+from pipelines.stack import mongo
 
 pytestmark = pytest.mark.integration
 
@@ -53,14 +55,14 @@ def test_spark_submit_runs_the_same_job_with_the_same_jars(stack, unique, tmp_pa
             "smoke",
             "--env",
             stack.env,
-            "--produce",
-            "50",
-            "--topic",
-            topic,
-            "--collection",
-            coll,
-            "--checkpoint",
-            str(tmp_path / "ckpt"),
+            "-p",
+            "messages=50",
+            "-p",
+            f"topic={topic}",
+            "-p",
+            f"collection={coll}",
+            "-p",
+            f"checkpoint={tmp_path / 'ckpt'}",
         ],
         capture_output=True,
         text=True,
@@ -68,5 +70,6 @@ def test_spark_submit_runs_the_same_job_with_the_same_jars(stack, unique, tmp_pa
     )
     assert res.returncode == 0, res.stderr[-3000:]
     result = json.loads(res.stdout.strip().splitlines()[-1])
-    assert result == {"batches": 1, "rows_read": 50, "documents": 50}
+    keys = ("batches", "rows_in", "accepted", "rejected", "documents_in_collection")
+    assert {k: result[k] for k in keys} == dict(zip(keys, (1, 50, 50, 0, 50), strict=True))
     mongo.database(config.load(stack.env))[coll].drop()

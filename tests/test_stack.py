@@ -8,9 +8,9 @@ import time
 
 import pytest
 
-from pipelines import mongo
-from pipelines import stack as stack_mod
-from pipelines.services import FerretDBService, KafkaService
+from pipelines.stack import control as stack_mod
+from pipelines.stack import mongo
+from pipelines.stack.services import FerretDBService, KafkaService
 
 pytestmark = pytest.mark.integration
 
@@ -75,7 +75,7 @@ def test_killed_broker_is_reported_down_and_restarted(stack) -> None:
 def test_port_taken_by_a_stranger_is_a_clear_error(settings, tmp_path) -> None:
     import socket
 
-    from pipelines.exceptions import ServiceStartError
+    from pipelines.core.exceptions import ServiceStartError
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -8,7 +8,7 @@ from datetime import datetime
 import pytest
 from pyspark.sql import Row
 
-from pipelines import transform
+from pipelines.transform import cleaning, flight_state, kpis
 
 WEATHER_ROW = dict(
     origin="EWR", year="2013", month="1", day="1", hour="5", temp="39.02", dewp="26.06",
@@ -23,7 +23,7 @@ def weather(spark, **changes):
 
 
 def test_weather_na_values_become_nulls_and_units_are_si(spark) -> None:
-    out = transform.clean_weather(weather(spark)).collect()[0]
+    out = cleaning.clean_weather(weather(spark)).collect()[0]
     assert out.reject_reason is None
     assert out._id == "EWR|2013-01-01T10:00Z"
     assert out.hour_utc == datetime(2013, 1, 1, 10)
@@ -37,7 +37,7 @@ def test_weather_na_values_become_nulls_and_units_are_si(spark) -> None:
 def test_weather_bad_values_are_refused_with_a_reason_not_a_crash(spark) -> None:
     """Spark 4 is ANSI: a plain cast of 'warm' would kill the job; here it is a reject."""
     rows = [{"temp": "warm"}, {"origin": "XXX"}, {"time_hour": "yesterday"}, {}]
-    out = transform.clean_weather(weather(spark, rows=rows)).collect()
+    out = cleaning.clean_weather(weather(spark, rows=rows)).collect()
     reasons = [r.reject_reason for r in out]
     assert "temp is not a double: 'warm'" in reasons[0]
     assert "origin 'XXX' is not one of" in reasons[1]
@@ -46,7 +46,7 @@ def test_weather_bad_values_are_refused_with_a_reason_not_a_crash(spark) -> None
 
 
 def test_weather_impossible_wind_is_nulled_and_reported(spark) -> None:
-    out = transform.clean_weather(weather(spark, rows=[{"wind_speed": "1048.36"}])).collect()[0]
+    out = cleaning.clean_weather(weather(spark, rows=[{"wind_speed": "1048.36"}])).collect()[0]
     assert out.reject_reason is None
     assert out.wind_speed_kmh is None and out.wind_band is None
     assert "out of range" in out.value_issues
@@ -59,7 +59,7 @@ def test_reference_cleaning_keeps_na_as_null(spark) -> None:
          Row(tailnum="NA", year="x", type="NA", manufacturer="NA", model="NA", engines="1",
              seats="1", speed="NA", engine="NA")]
     )  # fmt: skip
-    ok, bad = transform.clean_planes(planes).collect()
+    ok, bad = cleaning.clean_planes(planes).collect()
     assert ok.speed is None and ok.year == 2004 and ok.reject_reason is None
     assert "tailnum is missing" in bad.reject_reason and "year is not a int" in bad.reject_reason
 
@@ -96,7 +96,7 @@ def test_events_refused_with_reasons(spark) -> None:
         event(schema_version=2),
         event(event_type="arrived", arr_time_utc=None),
     ]
-    out = transform.parse_events(kafka_rows(spark, payloads)).orderBy("kafka_offset").collect()
+    out = flight_state.parse_events(kafka_rows(spark, payloads)).orderBy("kafka_offset").collect()
     reasons = [r.reject_reason for r in out]
     assert reasons[0] is None
     assert "not a JSON event" in reasons[1]
@@ -108,15 +108,15 @@ def test_events_refused_with_reasons(spark) -> None:
 
 
 def test_an_event_only_knows_its_own_time(spark) -> None:
-    out = transform.parse_events(
+    out = flight_state.parse_events(
         kafka_rows(spark, [event(event_type="scheduled", event_time="2013-01-01T08:15:00Z")])
     ).collect()[0]
     assert out.dep_time_utc is None and out.dep_delay is None and out.arr_delay is None
 
 
 def _updates(spark, payloads):
-    events = transform.parse_events(kafka_rows(spark, payloads))
-    return {r["flight_key"]: r for r in transform.flight_updates(events).collect()}
+    events = flight_state.parse_events(kafka_rows(spark, payloads))
+    return {r["flight_key"]: r for r in flight_state.flight_updates(events).collect()}
 
 
 def test_flight_update_merges_a_batch_in_any_order(spark) -> None:
@@ -173,7 +173,7 @@ def test_measures_are_additive_sums_and_counts(spark) -> None:
              (datetime(2013, 1, 1, 10, 20), 15, 20, 3), # 15 min is on time (FAA)
          ]]
     )  # fmt: skip
-    k = transform.kpi_hourly(flights).collect()[0]
+    k = kpis.kpi_hourly(flights).collect()[0]
     assert (k.flights, k.departed, k.cancelled, k.on_time, k.delayed_60) == (5, 3, 1, 2, 1)
     assert (k.dep_delay_sum, k.dep_delay_n, k.arr_delay_sum, k.arr_delay_n) == (87, 3, 25, 2)
     assert k.hour_utc == datetime(2013, 1, 1, 10) and k.date == "2013-01-01"

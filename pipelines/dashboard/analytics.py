@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..domain import MEASURES, ORIGINS, STATUS_NAME, VISIB_BANDS, WIND_BANDS
+from pipelines.core.domain import MEASURES, ORIGINS, STATUS_NAME, VISIB_BANDS, WIND_BANDS
+
 from .kpis import (
     BOARD_AFTER,
     BOARD_BEFORE,

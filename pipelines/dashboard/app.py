@@ -26,9 +26,11 @@ import pandas as pd
 from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
-from .. import config, mongo
-from ..config import Settings
-from ..exceptions import ServiceUnavailableError, TarmacError
+from pipelines.core import config
+from pipelines.core.config import Settings
+from pipelines.core.exceptions import ServiceUnavailableError, TarmacError
+from pipelines.stack import mongo
+
 from . import queries as Q
 from . import widgets as H
 from .charts import AirportChart, CarrierChart, HeatmapChart, HourlyChart, RouteMap, WeatherCharts

@@ -14,7 +14,8 @@ import pandas as pd
 from bqplot.traits import array_from_json
 from traittypes import Array
 
-from ..domain import ORIGINS, VISIB_BANDS, WIND_BANDS
+from pipelines.core.domain import ORIGINS, VISIB_BANDS, WIND_BANDS
+
 from . import geo
 from .kpis import WEEKDAYS
 from .widgets import DELAY_MAX, DELAY_PALETTE

@@ -10,27 +10,17 @@ from typing import Any
 
 import pandas as pd
 
+from pipelines.jobs import registry
+from pipelines.jobs.registry import Staleness
+
 from .kpis import utc
 
-JOBS = ("flights_stream", "weather_hourly", "reference_daily")
+JOBS = tuple(reversed(registry.PIPELINE))  # newest data first: stream, hourly, daily
 FAILED = ("failed", "failure", "error", "timeout", "timed_out", "abandoned", "killed")
 REJECTS_CAP = 20_000  # newest rejects read for the panel
 
 
 # ------------------------------------------------------------------- freshness and health
-
-
-@dataclass(frozen=True)
-class Staleness:
-    """Age thresholds: amber from ``amber``, red from ``red``."""
-
-    amber: timedelta
-    red: timedelta
-
-    def level(self, age: timedelta | None) -> str:
-        if age is None:
-            return "missing"
-        return "red" if age >= self.red else "amber" if age >= self.amber else "ok"
 
 
 @dataclass(frozen=True)
@@ -41,19 +31,17 @@ class FreshnessRule:
     replay: Staleness | None = None  # None: the source defines the clock
 
 
-DEFAULT_FRESHNESS: dict[str, FreshnessRule] = {
-    "flights_stream": FreshnessRule(
-        wall=Staleness(timedelta(minutes=5), timedelta(minutes=15)),
-    ),
-    "weather_hourly": FreshnessRule(
-        wall=Staleness(timedelta(minutes=90), timedelta(hours=3)),
-        replay=Staleness(timedelta(hours=2), timedelta(hours=6)),
-    ),
-    "reference_daily": FreshnessRule(
-        wall=Staleness(timedelta(hours=26), timedelta(hours=50)),
-        replay=Staleness(timedelta(hours=26), timedelta(hours=50)),
-    ),
-}
+def _rules() -> dict[str, FreshnessRule]:
+    """The freshness rules of the registry's data jobs (their ``stale_wall``/``stale_replay``)."""
+    rules = {}
+    for name in registry.PIPELINE:
+        spec = registry.JOBS[name]
+        if spec.stale_wall is not None:
+            rules[name] = FreshnessRule(wall=spec.stale_wall, replay=spec.stale_replay)
+    return rules
+
+
+DEFAULT_FRESHNESS: dict[str, FreshnessRule] = _rules()
 _NEWEST_KEYS = ("newest_event_time", "newest_data_time", "newest_hour", "snapshot_date", "date")
 _LEVEL_ORDER = {"ok": 0, "amber": 1, "red": 2, "missing": 3}
 

@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..domain import MEASURES
-from ..domain import NEW_YORK as NY
+from pipelines.core.domain import MEASURES
+from pipelines.core.domain import NEW_YORK as NY
 
 ORIGIN_NAMES = {"EWR": "Newark", "JFK": "Kennedy", "LGA": "LaGuardia"}
 DERIVED = ("on_time_pct", "avg_dep_delay", "avg_arr_delay", "cancel_pct")

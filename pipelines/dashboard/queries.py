@@ -20,7 +20,7 @@ Sums are added up client-side (FerretDB computes only the first accumulator of a
 correctly: no ``$group`` here at all).
 
 Errors are not caught here: callers get ``pymongo.errors.PyMongoError`` (or
-``ServiceUnavailableError`` from :func:`pipelines.mongo.database`) and decide what to show.
+``ServiceUnavailableError`` from :func:`pipelines.stack.mongo.database`) and decide what to show.
 """
 
 from __future__ import annotations
@@ -37,8 +37,9 @@ import pandas as pd
 from pymongo.collection import Collection
 from pymongo.database import Database
 
-from .. import readmodels as RM
-from ..domain import MEASURES, ORIGINS, STATUS_NAME, VISIB_BANDS, WIND_BANDS
+from pipelines.core.domain import MEASURES, ORIGINS, STATUS_NAME, VISIB_BANDS, WIND_BANDS
+from pipelines.serving import readmodels as RM
+
 from .analytics import (
     BOARD_COLUMNS,
     KpiSummary,

@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..domain import NEW_YORK as NY
+from pipelines.core.domain import NEW_YORK as NY
 
 GOOD, WATCH, ACT, NEUTRAL = "#1b7f3b", "#b26a00", "#c62828", "#5f6b76"
 # Delay palette (ColorBrewer RdYlGn), evenly spread over 0 .. 45 min: every 7.5 min a stop,

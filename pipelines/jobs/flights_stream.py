@@ -1,8 +1,285 @@
-"""spark-submit entry point of ``flights_stream`` (the code notebooks run too)."""
+"""``flights_stream``: Kafka flight events -> Structured Streaming -> the lake -> MongoDB.
+
+Each micro-batch, on the executors: parse and validate the events; append the accepted ones to
+``raw/flight_events`` and the refused ones (with their reasons) to ``raw/rejects`` and the
+``rejects`` collection, both exactly once (Delta idempotent appends keyed on the query id and
+the batch id); then :func:`pipelines.serving.publish.refresh` recomputes the clean flights
+and KPIs of the local dates the batch touched from the raw log and publishes them. The driver
+holds the touched dates and a few counts. Kafka offsets advance (checkpoint) only after the batch
+function returned, so a batch replayed after a crash appends nothing twice and rewrites the
+same partitions and documents.
+
+Trigger ``availableNow`` (cron: drain what is there, then stop) or a processing-time interval
+such as ``2s`` (a long-lived real-time job).
+"""
 
 from __future__ import annotations
 
-from pipelines.jobs import main
+import re
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
 
-if __name__ == "__main__":
-    main("flights_stream")
+import structlog
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from pipelines.core.config import Settings
+from pipelines.core.exceptions import ConfigError
+from pipelines.jobs.registry import StreamParams
+from pipelines.lake import tables
+from pipelines.serving import documents, publish, sinks
+from pipelines.serving.readmodels import REJECTS
+from pipelines.stack import mongo
+from pipelines.stack.spark import build_session
+from pipelines.transform import flight_state
+
+log = structlog.get_logger(__name__)
+
+JOB = "flights_stream"
+PUBLISH_EVERY_S = 10.0  # real time: KPIs refreshed at most this often (the board every batch)
+COMPACT_EVERY = 50  # batches between compactions of the raw events of the dates they touch
+
+
+@dataclass
+class StreamResult:
+    batches: int = 0
+    rows_in: int = 0
+    accepted: int = 0
+    rejected: int = 0
+    dates: int = 0  # local dates touched (summed over the batches)
+    refreshes: int = 0  # runs of the publisher (clean flights, KPIs, profile)
+    seconds: float = 0.0
+    steps: dict[str, float] = field(default_factory=dict)
+
+
+def rejects_of(events: DataFrame, source: str) -> DataFrame:
+    """The refused events as reject rows (source, reason, where, kind, excerpt, at)."""
+    return events.where(F.col("reject_reason").isNotNull()).select(
+        F.lit(source).alias("source"),
+        F.col("reject_reason").alias("reason"),
+        F.concat_ws(":", "kafka_topic", "kafka_partition", "kafka_offset").alias("where"),
+        F.lit("row").alias("kind"),
+        F.substring("raw", 1, 500).alias("excerpt"),
+        F.col("kafka_timestamp").alias("at"),
+    )
+
+
+def process_batch(
+    spark: SparkSession, settings: Settings, batch: DataFrame, batch_id: int, app_id: str
+) -> dict[str, Any]:
+    """Write one micro-batch of raw Kafka rows into the lake and the serving model; return
+    its counts. ``app_id`` (the stream query's id) makes the lake appends exactly-once."""
+    started = time.monotonic()
+    events = flight_state.parse_events(batch).persist()
+    # one small job for every count the driver needs: per Kafka partition, its rows, rejects,
+    # newest accepted event, last offset and the local dates it touched
+    parts = (
+        events.groupBy("kafka_topic", "kafka_partition")
+        .agg(
+            F.count(F.lit(1)).alias("rows_in"),
+            F.count("reject_reason").alias("rejected"),
+            F.max(F.when(F.col("reject_reason").isNull(), F.col("event_time"))).alias("newest"),
+            F.max("kafka_offset").alias("last"),
+            F.collect_set(F.when(F.col("reject_reason").isNull(), F.col("date"))).alias("dates"),
+        )
+        .orderBy("kafka_topic", "kafka_partition")
+        .collect()
+    )
+    rows_in = sum(p.rows_in for p in parts)
+    rejected = sum(p.rejected for p in parts)
+    newest = max((p.newest for p in parts if p.newest is not None), default=None)
+    if rows_in == 0:
+        events.unpersist()
+        return {"rows_in": 0, "accepted": 0, "rejected": 0, "dates": 0, "touched": []}
+    accepted = events.where(F.col("reject_reason").isNull()).drop("reject_reason")
+    tables.append(
+        accepted.withColumn("ingested_at", F.current_timestamp()).withColumn(
+            "batch_id", F.lit(batch_id).cast("long")
+        ),
+        settings, tables.FLIGHT_EVENTS, txn=(app_id, batch_id),
+    )  # fmt: skip
+    if rejected:
+        rejects = rejects_of(events, JOB)
+        tables.append(rejects, settings, tables.REJECTS, txn=(f"{app_id}:rejects", batch_id))
+        sinks.write(documents.reject_docs(rejects), settings, REJECTS)
+    dates = sorted({d for p in parts for d in p.dates})
+    steps: dict[str, float] = {}
+    if dates:
+        hours = accepted.select(
+            "origin", F.date_trunc("hour", "sched_dep_utc").alias("sched_hour_utc")
+        ).distinct()
+        t_board = time.monotonic()
+        publish.publish_board(spark, settings, dates, hours, newest=newest)
+        steps["board"] = time.monotonic() - t_board
+    offsets = [  # a list: topic names hold dots, which BSON keys may not
+        {"topic": p.kafka_topic, "partition": p.kafka_partition, "offset": p.last} for p in parts
+    ]
+    events.unpersist()
+    result = {"rows_in": rows_in, "accepted": rows_in - rejected, "rejected": rejected,
+              "dates": len(dates), "touched": dates}  # fmt: skip
+    summary = {k: v for k, v in result.items() if k != "touched"}
+    mongo.set_state(settings, JOB, newest, last_batch_id=batch_id, last_batch=summary,
+                    offsets=offsets)  # fmt: skip
+    steps["total"] = time.monotonic() - started
+    log.info("flights_stream.batch", batch_id=batch_id, **summary,
+             seconds={k: round(v, 2) for k, v in steps.items()})  # fmt: skip
+    return result | {"steps": steps}
+
+
+class Publisher:
+    """The slow half of the stream, in a thread of the driver: refreshes (``publish.refresh``:
+    clean flights, KPI tables and documents, profile) the dates the micro-batches touched while
+    the next micro-batches run their fast path (raw append + live board). Dates touched again
+    while a refresh runs are refreshed once more after it. A failure is raised in the next
+    batch and when the stream ends. Dates a killed stream left unrefreshed are found at start
+    (``publish.pending_dates``)."""
+
+    def __init__(
+        self, spark: SparkSession, settings: Settings, pending: list[str], interval_s: float = 0
+    ) -> None:
+        self.spark, self.settings, self.interval_s = spark, settings, interval_s
+        self.compact: set[str] = set()
+        self.dirty: set[str] = set(pending)
+        self.cond = threading.Condition()
+        self.stopping = False
+        self.busy = False
+        self.error: BaseException | None = None
+        self.refreshes = 0
+        self.steps: dict[str, float] = {}
+        self.thread = threading.Thread(target=self._loop, name="tarmac-publisher", daemon=True)
+        self.thread.start()
+
+    def add(self, dates: list[str], compact: bool = False) -> None:
+        """Refresh ``dates`` soon (``compact``: and bin-pack their raw events after)."""
+        self.check()
+        with self.cond:
+            self.dirty.update(dates)
+            if compact:
+                self.compact.update(dates)
+            self.cond.notify()
+
+    def check(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+    def _loop(self) -> None:
+        while True:
+            with self.cond:
+                while not self.dirty and not self.stopping:
+                    self.cond.wait()
+                done = not self.dirty  # stopping, nothing pending
+                if not done:
+                    # real time: at most one refresh every interval_s, so the fast path of
+                    # the micro-batches keeps the cores (the live board must be fresh first)
+                    self.cond.wait_for(lambda: self.stopping, timeout=self.interval_s)
+                    dates, self.dirty = sorted(self.dirty), set()
+            if done:
+                return
+            try:
+                # the profile with every refresh: it is the dashboard's index of changed days
+                steps = publish.refresh(self.spark, self.settings, dates, board=False,
+                                       inputs=publish.INPUTS[1:])  # fmt: skip
+            except BaseException as exc:  # noqa: BLE001 - raised in the stream's thread
+                log.error("flights_stream.refresh_failed", dates=len(dates), error=repr(exc))
+                self.error = exc
+                return
+            self.refreshes += 1
+            with self.cond:
+                compact, self.compact = sorted(self.compact), set()
+            if compact:  # after the refresh: both read the same small files once
+                tables.compact(self.spark, self.settings, tables.FLIGHT_EVENTS, compact)
+                log.info("flights_stream.compacted", dates=len(compact))
+            for k, v in steps.items():
+                self.steps[k] = round(self.steps.get(k, 0.0) + v, 2)
+            log.info("flights_stream.refreshed", dates=len(dates),
+                     seconds={k: round(v, 2) for k, v in steps.items()})  # fmt: skip
+
+    def close(self) -> None:
+        """Refresh what is still pending, stop the thread, raise its failure if any."""
+        with self.cond:
+            self.stopping = True
+            self.cond.notify()
+        self.thread.join()
+        self.check()
+
+
+def _trigger(trigger: str) -> dict[str, object]:
+    if trigger == "availableNow":
+        return {"availableNow": True}
+    if m := re.fullmatch(r"(\d+)\s*(s|sec|seconds|m|min|minutes)", trigger.strip()):
+        unit = "seconds" if m[2].startswith("s") else "minutes"
+        return {"processingTime": f"{m[1]} {unit}"}
+    raise ConfigError(f"trigger '{trigger}' is neither 'availableNow' nor an interval like '2s'")
+
+
+def run(
+    settings: Settings,
+    trigger: str = "availableNow",
+    max_offsets_per_trigger: int | None = 200_000,
+    checkpoint: Path | None = None,
+    timeout_s: float | None = None,
+) -> StreamResult:
+    """Run the stream with ``trigger`` until it has drained (availableNow), ``timeout_s``
+    passes, or it is interrupted."""
+    spark = build_session(settings, JOB)
+    mongo.ensure_indexes(settings)
+    checkpoint = checkpoint or settings.resolve(settings.paths.checkpoints) / JOB
+    result = StreamResult()
+    started = threading.Event()
+    query_id: dict[str, str] = {}
+    realtime = trigger != "availableNow"
+    publisher = Publisher(spark, settings, publish.pending_dates(spark, settings),
+                          interval_s=PUBLISH_EVERY_S if realtime else 0)  # fmt: skip
+
+    def on_batch(batch: DataFrame, batch_id: int) -> None:
+        started.wait(60)  # the query id is known once start() has returned
+        counts = process_batch(spark, settings, batch, batch_id, f"{JOB}:{query_id['id']}")
+        publisher.add(counts["touched"], compact=batch_id % COMPACT_EVERY == COMPACT_EVERY - 1)
+        result.batches += 1
+        result.rows_in += counts["rows_in"]
+        result.accepted += counts["accepted"]
+        result.rejected += counts["rejected"]
+        result.dates += counts.get("dates", 0)
+        for k, v in counts.get("steps", {}).items():
+            result.steps[k] = round(result.steps.get(k, 0.0) + v, 2)
+
+    reader = (
+        spark.readStream.format("kafka")
+        .option("kafka.bootstrap.servers", settings.kafka.bootstrap_servers)
+        .option("subscribe", settings.kafka.topic("flights").name)
+        .option("startingOffsets", "earliest")
+        .option("failOnDataLoss", "true")
+    )
+    if max_offsets_per_trigger:
+        reader = reader.option("maxOffsetsPerTrigger", max_offsets_per_trigger)
+    t0 = time.monotonic()
+    query = (
+        reader.load()
+        .writeStream.foreachBatch(on_batch)
+        .option("checkpointLocation", str(checkpoint))
+        .trigger(**_trigger(trigger))
+        .queryName(JOB)
+        .start()
+    )
+    query_id["id"] = query.id  # kept in the checkpoint: the same after a restart
+    started.set()
+    try:
+        query.awaitTermination(timeout_s)
+    finally:
+        if query.isActive:
+            query.stop()
+        publisher.close()
+    result.refreshes = publisher.refreshes
+    for k, v in publisher.steps.items():
+        result.steps[k] = round(result.steps.get(k, 0.0) + v, 2)
+    result.seconds = time.monotonic() - t0
+    log.info("flights_stream.done", **asdict(result))
+    return result
+
+
+def main(settings: Settings, params: StreamParams) -> dict[str, Any]:
+    """The registry's entry: :func:`run` with the trigger and batch size of ``params``."""
+    return run(settings, params.trigger, params.max_offsets_per_trigger).__dict__

@@ -1,29 +1,149 @@
-"""spark-submit entry point of the smoke path (same code as ``python -m pipelines smoke``)."""
+"""Smoke path: kafka-python -> Kafka -> Spark Structured Streaming -> MongoDB upserts.
+
+Proves the whole stack end to end: ``produce`` sends N JSON messages, ``run`` reads them with
+Spark's Kafka source (``availableNow``, checkpoint on disk) and upserts them by ``_id``; a second
+``run`` reads nothing new and leaves exactly N documents.
+"""
 
 from __future__ import annotations
 
-import argparse
-import json
+import time
+import uuid
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
-from pipelines import config, logs, smoke
+import structlog
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from pipelines.core.config import Settings
+from pipelines.jobs.registry import SmokeParams
+from pipelines.serving import sinks
+from pipelines.stack import kafka_io, mongo
+from pipelines.stack.spark import build_session
+
+log = structlog.get_logger(__name__)
+
+COLLECTION: str = SmokeParams.model_fields["collection"].default
+MESSAGE_SCHEMA = T.StructType(
+    [
+        T.StructField("id", T.StringType()),
+        T.StructField("seq", T.LongType()),
+        T.StructField("tag", T.StringType()),
+        T.StructField("sent_at", T.DoubleType()),
+    ]
+)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--env", default=None, help="parameters/<env>.yaml to use")
-    parser.add_argument("--produce", type=int, default=0, help="first send N messages")
-    parser.add_argument("--topic", default=None, help="topic (default: kafka.topics.smoke)")
-    parser.add_argument("--collection", default=smoke.COLLECTION, help="target collection")
-    parser.add_argument("--checkpoint", type=Path, default=None, help="checkpoint folder")
-    args = parser.parse_args()
-    logs.configure()
-    settings = config.load(args.env)
-    if args.produce:
-        smoke.produce(settings, args.produce, topic=args.topic)
-    result = smoke.run(settings, args.topic, args.collection, args.checkpoint)
-    print(json.dumps(result.__dict__))
+@dataclass
+class SmokeResult:
+    batches: int
+    rows_read: int
+    documents: int
 
 
-if __name__ == "__main__":
-    main()
+def produce(settings: Settings, n: int, tag: str | None = None, topic: str | None = None) -> str:
+    """Send ``n`` messages tagged ``tag`` to the smoke topic (or ``topic``); return the tag."""
+    tag = tag or uuid.uuid4().hex[:12]
+    if topic is None:
+        kafka_io.ensure_topics(settings, ["smoke"])
+        topic = settings.kafka.topic("smoke").name
+    else:
+        kafka_io.create_topic(settings, topic, partitions=2)
+    prod = kafka_io.producer(settings)
+    for seq in range(n):
+        msg_id = message_id(tag, seq)
+        prod.send(
+            topic, key=msg_id, value={"id": msg_id, "seq": seq, "tag": tag, "sent_at": time.time()}
+        )
+    prod.flush()
+    prod.close()
+    log.info("smoke.produced", topic=topic, n=n, tag=tag)
+    return tag
+
+
+def message_id(tag: str, seq: int) -> str:
+    return f"{tag}-{seq:06d}"
+
+
+def landed(settings: Settings, tag: str, n: int, collection: str = COLLECTION) -> int:
+    """How many of the ``n`` messages tagged ``tag`` are documents now (read back by ``_id``)."""
+    ids = [message_id(tag, seq) for seq in range(n)]
+    coll = mongo.database(settings)[collection]
+    return len(mongo.find_by_ids(coll, ids, {"_id": 1}))
+
+
+def parse(raw: DataFrame) -> DataFrame:
+    """Kafka rows -> one row per message, keyed ``_id``, with its Kafka coordinates."""
+    msg = F.from_json(F.col("value").cast("string"), MESSAGE_SCHEMA)
+    return raw.select(msg.alias("m"), "partition", "offset").select(
+        F.col("m.id").alias("_id"),
+        F.col("m.seq").alias("seq"),
+        F.col("m.tag").alias("tag"),
+        F.col("m.sent_at").alias("sent_at"),
+        F.col("partition").alias("kafka_partition"),
+        F.col("offset").alias("kafka_offset"),
+    )
+
+
+def run(
+    settings: Settings,
+    topic: str | None = None,
+    collection: str = COLLECTION,
+    checkpoint: Path | None = None,
+) -> SmokeResult:
+    """Drain the smoke topic into MongoDB once (``availableNow``) and report what was read."""
+    spark = build_session(settings, "smoke")
+    topic = topic or settings.kafka.topic("smoke").name
+    checkpoint = checkpoint or settings.resolve(settings.paths.checkpoints) / "smoke"
+    stats = {"batches": 0, "rows": 0}
+
+    def write_batch(batch: DataFrame, batch_id: int) -> None:
+        batch = batch.persist()
+        n = batch.count()
+        sinks.write(batch.where(F.col("_id").isNotNull()), settings, collection)
+        batch.unpersist()
+        stats["batches"] += 1
+        stats["rows"] += n
+        log.info("smoke.batch", batch_id=batch_id, rows=n)
+
+    raw = (
+        spark.readStream.format("kafka")
+        .option("kafka.bootstrap.servers", settings.kafka.bootstrap_servers)
+        .option("subscribe", topic)
+        .option("startingOffsets", "earliest")
+        .load()
+    )
+    query = (
+        parse(raw)
+        .writeStream.foreachBatch(write_batch)
+        .option("checkpointLocation", str(checkpoint))
+        .trigger(availableNow=True)
+        .start()
+    )
+    query.awaitTermination()
+    documents = mongo.database(settings)[collection].count_documents({})
+    result = SmokeResult(stats["batches"], stats["rows"], documents)
+    log.info("smoke.done", **asdict(result))
+    return result
+
+
+def main(settings: Settings, params: SmokeParams) -> dict[str, Any]:
+    """The registry's entry: send ``params.messages`` messages, drain them into MongoDB, and
+    count how many of them are documents now (rows in, accepted, rejected, like every job)."""
+    tag = produce(settings, params.messages, topic=params.topic)
+    log.info("smoke.produced", messages=params.messages, tag=tag,
+             bootstrap=settings.kafka.bootstrap_servers)  # fmt: skip
+    checkpoint = Path(params.checkpoint) if params.checkpoint else None
+    result = run(settings, params.topic, params.collection, checkpoint)
+    n_landed = landed(settings, tag, params.messages, params.collection)
+    return {
+        "rows_in": result.rows_read,
+        "accepted": n_landed,
+        "rejected": max(params.messages - n_landed, 0),
+        "tag": tag,
+        "batches": result.batches,
+        "documents_in_collection": result.documents,
+    }

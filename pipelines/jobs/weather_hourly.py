@@ -1,8 +1,116 @@
-"""spark-submit entry point of ``weather_hourly`` (the code notebooks run too)."""
+"""``weather_hourly``: hourly weather files from ``landing/weather/`` -> the lake -> MongoDB.
+
+Values are cleaned into SI units (``cleaning.clean_weather``). The accepted rows are appended
+to ``raw/weather``; ``clean/weather`` of the UTC days they fall on is recomputed (the newest
+landed row of each origin-hour wins) and published to ``weather_hourly``; refused rows and
+nulled values go to ``raw/rejects`` and ``rejects`` with their reasons. Weather that lands after
+the flights of its hour reaches them: the local dates of its hours are refreshed from the raw
+flight log (``publish.refresh``), flights and KPIs alike. Each file is committed in the landing
+manifest only after all of that was written, with counts that reconcile.
+"""
 
 from __future__ import annotations
 
-from pipelines.jobs import main
+import time
+from datetime import UTC, date, datetime
+from typing import Any
 
-if __name__ == "__main__":
-    main("weather_hourly")
+import structlog
+from pyspark.sql import DataFrame, Window
+from pyspark.sql import functions as F
+
+from pipelines.core.config import Settings
+from pipelines.core.domain import LOCAL_TZ
+from pipelines.jobs.registry import DailyParams
+from pipelines.lake import tables
+from pipelines.landing import ingest
+from pipelines.serving import documents, publish, sinks
+from pipelines.serving.readmodels import WEATHER_HOURLY
+from pipelines.stack import mongo
+from pipelines.stack.spark import build_session
+from pipelines.transform import cleaning
+
+log = structlog.get_logger(__name__)
+
+JOB = "weather_hourly"
+SOURCE = "weather"
+
+
+def latest_per_hour(raw: DataFrame) -> DataFrame:
+    """The newest landed row of each (origin, hour): a rewritten file replaces the old one."""
+    newest = Window.partitionBy("origin", "hour_utc").orderBy(
+        F.col("landed_at").desc(), F.col("source_file").desc()
+    )
+    return raw.withColumn("_n", F.row_number().over(newest)).where("_n = 1").drop("_n")
+
+
+def run(settings: Settings, day: date | None = None) -> dict[str, Any]:
+    """Process every pending weather file once (only those of ``day``, a UTC date, if given);
+    return file and row counts."""
+    t0 = time.monotonic()
+    lz = ingest.zone(settings)
+    pattern = f"weather_{day:%Y%m%d}T*.csv" if day else "*.csv"
+    batch = ingest.claim_pending(lz, SOURCE, lambda f: cleaning.WEATHER_HEADER, JOB, pattern)
+    totals = {"rows_in": 0, "accepted": 0, "rejected": 0}
+    newest = None
+    spark = build_session(settings, JOB) if batch.good or batch.rejects else None
+    now = datetime.now(UTC).replace(tzinfo=None)
+    if spark is not None and batch.rejects:
+        publish.publish_rejects(settings, publish.file_rejects(spark, batch.rejects, now))
+    if spark is not None and batch.good:
+        raw = ingest.read_csv(spark, batch.good, cleaning.WEATHER_HEADER)
+        keep = ("raw_line", ingest.CORRUPT)
+        cleaned = ingest.with_malformed(cleaning.clean_weather(raw, keep)).persist()
+        accepted = (
+            cleaned.where(F.col("reject_reason").isNull())
+            .drop("reject_reason", *keep)
+            .withColumn("day", F.date_format("hour_utc", "yyyy-MM-dd"))
+            .withColumn("landed_at", F.lit(now))
+            .persist()
+        )
+        issues = accepted.where(F.col("value_issues").isNotNull()).select(
+            F.lit(JOB).alias("source"), F.col("value_issues").alias("reason"),
+            F.concat_ws(":", "source_file", "_id").alias("where"), F.lit("value").alias("kind"),
+            F.col("_id").alias("excerpt"), F.lit(now).alias("at"),
+        )  # fmt: skip
+        publish.publish_rejects(
+            settings,
+            ingest.row_rejects(cleaned, JOB, ["source_file", "raw_line"], now).unionByName(issues),
+        )
+        tables.append(accepted.drop("_id", "value_issues"), settings, tables.RAW_WEATHER)
+        days = [r.day for r in accepted.select("day").distinct().collect()]
+        newest = accepted.agg(F.max("hour_utc")).first()[0]
+        tables.retrying(lambda: _clean_days(settings, spark, days, newest), "clean weather")
+        dates = [
+            r.d for r in accepted.select(
+                F.date_format(F.from_utc_timestamp("hour_utc", LOCAL_TZ), "yyyy-MM-dd").alias("d")
+            ).distinct().collect()
+        ]  # fmt: skip
+        hours = accepted.select("origin", F.col("hour_utc").alias("sched_hour_utc")).distinct()
+        steps = publish.refresh(spark, settings, dates, hours)
+        totals = ingest.commit_all(lz, batch.good, ingest.file_counts(cleaned))
+        accepted.unpersist()
+        cleaned.unpersist()
+        log.info("weather_hourly.refreshed", dates=len(dates),
+                 seconds={k: round(v, 2) for k, v in steps.items()})  # fmt: skip
+    ingest.settle_deferred(lz, batch)
+    result = {**batch.summary(), **totals, "seconds": round(time.monotonic() - t0, 2)}
+    mongo.set_state(settings, JOB, newest, last_run=result)
+    log.info("weather_hourly.done", **result)
+    return result
+
+
+def _clean_days(settings: Settings, spark: Any, days: list[str], newest: datetime) -> None:
+    """Recompute ``clean/weather`` of ``days`` from ``raw/weather`` and publish the hours of
+    the serving horizon."""
+    clean = latest_per_hour(tables.read_where(spark, settings, tables.RAW_WEATHER, "day", days))
+    clean = clean.drop("landed_at").persist()
+    tables.overwrite(clean, settings, tables.WEATHER, days)
+    served = documents.within_horizon(clean, "hour_utc", newest, settings.serving.board_hours)
+    sinks.write(documents.weather_docs(served), settings, WEATHER_HOURLY)
+    clean.unpersist()
+
+
+def main(settings: Settings, params: DailyParams) -> dict[str, Any]:
+    """The registry's entry: :func:`run` of the files of ``params.date`` (all pending if None)."""
+    return run(settings, params.date)

@@ -1,0 +1,238 @@
+"""Parameters: one YAML per environment under ``parameters/``, validated before anything runs.
+
+``load("local")`` reads ``parameters/local.yaml``, applies the environment-variable overrides
+(``KAFKA_BOOTSTRAP_SERVERS``, ``MONGO_URI``) and returns a frozen :class:`Settings`. An unknown
+key or a wrong type raises :class:`~pipelines.core.exceptions.ConfigError` naming the key.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from pipelines.core.exceptions import ConfigError
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+PARAMETERS_DIR = Path(os.environ.get("TARMAC_PARAMETERS_DIR", REPO_ROOT / "parameters"))
+DEFAULT_ENV = os.environ.get("TARMAC_ENV", "local")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StackSettings(_Model):
+    home: Path = Path("outputs/stack/local")
+    cache: Path = Field(
+        default_factory=lambda: Path(
+            os.environ.get("TARMAC_CACHE", Path.home() / ".cache" / "tarmac")
+        )
+    )
+    kafka_version: str = "4.1.1"
+    log4j_version: str = "2.24.3"
+    ferretdb_version: str = "v1.24.2"
+    start_timeout_s: float = 90.0
+
+
+class TopicSettings(_Model):
+    name: str
+    partitions: int = Field(default=1, ge=1)
+
+
+class KafkaSettings(_Model):
+    bootstrap_servers: str = "127.0.0.1:9092"
+    embedded: bool = True
+    controller_port: int = 9093
+    heap: str = "768m"
+    topics: dict[str, TopicSettings] = Field(default_factory=dict)
+
+    @property
+    def port(self) -> int:
+        return int(self.bootstrap_servers.split(",")[0].rsplit(":", 1)[1])
+
+    def topic(self, key: str) -> TopicSettings:
+        try:
+            return self.topics[key]
+        except KeyError:
+            raise ConfigError(
+                f"no topic '{key}' under kafka.topics; add it to the parameters file"
+            ) from None
+
+
+class MongoSettings(_Model):
+    uri: str = "mongodb://127.0.0.1:27017/"
+    database: str = "tarmac"
+    embedded: bool = True
+    # what the dashboard reads with: where auth is on, a user with only the ``read`` role on
+    # the serving database (docker-compose creates one); None = ``uri``
+    reader_uri: str | None = None
+
+    @property
+    def safe_uri(self) -> str:
+        """``uri`` with its password masked, for messages and logs."""
+        return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", self.uri)
+
+    @property
+    def port(self) -> int:
+        hostport = self.uri.split("://", 1)[1].split("/", 1)[0].split(",")[0]
+        hostport = hostport.rsplit("@", 1)[-1]
+        return int(hostport.rsplit(":", 1)[1]) if ":" in hostport else 27017
+
+
+class SparkSettings(_Model):
+    master: str = "local[*]"
+    shuffle_partitions: int = Field(default=4, ge=1)
+    driver_memory: str = "2g"
+    ui: bool = False
+
+
+class ServingSettings(_Model):
+    """What MongoDB serves of the lake. The live board and "weather now" read the hours around
+    the replay clock only, so flight buckets and weather hours older than ``board_hours``
+    before the newest event are kept in the lake and not (re)written to MongoDB; None serves
+    every hour (tests compare every document with an independent computation)."""
+
+    board_hours: int | None = Field(default=48, ge=1)
+
+
+class PathSettings(_Model):
+    checkpoints: Path = Path("outputs/checkpoints/local")
+    data: Path = Path("outputs/data/local")  # landing/, archive/, quarantine/, replay state
+    # the Delta Lake lakehouse: a local path (relative to the repository) or any Hadoop URI
+    # (hdfs://, s3a://, file://) that every Spark node reaches
+    lake: str = "outputs/lake/local"
+
+
+class ReplaySettings(_Model):
+    """Defaults of ``python -m pipelines replay``; every CLI option overrides one of these."""
+
+    start: datetime = datetime(2013, 1, 1, tzinfo=UTC)
+    end: datetime = datetime(2014, 1, 1, tzinfo=UTC)
+    speed: float = Field(default=3600.0, gt=0)  # seconds of 2013 per wall-clock second
+    max_rate: float | None = Field(default=None, gt=0)  # events per second, None = unlimited
+    catch_up: bool = False  # no pacing at all
+    board_lead_minutes: int = Field(default=120, ge=0)  # `scheduled` this long before departure
+    checkpoint_every: int = Field(default=5000, ge=1)  # events between flush + position save
+    workers: int = Field(default=1, ge=1, le=16)  # producer processes in catch-up mode
+
+    @field_validator("start", "end")
+    @classmethod
+    def _utc(cls, value: datetime) -> datetime:
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+class Settings(_Model):
+    env: str
+    stack: StackSettings = Field(default_factory=StackSettings)
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    mongo: MongoSettings = Field(default_factory=MongoSettings)
+    spark: SparkSettings = Field(default_factory=SparkSettings)
+    paths: PathSettings = Field(default_factory=PathSettings)
+    serving: ServingSettings = Field(default_factory=ServingSettings)
+    replay: ReplaySettings = Field(default_factory=ReplaySettings)
+
+    def for_reader(self) -> Settings:
+        """A copy that connects with ``mongo.reader_uri`` (the dashboard's read-only user)."""
+        if not self.mongo.reader_uri:
+            return self
+        mongo = self.mongo.model_copy(update={"uri": self.mongo.reader_uri, "embedded": False})
+        return self.model_copy(update={"mongo": mongo})
+
+    def isolated(self, tag: str, folder: Path, database: str | None = None) -> Settings:
+        """A copy with its own topics (``<name>.<tag>``), data and checkpoint folders under
+        ``folder`` and, if given, its own database: for tests and benchmarks."""
+        topics = {
+            key: topic.model_copy(update={"name": f"{topic.name}.{tag}"})
+            for key, topic in self.kafka.topics.items()
+        }
+        update: dict[str, Any] = {
+            "kafka": self.kafka.model_copy(update={"topics": topics}),
+            "paths": self.paths.model_copy(
+                update={
+                    "data": folder / "data",
+                    "checkpoints": folder / "checkpoints",
+                    "lake": str(folder / "lake"),
+                }
+            ),
+        }
+        if database:
+            update["mongo"] = self.mongo.model_copy(update={"database": database})
+        return self.model_copy(update=update)
+
+    def write(self, folder: Path) -> Path:
+        """Write these settings as ``<folder>/<env>.yaml`` (a subprocess then reads them with
+        ``TARMAC_PARAMETERS_DIR=<folder>``); the cache location stays the reader's own."""
+        folder.mkdir(parents=True, exist_ok=True)
+        data = self.model_dump(mode="json")
+        data["stack"].pop("cache", None)
+        path = folder / f"{self.env}.yaml"
+        path.write_text(yaml.safe_dump(data))
+        return path
+
+    @property
+    def lake_root(self) -> str:
+        """``paths.lake`` as Spark reads it: a URI as is, a path made absolute."""
+        if "://" in self.paths.lake:
+            return self.paths.lake.rstrip("/")
+        return str(self.resolve(Path(self.paths.lake)))
+
+    def resolve(self, path: Path) -> Path:
+        """A path from the parameters, made absolute against the repository root."""
+        path = Path(os.path.expanduser(path))
+        return path if path.is_absolute() else REPO_ROOT / path
+
+
+def _apply_env_overrides(raw: dict[str, Any]) -> dict[str, Any]:
+    """External services named in the environment win over the file, and are never started."""
+    if bootstrap := os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+        raw.setdefault("kafka", {}).update(bootstrap_servers=bootstrap, embedded=False)
+    if uri := os.environ.get("MONGO_URI"):
+        raw.setdefault("mongo", {}).update(uri=uri, embedded=False)
+    if reader := os.environ.get("MONGO_READER_URI"):
+        raw.setdefault("mongo", {}).update(reader_uri=reader)
+    if db := os.environ.get("MONGO_DATABASE"):
+        raw.setdefault("mongo", {}).update(database=db)
+    return raw
+
+
+def _format_errors(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"])
+        if err["type"] == "extra_forbidden":
+            lines.append(f"  {where}: unknown key")
+        else:
+            lines.append(f"  {where}: {err['msg']} (got {err.get('input')!r})")
+    return "\n".join(lines)
+
+
+def available_envs() -> list[str]:
+    return sorted(p.stem for p in PARAMETERS_DIR.glob("*.yaml"))
+
+
+def load(env: str | None = None, path: Path | None = None) -> Settings:
+    """Read, override and validate the parameters of ``env`` (default ``$TARMAC_ENV`` or local)."""
+    env = env or DEFAULT_ENV
+    path = path or PARAMETERS_DIR / f"{env}.yaml"
+    if not path.exists():
+        raise ConfigError(
+            f"no parameters file for env '{env}' at {path}; "
+            f"choose one of {available_envs()} or create it"
+        )
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path} must hold a mapping at the top level")
+    raw.setdefault("env", env)
+    try:
+        return Settings.model_validate(_apply_env_overrides(raw))
+    except ValidationError as exc:
+        raise ConfigError(f"invalid parameters in {path}:\n{_format_errors(exc)}") from exc

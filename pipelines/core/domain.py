@@ -1,0 +1,35 @@
+"""The domain's constants, in one home: airports, time zone, event types and statuses, the
+additive measures and the weather bands. Plain Python (no Spark, no pymongo), so every stage
+(sources, transforms, jobs, dashboard) imports them without pulling in an engine."""
+
+from __future__ import annotations
+
+from zoneinfo import ZoneInfo
+
+ORIGINS = ("EWR", "JFK", "LGA")
+LOCAL_TZ = "America/New_York"
+NEW_YORK = ZoneInfo(LOCAL_TZ)
+
+EVENT_TYPES = ("scheduled", "departed", "arrived", "cancelled")
+STATUS_RANK = {"scheduled": 1, "departed": 2, "arrived": 3, "cancelled": 4}
+STATUS_NAME = {rank: name for name, rank in STATUS_RANK.items()}
+SCHEMA_VERSION = 1
+
+# the additive measures of every KPI row (docs/data-model.md): ratios are computed when read
+MEASURES = (
+    "flights", "departed", "cancelled", "on_time", "delayed_60",
+    "dep_delay_sum", "dep_delay_n", "arr_delay_sum", "arr_delay_n",
+)  # fmt: skip
+
+VISIB_BANDS = ("< 1 mi", "1-3 mi", "3-5 mi", "5-10 mi", "10+ mi")
+WIND_BANDS = ("0-10 mph", "10-20 mph", "20-30 mph", "30+ mph")
+WEATHER_FIELDS = ("temp_c", "visib_km", "wind_speed_kmh", "precip_mm", "visib_band",
+                  "wind_band", "precip")  # fmt: skip  # what a flight carries of its weather
+
+# ``ORIGIN|YYYY-MM-DDTHH:MMZ``: the hour key, in Python (strftime) and in Spark (date_format)
+# ISO-8601 UTC times of the events and files (``2013-01-01T05:15:00Z``)
+ISO_UTC_PY = "%Y-%m-%dT%H:%M:%SZ"
+ISO_UTC_SPARK = "yyyy-MM-dd'T'HH:mm:ssX"
+
+HOUR_KEY_PY = "%Y-%m-%dT%H:%MZ"
+HOUR_KEY_SPARK = "yyyy-MM-dd'T'HH:mm'Z'"

@@ -1,0 +1,270 @@
+"""The one job registry: every job a person, cron, the runner, the demo, spark-submit, the
+dashboard's freshness panel and the tests may run, with its notebook, its code and its parameters.
+
+A job is a module of :mod:`pipelines.jobs` with a ``main(settings, params) -> dict`` function, a
+parameterized notebook that calls it (the door papermill and cron use), and a :class:`JobSpec`:
+a pydantic model of its parameters (unknown names and wrong types are refused before anything
+runs), a timeout, how often a transient failure is retried and with which backoff, which
+parameter carries the logical date for ``backfill``, and how stale its data may get before the
+dashboard turns amber or red. :data:`PIPELINE` is the order the demo, backfills and tests run the
+data jobs in (any order gives the same state).
+
+- ``python -m pipelines run <job> -p k=v``: through papermill
+  (:mod:`pipelines.orchestration.runner`);
+- ``python -m pipelines job <job> -p k=v``: in this process (:func:`run_job`);
+- ``spark-submit pipelines/jobs/submit.py <job> --env E -p k=v``: on any master.
+
+Tests and plugins add jobs without touching this file: ``TARMAC_JOBS_MODULE=pkg.mod[,other]``
+names modules whose ``JOBS`` dict is merged into the registry (also in subprocesses).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from pipelines.core.config import REPO_ROOT
+from pipelines.core.exceptions import ConfigError
+
+
+class JobParams(BaseModel):
+    """Base of every job's parameters: unknown names are an error, never silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    env: str
+
+
+class SmokeParams(JobParams):
+    messages: int = Field(default=1000, ge=0, description="messages sent to Kafka first")
+    topic: str | None = Field(default=None, description="topic (None: kafka.topics.smoke)")
+    collection: str = Field(default="smoke_events", description="the target collection")
+    checkpoint: str | None = Field(default=None, description="checkpoint folder (None: paths)")
+
+
+class DailyParams(JobParams):
+    date: dt.date | None = Field(
+        default=None, description="only the files of this date, YYYY-MM-DD (None: every pending)"
+    )
+
+
+class StreamParams(JobParams):
+    trigger: str = Field(
+        default="availableNow", description="availableNow (drain, stop) or an interval like 2s"
+    )
+    max_offsets_per_trigger: int | None = Field(
+        default=200_000, ge=1, description="Kafka records per micro-batch at most"
+    )
+
+
+@dataclass(frozen=True)
+class Staleness:
+    """Ages from which the dashboard shows a job's data amber, then red."""
+
+    amber: timedelta
+    red: timedelta
+
+    def level(self, age: timedelta | None) -> str:
+        if age is None:
+            return "missing"
+        return "red" if age >= self.red else "amber" if age >= self.amber else "ok"
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    name: str
+    notebook: Path  # relative to the repository root
+    params: type[JobParams]
+    timeout_s: float = 900.0  # per attempt; the whole notebook and each of its cells
+    retries: int = 0  # extra attempts after a TRANSIENT failure (Kafka/Mongo unreachable)
+    retry_backoff_s: float = 30.0  # wait before retry k: retry_backoff_s * 2**(k-1)
+    date_param: str | None = None  # parameter that backfill sets to each date
+    description: str = ""
+    module: str | None = None  # the code: a module with main(settings, params) -> dict
+    in_pipeline: bool = False  # one of the data jobs of PIPELINE (in JOBS order)
+    stale_wall: Staleness | None = None  # state's updated_at vs now
+    stale_replay: Staleness | None = None  # newest data time vs the replay clock
+
+    def run(self, settings: Any, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Run the job in this process with ``params`` (validated; ``env`` from ``settings``)."""
+        if self.module is None:
+            raise ConfigError(f"job {self.name} has no module to run in-process; use `run`")
+        typed = self.validate({"env": settings.env, **(params or {})})
+        return importlib.import_module(self.module).main(settings, typed)
+
+    @property
+    def notebook_path(self) -> Path:
+        return self.notebook if self.notebook.is_absolute() else REPO_ROOT / self.notebook
+
+    def describe_params(self) -> str:
+        """``env (str, required), messages (int, default 1000)``: for error messages and help."""
+        parts = []
+        for name, field in self.params.model_fields.items():
+            kind = getattr(field.annotation, "__name__", None) or str(field.annotation)
+            kind = kind.replace("datetime.", "").replace("NoneType", "None")
+            default = "required" if field.is_required() else f"default {field.default!r}"
+            parts.append(f"{name} ({kind}, {default})")
+        return ", ".join(parts)
+
+    def validate(self, raw: Mapping[str, Any]) -> JobParams:
+        """Typed parameters from ``raw`` (strings from the command line are converted)."""
+        try:
+            return self.params.model_validate(dict(raw))
+        except ValidationError as exc:
+            problems = []
+            for err in exc.errors():
+                where = ".".join(str(p) for p in err["loc"]) or "(parameters)"
+                if err["type"] == "extra_forbidden":
+                    problems.append(f"unknown parameter '{where}'")
+                elif err["type"] == "missing":
+                    problems.append(f"missing parameter '{where}'")
+                else:
+                    problems.append(f"parameter '{where}': {err['msg']} (got {err['input']!r})")
+            raise ConfigError(
+                f"job {self.name}: {'; '.join(problems)}. "
+                f"Allowed parameters: {self.describe_params()}"
+            ) from None
+
+
+JOBS: dict[str, JobSpec] = {
+    spec.name: spec
+    for spec in [
+        JobSpec(
+            "smoke",
+            Path("notebooks/05_smoke.ipynb"),
+            SmokeParams,
+            timeout_s=600,
+            retries=2,
+            retry_backoff_s=30,
+            description="N messages Kafka -> Spark (availableNow) -> MongoDB upserts",
+            module="pipelines.jobs.smoke",
+        ),
+        JobSpec(
+            "reference_daily",
+            Path("notebooks/10_reference_daily.ipynb"),
+            DailyParams,
+            timeout_s=1800,
+            retries=2,
+            retry_backoff_s=60,
+            date_param="date",
+            description="airlines / airports / planes snapshots of one day",
+            module="pipelines.jobs.reference_daily",
+            in_pipeline=True,
+            stale_wall=Staleness(timedelta(hours=26), timedelta(hours=50)),
+            stale_replay=Staleness(timedelta(hours=26), timedelta(hours=50)),
+        ),
+        JobSpec(
+            "weather_hourly",
+            Path("notebooks/20_weather_hourly.ipynb"),
+            DailyParams,
+            timeout_s=900,
+            retries=2,
+            retry_backoff_s=30,
+            date_param="date",
+            description="hourly weather files of the landing zone",
+            module="pipelines.jobs.weather_hourly",
+            in_pipeline=True,
+            stale_wall=Staleness(timedelta(minutes=90), timedelta(hours=3)),
+            stale_replay=Staleness(timedelta(hours=2), timedelta(hours=6)),
+        ),
+        JobSpec(
+            # Runs every minute: a run still going makes the next minute skip (job lock), and
+            # the next minute is the retry, hence no retries of its own.
+            "flights_stream",
+            Path("notebooks/30_flights_stream.ipynb"),
+            StreamParams,
+            timeout_s=600,
+            retries=0,
+            description="flight events from Kafka, one availableNow pass",
+            module="pipelines.jobs.flights_stream",
+            in_pipeline=True,
+            stale_wall=Staleness(timedelta(minutes=5), timedelta(minutes=15)),
+        ),
+    ]
+}
+
+
+METRICS_PARAM = "tarmac_metrics_path"  # injected by the runner into every job notebook
+_JSON_TYPES = {str: "str", int: "int", float: "float", bool: "bool", dt.date: "str"}
+
+
+def _notebook_type(annotation: Any) -> str:
+    """The type a papermill parameter has in the notebook (JSON values: a date is a string)."""
+    args = [a for a in get_args(annotation) if a is not type(None)]
+    if args and len(args) < len(get_args(annotation)):  # X | None
+        return f'"Optional[{_notebook_type(args[0])}]"'
+    if get_origin(annotation) is Literal:
+        return "str"
+    return _JSON_TYPES.get(annotation, "str")
+
+
+def parameters_cell(spec: JobSpec) -> str:
+    """The ``parameters`` cell of ``spec``'s notebook, from its model: typed lines papermill reads
+    (``papermill --help-notebook`` lists each with its type and help), ``env`` first, then
+    every field, then the runner's metrics path. The notebooks hold exactly this text (tested)."""
+    lines = []
+    for name, field in spec.params.model_fields.items():
+        default = "local" if name == "env" else field.default
+        default = default.isoformat() if isinstance(default, dt.date) else default
+        help_ = "parameters/<env>.yaml to use" if name == "env" else field.description or ""
+        value = f'"{default}"' if isinstance(default, str) else repr(default)
+        lines.append(f"{name}: {_notebook_type(field.annotation)} = {value}  # {help_}")
+    lines.append(f'{METRICS_PARAM}: "Optional[str]" = None  # set by the runner: the job\'s counts')
+    return "\n".join(lines)
+
+
+PIPELINE: tuple[str, ...] = tuple(name for name, spec in JOBS.items() if spec.in_pipeline)
+
+
+def _extra_jobs() -> dict[str, JobSpec]:
+    extra: dict[str, JobSpec] = {}
+    for module in filter(None, os.environ.get("TARMAC_JOBS_MODULE", "").split(",")):
+        try:
+            extra.update(importlib.import_module(module.strip()).JOBS)
+        except (ImportError, AttributeError) as exc:
+            raise ConfigError(
+                f"TARMAC_JOBS_MODULE names {module!r}, which has no JOBS dict: {exc}"
+            ) from exc
+    return extra
+
+
+def jobs() -> dict[str, JobSpec]:
+    """The catalog: :data:`JOBS` plus the jobs of ``$TARMAC_JOBS_MODULE``."""
+    return {**JOBS, **_extra_jobs()}
+
+
+def get(name: str) -> JobSpec:
+    catalog = jobs()
+    try:
+        return catalog[name]
+    except KeyError:
+        raise ConfigError(
+            f"no job '{name}' in the catalog; choose one of {sorted(catalog)}"
+        ) from None
+
+
+def parse_assignments(pairs: list[str] | None) -> dict[str, str]:
+    """``["messages=10", "date=2013-01-02"]`` -> dict; values stay strings until validated."""
+    out: dict[str, str] = {}
+    for pair in pairs or []:
+        name, sep, value = pair.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise ConfigError(f"parameter {pair!r} must be written name=value")
+        if name in out:
+            raise ConfigError(f"parameter '{name}' is given twice")
+        out[name] = value
+    return out
+
+
+def run_job(name: str, settings: Any, **params: Any) -> dict[str, Any]:
+    """Run job ``name`` in this process (no notebook); return its result."""
+    return get(name).run(settings, params)

@@ -1,0 +1,463 @@
+"""Landing zone: source files arrive as files, are processed once, then archived or quarantined.
+
+Layout under the landing root::
+
+    landing/<source>/...                  incoming; writers use :func:`write_atomic`
+    archive/<source>/<date>/...           processed files (UTC date of the commit)
+    archive/<source>/<date>/duplicates/   content processed before, dropped again
+    quarantine/<source>/...               refused files, each with ``<name>.reason.json``
+    _manifest.sqlite                      one row per file handled
+
+Contract of a job, per file of :meth:`LandingZone.pending`::
+
+    if zone.is_duplicate(f): zone.skip_duplicate(f)
+    elif zone.claim(f):
+        result = zone.check(f, HEADER)
+        if not result.ok: zone.quarantine(f, result)
+        else: process -> write downstream -> zone.commit(f, rows_in, accepted, rejected)
+
+``commit`` is called only AFTER the downstream write has committed. A crash between the write
+and ``commit`` leaves the file in ``landing/`` with a stale claim, so the next run processes it
+again; that is harmless because downstream writes are idempotent upserts (``sinks.write``).
+Runs may overlap: a file another run moved meanwhile raises :class:`LandingError` ("is gone").
+
+The manifest is SQLite (stdlib ``sqlite3``) rather than JSON lines: ``BEGIN IMMEDIATE``
+serializes concurrent jobs, a partial unique index on ``(source, sha256)`` makes "processed at
+most once" a database constraint, and a crash cannot leave a torn line. It needs a local
+filesystem (SQLite and ``flock`` locking are unreliable over NFS). Recording and moving a file
+happen under one zone lock (``_manifest.lock``), the row committed first; if a crash stops the
+move, the next call meeting the same content finishes it instead of recording a new row. Moves
+are renames within the root, never over an existing file.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import socket
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from pipelines.core.exceptions import LandingError
+from pipelines.core.files import write_atomic
+from pipelines.landing.checks import CheckResult, check_csv
+
+MANIFEST = "_manifest.sqlite"
+LOCK = "_manifest.lock"
+TEMP_SUFFIXES = (".tmp", ".part", ".partial", ".inprogress")
+_LIVE = "status IN ('claimed', 'processed')"
+_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS files (
+        id INTEGER PRIMARY KEY,
+        source TEXT NOT NULL,
+        name TEXT NOT NULL,
+        sha256 TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        status TEXT NOT NULL
+            CHECK (status IN ('claimed', 'processed', 'quarantined', 'duplicate')),
+        rows_in INTEGER,
+        rows_accepted INTEGER,
+        rows_rejected INTEGER,
+        reason TEXT,
+        location TEXT UNIQUE,
+        duplicate_of INTEGER REFERENCES files (id),
+        owner TEXT,
+        recorded_at TEXT NOT NULL,
+        claimed_at TEXT,
+        finished_at TEXT
+    )""",
+    f"CREATE UNIQUE INDEX IF NOT EXISTS files_once ON files (source, sha256) WHERE {_LIVE}",
+    "CREATE INDEX IF NOT EXISTS files_source ON files (source, status)",
+)
+
+
+def _gone(path: Path) -> LandingError:
+    return LandingError(f"{path} is gone; another run moved it, skip it")
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def _is_temp(relative: Path) -> bool:
+    return relative.name.endswith(TEMP_SUFFIXES) or any(
+        part.startswith((".", "_")) for part in relative.parts
+    )
+
+
+@dataclass(frozen=True)
+class LandedFile:
+    """A file under ``landing/<source>/``; ``name`` is its path relative to that folder."""
+
+    source: str
+    name: str
+    path: Path
+    size: int
+    fingerprint: tuple[int, int, int] = field(repr=False)  # inode, size, mtime_ns at discovery
+
+    @cached_property
+    def sha256(self) -> str:
+        try:
+            with self.path.open("rb") as fh:
+                return hashlib.file_digest(fh, "sha256").hexdigest()
+        except FileNotFoundError:
+            raise _gone(self.path) from None
+
+
+def _reason_path(path: Path) -> Path:
+    return path.with_name(f"{path.name}.reason.json")
+
+
+class LandingZone:
+    """Folders and manifest under ``root`` (see the module docstring for the contract).
+
+    ``owner`` names this run in claims (default ``host:pid``). A claim held by someone else is
+    taken over when older than ``claim_ttl_s`` or when its process on this host is gone.
+    """
+
+    def __init__(self, root: Path, *, owner: str | None = None, claim_ttl_s: float = 3600.0):
+        self.root = Path(root)
+        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}"
+        self.claim_ttl_s = claim_ttl_s
+        self.manifest = self.root / MANIFEST
+        for sub in ("landing", "archive", "quarantine"):
+            (self.root / sub).mkdir(parents=True, exist_ok=True)
+        with self._txn() as db:
+            for statement in _SCHEMA:
+                db.execute(statement)
+
+    # -- manifest ---------------------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.manifest, timeout=60.0, isolation_level=None)
+        db.row_factory = sqlite3.Row
+        return db
+
+    @contextmanager
+    def _locked(self, file: LandedFile) -> Iterator[None]:
+        """Hold the zone lock while ``file`` is recorded and moved, so overlapping runs never
+        act on a file another run is moving; fails if ``file`` changed or is gone."""
+        file.sha256  # noqa: B018 - hashed before taking the lock
+        with open(self.root / LOCK, "a") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                self._unchanged(file)
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    @contextmanager
+    def _txn(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction; ``BEGIN IMMEDIATE`` makes concurrent jobs wait their turn."""
+        db = self._connect()
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+        finally:
+            db.close()
+
+    def records(self, source: str | None = None) -> list[dict[str, Any]]:
+        """Manifest rows, oldest first (all sources unless ``source``)."""
+        db = self._connect()
+        try:
+            sql, args = "SELECT * FROM files", ()
+            if source is not None:
+                sql, args = sql + " WHERE source = ?", (source,)
+            return [dict(r) for r in db.execute(sql + " ORDER BY id", args)]
+        finally:
+            db.close()
+
+    def _rel(self, path: Path) -> str:
+        return path.relative_to(self.root).as_posix()
+
+    def _folder(self, kind: str, source: str) -> Path:
+        if not source or source.startswith((".", "_")) or "/" in source or "\\" in source:
+            raise LandingError(f"invalid source name {source!r}; use a plain folder name")
+        return self.root / kind / source
+
+    def _archive(self, source: str) -> Path:
+        return self._folder("archive", source) / datetime.now(UTC).date().isoformat()
+
+    def _free(self, db: sqlite3.Connection, target: Path) -> Path:
+        """``target``, or ``<stem>.<n><suffix>`` if taken on disk or in the manifest."""
+        candidate, n = target, 0
+        while (
+            candidate.exists()
+            or _reason_path(candidate).exists()
+            or db.execute(
+                "SELECT 1 FROM files WHERE location = ?", (self._rel(candidate),)
+            ).fetchone()
+        ):
+            n += 1
+            candidate = target.with_name(f"{target.stem}.{n}{target.suffix}")
+        return candidate
+
+    def _unfinished(self, db: sqlite3.Connection, file: LandedFile, status: str) -> Path | None:
+        """Location of a row with this content whose move never happened (crash after commit)."""
+        for row in db.execute(
+            "SELECT location FROM files WHERE source = ? AND sha256 = ? AND status = ?",
+            (file.source, file.sha256, status),
+        ):
+            if not (path := self.root / row["location"]).exists():
+                return path
+        return None
+
+    def _own_claim(self, db: sqlite3.Connection, file: LandedFile) -> sqlite3.Row | None:
+        return db.execute(
+            "SELECT id FROM files WHERE source = ? AND sha256 = ? AND status = 'claimed'"
+            " AND owner = ?",
+            (file.source, file.sha256, self.owner),
+        ).fetchone()
+
+    def _stale(self, owner: str, claimed_at: str) -> bool:
+        age = (datetime.now(UTC) - datetime.fromisoformat(claimed_at)).total_seconds()
+        if age >= self.claim_ttl_s:
+            return True
+        host, _, pid = owner.rpartition(":")
+        if host == socket.gethostname() and pid.isdigit():
+            try:
+                os.kill(int(pid), 0)
+            except ProcessLookupError:
+                return True
+            except PermissionError:
+                return False
+        return False
+
+    # -- files ------------------------------------------------------------------------------
+
+    def pending(self, source: str, pattern: str = "*.csv") -> list[LandedFile]:
+        """Files waiting for ``source`` (also in subfolders), sorted by name; files being
+        written (dotfiles, ``_*``, ``*.tmp``/``.part``/...) are ignored."""
+        folder = self._folder("landing", source)
+        found = []
+        for path in folder.rglob(pattern) if folder.is_dir() else ():
+            relative = path.relative_to(folder)
+            if _is_temp(relative) or path.is_symlink():
+                continue
+            try:
+                st = path.stat()
+            except FileNotFoundError:  # moved away by a concurrent run
+                continue
+            if path.is_file():
+                fingerprint = (st.st_ino, st.st_size, st.st_mtime_ns)
+                found.append(LandedFile(source, relative.as_posix(), path, st.st_size, fingerprint))
+        return sorted(found, key=lambda f: f.name)
+
+    def check(
+        self,
+        file: LandedFile,
+        expected_header: Sequence[str] | None = None,
+        encoding: str = "utf-8",
+        **options: Any,
+    ) -> CheckResult:
+        """:func:`check_csv` of ``file`` (``options`` are its keyword arguments)."""
+        try:
+            return check_csv(file.path, expected_header, encoding, **options)
+        except FileNotFoundError:
+            raise _gone(file.path) from None
+
+    def is_duplicate(self, file: LandedFile) -> bool:
+        """True if content with this sha256 was processed already for this source."""
+        db = self._connect()
+        try:
+            return (
+                db.execute(
+                    "SELECT 1 FROM files WHERE source = ? AND sha256 = ? AND status = 'processed'",
+                    (file.source, file.sha256),
+                ).fetchone()
+                is not None
+            )
+        finally:
+            db.close()
+
+    def claim(self, file: LandedFile) -> bool:
+        """Take ``file`` for processing; False if its content is processed or claimed by a live
+        run. Claiming again what this owner holds, or a stale claim, succeeds."""
+        with self._locked(file), self._txn() as db:
+            row = db.execute(
+                f"SELECT * FROM files WHERE source = ? AND sha256 = ? AND {_LIVE}",
+                (file.source, file.sha256),
+            ).fetchone()
+            if row is None:
+                db.execute(
+                    "INSERT INTO files (source, name, sha256, size, status, owner, recorded_at,"
+                    " claimed_at) VALUES (?, ?, ?, ?, 'claimed', ?, ?, ?)",
+                    (file.source, file.name, file.sha256, file.size, self.owner, _now(), _now()),
+                )
+                return True
+            if row["status"] == "processed":
+                return False
+            if row["owner"] != self.owner and not self._stale(row["owner"], row["claimed_at"]):
+                return False
+            db.execute(
+                "UPDATE files SET name = ?, owner = ?, claimed_at = ? WHERE id = ?",
+                (file.name, self.owner, _now(), row["id"]),
+            )
+            return True
+
+    def _unchanged(self, file: LandedFile) -> None:
+        try:
+            st = file.path.stat()
+        except FileNotFoundError:
+            raise _gone(file.path) from None
+        if (st.st_ino, st.st_size, st.st_mtime_ns) != file.fingerprint:
+            raise LandingError(f"{file.path} changed since it was listed; rerun to process it anew")
+
+    def _move(self, file: LandedFile, target: Path, status: str) -> Path:
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if target.exists():
+                raise FileExistsError(target)
+            os.rename(file.path, target)
+        except FileNotFoundError:
+            raise _gone(file.path) from None
+        except OSError as exc:
+            raise LandingError(
+                f"{file.path} is recorded {status} but could not be moved to {target} ({exc}); "
+                "fix the cause and rerun, the next run finishes the move"
+            ) from exc
+        return target
+
+    def commit(
+        self, file: LandedFile, rows_in: int, rows_accepted: int, rows_rejected: int
+    ) -> Path:
+        """Record ``file`` processed and move it to ``archive/<source>/<date>/``; returns where.
+
+        Call only after the downstream write has committed, with ``file`` claimed by this
+        owner and ``rows_in == rows_accepted + rows_rejected``.
+        """
+        if min(rows_in, rows_accepted, rows_rejected) < 0 or (
+            rows_in != rows_accepted + rows_rejected
+        ):
+            raise LandingError(
+                f"{file.name}: rows_in={rows_in} is not accepted={rows_accepted} + "
+                f"rejected={rows_rejected}; every input row must be accepted or rejected"
+            )
+        with self._locked(file):
+            with self._txn() as db:
+                if (claim := self._own_claim(db, file)) is None:
+                    raise LandingError(
+                        f"{file.source}/{file.name} is not claimed by {self.owner} (committed"
+                        " already, or claim() was skipped); claim before processing"
+                    )
+                target = self._free(db, self._archive(file.source) / file.name)
+                db.execute(
+                    "UPDATE files SET status = 'processed', name = ?, rows_in = ?,"
+                    " rows_accepted = ?, rows_rejected = ?, location = ?, finished_at = ?"
+                    " WHERE id = ?",
+                    (file.name, rows_in, rows_accepted, rows_rejected, self._rel(target), _now(),
+                     claim["id"]),
+                )  # fmt: skip
+            return self._move(file, target, "processed")
+
+    def quarantine(self, file: LandedFile, reason: str | CheckResult) -> Path:
+        """Move ``file`` to ``quarantine/<source>/`` with ``<name>.reason.json``; returns where."""
+        result = reason if isinstance(reason, CheckResult) else CheckResult(ok=False)
+        text = reason if isinstance(reason, str) else (reason.reason or "refused")
+        counts = (result.rows_in, result.rows_accepted, result.rows_rejected)
+        with self._locked(file):
+            with self._txn() as db:
+                claim = self._own_claim(db, file)
+                if target := self._unfinished(db, file, "quarantined"):
+                    if claim:
+                        db.execute("DELETE FROM files WHERE id = ?", (claim["id"],))
+                else:
+                    target = self._free(db, self._folder("quarantine", file.source) / file.name)
+                    values = (file.name, *counts, text, self._rel(target), _now())
+                    if claim:
+                        db.execute(
+                            "UPDATE files SET status = 'quarantined', name = ?, rows_in = ?,"
+                            " rows_accepted = ?, rows_rejected = ?, reason = ?, location = ?,"
+                            " finished_at = ? WHERE id = ?",
+                            (*values, claim["id"]),
+                        )
+                    else:
+                        db.execute(
+                            "INSERT INTO files (source, sha256, size, status, owner, name,"
+                            " rows_in, rows_accepted, rows_rejected, reason, location,"
+                            " finished_at, recorded_at)"
+                            " VALUES (?, ?, ?, 'quarantined', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                            (file.source, file.sha256, file.size, self.owner, *values, _now()),
+                        )
+            details = {
+                "reason": text,
+                "code": result.code,
+                "detected_at": _now(),
+                "source": file.source,
+                "name": file.name,
+                "sha256": file.sha256,
+                "size": file.size,
+                "rows_in": result.rows_in,
+                "rows_accepted": result.rows_accepted,
+                "rows_rejected": result.rows_rejected,
+                "row_errors": [asdict(e) for e in result.row_errors],
+            }
+            target.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(_reason_path(target), json.dumps(details, indent=2) + "\n")
+            return self._move(file, target, "quarantined")
+
+    def skip_duplicate(self, file: LandedFile) -> Path:
+        """Move ``file``, whose content was processed before, to ``archive/<source>/<date>/
+        duplicates/`` with status duplicate; returns where."""
+        with self._locked(file):
+            with self._txn() as db:
+                original = db.execute(
+                    "SELECT id FROM files WHERE source = ? AND sha256 = ? AND status = 'processed'",
+                    (file.source, file.sha256),
+                ).fetchone()
+                if original is None:
+                    raise LandingError(f"{file.source}/{file.name} is not a duplicate; process it")
+                target = self._unfinished(db, file, "processed") or self._unfinished(
+                    db, file, "duplicate"
+                )
+                if target is None:
+                    target = self._free(db, self._archive(file.source) / "duplicates" / file.name)
+                    db.execute(
+                        "INSERT INTO files (source, name, sha256, size, status, duplicate_of,"
+                        " owner, location, recorded_at, finished_at)"
+                        " VALUES (?, ?, ?, ?, 'duplicate', ?, ?, ?, ?, ?)",
+                        (file.source, file.name, file.sha256, file.size, original["id"],
+                         self.owner, self._rel(target), _now(), _now()),
+                    )  # fmt: skip
+            return self._move(file, target, "duplicate")
+
+    def reconcile(self, source: str) -> dict[str, int]:
+        """Counts of ``source`` from the manifest (rows over processed files) plus ``pending``
+        files and ``missing`` ones (recorded but not in their folder); raises
+        :class:`LandingError` unless ``rows_in == rows_accepted + rows_rejected``."""
+        rows = self.records(source)
+        counts = {
+            "files_in": len(rows),
+            **{s: 0 for s in ("claimed", "processed", "quarantined", "duplicate")},
+            "rows_in": 0,
+            "rows_accepted": 0,
+            "rows_rejected": 0,
+            "missing": 0,
+            "pending": len(self.pending(source, "*")),
+        }
+        for row in rows:
+            counts[row["status"]] += 1
+            if row["location"] and not (self.root / row["location"]).exists():
+                counts["missing"] += 1
+            if row["status"] == "processed":
+                for key in ("rows_in", "rows_accepted", "rows_rejected"):
+                    counts[key] += row[key]
+        if counts["rows_in"] != counts["rows_accepted"] + counts["rows_rejected"]:
+            raise LandingError(
+                f"{source}: rows_in={counts['rows_in']} is not accepted={counts['rows_accepted']}"
+                f" + rejected={counts['rows_rejected']}; the manifest was edited or is corrupt"
+            )
+        return counts

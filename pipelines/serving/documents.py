@@ -1,0 +1,169 @@
+"""The MongoDB serving documents of ``docs/data-model.md``, shaped by Spark.
+
+Pure ``DataFrame -> DataFrame`` functions: each returns one row per document, with its
+``_id``, typed columns and nested arrays of structs (the bucket pattern), ready for
+:func:`pipelines.serving.sinks.write` to replace by ``_id`` from the executors. Arrays are sorted
+(``sort_array`` over structs whose first fields are the sort keys), so the same lake content
+always gives the same document.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+from pipelines.core.domain import HOUR_KEY_SPARK, MEASURES, WEATHER_FIELDS
+from pipelines.serving.readmodels import PROFILE_ID
+
+# a flight inside its hour's bucket: the sort keys first (scheduled departure, then key)
+FLIGHT_FIELDS = (
+    "sched_dep_utc", "flight_key", "carrier", "carrier_name", "flight", "tailnum", "plane_year",
+    "dest", "dest_name", "dest_lat", "dest_lon", "dest_known", "distance", "local_hour",
+    "weekday", "sched_arr_utc", "dep_time_utc", "dep_delay", "arr_time_utc", "arr_delay",
+    "air_time", "status_rank", "status", "cancelled", "last_event_time", "weather",
+)  # fmt: skip
+WEATHER_DOC_FIELDS = ("origin", "hour_utc", "temp_c", "dewp_c", "humid", "wind_dir",
+                      "wind_speed_kmh", "wind_gust_kmh", "precip_mm", "pressure_hpa",
+                      "visib_km", "visib_band", "wind_band", "precip", "source_file")  # fmt: skip
+
+
+def hour_key(origin: str | Column, hour: str | Column) -> Column:
+    """``ORIGIN|YYYY-MM-DDTHH:MMZ`` (``readmodels.hour_key`` in Spark)."""
+    return F.concat_ws("|", F.col(origin) if isinstance(origin, str) else origin,
+                       F.date_format(hour, HOUR_KEY_SPARK))  # fmt: skip
+
+
+def _sorted(*fields: str | Column) -> Column:
+    return F.sort_array(F.collect_list(F.struct(*fields)))
+
+
+def within_horizon(
+    frame: DataFrame, column: str, newest: datetime | None, hours: int | None
+) -> DataFrame:
+    """The rows of ``frame`` whose ``column`` (an hour) is at most ``hours`` before ``newest``
+    (``hours`` None or ``newest`` unknown: every row)."""
+    if hours is None or newest is None:
+        return frame
+    return frame.where(F.col(column) >= F.lit(newest - timedelta(hours=hours)))
+
+
+def board_docs(flights: DataFrame) -> DataFrame:
+    """``flights_by_hour``: one document per (origin, scheduled hour UTC) of ``flights``
+    (clean flights), holding every flight of that hour."""
+    return (
+        flights.groupBy("origin", "sched_hour_utc")
+        .agg(
+            F.first("date").alias("date"),
+            F.count(F.lit(1)).alias("n"),
+            _sorted(*FLIGHT_FIELDS).alias("flights"),
+        )
+        .select(
+            hour_key("origin", "sched_hour_utc").alias("_id"),
+            "origin",
+            F.col("sched_hour_utc").alias("hour_utc"),
+            "date",
+            F.col("n").cast("int").alias("n"),
+            "flights",
+        )
+    )
+
+
+def daily_docs(hourly: DataFrame, carriers: DataFrame, weather: DataFrame) -> DataFrame:
+    """``kpi_daily``: one document per local date holding its hourly, carrier and weather
+    KPI rows (the lake's serving tables of those dates; ``hourly`` carries ``updated_at``)."""
+    hours = hourly.groupBy("date").agg(
+        F.first("weekday").alias("weekday"),
+        F.sum("flights").cast("long").alias("flights"),
+        F.max("updated_at").alias("updated_at"),
+        _sorted("origin", "hour_utc", "local_hour", *MEASURES).alias("hours"),
+    )
+    by_carrier = carriers.groupBy(F.col("date").alias("c_date")).agg(
+        _sorted("carrier", "origin", "carrier_name", *MEASURES).alias("carriers")
+    )
+    by_weather = weather.groupBy(F.col("date").alias("w_date")).agg(
+        _sorted("origin", "visib_band", "precip", "wind_band", *MEASURES).alias("weather")
+    )
+
+    def or_empty(frame: DataFrame, name: str) -> Column:
+        kind = frame.schema[name].dataType.simpleString()
+        return F.coalesce(F.col(name), F.array().cast(kind)).alias(name)
+
+    return (
+        hours.join(by_carrier, hours["date"] == by_carrier["c_date"], "left")
+        .join(by_weather, hours["date"] == by_weather["w_date"], "left")
+        .select(
+            F.col("date").alias("_id"),
+            "date",
+            F.substring("date", 1, 7).alias("month"),
+            F.col("weekday").cast("int").alias("weekday"),
+            "flights",
+            "hours",
+            or_empty(by_carrier, "carriers"),
+            or_empty(by_weather, "weather"),
+            "updated_at",
+        )
+    )
+
+
+def route_month_docs(route_monthly: DataFrame) -> DataFrame:
+    """``kpi_route_monthly``: one document per month holding every route of that month."""
+    return (
+        route_monthly.groupBy("month")
+        .agg(
+            _sorted("origin", "dest", "dest_name", "dest_lat", "dest_lon", *MEASURES).alias(
+                "routes"
+            ),
+            F.current_timestamp().alias("updated_at"),
+        )
+        .select(F.col("month").alias("_id"), "month", "routes", "updated_at")
+    )
+
+
+def profile_doc(
+    days: DataFrame, weekday_hour: DataFrame, carrier_weekday: DataFrame, weather: DataFrame
+) -> DataFrame:
+    """``kpi_profile``: the one document of the whole loaded period (the inputs are the
+    ``transform.kpis.profile_*`` frames; ``days`` carries ``updated_at``)."""
+    parts = [
+        days.agg(_sorted("date", "weekday", "flights", "updated_at").alias("days")),
+        weekday_hour.agg(
+            _sorted("origin", "weekday", "local_hour", *MEASURES).alias("weekday_hour")
+        ),  # noqa: E501
+        carrier_weekday.agg(
+            _sorted("carrier", "origin", "weekday", "carrier_name", *MEASURES).alias(
+                "carrier_weekday"
+            )  # noqa: E501
+        ),
+        weather.agg(
+            _sorted("origin", "visib_band", "precip", "wind_band", *MEASURES).alias("weather")
+        ),
+    ]
+    doc = parts[0]
+    for part in parts[1:]:
+        doc = doc.crossJoin(part)
+    return doc.select(
+        F.lit(PROFILE_ID).alias("_id"), "*", F.current_timestamp().alias("updated_at")
+    )
+
+
+def weather_docs(weather: DataFrame) -> DataFrame:
+    """``weather_hourly``: one document per (origin, hour UTC) of clean weather rows."""
+    return weather.select(hour_key("origin", "hour_utc").alias("_id"), *WEATHER_DOC_FIELDS)
+
+
+def reject_docs(rejects: DataFrame) -> DataFrame:
+    """``rejects``: ``_id`` = a hash of source + where + reason, so a rerun adds no copy."""
+    return rejects.select(
+        F.substring(F.sha1(F.concat_ws("|", "source", "where", "reason")), 1, 24).alias("_id"),
+        "source", "reason", "where", "kind",
+        F.substring(F.coalesce("excerpt", F.lit("")), 1, 500).alias("excerpt"),
+        "at",
+    )  # fmt: skip
+
+
+def flight_weather(weather: DataFrame) -> DataFrame:
+    """Clean weather rows as ``flight_state.enrich`` joins them (origin, hour, the fields a flight
+    carries)."""
+    return weather.select("origin", "hour_utc", *WEATHER_FIELDS)

@@ -1,0 +1,71 @@
+"""The serving collections of ``docs/data-model.md``: their names and ``_id`` keys.
+
+Spark-free and pymongo-free, so the jobs that write the documents (``serving``) and the
+dashboard that reads them share one definition of every collection name and key format.
+
+- ``flights_by_hour``: bucket of the flights of one (origin, scheduled departure hour UTC),
+  ``_id`` = :func:`hour_key`; the live board reads the hours around the clock.
+- ``kpi_daily``: bucket of every KPI row of one local date, ``_id`` = ``YYYY-MM-DD``.
+- ``kpi_route_monthly``: bucket of every route of one month, ``_id`` = ``YYYY-MM``.
+- ``kpi_profile``: the computed whole-period figures, one document ``_id`` = :data:`PROFILE_ID`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from pipelines.core.domain import HOUR_KEY_PY, NEW_YORK, ORIGINS
+
+BOARD = "flights_by_hour"
+KPI_DAILY = "kpi_daily"
+KPI_ROUTE_MONTHLY = "kpi_route_monthly"
+KPI_PROFILE = "kpi_profile"
+WEATHER_HOURLY = "weather_hourly"
+AIRLINES = "airlines"
+REJECTS = "rejects"
+STATE = "pipeline_state"
+RUNS = "pipeline_runs"
+PROFILE_ID = "all"
+
+# the serving collections the jobs write (pipeline_state and the ledger are job state)
+SERVING = (BOARD, KPI_DAILY, KPI_ROUTE_MONTHLY, KPI_PROFILE, WEATHER_HOURLY, AIRLINES, REJECTS)
+
+# the only secondary index: the rejects panel reads the newest first (MongoDB uses it)
+INDEXES: dict[str, list[list[tuple[str, int]]]] = {REJECTS: [[("at", -1)]]}
+
+
+def naive_utc(value: Any) -> Any:
+    """Datetimes compared and stored as naive UTC (what pymongo writes as UTC)."""
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return value.astimezone(UTC).replace(tzinfo=None)
+    return value
+
+
+def hour_key(origin: str, hour: datetime) -> str:
+    """``ORIGIN|YYYY-MM-DDTHH:MMZ``: the ``_id`` of an hour in ``flights_by_hour`` and
+    ``weather_hourly``."""
+    return f"{origin}|{naive_utc(hour).strftime(HOUR_KEY_PY)}"
+
+
+def hours_of_date(day: str) -> list[datetime]:
+    """The UTC hours (naive) whose New York local time falls on ``day`` (YYYY-MM-DD)."""
+    d = date.fromisoformat(day)
+    start = datetime(d.year, d.month, d.day, tzinfo=NEW_YORK).astimezone(UTC)
+    nxt = d + timedelta(days=1)
+    end = datetime(nxt.year, nxt.month, nxt.day, tzinfo=NEW_YORK).astimezone(UTC)
+    n = int((end - start) / timedelta(hours=1))
+    return [(start + timedelta(hours=i)).replace(tzinfo=None) for i in range(n)]
+
+
+def board_keys(dates: Iterable[str], origins: Iterable[str] = ORIGINS) -> list[str]:
+    """``flights_by_hour`` ids of every hour of ``dates`` at ``origins``."""
+    return [hour_key(o, h) for d in sorted(set(dates)) for h in hours_of_date(d) for o in origins]
+
+
+def days_of_month(month: str) -> list[str]:
+    """Every ``YYYY-MM-DD`` of ``month`` (``YYYY-MM``)."""
+    first = date.fromisoformat(month + "-01")
+    nxt = (first + timedelta(days=32)).replace(day=1)
+    return [(first + timedelta(days=i)).isoformat() for i in range((nxt - first).days)]

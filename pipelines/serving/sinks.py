@@ -1,0 +1,46 @@
+"""Spark -> MongoDB: documents written from the executors, idempotent by ``_id``.
+
+Each partition opens its own client and replaces its documents whole (``ReplaceOne`` upserts)
+in commands of at most ``mongo.BULK_CHUNK`` operations (FerretDB v1.24 can hang for good on
+update commands of a few hundred operations). Unknown values are left out of the documents
+rather than stored as ``null``. Timestamps arrive as naive UTC datetimes (the executors run
+with ``TZ=UTC``, see ``spark.session_conf``), which pymongo stores as BSON dates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from pyspark.sql import DataFrame, Row
+
+from pipelines.core.config import Settings
+
+
+def strip_nulls(value: Any) -> Any:
+    """``value`` without ``None`` fields, at any depth (lists keep their order)."""
+    if isinstance(value, dict):
+        return {k: strip_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [strip_nulls(v) for v in value]
+    return value
+
+
+def _write_partition(rows: Iterator[Row], uri: str, database: str, collection: str) -> None:
+    from pymongo import MongoClient, ReplaceOne
+
+    from pipelines.stack.mongo import bulk_write
+
+    ops = [
+        ReplaceOne({"_id": doc["_id"]}, doc, upsert=True)
+        for doc in (strip_nulls(row.asDict(recursive=True)) for row in rows)
+    ]
+    if ops:
+        with MongoClient(uri, serverSelectionTimeoutMS=10_000, appname="tarmac-sink") as client:
+            bulk_write(client[database][collection], ops)
+
+
+def write(frame: DataFrame, settings: Settings, collection: str) -> None:
+    """Write every row of ``frame`` (one column ``_id``) as the whole document of its ``_id``."""
+    uri, db = settings.mongo.uri, settings.mongo.database
+    frame.foreachPartition(lambda rows: _write_partition(rows, uri, db, collection))

@@ -1,0 +1,64 @@
+"""``stack up | down | status``: the embedded Kafka + FerretDB + Spark connector of an env."""
+
+from __future__ import annotations
+
+import time
+
+import structlog
+
+from pipelines.core.config import Settings
+from pipelines.stack import kafka_io, provision
+from pipelines.stack.services import services
+
+log = structlog.get_logger(__name__)
+
+
+def up(settings: Settings) -> list[dict[str, object]]:
+    """Provision (cached) and start every embedded service; external ones are only checked."""
+    t0 = time.monotonic()
+    provision.spark_kafka_jars(settings)
+    provision.delta_jars(settings)
+    for svc in services(settings):
+        if svc.embedded:
+            svc.start()
+        else:
+            log.info("service.external", service=svc.name, address=svc.address)
+    if settings.kafka.embedded or kafka_io.ping(settings):
+        kafka_io.ensure_topics(settings)
+    log.info("stack.up", env=settings.env, seconds=round(time.monotonic() - t0, 1))
+    return status(settings)
+
+
+def down(settings: Settings) -> list[str]:
+    """Stop the services this env started; return their names."""
+    stopped = [svc.name for svc in reversed(services(settings)) if svc.embedded and svc.stop()]
+    log.info("stack.down", env=settings.env, stopped=stopped)
+    return stopped
+
+
+def status(settings: Settings) -> list[dict[str, object]]:
+    rows = [svc.status() for svc in services(settings)]
+    jars = (
+        provision.spark_kafka_jars(settings) + provision.delta_jars(settings)
+        if _spark_ready(settings)
+        else []
+    )
+    rows.append(
+        {
+            "service": "spark",
+            "state": "ready" if jars else "not provisioned",
+            "answers": bool(jars),
+            "address": settings.spark.master,
+            "pid": None,
+            "log": f"{len(jars)} connector + Delta jars; lake {settings.lake_root}"
+            if jars
+            else "run `make stack-up`",
+        }
+    )
+    return rows
+
+
+def _spark_ready(settings: Settings) -> bool:
+    import pyspark
+
+    return (settings.stack.cache / f"spark-kafka-{pyspark.__version__}" / ".complete").exists()

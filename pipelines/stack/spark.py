@@ -1,0 +1,81 @@
+"""The one place a SparkSession is built, for every job, notebook and spark-submit run."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+
+from pyspark.sql import SparkSession
+
+from pipelines.core.config import Settings
+from pipelines.stack import provision
+
+# pyspark 4.2 warns that pandas 3 is "not yet fully supported"; we use pandas only at the edges.
+warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas")
+
+
+def session_conf(settings: Settings) -> dict[str, str]:
+    """Spark configuration of ``settings`` (also rendered as ``--conf`` for spark-submit)."""
+    return {
+        "spark.sql.session.timeZone": "UTC",
+        "spark.sql.shuffle.partitions": str(settings.spark.shuffle_partitions),
+        "spark.driver.memory": settings.spark.driver_memory,
+        "spark.ui.enabled": str(settings.spark.ui).lower(),
+        "spark.ui.showConsoleProgress": "false",
+        "spark.sql.streaming.forceDeleteTempCheckpointLocation": "true",
+        # Python workers on every executor turn timestamps into naive local times: make that
+        # local time UTC on the executors too, so what reaches MongoDB is UTC on any cluster
+        "spark.executorEnv.TZ": "UTC",
+        "spark.executorEnv.PYSPARK_PYTHON": os.environ.get("PYSPARK_PYTHON", sys.executable),
+        # Delta Lake: the lakehouse of docs/data-model.md
+        "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+        "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+        "spark.databricks.delta.snapshotPartitions": "2",
+    }
+
+
+def jars(settings: Settings) -> list[Path]:
+    """Jars every session needs: Spark's Kafka connector and Delta Lake, both of the installed
+    pyspark version."""
+    return provision.spark_kafka_jars(settings) + provision.delta_jars(settings)
+
+
+def build_session(settings: Settings, app: str) -> SparkSession:
+    """Create (or reuse, under spark-submit) the session of ``app`` for ``settings``."""
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    # Spark hands timestamps to Python as naive local times: make local time UTC, here and in
+    # the Python workers (they inherit the environment), so what reaches MongoDB is UTC.
+    os.environ["TZ"] = "UTC"
+    time.tzset()
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    builder = SparkSession.builder.appName(f"tarmac-{app}")
+    if "PYSPARK_GATEWAY_PORT" not in os.environ:  # under spark-submit, its --master decides
+        builder = builder.master(settings.spark.master)
+    for key, value in session_conf(settings).items():
+        builder = builder.config(key, value)
+    builder = builder.config("spark.jars", ",".join(str(j) for j in jars(settings)))
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("WARN")
+    return spark
+
+
+def submit_command(settings: Settings, job: str, params: list[str]) -> list[str]:
+    """The spark-submit command line of ``job`` (``params``: ``name=value`` strings): the one
+    entry point ``pipelines/jobs/submit.py``, with the same jars and conf as the notebooks."""
+    script = Path(__file__).resolve().parents[1] / "jobs" / "submit.py"
+    cmd = [
+        str(Path(sys.executable).parent / "spark-submit"),
+        "--master",
+        settings.spark.master,
+        "--jars",
+        ",".join(str(j) for j in jars(settings)),
+        "--driver-memory",
+        settings.spark.driver_memory,
+    ]
+    for key, value in session_conf(settings).items():
+        cmd += ["--conf", f"{key}={value}"]
+    return cmd + [str(script), job, "--env", settings.env, *(f"-p{p}" for p in params)]
