@@ -172,9 +172,10 @@ def _run_summary(doc: dict[str, object]) -> dict[str, object]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from pipelines.jobs import registry
     from pipelines.orchestration import runner
 
-    params = runner.parse_assignments(args.param)
+    params = registry.parse_assignments(args.param)
     result = runner.run(args.job, args.env, params)
     doc = result.last
     if args.json:
@@ -192,13 +193,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_backfill(args: argparse.Namespace) -> int:
-    from pipelines.orchestration import runner
+    from pipelines.jobs import registry
+    from pipelines.orchestration import backfill
 
-    def show(outcome: runner.BackfillOutcome) -> None:
+    def show(outcome: backfill.BackfillOutcome) -> None:
         print(f"{outcome.date}  {outcome.status:<8}  {outcome.run_id or ''}".rstrip(), flush=True)
 
-    params = runner.parse_assignments(args.param)
-    outcomes = runner.backfill(
+    params = registry.parse_assignments(args.param)
+    outcomes = backfill.backfill(
         args.job, args.date_from, args.date_to, args.env, params, on_outcome=show
     )
     ran = sum(o.status == "success" for o in outcomes)
@@ -215,9 +217,9 @@ def _short_time(value: object) -> object:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    from pipelines.orchestration import runner
+    from pipelines.orchestration import backfill
 
-    docs = runner.recent_runs(args.env, args.job, args.limit)
+    docs = backfill.recent_runs(args.env, args.job, args.limit)
     if args.json:
         print(json.dumps(docs, default=str, indent=2))
         return 0

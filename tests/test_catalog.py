@@ -71,15 +71,15 @@ def test_runner_sets_env_and_refuses_a_contradiction() -> None:
     with pytest.raises(ConfigError, match="contradicts --env"):
         runner.validate(JOBS["smoke"], "ci", {"env": "local"})
     with pytest.raises(ConfigError, match="set by the runner"):
-        runner.validate(JOBS["smoke"], "ci", {runner.METRICS_PARAM: "/tmp/x"})
+        runner.validate(JOBS["smoke"], "ci", {registry.METRICS_PARAM: "/tmp/x"})
 
 
 def test_parse_assignments() -> None:
-    assert runner.parse_assignments(["a=1", "b=x=y", "c="]) == {"a": "1", "b": "x=y", "c": ""}
+    assert registry.parse_assignments(["a=1", "b=x=y", "c="]) == {"a": "1", "b": "x=y", "c": ""}
     with pytest.raises(ConfigError, match="name=value"):
-        runner.parse_assignments(["novalue"])
+        registry.parse_assignments(["novalue"])
     with pytest.raises(ConfigError, match="twice"):
-        runner.parse_assignments(["a=1", "a=2"])
+        registry.parse_assignments(["a=1", "a=2"])
 
 
 def test_unknown_job_lists_the_catalog() -> None:
@@ -123,7 +123,7 @@ def test_job_notebook_is_a_thin_typed_door(name: str) -> None:
     assert "None" not in inferred.values()  # every parameter typed
     code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
     assert f'registry.run_job("{name}", settings' in code
-    assert "runner.report_job(result, tarmac_metrics_path)" in nb.cells[-1].source
+    assert "report.report_job(result, tarmac_metrics_path)" in nb.cells[-1].source
     for cell in nb.cells:
         if cell.cell_type == "code":
             assert cell.outputs == [] and cell.execution_count is None

@@ -21,7 +21,7 @@ import psutil
 import pytest
 
 from pipelines.core.exceptions import ConfigError, JobFailedError, JobLockedError, JobTimeoutError
-from pipelines.orchestration import runner
+from pipelines.orchestration import backfill, notebook, report, runner
 from pipelines.orchestration.ledger import COLLECTION
 from pipelines.orchestration.locks import read_holder
 from pipelines.stack import control as stack_mod
@@ -93,13 +93,13 @@ def _error_outputs(nb_path: str | Path) -> list[dict[str, Any]]:
 
 # --- pure ---------------------------------------------------------------------------------------
 def test_report_writes_a_sidecar_only_when_the_runner_asks(tmp_path: Path) -> None:
-    assert runner.report(rows_in=5, rows_out=4, rows_rejected=1) == {
+    assert report.report(rows_in=5, rows_out=4, rows_rejected=1) == {
         "rows_in": 5,
         "rows_out": 4,
         "rows_rejected": 1,
     }
     target = tmp_path / "m" / "run.metrics.json"
-    runner.report(rows_in=2, path=target, tag="x")
+    report.report(rows_in=2, path=target, tag="x")
     assert json.loads(target.read_text()) == {
         "rows_in": 2,
         "rows_out": None,
@@ -107,7 +107,7 @@ def test_report_writes_a_sidecar_only_when_the_runner_asks(tmp_path: Path) -> No
         "tag": "x",
     }
     with pytest.raises(ValueError, match="rows_out must be a count"):
-        runner.report(rows_out=-1)
+        report.report(rows_out=-1)
 
 
 @pytest.mark.parametrize(
@@ -276,7 +276,7 @@ def test_a_run_past_its_timeout_is_interrupted(stack, tmp_path) -> None:
     assert "time.sleep(seconds)" in doc["error"]["cell"]["source"]
     nb = nbformat.read(doc["notebook"], as_version=4)
     assert "tarmac-error" in nb.cells[0].metadata.tags and "timeout of 3 s" in nb.cells[0].source
-    assert not runner._kernels()  # noqa: SLF001 - no kernel left behind
+    assert not notebook._kernels()  # noqa: SLF001 - no kernel left behind
 
 
 @pytest.mark.integration
@@ -326,7 +326,7 @@ def test_backfill_runs_each_date_once_in_order(stack, tmp_path) -> None:
     days = [base + dt.timedelta(days=i) for i in range(3)]
     runner.run(TINY, "ci", {"date": days[1].isoformat()}, outputs=out)  # already done
 
-    outcomes = runner.backfill(TINY, days[0], days[2], "ci", outputs=out)
+    outcomes = backfill.backfill(TINY, days[0], days[2], "ci", outputs=out)
 
     assert [(o.date, o.status) for o in outcomes] == [
         (days[0], "success"),
@@ -338,13 +338,13 @@ def test_backfill_runs_each_date_once_in_order(stack, tmp_path) -> None:
         assert doc["date"] == outcome.date.isoformat() and doc["trigger"] == "backfill"
         assert doc["metrics"]["date"] == outcome.date.isoformat()
     assert outcomes[0].run_id < outcomes[2].run_id  # in date order
-    again = runner.backfill(TINY, days[0], days[2], "ci", outputs=out)
+    again = backfill.backfill(TINY, days[0], days[2], "ci", outputs=out)
     assert [o.status for o in again] == ["skipped"] * 3
 
     with pytest.raises(ConfigError, match="takes no date"):
-        runner.backfill("smoke", days[0], days[2], "ci", outputs=out)
+        backfill.backfill("smoke", days[0], days[2], "ci", outputs=out)
     with pytest.raises(ConfigError, match="before"):
-        runner.backfill(TINY, days[2], days[0], "ci", outputs=out)
+        backfill.backfill(TINY, days[2], days[0], "ci", outputs=out)
 
     res = _cli(out, "runs", "--env", "ci", "--job", "tiny", "--limit", "3")
     assert res.returncode == 0, res.stderr

@@ -200,10 +200,19 @@ def _notebook_type(annotation: Any) -> str:
     """The type a papermill parameter has in the notebook (JSON values: a date is a string)."""
     args = [a for a in get_args(annotation) if a is not type(None)]
     if args and len(args) < len(get_args(annotation)):  # X | None
-        return f'"Optional[{_notebook_type(args[0])}]"'
+        return f"Optional[{_notebook_type(args[0])}]"
     if get_origin(annotation) is Literal:
         return "str"
     return _JSON_TYPES.get(annotation, "str")
+
+
+def _parameter_line(name: str, kind: str, value: Any, help_: str) -> str:
+    """``name: kind = value  # help``; an optional one as ``name = value  # type: kind help``
+    (papermill reads neither ``X | None`` nor a name Python would have to import)."""
+    shown = f'"{value}"' if isinstance(value, str) else repr(value)
+    if kind.startswith("Optional["):
+        return f"{name} = {shown}  # type: {kind} {help_}".rstrip()
+    return f"{name}: {kind} = {shown}  # {help_}".rstrip()
 
 
 def parameters_cell(spec: JobSpec) -> str:
@@ -215,9 +224,8 @@ def parameters_cell(spec: JobSpec) -> str:
         default = "local" if name == "env" else field.default
         default = default.isoformat() if isinstance(default, dt.date) else default
         help_ = "parameters/<env>.yaml to use" if name == "env" else field.description or ""
-        value = f'"{default}"' if isinstance(default, str) else repr(default)
-        lines.append(f"{name}: {_notebook_type(field.annotation)} = {value}  # {help_}")
-    lines.append(f'{METRICS_PARAM}: "Optional[str]" = None  # set by the runner: the job\'s counts')
+        lines.append(_parameter_line(name, _notebook_type(field.annotation), default, help_))
+    lines.append(_parameter_line(METRICS_PARAM, "Optional[str]", None, "set by the runner"))
     return "\n".join(lines)
 
 

@@ -21,16 +21,10 @@ validated values); nothing a caller passes is ever spliced into code.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import json
 import logging
-import math
 import os
-import re
-import signal
 import socket
-import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -38,18 +32,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import psutil
-
 from pipelines.core import config
 from pipelines.core.config import REPO_ROOT, Settings
 from pipelines.core.exceptions import ConfigError, JobFailedError, JobLockedError, JobTimeoutError
 from pipelines.jobs import registry
-from pipelines.jobs.registry import METRICS_PARAM, JobParams, JobSpec, parse_assignments
+from pipelines.jobs.registry import METRICS_PARAM, JobParams, JobSpec
+from pipelines.orchestration import notebook
 from pipelines.orchestration.ledger import Ledger, RunLog, now
 from pipelines.orchestration.locks import JobLock, lock_path
 
-KERNEL = "python3"
-INTERRUPT_GRACE_S = 10.0  # after the timeout's interrupt, time left before the kernel is killed
 MAX_BACKOFF_S = 900.0
 
 # Error names (the notebook error's ``ename``) that mean "a service is not reachable right now":
@@ -70,7 +61,6 @@ TRANSIENT_ERRORS = frozenset(
 SPARK_WRAPPERS = frozenset(
     {"StreamingQueryException", "Py4JJavaError", "PythonException", "SparkException"}
 )
-_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
 def outputs_dir() -> Path:
@@ -79,38 +69,6 @@ def outputs_dir() -> Path:
 
 
 # --- called from notebooks ----------------------------------------------------------------------
-def report(
-    rows_in: int | None = None,
-    rows_out: int | None = None,
-    rows_rejected: int | None = None,
-    path: str | os.PathLike[str] | None = None,
-    **extra: Any,
-) -> dict[str, Any]:
-    """Record a notebook's metrics for the runner: ``report(rows_in=.., path=tarmac_metrics_path)``.
-
-    Writes a JSON sidecar at ``path`` (the runner's ``tarmac_metrics_path`` parameter; ``None``
-    when the notebook runs by hand: nothing is written). ``extra`` values must be JSON-able.
-    Returns the metrics, so that the notebook shows them.
-    """
-    metrics: dict[str, Any] = {}
-    for name, value in (
-        ("rows_in", rows_in),
-        ("rows_out", rows_out),
-        ("rows_rejected", rows_rejected),
-    ):
-        if value is not None and (not isinstance(value, int) or value < 0):
-            raise ValueError(f"{name} must be a count (int >= 0), got {value!r}")
-        metrics[name] = None if value is None else int(value)
-    metrics.update(extra)
-    if path:
-        target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(metrics, default=str))
-        tmp.replace(target)
-    return metrics
-
-
 # --- results ------------------------------------------------------------------------------------
 @dataclass
 class RunResult:
@@ -132,7 +90,7 @@ class RunResult:
 
 
 @dataclass
-class _Paths:
+class Paths:
     root: Path
 
     @property
@@ -146,13 +104,6 @@ class _Paths:
     @property
     def locks(self) -> Path:
         return self.root / "locks"
-
-
-def report_job(result: dict[str, Any], path: str | os.PathLike[str] | None = None) -> dict:
-    """:func:`report` of a processing job's result (``rows_in``, ``accepted``, ``rejected``
-    and any other counts): rows out are the accepted rows."""
-    extra = {k: v for k, v in result.items() if k not in ("rows_in", "accepted", "rejected")}
-    return report(result["rows_in"], result["accepted"], result["rejected"], path, **extra)
 
 
 def display_path(path: str | Path | None) -> str:
@@ -194,205 +145,12 @@ def validate(spec: JobSpec, env: str, params: Mapping[str, Any] | None) -> JobPa
     return spec.validate(raw)
 
 
-def _check_notebook(spec: JobSpec) -> None:
+def check_notebook(spec: JobSpec) -> None:
     if not spec.notebook_path.is_file():
         raise ConfigError(
             f"job {spec.name}: its notebook {display_path(spec.notebook_path)} does not exist "
             f"(yet); write it, or fix the catalog entry in pipelines/jobs/registry.py"
         )
-
-
-# --- timeout ------------------------------------------------------------------------------------
-def _kernels() -> list[psutil.Process]:
-    """Jupyter kernels started by this process (papermill's, one at a time)."""
-    found = []
-    for child in psutil.Process().children():
-        try:
-            if "ipykernel" in " ".join(child.cmdline()):
-                found.append(child)
-        except psutil.Error:
-            continue
-    return found
-
-
-class _Watchdog:
-    """At the deadline: SIGINT the kernel (the notebook shows where it was), and if it has not
-    stopped ``grace`` seconds later, kill the kernel and everything it started (Spark's JVM)."""
-
-    def __init__(self, timeout_s: float, runlog: RunLog, grace_s: float = INTERRUPT_GRACE_S):
-        self.timeout_s, self.grace_s, self.runlog = timeout_s, grace_s, runlog
-        self.fired = False
-        self.killed = False
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._watch, daemon=True, name="tarmac-timeout")
-
-    def __enter__(self) -> _Watchdog:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._done.set()
-        self._thread.join(timeout=5)
-
-    def _watch(self) -> None:
-        if self._done.wait(self.timeout_s):
-            return
-        self.fired = True
-        kernels = _kernels()
-        self.runlog.event(
-            "run.timeout",
-            level="warning",
-            timeout_s=self.timeout_s,
-            kernels=[k.pid for k in kernels],
-        )
-        for kernel in kernels:
-            with contextlib.suppress(psutil.Error):
-                kernel.send_signal(signal.SIGINT)
-        if self._done.wait(self.grace_s):
-            return
-        self.killed = True
-        for kernel in kernels:
-            try:
-                procs = [*kernel.children(recursive=True), kernel]
-            except psutil.Error:
-                continue
-            for proc in procs:
-                with contextlib.suppress(psutil.Error):
-                    proc.kill()
-        self.runlog.event("run.timeout_killed", level="warning", kernels=[k.pid for k in kernels])
-
-
-# --- one attempt --------------------------------------------------------------------------------
-def _cell_info(cell: Any, index: int | None) -> dict[str, Any]:
-    source = "".join(cell.get("source", "")) if cell is not None else ""
-    return {
-        "index": index,
-        "execution_count": cell.get("execution_count") if cell is not None else None,
-        "source": source[:2000],
-    }
-
-
-def _last_started_cell(nb_path: Path) -> dict[str, Any] | None:
-    """The cell that was running when the kernel stopped answering (papermill's metadata)."""
-    import nbformat
-
-    try:
-        nb = nbformat.read(nb_path, as_version=4)
-    except (OSError, ValueError):
-        return None
-    started = [
-        (i, c)
-        for i, c in enumerate(nb.cells)
-        if c.get("metadata", {}).get("papermill", {}).get("start_time")
-    ]
-    return _cell_info(started[-1][1], started[-1][0]) if started else None
-
-
-def _mark_notebook(nb_path: Path, text: str) -> None:
-    """Put a visible note at the top of the output notebook (timeouts, dead kernels)."""
-    import nbformat
-
-    try:
-        nb = nbformat.read(nb_path, as_version=4)
-        cell = nbformat.v4.new_markdown_cell(f'<span style="color:red">**Tarmac:** {text}</span>')
-        cell.metadata["tags"] = ["tarmac-error"]
-        nb.cells.insert(0, cell)
-        nbformat.write(nb, nb_path)
-    except (OSError, ValueError):
-        pass
-
-
-def _execute(
-    spec: JobSpec, nb_path: Path, parameters: dict[str, Any], runlog: RunLog
-) -> tuple[str, dict[str, Any] | None]:
-    """Run the notebook once; return (status, error)."""
-    import papermill
-    from nbclient.exceptions import CellTimeoutError, DeadKernelError
-    from papermill.exceptions import PapermillExecutionError
-
-    error: dict[str, Any] | None = None
-    with _Watchdog(spec.timeout_s, runlog) as watchdog:
-        try:
-            papermill.execute_notebook(
-                str(spec.notebook_path),
-                str(nb_path),
-                parameters=parameters,
-                kernel_name=KERNEL,
-                cwd=str(REPO_ROOT),
-                execution_timeout=int(math.ceil(spec.timeout_s)),
-                start_timeout=60,
-                progress_bar=False,
-                log_output=False,
-            )
-        except PapermillExecutionError as exc:
-            traceback = [_ANSI.sub("", line) for line in exc.traceback or []]
-            error = {
-                "type": exc.ename,
-                "message": str(exc.evalue)[:2000],
-                "cell": {
-                    "index": exc.cell_index,
-                    "execution_count": exc.exec_count,
-                    "source": (exc.source or "")[:2000],
-                },
-                # the last 4,000 characters, as a list of lines of at most 2,000 each
-                "traceback": [ln[:2000] for ln in "\n".join(traceback)[-4000:].splitlines()],
-            }
-        except (CellTimeoutError, DeadKernelError) as exc:
-            error = {
-                "type": exc.__class__.__name__,
-                "message": str(exc).strip().splitlines()[0] if str(exc).strip() else "",
-                "cell": _last_started_cell(nb_path),
-            }
-        except Exception as exc:  # kernel did not start, notebook unreadable, ...
-            error = {"type": exc.__class__.__name__, "message": str(exc)[:2000], "cell": None}
-    if error is None:
-        return "success", None
-    if watchdog.fired or error["type"] == "CellTimeoutError":
-        cell = error.get("cell") or {}
-        error = {
-            "type": "JobTimeout",
-            "message": f"ran past its timeout of {spec.timeout_s:g} s"
-            + (" and was killed" if watchdog.killed else " and was interrupted")
-            + (f" in cell {cell.get('index')}" if cell.get("index") is not None else ""),
-            "cell": error.get("cell"),
-            "cause": f"{error['type']}: {error['message']}",
-        }
-        _mark_notebook(nb_path, f"this run {error['message']}.")
-        return "timeout", error
-    if error["type"] == "DeadKernelError":
-        _mark_notebook(nb_path, "the kernel died during this run (out of memory? killed?).")
-    return "failed", error
-
-
-def _read_metrics(path: Path) -> dict[str, Any]:
-    try:
-        metrics = json.loads(path.read_text())
-        return metrics if isinstance(metrics, dict) else {}
-    except (OSError, ValueError):
-        return {}
-
-
-def _prefetch_renderer() -> None:
-    """Import nbconvert's HTML exporter in a thread while the notebook runs (the runner only
-    waits on the kernel then): its ~1 s import is then off the run's critical path."""
-
-    def load() -> None:
-        with contextlib.suppress(Exception):
-            import nbconvert.exporters.html  # noqa: F401
-
-    threading.Thread(target=load, name="tarmac-nbconvert-import", daemon=True).start()
-
-
-def _render_html(nb_path: Path, html_path: Path, runlog: RunLog) -> bool:
-    try:
-        from nbconvert import HTMLExporter
-
-        body, _ = HTMLExporter().from_filename(str(nb_path))
-        html_path.write_text(body)
-        return True
-    except Exception as exc:  # a report that cannot be rendered must not fail the run
-        runlog.event("run.html_failed", level="warning", notebook=str(nb_path), error=str(exc))
-        return False
 
 
 def _attempt(
@@ -401,7 +159,7 @@ def _attempt(
     params: dict[str, Any],
     attempt: int,
     first_run_id: str | None,
-    paths: _Paths,
+    paths: Paths,
     ledger: Ledger,
     runlog: RunLog,
     trigger: str,
@@ -446,9 +204,9 @@ def _attempt(
         "run.start", run_id=run_id, job=spec.name, env=settings.env, attempt=attempt, params=params
     )
     t0 = time.monotonic()
-    _prefetch_renderer()
+    notebook.prefetch_renderer()
     try:
-        status, error = _execute(
+        status, error = notebook.execute(
             spec, nb_path, {**params, METRICS_PARAM: str(metrics_path)}, runlog
         )
     except KeyboardInterrupt:  # Ctrl-C of a run by hand: record it, then let the CLI exit 130
@@ -462,8 +220,8 @@ def _attempt(
         runlog.event("run.interrupted", level="warning", run_id=run_id, job=spec.name)
         raise
     duration = round(time.monotonic() - t0, 3)
-    metrics = _read_metrics(metrics_path)
-    html = nb_path.exists() and _render_html(nb_path, html_path, runlog)
+    metrics = notebook.read_metrics(metrics_path)
+    html = nb_path.exists() and notebook.render_html(nb_path, html_path, runlog)
     if error is not None:
         error["transient"] = status == "failed" and is_transient(error)
     doc.update(
@@ -541,9 +299,9 @@ def run(
     spec = job if isinstance(job, JobSpec) else registry.get(job)
     settings = config.load(env)
     typed = validate(spec, settings.env, params).model_dump(mode="json")
-    _check_notebook(spec)
+    check_notebook(spec)
 
-    paths = _Paths(outputs or outputs_dir())
+    paths = Paths(outputs or outputs_dir())
     runlog = RunLog(paths.logs)
     ledger = Ledger(settings, paths.logs, runlog)
     lock = JobLock(lock_path(paths.locks, settings.env, spec.name), job=spec.name, env=settings.env)
@@ -608,95 +366,6 @@ def run(
         lock.release()
 
 
-@dataclass
-class BackfillOutcome:
-    date: dt.date
-    status: str  # success | skipped (already succeeded) | failed | timeout | skipped_locked
-    run_id: str | None = None
-
-
-def backfill(
-    job: str | JobSpec,
-    date_from: dt.date,
-    date_to: dt.date,
-    env: str | None = None,
-    params: Mapping[str, Any] | None = None,
-    *,
-    outputs: Path | None = None,
-    sleep: Callable[[float], None] = time.sleep,
-    on_outcome: Callable[[BackfillOutcome], None] | None = None,
-) -> list[BackfillOutcome]:
-    """Run ``job`` for each date of ``[date_from, date_to]`` in order, skipping the dates whose
-    latest ledger status is ``success``. Stops at the first failure (later dates often build on
-    earlier ones); the raised error carries ``.outcomes``."""
-    spec = job if isinstance(job, JobSpec) else registry.get(job)
-    if not spec.date_param:
-        dated = sorted(name for name, s in registry.jobs().items() if s.date_param)
-        raise ConfigError(f"job {spec.name} takes no date; backfill works for {dated}")
-    if date_to < date_from:
-        raise ConfigError(f"--to {date_to} is before --from {date_from}")
-    settings = config.load(env)
-    params = dict(params or {})
-    if spec.date_param in params:
-        raise ConfigError(f"backfill sets '{spec.date_param}' itself; use --from/--to")
-    days = [date_from + dt.timedelta(days=i) for i in range((date_to - date_from).days + 1)]
-    for day in days:  # every date's parameters are valid, or nothing runs
-        validate(spec, settings.env, {**params, spec.date_param: day.isoformat()})
-    _check_notebook(spec)
-
-    paths = _Paths(outputs or outputs_dir())
-    runlog = RunLog(paths.logs)
-    ledger = Ledger(settings, paths.logs, runlog)
-    outcomes: list[BackfillOutcome] = []
-
-    def note(outcome: BackfillOutcome) -> None:
-        outcomes.append(outcome)
-        if on_outcome:
-            on_outcome(outcome)
-
-    for day in days:
-        if ledger.last_status(spec.name, spec.date_param, day) == "success":
-            runlog.event("backfill.skip", job=spec.name, env=settings.env, date=day.isoformat())
-            note(BackfillOutcome(day, "skipped"))
-            continue
-        try:
-            result = run(
-                spec,
-                settings.env,
-                {**params, spec.date_param: day.isoformat()},
-                trigger="backfill",
-                outputs=paths.root,
-                sleep=sleep,
-            )
-        except (JobFailedError, JobLockedError) as exc:
-            res = getattr(exc, "result", None)
-            status = res.status if res else "skipped_locked"
-            note(BackfillOutcome(day, status, res.run_id if res else None))
-            exc.outcomes = outcomes  # type: ignore[attr-defined]
-            raise
-        note(BackfillOutcome(day, result.status, result.run_id))
-    return outcomes
-
-
-def recent_runs(env: str | None = None, job: str | None = None, limit: int = 20) -> list[dict]:
-    """The latest ledger documents of ``env`` (MongoDB, plus the pending file when it lags)."""
-    settings = config.load(env)
-    paths = _Paths(outputs_dir())
-    return Ledger(settings, paths.logs, RunLog(paths.logs)).recent(job, limit)
-
-
-# papermill warns about every parameter the notebook's `parameters` cell does not declare; the
-# metrics path is ours, injected into every job notebook on purpose.
 logging.getLogger("papermill").addFilter(lambda record: METRICS_PARAM not in record.getMessage())
 
-__all__ = [
-    "BackfillOutcome",
-    "RunResult",
-    "backfill",
-    "is_transient",
-    "parse_assignments",
-    "recent_runs",
-    "report",
-    "run",
-    "validate",
-]
+__all__ = ["RunResult", "display_path", "is_transient", "outputs_dir", "run", "validate"]
