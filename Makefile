@@ -56,8 +56,8 @@ backfill: stack-up ## the whole of 2013 through the real path (replay -> Kafka -
 test: install ## the whole test suite (starts and stops the `ci` stack itself)
 	TARMAC_TEST_ENV=ci $(PY) -m pytest
 
-test-unit: install ## tests that need no running service
-	$(PY) -m pytest -m "not integration"
+test-unit: install ## tests/unit: pure logic, no service, no Spark, no network
+	$(PY) -m pytest tests/unit
 
 lint: install ## ruff
 	$(VENV)/bin/ruff check pipelines tests bench

@@ -1,6 +1,6 @@
 """A real Spark standalone cluster (1 master, 2 workers) for the whole test session.
 
-Import it where it is needed (``from .cluster_fixture import spark_cluster  # noqa: F401``) or
+Import it where it is needed (``from tests.cluster_fixture import spark_cluster  # noqa: F401``) or
 from ``conftest.py``. A cluster of env ``ci`` already running (``python -m pipelines cluster
 up --env ci``) is reused and left running; one this session starts is stopped at the end,
 also when a test or the start itself fails.

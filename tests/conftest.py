@@ -1,6 +1,8 @@
-"""Shared fixtures. Integration tests run against the real embedded stack of env ``ci``
-(Kafka on 19092, FerretDB on 27018), started once per session and stopped afterwards if
-this session started it."""
+"""Shared fixtures. The tests mirror the package: ``unit/`` (pure logic, no service, no Spark,
+no network), ``integration/`` (one stage or job on the real stack) and ``e2e/`` (the whole path,
+the dashboard in a browser). Integration and end-to-end tests run against the real embedded
+stack of env ``ci`` (Kafka on 19092, FerretDB on 27018), started once per session and stopped
+afterwards if this session started it."""
 
 from __future__ import annotations
 
@@ -16,8 +18,26 @@ from pipelines.core.config import Settings
 TEST_ENV = os.environ.get("TARMAC_TEST_ENV", "ci")
 
 
+SERVICE_FIXTURES = {"stack", "spark", "db", "spark_cluster"}
+
+
 def pytest_configure(config: pytest.Config) -> None:
     logs.configure("WARNING")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark by folder (``-m "not integration"`` = the unit tests); a unit test may not ask for
+    a service or Spark (it would need the stack or the JVM's jars)."""
+    for item in items:
+        folder = item.path.parent.name
+        if folder in ("integration", "e2e"):
+            item.add_marker(pytest.mark.integration)
+            if folder == "e2e":
+                item.add_marker(pytest.mark.e2e)
+        elif folder == "unit":
+            needs = SERVICE_FIXTURES & set(getattr(item, "fixturenames", ()))
+            if needs:
+                raise pytest.UsageError(f"{item.nodeid} is a unit test but uses {sorted(needs)}")
 
 
 @pytest.fixture(scope="session")

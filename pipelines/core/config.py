@@ -19,6 +19,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pipelines.core.exceptions import ConfigError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def outputs_dir() -> Path:
+    """Root of runs/, logs/ and locks/ (``$TARMAC_OUTPUTS_DIR``, default ``outputs/``)."""
+    return Path(os.environ.get("TARMAC_OUTPUTS_DIR") or REPO_ROOT / "outputs")
+
+
 PARAMETERS_DIR = Path(os.environ.get("TARMAC_PARAMETERS_DIR", REPO_ROOT / "parameters"))
 DEFAULT_ENV = os.environ.get("TARMAC_ENV", "local")
 

@@ -32,7 +32,6 @@ from pipelines.jobs.registry import StreamParams
 from pipelines.lake import tables
 from pipelines.serving import documents, publish, sinks
 from pipelines.serving.readmodels import REJECTS
-from pipelines.stack import mongo
 from pipelines.stack.spark import build_session
 from pipelines.transform import flight_state
 
@@ -121,7 +120,7 @@ def process_batch(
     result = {"rows_in": rows_in, "accepted": rows_in - rejected, "rejected": rejected,
               "dates": len(dates), "touched": dates}  # fmt: skip
     summary = {k: v for k, v in result.items() if k != "touched"}
-    mongo.set_state(settings, JOB, newest, last_batch_id=batch_id, last_batch=summary,
+    sinks.set_state(settings, JOB, newest, last_batch_id=batch_id, last_batch=summary,
                     offsets=offsets)  # fmt: skip
     steps["total"] = time.monotonic() - started
     log.info("flights_stream.batch", batch_id=batch_id, **summary,
@@ -225,7 +224,7 @@ def run(
     """Run the stream with ``trigger`` until it has drained (availableNow), ``timeout_s``
     passes, or it is interrupted."""
     spark = build_session(settings, JOB)
-    mongo.ensure_indexes(settings)
+    sinks.ensure_indexes(settings)
     checkpoint = checkpoint or settings.resolve(settings.paths.checkpoints) / JOB
     result = StreamResult()
     started = threading.Event()

@@ -23,7 +23,6 @@ from pipelines.landing import ingest
 from pipelines.landing.zone import LandedFile
 from pipelines.serving import publish, sinks
 from pipelines.serving.readmodels import AIRLINES
-from pipelines.stack import mongo
 from pipelines.stack.spark import build_session
 from pipelines.transform import cleaning
 
@@ -93,7 +92,7 @@ def run(settings: Settings, day: date | None = None) -> dict[str, Any]:
         cleaned.unpersist()
     ingest.settle_deferred(lz, batch)
     result = {**batch.summary(), **totals, "seconds": round(time.monotonic() - t0, 2)}
-    mongo.set_state(settings, JOB, None, last_run=result)
+    sinks.set_state(settings, JOB, None, last_run=result)
     log.info("reference_daily.done", **result)
     return result
 

@@ -26,7 +26,6 @@ from pipelines.lake import tables
 from pipelines.landing import ingest
 from pipelines.serving import documents, publish, sinks
 from pipelines.serving.readmodels import WEATHER_HOURLY
-from pipelines.stack import mongo
 from pipelines.stack.spark import build_session
 from pipelines.transform import cleaning
 
@@ -95,7 +94,7 @@ def run(settings: Settings, day: date | None = None) -> dict[str, Any]:
                  seconds={k: round(v, 2) for k, v in steps.items()})  # fmt: skip
     ingest.settle_deferred(lz, batch)
     result = {**batch.summary(), **totals, "seconds": round(time.monotonic() - t0, 2)}
-    mongo.set_state(settings, JOB, newest, last_run=result)
+    sinks.set_state(settings, JOB, newest, last_run=result)
     log.info("weather_hourly.done", **result)
     return result
 

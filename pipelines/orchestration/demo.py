@@ -18,6 +18,7 @@ from pathlib import Path
 
 import structlog
 
+from pipelines.core import logs
 from pipelines.core.config import REPO_ROOT, Settings
 from pipelines.jobs.registry import PIPELINE
 from pipelines.orchestration import runner
@@ -48,12 +49,12 @@ def run(settings: Settings, speed: float, start: str, cycles: int | None, port: 
     """Run the demo until Ctrl-C (or ``cycles`` rounds of the jobs); return an exit code."""
     was_running = {s.name for s in services(settings) if s.pid() is not None}
     control.up(settings)
-    logs = REPO_ROOT / "outputs" / "logs"
+    logs_dir = REPO_ROOT / "outputs" / "logs"
     py = sys.executable
     procs = {
         "replay": _spawn([py, "-m", "pipelines", "replay", "all", "--env", settings.env,
                           "--start", start, "--speed", str(speed), "--no-progress"],
-                         logs / "demo-replay.log"),
+                         logs_dir / "demo-replay.log"),
     }  # fmt: skip
     dashboard = REPO_ROOT / "notebooks" / "dashboard.ipynb"
     if dashboard.exists():
@@ -61,12 +62,12 @@ def run(settings: Settings, speed: float, start: str, cycles: int | None, port: 
         procs["voila"] = _spawn(
             [str(Path(py).parent / "voila"), str(dashboard), f"--port={port}",
              "--Voila.ip=127.0.0.1", "--no-browser", f"--Voila.config_file_paths={jupyter}"],
-            logs / "demo-voila.log",
+            logs_dir / "demo-voila.log",
             env={**os.environ, "TARMAC_ENV": settings.env, "JUPYTER_PATH": jupyter},
         )  # fmt: skip
         print(f"\n  Dashboard: http://127.0.0.1:{port}/   (replay clock: {speed:g}x)\n",
               flush=True)  # fmt: skip
-    print(f"  Logs: {logs}/demo-*.log, run notebooks: outputs/runs/   Ctrl-C to stop\n",
+    print(f"  Logs: {logs_dir}/demo-*.log, run notebooks: outputs/runs/   Ctrl-C to stop\n",
           flush=True)  # fmt: skip
     rounds = 0
     try:
@@ -74,9 +75,9 @@ def run(settings: Settings, speed: float, start: str, cycles: int | None, port: 
             for job in PIPELINE:
                 try:
                     result = runner.run(job, settings.env, {}, trigger="demo")
-                    log.info("demo.job", job=job, status=result.status)
+                    logs.step(runner.summary_line(result.last))
                 except Exception as exc:  # a failed run is in the ledger; keep the demo going
-                    log.warning("demo.job_failed", job=job, error=str(exc))
+                    logs.step(f"{job:<24}  failed     {exc}")
             rounds += 1
             if procs["replay"].poll() is not None and cycles is None:
                 log.info("demo.replay_finished", hint="the year is replayed; Ctrl-C to stop")

@@ -15,6 +15,7 @@ from typing import Any
 
 import psutil
 
+from pipelines.core import logs
 from pipelines.core.config import REPO_ROOT
 from pipelines.jobs.registry import JobSpec
 from pipelines.orchestration.ledger import RunLog
@@ -135,17 +136,19 @@ def execute(
     error: dict[str, Any] | None = None
     with _Watchdog(spec.timeout_s, runlog) as watchdog:
         try:
-            papermill.execute_notebook(
-                str(spec.notebook_path),
-                str(nb_path),
-                parameters=parameters,
-                kernel_name=KERNEL,
-                cwd=str(REPO_ROOT),
-                execution_timeout=int(math.ceil(spec.timeout_s)),
-                start_timeout=60,
-                progress_bar=False,
-                log_output=False,
-            )
+            # the kernel (and Spark's JVM under it) write their warnings to <run_id>.log
+            with logs.quiet_stderr(nb_path.with_suffix(".log")):
+                papermill.execute_notebook(
+                    str(spec.notebook_path),
+                    str(nb_path),
+                    parameters=parameters,
+                    kernel_name=KERNEL,
+                    cwd=str(REPO_ROOT),
+                    execution_timeout=int(math.ceil(spec.timeout_s)),
+                    start_timeout=60,
+                    progress_bar=False,
+                    log_output=False,
+                )
         except PapermillExecutionError as exc:
             traceback = [_ANSI.sub("", line) for line in exc.traceback or []]
             error = {

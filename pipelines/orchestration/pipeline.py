@@ -10,6 +10,7 @@ from typing import Any
 
 import structlog
 
+from pipelines.core import logs
 from pipelines.core.config import Settings
 from pipelines.jobs import registry
 from pipelines.jobs.registry import PIPELINE
@@ -22,6 +23,7 @@ def run_jobs(
     settings: Settings,
     max_offsets_per_trigger: int | None = 200_000,
     jobs: Sequence[str] = PIPELINE,
+    echo: bool = False,
 ) -> dict[str, Any]:
     """Each job of ``jobs`` once, in that order (default: reference_daily, weather_hourly,
     then flights_stream with availableNow), with timings. Any order gives the same state."""
@@ -34,6 +36,12 @@ def run_jobs(
             params["max_offsets_per_trigger"] = max_offsets_per_trigger
         out[name] = spec.run(settings, params)
         out[name]["wall_seconds"] = round(time.monotonic() - t0, 2)
+        if echo:
+            r = out[name]
+            counts = {"rows_in": r.get("rows_in"), "rows_out": r.get("accepted"),
+                      "rows_rejected": r.get("rejected")}  # fmt: skip
+            logs.step(name.ljust(24), "success  ", logs.counts(counts),
+                      f"{r['wall_seconds']:.1f} s")  # fmt: skip
     return out
 
 
@@ -43,13 +51,16 @@ def load_window(
     end: datetime,
     progress: bool = False,
     jobs: Sequence[str] = PIPELINE,
+    echo: bool = False,
 ) -> dict[str, Any]:
     """Replay [start, end) of every source in catch-up mode, then run every job once."""
     t0 = time.monotonic()
     run = replay.make(settings, "all", progress=progress, start=start, end=end, catch_up=True)
     stats = run.run()
     t_replay = time.monotonic() - t0
-    done = run_jobs(settings, jobs=jobs)
+    if echo:
+        logs.step("replay".ljust(24), f"{stats.sent:,} events and files sent", f"{t_replay:.1f} s")
+    done = run_jobs(settings, jobs=jobs, echo=echo)
     result = {"replay": {"sent": stats.sent, "seconds": round(t_replay, 2)}, "jobs": done}
     log.info("pipeline.window_loaded", start=str(start), end=str(end), **result["replay"])
     return result

@@ -32,8 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipelines.core import config
-from pipelines.core.config import REPO_ROOT, Settings
+from pipelines.core import config, logs
+from pipelines.core.config import Settings, outputs_dir
 from pipelines.core.exceptions import ConfigError, JobFailedError, JobLockedError, JobTimeoutError
 from pipelines.jobs import registry
 from pipelines.jobs.registry import METRICS_PARAM, JobParams, JobSpec
@@ -61,11 +61,6 @@ TRANSIENT_ERRORS = frozenset(
 SPARK_WRAPPERS = frozenset(
     {"StreamingQueryException", "Py4JJavaError", "PythonException", "SparkException"}
 )
-
-
-def outputs_dir() -> Path:
-    """Root of runs/, logs/ and locks/ (``$TARMAC_OUTPUTS_DIR``, default ``outputs/``)."""
-    return Path(os.environ.get("TARMAC_OUTPUTS_DIR") or REPO_ROOT / "outputs")
 
 
 # --- called from notebooks ----------------------------------------------------------------------
@@ -114,6 +109,19 @@ def display_path(path: str | Path | None) -> str:
         return str(path.relative_to(Path.cwd()))
     except ValueError:
         return str(path)
+
+
+def summary_line(doc: dict[str, Any]) -> str:
+    """One console line of a run: job (env), status, counts, seconds, its HTML report."""
+    tries = f" (attempt {doc['attempt']})" if doc.get("attempt", 1) > 1 else ""
+    secs = doc.get("duration_s")
+    return "  ".join([
+        f"{doc['job']} ({doc['env']})".ljust(24),
+        f"{doc['status']}{tries}".ljust(9),
+        logs.counts(doc),
+        f"{secs:.1f} s" if isinstance(secs, int | float) else "",
+        display_path(doc.get("html") or doc.get("notebook")),
+    ])  # fmt: skip
 
 
 def new_run_id(start: dt.datetime) -> str:
@@ -190,6 +198,7 @@ def _attempt(
         "metrics": {},
         "notebook": str(nb_path),
         "html": None,
+        "log": str(nb_path.with_suffix(".log")),  # the kernel's and Spark's own output
         "error": None,
         "attempt": attempt,
         "max_attempts": spec.retries + 1,
@@ -368,4 +377,6 @@ def run(
 
 logging.getLogger("papermill").addFilter(lambda record: METRICS_PARAM not in record.getMessage())
 
-__all__ = ["RunResult", "display_path", "is_transient", "outputs_dir", "run", "validate"]
+__all__ = [
+    "RunResult", "display_path", "is_transient", "outputs_dir", "run", "summary_line", "validate",
+]  # fmt: skip

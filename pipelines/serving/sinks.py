@@ -10,11 +10,14 @@ with ``TZ=UTC``, see ``spark.session_conf``), which pymongo stores as BSON dates
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 from pyspark.sql import DataFrame, Row
 
 from pipelines.core.config import Settings
+from pipelines.serving.readmodels import INDEXES, STATE
+from pipelines.stack import mongo
 
 
 def strip_nulls(value: Any) -> Any:
@@ -44,3 +47,19 @@ def write(frame: DataFrame, settings: Settings, collection: str) -> None:
     """Write every row of ``frame`` (one column ``_id``) as the whole document of its ``_id``."""
     uri, db = settings.mongo.uri, settings.mongo.database
     frame.foreachPartition(lambda rows: _write_partition(rows, uri, db, collection))
+
+
+def set_state(settings: Settings, job: str, newest: datetime | None, **fields: Any) -> None:
+    """The job's freshness in ``pipeline_state`` (job state: written, never read to compute)."""
+    update: dict[str, Any] = {"$set": {**fields, "updated_at": datetime.now(UTC)}}
+    if newest is not None:
+        update["$max"] = {"newest_event_time": newest}
+    mongo.database(settings)[STATE].update_one({"_id": job}, update, upsert=True)
+
+
+def ensure_indexes(settings: Settings) -> None:
+    """The serving indexes of ``readmodels.INDEXES`` (idempotent)."""
+    db = mongo.database(settings)
+    for collection, indexes in INDEXES.items():
+        for keys in indexes:
+            db[collection].create_index(keys)

@@ -7,7 +7,6 @@ Everything here stays inside what both MongoDB 7 and FerretDB v1 support.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
@@ -18,7 +17,6 @@ from pymongo.errors import PyMongoError
 
 from pipelines.core.config import Settings
 from pipelines.core.exceptions import ServiceUnavailableError
-from pipelines.serving.readmodels import INDEXES, STATE
 
 
 @lru_cache(maxsize=8)
@@ -98,22 +96,6 @@ def find_by_ids(collection: Collection, ids: list[Any], projection: Any = None) 
             for d in collection.find({"_id": {"$in": ids[i : i + IN_CHUNK]}}, projection)
         )  # noqa: E501
     return [by_id[k] for k in ids if k in by_id]
-
-
-def set_state(settings: Settings, job: str, newest: datetime | None, **fields: Any) -> None:
-    """The job's freshness in ``pipeline_state`` (job state: written, never read to compute)."""
-    update: dict[str, Any] = {"$set": {**fields, "updated_at": datetime.now(UTC)}}
-    if newest is not None:
-        update["$max"] = {"newest_event_time": newest}
-    database(settings)[STATE].update_one({"_id": job}, update, upsert=True)
-
-
-def ensure_indexes(settings: Settings) -> None:
-    """The serving indexes of ``readmodels.INDEXES`` (idempotent)."""
-    db = database(settings)
-    for collection, indexes in INDEXES.items():
-        for keys in indexes:
-            db[collection].create_index(keys)
 
 
 @dataclass

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
+from pipelines.core import logs
 from pipelines.core.config import Settings
 from pipelines.stack import provision
 
@@ -58,7 +59,8 @@ def build_session(settings: Settings, app: str) -> SparkSession:
     for key, value in session_conf(settings).items():
         builder = builder.config(key, value)
     builder = builder.config("spark.jars", ",".join(str(j) for j in jars(settings)))
-    spark = builder.getOrCreate()
+    with logs.quiet_stderr(logs.log_path().with_name(f"spark-{app}.log")):
+        spark = builder.getOrCreate()  # the JVM's warnings: to that file
     spark.sparkContext.setLogLevel("WARN")
     return spark
 

@@ -24,8 +24,7 @@ from pipelines.core.config import Settings
 from pipelines.dashboard import queries as Q
 from pipelines.dashboard.kpis import derive, measures, rollup
 from pipelines.stack import mongo
-
-from . import serving_docs as S
+from tests import serving_docs as S
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 LATER = S.STAMP + timedelta(hours=1)

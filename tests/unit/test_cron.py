@@ -15,7 +15,7 @@ from pipelines.core.exceptions import ConfigError
 from pipelines.jobs import registry
 from pipelines.orchestration import cron
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 TEMPLATE = (REPO / "cron" / "tarmac.crontab").read_text()
 ROOT = Path("/srv/tarmac")
 OTHER = "MAILTO=ops@example.org\n# backups\n30 2 * * * /usr/local/bin/backup\n"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from .cluster_fixture import spark_cluster  # noqa: F401
+from tests.cluster_fixture import spark_cluster  # noqa: F401
 
 pytestmark = pytest.mark.integration
 

@@ -16,8 +16,7 @@ import pytest
 from pipelines.core.config import Settings
 from pipelines.dashboard import queries as Q
 from pipelines.stack import mongo
-
-from . import serving_docs
+from tests import serving_docs
 
 pytestmark = pytest.mark.integration
 

@@ -14,7 +14,7 @@ import pytest
 from pipelines.core.exceptions import JobLockedError
 from pipelines.orchestration.locks import JobLock, lock_path, read_holder
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 HOLDER = """
 import sys, time

@@ -13,7 +13,7 @@ from pipelines.jobs import registry
 from pipelines.jobs.registry import JOBS, JobParams
 from pipelines.orchestration import runner
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_declared_jobs() -> None:

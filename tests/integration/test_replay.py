@@ -21,8 +21,7 @@ from kafka.serializer import JsonSerializer
 
 from pipelines.core.config import Settings
 from pipelines.sources import nycflights13, replay
-
-from .conftest import write_parameters
+from tests.conftest import write_parameters
 
 START = datetime(2013, 1, 1, 10, tzinfo=UTC)
 END = datetime(2013, 1, 1, 16, tzinfo=UTC)
@@ -227,7 +226,7 @@ def test_invalid_event_goes_to_the_dead_letter_topic_with_reasons(iso: Settings)
 
 
 def test_weather_files_one_per_hour_atomic_and_raw(settings, tmp_path, unique) -> None:
-    from .conftest import isolate
+    from tests.conftest import isolate
 
     iso = isolate(settings, tmp_path, unique)
     stats = replay.make(iso, "weather", progress=False, start=START, end=END, catch_up=True).run()
@@ -245,7 +244,7 @@ def test_weather_files_one_per_hour_atomic_and_raw(settings, tmp_path, unique) -
 
 
 def test_reference_snapshots_per_replayed_day(settings, tmp_path, unique) -> None:
-    from .conftest import isolate
+    from tests.conftest import isolate
 
     iso = isolate(settings, tmp_path, unique)
     replay.make(

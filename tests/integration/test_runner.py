@@ -30,7 +30,7 @@ from pipelines.stack.services import FerretDBService
 from tests.conftest import write_parameters
 from tests.fixtures.jobs import TINY
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 # --- helpers ------------------------------------------------------------------------------------
@@ -196,7 +196,8 @@ def test_two_simultaneous_runs_one_runs_one_exits_locked(stack, tmp_path) -> Non
     finally:
         if first.poll() is None:
             first.kill()
-    assert "job tiny (env ci) succeeded" in stdout
+    assert stdout.split()[:3] == ["tiny", "(ci)", "success"], stdout
+    assert "in 3 · out 2 · rejected 1" in stdout
     runs = {e["run_id"]: e for e in _log(out) if e["event"] in ("run.end", "run.skipped_locked")}
     statuses = sorted(_ledger(stack).find_one({"_id": run_id})["status"] for run_id in runs)
     assert statuses == ["skipped_locked", "success"]

@@ -12,8 +12,7 @@ from pipelines.core.config import Settings
 from pipelines.orchestration import runner
 from pipelines.sources import replay
 from pipelines.stack import mongo
-
-from .conftest import write_parameters
+from tests.conftest import write_parameters
 
 pytestmark = pytest.mark.integration
 

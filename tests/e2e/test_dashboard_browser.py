@@ -30,8 +30,7 @@ from pipelines.core.config import REPO_ROOT, Settings
 from pipelines.dashboard.browser import CHROMIUM, launch
 from pipelines.sources import events, nycflights13
 from pipelines.stack import mongo
-
-from . import serving_docs
+from tests import serving_docs
 
 pytestmark = pytest.mark.integration
 

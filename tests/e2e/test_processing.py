@@ -32,9 +32,8 @@ from pipelines.serving import readmodels
 from pipelines.sources import nycflights13
 from pipelines.stack import mongo
 from pipelines.stack.spark import build_session
-
-from .cluster_fixture import spark_cluster  # noqa: F401
-from .conftest import isolate, write_parameters
+from tests.cluster_fixture import spark_cluster  # noqa: F401
+from tests.conftest import isolate, write_parameters
 
 pytestmark = pytest.mark.integration
 

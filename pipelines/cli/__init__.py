@@ -1,0 +1,275 @@
+"""``python -m pipelines <command>``: the one command line of Tarmac (``--help`` on each).
+
+Which command runs a job? Every job is in the one registry (``python -m pipelines jobs``):
+
+- ``run``: the production path, as cron does it: the job's notebook through papermill, its
+  parameters checked, a lock, a timeout, retries of transient failures, the run ledger, an HTML
+  report of the output notebook;
+- ``backfill``: ``run`` once per date of a range (dates already done are skipped);
+- ``job``: the job's code in this process, no notebook, no ledger: for debugging;
+- ``submit``: the job with spark-submit, on any Spark master: the cluster path;
+- ``pipeline``: replay a window of 2013, then every data job once, in order (tests, backfills);
+- ``demo``: the whole product: stack, replay on a clock, the jobs in a loop, the dashboard.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from datetime import date
+
+from pipelines.core import config, logs
+from pipelines.core.exceptions import TarmacError
+
+from .commands import (
+    cmd_backfill,
+    cmd_cluster,
+    cmd_cron,
+    cmd_demo,
+    cmd_job,
+    cmd_jobs,
+    cmd_pipeline,
+    cmd_replay,
+    cmd_run,
+    cmd_runs,
+    cmd_schedule,
+    cmd_smoke,
+    cmd_stack,
+    cmd_submit,
+)
+
+
+def _job_names() -> list[str]:
+    from pipelines.jobs import registry
+
+    return list(registry.jobs())
+
+
+SHORT = {  # the one-line help of each command in `--help`; each has a longer --help of its own
+    "demo": "the whole product: stack, replay on a clock, jobs in a loop, dashboard",
+    "pipeline": "replay a window of 2013, then every data job once, in order",
+    "run": "run a job's notebook as cron does (papermill, lock, retries, ledger)",
+    "backfill": "`run` a dated job once per date of a range",
+    "job": "run a job's code in this process, no notebook (debugging)",
+    "submit": "run a job with spark-submit on any Spark master (cluster)",
+    "jobs": "list the jobs of the registry",
+    "runs": "the latest runs of the ledger",
+    "schedule": "a foreground scheduler of cron/tarmac.crontab (no cron needed)",
+    "cron": "install, remove or show the crontab lines of this checkout",
+    "replay": "replay 2013: events to Kafka, files to the landing zone",
+    "stack": "start, stop or inspect the embedded Kafka + FerretDB",
+    "cluster": "start, stop or inspect a local Spark standalone cluster",
+    "smoke": "Kafka -> Spark -> MongoDB smoke path",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m pipelines",
+        description="Tarmac: Kafka -> PySpark -> MongoDB -> Voila, scheduled by cron/papermill.",
+        epilog=__doc__[__doc__.index("Which command") :],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--log-level", default=None, help="DEBUG, INFO (default), WARNING")
+    parser.add_argument(
+        "-v", "--verbose", action="store_true",
+        help="every log line on the console (Spark, papermill, kernels); "
+        "otherwise they go to outputs/logs/tarmac.log",
+    )  # fmt: skip
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(
+        name: str, func: Callable[[argparse.Namespace], int], help: str
+    ) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=SHORT[name], description=help)
+        p.add_argument(
+            "--env",
+            default=None,
+            help=f"parameters/<env>.yaml to use (default {config.DEFAULT_ENV})",
+        )
+        p.set_defaults(func=func)
+        return p
+
+    p = add("stack", cmd_stack, "Start, stop or inspect the embedded Kafka + FerretDB stack.")
+    p.add_argument("action", choices=["up", "down", "status"])
+    p.add_argument("--json", action="store_true", help="print the status as JSON")
+
+    p = add(
+        "cluster",
+        cmd_cluster,
+        "Start, stop or inspect a local Spark standalone cluster (one master, N workers of "
+        "1 core and 1g, from pyspark's own spark-class) to try spark-submit --master on.",
+    )
+    p.add_argument("action", choices=["up", "down", "status"])
+    p.add_argument("--workers", type=int, default=2, metavar="N", help="workers (default 2)")
+
+    p = add("smoke", cmd_smoke, "Smoke path: Kafka -> Spark (availableNow) -> MongoDB upserts.")
+    p.add_argument(
+        "--produce",
+        type=int,
+        default=0,
+        metavar="N",
+        help="first send N messages to the smoke topic",
+    )
+
+    p = add(
+        "replay",
+        cmd_replay,
+        "Replay 2013 on an accelerated clock: flight events to Kafka, weather and "
+        "reference data as files in the landing zone.",
+    )
+    p.add_argument("source", choices=["flights", "weather", "reference", "all"])
+    p.add_argument("--start", help="replayed window start, ISO-8601 (default: parameters)")
+    p.add_argument("--end", help="replayed window end, exclusive (default: parameters)")
+    p.add_argument(
+        "--speed", type=float, help="seconds of 2013 per wall-clock second (3600 = 1 h per second)"
+    )
+    p.add_argument("--max-rate", type=float, help="cap in events per wall-clock second")
+    p.add_argument(
+        "--catch-up",
+        action="store_true",
+        default=None,
+        help="no pacing: send as fast as the broker takes it",
+    )
+    p.add_argument(
+        "--from-scratch",
+        action="store_true",
+        help="forget the saved position of these sources and start at --start",
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="producer processes for `flights --catch-up` (default: parameters)",
+    )
+
+    p = add("jobs", cmd_jobs, "List the jobs of the registry: notebook, code, parameters.")
+
+    p = add(
+        "job",
+        cmd_job,
+        "Run a job's code once in this process, without papermill, ledger or retries: for "
+        "debugging and quick loops. Cron and people use `run`.",
+    )
+    p.add_argument("name", choices=sorted(_job_names()), help="a job of `jobs`")
+    p.add_argument("-p", "--param", action="append", metavar="NAME=VALUE",
+                   help="a job parameter, e.g. -p trigger=2s (repeatable)")  # fmt: skip
+
+    p = add(
+        "pipeline",
+        cmd_pipeline,
+        "Replay a window of 2013 (catch-up) and run every job once: the real path, "
+        "Kafka -> Spark -> MongoDB. `make backfill` runs the whole year.",
+    )
+    p.add_argument("--start", default="2013-01-01T00:00:00Z", help="window start (ISO-8601)")
+    # the last flights of 31 Dec 2013 (local) depart and land after midnight UTC
+    p.add_argument("--end", default="2014-01-02T00:00:00Z", help="window end, exclusive")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--json", action="store_true", help="print every job's result as JSON")
+
+    p = add(
+        "demo",
+        cmd_demo,
+        "The whole product on the embedded stack: stack up, 2013 replayed on an "
+        "accelerated clock, the jobs run by the runner in a loop, the dashboard served. "
+        "Ctrl-C stops everything it started.",
+    )
+    p.add_argument(
+        "--speed",
+        type=float,
+        default=300.0,
+        help="seconds of 2013 per wall-clock second (default 300: an hour in 12 s)",
+    )
+    p.add_argument("--start", default="2013-01-01T00:00:00Z", help="replay start")
+    p.add_argument(
+        "--cycles",
+        type=int,
+        default=None,
+        help="stop after N rounds of the jobs (default: until Ctrl-C)",
+    )
+    p.add_argument("--port", type=int, default=8866, help="dashboard port (127.0.0.1 only)")
+
+    p = add(
+        "submit",
+        cmd_submit,
+        "Run a job with spark-submit on any Spark master (pipelines/jobs/submit.py, the same "
+        "jars and conf as the notebooks): the cluster path.",
+    )
+    p.add_argument("job", choices=sorted(_job_names()), help="a job of `jobs`")
+    p.add_argument(
+        "--master",
+        default=None,
+        help="Spark master URL (spark://host:7077, yarn, k8s://...); default: spark.master of ENV",
+    )
+    p.add_argument("-p", "--param", action="append", metavar="NAME=VALUE",
+                   help="a job parameter (repeatable)")  # fmt: skip
+    p = add(
+        "run",
+        cmd_run,
+        "Run a catalog job notebook with papermill: validated parameters, job lock, timeout, "
+        "retries of transient failures, ledger in MongoDB (pipeline_runs).",
+    )
+    p.add_argument("job", help="job name from pipelines/jobs/registry.py, e.g. smoke")
+    p.add_argument(
+        "-p",
+        "--param",
+        action="append",
+        metavar="NAME=VALUE",
+        help="a job parameter (repeatable); checked against the job's parameters before running",
+    )
+    p.add_argument("--json", action="store_true", help="print the run's ledger summary as JSON")
+
+    p = add(
+        "backfill",
+        cmd_backfill,
+        "Run a dated job for each date from --from to --to, in order; dates whose last run "
+        "succeeded are skipped; stops at the first failure.",
+    )
+    p.add_argument("job", help="a job with a date parameter, e.g. reference_daily")
+    p.add_argument(
+        "--from", dest="date_from", required=True, type=date.fromisoformat, metavar="YYYY-MM-DD"
+    )
+    p.add_argument(
+        "--to", dest="date_to", required=True, type=date.fromisoformat, metavar="YYYY-MM-DD"
+    )
+    p.add_argument("-p", "--param", action="append", metavar="NAME=VALUE", help="job parameter")
+
+    p = add("runs", cmd_runs, "The latest runs recorded in the ledger (newest first).")
+    p.add_argument("--job", default=None, help="only this job")
+    p.add_argument("--limit", type=int, default=20, help="how many runs (default 20)")
+    p.add_argument("--json", action="store_true", help="print the ledger documents as JSON")
+
+    p = add(
+        "schedule",
+        cmd_schedule,
+        "Foreground scheduler for machines without cron: runs the lines of cron/tarmac.crontab "
+        "at their times (--env is not used: each line names its own).",
+    )
+    p.add_argument("--once", action="store_true", help="run what is due this minute, then exit")
+    p.add_argument("--crontab", default=str(config.REPO_ROOT / "cron" / "tarmac.crontab"))
+
+    p = add(
+        "cron",
+        cmd_cron,
+        "Install, remove or show cron/tarmac.crontab in the user's crontab, rendered for this "
+        "checkout between '# BEGIN/END tarmac <root>' markers (--env is not used).",
+    )
+    p.add_argument("action", choices=["install", "remove", "show"])
+    p.add_argument("--root", default=str(config.REPO_ROOT), help="checkout the lines cd into")
+    p.add_argument("--crontab", default=str(config.REPO_ROOT / "cron" / "tarmac.crontab"))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logs.configure(args.log_level, verbose=args.verbose)
+    try:
+        return args.func(args)
+    except TarmacError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

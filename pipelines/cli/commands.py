@@ -1,0 +1,275 @@
+"""What each command of ``python -m pipelines`` does: thin functions over the package, one per
+command, returning an exit code (the parser is in :mod:`pipelines.cli`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+import structlog
+
+from pipelines.core import config, logs
+
+log = structlog.get_logger(__name__)
+
+
+def _print_table(rows: list[dict[str, object]]) -> None:
+    cols = list(rows[0]) if rows else []
+    widths = {c: max(len(c), *(len(str(r.get(c, ""))) for r in rows)) for c in cols}
+    print("  ".join(c.upper().ljust(widths[c]) for c in cols))
+    for r in rows:
+        print(
+            "  ".join(
+                str(r.get(c, "") if r.get(c) is not None else "-").ljust(widths[c]) for c in cols
+            )
+        )
+
+
+def cmd_stack(args: argparse.Namespace) -> int:
+    from pipelines.stack import control
+
+    settings = config.load(args.env)
+    if args.action == "up":
+        rows = control.up(settings)
+    elif args.action == "down":
+        control.down(settings)
+        rows = control.status(settings)
+    else:
+        rows = control.status(settings)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        _print_table(rows)
+    if args.action == "status":
+        return 0 if all(r["answers"] for r in rows) else 1
+    return 0
+
+
+def cmd_cluster(args: argparse.Namespace) -> int:
+    from pipelines.stack.cluster import StandaloneCluster
+
+    cluster = StandaloneCluster(config.load(args.env), workers=args.workers)
+    if args.action == "up":
+        print(f"master: {cluster.up()}")
+    elif args.action == "down":
+        cluster.down()
+    rows = cluster.status()
+    if rows:
+        _print_table(rows)
+    else:
+        print(f"no Spark cluster running under {cluster.home}")
+    if args.action == "status":
+        return 0 if rows and all(r["answers"] for r in rows) else 1
+    return 0
+
+
+def cmd_smoke(args: argparse.Namespace) -> int:
+    from pipelines.jobs import smoke
+
+    settings = config.load(args.env)
+    if args.produce:
+        smoke.produce(settings, args.produce)
+    result = smoke.run(settings)
+    print(json.dumps(result.__dict__))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from pipelines.orchestration import demo
+
+    settings = config.load(args.env)
+    return demo.run(settings, args.speed, args.start, args.cycles, args.port)
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from pipelines.sources import replay
+
+    settings = config.load(args.env)
+    run = replay.make(
+        settings,
+        args.source,
+        progress=not args.no_progress,
+        start=args.start,
+        end=args.end,
+        speed=args.speed,
+        max_rate=args.max_rate,
+        catch_up=args.catch_up,
+    )
+    workers = args.workers or (settings.replay.workers if replay.parallelizable(run) else 1)
+    stats = replay.run_parallel(run, workers, args.from_scratch)
+    print(
+        json.dumps(
+            {
+                "sent": stats.sent,
+                "dead_lettered": stats.dead_lettered,
+                "skipped_before_position": stats.skipped_before_position,
+                "position": stats.position,
+                "seconds": round(stats.seconds, 2),
+                "events_per_s": round(stats.rate),
+                "interrupted": stats.interrupted,
+            }
+        )
+    )
+    return 130 if stats.interrupted else 0
+
+
+def cmd_job(args: argparse.Namespace) -> int:
+    from pipelines.jobs import registry
+
+    settings = config.load(args.env)
+    result = registry.run_job(args.name, settings, **registry.parse_assignments(args.param))
+    print(json.dumps(result, default=str))
+    return 0
+
+
+def cmd_jobs(args: argparse.Namespace) -> int:
+    from pipelines.jobs import registry
+
+    rows = [
+        {"job": name, "notebook": str(spec.notebook), "code": spec.module or "-",
+         "in pipeline": "yes" if spec.in_pipeline else "-", "parameters": spec.describe_params()}
+        for name, spec in registry.jobs().items()
+    ]  # fmt: skip
+    _print_table(rows)
+    return 0
+
+
+def cmd_pipeline(args: argparse.Namespace) -> int:
+    from pipelines.orchestration import pipeline
+    from pipelines.stack import control
+
+    settings = config.load(args.env)
+    control.up(settings)
+    result = pipeline.load_window(
+        settings, args.start, args.end, progress=not args.no_progress, echo=not args.json
+    )
+    if args.json:
+        print(json.dumps(result, default=str, indent=2))
+    return 0
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    from pipelines.stack.spark import submit_command
+
+    settings = config.load(args.env)
+    if args.master:
+        settings = settings.model_copy(
+            update={"spark": settings.spark.model_copy(update={"master": args.master})}
+        )
+    cmd = submit_command(settings, args.job, args.param or [])
+    log.info("spark.submit", cmd=" ".join(cmd))
+    # spark-submit starts Python workers and the driver with PYSPARK_PYTHON: this venv's python
+    env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
+    spark_log = logs.log_path().with_name(f"submit-{args.job}.log")
+    with logs.quiet_stderr(spark_log):  # Spark's own lines: to that file (not with --verbose)
+        code = subprocess.call(cmd, env=env)
+    if code != 0 and not logs.is_verbose():
+        tail = spark_log.read_text(errors="replace").splitlines()[-25:]
+        print("\n".join([*tail, f"spark-submit failed ({code}); its log: {spark_log}"]),
+              file=sys.stderr)  # fmt: skip
+    return code
+
+
+def _run_summary(doc: dict[str, object]) -> dict[str, object]:
+    keys = ["run_id", "job", "env", "status", "attempt", "duration_s", "rows_in", "rows_out"]
+    keys += ["rows_rejected", "notebook", "html"]
+    return {k: doc.get(k) for k in keys}
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from pipelines.jobs import registry
+    from pipelines.orchestration import runner
+
+    params = registry.parse_assignments(args.param)
+    result = runner.run(args.job, args.env, params)
+    doc = result.last
+    if args.json:
+        print(json.dumps(_run_summary(doc), default=str))
+        return 0
+    logs.step(runner.summary_line(doc))
+    return 0
+
+
+def cmd_backfill(args: argparse.Namespace) -> int:
+    from pipelines.jobs import registry
+    from pipelines.orchestration import backfill
+
+    def show(outcome: backfill.BackfillOutcome) -> None:
+        print(f"{outcome.date}  {outcome.status:<8}  {outcome.run_id or ''}".rstrip(), flush=True)
+
+    params = registry.parse_assignments(args.param)
+    outcomes = backfill.backfill(
+        args.job, args.date_from, args.date_to, args.env, params, on_outcome=show
+    )
+    ran = sum(o.status == "success" for o in outcomes)
+    print(f"backfill of {args.job}: {ran} run, {len(outcomes) - ran} already done")
+    return 0
+
+
+def _short_time(value: object) -> object:
+    from datetime import datetime
+
+    if isinstance(value, datetime):
+        return value.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    return value
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    from pipelines.orchestration import backfill
+
+    docs = backfill.recent_runs(args.env, args.job, args.limit)
+    if args.json:
+        print(json.dumps(docs, default=str, indent=2))
+        return 0
+    if not docs:
+        print("no runs recorded yet")
+        return 0
+    rows = []
+    for d in docs:
+        error = d.get("error") or {}
+        rows.append(
+            {
+                "run_id": d.get("run_id"),
+                "job": d.get("job"),
+                "status": f"{d.get('status')}{' (pending)' if d.get('pending') else ''}",
+                "start": _short_time(d.get("start")),
+                "secs": d.get("duration_s"),
+                "date": d.get("date"),
+                "try": d.get("attempt"),
+                "in": d.get("rows_in"),
+                "out": d.get("rows_out"),
+                "rejected": d.get("rows_rejected"),
+                "error": f"{error.get('type')}: {str(error.get('message'))[:60]}"
+                if error
+                else None,
+            }
+        )
+    _print_table(rows)
+    return 0
+
+
+def cmd_schedule(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from pipelines.orchestration import cron
+
+    return cron.schedule(Path(args.crontab), once=args.once)
+
+
+def cmd_cron(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from pipelines.orchestration import cron
+
+    template, root = Path(args.crontab), Path(args.root)
+    where = f"crontab: tarmac block for {root.resolve()}"
+    if args.action == "show":
+        print(cron.block(template.read_text(), root), end="")
+    elif args.action == "install":
+        print(f"{where} {'installed' if cron.install(root, template) else 'already up to date'}")
+    else:
+        print(f"{where} {'removed' if cron.uninstall(root) else 'not present'}")
+    return 0

@@ -1,0 +1,1 @@
+"""The whole path as a user meets it: replay, Kafka, Spark, lake, MongoDB, the browser."""

@@ -1,0 +1,1 @@
+"""Against the real local stack (Kafka, FerretDB, Spark, Delta): one stage or job at a time."""

@@ -1,0 +1,1 @@
+"""Pure logic: no service, no Spark, no network (make test-unit)."""
