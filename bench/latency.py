@@ -245,7 +245,7 @@ def _start_stream(
            "TARMAC_LOG_LEVEL": "INFO"}  # fmt: skip
     env.pop("MONGO_DATABASE", None)  # would replace the bench database in the child
     cmd = [sys.executable, "-m", "pipelines", "job", "flights_stream", "--env", settings.env,
-           "--trigger", trigger]  # fmt: skip
+           "-p", f"trigger={trigger}"]  # fmt: skip
     return subprocess.Popen(
         cmd, cwd=REPO_ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT,
         start_new_session=True,
