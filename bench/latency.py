@@ -242,7 +242,7 @@ def _start_stream(
     params = folder / "parameters"
     settings.write(params)
     env = {**os.environ, "TARMAC_PARAMETERS_DIR": str(params), "TARMAC_LOG_FORMAT": "json",
-           "TARMAC_LOG_LEVEL": "INFO"}  # fmt: skip
+           "TARMAC_LOG_LEVEL": "INFO", "TARMAC_VERBOSE": "1"}  # fmt: skip
     env.pop("MONGO_DATABASE", None)  # would replace the bench database in the child
     cmd = [sys.executable, "-m", "pipelines", "job", "flights_stream", "--env", settings.env,
            "-p", f"trigger={trigger}"]  # fmt: skip
