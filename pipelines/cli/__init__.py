@@ -39,13 +39,6 @@ from .commands import (
     cmd_submit,
 )
 
-
-def _job_names() -> list[str]:
-    from pipelines.jobs import registry
-
-    return list(registry.jobs())
-
-
 SHORT = {  # the one-line help of each command in `--help`; each has a longer --help of its own
     "demo": "the whole product: stack, replay on a clock, jobs in a loop, dashboard",
     "pipeline": "replay a window of 2013, then every data job once, in order",
@@ -62,6 +55,13 @@ SHORT = {  # the one-line help of each command in `--help`; each has a longer --
     "cluster": "start, stop or inspect a local Spark standalone cluster",
     "smoke": "Kafka -> Spark -> MongoDB smoke path",
 }
+
+
+def job_arguments(p: argparse.ArgumentParser, what: str = "a job of `jobs`, e.g. smoke") -> None:
+    """The job and its ``-p name=value`` parameters (checked against its model before running)."""
+    p.add_argument("job", help=what)
+    p.add_argument("-p", "--param", action="append", metavar="NAME=VALUE",
+                   help="a job parameter, e.g. -p date=2013-01-02 (repeatable)")  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -153,9 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Run a job's code once in this process, without papermill, ledger or retries: for "
         "debugging and quick loops. Cron and people use `run`.",
     )
-    p.add_argument("name", choices=sorted(_job_names()), help="a job of `jobs`")
-    p.add_argument("-p", "--param", action="append", metavar="NAME=VALUE",
-                   help="a job parameter, e.g. -p trigger=2s (repeatable)")  # fmt: skip
+    job_arguments(p)
 
     p = add(
         "pipeline",
@@ -197,28 +195,20 @@ def build_parser() -> argparse.ArgumentParser:
         "Run a job with spark-submit on any Spark master (pipelines/jobs/submit.py, the same "
         "jars and conf as the notebooks): the cluster path.",
     )
-    p.add_argument("job", choices=sorted(_job_names()), help="a job of `jobs`")
+    job_arguments(p)
     p.add_argument(
         "--master",
         default=None,
         help="Spark master URL (spark://host:7077, yarn, k8s://...); default: spark.master of ENV",
     )
-    p.add_argument("-p", "--param", action="append", metavar="NAME=VALUE",
-                   help="a job parameter (repeatable)")  # fmt: skip
+
     p = add(
         "run",
         cmd_run,
         "Run a catalog job notebook with papermill: validated parameters, job lock, timeout, "
         "retries of transient failures, ledger in MongoDB (pipeline_runs).",
     )
-    p.add_argument("job", help="job name from pipelines/jobs/registry.py, e.g. smoke")
-    p.add_argument(
-        "-p",
-        "--param",
-        action="append",
-        metavar="NAME=VALUE",
-        help="a job parameter (repeatable); checked against the job's parameters before running",
-    )
+    job_arguments(p)
     p.add_argument("--json", action="store_true", help="print the run's ledger summary as JSON")
 
     p = add(
@@ -227,14 +217,13 @@ def build_parser() -> argparse.ArgumentParser:
         "Run a dated job for each date from --from to --to, in order; dates whose last run "
         "succeeded are skipped; stops at the first failure.",
     )
-    p.add_argument("job", help="a job with a date parameter, e.g. reference_daily")
+    job_arguments(p, "a job with a date parameter, e.g. reference_daily")
     p.add_argument(
         "--from", dest="date_from", required=True, type=date.fromisoformat, metavar="YYYY-MM-DD"
     )
     p.add_argument(
         "--to", dest="date_to", required=True, type=date.fromisoformat, metavar="YYYY-MM-DD"
     )
-    p.add_argument("-p", "--param", action="append", metavar="NAME=VALUE", help="job parameter")
 
     p = add("runs", cmd_runs, "The latest runs recorded in the ledger (newest first).")
     p.add_argument("--job", default=None, help="only this job")

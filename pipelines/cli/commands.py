@@ -120,7 +120,7 @@ def cmd_job(args: argparse.Namespace) -> int:
     from pipelines.jobs import registry
 
     settings = config.load(args.env)
-    result = registry.run_job(args.name, settings, **registry.parse_assignments(args.param))
+    result = registry.run_job(args.job, settings, **registry.parse_assignments(args.param))
     print(json.dumps(result, default=str))
     return 0
 

@@ -250,12 +250,12 @@ def jobs() -> dict[str, JobSpec]:
 
 
 def get(name: str) -> JobSpec:
-    catalog = jobs()
+    known = jobs()
     try:
-        return catalog[name]
+        return known[name]
     except KeyError:
         raise ConfigError(
-            f"no job '{name}' in the catalog; choose one of {sorted(catalog)}"
+            f"no job '{name}' in the registry; choose one of {sorted(known)}"
         ) from None
 
 

@@ -1,4 +1,4 @@
-"""Run catalog jobs the way a scheduler would, without a scheduler server.
+"""Run the registry's jobs the way a scheduler would, without a scheduler server.
 
 ``run("smoke", "local", {"messages": "500"})``:
 
@@ -157,7 +157,7 @@ def check_notebook(spec: JobSpec) -> None:
     if not spec.notebook_path.is_file():
         raise ConfigError(
             f"job {spec.name}: its notebook {display_path(spec.notebook_path)} does not exist "
-            f"(yet); write it, or fix the catalog entry in pipelines/jobs/registry.py"
+            f"(yet); write it, or fix its entry in pipelines/jobs/registry.py"
         )
 
 

@@ -1,4 +1,4 @@
-"""The job catalog: specs, parameter validation, the committed job notebooks."""
+"""The job registry: specs, parameter validation, the committed job notebooks."""
 
 from __future__ import annotations
 
@@ -82,7 +82,7 @@ def test_parse_assignments() -> None:
         registry.parse_assignments(["a=1", "a=2"])
 
 
-def test_unknown_job_lists_the_catalog() -> None:
+def test_unknown_job_lists_the_registry() -> None:
     with pytest.raises(ConfigError, match="no job 'nope'.*smoke"):
         registry.get("nope")
 
