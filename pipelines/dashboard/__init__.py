@@ -1,8 +1,17 @@
 """The Voila dashboard of the airport operations control room (notebooks/dashboard.ipynb).
 
-``queries`` reads the serving collections (docs/data-model.md) by ``_id``, ``documents`` turns
-them into frames held by ``kpis``, ``analytics`` and ``health`` compute the figures (pure),
-``charts`` and ``widgets`` draw, ``app.Dashboard`` puts the page together.
+Data, pure and read-only: ``queries`` reads the serving collections (docs/data-model.md) by
+``_id``, ``documents`` turns them into frames held by ``kpis``, ``analytics`` and ``health``
+compute the figures, ``geo`` shapes the routes of the map.
+
+The page: ``app.Dashboard`` builds it, owns its ``state.State`` and the refresh (reads by
+``reading.Reader`` in a thread, drawn on the kernel's loop) and the auto-refresh loop;
+``filters.FilterBar`` is the filter bar and its scope; ``messages`` is what the banner says;
+``panels`` has one module per part of the page (``header``: clock, freshness and jobs;
+``attention``; ``tiles``: the KPIs; ``hourly``; ``airports``; ``carriers``; ``heatmap``;
+``weather``; ``routes``: the map; ``board``: the live departures; ``rejects``), drawn with
+``charts`` (bqplot) and ``widgets`` (HTML pieces). ``browser`` launches Chromium for the tests
+and benchmarks.
 """
 
 from __future__ import annotations

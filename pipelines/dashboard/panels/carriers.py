@@ -1,0 +1,60 @@
+"""Airline leaderboard: the airlines of the selection ranked by average departure delay or
+on-time % (the toggle), worst on top, coloured by delay, and the one slipping most named.
+
+Reads ``snap.kpis`` ``kpi_carrier_daily`` rows through ``queries.carrier_table``; keeps the
+table in ``state.carriers`` (the "Needs attention" list and the board's "Airlines CSV").
+"""
+
+from __future__ import annotations
+
+import ipywidgets as W
+import pandas as pd
+
+from .. import queries as Q
+from .. import widgets as H
+from ..charts import CarrierChart
+from ..filters import scope_text
+from .base import Page, Panel, waiting
+
+
+class CarriersPanel(Panel):
+    name = "Airlines"
+    key = "carriers"
+
+    def __init__(self, page: Page) -> None:
+        super().__init__(page)
+        self.chart = CarrierChart()
+        self.title = self.target = W.HTML()
+        self.w_metric = W.ToggleButtons(
+            options=[("Avg delay", "avg_dep_delay"), ("On-time %", "on_time_pct")],
+            value="avg_dep_delay",
+            style={"button_width": "90px"},
+        )
+        self.card(self.title, self.w_metric, self.chart.figure, min_width="340px")
+        self.on_change(self.w_metric, self.redraw)
+
+    def draw(self, scope: Q.Scope) -> None:
+        self.page.state.carriers = Q.carrier_table(self.snap.kpis, scope)
+        self.redraw()
+
+    def redraw(self) -> None:
+        """Draw ``state.carriers`` again (the metric changed; nothing is recomputed)."""
+        frame = self.page.state.carriers
+        if frame is None or frame.empty:
+            frame = Q.derive(pd.DataFrame({c: [] for c in ("carrier", *Q.MEASURES)}))
+            frame["carrier_name"] = []
+        self.chart.update(frame, self.w_metric.value)
+        worst = frame[frame["departed"] >= 5].sort_values("avg_dep_delay", ascending=False)
+        sub = f"{H.esc(scope_text(self.page.scope()))} · worst on top · colour = avg delay"
+        if not worst.empty:
+            w = worst.iloc[0]
+            sub += (
+                f"<br>slipping most: <b>{H.esc(w['carrier'])}</b> {H.esc(w['carrier_name'])} — "
+                f"{w['avg_dep_delay']:.0f} min avg, {H.num(w['on_time_pct'], 0)} % on time"
+            )
+        elif frame.empty or frame["departed"].sum() == 0:
+            sub += " · <b>no departures in this selection</b>"
+        self.title.value = H.card_title("Airline leaderboard", sub)
+
+    def clear(self) -> None:
+        waiting(self.title)

@@ -1,0 +1,95 @@
+"""The page header: the title, the env and database, the replay clock (New York time, UTC
+below), a pill per data source saying how far behind the clock and how long ago it was
+updated (green fresh, amber late, red stale, grey never), and a pill per pipeline job with
+its last run and failures in 24 h (the error on hover).
+
+Reads ``snap.states`` (``serving_state``: each source's newest data and ``updated_at``) and
+``snap.runs`` (``job_runs``) through ``queries.freshness`` (against the page's
+``freshness_rules``) and ``queries.pipeline_health``; keeps both in ``state.fresh`` and
+``state.health`` for the "Needs attention" list.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import ipywidgets as W
+
+from .. import queries as Q
+from .. import widgets as H
+from .base import Page, Panel
+
+NONE = '<span class="tm-sub">—</span>'
+
+
+class Header(Panel):
+    name = "Header"
+
+    def __init__(self, page: Page) -> None:
+        super().__init__(page)
+        self.html = self.target = W.HTML()
+
+    def draw(self, scope: Q.Scope | None = None) -> None:
+        snap, state, now = self.snap, self.page.state, self.page.now()
+        state.fresh = Q.freshness(snap.states, snap.clock, now, self.page.freshness_rules)
+        state.health = Q.pipeline_health(snap.runs, now)
+        self.html.value = self.render(snap.clock, state.fresh, state.health)
+
+    def placeholder(self) -> None:
+        """The title without clock nor pills (the database could not be read), unless the
+        header of an earlier read is shown."""
+        if not self.html.value:
+            self.html.value = self.render(None, None, None)
+
+    def render(
+        self,
+        clock: datetime | None,
+        fresh: list[dict[str, Any]] | None,
+        health: list[dict[str, Any]] | None,
+    ) -> str:
+        settings = self.page.settings
+        if clock is not None:
+            local = clock.astimezone(Q.NY)
+            clock_html = (
+                f'<div class="tm-clock" data-clock="{clock.isoformat()}">'
+                f"{local.strftime('%a %d %b %Y · %H:%M')} {local.tzname()}"
+                f"<small>{clock.strftime('%H:%MZ')} · replay clock</small></div>"
+            )
+        else:
+            clock_html = '<div class="tm-clock">—<small>no replay clock yet</small></div>'
+        pills = []
+        for rec in fresh or []:
+            parts = []
+            if rec["replay_age"] is not None:
+                parts.append(f"{H.ago(rec['replay_age'])} behind")
+            parts.append(f"updated {H.ago(rec['wall_age'])} ago")
+            if rec["level"] == "missing":
+                parts = ["never ran"]
+            title = (
+                f"newest data {H.local_time(rec['newest'])} (replay time), updated_at "
+                f"{H.local_time(rec['updated_at'])} (wall): {H.LEVEL_WORDS[rec['level']]}"
+            )
+            pills.append(H.pill(rec["source"], " · ".join(parts), rec["level"], title))
+        jobs = []
+        for rec in health or []:
+            if rec["status"] is None:
+                text = "no run yet"
+            else:
+                when = rec["end"] or rec["start"]
+                age = (self.page.now() - when) if when is not None else None
+                text = f"{rec['status']} {H.ago(age)} ago · {rec['failures_24h']} failed in 24 h"
+            jobs.append(H.pill(rec["job"], text, rec["level"], rec.get("error") or ""))
+        return (
+            '<div class="tm-header">'
+            '<div style="display:flex;justify-content:space-between;align-items:flex-end;'
+            'flex-wrap:wrap;gap:12px">'
+            f'<div><div class="tm-title">Tarmac · New York airports control room</div>'
+            f'<div class="tm-sub">EWR · JFK · LGA — env {H.esc(settings.env)}, database '
+            f"{H.esc(settings.mongo.database)}</div></div>{clock_html}</div>"
+            f'<div class="tm-pills"><span class="tm-sub">Data freshness</span>'
+            f"{''.join(pills) or NONE}</div>"
+            f'<div class="tm-pills"><span class="tm-sub">Pipeline jobs</span>'
+            f"{''.join(jobs) or NONE}</div>"
+            "</div>"
+        )

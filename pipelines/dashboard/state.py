@@ -1,0 +1,47 @@
+"""What the page holds between reads: the last snapshot read and what the panels computed from
+it that other panels use (the "Needs attention" list reads the live board, the KPI summary,
+the airline table, the freshness and the job health), and the dates the snapshot spans.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import pandas as pd
+
+from . import queries as Q
+
+
+@dataclass
+class State:
+    snap: Q.Snapshot | None = None  # the last successful read
+    online: bool = False
+    board: pd.DataFrame | None = None  # live board of the current scope
+    carriers: pd.DataFrame | None = None
+    kpis: Q.KpiSummary | None = None
+    fresh: list[dict[str, Any]] | None = None
+    health: list[dict[str, Any]] | None = None
+    loading: bool = False
+
+
+def clock_day(snap: Q.Snapshot | None) -> date | None:
+    """The replay clock's local day, None before the first read or the first flight."""
+    if snap is None:
+        return None
+    return date.fromisoformat(snap.clock_day) if snap.clock_day else None
+
+
+def until(snap: Q.Snapshot | None) -> str | None:
+    """The last day the "every loaded day" panels count: the replay clock's (ISO)."""
+    day = clock_day(snap)
+    return day.isoformat() if day else None
+
+
+def period_text(snap: Q.Snapshot | None) -> str:
+    """'01 Jan 2013 – 30 Dec 2013': the first loaded day to the replay clock's."""
+    last = until(snap)
+    if snap is None or snap.first is None or last is None:
+        return "—"
+    return f"{snap.first:%d %b %Y} – {date.fromisoformat(last):%d %b %Y}"
