@@ -22,7 +22,6 @@ validated values); nothing a caller passes is ever spliced into code.
 from __future__ import annotations
 
 import datetime as dt
-import logging
 import os
 import socket
 import time
@@ -374,8 +373,6 @@ def run(
     finally:
         lock.release()
 
-
-logging.getLogger("papermill").addFilter(lambda record: METRICS_PARAM not in record.getMessage())
 
 __all__ = [
     "RunResult", "display_path", "is_transient", "outputs_dir", "run", "summary_line", "validate",

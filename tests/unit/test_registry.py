@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from pathlib import Path
 
 import nbformat
@@ -100,6 +101,23 @@ def test_missing_notebook_is_a_clear_error() -> None:
     spec = JOBS["smoke"].__class__("ghost", Path("notebooks/99_ghost.ipynb"), JOBS["smoke"].params)
     with pytest.raises(ConfigError, match="notebooks/99_ghost.ipynb does not exist"):
         runner.run(spec, "ci", {})
+
+
+@pytest.mark.parametrize("name", sorted(JOBS))
+def test_papermill_reads_every_parameter_without_a_warning(
+    name: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """What papermill does before a run: parse the parameters cell and compare the runner's
+    parameters with it ("Unable to parse line", "Passed unknown parameter" are warnings)."""
+    from papermill.inspection import _infer_parameters
+    from papermill.iorw import load_notebook_node
+
+    spec = JOBS[name]
+    passed = {**spec.validate({"env": "ci"}).model_dump(mode="json"), registry.METRICS_PARAM: "x"}
+    with caplog.at_level(logging.WARNING, logger="papermill"):
+        declared = {p.name for p in _infer_parameters(load_notebook_node(str(spec.notebook_path)))}
+    assert set(passed) <= declared
+    assert [r.getMessage() for r in caplog.records] == []
 
 
 @pytest.mark.parametrize("name", sorted(JOBS))
