@@ -68,6 +68,11 @@ def test_modules_are_of_one_concern(path: Path) -> None:
 
 
 def test_every_subpackage_says_what_it_owns() -> None:
+    folders = {p.parent for p in _modules()} - {PACKAGE}
+    missing = sorted(
+        str(f.relative_to(PACKAGE)) for f in folders if not (f / "__init__.py").is_file()
+    )
+    assert not missing, f"folders of modules without an __init__.py (a docstring): {missing}"
     for init in sorted(PACKAGE.glob("*/__init__.py")):
         doc = ast.get_docstring(ast.parse(init.read_text()))
         assert doc, f"{init.parent.name}/ has no docstring"

@@ -1,0 +1,1 @@
+"""The Delta Lake lakehouse: raw, clean and serving tables, their keys, partitions and writes."""
