@@ -1,1 +1,1 @@
-"""The foundations every stage imports: settings, exceptions, logs and the console, the domain's constants, atomic files."""
+"""Foundations every stage imports: settings, exceptions, logs, domain constants, atomic files."""

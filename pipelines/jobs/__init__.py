@@ -1,1 +1,1 @@
-"""The jobs and the one registry every caller reads (CLI, runner, cron, demo, dashboard, tests), with the one spark-submit entry point."""
+"""The jobs, the one registry every caller reads, and the one spark-submit entry point."""

@@ -1,1 +1,1 @@
-"""Files arriving in the landing zone: the manifest that takes each file once, file checks, archive and quarantine."""
+"""Files arriving in the landing zone: a manifest taking each file once, checks, archive, quarantine."""

@@ -1,1 +1,1 @@
-"""Running the jobs: the papermill runner, its ledger and locks, backfills, cron, the replayed window and the demo."""
+"""Running the jobs: papermill runner, ledger, locks, backfills, cron, replayed window, demo."""

@@ -1,1 +1,1 @@
-"""The MongoDB serving layer: documents shaped for the dashboard, their writes from the executors, the refresh from the lake."""
+"""The MongoDB serving layer: documents for the dashboard, executor writes, refresh from the lake."""

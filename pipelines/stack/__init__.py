@@ -1,1 +1,1 @@
-"""The machinery under the pipeline: embedded Kafka and FerretDB, their clients, jars, the Spark session and a standalone cluster."""
+"""Machinery under the pipeline: embedded Kafka and FerretDB, their clients, jars, Spark, a cluster."""

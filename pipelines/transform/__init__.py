@@ -1,1 +1,1 @@
-"""Pure Spark transformations, DataFrame -> DataFrame: cleaning, flight state, KPI measures; no I/O."""
+"""Pure Spark transformations, DataFrame -> DataFrame: cleaning, flight state, KPIs; no I/O."""
