@@ -1,1 +1,1 @@
-"""Files arriving in the landing zone: a manifest taking each file once, checks, archive, quarantine."""
+"""Files arriving in the landing zone: a manifest taking each file once, checks, quarantine."""

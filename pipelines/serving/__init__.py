@@ -1,1 +1,1 @@
-"""The MongoDB serving layer: documents for the dashboard, executor writes, refresh from the lake."""
+"""The MongoDB serving layer: dashboard documents, executor writes, refresh from the lake."""

@@ -1,1 +1,1 @@
-"""Machinery under the pipeline: embedded Kafka and FerretDB, their clients, jars, Spark, a cluster."""
+"""Under the pipeline: embedded Kafka and FerretDB, their clients, jars, Spark, a cluster."""
