@@ -12,6 +12,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from pipelines.core.config import Settings
+from pipelines.core.exceptions import LandingError
 from pipelines.landing.zone import LandedFile, LandingZone
 
 CORRUPT = "_corrupt"
@@ -53,8 +54,12 @@ def claim_pending(
         if f.sha256 in claimed:  # dropped twice before the first copy was processed
             batch.deferred.append(f)
             continue
-        if not lz.claim(f):
-            batch.busy += 1
+        if not lz.claim(f, wait_s=0):
+            if f.path.exists():  # claimed by another run; a copy's fate is settled after
+                batch.busy += 1
+                batch.deferred.append(f)
+            else:  # processed meanwhile: claim() archived it as a duplicate
+                batch.duplicates += 1
             continue
         header = header_of(f)
         result = lz.check(f, header) if header is not None else None
@@ -71,11 +76,16 @@ def claim_pending(
 
 
 def settle_deferred(lz: LandingZone, batch: FileBatch) -> None:
-    """After the good files are committed, archive their same-content copies as duplicates."""
+    """After the good files are committed, archive their same-content copies (and copies of
+    what other runs processed meanwhile) as duplicates."""
     for f in batch.deferred:
-        if lz.is_duplicate(f):
-            lz.skip_duplicate(f)
-            batch.duplicates += 1
+        try:
+            if f.path.exists() and lz.is_duplicate(f):
+                lz.skip_duplicate(f)
+                batch.duplicates += 1
+        except LandingError:
+            if f.path.exists():
+                raise  # not just moved by another run
     batch.deferred = [f for f in batch.deferred if f.path.exists()]
 
 
