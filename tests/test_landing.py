@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from pipelines.core import files
 from pipelines.core.exceptions import LandingError
 from pipelines.core.files import write_atomic
 from pipelines.landing import zone
-from pipelines.landing.checks import CheckResult, check_csv
-from pipelines.core import files
 from pipelines.landing import zone as zone_module
+from pipelines.landing.checks import CheckResult, check_csv
 from pipelines.landing.zone import LandingZone
 
 SRC = "weather"

@@ -43,7 +43,7 @@ def claim_pending(
     lz: LandingZone, source: str, header_of: Any, job: str, pattern: str = "*.csv"
 ) -> FileBatch:
     """Claim the pending files of ``source``; ``header_of(file)`` gives the expected header
-    (or None for a file this source does not know, which is quarantined)."""
+    (or, for a file this source does not know, which is quarantined: None or the reason)."""
     batch = FileBatch()
     claimed: set[str] = set()
     for f in lz.pending(source, pattern):
@@ -62,9 +62,10 @@ def claim_pending(
                 batch.duplicates += 1
             continue
         header = header_of(f)
-        result = lz.check(f, header) if header is not None else None
+        refused = header if isinstance(header, str) else f"unexpected file {f.name}"
+        result = lz.check(f, header) if header is not None and not isinstance(header, str) else None
         if result is None or not result.ok:
-            reason = result.reason if result is not None else f"unexpected file {f.name}"
+            reason = result.reason if result is not None else refused
             lz.quarantine(f, result if result is not None else reason)
             batch.quarantined += 1
             batch.rejects.append({"source": job, "reason": reason, "where": f"{source}/{f.name}",

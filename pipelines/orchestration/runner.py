@@ -47,6 +47,7 @@ from pipelines.jobs import registry
 from pipelines.jobs.registry import METRICS_PARAM, JobParams, JobSpec, parse_assignments
 from pipelines.orchestration.ledger import Ledger, RunLog, now
 from pipelines.orchestration.locks import JobLock, lock_path
+from pipelines.orchestration.reconcile import reconciliation
 
 KERNEL = "python3"
 INTERRUPT_GRACE_S = 10.0  # after the timeout's interrupt, time left before the kernel is killed
@@ -150,7 +151,9 @@ class _Paths:
 
 def report_job(result: dict[str, Any], path: str | os.PathLike[str] | None = None) -> dict:
     """:func:`report` of a processing job's result (``rows_in``, ``accepted``, ``rejected``
-    and any other counts): rows out are the accepted rows."""
+    and any other counts): rows out are the accepted rows. Prints :func:`reconciliation` (so
+    the output notebook shows in = accepted + rejected) and fails the run if it does not hold."""
+    print(reconciliation(result))
     extra = {k: v for k, v in result.items() if k not in ("rows_in", "accepted", "rejected")}
     return report(result["rows_in"], result["accepted"], result["rejected"], path, **extra)
 
