@@ -129,8 +129,18 @@ class LandingZone:
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}"
         self.claim_ttl_s = claim_ttl_s
         self.manifest = self.root / MANIFEST
-        for sub in ("landing", "archive", "quarantine"):
-            (self.root / sub).mkdir(parents=True, exist_ok=True)
+        try:
+            for sub in ("landing", "archive", "quarantine"):
+                (self.root / sub).mkdir(parents=True, exist_ok=True)
+            probe = self.root / f".probe.{os.getpid()}"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            state = "is read-only" if self.root.is_dir() else "is missing and cannot be created"
+            raise LandingError(
+                f"landing zone {self.root} {state} ({exc.strerror or exc}): point paths.data "
+                "at a writable local folder, or fix its permissions"
+            ) from exc
         with self._txn() as db:
             for statement in _SCHEMA:
                 db.execute(statement)
