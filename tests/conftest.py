@@ -40,6 +40,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 raise pytest.UsageError(f"{item.nodeid} is a unit test but uses {sorted(needs)}")
 
 
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """A skipped test fails the run: nothing a user relies on may pass by being skipped
+    (``TARMAC_ALLOW_SKIPS=1`` to allow it, e.g. while iterating on one file)."""
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = len(reporter.stats.get("skipped", [])) if reporter else 0
+    if skipped and os.environ.get("TARMAC_ALLOW_SKIPS") != "1" and exitstatus == 0:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        if reporter:
+            reporter.ensure_newline()
+            reporter.write_line(f"FAILED: {skipped} test(s) skipped; Tarmac's suite skips none")
+
+
 @pytest.fixture(scope="session")
 def settings() -> Settings:
     return config.load(TEST_ENV)

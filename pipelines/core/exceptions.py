@@ -33,6 +33,12 @@ class ServiceUnavailableError(TarmacError):
     exit_code = 5
 
 
+class ReconcileError(TarmacError):
+    """A job's counts do not add up: rows in != accepted + rejected."""
+
+    exit_code = 6
+
+
 class ValidationFailure(TarmacError):
     """Input data did not pass validation (used where a whole input is refused)."""
 
@@ -62,3 +68,30 @@ class JobTimeoutError(JobFailedError):
     """A job notebook ran past its timeout and was interrupted (then killed if it hung)."""
 
     exit_code = 10
+
+
+# what an error from deep inside Spark says when a service went away, by service
+_SIGNS = {
+    "MongoDB": ("ServerSelectionTimeoutError", "AutoReconnect", "NetworkTimeout",
+                "pymongo.errors.ConnectionFailure", "Connection refused"),
+    "Kafka": ("NoBrokersAvailable", "KafkaTimeoutError", "Timed out waiting for a node",
+              "DisconnectException", "Broker may not be available"),
+}  # fmt: skip
+
+
+def unavailable(exc: BaseException, addresses: dict[str, str]) -> ServiceUnavailableError | None:
+    """``exc`` (often a Spark wrapper around a worker's traceback) as a
+    :class:`ServiceUnavailableError` naming the service that went away and its address
+    (``addresses``: service -> address), or None if it is not about a service."""
+    if isinstance(exc, ServiceUnavailableError):
+        return exc
+    text = f"{exc.__class__.__name__}: {exc}"
+    for service in ("MongoDB", "Kafka"):
+        if any(sign in text for sign in _SIGNS[service]):
+            first = next((line.strip() for line in text.splitlines()
+                          if any(sign in line for sign in _SIGNS[service])), "")  # fmt: skip
+            return ServiceUnavailableError(
+                f"{service} at {addresses.get(service, '?')} stopped answering during the job "
+                f"({first[:300]}); start it again (make stack-up) and rerun: the rerun converges"
+            )
+    return None

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 CHROMIUM = "/usr/bin/chromium"
+SYSTEM_DEPS = "sudo make system-deps"  # the one command that installs it (Debian)
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",

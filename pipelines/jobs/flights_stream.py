@@ -26,8 +26,9 @@ import structlog
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from pipelines.core import faults
 from pipelines.core.config import Settings
-from pipelines.core.exceptions import ConfigError
+from pipelines.core.exceptions import ConfigError, unavailable
 from pipelines.jobs.registry import StreamParams
 from pipelines.lake import tables
 from pipelines.serving import documents, publish, sinks
@@ -100,6 +101,7 @@ def process_batch(
         ),
         settings, tables.FLIGHT_EVENTS, txn=(app_id, batch_id),
     )  # fmt: skip
+    faults.point("stream.after_lake_write")
     if rejected:
         rejects = rejects_of(events, JOB)
         tables.append(rejects, settings, tables.REJECTS, txn=(f"{app_id}:rejects", batch_id))
@@ -237,6 +239,7 @@ def run(
         started.wait(60)  # the query id is known once start() has returned
         counts = process_batch(spark, settings, batch, batch_id, f"{JOB}:{query_id['id']}")
         publisher.add(counts["touched"], compact=batch_id % COMPACT_EVERY == COMPACT_EVERY - 1)
+        faults.point("stream.before_commit")  # offsets are committed after this returns
         result.batches += 1
         result.rows_in += counts["rows_in"]
         result.accepted += counts["accepted"]
@@ -266,11 +269,18 @@ def run(
     query_id["id"] = query.id  # kept in the checkpoint: the same after a restart
     started.set()
     try:
-        query.awaitTermination(timeout_s)
-    finally:
-        if query.isActive:
-            query.stop()
-        publisher.close()
+        try:
+            query.awaitTermination(timeout_s)
+        finally:
+            if query.isActive:
+                query.stop()
+            publisher.close()
+    except Exception as exc:  # a service gone mid-batch: say which, not a Spark stack trace
+        addresses = {"MongoDB": settings.mongo.safe_uri,
+                     "Kafka": settings.kafka.bootstrap_servers}  # fmt: skip
+        if (named := unavailable(exc, addresses)) is not None:
+            raise named from exc
+        raise
     result.refreshes = publisher.refreshes
     for k, v in publisher.steps.items():
         result.steps[k] = round(result.steps.get(k, 0.0) + v, 2)

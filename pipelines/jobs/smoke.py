@@ -140,9 +140,10 @@ def main(settings: Settings, params: SmokeParams) -> dict[str, Any]:
     result = run(settings, params.topic, params.collection, checkpoint)
     n_landed = landed(settings, tag, params.messages, params.collection)
     return {
-        "rows_in": result.rows_read,
-        "accepted": n_landed,
+        "rows_in": params.messages,  # sent; each one landed (accepted) or lost (rejected)
+        "accepted": min(n_landed, params.messages),
         "rejected": max(params.messages - n_landed, 0),
+        "rows_read": result.rows_read,
         "tag": tag,
         "batches": result.batches,
         "documents_in_collection": result.documents,

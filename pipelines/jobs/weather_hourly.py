@@ -13,17 +13,20 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, date, datetime
+from pathlib import PurePosixPath
 from typing import Any
 
 import structlog
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
+from pipelines.core import faults
 from pipelines.core.config import Settings
 from pipelines.core.domain import LOCAL_TZ
 from pipelines.jobs.registry import DailyParams
 from pipelines.lake import tables
 from pipelines.landing import ingest
+from pipelines.landing.zone import LandedFile, LandingZone
 from pipelines.serving import documents, publish, sinks
 from pipelines.serving.readmodels import WEATHER_HOURLY
 from pipelines.stack.spark import build_session
@@ -49,7 +52,7 @@ def run(settings: Settings, day: date | None = None) -> dict[str, Any]:
     t0 = time.monotonic()
     lz = ingest.zone(settings)
     pattern = f"weather_{day:%Y%m%d}T*.csv" if day else "*.csv"
-    batch = ingest.claim_pending(lz, SOURCE, lambda f: cleaning.WEATHER_HEADER, JOB, pattern)
+    batch = ingest.claim_pending(lz, SOURCE, _header_of, JOB, pattern)
     totals = {"rows_in": 0, "accepted": 0, "rejected": 0}
     newest = None
     spark = build_session(settings, JOB) if batch.good or batch.rejects else None
@@ -76,8 +79,11 @@ def run(settings: Settings, day: date | None = None) -> dict[str, Any]:
             settings,
             ingest.row_rejects(cleaned, JOB, ["source_file", "raw_line"], now).unionByName(issues),
         )
-        tables.append(accepted.drop("_id", "value_issues"), settings, tables.RAW_WEATHER)
         days = [r.day for r in accepted.select("day").distinct().collect()]
+        raw_rows = accepted.drop("_id", "value_issues")
+        if days:  # rows of these files a crashed run appended are replaced, not doubled
+            where = _landed_again(lz, batch.good, days)
+            tables.replace_where(spark, raw_rows, settings, tables.RAW_WEATHER, where)
         newest = accepted.agg(F.max("hour_utc")).first()[0]
         tables.retrying(lambda: _clean_days(settings, spark, days, newest), "clean weather")
         dates = [
@@ -87,6 +93,7 @@ def run(settings: Settings, day: date | None = None) -> dict[str, Any]:
         ]  # fmt: skip
         hours = accepted.select("origin", F.col("hour_utc").alias("sched_hour_utc")).distinct()
         steps = publish.refresh(spark, settings, dates, hours)
+        faults.point("weather.before_commit")  # tests: rows written, files not moved
         totals = ingest.commit_all(lz, batch.good, ingest.file_counts(cleaned))
         accepted.unpersist()
         cleaned.unpersist()
@@ -97,6 +104,35 @@ def run(settings: Settings, day: date | None = None) -> dict[str, Any]:
     sinks.set_state(settings, JOB, newest, last_run=result)
     log.info("weather_hourly.done", **result)
     return result
+
+
+def _header_of(file: LandedFile) -> list[str] | str:
+    """The header of a weather file, or why its name is refused (quarantined)."""
+    if cleaning.weather_file_hour(file.name) is None:
+        return (f"file name {file.name!r} does not follow the landing convention "
+                "weather_YYYYMMDDTHHZ.csv (the UTC hour of its rows)")  # fmt: skip
+    return cleaning.WEATHER_HEADER
+
+
+def _landed_again(lz: LandingZone, files: list[LandedFile], days: list[str]) -> str:
+    """The raw rows of ``files`` no committed run wrote: a crashed run's (landed after the
+    last commit of the same name), as a Delta predicate over ``days``."""
+    names = {f.path.name for f in files}
+    last: dict[str, str] = {}
+    for row in lz.records(SOURCE):
+        name = PurePosixPath(row["name"]).name
+        if row["status"] == "processed" and name in names and row["finished_at"]:
+            last[name] = max(last.get(name, ""), row["finished_at"])
+    fresh = sorted(names - set(last))
+
+    def quoted(values: list[str]) -> str:
+        return ", ".join(f"'{v}'" for v in values)  # names passed WEATHER_FILE: no quotes
+
+    parts = [f"source_file IN ({quoted(fresh)})"] if fresh else []
+    for name, at in sorted(last.items()):
+        stamp = datetime.fromisoformat(at).astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+        parts.append(f"(source_file = '{name}' AND landed_at > TIMESTAMP'{stamp}')")
+    return f"day IN ({quoted(sorted(days))}) AND ({' OR '.join(parts)})"
 
 
 def _clean_days(settings: Settings, spark: Any, days: list[str], newest: datetime) -> None:

@@ -156,6 +156,20 @@ def overwrite(
     writer.save(table.uri(settings))
 
 
+def replace_where(
+    spark: SparkSession, frame: DataFrame, settings: Settings, table: Table, predicate: str
+) -> None:
+    """In one Delta commit, delete the rows matching ``predicate`` and append ``frame`` (whose
+    rows must all match it): an append a crashed earlier attempt may have made already."""
+    if not exists(spark, settings, table):
+        append(frame, settings, table)
+        return
+    writer = frame.write.format("delta").mode("overwrite").option("replaceWhere", predicate)
+    if table.partition_by:
+        writer = writer.partitionBy(*table.partition_by)
+    writer.save(table.uri(settings))
+
+
 def compact(spark: SparkSession, settings: Settings, table: Table, keys: Iterable[str]) -> None:
     """Bin-pack the small files that appends left in the partitions of ``keys`` (Delta
     ``OPTIMIZE``: a rewrite that changes no data, so concurrent appends do not conflict)."""

@@ -12,6 +12,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from pipelines.core.config import Settings
+from pipelines.core.exceptions import LandingError
 from pipelines.landing.zone import LandedFile, LandingZone
 
 CORRUPT = "_corrupt"
@@ -42,7 +43,7 @@ def claim_pending(
     lz: LandingZone, source: str, header_of: Any, job: str, pattern: str = "*.csv"
 ) -> FileBatch:
     """Claim the pending files of ``source``; ``header_of(file)`` gives the expected header
-    (or None for a file this source does not know, which is quarantined)."""
+    (or, for a file this source does not know, which is quarantined: None or the reason)."""
     batch = FileBatch()
     claimed: set[str] = set()
     for f in lz.pending(source, pattern):
@@ -53,13 +54,18 @@ def claim_pending(
         if f.sha256 in claimed:  # dropped twice before the first copy was processed
             batch.deferred.append(f)
             continue
-        if not lz.claim(f):
-            batch.busy += 1
+        if not lz.claim(f, wait_s=0):
+            if f.path.exists():  # claimed by another run; a copy's fate is settled after
+                batch.busy += 1
+                batch.deferred.append(f)
+            else:  # processed meanwhile: claim() archived it as a duplicate
+                batch.duplicates += 1
             continue
         header = header_of(f)
-        result = lz.check(f, header) if header is not None else None
+        refused = header if isinstance(header, str) else f"unexpected file {f.name}"
+        result = lz.check(f, header) if header is not None and not isinstance(header, str) else None
         if result is None or not result.ok:
-            reason = result.reason if result is not None else f"unexpected file {f.name}"
+            reason = result.reason if result is not None else refused
             lz.quarantine(f, result if result is not None else reason)
             batch.quarantined += 1
             batch.rejects.append({"source": job, "reason": reason, "where": f"{source}/{f.name}",
@@ -71,11 +77,16 @@ def claim_pending(
 
 
 def settle_deferred(lz: LandingZone, batch: FileBatch) -> None:
-    """After the good files are committed, archive their same-content copies as duplicates."""
+    """After the good files are committed, archive their same-content copies (and copies of
+    what other runs processed meanwhile) as duplicates."""
     for f in batch.deferred:
-        if lz.is_duplicate(f):
-            lz.skip_duplicate(f)
-            batch.duplicates += 1
+        try:
+            if f.path.exists() and lz.is_duplicate(f):
+                lz.skip_duplicate(f)
+                batch.duplicates += 1
+        except LandingError:
+            if f.path.exists():
+                raise  # not just moved by another run
     batch.deferred = [f for f in batch.deferred if f.path.exists()]
 
 

@@ -11,7 +11,7 @@ Layout under the landing root::
 Contract of a job, per file of :meth:`LandingZone.pending`::
 
     if zone.is_duplicate(f): zone.skip_duplicate(f)
-    elif zone.claim(f):
+    elif zone.claim(f):   # False: another run has it, or it was a duplicate (archived)
         result = zone.check(f, HEADER)
         if not result.ok: zone.quarantine(f, result)
         else: process -> write downstream -> zone.commit(f, rows_in, accepted, rejected)
@@ -38,6 +38,7 @@ import json
 import os
 import socket
 import sqlite3
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -128,8 +129,18 @@ class LandingZone:
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}"
         self.claim_ttl_s = claim_ttl_s
         self.manifest = self.root / MANIFEST
-        for sub in ("landing", "archive", "quarantine"):
-            (self.root / sub).mkdir(parents=True, exist_ok=True)
+        try:
+            for sub in ("landing", "archive", "quarantine"):
+                (self.root / sub).mkdir(parents=True, exist_ok=True)
+            probe = self.root / f".probe.{os.getpid()}"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            state = "is read-only" if self.root.is_dir() else "is missing and cannot be created"
+            raise LandingError(
+                f"landing zone {self.root} {state} ({exc.strerror or exc}): point paths.data "
+                "at a writable local folder, or fix its permissions"
+            ) from exc
         with self._txn() as db:
             for statement in _SCHEMA:
                 db.execute(statement)
@@ -206,10 +217,13 @@ class LandingZone:
         return candidate
 
     def _unfinished(self, db: sqlite3.Connection, file: LandedFile, status: str) -> Path | None:
-        """Location of a row with this content whose move never happened (crash after commit)."""
+        """Location of a row of this file (name and content) whose move never happened (crash
+        after commit). Content alone is not enough: a quarantined file an operator deleted must
+        not lend its place to a later copy under another name."""
         for row in db.execute(
-            "SELECT location FROM files WHERE source = ? AND sha256 = ? AND status = ?",
-            (file.source, file.sha256, status),
+            "SELECT location FROM files WHERE source = ? AND sha256 = ? AND name = ?"
+            " AND status = ?",
+            (file.source, file.sha256, file.name, status),
         ):
             if not (path := self.root / row["location"]).exists():
                 return path
@@ -283,30 +297,52 @@ class LandingZone:
         finally:
             db.close()
 
-    def claim(self, file: LandedFile) -> bool:
-        """Take ``file`` for processing; False if its content is processed or claimed by a live
-        run. Claiming again what this owner holds, or a stale claim, succeeds."""
-        with self._locked(file), self._txn() as db:
-            row = db.execute(
-                f"SELECT * FROM files WHERE source = ? AND sha256 = ? AND {_LIVE}",
-                (file.source, file.sha256),
-            ).fetchone()
-            if row is None:
-                db.execute(
-                    "INSERT INTO files (source, name, sha256, size, status, owner, recorded_at,"
-                    " claimed_at) VALUES (?, ?, ?, ?, 'claimed', ?, ?, ?)",
-                    (file.source, file.name, file.sha256, file.size, self.owner, _now(), _now()),
-                )
-                return True
-            if row["status"] == "processed":
+    def claim(self, file: LandedFile, wait_s: float = 30.0) -> bool:
+        """Take ``file`` for processing: True if this owner now holds its claim (new, held
+        already, or a stale one taken over); False if another live run claimed this very file
+        (it moves it), or if its content was processed meanwhile, in which case ``file`` is
+        archived as a duplicate here (``file.path`` is then gone).
+
+        A live claim of another run on a *copy* (same content, other name) decides this file's
+        fate, so ``claim`` waits up to ``wait_s`` for it to end instead of leaving the copy in
+        ``landing/`` (the race of ``test_overlapping_runs_handle_each_file_once``: 1 run in 100
+        left a copy pending); after ``wait_s`` it returns False. Jobs holding claims while they
+        process pass ``wait_s=0`` (two runs could wait on each other) and settle copies after.
+        """
+        deadline = time.monotonic() + wait_s
+        while True:
+            with self._locked(file), self._txn() as db:
+                outcome = self._take(db, file)
+            if outcome == "processed":
+                self.skip_duplicate(file)
                 return False
-            if row["owner"] != self.owner and not self._stale(row["owner"], row["claimed_at"]):
-                return False
+            if outcome != "wait" or time.monotonic() >= deadline:
+                return outcome == "claimed"
+            time.sleep(0.05)
+
+    def _take(self, db: sqlite3.Connection, file: LandedFile) -> str:
+        """One claim attempt: ``claimed``, ``processed`` (content done), ``busy`` (this file is
+        claimed by a live run) or ``wait`` (a copy is)."""
+        row = db.execute(
+            f"SELECT * FROM files WHERE source = ? AND sha256 = ? AND {_LIVE}",
+            (file.source, file.sha256),
+        ).fetchone()
+        if row is None:
             db.execute(
-                "UPDATE files SET name = ?, owner = ?, claimed_at = ? WHERE id = ?",
-                (file.name, self.owner, _now(), row["id"]),
+                "INSERT INTO files (source, name, sha256, size, status, owner, recorded_at,"
+                " claimed_at) VALUES (?, ?, ?, ?, 'claimed', ?, ?, ?)",
+                (file.source, file.name, file.sha256, file.size, self.owner, _now(), _now()),
             )
-            return True
+            return "claimed"
+        if row["status"] == "processed":
+            return "processed"
+        if row["owner"] != self.owner and not self._stale(row["owner"], row["claimed_at"]):
+            return "busy" if row["name"] == file.name else "wait"
+        db.execute(
+            "UPDATE files SET name = ?, owner = ?, claimed_at = ? WHERE id = ?",
+            (file.name, self.owner, _now(), row["id"]),
+        )
+        return "claimed"
 
     def _unchanged(self, file: LandedFile) -> None:
         try:

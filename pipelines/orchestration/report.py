@@ -9,6 +9,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from pipelines.orchestration.reconcile import reconciliation
+
 
 def report(
     rows_in: int | None = None,
@@ -44,6 +46,8 @@ def report(
 
 def report_job(result: dict[str, Any], path: str | os.PathLike[str] | None = None) -> dict:
     """:func:`report` of a processing job's result (``rows_in``, ``accepted``, ``rejected``
-    and any other counts): rows out are the accepted rows."""
+    and any other counts): rows out are the accepted rows. Prints :func:`reconciliation` (so
+    the output notebook shows in = accepted + rejected) and fails the run if it does not hold."""
+    print(reconciliation(result))
     extra = {k: v for k, v in result.items() if k not in ("rows_in", "accepted", "rejected")}
     return report(result["rows_in"], result["accepted"], result["rejected"], path, **extra)

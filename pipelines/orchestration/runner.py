@@ -351,6 +351,8 @@ def run(
                 ledger.mark_abandoned(lock.previous["run_id"], lock.previous)
         ledger.flush_pending()
         for attempt in range(1, spec.retries + 2):
+            if attempt > 1:
+                ledger.flush_pending()  # why the last attempt failed, once the ledger is back
             doc = _attempt(
                 spec, settings, typed, attempt,
                 result.attempts[0]["run_id"] if result.attempts else None,

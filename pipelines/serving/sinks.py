@@ -15,6 +15,7 @@ from typing import Any
 
 from pyspark.sql import DataFrame, Row
 
+from pipelines.core import faults
 from pipelines.core.config import Settings
 from pipelines.serving.readmodels import INDEXES, STATE
 from pipelines.stack import mongo
@@ -40,7 +41,10 @@ def _write_partition(rows: Iterator[Row], uri: str, database: str, collection: s
     ]
     if ops:
         with MongoClient(uri, serverSelectionTimeoutMS=10_000, appname="tarmac-sink") as client:
-            bulk_write(client[database][collection], ops)
+            half = len(ops) // 2
+            bulk_write(client[database][collection], ops[:half])
+            faults.point("sink.partial_write")  # tests: a crash with half a partition written
+            bulk_write(client[database][collection], ops[half:])
 
 
 def write(frame: DataFrame, settings: Settings, collection: str) -> None:

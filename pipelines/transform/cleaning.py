@@ -3,6 +3,10 @@ rejected and nulled values) and reference data (airlines, airports, planes, keye
 
 from __future__ import annotations
 
+import re
+from datetime import UTC, datetime
+from pathlib import PurePosixPath
+
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
@@ -17,6 +21,9 @@ WEATHER_HEADER = [
     "wind_speed", "wind_gust", "precip", "pressure", "visib", "time_hour",
 ]  # fmt: skip
 
+WEATHER_FILE = re.compile(r"weather_(\d{8}T\d{2})Z\.csv")  # the landing convention
+WEATHER_FILE_SPARK = r"^weather_(\d{8}T\d{2})Z\.csv$"
+PLAUSIBLE_FROM = "1970-01-01 00:00:00"  # no observation before; none after now + 2 days
 MPH_TO_KMH = 1.609344
 MI_TO_KM = 1.609344
 IN_TO_MM = 25.4
@@ -45,16 +52,35 @@ def wind_band(wind_mph: Column) -> Column:
 
 
 # ------------------------------------------------------------------------------- weather
+def weather_file_hour(name: str) -> datetime | None:
+    """The UTC hour a weather file is named for (``weather_20130101T05Z.csv``), or None when
+    the name does not follow the landing convention (such a file is quarantined)."""
+    m = WEATHER_FILE.fullmatch(PurePosixPath(name).name)
+    try:
+        return datetime.strptime(m[1], "%Y%m%dT%H").replace(tzinfo=UTC) if m else None
+    except ValueError:  # weather_20131399T99Z.csv
+        return None
+
+
+def file_hour(source_file: Column) -> Column:
+    """:func:`weather_file_hour` in Spark (null when the name does not say an hour)."""
+    text = F.regexp_extract(source_file, WEATHER_FILE_SPARK, 1)
+    return F.try_to_timestamp(text, F.lit("yyyyMMdd'T'HH"))
+
+
 def clean_weather(raw: DataFrame, keep: tuple[str, ...] = ()) -> DataFrame:
     """Raw hourly weather rows (all strings, ``NA`` for missing) -> typed rows in SI units.
 
     Keeps every input row: ``reject_reason`` is set on rows that cannot be used (unknown
-    origin, unparsable hour, a non-numeric measure); ``value_issues`` lists values that were
-    nulled (out-of-range wind) on rows that are kept. Columns in ``keep`` pass through.
+    origin, unparsable hour, an hour that is not the one its file is named for (from
+    ``source_file``, when the rows have it) or outside any plausible window, a non-numeric
+    measure); ``value_issues`` lists values that were nulled (out-of-range wind) on rows that
+    are kept. Columns in ``keep`` pass through.
     """
     numeric = ["temp", "dewp", "humid", "wind_dir", "wind_speed", "wind_gust", "precip",
                "pressure", "visib"]  # fmt: skip
     hour = utc(F.col("time_hour"))
+    named = file_hour(F.col("source_file")) if "source_file" in raw.columns else F.lit(None)
     wind = number("wind_speed")
     wind_ok = F.when(wind <= MAX_WIND_MPH, wind)
     gust = number("wind_gust")
@@ -66,6 +92,13 @@ def clean_weather(raw: DataFrame, keep: tuple[str, ...] = ()) -> DataFrame:
          F.format_string("origin '%s' is not one of EWR, JFK, LGA", F.col("origin"))),
         (hour.isNull(), F.format_string("time_hour '%s' is not an ISO-8601 UTC time",
                                         F.col("time_hour"))),
+        (hour.isNotNull() & named.isNotNull() & (F.date_trunc("hour", hour) != named),
+         F.format_string("time_hour '%s' is not in the hour its file is named for (%s)",
+                         F.col("time_hour"), F.date_format(named, "yyyy-MM-dd'T'HH'Z'"))),
+        ((hour < F.lit(PLAUSIBLE_FROM).cast("timestamp"))
+         | (hour > F.current_timestamp() + F.expr("INTERVAL 2 DAYS")),
+         F.format_string("time_hour '%s' is outside any plausible window (1970 to now + 2 days)",
+                         F.col("time_hour"))),
         *[not_a_number(c) for c in numeric],
     ]  # fmt: skip
     return raw.select(

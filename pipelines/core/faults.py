@@ -1,0 +1,47 @@
+"""Fault injection for the tests: named points in the code where a test can crash or pause a job.
+
+Off unless the environment variable ``TARMAC_FAULT`` is set (then only the points it names do
+anything); :func:`point` costs one ``os.environ`` lookup. ``TARMAC_FAULT`` is a comma-separated
+list of ``<point>`` (SIGKILL the job) or ``<point>:pause`` (write ``<point>.reached`` in
+``$TARMAC_FAULT_DIR`` and wait until the test creates ``<point>.release``, e.g. to kill a
+service at that moment). The kill takes the whole process group (driver, its Spark JVM, the
+Python workers), as a crash of the job's machine would: set the variable only for a job started
+in its own session (``start_new_session=True``), as ``tests/test_faults.py`` does.
+
+Points: ``stream.after_lake_write`` (raw events appended, nothing served yet),
+``sink.partial_write`` (a Mongo partition half written), ``stream.before_commit`` (the batch
+function is done, Kafka offsets not yet committed), ``weather.before_commit`` (rows written
+downstream, files not yet moved).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+ENV = "TARMAC_FAULT"
+DIR_ENV = "TARMAC_FAULT_DIR"
+
+
+def _actions(name: str) -> list[str]:
+    wanted = os.environ.get(ENV)
+    if not wanted:
+        return []
+    return [(item.split(":", 1) + ["kill"])[1] for item in wanted.split(",")
+            if item.split(":", 1)[0] == name]  # fmt: skip
+
+
+def point(name: str) -> None:
+    """A named fault point: nothing unless ``TARMAC_FAULT`` names it (see the module doc)."""
+    for action in _actions(name):
+        folder = Path(os.environ.get(DIR_ENV) or ".")
+        if action == "pause":
+            (folder / f"{name}.reached").write_text(str(os.getpid()))
+            while not (folder / f"{name}.release").exists():
+                time.sleep(0.05)
+            continue
+        if os.environ.get(DIR_ENV):
+            (folder / f"{name}.killed").write_text(str(os.getpid()))
+        os.killpg(os.getpgid(0), signal.SIGKILL)

@@ -1,0 +1,343 @@
+"""Fault injection against the real stack: services and jobs SIGKILLed at chosen moments.
+
+Jobs run as real child processes (``python -m pipelines job|run ...``) in their own session;
+``TARMAC_FAULT`` (``pipelines/core/faults.py``) kills or pauses them at a named point. Kafka and
+FerretDB are killed on a *dedicated* stack this module starts on free ports under ``tmp_path``
+(the session's ``ci`` stack is never harmed) and restarted with the same code
+(``services.Service.start``). Every outcome is compared with an uninterrupted run, document for
+document (``test_processing.snapshot``). Recovery times are printed (``-s``) as
+``recovery <fault> <seconds>``; measured on 2 shared cores: see docs/reliability.md.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from pipelines.core.config import Settings
+from pipelines.core.exceptions import LandingError
+from pipelines.jobs import flights_stream, reference_daily, weather_hourly
+from pipelines.lake import tables
+from pipelines.landing import ingest
+from pipelines.landing.zone import LandingZone
+from pipelines.orchestration.ledger import Ledger
+from pipelines.sources import replay
+from pipelines.stack import control, mongo
+from pipelines.stack.services import FerretDBService, KafkaService, services
+from pipelines.stack.spark import build_session
+from tests.conftest import isolate, write_parameters
+from tests.e2e.test_processing import STREAM_OWNED, snapshot, without_times
+
+pytestmark = pytest.mark.integration
+
+START = datetime(2013, 3, 4, 10, tzinfo=UTC)
+END = datetime(2013, 3, 4, 20, tzinfo=UTC)  # 10 h: ~1,500 events, ~30 weather files
+BATCH = "300"  # max offsets per micro-batch: the window is several batches
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _fresh(base: Settings, tmp: Path, tag: str) -> Settings:
+    unique = uuid.uuid4().hex[:8]
+    settings = isolate(base, tmp / unique, unique)
+    return settings.model_copy(update={"mongo": settings.mongo.model_copy(
+        update={"database": f"{base.mongo.database}_{tag}_{unique}"})})  # fmt: skip
+
+
+def _env(settings: Settings, tmp: Path, fault: str | None = None) -> dict[str, str]:
+    params = tmp / f"params-{uuid.uuid4().hex[:6]}"
+    write_parameters(settings, params)
+    env = {**os.environ, "TARMAC_PARAMETERS_DIR": str(params), "TARMAC_FAULT_DIR": str(tmp)}
+    env.pop("TARMAC_FAULT", None)
+    if fault:
+        env["TARMAC_FAULT"] = fault
+    return env
+
+
+def _job(settings: Settings, job: str, *args: str) -> list[str]:
+    return [sys.executable, "-m", "pipelines", "job", job, "--env", settings.env, *args]
+
+
+def _spawn(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
+    with open(log, "ab") as out:  # its own session: a fault kills its whole process group
+        return subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)  # fmt: skip
+
+
+def _finish(proc: subprocess.Popen, timeout: float = 900) -> int:
+    try:
+        return proc.wait(timeout)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def _run(cmd: list[str], env: dict[str, str], log: Path) -> float:
+    """Run ``cmd`` to success; its wall time."""
+    t0 = time.monotonic()
+    rc = _finish(_spawn(cmd, env, log))
+    assert rc == 0, log.read_text(errors="replace")[-3000:]
+    return time.monotonic() - t0
+
+
+def _land(settings: Settings, sources: str = "all") -> None:
+    replay.make(settings, sources, progress=False, start=START, end=END, catch_up=True).run()
+
+
+def _drop(settings: Settings) -> None:
+    db = mongo.database(settings)
+    db.client.drop_database(db.name)
+
+
+# ------------------------------------------------------- the stream killed inside one batch
+@pytest.fixture(scope="module")
+def uninterrupted(stack: Settings, tmp_path_factory) -> Iterator[dict[str, list[dict]]]:
+    """The documents of the window after reference, weather and stream ran undisturbed."""
+    settings = _fresh(stack, tmp_path_factory.mktemp("faults_ref"), "ref")
+    _land(settings)
+    reference_daily.run(settings)
+    weather_hourly.run(settings)
+    flights_stream.run(settings, max_offsets_per_trigger=int(BATCH))
+    yield snapshot(mongo.database(settings), times=False)
+    _drop(settings)
+
+
+@pytest.mark.parametrize(
+    "point", ["stream.after_lake_write", "sink.partial_write", "stream.before_commit"]
+)
+def test_stream_killed_inside_a_batch_ends_in_the_same_state(
+    stack: Settings, uninterrupted, tmp_path: Path, point: str
+) -> None:
+    """SIGKILL during the lake write (raw events appended, nothing served), during the MongoDB
+    writes (half a partition written), and after the writes before the checkpoint commit: the
+    rerun converges to the uninterrupted documents."""
+    settings = _fresh(stack, tmp_path, "kill")
+    try:
+        _land(settings)
+        reference_daily.run(settings)
+        weather_hourly.run(settings)
+        log = tmp_path / "stream.log"
+        cmd = _job(settings, "flights_stream", "--max-offsets", BATCH)
+        rc = _finish(_spawn(cmd, _env(settings, tmp_path, point), log))
+        assert rc == -signal.SIGKILL and (tmp_path / f"{point}.killed").exists(), log.read_text()
+        seconds = _run(cmd, _env(settings, tmp_path), log)
+        print(f"recovery stream@{point} {seconds:.1f}")
+        assert snapshot(mongo.database(settings), times=False) == uninterrupted
+    finally:
+        _drop(settings)
+
+
+# ------------------------------------------------- the weather job killed before its moves
+def test_weather_killed_between_rows_and_moves_processes_each_file_once(
+    stack: Settings, uninterrupted, tmp_path: Path
+) -> None:
+    settings = _fresh(stack, tmp_path, "wx")
+    try:
+        _land(settings, "weather")
+        lz = ingest.zone(settings)
+        files = {f.name: f.sha256 for f in lz.pending("weather")}
+        log = tmp_path / "weather.log"
+        cmd = _job(settings, "weather_hourly")
+        rc = _finish(_spawn(cmd, _env(settings, tmp_path, "weather.before_commit"), log))
+        assert rc == -signal.SIGKILL, log.read_text()
+        assert sorted(f.name for f in lz.pending("weather")) == sorted(files)  # none moved
+        assert {r["status"] for r in lz.records("weather")} == {"claimed"}
+        seconds = _run(cmd, _env(settings, tmp_path), log)
+        print(f"recovery weather@before_commit {seconds:.1f}")
+
+        records = lz.records("weather")
+        assert sorted((r["name"], r["sha256"]) for r in records) == sorted(files.items())
+        assert {r["status"] for r in records} == {"processed"}  # each once, none lost
+        counts = lz.reconcile("weather")
+        assert (counts["pending"], counts["missing"]) == (0, 0)
+        archived = sorted(p.name for p in (lz.root / "archive" / "weather").rglob("*.csv"))
+        assert archived == sorted(files)
+        spark = build_session(settings, "tests")
+        raw = tables.read(spark, settings, tables.RAW_WEATHER)
+        assert raw.count() == counts["rows_accepted"]  # the killed run's rows replaced
+        docs = without_times(list(mongo.database(settings).weather_hourly.find({})))
+        assert sorted(docs, key=lambda d: d["_id"]) == uninterrupted["weather_hourly"]
+    finally:
+        _drop(settings)
+
+
+# ------------------------------------------------------------ services of a dedicated stack
+@pytest.fixture(scope="module")
+def dedicated(stack: Settings, tmp_path_factory) -> Iterator[Settings]:
+    """A stack of its own (free ports, folders under tmp_path) whose services tests may kill."""
+    home = tmp_path_factory.mktemp("faults_stack")
+    settings = stack.model_copy(update={
+        "stack": stack.stack.model_copy(update={"home": home / "stack"}),
+        "kafka": stack.kafka.model_copy(update={
+            "bootstrap_servers": f"127.0.0.1:{_free_port()}", "controller_port": _free_port()}),
+        "mongo": stack.mongo.model_copy(update={
+            "uri": f"mongodb://127.0.0.1:{_free_port()}/", "database": "tarmac_faults"}),
+        "replay": stack.replay.model_copy(update={"checkpoint_every": 100}),
+    })  # fmt: skip
+    control.up(settings)
+    yield settings
+    for svc in services(settings):
+        svc.stop()
+
+
+def _kill(service) -> float:
+    """SIGKILL ``service``'s real process; restart it with the same code; the restart time."""
+    pid = service.pid()
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    while service.pid() is not None:
+        time.sleep(0.1)
+    t0 = time.monotonic()
+    assert service.start()
+    return time.monotonic() - t0
+
+
+def test_broker_killed_while_replaying_loses_and_doubles_no_event(
+    dedicated: Settings, tmp_path: Path
+) -> None:
+    """Kafka SIGKILLed while the replay produces (paced: ~30 s of wall time), restarted: the
+    replay goes on by itself or resumes on rerun, and the stream consumes every acknowledged
+    event exactly once (counted by event id in the raw log and in the served flights)."""
+    settings = _fresh(dedicated, tmp_path, "kafka")
+    env = _env(settings, tmp_path)
+    log = tmp_path / "replay.log"
+    cmd = [sys.executable, "-m", "pipelines", "replay", "flights", "--env", settings.env,
+           "--start", START.isoformat(), "--end", END.isoformat(), "--speed", "1200"]  # fmt: skip
+    position = settings.resolve(settings.paths.data) / "replay" / "position.json"
+    proc = _spawn(cmd, env, log)
+    deadline = time.monotonic() + 300
+    while not position.exists():  # a first flush acknowledged
+        assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+        time.sleep(0.2)
+    t_kill = time.monotonic()
+    restart = _kill(KafkaService(settings))
+    reruns = 0
+    while _finish(proc) != 0:  # a replay that gave up resumes from its saved position
+        reruns += 1
+        assert reruns <= 3, log.read_text()[-3000:]
+        proc = _spawn(cmd, env, log)
+    print(f"recovery kafka restart {restart:.1f} replay done {time.monotonic() - t_kill:.1f}"
+          f" reruns {reruns}")  # fmt: skip
+
+    lead = timedelta(minutes=settings.replay.board_lead_minutes)
+    sent = replay.flight_events(START, END, lead)
+    try:
+        flights_stream.run(settings, max_offsets_per_trigger=int(BATCH))
+        spark = build_session(settings, "tests")
+        raw = tables.read(spark, settings, tables.FLIGHT_EVENTS).select("event_id")
+        ids = {r.event_id for r in raw.distinct().collect()}
+        assert ids == set(sent["event_id"])  # every acknowledged event, none invented
+        assert raw.count() == len(ids)  # none twice
+        served = [
+            f for d in mongo.database(settings).flights_by_hour.find({}) for f in d["flights"]
+        ]
+        assert len(served) == sent["flight_key"].nunique()
+    finally:
+        _drop(settings)
+
+
+def test_ferretdb_killed_mid_batch_fails_clearly_and_the_next_run_converges(
+    dedicated: Settings, tmp_path: Path
+) -> None:
+    """FerretDB SIGKILLed while a stream batch writes its documents (the write paused at
+    ``sink.partial_write`` until the kill): the run fails naming MongoDB and its address, the
+    ledger records why (written once FerretDB is back), and the next run (cron's next minute)
+    converges to the documents of an uninterrupted run."""
+    reference = _fresh(dedicated, tmp_path / "ref", "ref")
+    settings = _fresh(dedicated, tmp_path / "run", "mdb")
+    for s in (reference, settings):
+        _land(s, "flights")
+    flights_stream.run(reference, max_offsets_per_trigger=int(BATCH))
+    want = {c: v for c, v in snapshot(mongo.database(reference), times=False).items()
+            if c in STREAM_OWNED}  # fmt: skip
+    outputs = tmp_path / "outputs"
+    env = {**_env(settings, tmp_path, "sink.partial_write:pause"),
+           "TARMAC_OUTPUTS_DIR": str(outputs)}  # fmt: skip
+    cmd = [sys.executable, "-m", "pipelines", "run", "flights_stream", "--env", settings.env,
+           "-p", f"max_offsets_per_trigger={BATCH}"]  # fmt: skip
+    log = tmp_path / "runner.log"
+    ferret = FerretDBService(settings)
+    try:
+        proc = _spawn(cmd, env, log)
+        reached = tmp_path / "sink.partial_write.reached"
+        deadline = time.monotonic() + 600
+        while not reached.exists():
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.2)
+        pid = ferret.pid()
+        os.kill(pid, signal.SIGKILL)
+        t_kill = time.monotonic()
+        (tmp_path / "sink.partial_write.release").write_text("")
+        rc = _finish(proc)
+        failed_after = time.monotonic() - t_kill
+        text = log.read_text(errors="replace")
+        assert rc != 0, text[-3000:]
+        assert f"MongoDB at {settings.mongo.safe_uri} stopped answering" in text, text[-3000:]
+
+        restart = _kill_free_restart(ferret)
+        env.pop("TARMAC_FAULT")
+        seconds = _run(cmd, env, log)
+        print(f"recovery ferretdb failed_after {failed_after:.1f} restart {restart:.1f} "
+              f"next_run {seconds:.1f}")  # fmt: skip
+        ledger = Ledger(settings, outputs / "logs")
+        failed = [d for d in ledger.recent("flights_stream") if d["status"] == "failed"]
+        assert len(failed) == 1 and failed[0]["error"]["type"] == "ServiceUnavailableError"
+        assert "MongoDB at" in failed[0]["error"]["message"]
+        got = {c: v for c, v in snapshot(mongo.database(settings), times=False).items()
+               if c in STREAM_OWNED}  # fmt: skip
+        assert got == want
+    finally:
+        if ferret.pid() is None:
+            ferret.start()
+        _drop(settings)
+        _drop(reference)
+
+
+def _kill_free_restart(service) -> float:
+    """Restart a service that is already dead; the restart time."""
+    while service.pid() is not None:
+        time.sleep(0.1)
+    t0 = time.monotonic()
+    assert service.start()
+    return time.monotonic() - t0
+
+
+# ------------------------------------------------------------- landing folder not usable
+def test_missing_or_read_only_landing_folder_gets_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    with pytest.raises(LandingError, match=f"landing zone {blocker / 'data'} is missing and "
+                       "cannot be created .*point paths.data at a writable"):  # fmt: skip
+        LandingZone(blocker / "data")
+    read_only = tmp_path / "ro"
+    read_only.mkdir()
+    read_only.chmod(0o555)
+    if os.getuid() == 0:  # root ignores file modes: the filesystem says read-only instead
+
+        def erofs(self: Path, data: bytes) -> int:
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(self))
+
+        monkeypatch.setattr(Path, "write_bytes", erofs)
+    try:
+        with pytest.raises(LandingError, match=f"landing zone {read_only} is read-only"):
+            LandingZone(read_only)
+    finally:
+        read_only.chmod(0o755)
