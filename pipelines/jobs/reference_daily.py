@@ -20,7 +20,7 @@ from pipelines.core.config import Settings
 from pipelines.jobs.registry import DailyParams
 from pipelines.lake import tables
 from pipelines.landing import ingest
-from pipelines.landing.zone import LandedFile
+from pipelines.landing.manifest import LandedFile
 from pipelines.serving import publish, sinks
 from pipelines.serving.readmodels import AIRLINES
 from pipelines.stack.spark import build_session

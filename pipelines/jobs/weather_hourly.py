@@ -26,7 +26,8 @@ from pipelines.core.domain import LOCAL_TZ
 from pipelines.jobs.registry import DailyParams
 from pipelines.lake import tables
 from pipelines.landing import ingest
-from pipelines.landing.zone import LandedFile, LandingZone
+from pipelines.landing.manifest import LandedFile
+from pipelines.landing.zone import LandingZone
 from pipelines.serving import documents, publish, sinks
 from pipelines.serving.readmodels import WEATHER_HOURLY
 from pipelines.stack.spark import build_session

@@ -13,7 +13,8 @@ from pyspark.sql import types as T
 
 from pipelines.core.config import Settings
 from pipelines.core.exceptions import LandingError
-from pipelines.landing.zone import LandedFile, LandingZone
+from pipelines.landing.manifest import LandedFile
+from pipelines.landing.zone import LandingZone
 
 CORRUPT = "_corrupt"
 RAW_LINE = "raw_line"

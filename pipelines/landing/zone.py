@@ -33,7 +33,6 @@ are renames within the root, never over an existing file.
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
 import os
 import socket
@@ -41,80 +40,25 @@ import sqlite3
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from datetime import UTC, datetime
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from pipelines.core.exceptions import LandingError
 from pipelines.core.files import write_atomic
 from pipelines.landing.checks import CheckResult, check_csv
-
-MANIFEST = "_manifest.sqlite"
-LOCK = "_manifest.lock"
-TEMP_SUFFIXES = (".tmp", ".part", ".partial", ".inprogress")
-_LIVE = "status IN ('claimed', 'processed')"
-_SCHEMA = (
-    """CREATE TABLE IF NOT EXISTS files (
-        id INTEGER PRIMARY KEY,
-        source TEXT NOT NULL,
-        name TEXT NOT NULL,
-        sha256 TEXT NOT NULL,
-        size INTEGER NOT NULL,
-        status TEXT NOT NULL
-            CHECK (status IN ('claimed', 'processed', 'quarantined', 'duplicate')),
-        rows_in INTEGER,
-        rows_accepted INTEGER,
-        rows_rejected INTEGER,
-        reason TEXT,
-        location TEXT UNIQUE,
-        duplicate_of INTEGER REFERENCES files (id),
-        owner TEXT,
-        recorded_at TEXT NOT NULL,
-        claimed_at TEXT,
-        finished_at TEXT
-    )""",
-    f"CREATE UNIQUE INDEX IF NOT EXISTS files_once ON files (source, sha256) WHERE {_LIVE}",
-    "CREATE INDEX IF NOT EXISTS files_source ON files (source, status)",
-)
-
-
-def _gone(path: Path) -> LandingError:
-    return LandingError(f"{path} is gone; another run moved it, skip it")
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
-
-
-def _is_temp(relative: Path) -> bool:
-    return relative.name.endswith(TEMP_SUFFIXES) or any(
-        part.startswith((".", "_")) for part in relative.parts
-    )
-
-
-@dataclass(frozen=True)
-class LandedFile:
-    """A file under ``landing/<source>/``; ``name`` is its path relative to that folder."""
-
-    source: str
-    name: str
-    path: Path
-    size: int
-    fingerprint: tuple[int, int, int] = field(repr=False)  # inode, size, mtime_ns at discovery
-
-    @cached_property
-    def sha256(self) -> str:
-        try:
-            with self.path.open("rb") as fh:
-                return hashlib.file_digest(fh, "sha256").hexdigest()
-        except FileNotFoundError:
-            raise _gone(self.path) from None
-
-
-def _reason_path(path: Path) -> Path:
-    return path.with_name(f"{path.name}.reason.json")
+from pipelines.landing.manifest import (
+    LIVE,
+    LOCK,
+    MANIFEST,
+    SCHEMA,
+    LandedFile,
+    gone,
+    is_temp,
+    now,
+    reason_path,
+)  # fmt: skip
 
 
 class LandingZone:
@@ -142,7 +86,7 @@ class LandingZone:
                 "at a writable local folder, or fix its permissions"
             ) from exc
         with self._txn() as db:
-            for statement in _SCHEMA:
+            for statement in SCHEMA:
                 db.execute(statement)
 
     # -- manifest ---------------------------------------------------------------------------
@@ -207,7 +151,7 @@ class LandingZone:
         candidate, n = target, 0
         while (
             candidate.exists()
-            or _reason_path(candidate).exists()
+            or reason_path(candidate).exists()
             or db.execute(
                 "SELECT 1 FROM files WHERE location = ?", (self._rel(candidate),)
             ).fetchone()
@@ -259,7 +203,7 @@ class LandingZone:
         found = []
         for path in folder.rglob(pattern) if folder.is_dir() else ():
             relative = path.relative_to(folder)
-            if _is_temp(relative) or path.is_symlink():
+            if is_temp(relative) or path.is_symlink():
                 continue
             try:
                 st = path.stat()
@@ -281,7 +225,7 @@ class LandingZone:
         try:
             return check_csv(file.path, expected_header, encoding, **options)
         except FileNotFoundError:
-            raise _gone(file.path) from None
+            raise gone(file.path) from None
 
     def is_duplicate(self, file: LandedFile) -> bool:
         """True if content with this sha256 was processed already for this source."""
@@ -324,14 +268,14 @@ class LandingZone:
         """One claim attempt: ``claimed``, ``processed`` (content done), ``busy`` (this file is
         claimed by a live run) or ``wait`` (a copy is)."""
         row = db.execute(
-            f"SELECT * FROM files WHERE source = ? AND sha256 = ? AND {_LIVE}",
+            f"SELECT * FROM files WHERE source = ? AND sha256 = ? AND {LIVE}",
             (file.source, file.sha256),
         ).fetchone()
         if row is None:
             db.execute(
                 "INSERT INTO files (source, name, sha256, size, status, owner, recorded_at,"
                 " claimed_at) VALUES (?, ?, ?, ?, 'claimed', ?, ?, ?)",
-                (file.source, file.name, file.sha256, file.size, self.owner, _now(), _now()),
+                (file.source, file.name, file.sha256, file.size, self.owner, now(), now()),
             )
             return "claimed"
         if row["status"] == "processed":
@@ -340,7 +284,7 @@ class LandingZone:
             return "busy" if row["name"] == file.name else "wait"
         db.execute(
             "UPDATE files SET name = ?, owner = ?, claimed_at = ? WHERE id = ?",
-            (file.name, self.owner, _now(), row["id"]),
+            (file.name, self.owner, now(), row["id"]),
         )
         return "claimed"
 
@@ -348,7 +292,7 @@ class LandingZone:
         try:
             st = file.path.stat()
         except FileNotFoundError:
-            raise _gone(file.path) from None
+            raise gone(file.path) from None
         if (st.st_ino, st.st_size, st.st_mtime_ns) != file.fingerprint:
             raise LandingError(f"{file.path} changed since it was listed; rerun to process it anew")
 
@@ -359,7 +303,7 @@ class LandingZone:
                 raise FileExistsError(target)
             os.rename(file.path, target)
         except FileNotFoundError:
-            raise _gone(file.path) from None
+            raise gone(file.path) from None
         except OSError as exc:
             raise LandingError(
                 f"{file.path} is recorded {status} but could not be moved to {target} ({exc}); "
@@ -394,7 +338,7 @@ class LandingZone:
                     "UPDATE files SET status = 'processed', name = ?, rows_in = ?,"
                     " rows_accepted = ?, rows_rejected = ?, location = ?, finished_at = ?"
                     " WHERE id = ?",
-                    (file.name, rows_in, rows_accepted, rows_rejected, self._rel(target), _now(),
+                    (file.name, rows_in, rows_accepted, rows_rejected, self._rel(target), now(),
                      claim["id"]),
                 )  # fmt: skip
             return self._move(file, target, "processed")
@@ -412,7 +356,7 @@ class LandingZone:
                         db.execute("DELETE FROM files WHERE id = ?", (claim["id"],))
                 else:
                     target = self._free(db, self._folder("quarantine", file.source) / file.name)
-                    values = (file.name, *counts, text, self._rel(target), _now())
+                    values = (file.name, *counts, text, self._rel(target), now())
                     if claim:
                         db.execute(
                             "UPDATE files SET status = 'quarantined', name = ?, rows_in = ?,"
@@ -426,12 +370,12 @@ class LandingZone:
                             " rows_in, rows_accepted, rows_rejected, reason, location,"
                             " finished_at, recorded_at)"
                             " VALUES (?, ?, ?, 'quarantined', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                            (file.source, file.sha256, file.size, self.owner, *values, _now()),
+                            (file.source, file.sha256, file.size, self.owner, *values, now()),
                         )
             details = {
                 "reason": text,
                 "code": result.code,
-                "detected_at": _now(),
+                "detected_at": now(),
                 "source": file.source,
                 "name": file.name,
                 "sha256": file.sha256,
@@ -442,7 +386,7 @@ class LandingZone:
                 "row_errors": [asdict(e) for e in result.row_errors],
             }
             target.parent.mkdir(parents=True, exist_ok=True)
-            write_atomic(_reason_path(target), json.dumps(details, indent=2) + "\n")
+            write_atomic(reason_path(target), json.dumps(details, indent=2) + "\n")
             return self._move(file, target, "quarantined")
 
     def skip_duplicate(self, file: LandedFile) -> Path:
@@ -466,7 +410,7 @@ class LandingZone:
                         " owner, location, recorded_at, finished_at)"
                         " VALUES (?, ?, ?, ?, 'duplicate', ?, ?, ?, ?, ?)",
                         (file.source, file.name, file.sha256, file.size, original["id"],
-                         self.owner, self._rel(target), _now(), _now()),
+                         self.owner, self._rel(target), now(), now()),
                     )  # fmt: skip
             return self._move(file, target, "duplicate")
 
