@@ -117,8 +117,9 @@ def _shorten(code: str, max_lines: int) -> str:
             short = f'{indent}"""{first}"""' if first.endswith(".") else f'{indent}"""{first} …"""'
             lines[doc.lineno - 1 : doc.end_lineno] = [short]
     if len(lines) > max_lines:
-        indent = len(lines[max_lines - 2]) - len(lines[max_lines - 2].lstrip())
-        lines = [*lines[: max_lines - 1], " " * indent + "# …"]
+        kept = lines[: max_lines - 1]
+        last = next((ln for ln in reversed(kept) if ln.strip()), "")
+        lines = [*kept, " " * (len(last) - len(last.lstrip())) + "# …"]
     return "\n".join(lines)
 
 
