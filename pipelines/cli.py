@@ -154,6 +154,17 @@ def cmd_submit(args: argparse.Namespace) -> int:
     return subprocess.call(cmd, env=env)
 
 
+def cmd_slides(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .presentation import build
+
+    window = (args.window_start or build.DEFAULT_WINDOW[0], args.window_end or build.DEFAULT_WINDOW[1])
+    out = Path(args.out) if args.out else None
+    build.build(config.load(args.env), out, window)
+    return 0
+
+
 def _run_summary(doc: dict[str, object]) -> dict[str, object]:
     keys = ["run_id", "job", "env", "status", "attempt", "duration_s", "rows_in", "rows_out"]
     keys += ["rows_rejected", "notebook", "html"]
@@ -448,6 +459,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=["install", "remove", "show"])
     p.add_argument("--root", default=str(config.REPO_ROOT), help="checkout the lines cd into")
     p.add_argument("--crontab", default=str(config.REPO_ROOT / "cron" / "tarmac.crontab"))
+    p = add(
+        "slides",
+        cmd_slides,
+        "Build the presentation (notebooks/90_presentation.ipynb) into outputs/presentation/: "
+        "tarmac.slides.html (reveal.js, offline) and tarmac.pdf, from ENV's serving collections, "
+        "ledger and outputs/bench; starts the stack, loads a small window when ENV serves "
+        "nothing, screenshots the dashboard, stops what it started (`make slides`).",
+    )
+    p.add_argument("--out", default=None, help="output folder (default outputs/presentation)")
+    p.add_argument("--window-start", help="window loaded when ENV serves nothing (ISO-8601, "
+                   "default 2013-01-01)")  # fmt: skip
+    p.add_argument("--window-end", help="its end, exclusive (default 2013-01-03)")
     return parser
 
 
