@@ -142,7 +142,7 @@ def build(
             check = render.check_offline(html, pw)
         pages = render.pdf_pages(pdf)
         bad = {k: check[k] for k in ("failed", "blocked", "console_errors", "page_errors",
-                                     "broken_images") if check[k]}  # fmt: skip
+                                     "broken_images", "overflowing") if check[k]}  # fmt: skip
         if bad or pages != check["slides"]:
             raise SlidesError(f"deck check failed: {bad or ''} slides {check['slides']} vs "
                               f"PDF pages {pages}")  # fmt: skip

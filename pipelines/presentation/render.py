@@ -10,7 +10,8 @@ with Debian's Chromium, and check the result opens with the network blocked.
 - :func:`print_pdf` opens ``tarmac.slides.html?print-pdf`` from disk and prints one slide per
   page (``pdfMaxPagesPerSlide: 1``); :func:`pdf_pages` counts the pages;
 - :func:`check_offline` opens the deck with every non-file, non-localhost request aborted and
-  reports failed requests, console errors, broken images and the slide count.
+  reports failed requests, console errors, broken images, slides taller than a slide and the
+  slide count.
 """
 
 from __future__ import annotations
@@ -103,7 +104,8 @@ def check_offline(html: Path, playwright: Any) -> dict[str, Any]:
     """Open ``html`` from disk, network blocked, visit every slide; what went wrong, if any.
 
     Returns ``slides`` (``Reveal.getTotalSlides()``), ``failed`` requests, ``blocked`` ones
-    (attempts to leave the machine), ``console_errors``, ``page_errors`` and ``broken_images``.
+    (attempts to leave the machine), ``console_errors``, ``page_errors``, ``broken_images`` and
+    ``overflowing`` (1-based numbers of the slides whose content is taller than the slide).
     """
     report: dict[str, Any] = {"failed": [], "blocked": [], "console_errors": [], "page_errors": []}
     b = browser.launch(playwright)
@@ -125,8 +127,14 @@ def check_offline(html: Path, playwright: Any) -> dict[str, Any]:
         page.goto(html.resolve().as_uri(), wait_until="load")
         page.wait_for_function("window.Reveal && Reveal.isReady()", timeout=30_000)
         report["slides"] = page.evaluate("Reveal.getTotalSlides()")
-        page.evaluate("""() => { for (const s of Reveal.getSlides()) {
-            const i = Reveal.getIndices(s); Reveal.slide(i.h, i.v); } }""")
+        # visit every slide; note those whose content is taller than the slide
+        report["overflowing"] = page.evaluate("""() => {
+            const tall = [], h = Reveal.getConfig().height;
+            Reveal.getSlides().forEach((s, n) => {
+                const i = Reveal.getIndices(s); Reveal.slide(i.h, i.v);
+                if (Reveal.getCurrentSlide().scrollHeight > h + 2) tall.push(n + 1);
+            });
+            return tall; }""")
         report["broken_images"] = page.evaluate(
             "Array.from(document.images).filter(i => !(i.complete && i.naturalWidth > 0))"
             ".map(i => i.getAttribute('src'))"
