@@ -99,7 +99,7 @@ def backfill(runs: list[dict[str, Any]], path: Path) -> Path:
             ax.plot([r["target_seconds"]] * 2, [i - 0.4, i + 0.4], "--", color="#dc2626", lw=2)
     ax.set_xlabel("secondes (temps réel, 2 cœurs)")
     ax.invert_yaxis()
-    ax.legend(loc="lower right", frameon=False, fontsize=11)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.25), ncol=4, frameon=False, fontsize=11)
     ax.set_xlim(0, max(left) * 1.15)
     return _save(fig, path)
 
@@ -129,7 +129,6 @@ def latency(lat: dict[str, float], target: float | None, path: Path) -> Path:
         ax.text(i, lat[k] + 0.4, f"{lat[k]:.1f} s".replace(".", ","), ha="center")
     if target:
         ax.axhline(target, ls="--", color="#dc2626", lw=2)
-        ax.text(len(keys) - 0.5, target + 0.4, f"cible p95 {target:g} s", color="#dc2626",
-                ha="right")  # fmt: skip
+        ax.text(-0.45, target + 0.6, f"cible p95 {target:g} s", color="#dc2626", ha="left")
     ax.set_ylabel("secondes")
     return _save(fig, path)

@@ -176,17 +176,14 @@ class Deck:
 
     def automation(self) -> HTML:
         lines = [row["line"].split(" >> ")[0] for row in facts.schedule()]
-        return HTML(B.columns(
+        return HTML(
             B.code("\n".join(lines), "<code>cron/tarmac.crontab</code> (installé par "
                    "<code>make cron-install</code>)", "bash")
-            + B.bullets([
-                "un verrou par job : un run encore en cours fait sortir le suivant ;",
-                "paramètres validés avant tout démarrage, délai maximal par job ;",
-                "notebook exécuté conservé (+ HTML), même en cas d'échec.",
-            ]),
-            self._excerpt("pipelines.runner._execute", 17),
-            widths=[1, 1],
-        ))  # fmt: skip
+            + B.lead("Chaque ligne passe par le runner : paramètres validés, un verrou par job, "
+                     "délai maximal, reprises des erreurs transitoires, notebook exécuté conservé "
+                     "(+ HTML) même en échec, run inscrit au ledger.")
+            + self._excerpt("pipelines.runner._execute", 12)
+        )  # fmt: skip
 
     def ledger_slide(self) -> HTML:
         led = self.ledger
@@ -216,16 +213,15 @@ class Deck:
                  if rows else B.missing("manifeste vide", "make slides"))  # fmt: skip
         return HTML(B.columns(
             B.bullets([
-                "<b>Manifeste SQLite</b> : une ligne par fichier, un index unique sur "
-                "(source, sha256) : un contenu n'est traité qu'une fois, même redéposé.",
-                "<b>Archive</b> : <code>archive/&lt;source&gt;/&lt;date&gt;/</code> après "
-                "l'écriture en aval, jamais avant.",
-                "<b>Quarantaine</b> : fichier vide, tronqué, mauvais en-tête → "
-                "<code>quarantine/</code> + <code>.reason.json</code>.",
-            ]) + table + B.note(f"Manifeste de l'env lu au build : {self.where}"),
-            self._excerpt("pipelines.landing.LandingZone.claim", 17),
+                "<b>Manifeste SQLite</b> : index unique (source, sha256), un contenu n'est "
+                "traité qu'une fois, même redéposé ;",
+                "<b>archive</b> <code>archive/&lt;source&gt;/&lt;date&gt;/</code> après "
+                "l'écriture en aval ;",
+                "<b>quarantaine</b> + <code>.reason.json</code> : vide, tronqué, mauvais en-tête.",
+            ]),
+            table + B.note(f"Manifeste de l'env : {self.where}"),
             widths=[1, 1],
-        ))  # fmt: skip
+        ) + self._excerpt("pipelines.landing.LandingZone.claim", 12))  # fmt: skip
 
 
 def _count_tests(path: Path) -> int:
