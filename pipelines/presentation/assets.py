@@ -29,7 +29,8 @@ from pipelines import exceptions
 REVEAL_VERSION = "4.6.1"
 # npm's ``integrity`` of reveal.js-4.6.1.tgz (``npm view reveal.js@4.6.1 dist.integrity``)
 REVEAL_INTEGRITY = (
-    "sha512-1CW0auaXNPmwmvQ7TwpszwVxMi2Xr5cTS3J3EBC/HHgbPF32Dn7aiu/LKWDOGjMbaDwKQiGmfqcoGQ74HUHCMw=="
+    "sha512-1CW0auaXNPmwmvQ7TwpszwVxMi2Xr5cTS3J3EBC/HHgbPF32Dn7aiu/"
+    "LKWDOGjMbaDwKQiGmfqcoGQ74HUHCMw=="
 )
 # what the deck loads, relative to the package root
 NEEDED = (

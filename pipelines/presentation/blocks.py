@@ -37,7 +37,9 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], cls: str = "") 
     """A table; cells are HTML already (use :func:`esc` / :func:`num` to build them)."""
     head = "".join(f"<th>{esc(h)}</th>" for h in headers)
     body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
-    return f'<table class="tm-table {cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+    return (
+        f'<table class="tm-table {cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+    )
 
 
 def bullets(items: Iterable[str], cls: str = "") -> str:

@@ -70,8 +70,12 @@ def preflight() -> None:
         problems.append(f"{render.NOTEBOOK} is missing")
     if not Path(browser.CHROMIUM).exists():
         problems.append(f"{browser.CHROMIUM} is not installed: `make system-deps` (as root)")
-    for module, pkg in (("matplotlib", "matplotlib"), ("pypdf", "pypdf"),
-                        ("playwright", "playwright"), ("voila", "voila")):  # fmt: skip
+    for module, pkg in (
+        ("matplotlib", "matplotlib"),
+        ("pypdf", "pypdf"),
+        ("playwright", "playwright"),
+        ("voila", "voila"),
+    ):
         if importlib.util.find_spec(module) is None:
             problems.append(f"Python package {pkg} is missing: `make install`")
     if problems:
@@ -83,8 +87,10 @@ def _ensure_data(settings: config.Settings, window: tuple[str, str], say: _Progr
         say(f"data: {settings.mongo.database} already serves data; nothing loaded")
         return False
     start, end = (datetime.fromisoformat(t) for t in window)
-    say(f"data: {settings.mongo.database} is empty; loading {start:%Y-%m-%d} .. {end:%Y-%m-%d} "
-        "through the pipeline (replay -> Kafka -> Spark -> Delta -> MongoDB)")  # fmt: skip
+    say(
+        f"data: {settings.mongo.database} is empty; loading {start:%Y-%m-%d} .. {end:%Y-%m-%d} "
+        "through the pipeline (replay -> Kafka -> Spark -> Delta -> MongoDB)"
+    )
     pipeline.load_window(settings, start, end, progress=True)
     if facts.serving(settings)["empty"]:
         raise SlidesError(f"the window was loaded but {settings.mongo.database} serves nothing")
@@ -111,13 +117,20 @@ def build(
         before = {s.name for s in services_mod.services(settings) if s.pid() is not None}
         say("stack: starting what is not running")
         stack.up(settings)
-        started = [s for s in services_mod.services(settings)
-                   if s.embedded and s.name not in before and s.pid() is not None]  # fmt: skip
+        started = [
+            s
+            for s in services_mod.services(settings)
+            if s.embedded and s.name not in before and s.pid() is not None
+        ]
         say(f"stack: up (started by this build: {[s.name for s in started] or 'nothing'})")
         loaded = _ensure_data(settings, window, say)
         settings.write(params)
-        env = {"TARMAC_ENV": settings.env, "TARMAC_PARAMETERS_DIR": str(params),
-               "MONGO_DATABASE": settings.mongo.database, "TARMAC_SLIDES_DIR": str(out)}  # fmt: skip
+        env = {
+            "TARMAC_ENV": settings.env,
+            "TARMAC_PARAMETERS_DIR": str(params),
+            "MONGO_DATABASE": settings.mongo.database,
+            "TARMAC_SLIDES_DIR": str(out),
+        }
         for name in screens.SHOTS:
             (out / "img" / name).unlink(missing_ok=True)
         with sync_playwright() as pw:
@@ -141,13 +154,25 @@ def build(
             say("check: opening the deck with the network blocked")
             check = render.check_offline(html, pw)
         pages = render.pdf_pages(pdf)
-        bad = {k: check[k] for k in ("failed", "blocked", "console_errors", "page_errors",
-                                     "broken_images", "overflowing") if check[k]}  # fmt: skip
+        bad = {
+            k: check[k]
+            for k in (
+                "failed",
+                "blocked",
+                "console_errors",
+                "page_errors",
+                "broken_images",
+                "overflowing",
+            )
+            if check[k]
+        }
         if bad or pages != check["slides"]:
-            raise SlidesError(f"deck check failed: {bad or ''} slides {check['slides']} vs "
-                              f"PDF pages {pages}")  # fmt: skip
-        result = BuildResult(html, pdf, check["slides"], pages, time.monotonic() - say.t0,
-                             loaded, check)  # fmt: skip
+            raise SlidesError(
+                f"deck check failed: {bad or ''} slides {check['slides']} vs PDF pages {pages}"
+            )
+        result = BuildResult(
+            html, pdf, check["slides"], pages, time.monotonic() - say.t0, loaded, check
+        )
         say(f"done: {result.slides} slides, {pages} PDF pages -> {html}, {pdf}")
         return result
     finally:

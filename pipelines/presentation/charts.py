@@ -19,11 +19,23 @@ from matplotlib.patches import FancyArrowPatch, FancyBboxPatch  # noqa: E402
 INK = "#1f2937"
 ACCENT = "#2563eb"
 MUTED = "#94a3b8"
-STAGE_COLOURS = {"replay": "#64748b", "reference_daily": "#0ea5e9",
-                 "weather_hourly": "#22c55e", "flights_stream": "#2563eb"}  # fmt: skip
-plt.rcParams.update({"font.size": 13, "axes.spines.top": False, "axes.spines.right": False,
-                     "axes.edgecolor": MUTED, "axes.labelcolor": INK, "xtick.color": INK,
-                     "ytick.color": INK})  # fmt: skip
+STAGE_COLOURS = {
+    "replay": "#64748b",
+    "reference_daily": "#0ea5e9",
+    "weather_hourly": "#22c55e",
+    "flights_stream": "#2563eb",
+}
+plt.rcParams.update(
+    {
+        "font.size": 13,
+        "axes.spines.top": False,
+        "axes.spines.right": False,
+        "axes.edgecolor": MUTED,
+        "axes.labelcolor": INK,
+        "xtick.color": INK,
+        "ytick.color": INK,
+    }
+)
 
 # the pipeline as drawn: (label, x, y) in a 12 × 5 grid, then the arrows between labels
 BOXES: dict[str, tuple[str, float, float, str]] = {
@@ -38,9 +50,18 @@ BOXES: dict[str, tuple[str, float, float, str]] = {
     "voila": ("tableau de bord\nVoila (ipywidgets, bqplot)", 8.9, 4.1, "#bbf7d0"),
     "cron": ("cron → papermill\nnotebooks paramétrés", 6.0, 4.4, "#fbcfe8"),
 }
-ARROWS = [("flights", "kafka"), ("weather", "landing"), ("reference", "landing"),
-          ("kafka", "spark"), ("landing", "spark"), ("spark", "lake"), ("lake", "spark"),
-          ("spark", "mongo"), ("mongo", "voila"), ("cron", "spark")]  # fmt: skip
+ARROWS = [
+    ("flights", "kafka"),
+    ("weather", "landing"),
+    ("reference", "landing"),
+    ("kafka", "spark"),
+    ("landing", "spark"),
+    ("spark", "lake"),
+    ("lake", "spark"),
+    ("spark", "mongo"),
+    ("mongo", "voila"),
+    ("cron", "spark"),
+]
 W, H = 2.6, 1.1
 
 
@@ -72,15 +93,34 @@ def pipeline_diagram(path: Path) -> Path:
     ax.set_ylim(0, 5.6)
     ax.axis("off")
     for label, x, y, colour in BOXES.values():
-        ax.add_patch(FancyBboxPatch((x, y), W, H, boxstyle="round,pad=0.05,rounding_size=0.12",
-                                    fc=colour, ec=INK, lw=1.2))  # fmt: skip
+        ax.add_patch(
+            FancyBboxPatch(
+                (x, y),
+                W,
+                H,
+                boxstyle="round,pad=0.05,rounding_size=0.12",
+                fc=colour,
+                ec=INK,
+                lw=1.2,
+            )
+        )
         ax.text(x + W / 2, y + H / 2, label, ha="center", va="center", fontsize=12, color=INK)
     for a, b in ARROWS:
         start, end = _anchors(BOXES[a], BOXES[b])
         bend = {("spark", "lake"): 0.3, ("lake", "spark"): 0.3}.get((a, b), 0.0)
-        ax.add_patch(FancyArrowPatch(start, end, arrowstyle="-|>", mutation_scale=18, lw=1.6,
-                                     color=ACCENT, shrinkA=3, shrinkB=3,
-                                     connectionstyle=f"arc3,rad={bend}"))  # fmt: skip
+        ax.add_patch(
+            FancyArrowPatch(
+                start,
+                end,
+                arrowstyle="-|>",
+                mutation_scale=18,
+                lw=1.6,
+                color=ACCENT,
+                shrinkA=3,
+                shrinkB=3,
+                connectionstyle=f"arc3,rad={bend}",
+            )
+        )
     return _save(fig, path)
 
 

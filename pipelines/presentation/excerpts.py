@@ -7,7 +7,8 @@ The deck never pastes code. A slide names a symbol (``"pipelines.lake.append"``,
    ``inspect.getsource`` of the object (the normal case);
 2. if the import fails or the attribute is gone (the module moved, e.g. into a stage
    subpackage), search every ``.py`` file under ``pipelines/`` with :mod:`ast` for a ``def`` or
-   ``class`` of that name (nested in the classes the name gives, when it gives some).
+   ``class`` of that name (nested in the classes the name gives, when it gives some), files of
+   the module the name gives first (``lake`` → ``lake.py`` or a ``lake/`` folder).
 
 Line numbers are never used, so excerpts survive moves and edits. The excerpt keeps the
 signature and the body, shortens the docstring to its first line and cuts long bodies with
@@ -85,7 +86,14 @@ def _by_ast(dotted: str, root: Path = PACKAGE_DIR) -> tuple[str, Path, int] | No
             chain.insert(0, part)
         else:
             break
-    for path in sorted(root.rglob("*.py")):
+    # files of the module the name gives first (``lake`` -> ``lake.py`` or ``lake/``)
+    hint = parts[-len(chain) - 1] if len(parts) > len(chain) else ""
+
+    def rank(path: Path) -> tuple[int, str]:
+        near = path.stem == hint or hint in path.relative_to(root).parts[:-1]
+        return (0 if near else 1, path.as_posix())
+
+    for path in sorted(root.rglob("*.py"), key=rank):
         text = path.read_text()
         try:
             tree = ast.parse(text)
@@ -112,8 +120,9 @@ def _shorten(code: str, max_lines: int) -> str:
         doc = body[0].value
         if isinstance(doc.value, str):
             first = doc.value.strip().splitlines()[0] if doc.value.strip() else ""
-            indent = lines[doc.lineno - 1][: len(lines[doc.lineno - 1]) - len(
-                lines[doc.lineno - 1].lstrip())]  # fmt: skip
+            indent = lines[doc.lineno - 1][
+                : len(lines[doc.lineno - 1]) - len(lines[doc.lineno - 1].lstrip())
+            ]
             short = f'{indent}"""{first}"""' if first.endswith(".") else f'{indent}"""{first} …"""'
             lines[doc.lineno - 1 : doc.end_lineno] = [short]
     if len(lines) > max_lines:

@@ -157,8 +157,14 @@ def benchmarks(folder: Path = BENCH_DIR) -> dict[str, dict[str, Any]]:
             except ValueError:
                 data = None
         when = (data or {}).get("when") or (data or {}).get("at")
-        out[name] = {"ran": data is not None, "what": what, "command": command,
-                     "data": data, "when": when, "path": f"outputs/bench/{name}.json"}  # fmt: skip
+        out[name] = {
+            "ran": data is not None,
+            "what": what,
+            "command": command,
+            "data": data,
+            "when": when,
+            "path": f"outputs/bench/{name}.json",
+        }
     return out
 
 
@@ -176,8 +182,14 @@ def sources_table() -> list[dict[str, Any]]:
     }
     rows = []
     for name, path in files.items():
-        rows.append({"source": name, "rows": _lines(path) - 1, "file": path.name,
-                     "mb": round(path.stat().st_size / 1e6, 1)})  # fmt: skip
+        rows.append(
+            {
+                "source": name,
+                "rows": _lines(path) - 1,
+                "file": path.name,
+                "mb": round(path.stat().st_size / 1e6, 1),
+            }
+        )
     return rows
 
 
@@ -224,8 +236,19 @@ def landing(settings: config.Settings) -> dict[str, dict[str, int]]:
 def versions(settings: config.Settings) -> dict[str, str]:
     """Installed versions of the main components (Python packages, and the stack's binaries)."""
     out = {}
-    for pkg in ("pyspark", "delta-spark", "kafka-python", "pymongo", "papermill", "nbconvert",
-                "voila", "ipywidgets", "bqplot", "pandas", "pydantic"):  # fmt: skip
+    for pkg in (
+        "pyspark",
+        "delta-spark",
+        "kafka-python",
+        "pymongo",
+        "papermill",
+        "nbconvert",
+        "voila",
+        "ipywidgets",
+        "bqplot",
+        "pandas",
+        "pydantic",
+    ):
         try:
             out[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:

@@ -121,8 +121,10 @@ def check_offline(html: Path, playwright: Any) -> dict[str, Any]:
 
         page.route("**/*", route)
         page.on("requestfailed", lambda r: report["failed"].append(r.url))
-        page.on("console", lambda m: report["console_errors"].append(m.text)
-                if m.type == "error" else None)  # fmt: skip
+        page.on(
+            "console",
+            lambda m: report["console_errors"].append(m.text) if m.type == "error" else None,
+        )
         page.on("pageerror", lambda e: report["page_errors"].append(str(e)))
         page.goto(html.resolve().as_uri(), wait_until="load")
         page.wait_for_function("window.Reveal && Reveal.isReady()", timeout=30_000)

@@ -45,13 +45,27 @@ def _free_port() -> int:
 def voila(env: dict[str, str], log: Path, timeout_s: float = 90.0) -> Iterator[str]:
     """Voila on a free 127.0.0.1 port with ``env`` added; yields its URL, stops it after."""
     port = _free_port()
-    cmd = [sys.executable, "-m", "voila", str(DASHBOARD), f"--port={port}",
-           "--Voila.ip=127.0.0.1", "--no-browser", f"--Voila.config_file_paths={JUPYTER}"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "voila",
+        str(DASHBOARD),
+        f"--port={port}",
+        "--Voila.ip=127.0.0.1",
+        "--no-browser",
+        f"--Voila.config_file_paths={JUPYTER}",
+    ]
     full_env = {**os.environ, "JUPYTER_PATH": str(JUPYTER), "TARMAC_REFRESH_S": "3600", **env}
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, cwd=REPO, env=full_env, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)  # fmt: skip
+        proc = subprocess.Popen(
+            cmd,
+            cwd=REPO,
+            env=full_env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     url = f"http://127.0.0.1:{port}/"
     try:
         deadline = time.monotonic() + timeout_s
@@ -89,14 +103,21 @@ def capture(url: str, img_dir: Path, playwright: Any, timeout_ms: int = 90_000) 
     b = browser.launch(playwright)
     try:
         page = b.new_page(viewport={"width": 1500, "height": 900})
-        page.route("**/*", lambda r: r.continue_() if _local(r.request.url)
-                   else (outside.append(r.request.url), r.abort()))  # fmt: skip
+        page.route(
+            "**/*",
+            lambda r: (
+                r.continue_()
+                if _local(r.request.url)
+                else (outside.append(r.request.url), r.abort())
+            ),
+        )
         page.goto(url, wait_until="domcontentloaded", timeout=timeout_ms)
         try:
             page.wait_for_selector('[data-kpi="flights"][data-value]', timeout=timeout_ms)
             page.wait_for_selector("[data-clock]", timeout=timeout_ms)
-            page.wait_for_selector(".tm-panel-board table, .tm-panel-board .tm-empty",
-                                   timeout=timeout_ms)  # fmt: skip
+            page.wait_for_selector(
+                ".tm-panel-board table, .tm-panel-board .tm-empty", timeout=timeout_ms
+            )
         except Exception as exc:  # Playwright's TimeoutError: say what is missing
             raise ScreenshotError(f"the dashboard at {url} did not render: {exc}") from exc
         page.wait_for_timeout(2500)  # bqplot draws asynchronously

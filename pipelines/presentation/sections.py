@@ -36,25 +36,49 @@ class Stage:
 
 
 STAGES: tuple[Stage, ...] = (
-    Stage("Rejeu des sources vers Kafka", "pipelines.replay.Replay._send",
-          "Chaque événement de vol est validé puis envoyé au topic Kafka (acks=all, "
-          "idempotent) ; un événement invalide part dans le topic des rejets (DLQ)."),
-    Stage("Dépôt atomique des fichiers", "pipelines.landing.write_atomic",
-          "Météo et référentiels arrivent en fichiers : écrits à côté puis renommés, un job ne "
-          "voit jamais un fichier à moitié écrit."),
-    Stage("Micro-batch Spark Structured Streaming", "pipelines.flights_stream.process_batch",
-          "Chaque micro-batch Kafka est analysé, ajouté au lac une seule fois, et le tableau "
-          "des départs des heures touchées est réécrit.", 18),
-    Stage("Transformations pures", "pipelines.transform.flight_updates",
-          "Fonctions DataFrame → DataFrame sans effet de bord : l'état d'un vol ne dépend pas "
-          "de l'ordre des événements.", 18),
-    Stage("Delta Lake : ajout exactement une fois", "pipelines.lake.append",
-          "Les événements bruts sont ajoutés avec txnAppId / txnVersion : un batch rejoué après "
-          "un crash est ignoré par Delta."),
-    Stage("Écriture MongoDB depuis les exécuteurs", "pipelines.sinks._write_partition",
-          "Chaque partition Spark remplace ses documents par _id (ReplaceOne upsert), par "
-          "paquets bornés : relancer un job ne change rien."),
-    Stage("Lecture du tableau de bord", "pipelines.dashboard.queries.load_snapshot",
-          "Le tableau de bord ne lit que des documents de service, par _id : les heures autour "
-          "de l'horloge, les jours affichés, le profil précalculé.", 18),
+    Stage(
+        "Rejeu des sources vers Kafka",
+        "pipelines.replay.Replay._send",
+        "Chaque événement de vol est validé puis envoyé au topic Kafka (acks=all, "
+        "idempotent) ; un événement invalide part dans le topic des rejets (DLQ).",
+    ),
+    Stage(
+        "Dépôt atomique des fichiers",
+        "pipelines.landing.write_atomic",
+        "Météo et référentiels arrivent en fichiers : écrits à côté puis renommés, un job ne "
+        "voit jamais un fichier à moitié écrit.",
+    ),
+    Stage(
+        "Micro-batch Spark Structured Streaming",
+        "pipelines.flights_stream.process_batch",
+        "Chaque micro-batch Kafka est analysé, ajouté au lac une seule fois, et le tableau "
+        "des départs des heures touchées est réécrit.",
+        18,
+    ),
+    Stage(
+        "Transformations pures",
+        "pipelines.transform.flight_updates",
+        "Fonctions DataFrame → DataFrame sans effet de bord : l'état d'un vol ne dépend pas "
+        "de l'ordre des événements.",
+        18,
+    ),
+    Stage(
+        "Delta Lake : ajout exactement une fois",
+        "pipelines.lake.append",
+        "Les événements bruts sont ajoutés avec txnAppId / txnVersion : un batch rejoué après "
+        "un crash est ignoré par Delta.",
+    ),
+    Stage(
+        "Écriture MongoDB depuis les exécuteurs",
+        "pipelines.sinks._write_partition",
+        "Chaque partition Spark remplace ses documents par _id (ReplaceOne upsert), par "
+        "paquets bornés : relancer un job ne change rien.",
+    ),
+    Stage(
+        "Lecture du tableau de bord",
+        "pipelines.dashboard.queries.load_snapshot",
+        "Le tableau de bord ne lit que des documents de service, par _id : les heures autour "
+        "de l'horloge, les jours affichés, le profil précalculé.",
+        18,
+    ),
 )
