@@ -159,7 +159,10 @@ def cmd_slides(args: argparse.Namespace) -> int:
 
     from .presentation import build
 
-    window = (args.window_start or build.DEFAULT_WINDOW[0], args.window_end or build.DEFAULT_WINDOW[1])
+    window = (
+        args.window_start or build.DEFAULT_WINDOW[0],
+        args.window_end or build.DEFAULT_WINDOW[1],
+    )
     out = Path(args.out) if args.out else None
     build.build(config.load(args.env), out, window)
     return 0

@@ -2,7 +2,7 @@
 
 ``deck`` builds it once with :func:`pipelines.presentation.build.build` against an isolated
 database of the running ``ci`` stack (own topics, folders and database, dropped afterwards):
-the database is empty, so the build loads 2013-01-01 .. 01-03 through the real pipeline
+the database is empty, so the build loads :data:`WINDOW` (one day) through the real pipeline
 (replay -> Kafka -> Spark -> Delta -> MongoDB), screenshots the dashboard served by Voila,
 executes the notebook, exports the slides and prints the PDF. The checks below then open the
 HTML themselves in Debian's Chromium with the network blocked.
@@ -22,6 +22,9 @@ from pipelines.dashboard.browser import CHROMIUM, launch
 from pipelines.presentation import blocks, build, excerpts, facts, render
 from pipelines.presentation.sections import SECTIONS
 
+# one day keeps the load (replay + three Spark jobs) short; `make slides` loads two
+WINDOW = ("2013-01-01T00:00:00+00:00", "2013-01-02T00:00:00+00:00")
+
 
 @pytest.fixture(scope="module")
 def deck(stack: Settings, tmp_path_factory):
@@ -31,7 +34,7 @@ def deck(stack: Settings, tmp_path_factory):
     folder = tmp_path_factory.mktemp("slides")
     settings = stack.isolated(tag, folder, database=f"tarmac_slides_{tag}")
     try:
-        result = build.build(settings, folder / "deck")
+        result = build.build(settings, folder / "deck", WINDOW)
         yield settings, result
     finally:
         mongo.database(settings).client.drop_database(settings.mongo.database)
