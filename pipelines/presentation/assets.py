@@ -79,7 +79,7 @@ def provision(version: str = REVEAL_VERSION, integrity: str | None = REVEAL_INTE
         )
     with tempfile.TemporaryDirectory(prefix="tarmac-reveal-") as tmp:
         proc = subprocess.run(
-            [npm, "pack", f"reveal.js@{version}", "--pack-destination", tmp, "--silent"],
+            [npm, "pack", f"reveal.js@{version}", "--pack-destination", tmp, "--loglevel", "error"],
             capture_output=True,
             text=True,
             timeout=300,

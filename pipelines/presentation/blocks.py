@@ -75,10 +75,10 @@ def image(src: str, alt: str, cls: str = "") -> str:
     return f'<img class="tm-img {cls}" src="{esc(src)}" alt="{esc(alt)}">'
 
 
-def missing(what: str, command: str) -> str:
-    """The notice of a figure that has not been measured, naming the command that measures it."""
+def missing(what: str, command: str, prefix: str = "Pas encore mesuré") -> str:
+    """The notice of a figure that is not there yet, naming the command that produces it."""
     return (
-        f'<div class="tm-missing" data-missing="{esc(what)}">Pas encore mesuré : {esc(what)}. '
+        f'<div class="tm-missing" data-missing="{esc(what)}">{esc(prefix)} : {esc(what)}. '
         f"Lancer <code>{esc(command)}</code> puis <code>make slides</code>.</div>"
     )
 

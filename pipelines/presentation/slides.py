@@ -234,8 +234,9 @@ class Deck:
         if not led["runs"]:
             return HTML(
                 B.missing(
-                    f"aucun run dans le ledger de l'env {self.settings.env}",
+                    f"le ledger de l'env {self.settings.env} est vide",
                     f"python -m pipelines run weather_hourly --env {self.settings.env}",
+                    prefix="Aucun run enregistré",
                 )
                 + B.note(self.where)
             )

@@ -209,7 +209,8 @@ def others(deck: Deck) -> HTML:
                     d["target_met"],
                 )
             )
-    table = B.table(["benchmark", "mesure", "cible", "verdict", "mesuré le"], rows, "tm-small")
+    headers = ["benchmark", "mesure", "cible", "verdict", "mesuré le"]
+    table = B.table(headers, rows, "tm-small") if rows else ""
     missing = "".join(B.missing(b["what"], b["command"]) for b in todo)
     left = table + missing + B.note("Valeurs lues dans <code>outputs/bench/*.json</code>.")
     if chart is None:
