@@ -9,7 +9,8 @@ Modules, one concern each:
 - :mod:`~pipelines.presentation.excerpts` — code pulled from the source by dotted name;
 - :mod:`~pipelines.presentation.blocks` and :mod:`~pipelines.presentation.charts` — HTML
   blocks and matplotlib PNGs;
-- :mod:`~pipelines.presentation.slides` — the content of each slide, what the notebook calls;
+- :mod:`~pipelines.presentation.slides` and :mod:`~pipelines.presentation.slides_results` —
+  the content of each slide, what the notebook calls;
 - :mod:`~pipelines.presentation.assets` — the offline reveal.js (npm, cached);
 - :mod:`~pipelines.presentation.screens` — dashboard screenshots (Voila + headless Chromium);
 - :mod:`~pipelines.presentation.render` — execute the notebook, export the HTML, print the PDF;

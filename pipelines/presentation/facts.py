@@ -262,7 +262,7 @@ def kill_tests(folder: Path = REPO / "tests") -> list[dict[str, str]]:
     """Tests that kill or crash a component on purpose (``SIGKILL``, ``kill``, ``crash`` in the
     test's name or source): file, test name, first line of its docstring."""
     found = []
-    for path in sorted(folder.glob("test_*.py")):
+    for path in sorted(folder.rglob("test_*.py")):
         text = path.read_text()
         for node in ast.parse(text).body:
             if not isinstance(node, ast.FunctionDef) or not node.name.startswith("test_"):

@@ -163,7 +163,7 @@ class Deck:
 
     def methodology(self) -> HTML:
         notebooks = sorted(p.name for p in (REPO / "notebooks").glob("*.ipynb"))
-        tests = sum(_count_tests(p) for p in (REPO / "tests").glob("test_*.py"))
+        tests = sum(_count_tests(p) for p in (REPO / "tests").rglob("test_*.py"))
         modules = len(list((REPO / "pipelines").rglob("*.py")))
         benches = sorted(p.name for p in (REPO / "bench").glob("*.py"))
         return HTML(
