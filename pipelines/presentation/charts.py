@@ -168,7 +168,7 @@ def latency(lat: dict[str, float], target: float | None, path: Path) -> Path:
     for i, k in enumerate(keys):
         ax.text(i, lat[k] + 0.4, f"{lat[k]:.1f} s".replace(".", ","), ha="center")
     if target:
-        ax.axhline(target, ls="--", color="#dc2626", lw=2)
-        ax.text(-0.45, target + 0.6, f"cible p95 {target:g} s", color="#dc2626", ha="left")
+        ax.axhline(target, ls="--", color="#dc2626", lw=2, label=f"cible p95 : {target:g} s")
+        ax.legend(loc="upper left", frameon=False, fontsize=11)
     ax.set_ylabel("secondes")
     return _save(fig, path)
