@@ -25,11 +25,12 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed ## create .venv and install Tarmac with pinned dependencies
 
-system-deps: ## install OS packages a fresh machine lacks (Debian, as root): chromium, cron
+system-deps: ## install OS packages a fresh machine lacks (Debian, as root): chromium, cron, npm
 	@for tool in java mvn go; do command -v $$tool >/dev/null || \
 	  { echo "missing '$$tool': install a JDK 17+, Maven 3.8+ and Go 1.22+ (see README)"; exit 1; }; done
 	@missing=""; test -x /usr/bin/chromium || missing="$$missing chromium"; \
 	  command -v crontab >/dev/null || missing="$$missing cron"; \
+	  command -v npm >/dev/null || missing="$$missing npm"; \
 	  if [ -n "$$missing" ]; then \
 	    echo "installing:$$missing"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
@@ -94,3 +95,7 @@ dashboard: install ## the Voila dashboard of ENV on http://127.0.0.1:8866 (local
 	TARMAC_ENV=$(ENV) JUPYTER_PATH=$(CURDIR)/pipelines/dashboard/jupyter \
 	  $(VENV)/bin/voila notebooks/dashboard.ipynb --port=$(DASHBOARD_PORT) --Voila.ip=127.0.0.1 \
 	  --no-browser --Voila.config_file_paths=$(CURDIR)/pipelines/dashboard/jupyter
+
+.PHONY: slides
+slides: install ## the deck: outputs/presentation/tarmac.slides.html (offline reveal.js) + tarmac.pdf, from ENV
+	$(PY) -m pipelines slides --env $(ENV)

@@ -34,6 +34,7 @@ from .commands import (
     cmd_run,
     cmd_runs,
     cmd_schedule,
+    cmd_slides,
     cmd_smoke,
     cmd_stack,
     cmd_submit,
@@ -54,6 +55,7 @@ SHORT = {  # the one-line help of each command in `--help`; each has a longer --
     "stack": "start, stop or inspect the embedded Kafka + FerretDB",
     "cluster": "start, stop or inspect a local Spark standalone cluster",
     "smoke": "Kafka -> Spark -> MongoDB smoke path",
+    "slides": "build the presentation: offline HTML slides and their PDF",
 }
 
 
@@ -248,6 +250,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=["install", "remove", "show"])
     p.add_argument("--root", default=str(config.REPO_ROOT), help="checkout the lines cd into")
     p.add_argument("--crontab", default=str(config.REPO_ROOT / "cron" / "tarmac.crontab"))
+
+    p = add(
+        "slides",
+        cmd_slides,
+        "Build the presentation (notebooks/90_presentation.ipynb) into outputs/presentation/: "
+        "tarmac.slides.html (reveal.js, offline) and tarmac.pdf, from ENV's serving collections, "
+        "ledger and outputs/bench; starts the stack, loads a small window when ENV serves "
+        "nothing, screenshots the dashboard, stops what it started (`make slides`).",
+    )
+    p.add_argument("--out", default=None, help="output folder (default outputs/presentation)")
+    p.add_argument("--window-start", help="window loaded when ENV serves nothing (ISO-8601, "
+                   "default 2013-01-01)")  # fmt: skip
+    p.add_argument("--window-end", help="its end, exclusive (default 2013-01-03)")
     return parser
 
 

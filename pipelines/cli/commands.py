@@ -173,6 +173,20 @@ def cmd_submit(args: argparse.Namespace) -> int:
     return code
 
 
+def cmd_slides(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from pipelines.presentation import build
+
+    window = (
+        args.window_start or build.DEFAULT_WINDOW[0],
+        args.window_end or build.DEFAULT_WINDOW[1],
+    )
+    out = Path(args.out) if args.out else None
+    build.build(config.load(args.env), out, window)
+    return 0
+
+
 def _run_summary(doc: dict[str, object]) -> dict[str, object]:
     keys = ["run_id", "job", "env", "status", "attempt", "duration_s", "rows_in", "rows_out"]
     keys += ["rows_rejected", "notebook", "html"]

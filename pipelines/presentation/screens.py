@@ -1,0 +1,136 @@
+"""Screenshots of the real dashboard for the deck: Voila serves ``notebooks/dashboard.ipynb``
+against the env's database on a free localhost port, headless Chromium (Debian's, through
+Playwright) waits until the page is drawn and captures it, then Voila is stopped.
+
+Started exactly as ``make dashboard`` starts it (the local ``tarmac`` template from
+``pipelines/dashboard/jupyter``, 127.0.0.1 only) with the build's parameters
+(``TARMAC_PARAMETERS_DIR``), so the screenshots show what the duty manager would see over the
+data the pipeline loaded. Requests leaving localhost are aborted and reported.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from pipelines.core import config
+from pipelines.dashboard import browser
+
+REPO = config.REPO_ROOT
+JUPYTER = REPO / "pipelines" / "dashboard" / "jupyter"
+DASHBOARD = REPO / "notebooks" / "dashboard.ipynb"
+SHOTS = {"dashboard.png": None, "dashboard_board.png": ".tm-panel-board"}
+
+
+class ScreenshotError(RuntimeError):
+    """Voila did not start, or the dashboard did not render in time."""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def voila(env: dict[str, str], log: Path, timeout_s: float = 90.0) -> Iterator[str]:
+    """Voila on a free 127.0.0.1 port with ``env`` added; yields its URL, stops it after."""
+    port = _free_port()
+    cmd = [
+        sys.executable,
+        "-m",
+        "voila",
+        str(DASHBOARD),
+        f"--port={port}",
+        "--Voila.ip=127.0.0.1",
+        "--no-browser",
+        f"--Voila.config_file_paths={JUPYTER}",
+    ]
+    full_env = {**os.environ, "JUPYTER_PATH": str(JUPYTER), "TARMAC_REFRESH_S": "3600", **env}
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            cmd,
+            cwd=REPO,
+            env=full_env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if proc.poll() is not None:
+                raise ScreenshotError(f"voila exited with {proc.returncode}; see {log}")
+            try:
+                urllib.request.urlopen(url + "voila/static/voila.js", timeout=2)
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise ScreenshotError(f"voila did not answer on {url}; see {log}") from None
+                time.sleep(0.3)
+        yield url
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+
+def _local(url: str) -> bool:
+    return url.startswith(("http://127.0.0.1", "ws://127.0.0.1", "data:", "blob:", "about:"))
+
+
+def capture(url: str, img_dir: Path, playwright: Any, timeout_ms: int = 90_000) -> dict[str, Any]:
+    """Screenshots of :data:`SHOTS` from the dashboard at ``url`` into ``img_dir``.
+
+    Returns the files written and the requests that tried to leave localhost (aborted)."""
+    img_dir.mkdir(parents=True, exist_ok=True)
+    outside: list[str] = []
+    b = browser.launch(playwright)
+    try:
+        page = b.new_page(viewport={"width": 1500, "height": 900})
+        page.route(
+            "**/*",
+            lambda r: (
+                r.continue_()
+                if _local(r.request.url)
+                else (outside.append(r.request.url), r.abort())
+            ),
+        )
+        page.goto(url, wait_until="domcontentloaded", timeout=timeout_ms)
+        try:
+            page.wait_for_selector('[data-kpi="flights"][data-value]', timeout=timeout_ms)
+            page.wait_for_selector("[data-clock]", timeout=timeout_ms)
+            page.wait_for_selector(
+                ".tm-panel-board table, .tm-panel-board .tm-empty", timeout=timeout_ms
+            )
+        except Exception as exc:  # Playwright's TimeoutError: say what is missing
+            raise ScreenshotError(f"the dashboard at {url} did not render: {exc}") from exc
+        page.wait_for_timeout(2500)  # bqplot draws asynchronously
+        written = []
+        for name, selector in SHOTS.items():
+            path = img_dir / name
+            if selector is None:
+                page.evaluate("window.scrollTo(0, 0)")
+                page.screenshot(path=str(path))
+            else:
+                page.locator(selector).first.screenshot(path=str(path))
+            written.append(path)
+        page.close()
+    finally:
+        b.close()
+    return {"files": written, "outside": outside}
