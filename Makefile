@@ -54,13 +54,14 @@ demo: install ## the main job on the embedded local stack
 backfill: stack-up ## the whole of 2013 through the real path (replay -> Kafka -> Spark -> MongoDB)
 	$(PY) -m pipelines pipeline --env $(ENV) --start $(FROM) --end $(TO)
 
-# The dashboard's browser test needs Debian's chromium: installed here when we can (root with
-# apt-get), otherwise one line says the command to run. Never skipped (conftest fails skips).
+# The browser tests need Debian's chromium, the deck's test npm (reveal.js): installed here when
+# we can (root with apt-get), otherwise one line says the command to run. Never skipped (conftest
+# fails a run with a skipped test).
 test-deps:
-	@test -x /usr/bin/chromium && exit 0; \
+	@test -x /usr/bin/chromium && command -v npm >/dev/null && exit 0; \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    $(MAKE) --no-print-directory system-deps; \
-	  else echo "make test: chromium is missing for the dashboard test; run: sudo make system-deps"; \
+	  else echo "make test: chromium or npm is missing for the browser tests; run: sudo make system-deps"; \
 	    exit 1; fi
 
 test: install test-deps ## the whole test suite (starts and stops the `ci` stack itself)
