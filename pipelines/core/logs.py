@@ -38,31 +38,48 @@ def log_path() -> Path:
     return outputs_dir() / "logs" / LOG_FILE
 
 
+class _LogFile:
+    """``outputs/logs/tarmac.log``, opened at the first line written (a command that logs
+    nothing, such as one refused for a bad parameter, leaves no file behind)."""
+
+    def __init__(self) -> None:
+        self._file: TextIO | None = None
+        self.failed = False
+
+    def write(self, text: str) -> bool:
+        if self._file is None and not self.failed:
+            try:
+                path = log_path()
+                path.parent.mkdir(parents=True, exist_ok=True)
+                self._file = open(path, "a", buffering=1)  # noqa: SIM115 - open for the process
+            except OSError:
+                self.failed = True  # no log file: the console gets everything
+        if self._file is None:
+            return False
+        with contextlib.suppress(OSError, ValueError):
+            self._file.write(text)
+            self._file.flush()
+        return True
+
+    def flush(self) -> None:
+        if self._file is not None:
+            with contextlib.suppress(OSError, ValueError):
+                self._file.flush()
+
+
 class _TeeLogger:
     """structlog's final logger: every line to the file, the console only what a person needs."""
 
-    def __init__(self, file: TextIO | None) -> None:
+    def __init__(self, file: _LogFile) -> None:
         self.file = file
 
     def _write(self, level: str, message: str) -> None:
-        if self.file is not None:
-            with contextlib.suppress(OSError, ValueError):
-                self.file.write(message + "\n")
-                self.file.flush()
-        if self.file is None or is_verbose() or level in _CONSOLE_LEVELS:
+        written = self.file.write(message + "\n")
+        if not written or is_verbose() or level in _CONSOLE_LEVELS:
             print(message, file=sys.stderr, flush=True)
 
     def __getattr__(self, level: str) -> Any:
         return lambda message: self._write(level, message)
-
-
-def _open_log() -> TextIO | None:
-    try:
-        path = log_path()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return open(path, "a", buffering=1)  # noqa: SIM115 - the process's log, open for its life
-    except OSError:
-        return None  # no log file: the console gets everything
 
 
 def configure(level: str | None = None, verbose: bool | None = None) -> None:
@@ -78,7 +95,7 @@ def configure(level: str | None = None, verbose: bool | None = None) -> None:
         renderer = structlog.processors.KeyValueRenderer(
             key_order=["timestamp", "level", "event"], drop_missing=True
         )
-    file = _open_log()
+    file = _LogFile()
     tee = _TeeLogger(file)
     structlog.configure(
         processors=[
@@ -94,11 +111,10 @@ def configure(level: str | None = None, verbose: bool | None = None) -> None:
     root = logging.getLogger()
     for handler in list(root.handlers):
         root.removeHandler(handler)
-    if file is not None:
-        handler = logging.StreamHandler(file)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        root.addHandler(handler)
-    if file is None or is_verbose():
+    handler = logging.StreamHandler(file)  # type: ignore[arg-type]  # write() and flush()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root.addHandler(handler)
+    if is_verbose():
         root.addHandler(logging.StreamHandler(sys.stderr))
     root.setLevel(logging.WARNING)
     logging.captureWarnings(True)  # library warnings: to the file, not the terminal

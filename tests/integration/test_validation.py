@@ -21,7 +21,7 @@ from pipelines.core.files import write_atomic
 from pipelines.dashboard import queries
 from pipelines.dashboard.health import rejects_summary
 from pipelines.landing import ingest
-from pipelines.orchestration import runner
+from pipelines.orchestration import report, runner
 from pipelines.orchestration.reconcile import reconciliation
 from pipelines.sources import replay
 from pipelines.stack import mongo
@@ -55,7 +55,7 @@ def test_reconciliation_is_shown_and_enforced() -> None:
     with pytest.raises(ReconcileError, match="in 5 != accepted 3 \\+ rejected 1"):
         reconciliation({"rows_in": 5, "accepted": 3, "rejected": 1})
     with pytest.raises(ReconcileError):
-        runner.report_job({"rows_in": 2, "accepted": 2, "rejected": 1})
+        report.report_job({"rows_in": 2, "accepted": 2, "rejected": 1})
 
 
 def test_rows_outside_the_hour_of_their_file_are_rejected_with_a_reason(spark) -> None:
