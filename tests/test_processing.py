@@ -315,7 +315,7 @@ def test_stream_killed_mid_run_ends_in_the_same_state(loaded, tmp_path) -> None:
     env = {**os.environ, "TARMAC_PARAMETERS_DIR": str(params)}
     cmd = [sys.executable, "-m", "pipelines", "job", "flights_stream", "--env", settings.env]
     proc = subprocess.Popen(
-        [*cmd, "--max-offsets", "4000"], env=env, stdout=subprocess.DEVNULL,
+        [*cmd, "-p", "max_offsets_per_trigger=4000"], env=env, stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL, start_new_session=True,
     )  # fmt: skip  # its Spark JVM dies with it
     deadline = time.monotonic() + 300
