@@ -82,13 +82,18 @@ def _spawn(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
                                 start_new_session=True)  # fmt: skip
 
 
+def _stop(proc: subprocess.Popen) -> None:
+    """Kill ``proc``'s process group if it still runs (a failed test leaves nothing behind)."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
 def _finish(proc: subprocess.Popen, timeout: float = 900) -> int:
     try:
         return proc.wait(timeout)
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        _stop(proc)
 
 
 def _run(cmd: list[str], env: dict[str, str], log: Path) -> float:
@@ -244,18 +249,21 @@ def test_broker_killed_while_replaying_loses_and_doubles_no_event(
            "--start", START.isoformat(), "--end", END.isoformat(), "--speed", "1200"]  # fmt: skip
     position = settings.resolve(settings.paths.data) / "replay" / "position.json"
     proc = _spawn(cmd, env, log)
-    deadline = time.monotonic() + 300
-    while not position.exists():  # a first flush acknowledged
-        assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
-        time.sleep(0.2)
-    kafka = KafkaService(settings)
-    pid, t_kill = _kill(kafka)
-    restart = _restart(kafka, pid)
-    reruns = 0
-    while _finish(proc) != 0:  # a replay that gave up resumes from its saved position
-        reruns += 1
-        assert reruns <= 3, log.read_text()[-3000:]
-        proc = _spawn(cmd, env, log)
+    try:
+        deadline = time.monotonic() + 300
+        while not position.exists():  # a first flush acknowledged
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+        kafka = KafkaService(settings)
+        pid, t_kill = _kill(kafka)
+        restart = _restart(kafka, pid)
+        reruns = 0
+        while _finish(proc) != 0:  # a replay that gave up resumes from its saved position
+            reruns += 1
+            assert reruns <= 3, log.read_text()[-3000:]
+            proc = _spawn(cmd, env, log)
+    finally:
+        _stop(proc)
     print(f"recovery kafka restart {restart:.1f} replay done {time.monotonic() - t_kill:.1f}"
           f" reruns {reruns}")  # fmt: skip
 
@@ -297,6 +305,7 @@ def test_ferretdb_killed_mid_batch_fails_clearly_and_the_next_run_converges(
            "-p", f"max_offsets_per_trigger={BATCH}"]  # fmt: skip
     log = tmp_path / "runner.log"
     ferret = FerretDBService(settings)
+    proc = None
     try:
         proc = _spawn(cmd, env, log)
         reached = tmp_path / "sink.partial_write.reached"
@@ -325,6 +334,8 @@ def test_ferretdb_killed_mid_batch_fails_clearly_and_the_next_run_converges(
                if c in STREAM_OWNED}  # fmt: skip
         assert got == want
     finally:
+        if proc is not None:
+            _stop(proc)
         if ferret.pid() is None:
             ferret.start()
         _drop(settings)
