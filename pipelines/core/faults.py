@@ -52,6 +52,6 @@ def point(name: str) -> None:
         if os.environ.get(DIR_ENV):
             (folder / f"{name}.killed").write_text(str(os.getpid()))
         job = int(os.environ.get(GROUP_ENV) or os.getpgid(0))
-        if os.getpgid(0) != job:  # a Python worker: its daemon's group first, then the job
+        if os.getpgid(0) != job:  # a Python worker: the job first, then its daemon's group
             os.killpg(job, signal.SIGKILL)
         os.killpg(os.getpgid(0), signal.SIGKILL)
