@@ -4,9 +4,10 @@ Off unless the environment variable ``TARMAC_FAULT`` is set (then only the point
 anything); :func:`point` costs one ``os.environ`` lookup. ``TARMAC_FAULT`` is a comma-separated
 list of ``<point>`` (SIGKILL the job) or ``<point>:pause`` (write ``<point>.reached`` in
 ``$TARMAC_FAULT_DIR`` and wait until the test creates ``<point>.release``, e.g. to kill a
-service at that moment). The kill takes the whole process group (driver, its Spark JVM, the
-Python workers), as a crash of the job's machine would: set the variable only for a job started
-in its own session (``start_new_session=True``), as ``tests/test_faults.py`` does.
+service at that moment). The kill takes the job's whole process group (driver and its Spark
+JVM; from a Python worker also the worker daemon's group), as a crash of the job's machine
+would: set the variable only for a job started in its own session (``start_new_session=True``),
+as ``tests/test_faults.py`` does.
 
 Points: ``stream.after_lake_write`` (raw events appended, nothing served yet),
 ``sink.partial_write`` (a Mongo partition half written), ``stream.before_commit`` (the batch
@@ -23,6 +24,12 @@ from pathlib import Path
 
 ENV = "TARMAC_FAULT"
 DIR_ENV = "TARMAC_FAULT_DIR"
+GROUP_ENV = "TARMAC_FAULT_PGID"  # the job's process group, recorded by its driver
+
+if os.environ.get(ENV) and not os.environ.get(GROUP_ENV):
+    # imported by the driver before its Spark JVM starts: the JVM and the Python workers
+    # inherit it (PySpark's worker daemon runs in a process group of its own)
+    os.environ[GROUP_ENV] = str(os.getpgid(0))
 
 
 def _actions(name: str) -> list[str]:
@@ -44,4 +51,7 @@ def point(name: str) -> None:
             continue
         if os.environ.get(DIR_ENV):
             (folder / f"{name}.killed").write_text(str(os.getpid()))
+        job = int(os.environ.get(GROUP_ENV) or os.getpgid(0))
+        if os.getpgid(0) != job:  # a Python worker: the job first, then its daemon's group
+            os.killpg(job, signal.SIGKILL)
         os.killpg(os.getpgid(0), signal.SIGKILL)

@@ -32,14 +32,12 @@ are renames within the root, never over an existing file.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import socket
 import sqlite3
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -48,20 +46,22 @@ from typing import Any
 from pipelines.core.exceptions import LandingError
 from pipelines.core.files import write_atomic
 from pipelines.landing.checks import CheckResult, check_csv
-from pipelines.landing.manifest import (
-    LIVE,
+from pipelines.landing.manifest import (  # noqa: F401 - re-exported
+    _LIVE,
+    _SCHEMA,
     LOCK,
     MANIFEST,
-    SCHEMA,
+    TEMP_SUFFIXES,
     LandedFile,
-    gone,
-    is_temp,
-    now,
-    reason_path,
-)  # fmt: skip
+    Manifest,
+    _gone,
+    _is_temp,
+    _now,
+    _reason_path,
+)
 
 
-class LandingZone:
+class LandingZone(Manifest):
     """Folders and manifest under ``root`` (see the module docstring for the contract).
 
     ``owner`` names this run in claims (default ``host:pid``). A claim held by someone else is
@@ -86,57 +86,10 @@ class LandingZone:
                 "at a writable local folder, or fix its permissions"
             ) from exc
         with self._txn() as db:
-            for statement in SCHEMA:
+            for statement in _SCHEMA:
                 db.execute(statement)
 
     # -- manifest ---------------------------------------------------------------------------
-
-    def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.manifest, timeout=60.0, isolation_level=None)
-        db.row_factory = sqlite3.Row
-        return db
-
-    @contextmanager
-    def _locked(self, file: LandedFile) -> Iterator[None]:
-        """Hold the zone lock while ``file`` is recorded and moved, so overlapping runs never
-        act on a file another run is moving; fails if ``file`` changed or is gone."""
-        file.sha256  # noqa: B018 - hashed before taking the lock
-        with open(self.root / LOCK, "a") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            try:
-                self._unchanged(file)
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
-
-    @contextmanager
-    def _txn(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction; ``BEGIN IMMEDIATE`` makes concurrent jobs wait their turn."""
-        db = self._connect()
-        try:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
-        finally:
-            db.close()
-
-    def records(self, source: str | None = None) -> list[dict[str, Any]]:
-        """Manifest rows, oldest first (all sources unless ``source``)."""
-        db = self._connect()
-        try:
-            sql, args = "SELECT * FROM files", ()
-            if source is not None:
-                sql, args = sql + " WHERE source = ?", (source,)
-            return [dict(r) for r in db.execute(sql + " ORDER BY id", args)]
-        finally:
-            db.close()
-
-    def _rel(self, path: Path) -> str:
-        return path.relative_to(self.root).as_posix()
 
     def _folder(self, kind: str, source: str) -> Path:
         if not source or source.startswith((".", "_")) or "/" in source or "\\" in source:
@@ -145,54 +98,6 @@ class LandingZone:
 
     def _archive(self, source: str) -> Path:
         return self._folder("archive", source) / datetime.now(UTC).date().isoformat()
-
-    def _free(self, db: sqlite3.Connection, target: Path) -> Path:
-        """``target``, or ``<stem>.<n><suffix>`` if taken on disk or in the manifest."""
-        candidate, n = target, 0
-        while (
-            candidate.exists()
-            or reason_path(candidate).exists()
-            or db.execute(
-                "SELECT 1 FROM files WHERE location = ?", (self._rel(candidate),)
-            ).fetchone()
-        ):
-            n += 1
-            candidate = target.with_name(f"{target.stem}.{n}{target.suffix}")
-        return candidate
-
-    def _unfinished(self, db: sqlite3.Connection, file: LandedFile, status: str) -> Path | None:
-        """Location of a row of this file (name and content) whose move never happened (crash
-        after commit). Content alone is not enough: a quarantined file an operator deleted must
-        not lend its place to a later copy under another name."""
-        for row in db.execute(
-            "SELECT location FROM files WHERE source = ? AND sha256 = ? AND name = ?"
-            " AND status = ?",
-            (file.source, file.sha256, file.name, status),
-        ):
-            if not (path := self.root / row["location"]).exists():
-                return path
-        return None
-
-    def _own_claim(self, db: sqlite3.Connection, file: LandedFile) -> sqlite3.Row | None:
-        return db.execute(
-            "SELECT id FROM files WHERE source = ? AND sha256 = ? AND status = 'claimed'"
-            " AND owner = ?",
-            (file.source, file.sha256, self.owner),
-        ).fetchone()
-
-    def _stale(self, owner: str, claimed_at: str) -> bool:
-        age = (datetime.now(UTC) - datetime.fromisoformat(claimed_at)).total_seconds()
-        if age >= self.claim_ttl_s:
-            return True
-        host, _, pid = owner.rpartition(":")
-        if host == socket.gethostname() and pid.isdigit():
-            try:
-                os.kill(int(pid), 0)
-            except ProcessLookupError:
-                return True
-            except PermissionError:
-                return False
-        return False
 
     # -- files ------------------------------------------------------------------------------
 
@@ -203,7 +108,7 @@ class LandingZone:
         found = []
         for path in folder.rglob(pattern) if folder.is_dir() else ():
             relative = path.relative_to(folder)
-            if is_temp(relative) or path.is_symlink():
+            if _is_temp(relative) or path.is_symlink():
                 continue
             try:
                 st = path.stat()
@@ -225,7 +130,7 @@ class LandingZone:
         try:
             return check_csv(file.path, expected_header, encoding, **options)
         except FileNotFoundError:
-            raise gone(file.path) from None
+            raise _gone(file.path) from None
 
     def is_duplicate(self, file: LandedFile) -> bool:
         """True if content with this sha256 was processed already for this source."""
@@ -268,14 +173,14 @@ class LandingZone:
         """One claim attempt: ``claimed``, ``processed`` (content done), ``busy`` (this file is
         claimed by a live run) or ``wait`` (a copy is)."""
         row = db.execute(
-            f"SELECT * FROM files WHERE source = ? AND sha256 = ? AND {LIVE}",
+            f"SELECT * FROM files WHERE source = ? AND sha256 = ? AND {_LIVE}",
             (file.source, file.sha256),
         ).fetchone()
         if row is None:
             db.execute(
                 "INSERT INTO files (source, name, sha256, size, status, owner, recorded_at,"
                 " claimed_at) VALUES (?, ?, ?, ?, 'claimed', ?, ?, ?)",
-                (file.source, file.name, file.sha256, file.size, self.owner, now(), now()),
+                (file.source, file.name, file.sha256, file.size, self.owner, _now(), _now()),
             )
             return "claimed"
         if row["status"] == "processed":
@@ -284,7 +189,7 @@ class LandingZone:
             return "busy" if row["name"] == file.name else "wait"
         db.execute(
             "UPDATE files SET name = ?, owner = ?, claimed_at = ? WHERE id = ?",
-            (file.name, self.owner, now(), row["id"]),
+            (file.name, self.owner, _now(), row["id"]),
         )
         return "claimed"
 
@@ -292,7 +197,7 @@ class LandingZone:
         try:
             st = file.path.stat()
         except FileNotFoundError:
-            raise gone(file.path) from None
+            raise _gone(file.path) from None
         if (st.st_ino, st.st_size, st.st_mtime_ns) != file.fingerprint:
             raise LandingError(f"{file.path} changed since it was listed; rerun to process it anew")
 
@@ -303,7 +208,7 @@ class LandingZone:
                 raise FileExistsError(target)
             os.rename(file.path, target)
         except FileNotFoundError:
-            raise gone(file.path) from None
+            raise _gone(file.path) from None
         except OSError as exc:
             raise LandingError(
                 f"{file.path} is recorded {status} but could not be moved to {target} ({exc}); "
@@ -338,7 +243,7 @@ class LandingZone:
                     "UPDATE files SET status = 'processed', name = ?, rows_in = ?,"
                     " rows_accepted = ?, rows_rejected = ?, location = ?, finished_at = ?"
                     " WHERE id = ?",
-                    (file.name, rows_in, rows_accepted, rows_rejected, self._rel(target), now(),
+                    (file.name, rows_in, rows_accepted, rows_rejected, self._rel(target), _now(),
                      claim["id"]),
                 )  # fmt: skip
             return self._move(file, target, "processed")
@@ -356,7 +261,7 @@ class LandingZone:
                         db.execute("DELETE FROM files WHERE id = ?", (claim["id"],))
                 else:
                     target = self._free(db, self._folder("quarantine", file.source) / file.name)
-                    values = (file.name, *counts, text, self._rel(target), now())
+                    values = (file.name, *counts, text, self._rel(target), _now())
                     if claim:
                         db.execute(
                             "UPDATE files SET status = 'quarantined', name = ?, rows_in = ?,"
@@ -370,12 +275,12 @@ class LandingZone:
                             " rows_in, rows_accepted, rows_rejected, reason, location,"
                             " finished_at, recorded_at)"
                             " VALUES (?, ?, ?, 'quarantined', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                            (file.source, file.sha256, file.size, self.owner, *values, now()),
+                            (file.source, file.sha256, file.size, self.owner, *values, _now()),
                         )
             details = {
                 "reason": text,
                 "code": result.code,
-                "detected_at": now(),
+                "detected_at": _now(),
                 "source": file.source,
                 "name": file.name,
                 "sha256": file.sha256,
@@ -386,7 +291,7 @@ class LandingZone:
                 "row_errors": [asdict(e) for e in result.row_errors],
             }
             target.parent.mkdir(parents=True, exist_ok=True)
-            write_atomic(reason_path(target), json.dumps(details, indent=2) + "\n")
+            write_atomic(_reason_path(target), json.dumps(details, indent=2) + "\n")
             return self._move(file, target, "quarantined")
 
     def skip_duplicate(self, file: LandedFile) -> Path:
@@ -410,34 +315,6 @@ class LandingZone:
                         " owner, location, recorded_at, finished_at)"
                         " VALUES (?, ?, ?, ?, 'duplicate', ?, ?, ?, ?, ?)",
                         (file.source, file.name, file.sha256, file.size, original["id"],
-                         self.owner, self._rel(target), now(), now()),
+                         self.owner, self._rel(target), _now(), _now()),
                     )  # fmt: skip
             return self._move(file, target, "duplicate")
-
-    def reconcile(self, source: str) -> dict[str, int]:
-        """Counts of ``source`` from the manifest (rows over processed files) plus ``pending``
-        files and ``missing`` ones (recorded but not in their folder); raises
-        :class:`LandingError` unless ``rows_in == rows_accepted + rows_rejected``."""
-        rows = self.records(source)
-        counts = {
-            "files_in": len(rows),
-            **{s: 0 for s in ("claimed", "processed", "quarantined", "duplicate")},
-            "rows_in": 0,
-            "rows_accepted": 0,
-            "rows_rejected": 0,
-            "missing": 0,
-            "pending": len(self.pending(source, "*")),
-        }
-        for row in rows:
-            counts[row["status"]] += 1
-            if row["location"] and not (self.root / row["location"]).exists():
-                counts["missing"] += 1
-            if row["status"] == "processed":
-                for key in ("rows_in", "rows_accepted", "rows_rejected"):
-                    counts[key] += row[key]
-        if counts["rows_in"] != counts["rows_accepted"] + counts["rows_rejected"]:
-            raise LandingError(
-                f"{source}: rows_in={counts['rows_in']} is not accepted={counts['rows_accepted']}"
-                f" + rejected={counts['rows_rejected']}; the manifest was edited or is corrupt"
-            )
-        return counts

@@ -11,6 +11,7 @@ document (``test_processing.snapshot``). Recovery times are printed (``-s``) as
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import signal
@@ -23,6 +24,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import psutil
 import pytest
 
 from pipelines.core.config import Settings
@@ -79,13 +81,18 @@ def _spawn(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
                                 start_new_session=True)  # fmt: skip
 
 
+def _stop(proc: subprocess.Popen) -> None:
+    """Kill ``proc``'s process group if it still runs (a failed test leaves nothing behind)."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
 def _finish(proc: subprocess.Popen, timeout: float = 900) -> int:
     try:
         return proc.wait(timeout)
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        _stop(proc)
 
 
 def _run(cmd: list[str], env: dict[str, str], log: Path) -> float:
@@ -133,7 +140,7 @@ def test_stream_killed_inside_a_batch_ends_in_the_same_state(
         reference_daily.run(settings)
         weather_hourly.run(settings)
         log = tmp_path / "stream.log"
-        cmd = _job(settings, "flights_stream", "--max-offsets", BATCH)
+        cmd = _job(settings, "flights_stream", "-p", f"max_offsets_per_trigger={BATCH}")
         rc = _finish(_spawn(cmd, _env(settings, tmp_path, point), log))
         assert rc == -signal.SIGKILL and (tmp_path / f"{point}.killed").exists(), log.read_text()
         seconds = _run(cmd, _env(settings, tmp_path), log)
@@ -196,16 +203,36 @@ def dedicated(stack: Settings, tmp_path_factory) -> Iterator[Settings]:
         svc.stop()
 
 
-def _kill(service) -> float:
-    """SIGKILL ``service``'s real process; restart it with the same code; the restart time."""
+def _down(service, pid: int) -> None:
+    """Wait until ``service`` (process ``pid``) is dead, reaped and its port closed."""
+    while psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+        time.sleep(0.1)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)  # a child of this session's stack fixture
+    while service.pid() is not None or _port_open(service.port):
+        time.sleep(0.1)
+
+
+def _kill(service) -> tuple[int, float]:
+    """SIGKILL ``service``'s real process; the pid and when."""
     pid = service.pid()
     assert pid is not None
     os.kill(pid, signal.SIGKILL)
-    while service.pid() is not None:
-        time.sleep(0.1)
+    return pid, time.monotonic()
+
+
+def _restart(service, pid: int) -> float:
+    """Start ``service`` again with the same code once ``pid`` is gone; the restart time."""
+    _down(service, pid)
     t0 = time.monotonic()
     assert service.start()
     return time.monotonic() - t0
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 def test_broker_killed_while_replaying_loses_and_doubles_no_event(
@@ -221,17 +248,21 @@ def test_broker_killed_while_replaying_loses_and_doubles_no_event(
            "--start", START.isoformat(), "--end", END.isoformat(), "--speed", "1200"]  # fmt: skip
     position = settings.resolve(settings.paths.data) / "replay" / "position.json"
     proc = _spawn(cmd, env, log)
-    deadline = time.monotonic() + 300
-    while not position.exists():  # a first flush acknowledged
-        assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
-        time.sleep(0.2)
-    t_kill = time.monotonic()
-    restart = _kill(KafkaService(settings))
-    reruns = 0
-    while _finish(proc) != 0:  # a replay that gave up resumes from its saved position
-        reruns += 1
-        assert reruns <= 3, log.read_text()[-3000:]
-        proc = _spawn(cmd, env, log)
+    try:
+        deadline = time.monotonic() + 300
+        while not position.exists():  # a first flush acknowledged
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+        kafka = KafkaService(settings)
+        pid, t_kill = _kill(kafka)
+        restart = _restart(kafka, pid)
+        reruns = 0
+        while _finish(proc) != 0:  # a replay that gave up resumes from its saved position
+            reruns += 1
+            assert reruns <= 3, log.read_text()[-3000:]
+            proc = _spawn(cmd, env, log)
+    finally:
+        _stop(proc)
     print(f"recovery kafka restart {restart:.1f} replay done {time.monotonic() - t_kill:.1f}"
           f" reruns {reruns}")  # fmt: skip
 
@@ -273,6 +304,7 @@ def test_ferretdb_killed_mid_batch_fails_clearly_and_the_next_run_converges(
            "-p", f"max_offsets_per_trigger={BATCH}"]  # fmt: skip
     log = tmp_path / "runner.log"
     ferret = FerretDBService(settings)
+    proc = None
     try:
         proc = _spawn(cmd, env, log)
         reached = tmp_path / "sink.partial_write.reached"
@@ -280,9 +312,7 @@ def test_ferretdb_killed_mid_batch_fails_clearly_and_the_next_run_converges(
         while not reached.exists():
             assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
             time.sleep(0.2)
-        pid = ferret.pid()
-        os.kill(pid, signal.SIGKILL)
-        t_kill = time.monotonic()
+        pid, t_kill = _kill(ferret)
         (tmp_path / "sink.partial_write.release").write_text("")
         rc = _finish(proc)
         failed_after = time.monotonic() - t_kill
@@ -290,7 +320,7 @@ def test_ferretdb_killed_mid_batch_fails_clearly_and_the_next_run_converges(
         assert rc != 0, text[-3000:]
         assert f"MongoDB at {settings.mongo.safe_uri} stopped answering" in text, text[-3000:]
 
-        restart = _kill_free_restart(ferret)
+        restart = _restart(ferret, pid)
         env.pop("TARMAC_FAULT")
         seconds = _run(cmd, env, log)
         print(f"recovery ferretdb failed_after {failed_after:.1f} restart {restart:.1f} "
@@ -303,19 +333,12 @@ def test_ferretdb_killed_mid_batch_fails_clearly_and_the_next_run_converges(
                if c in STREAM_OWNED}  # fmt: skip
         assert got == want
     finally:
+        if proc is not None:
+            _stop(proc)
         if ferret.pid() is None:
             ferret.start()
         _drop(settings)
         _drop(reference)
-
-
-def _kill_free_restart(service) -> float:
-    """Restart a service that is already dead; the restart time."""
-    while service.pid() is not None:
-        time.sleep(0.1)
-    t0 = time.monotonic()
-    assert service.start()
-    return time.monotonic() - t0
 
 
 # ------------------------------------------------------------- landing folder not usable
