@@ -420,7 +420,7 @@ def voila(served_db: Settings, tmp_path_factory) -> Iterator[str]:
         proc.wait()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")  # closed before another module drives Playwright
 def browser():
     if not Path(CHROMIUM).exists():  # never a skip: the dashboard is what users rely on
         pytest.fail(f"{CHROMIUM} is missing for the dashboard test: run `{SYSTEM_DEPS}`")
