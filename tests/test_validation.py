@@ -124,8 +124,10 @@ def test_a_service_gone_mid_job_is_named_with_its_address() -> None:
     from pipelines.core.exceptions import ServiceUnavailableError, unavailable
 
     addresses = {"MongoDB": "mongodb://127.0.0.1:1/", "Kafka": "127.0.0.1:2"}
-    worker = RuntimeError("Traceback ...\n    raise AutoReconnect(msg) from error\n"
-                          "pymongo.errors.AutoReconnect: 127.0.0.1:1: connection closed")  # fmt: skip
+    worker = RuntimeError(
+        "Traceback ...\n    raise AutoReconnect(msg) from error\n"
+        "pymongo.errors.AutoReconnect: 127.0.0.1:1: connection closed"
+    )
     named = unavailable(worker, addresses)
     assert isinstance(named, ServiceUnavailableError)
     assert str(named).startswith(
