@@ -155,7 +155,8 @@ def test_smoke_job_through_the_runner(stack, iso, tmp_path, monkeypatch) -> None
     assert result.status == "success"
     doc = _ledger(stack).find_one({"_id": result.run_id})
     assert doc["status"] == "success" and doc["job"] == "smoke" and doc["env"] == "ci"
-    assert doc["params"] == {"env": "ci", "messages": 200}
+    assert doc["params"] == {"env": "ci", "messages": 200, "topic": None,  # defaults recorded
+                             "collection": "smoke_events", "checkpoint": None}  # fmt: skip
     assert (doc["rows_in"], doc["rows_out"], doc["rows_rejected"]) == (200, 200, 0)
     assert doc["metrics"]["batches"] >= 1
     assert doc["attempt"] == 1 and doc["error"] is None
