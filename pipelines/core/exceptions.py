@@ -88,8 +88,9 @@ def unavailable(exc: BaseException, addresses: dict[str, str]) -> ServiceUnavail
     text = f"{exc.__class__.__name__}: {exc}"
     for service in ("MongoDB", "Kafka"):
         if any(sign in text for sign in _SIGNS[service]):
-            first = next((line.strip() for line in text.splitlines()
-                          if any(sign in line for sign in _SIGNS[service])), "")  # fmt: skip
+            lines = [line.strip() for line in text.splitlines()
+                     if any(sign in line for sign in _SIGNS[service])]  # fmt: skip
+            first = lines[-1] if lines else ""  # the innermost: the client's own message
             return ServiceUnavailableError(
                 f"{service} at {addresses.get(service, '?')} stopped answering during the job "
                 f"({first[:300]}); start it again (make stack-up) and rerun: the rerun converges"

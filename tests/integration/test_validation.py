@@ -116,3 +116,23 @@ def test_weather_run_rejects_reconciles_and_shows_it(iso, tmp_path, monkeypatch)
         assert summary.total == 2
     finally:
         db.client.drop_database(db.name)
+
+
+def test_a_service_gone_mid_job_is_named_with_its_address() -> None:
+    """What a Spark wrapper of a worker's traceback becomes (the stream raises it)."""
+    from pipelines.core.exceptions import ServiceUnavailableError, unavailable
+
+    addresses = {"MongoDB": "mongodb://127.0.0.1:1/", "Kafka": "127.0.0.1:2"}
+    worker = RuntimeError(
+        "Traceback ...\n    raise AutoReconnect(msg) from error\n"
+        "pymongo.errors.AutoReconnect: 127.0.0.1:1: connection closed"
+    )
+    named = unavailable(worker, addresses)
+    assert isinstance(named, ServiceUnavailableError)
+    assert str(named).startswith(
+        "MongoDB at mongodb://127.0.0.1:1/ stopped answering during "
+        "the job (pymongo.errors.AutoReconnect: 127.0.0.1:1: connection"
+    )
+    kafka = unavailable(RuntimeError("KafkaTimeoutError: Timed out waiting for a node"), addresses)
+    assert kafka is not None and str(kafka).startswith("Kafka at 127.0.0.1:2 stopped answering")
+    assert unavailable(ValueError("a bug"), addresses) is None
