@@ -29,7 +29,7 @@ WINDOW = ("2013-01-01T00:00:00+00:00", "2013-01-02T00:00:00+00:00")
 @pytest.fixture(scope="module")
 def deck(stack: Settings, tmp_path_factory):
     if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is not installed (make system-deps)")
+        pytest.fail(f"{CHROMIUM} is missing for the deck's test: run `sudo make system-deps`")
     tag = uuid.uuid4().hex[:8]
     folder = tmp_path_factory.mktemp("slides")
     settings = stack.isolated(tag, folder, database=f"tarmac_slides_{tag}")
@@ -78,6 +78,9 @@ def test_deck_opens_offline_every_slide_and_image_loads_one_page_a_slide(deck) -
             const c = Reveal.getCurrentSlide();
             return [c.querySelector('h2') ? c.querySelector('h2').innerText.trim() : '',
                     c.innerText.trim().length, !!c.querySelector('aside.notes')]; })""")
+        # reveal.js loads a slide's images when the slide comes near: wait until every one has
+        # finished (loaded or broken) before judging them
+        page.wait_for_function("Array.from(document.images).every(i => i.complete)", timeout=60_000)
         images = page.evaluate(
             "Array.from(document.images).map(i => [i.getAttribute('src'), i.complete && "
             "i.naturalWidth > 0])"
