@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -23,7 +22,7 @@ from pipelines.core.config import REPO_ROOT, Settings
 from pipelines.jobs.registry import PIPELINE
 from pipelines.orchestration import runner
 from pipelines.stack import control
-from pipelines.stack.services import services
+from pipelines.stack.services import services, stop_group
 
 log = structlog.get_logger(__name__)
 
@@ -37,11 +36,7 @@ def _spawn(cmd: list[str], log_path: Path, env: dict[str, str] | None = None) ->
 
 def _stop(proc: subprocess.Popen, name: str) -> None:
     if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+        stop_group(proc, grace_s=20)
         log.info("demo.stopped", process=name)
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -24,6 +23,7 @@ from typing import Any
 
 from pipelines.core import config
 from pipelines.dashboard import browser
+from pipelines.stack.services import stop_group
 
 REPO = config.REPO_ROOT
 JUPYTER = REPO / "pipelines" / "dashboard" / "jupyter"
@@ -81,13 +81,7 @@ def voila(env: dict[str, str], log: Path, timeout_s: float = 90.0) -> Iterator[s
                 time.sleep(0.3)
         yield url
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+        stop_group(proc, grace_s=15)
 
 
 def _local(url: str) -> bool:

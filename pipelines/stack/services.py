@@ -39,6 +39,21 @@ def _tail(path: Path, lines: int = 20) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 
+def stop_group(proc: subprocess.Popen, grace_s: float = 20.0) -> None:
+    """Stop a child started with ``start_new_session=True`` and everything it started: SIGTERM
+    to its process group, SIGKILL after ``grace_s`` seconds."""
+    if proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(grace_s)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
 def _reap(pid: int) -> None:
     """Collect a dead child of ours so that it does not linger as a zombie."""
     with contextlib.suppress(ChildProcessError):
