@@ -25,7 +25,6 @@ import platform
 import socket
 import statistics
 import subprocess
-import sys
 import time
 import urllib.request
 from datetime import UTC, datetime
@@ -36,7 +35,7 @@ from pipelines.core.config import REPO_ROOT
 from pipelines.core.exceptions import ServiceUnavailableError
 from pipelines.dashboard.browser import launch
 from pipelines.serving import readmodels as RM
-from pipelines.stack import mongo
+from pipelines.stack import mongo, voila
 
 TARGET_FIRST_RENDER_S = 5.0
 TARGET_FILTER_P95_MS = 150.0
@@ -59,19 +58,9 @@ def _percentile(values: list[float], q: float) -> float:
 
 
 def _start_voila(env: str, database: str, port: int, log: Path) -> subprocess.Popen:
-    jupyter = REPO_ROOT / "pipelines" / "dashboard" / "jupyter"
-    cmd = [
-        sys.executable, "-m", "voila", str(REPO_ROOT / "notebooks" / "dashboard.ipynb"),
-        f"--port={port}", "--Voila.ip=127.0.0.1", "--no-browser",
-        f"--Voila.config_file_paths={jupyter}",
-    ]  # fmt: skip
-    environ = {
-        **os.environ,
-        "TARMAC_ENV": env,
-        "MONGO_DATABASE": database,
-        "JUPYTER_PATH": str(jupyter),
-        "TARMAC_REFRESH_S": "3600",  # no auto-refresh in the middle of a measurement
-    }
+    cmd = voila.command(port)
+    # no auto-refresh in the middle of a measurement
+    environ = voila.environment(env, MONGO_DATABASE=database, TARMAC_REFRESH_S="3600")
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=environ, stdout=out, stderr=out)
     deadline = time.monotonic() + 60

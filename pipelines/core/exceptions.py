@@ -36,7 +36,7 @@ class ServiceUnavailableError(TarmacError):
 class ReconcileError(TarmacError):
     """A job's counts do not add up: rows in != accepted + rejected."""
 
-    exit_code = 6
+    exit_code = 12
 
 
 class ValidationFailure(TarmacError):

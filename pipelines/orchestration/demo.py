@@ -9,7 +9,6 @@ command started (the stack too, unless it was already running).
 from __future__ import annotations
 
 import logging
-import os
 import subprocess
 import sys
 import time
@@ -21,7 +20,7 @@ from pipelines.core import logs
 from pipelines.core.config import REPO_ROOT, Settings
 from pipelines.jobs.registry import PIPELINE
 from pipelines.orchestration import runner
-from pipelines.stack import control
+from pipelines.stack import control, voila
 from pipelines.stack.services import services, stop_group
 
 log = structlog.get_logger(__name__)
@@ -53,13 +52,8 @@ def run(settings: Settings, speed: float, start: str, cycles: int | None, port: 
     }  # fmt: skip
     dashboard = REPO_ROOT / "notebooks" / "dashboard.ipynb"
     if dashboard.exists():
-        jupyter = str(REPO_ROOT / "pipelines" / "dashboard" / "jupyter")
-        procs["voila"] = _spawn(
-            [str(Path(py).parent / "voila"), str(dashboard), f"--port={port}",
-             "--Voila.ip=127.0.0.1", "--no-browser", f"--Voila.config_file_paths={jupyter}"],
-            logs_dir / "demo-voila.log",
-            env={**os.environ, "TARMAC_ENV": settings.env, "JUPYTER_PATH": jupyter},
-        )  # fmt: skip
+        procs["voila"] = _spawn(voila.command(port), logs_dir / "demo-voila.log",
+                                env=voila.environment(settings.env))  # fmt: skip
         print(f"\n  Dashboard: http://127.0.0.1:{port}/   (replay clock: {speed:g}x)\n",
               flush=True)  # fmt: skip
     print(f"  Logs: {logs_dir}/demo-*.log, run notebooks: outputs/runs/   Ctrl-C to stop\n",

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pipelines.orchestration.reconcile import reconciliation
+from pipelines.core.exceptions import ReconcileError
 
 
 def report(
@@ -51,3 +52,18 @@ def report_job(result: dict[str, Any], path: str | os.PathLike[str] | None = Non
     print(reconciliation(result))
     extra = {k: v for k, v in result.items() if k not in ("rows_in", "accepted", "rejected")}
     return report(result["rows_in"], result["accepted"], result["rejected"], path, **extra)
+
+
+def reconciliation(result: Mapping[str, Any]) -> str:
+    """The line a run's output notebook shows: ``rows: in N = accepted A + rejected R`` (and the
+    files of a landing job); raises :class:`ReconcileError` when the counts do not add up."""
+    rows_in, accepted, rejected = result["rows_in"], result["accepted"], result["rejected"]
+    line = f"rows: in {rows_in} = accepted {accepted} + rejected {rejected}"
+    if "files" in result:
+        line += (f"; files: {result['files']} processed, {result.get('quarantined', 0)} "
+                 f"quarantined (rejected with a reason), {result.get('duplicates', 0)} "
+                 f"duplicates")  # fmt: skip
+    if rows_in != accepted + rejected:
+        raise ReconcileError(f"counts do not reconcile: {line.replace(' = ', ' != ', 1)}; a row "
+                             "was lost or counted twice, see the job's log")  # fmt: skip
+    return line + "  [reconciled]"

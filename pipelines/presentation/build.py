@@ -137,7 +137,7 @@ def build(
             (out / "img" / name).unlink(missing_ok=True)
         with sync_playwright() as pw:
             say("screenshots: starting Voila")
-            with screens.voila(env, out / "voila.log") as url:
+            with screens.serve(env, out / "voila.log") as url:
                 say(f"screenshots: Chromium on {url}")
                 shots = screens.capture(url, out / "img", pw)
             if shots["outside"]:

@@ -11,23 +11,17 @@ data the pipeline loaded. Requests leaving localhost are aborted and reported.
 from __future__ import annotations
 
 import contextlib
-import os
-import socket
 import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from pipelines.core import config
 from pipelines.dashboard import browser
+from pipelines.stack import voila
 from pipelines.stack.services import stop_group
 
 REPO = config.REPO_ROOT
-JUPYTER = REPO / "pipelines" / "dashboard" / "jupyter"
-DASHBOARD = REPO / "notebooks" / "dashboard.ipynb"
 SHOTS = {"dashboard.png": None, "dashboard_board.png": ".tm-panel-board"}
 
 
@@ -35,50 +29,25 @@ class ScreenshotError(RuntimeError):
     """Voila did not start, or the dashboard did not render in time."""
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextlib.contextmanager
-def voila(env: dict[str, str], log: Path, timeout_s: float = 90.0) -> Iterator[str]:
+def serve(env: dict[str, str], log: Path, timeout_s: float = 90.0) -> Iterator[str]:
     """Voila on a free 127.0.0.1 port with ``env`` added; yields its URL, stops it after."""
-    port = _free_port()
-    cmd = [
-        sys.executable,
-        "-m",
-        "voila",
-        str(DASHBOARD),
-        f"--port={port}",
-        "--Voila.ip=127.0.0.1",
-        "--no-browser",
-        f"--Voila.config_file_paths={JUPYTER}",
-    ]
-    full_env = {**os.environ, "JUPYTER_PATH": str(JUPYTER), "TARMAC_REFRESH_S": "3600", **env}
+    port = voila.free_port()
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            cmd,
+            voila.command(port),
             cwd=REPO,
-            env=full_env,
+            env=voila.environment(env.get("TARMAC_ENV", "local"), TARMAC_REFRESH_S="3600", **env),
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    url = f"http://127.0.0.1:{port}/"
     try:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            if proc.poll() is not None:
-                raise ScreenshotError(f"voila exited with {proc.returncode}; see {log}")
-            try:
-                urllib.request.urlopen(url + "voila/static/voila.js", timeout=2)
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise ScreenshotError(f"voila did not answer on {url}; see {log}") from None
-                time.sleep(0.3)
+        try:
+            url = voila.wait_ready(proc, port, log, timeout_s)
+        except RuntimeError as exc:
+            raise ScreenshotError(str(exc)) from None
         yield url
     finally:
         stop_group(proc, grace_s=15)

@@ -13,9 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import socket
 import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -30,6 +28,7 @@ from pipelines.core.config import REPO_ROOT, Settings
 from pipelines.dashboard.browser import CHROMIUM, SYSTEM_DEPS, launch
 from pipelines.sources import events, nycflights13
 from pipelines.stack import mongo
+from pipelines.stack import voila as voila_server
 from tests import serving_docs
 
 pytestmark = pytest.mark.integration
@@ -361,38 +360,20 @@ def served_db(stack: Settings, tmp_path_factory) -> Iterator[Settings]:
     db.client.drop_database(name)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def voila_command(port: int) -> list[str]:
-    return [
-        sys.executable, "-m", "voila", str(REPO_ROOT / "notebooks" / "dashboard.ipynb"),
-        f"--port={port}", "--Voila.ip=127.0.0.1", "--no-browser",
-        f"--Voila.config_file_paths={REPO_ROOT / 'pipelines' / 'dashboard' / 'jupyter'}",
-    ]  # fmt: skip
-
-
 def voila_env(settings: Settings) -> dict[str, str]:
-    return {
-        **os.environ,
-        "TARMAC_ENV": settings.env,
-        "MONGO_DATABASE": settings.mongo.database,
-        "JUPYTER_PATH": str(REPO_ROOT / "pipelines" / "dashboard" / "jupyter"),
-        "TARMAC_REFRESH_S": "3600",
-    }
+    return voila_server.environment(
+        settings.env, MONGO_DATABASE=settings.mongo.database, TARMAC_REFRESH_S="3600"
+    )
 
 
 @pytest.fixture(scope="session")
 def voila(served_db: Settings, tmp_path_factory) -> Iterator[str]:
     """Voila serving the dashboard on a free localhost port; stopped at the end."""
-    port = _free_port()
+    port = voila_server.free_port()
     log = tmp_path_factory.mktemp("voila") / "voila.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            voila_command(port),
+            voila_server.command(port),
             cwd=REPO_ROOT,
             env=voila_env(served_db),
             stdout=out,
@@ -539,10 +520,10 @@ def test_unreachable_database_shows_a_message_not_a_traceback(browser, served_db
     settings = served_db.model_copy(
         update={"mongo": served_db.mongo.model_copy(update={"uri": "mongodb://127.0.0.1:9/"})}
     )
-    port = _free_port()
+    port = voila_server.free_port()
     env = {**voila_env(settings), "MONGO_URI": "mongodb://127.0.0.1:9/"}
     proc = subprocess.Popen(
-        voila_command(port), cwd=REPO_ROOT, env=env,
+        voila_server.command(port), cwd=REPO_ROOT, env=env,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:

@@ -22,7 +22,7 @@ from pipelines.dashboard import queries
 from pipelines.dashboard.health import rejects_summary
 from pipelines.landing import ingest
 from pipelines.orchestration import report, runner
-from pipelines.orchestration.reconcile import reconciliation
+from pipelines.orchestration.report import reconciliation
 from pipelines.sources import replay
 from pipelines.stack import mongo
 from pipelines.transform import cleaning
