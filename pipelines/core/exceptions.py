@@ -33,6 +33,12 @@ class ServiceUnavailableError(TarmacError):
     exit_code = 5
 
 
+class SlidesError(TarmacError):
+    """The deck could not be built: a missing tool, a failed step, an inconsistent result."""
+
+    exit_code = 11
+
+
 class ReconcileError(TarmacError):
     """A job's counts do not add up: rows in != accepted + rejected."""
 

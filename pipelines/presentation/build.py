@@ -28,7 +28,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from pipelines.core import config, exceptions
+from pipelines.core import config
+from pipelines.core.exceptions import SlidesError
 from pipelines.dashboard import browser
 from pipelines.orchestration import pipeline
 from pipelines.presentation import assets, facts, render, screens
@@ -36,12 +37,6 @@ from pipelines.stack import control
 from pipelines.stack import services as services_mod
 
 DEFAULT_WINDOW = ("2013-01-01T00:00:00+00:00", "2013-01-03T00:00:00+00:00")
-
-
-class SlidesError(exceptions.TarmacError):
-    """The deck could not be built: a missing tool, a failed step, an inconsistent result."""
-
-    exit_code = 11
 
 
 @dataclass
