@@ -58,11 +58,17 @@ class DailyParams(JobParams):
 
 class StreamParams(JobParams):
     trigger: str = Field(
-        default="availableNow", description="availableNow (drain, stop) or an interval like 2s"
+        default="availableNow",
+        description="lake path: availableNow (drain, stop) or an interval like 15s",
     )
     max_offsets_per_trigger: int | None = Field(
         default=200_000, ge=1, description="Kafka records per micro-batch at most"
     )
+    hot: bool | None = Field(
+        default=None, description="run the hot path (None: when trigger is an interval)"
+    )
+    hot_trigger: str = Field(default="1s", description="the hot path's interval")
+    lake: bool = Field(default=True, description="run the lake path (the source of truth)")
 
 
 @dataclass(frozen=True)

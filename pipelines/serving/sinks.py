@@ -30,13 +30,41 @@ def strip_nulls(value: Any) -> Any:
     return value
 
 
-def _write_partition(rows: Iterator[Row], uri: str, database: str, collection: str) -> None:
-    from pymongo import MongoClient, ReplaceOne
+def operation(doc: dict[str, Any], slot: str | None = None, top: tuple[str, ...] = ()) -> Any:
+    """The write of one document (nulls already stripped), by ``_id`` only (the one filter
+    FerretDB v1.24 answers without scanning the collection: any other condition scans it,
+    3.7 s for 50 conditional replaces on 20,000 buckets, measured):
+
+    - ``slot`` None: the whole document (``ReplaceOne``), or, when ``top`` is given, its fields
+      ``$set`` (the lake path's write of a bucket: it keeps the bucket's hot slot);
+    - ``slot`` set: the fields of ``top`` at the top level and every other field inside the
+      sub-document ``slot`` (the hot path's write: it never touches the lake path's fields).
+    """
+    from pymongo import ReplaceOne, UpdateOne
+
+    key = {"_id": doc["_id"]}
+    if slot is None and not top:
+        return ReplaceOne(key, doc, upsert=True)
+    fields = {k: v for k, v in doc.items() if k != "_id"}
+    if slot is not None:
+        fields = {**{k: fields.pop(k) for k in top if k in fields}, slot: fields}
+    return UpdateOne(key, {"$set": fields}, upsert=True)
+
+
+def _write_partition(
+    rows: Iterator[Row],
+    uri: str,
+    database: str,
+    collection: str,
+    slot: str | None = None,
+    top: tuple[str, ...] = (),
+) -> None:
+    from pymongo import MongoClient
 
     from pipelines.stack.mongo import bulk_write
 
     ops = [
-        ReplaceOne({"_id": doc["_id"]}, doc, upsert=True)
+        operation(doc, slot, top)
         for doc in (strip_nulls(row.asDict(recursive=True)) for row in rows)
     ]
     if ops:
@@ -47,10 +75,17 @@ def _write_partition(rows: Iterator[Row], uri: str, database: str, collection: s
             bulk_write(client[database][collection], ops[half:])
 
 
-def write(frame: DataFrame, settings: Settings, collection: str) -> None:
-    """Write every row of ``frame`` (one column ``_id``) as the whole document of its ``_id``."""
+def write(
+    frame: DataFrame,
+    settings: Settings,
+    collection: str,
+    slot: str | None = None,
+    top: tuple[str, ...] = (),
+) -> None:
+    """Write every row of ``frame`` (one column ``_id``) as the whole document of its ``_id``
+    (``slot``/``top``: as a slot or a set of fields, see :func:`operation`)."""
     uri, db = settings.mongo.uri, settings.mongo.database
-    frame.foreachPartition(lambda rows: _write_partition(rows, uri, db, collection))
+    frame.foreachPartition(lambda rows: _write_partition(rows, uri, db, collection, slot, top))
 
 
 def set_state(settings: Settings, job: str, newest: datetime | None, **fields: Any) -> None:

@@ -43,7 +43,7 @@ LEAD = timedelta(hours=2)
 ZONES = {"BQN": "America/Puerto_Rico", "PSE": "America/Puerto_Rico",
          "SJU": "America/Puerto_Rico", "STT": "America/St_Thomas"}  # fmt: skip
 MEASURES = list(MEASURES)
-STREAM_OWNED = ["flights_by_hour", "kpi_daily", "kpi_route_monthly", "kpi_profile"]
+STREAM_OWNED = ["flights_by_hour", "kpi_hourly", "kpi_daily", "kpi_route_monthly", "kpi_profile"]
 SERVING = [*STREAM_OWNED, "weather_hourly", "airlines"]
 LATE_WEATHER = ["reference_daily", "flights_stream", "weather_hourly"]
 
