@@ -1,14 +1,18 @@
 """The Voila dashboard: a ``Dashboard`` builds the page once, ``refresh()`` re-reads MongoDB and
 redraws every panel in place (bqplot marks' data, HTML values), filters redraw what depends on
-them. Nothing here lets a traceback reach the page: an unreachable database, an empty database
-or a failing panel becomes a message where the panel is.
+them. Between two refreshes (every ``refresh_s``, 30 s) the page follows the stream: every
+``live_s`` (2.5 s) a ``follow.Follower`` thread polls the stream's state by ``_id`` and, when
+a batch landed, the board, the KPI tiles, the header and "Needs attention" are redrawn from
+the board buckets and ``kpi_hourly`` rows it read (``follow()`` does one poll in the caller).
+Nothing here lets a traceback reach the page: an unreachable database, an empty database or a
+failing panel becomes a message where the panel is.
 
     from pipelines.dashboard import Dashboard
     Dashboard.from_env("local", refresh_s=30).show()
 
 The ``Dashboard`` owns the state, the refresh (reads by ``reading.Reader``, in a thread inside a
-kernel) and the auto-refresh loop; the filter bar is a ``filters.FilterBar``, each part of the
-page a ``panels.Panel``, the banner's texts are in ``messages``.
+kernel), the auto-refresh loop and the follower; the filter bar is a ``filters.FilterBar``,
+each part of the page a ``panels.Panel``, the banner's texts are in ``messages``.
 """
 
 from __future__ import annotations
@@ -30,8 +34,10 @@ from . import panels as P
 from . import queries as Q
 from . import widgets as H
 from .filters import FilterBar
+from .follow import Follower, LiveRead
+from .live import LIVE_S, STREAM, live_dates
 from .reading import UNREACHABLE, Reader, log, read_then_draw, running_loop
-from .state import State
+from .state import Live, State
 
 # the cards of the page, row by row (the keys of ``Dashboard.panels``)
 ROWS = (("hourly", "airports"), ("carriers", "heatmap"), ("map", "weather"), ("board", "rejects"))
@@ -46,6 +52,7 @@ class Dashboard:
         refresh_s: float = 30.0,
         freshness_rules: dict[str, Q.FreshnessRule] | None = None,
         now: Callable[[], datetime] | None = None,
+        live_s: float = LIVE_S,
     ) -> None:
         self.settings = settings.for_reader()  # the read-only user where auth is on
         self.refresh_s = refresh_s
@@ -59,6 +66,8 @@ class Dashboard:
         self._redraws = 0
         self._drawn: dict[str, Any] = {}  # panel -> inputs it shows (skip identical redraws)
         self._pending: set[str] = set()  # KPI dates / months being read on demand
+        self.follower = Follower(self.settings, live_s, self._live_view, self._apply_live, self.now)
+        self.live_draws = 0  # batches of the stream drawn between refreshes
         self._build()
 
     @classmethod
@@ -179,6 +188,11 @@ class Dashboard:
             self._stop_loading,
         )
 
+    def follow(self) -> LiveRead | None:
+        """One poll of the stream, drawn in the caller (what the follower's thread does every
+        ``live_s`` inside a kernel): what it read, None when nothing changed."""
+        return self.follower.once()
+
     def reset_filters(self) -> None:
         self.filters.reset()
         self.guarded(self._draw_scope)
@@ -215,6 +229,8 @@ class Dashboard:
             if previous is not None and previous.board is not None:
                 result.board = previous.board  # shown (marked as such) until the new one
                 result.board_read_at = previous.board_read_at
+            if previous is not None:  # the stream's hours read since stay laid over
+                result.kpis = result.kpis.with_hot(previous.kpis.hot)
             self.state.snap, self.state.online = result, True
             self._drawn.clear()  # new data: everything is drawn again
             self.header_panel.draw()
@@ -310,12 +326,17 @@ class Dashboard:
         for panel in steps:
             self._draw_panel(panel, scope)
         self._draw_panel(self.attention_panel, scope)
-        self.last_timings["redraw"] = time.perf_counter() - started
+        self._follow_scope(scope)
+        self._stamp("redraw", started)
+
+    def _stamp(self, what: str, started: float) -> None:
+        """Count a redraw (``what``: its timing's name) in the stamp, sent last: when the
+        browser shows it, every update of this redraw has arrived."""
+        self.last_timings[what] = time.perf_counter() - started
         self._redraws += 1
-        # sent last: when the browser shows it, every update of this redraw has arrived
         self.stamp.value = (
-            f'<span data-redraw="{self._redraws}" '
-            f'data-redraw-ms="{self.last_timings["redraw"] * 1000:.1f}" '
+            f'<span data-redraw="{self._redraws}" data-live="{self.live_draws}" '
+            f'data-redraw-ms="{self.last_timings[what] * 1000:.1f}" '
             f'data-read-ms="{self.last_timings.get("read", 0.0) * 1000:.1f}"></span>'
         )
 
@@ -349,17 +370,69 @@ class Dashboard:
             panel.clear()
         self._draw_panel(self.rejects_panel, self.scope())
 
+    # ------------------------------------------------------------------- following the stream
+
+    def _follow_scope(self, scope: Q.Scope) -> None:
+        """The selected dates the stream still changes; new ones are read at the next poll."""
+        snap, live = self.state.snap, self.state.live
+        if snap is None:
+            return
+        dates = scope.dates()
+        wanted = live_dates(snap.dates if dates is None else dates, snap.clock_day)
+        if wanted != live.dates:
+            live.dates, live.seen = wanted, None
+
+    def _live_view(self) -> Live | None:
+        """What the follower compares with (in its thread); None: nothing to follow now."""
+        snap = self.state.snap
+        if snap is None or not snap.has_data or self.state.loading:
+            return None
+        return self.state.live
+
+    def _apply_live(self, result: LiveRead) -> None:
+        """Draw a poll's read (on the kernel's loop): the stream's state, and after a batch
+        the board, the clock and the ``kpi_hourly`` rows; a new day is a full refresh."""
+        snap, live = self.state.snap, self.state.live
+        if snap is None or not snap.has_data or self.state.loading:
+            return  # a refresh is drawing; the next poll reads again (``seen`` unchanged)
+        if result.full and result.clock is not None:
+            if Q.local_date(result.clock).isoformat() != snap.clock_day:
+                self.refresh(background=True)  # the days the snapshot holds move
+                return
+            snap.clock = result.clock
+            snap.board, snap.board_read_at = result.board, self.now()
+            snap.kpis = snap.kpis.with_hot(result.hot)
+            if result.dates == live.dates:
+                live.seen = result.marks
+            self.live_draws += 1
+            self.last_timings["live_read"] = result.seconds
+        snap.states[STREAM] = result.state
+        self.guarded(lambda: self._redraw_live(result.full))
+
+    def _redraw_live(self, batch: bool) -> None:
+        """The header and "Needs attention", and after a batch the tiles and the board."""
+        started, scope = time.perf_counter(), self.scope()
+        shown = [self.tiles_panel, self.board_panel] if batch else []
+        for panel in (self.header_panel, *shown, self.attention_panel):
+            self._draw_panel(panel, scope)
+        self.state.live.levels = tuple(r["level"] for r in self.state.stream or ())
+        self._stamp("live_redraw", started)
+
     # ----------------------------------------------------------------------- auto-refresh
 
     def _schedule(self) -> None:
-        """(Re)start the auto-refresh task on the kernel's event loop, or stop it."""
+        """(Re)start the auto-refresh task on the kernel's event loop and the follower's
+        thread, or stop them."""
         if self._task is not None:
             self._task.cancel()
             self._task = None
         loop = running_loop()
         if not self.w_auto.value or loop is None:
+            self.follower.stop()
             return
         self._task = loop.create_task(self._loop(max(5, int(self.w_interval.value or 30))))
+        if not self.follower.running:
+            self.follower.start(loop)
 
     async def _loop(self, interval: int) -> None:
         while True:

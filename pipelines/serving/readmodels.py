@@ -5,6 +5,8 @@ dashboard that reads them share one definition of every collection name and key 
 
 - ``flights_by_hour``: bucket of the flights of one (origin, scheduled departure hour UTC),
   ``_id`` = :func:`hour_key`; the live board reads the hours around the clock.
+- ``kpi_hourly``: the KPI row of one (origin, scheduled hour UTC), ``_id`` = :func:`hour_key`,
+  written by the stream's hot path within seconds (the same row ``kpi_daily`` carries later).
 - ``kpi_daily``: bucket of every KPI row of one local date, ``_id`` = ``YYYY-MM-DD``.
 - ``kpi_route_monthly``: bucket of every route of one month, ``_id`` = ``YYYY-MM``.
 - ``kpi_profile``: the computed whole-period figures, one document ``_id`` = :data:`PROFILE_ID`.
@@ -19,6 +21,7 @@ from typing import Any
 from pipelines.core.domain import HOUR_KEY_PY, NEW_YORK, ORIGINS
 
 BOARD = "flights_by_hour"
+KPI_HOURLY = "kpi_hourly"
 KPI_DAILY = "kpi_daily"
 KPI_ROUTE_MONTHLY = "kpi_route_monthly"
 KPI_PROFILE = "kpi_profile"
@@ -30,7 +33,9 @@ RUNS = "pipeline_runs"
 PROFILE_ID = "all"
 
 # the serving collections the jobs write (pipeline_state and the ledger are job state)
-SERVING = (BOARD, KPI_DAILY, KPI_ROUTE_MONTHLY, KPI_PROFILE, WEATHER_HOURLY, AIRLINES, REJECTS)
+SERVING = (
+    BOARD, KPI_HOURLY, KPI_DAILY, KPI_ROUTE_MONTHLY, KPI_PROFILE, WEATHER_HOURLY, AIRLINES, REJECTS,
+)  # fmt: skip
 
 # the only secondary index: the rejects panel reads the newest first (MongoDB uses it)
 INDEXES: dict[str, list[list[tuple[str, int]]]] = {REJECTS: [[("at", -1)]]}
@@ -44,8 +49,8 @@ def naive_utc(value: Any) -> Any:
 
 
 def hour_key(origin: str, hour: datetime) -> str:
-    """``ORIGIN|YYYY-MM-DDTHH:MMZ``: the ``_id`` of an hour in ``flights_by_hour`` and
-    ``weather_hourly``."""
+    """``ORIGIN|YYYY-MM-DDTHH:MMZ``: the ``_id`` of an hour in ``flights_by_hour``,
+    ``kpi_hourly`` and ``weather_hourly``."""
     return f"{origin}|{naive_utc(hour).strftime(HOUR_KEY_PY)}"
 
 
