@@ -64,10 +64,11 @@ def read_hot(db: Database, dates: list[str], clock: datetime, reads: Counter | N
     return hourly_frame(Q.by_ids(db[RM.KPI_HOURLY], hour_ids(dates, clock), reads=reads))
 
 
-def poll(db: Database, live: Live, now: datetime) -> LiveRead | None:
+def poll(db: Database, live: Live, now: datetime, reads: Counter | None = None) -> LiveRead | None:
     """One poll for a page that drew ``live``: None when nothing it shows changed; the state
-    alone when only the stream's health levels did; everything when a batch id moved."""
-    reads: Counter = Counter()
+    alone when only the stream's health levels did; everything when a batch id moved. The
+    documents looked up by ``_id`` are counted in ``reads`` (per collection)."""
+    reads = Counter() if reads is None else reads
     started = time.perf_counter()
     state = read_state(db, reads)
     if state is None:
