@@ -402,10 +402,10 @@ class Dashboard:
             snap.clock = result.clock
             snap.board, snap.board_read_at = result.board, self.now()
             snap.kpis = snap.kpis.with_hot(result.hot)
-            if result.dates == live.dates:
-                live.seen = result.marks
             self.live_draws += 1
             self.last_timings["live_read"] = result.seconds
+        if result.full and result.dates == live.dates:  # else: the new dates at the next poll
+            live.seen = result.marks
         snap.states[STREAM] = result.state
         self.guarded(lambda: self._redraw_live(result.full))
 

@@ -157,3 +157,23 @@ def test_the_page_redraws_the_board_and_the_tiles_after_a_batch(live_db) -> None
     attention = page.attention.value
     assert "lake path" in attention and "900 records behind Kafka" in attention
     assert 'data-level="red"' in page.header.value
+
+
+def test_a_batch_of_the_next_day_refreshes_the_whole_page(live_db) -> None:
+    from pipelines.dashboard import Dashboard
+
+    settings, db, _ = live_db
+    page = Dashboard(settings, now=lambda: NOW)
+    page.refresh()
+    page.follow()
+    tomorrow = CLOCK + timedelta(hours=10)  # 00:30 New York, Mar 21
+    db.pipeline_state.update_one(
+        {"_id": "flights_stream"},
+        {"$set": {"newest_event_time": tomorrow, "hot": batch(12)}},
+    )
+    page.follow()  # a full refresh (in the caller here): the snapshot moves to the new day
+    assert page.state.snap.clock == tomorrow and page.state.snap.clock_day == "2013-03-21"
+    assert page.scope().date_from == date(2013, 3, 21)  # "Today" followed the clock
+    assert page.state.live.dates == ["2013-03-21"] and page.state.live.seen is None
+    read = page.follow()  # the new day's hours started by the clock (00:00), by _id
+    assert read.full and set(read.hot["date"]) == {"2013-03-21"} and len(read.hot) == 3
