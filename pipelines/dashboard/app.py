@@ -34,16 +34,16 @@ from . import panels as P
 from . import queries as Q
 from . import widgets as H
 from .filters import FilterBar
-from .follow import Follower, LiveRead
-from .live import LIVE_S, STREAM, live_dates
+from .follow import Follower, Following
+from .live import LIVE_S
 from .reading import UNREACHABLE, Reader, log, read_then_draw, running_loop
-from .state import Live, State
+from .state import State
 
 # the cards of the page, row by row (the keys of ``Dashboard.panels``)
 ROWS = (("hourly", "airports"), ("carriers", "heatmap"), ("map", "weather"), ("board", "rejects"))
 
 
-class Dashboard:
+class Dashboard(Following):
     """The airport operations dashboard of one env (its MongoDB serving database)."""
 
     def __init__(
@@ -188,11 +188,6 @@ class Dashboard:
             self._stop_loading,
         )
 
-    def follow(self) -> LiveRead | None:
-        """One poll of the stream, drawn in the caller (what the follower's thread does every
-        ``live_s`` inside a kernel): what it read, None when nothing changed."""
-        return self.follower.once()
-
     def reset_filters(self) -> None:
         self.filters.reset()
         self.guarded(self._draw_scope)
@@ -331,9 +326,11 @@ class Dashboard:
 
     def _stamp(self, what: str, started: float) -> None:
         """Count a redraw (``what``: its timing's name) in the stamp, sent last: when the
-        browser shows it, every update of this redraw has arrived."""
+        browser shows it, every update of this redraw has arrived (``data-redraw`` counts
+        refreshes and scope changes, ``data-live`` the stream's batches drawn)."""
         self.last_timings[what] = time.perf_counter() - started
-        self._redraws += 1
+        if what == "redraw":
+            self._redraws += 1
         self.stamp.value = (
             f'<span data-redraw="{self._redraws}" data-live="{self.live_draws}" '
             f'data-redraw-ms="{self.last_timings[what] * 1000:.1f}" '
@@ -369,54 +366,6 @@ class Dashboard:
         for panel in (self.attention_panel, *self.scoped):
             panel.clear()
         self._draw_panel(self.rejects_panel, self.scope())
-
-    # ------------------------------------------------------------------- following the stream
-
-    def _follow_scope(self, scope: Q.Scope) -> None:
-        """The selected dates the stream still changes; new ones are read at the next poll."""
-        snap, live = self.state.snap, self.state.live
-        if snap is None:
-            return
-        dates = scope.dates()
-        wanted = live_dates(snap.dates if dates is None else dates, snap.clock_day)
-        if wanted != live.dates:
-            live.dates, live.seen = wanted, None
-
-    def _live_view(self) -> Live | None:
-        """What the follower compares with (in its thread); None: nothing to follow now."""
-        snap = self.state.snap
-        if snap is None or not snap.has_data or self.state.loading:
-            return None
-        return self.state.live
-
-    def _apply_live(self, result: LiveRead) -> None:
-        """Draw a poll's read (on the kernel's loop): the stream's state, and after a batch
-        the board, the clock and the ``kpi_hourly`` rows; a new day is a full refresh."""
-        snap, live = self.state.snap, self.state.live
-        if snap is None or not snap.has_data or self.state.loading:
-            return  # a refresh is drawing; the next poll reads again (``seen`` unchanged)
-        if result.full and result.clock is not None:
-            if Q.local_date(result.clock).isoformat() != snap.clock_day:
-                self.refresh(background=True)  # the days the snapshot holds move
-                return
-            snap.clock = result.clock
-            snap.board, snap.board_read_at = result.board, self.now()
-            snap.kpis = snap.kpis.with_hot(result.hot)
-            self.live_draws += 1
-            self.last_timings["live_read"] = result.seconds
-        if result.full and result.dates == live.dates:  # else: the new dates at the next poll
-            live.seen = result.marks
-        snap.states[STREAM] = result.state
-        self.guarded(lambda: self._redraw_live(result.full))
-
-    def _redraw_live(self, batch: bool) -> None:
-        """The header and "Needs attention", and after a batch the tiles and the board."""
-        started, scope = time.perf_counter(), self.scope()
-        shown = [self.tiles_panel, self.board_panel] if batch else []
-        for panel in (self.header_panel, *shown, self.attention_panel):
-            self._draw_panel(panel, scope)
-        self.state.live.levels = tuple(r["level"] for r in self.state.stream or ())
-        self._stamp("live_redraw", started)
 
     # ----------------------------------------------------------------------- auto-refresh
 

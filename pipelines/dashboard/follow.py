@@ -2,8 +2,9 @@
 (:data:`~.live.LIVE_S`), reads the one ``pipeline_state.flights_stream`` document by ``_id``
 and, only when a batch id of the stream moved, reads by ``_id`` the ``flights_by_hour``
 buckets of the hours on screen and the ``kpi_hourly`` documents of the selected day's hours;
-what it read is drawn on the kernel's event loop (ipywidgets are not thread-safe). Between two
-polls the thread sleeps (``Event.wait``): an idle page costs one lookup by ``_id`` a poll.
+what it read is drawn on the kernel's event loop (ipywidgets are not thread-safe) by the page
+(:class:`Following`, a base of ``app.Dashboard``). Between two polls the thread sleeps
+(``Event.wait``): an idle page costs one lookup by ``_id`` a poll.
 
 Measured on 2 cores shared with other work (load 9 to 15), FerretDB v1.24, env ci, the
 2013-01-01 .. 01-02 window: a poll that finds nothing new 5 ms median; after a batch the read
@@ -34,9 +35,9 @@ from pipelines.stack import mongo
 from . import queries as Q
 from .documents import hourly_frame
 from .health import stream_levels
-from .live import STREAM, Marks, hour_ids, marks, moved
+from .live import STREAM, Marks, hour_ids, live_dates, marks, moved
 from .reading import UNREACHABLE, log
-from .state import Live
+from .state import Live, State
 
 
 @dataclass
@@ -160,3 +161,75 @@ class Follower:
                 loop.call_soon_threadsafe(self._apply, result)
             except RuntimeError:  # the kernel is shutting down
                 return
+
+
+class Following:
+    """What ``app.Dashboard`` does with a :class:`Follower`: tell it what the page shows,
+    draw what it read (the board, the tiles, the header and "Needs attention")."""
+
+    # what it uses of the page (``app.Dashboard`` defines them)
+    state: State
+    follower: Follower
+    live_draws: int
+    last_timings: dict[str, float]
+    header_panel: Any
+    tiles_panel: Any
+    board_panel: Any
+    attention_panel: Any
+    refresh: Callable[..., None]
+    guarded: Callable[[Callable[[], None]], None]
+    scope: Callable[[], Q.Scope]
+    now: Callable[[], datetime]
+    _draw_panel: Callable[[Any, Q.Scope], None]
+    _stamp: Callable[[str, float], None]
+
+    def follow(self) -> LiveRead | None:
+        """One poll of the stream, drawn in the caller (what the follower's thread does every
+        ``live_s`` inside a kernel): what it read, None when nothing changed."""
+        return self.follower.once()
+
+    def _follow_scope(self, scope: Q.Scope) -> None:
+        """The selected dates the stream still changes; new ones are read at the next poll."""
+        snap, live = self.state.snap, self.state.live
+        if snap is None:
+            return
+        dates = scope.dates()
+        wanted = live_dates(snap.dates if dates is None else dates, snap.clock_day)
+        if wanted != live.dates:
+            live.dates, live.seen = wanted, None
+
+    def _live_view(self) -> Live | None:
+        """What the follower compares with (in its thread); None: nothing to follow now."""
+        snap = self.state.snap
+        if snap is None or not snap.has_data or self.state.loading:
+            return None
+        return self.state.live
+
+    def _apply_live(self, result: LiveRead) -> None:
+        """Draw a poll's read (on the kernel's loop): the stream's state, and after a batch
+        the board, the clock and the ``kpi_hourly`` rows; a new day is a full refresh."""
+        snap, live = self.state.snap, self.state.live
+        if snap is None or not snap.has_data or self.state.loading:
+            return  # a refresh is drawing; the next poll reads again (``seen`` unchanged)
+        if result.full and result.clock is not None:
+            if Q.local_date(result.clock).isoformat() != snap.clock_day:
+                self.refresh(background=True)  # the days the snapshot holds move
+                return
+            snap.clock = result.clock
+            snap.board, snap.board_read_at = result.board, self.now()
+            snap.kpis = snap.kpis.with_hot(result.hot)
+            self.live_draws += 1
+            self.last_timings["live_read"] = result.seconds
+        if result.full and result.dates == live.dates:  # else: the new dates at the next poll
+            live.seen = result.marks
+        snap.states[STREAM] = result.state
+        self.guarded(lambda: self._redraw_live(result.full))
+
+    def _redraw_live(self, batch: bool) -> None:
+        """The header and "Needs attention", and after a batch the tiles and the board."""
+        started, scope = time.perf_counter(), self.scope()
+        shown = [self.tiles_panel, self.board_panel] if batch else []
+        for panel in (self.header_panel, *shown, self.attention_panel):
+            self._draw_panel(panel, scope)
+        self.state.live.levels = tuple(r["level"] for r in self.state.stream or ())
+        self._stamp("live_redraw", started)
