@@ -6,7 +6,8 @@ dashboard that reads them share one definition of every collection name and key 
 - ``flights_by_hour``: bucket of the flights of one (origin, scheduled departure hour UTC),
   ``_id`` = :func:`hour_key`; the live board reads the hours around the clock.
 - ``kpi_hourly``: the KPI row of one (origin, scheduled departure hour UTC), ``_id`` =
-  :func:`hour_key`; the tiles of the day read the hours of the day.
+  :func:`hour_key`, written by the stream's hot path within seconds (the same row ``kpi_daily``
+  carries later); the tiles of the day read the hours of the day.
 - ``kpi_daily``: bucket of every KPI row of one local date, ``_id`` = ``YYYY-MM-DD``.
 - ``kpi_route_monthly``: bucket of every route of one month, ``_id`` = ``YYYY-MM``.
 - ``kpi_profile``: the computed whole-period figures, one document ``_id`` = :data:`PROFILE_ID`.
@@ -76,8 +77,8 @@ def naive_utc(value: Any) -> Any:
 
 
 def hour_key(origin: str, hour: datetime) -> str:
-    """``ORIGIN|YYYY-MM-DDTHH:MMZ``: the ``_id`` of an hour in ``flights_by_hour`` and
-    ``weather_hourly``."""
+    """``ORIGIN|YYYY-MM-DDTHH:MMZ``: the ``_id`` of an hour in ``flights_by_hour``,
+    ``kpi_hourly`` and ``weather_hourly``."""
     return f"{origin}|{naive_utc(hour).strftime(HOUR_KEY_PY)}"
 
 
