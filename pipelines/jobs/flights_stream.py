@@ -1,16 +1,25 @@
-"""``flights_stream``: Kafka flight events -> Structured Streaming -> the lake -> MongoDB.
+"""``flights_stream``: Kafka flight events -> two Structured Streaming queries -> MongoDB.
 
-Each micro-batch, on the executors: parse and validate the events; append the accepted ones to
-``raw/flight_events`` and the refused ones (with their reasons) to ``raw/rejects`` and the
-``rejects`` collection, both exactly once (Delta idempotent appends keyed on the query id and
-the batch id); then :func:`pipelines.serving.publish.refresh` recomputes the clean flights
-and KPIs of the local dates the batch touched from the raw log and publishes them. The driver
-holds the touched dates and a few counts. Kafka offsets advance (checkpoint) only after the batch
-function returned, so a batch replayed after a crash appends nothing twice and rewrites the
-same partitions and documents.
+**The lake path** (the source of truth; this module), every ``trigger`` or once with
+``availableNow``: each micro-batch, on the executors, parses and validates the events, appends
+the accepted ones to ``raw/flight_events`` and the refused ones (with their reasons) to
+``raw/rejects`` and the ``rejects`` collection, both exactly once (Delta idempotent appends keyed
+on the query id and the batch id); then the :class:`Publisher` thread recomputes the clean
+flights and KPIs of the local dates the batches touched from the raw log and publishes them
+(``serving/publish.refresh``: the board buckets and ``kpi_hourly`` rows as their lake fields,
+the day, month and profile documents). Kafka offsets advance (checkpoint) only after the batch
+function returned, so a batch replayed after a crash appends nothing twice and rewrites the same
+partitions and documents.
 
-Trigger ``availableNow`` (cron: drain what is there, then stop) or a processing-time interval
-such as ``2s`` (a long-lived real-time job).
+**The hot path** (``jobs/flights_hot.py``; long-lived runs, every ``hot_trigger``): its own query
+and checkpoint (``<checkpoint>.hot``) over the same topic; merges the events into Spark's state
+of the board buckets they touch and writes those buckets' documents into their hot slot within
+seconds, without reading the lake. Both paths write the same documents for the same events
+(``readmodels.resolve`` shows the one that knows more).
+
+``trigger`` ``availableNow`` (a backfill, a test: drain what is there, then stop; the lake path
+alone unless ``hot``) or an interval such as ``15s`` (the long-lived service: both paths). The
+two queries share one Spark application, so one JVM and one set of Python workers serve both.
 """
 
 from __future__ import annotations
