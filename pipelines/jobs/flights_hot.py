@@ -42,6 +42,7 @@ from pipelines.lake import tables
 from pipelines.serving import documents, sinks
 from pipelines.serving.publish import REFERENCE_SCHEMAS, WEATHER_SCHEMA, versions
 from pipelines.serving.readmodels import BOARD, BOARD_TOP, HOT, HOURLY_TOP, KPI_HOURLY
+from pipelines.stack.spark import use_pool
 from pipelines.transform import flight_state, kpis
 
 log = structlog.get_logger(__name__)
@@ -137,6 +138,7 @@ def batch_function(
     """The hot query's ``foreachBatch`` function."""
 
     def on_batch(flights: DataFrame, batch_id: int) -> None:
+        use_pool(flights.sparkSession, "hot")  # the next free task slot is the hot path's
         started = time.monotonic()
         now = datetime.now(UTC).replace(tzinfo=None)
         flights = flights.persist()

@@ -46,7 +46,7 @@ from pipelines.jobs.registry import StreamParams
 from pipelines.lake import tables
 from pipelines.serving import documents, publish, sinks
 from pipelines.serving.readmodels import REJECTS
-from pipelines.stack.spark import build_session
+from pipelines.stack.spark import build_session, use_pool
 from pipelines.transform import bucket_state, flight_state
 
 log = structlog.get_logger(__name__)
@@ -192,6 +192,7 @@ class Publisher:
             raise self.error
 
     def _loop(self) -> None:
+        use_pool(self.spark, "lake")
         while True:
             with self.cond:
                 while not self.dirty and not self.stopping:
@@ -366,6 +367,7 @@ def _start_lake(
     lag = flights_hot.kafka_lag(lambda: progress["q"].lastProgress if "q" in progress else None)
 
     def on_batch(batch: DataFrame, batch_id: int) -> None:
+        use_pool(spark, "lake")
         started.wait(60)  # the query id is known once start() has returned
         counts = process_batch(spark, settings, batch, batch_id, f"{JOB}:{query_id['id']}",
                                lag=lag)  # fmt: skip

@@ -41,7 +41,17 @@ def session_conf(settings: Settings) -> dict[str, str]:
             "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider"
         ),
         "spark.sql.streaming.stateStore.rocksdb.changelogCheckpointing.enabled": "true",
+        # the stream's two paths share one application: its hot path's jobs take the next free
+        # task slot (pool "hot"), the lake path's recomputes the rest (pool "lake"; POOLS)
+        "spark.scheduler.mode": "FAIR",
+        "spark.scheduler.allocation.file": str(provision.RESOURCES / "fairscheduler.xml"),
     }
+
+
+def use_pool(spark: SparkSession, pool: str) -> None:
+    """Run the Spark jobs this thread starts from now on in FAIR pool ``pool`` (``hot`` or
+    ``lake``, see ``stack/resources/fairscheduler.xml``)."""
+    spark.sparkContext.setLocalProperty("spark.scheduler.pool", pool)
 
 
 def jars(settings: Settings) -> list[Path]:
