@@ -23,6 +23,7 @@ merged rows (~300 bytes a flight in RocksDB: ~100 MB for the 336,776 flights of 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 from pyspark.sql import DataFrame, Row
@@ -69,10 +70,10 @@ class BucketMerge(StatefulProcessor):
         flights: dict[str, dict] = {}
         if self.state.exists():
             for flight in self.state.get()[0] or []:
-                flights[flight["flight_key"]] = flight.asDict()
+                flights[flight["flight_key"]] = _naive(flight.asDict())
         changed = False
         for row in rows:
-            event = row.asDict()  # its EVENT_FIELDS and the bucket
+            event = _naive(row.asDict())  # its EVENT_FIELDS and the bucket
             current = flights.get(event["flight_key"])
             merged = merge_row(current, event)
             if merged != current:
@@ -87,6 +88,15 @@ class BucketMerge(StatefulProcessor):
 
     def close(self) -> None:
         pass
+
+
+def _naive(row: dict[str, Any]) -> dict[str, Any]:
+    """``row`` with its times as naive UTC: the state store hands them back time-zone aware,
+    the input rows naive (the workers run with TZ=UTC), and the two must compare."""
+    return {
+        k: v.astimezone(UTC).replace(tzinfo=None) if isinstance(v, datetime) and v.tzinfo else v
+        for k, v in row.items()
+    }
 
 
 def bucket_flights(events: DataFrame) -> DataFrame:
