@@ -110,7 +110,11 @@ class Service:
             return None
         try:
             proc = psutil.Process(pid)
-            if proc.status() != psutil.STATUS_ZOMBIE and str(self.home) in " ".join(proc.cmdline()):
+            cmdline = " ".join(proc.cmdline())
+            # the home as configured or with its symlinks resolved (a checkout whose outputs/stack
+            # links to another one's shares that stack: never take its pid file for stale)
+            homes = {str(self.home), str(self.home.resolve())}
+            if proc.status() != psutil.STATUS_ZOMBIE and any(h in cmdline for h in homes):
                 return pid
         except psutil.Error:
             pass
