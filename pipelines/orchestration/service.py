@@ -173,10 +173,7 @@ def kill_all(tag: str, timeout_s: float = 15.0) -> int:
                     os.killpg(proc.pid, signal.SIGKILL)
                 proc.kill()
                 killed.add(proc.pid)
-        psutil.wait_procs(procs, timeout=1)
-        for proc in procs:  # our own children (a supervisor the demo started): no zombies
-            with contextlib.suppress(ChildProcessError, OSError):
-                os.waitpid(proc.pid, os.WNOHANG)
+        psutil.wait_procs(procs, timeout=1)  # a child of ours stays a zombie for its Popen
         if time.monotonic() > deadline:
             left = ", ".join(f"{p.pid} {p.name()}" for p in leftovers(tag))
             raise ServiceStartError(f"processes of {tag} survive SIGKILL: {left}")
