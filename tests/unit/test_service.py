@@ -25,6 +25,11 @@ REPO = Path(__file__).resolve().parents[2]
 def test_the_stream_is_the_registry_s_service_and_its_parameters_are_valid() -> None:
     services = {name for name, spec in JOBS.items() if spec.service is not None}
     assert services == {"flights_stream"}
+    for name in services:  # every service's parameters pass its job's model
+        spec = JOBS[name]
+        assert spec.service is not None and spec.module is not None
+        spec.validate({"env": "ci", **spec.service.params})
+        assert 0 < spec.service.backoff_s[0] <= spec.service.backoff_s[1]
     spec = registry.get_service("flights_stream")
     assert spec.service is not None and spec.service.params == {"trigger": "1s"}
     assert service.service_params(spec, "ci", None) == {"trigger": "1s"}
