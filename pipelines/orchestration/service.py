@@ -230,6 +230,7 @@ def start(
         ours = state.get("supervisor", {}).get("pid") == proc.pid
         up = state.get("status") in ("running", "waiting_for_job_lock")  # after a `run` ends
         if ours and up and held(p.pidfile):
+            _check_first_worker(p, settings.env, job)
             return True, status(settings, job, root, with_health=False)
         if proc.poll() is not None:
             if held(p.pidfile):  # another start won the lock: that one runs
@@ -243,6 +244,21 @@ def start(
         f"{job} (env {settings.env}): no worker up within {timeout_s:.0f} s; see {p.log}:\n"
         f"{tail(p.log)}"
     )
+
+
+def _check_first_worker(p: ServicePaths, env: str, job: str, watch_s: float = 2.0) -> None:
+    """A worker that dies at once (a broken install, a bad parameter file) fails ``start``
+    with its log, instead of a "started" followed by restarts in the background."""
+    deadline = time.monotonic() + watch_s
+    while time.monotonic() < deadline:
+        last = read_state(p).get("last_exit")
+        if last:
+            raise ServiceStartError(
+                f"{job} (env {env}): its worker ended at once ({last.get('text')}); the "
+                f"supervisor keeps restarting it with backoff (`service stop {job}` to stop "
+                f"it); see {p.log}:\n{tail(p.log)}"
+            )
+        time.sleep(0.2)
 
 
 def stop(settings: Settings, job: str, root: Path | None = None) -> bool:

@@ -110,11 +110,10 @@ class Service:
             return None
         try:
             proc = psutil.Process(pid)
-            cmdline = " ".join(proc.cmdline())
-            # the home as configured or with its symlinks resolved (a checkout whose outputs/stack
-            # links to another one's shares that stack: never take its pid file for stale)
-            homes = {str(self.home), str(self.home.resolve())}
-            if proc.status() != psutil.STATUS_ZOMBIE and any(h in cmdline for h in homes):
+            line = " ".join(proc.cmdline())  # its home, as given or through symlinks resolved
+            if proc.status() != psutil.STATUS_ZOMBIE and (
+                str(self.home) in line or str(self.home.resolve()) in line
+            ):
                 return pid
         except psutil.Error:
             pass
