@@ -48,7 +48,7 @@ stack-status: install ## what runs, on which port, with which log
 smoke: stack-up ## Kafka -> Spark -> MongoDB smoke path on ENV
 	$(PY) -m pipelines smoke --env $(ENV) --produce 1000
 
-demo: install ## the whole product live: stack, replay at 30x, the stream service, file jobs, dashboard
+demo: install ## the whole product live: stack, replay at 24x, the stream service, file jobs, dashboard
 	$(PY) -m pipelines demo --env $(ENV)
 
 .PHONY: stream-start stream-stop stream-status

@@ -205,7 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--speed",
         type=float,
         default=None,
-        help="seconds of 2013 per wall-clock second (default 30: an hour in 2 min, at which "
+        help="seconds of 2013 per wall-clock second (default 24: a day in an hour, at which "
         "every freshness pill stays green; see pipelines/orchestration/demo.py)",
     )
     p.add_argument("--start", default="2013-01-01T00:00:00Z", help="replay start")

@@ -125,7 +125,7 @@ def test_sigterm_and_sighup_stop_a_job_like_ctrl_c(tmp_path: Path, sig: signal.S
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
         time.sleep(0.05)
     proc.send_signal(sig)
-    out, err = proc.communicate(timeout=30)
+    out, err = proc.communicate(timeout=90)
     assert proc.returncode == 130, err
     assert "interrupted" in err
     assert int((tmp_path / "beat.stopped").read_text()) > 0
