@@ -20,12 +20,11 @@ SIGTERM and SIGHUP are taken as Ctrl-C by every command: what was started is sto
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 from collections.abc import Callable, Sequence
 from datetime import date
 
-from pipelines.core import config, logs
+from pipelines.core import config, logs, signals
 from pipelines.core.exceptions import TarmacError
 
 from .commands import (
@@ -294,20 +293,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _as_ctrl_c(signum: int, frame: object) -> None:
-    """SIGTERM / SIGHUP: whatever Ctrl-C does now (PySpark's handler cancels the Spark jobs
-    first; then KeyboardInterrupt: an awaited streaming query is stopped by its ``finally``)."""
-    handler = signal.getsignal(signal.SIGINT)
-    if callable(handler) and handler is not _as_ctrl_c:
-        handler(signal.SIGINT, frame)
-    raise KeyboardInterrupt
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logs.configure(args.log_level, verbose=args.verbose)
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, _as_ctrl_c)
+    signals.install()  # SIGTERM, SIGHUP: the Ctrl-C path below
     try:
         return args.func(args)
     except TarmacError as exc:

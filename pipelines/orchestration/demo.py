@@ -51,7 +51,7 @@ from typing import IO
 
 import structlog
 
-from pipelines.core import logs
+from pipelines.core import logs, signals
 from pipelines.core.config import REPO_ROOT, Settings, outputs_dir
 from pipelines.landing import ingest
 from pipelines.orchestration import service
@@ -114,17 +114,11 @@ class FileJobs:
             _stop(proc, job)
 
 
-def _interrupt_once(signum: int, _frame: object) -> None:
-    """SIGTERM / SIGHUP: Ctrl-C (the CLI does the same; here also when called as a function)."""
-    raise KeyboardInterrupt
-
-
 def run(settings: Settings, speed: float | None, start: str, cycles: int | None, port: int) -> int:
     """Run the demo until Ctrl-C / SIGTERM / SIGHUP (or ``cycles`` runs of the weather job);
     return an exit code."""
     speed = speed or SPEED
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, _interrupt_once)
+    signals.install()  # SIGTERM / SIGHUP: the Ctrl-C path below
     was_running = {s.name for s in services(settings) if s.pid() is not None}
     stream_was_running = service.is_running(settings, STREAM)
     logs_dir = outputs_dir() / "logs"
