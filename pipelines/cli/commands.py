@@ -339,8 +339,9 @@ def _service_details(st: dict[str, object]) -> list[str]:
         for part in ("hot", "lake"):
             sub = health.get(part)
             if isinstance(sub, dict):
-                shown = {k: (_ago(v) + " ago" if k == "at_s_ago" else v) for k, v in sub.items()}
-                lines.append(f"  {part:<10} " + " ".join(f"{k}={v}" for k, v in shown.items()))
+                when = f"{_ago(sub['at_s_ago'])} ago, " if "at_s_ago" in sub else ""
+                rest = " ".join(f"{k}={v}" for k, v in sub.items() if k != "at_s_ago")
+                lines.append(f"  {part:<10} {when}{rest}")
     return lines
 
 

@@ -129,3 +129,33 @@ def test_sigterm_and_sighup_stop_a_job_like_ctrl_c(tmp_path: Path, sig: signal.S
     assert proc.returncode == 130, err
     assert "interrupted" in err
     assert int((tmp_path / "beat.stopped").read_text()) > 0
+
+
+def test_status_shows_the_stream_s_own_health_and_its_hot_and_lake_paths() -> None:
+    """What ``service status`` prints from the state it is given (a pure function): the
+    ``hot`` and ``lake`` sub-documents of ``pipeline_state`` when the stream writes them."""
+    from pipelines.cli.commands import _service_details, _service_line
+
+    st = {
+        "job": "flights_stream", "env": "local", "running": True, "status": "running",
+        "pid": 41, "uptime_s": 3725, "restarts": 2, "log": "outputs/logs/x.log",
+        "worker": {"pid": 42, "started_at": "2026-01-01T10:00:00+00:00"},
+        "params": {"trigger": "1s"},
+        "last_exit": {"text": "killed by SIGKILL", "ran_s": 30, "at": "t", "requested": False},
+        "health": {"state": "flights_stream", "updated_s_ago": 3.0, "last_batch_id": 7,
+                   "last_batch": {"rows_in": 12}, "newest_event_time": "2013-01-01 10:00",
+                   "hot": {"batch_id": 9, "rows": 3, "lag": 0, "seconds": 0.8, "at_s_ago": 2},
+                   "lake": {"batch_id": 4, "rows": 40, "at_s_ago": 75}},
+    }  # fmt: skip
+    line = _service_line(st)
+    assert line.startswith("flights_stream (env local): running, pid 41, up 1 h 2 min")
+    assert "2 restart(s)" in line
+    text = "\n".join(_service_details(st))
+    assert "worker     pid 42" in text and "params     trigger=1s" in text
+    assert "last exit  killed by SIGKILL after 30 s" in text and "restarted by" in text
+    assert "last batch 3 s ago (batch 7, 12 rows in)" in text
+    assert "hot        2 s ago, batch_id=9 rows=3 lag=0 seconds=0.8" in text
+    assert "lake       1 min 15 s ago, batch_id=4 rows=40" in text
+    stopped = {**st, "running": False, "status": "stopped", "health": {"error": "MongoDB down"}}
+    assert _service_line(stopped).endswith("stopped; log outputs/logs/x.log")
+    assert "health     MongoDB down" in "\n".join(_service_details(stopped))
