@@ -7,10 +7,10 @@ service is SIGKILLed (supervisor and worker, as a crash would), ``service ensure
 watchdog line) brings it back, and the stream goes on from its checkpoint. Then every event is
 in the raw lake exactly once (by ``event_id``), every flight is served once, and every KPI equals
 the independent computation from the raw CSVs (``test_processing``). Finally ``service stop``
-leaves no process behind. Measured with a 4 h window on 2 cores shared with three other
-sessions (load average 12): killed after 157 s (98 of 331 flights served; the batch was
-replayed: batch 0 again after the restart), converged 592 s, the whole test 12.9 min; a micro-
-batch took 112 s there, 10-20 s on a quiet machine.
+leaves no process behind. Measured on 2 cores shared with three other sessions (load average
+12 to 21): killed after 144 s (99 of 287 flights served; the killed batch was replayed after the
+restart), converged 540 s after the start, the whole test 11 min; a micro-batch took 112 s
+there, 10-20 s on a quiet machine (where the test takes 3-4 min).
 """
 
 from __future__ import annotations
