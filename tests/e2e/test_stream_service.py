@@ -10,7 +10,7 @@ the independent computation from the raw CSVs (``test_processing``). Finally ``s
 leaves no process behind. Measured on 2 cores shared with three other sessions (load average
 12 to 21): killed after 144 s (99 of 287 flights served; the killed batch was replayed after the
 restart), converged 540 s after the start, the whole test 11 min; a micro-batch took 112 s
-there, 10-20 s on a quiet machine (where the test takes 3-4 min).
+there, 16.5 s median on a quiet machine (issue 17).
 """
 
 from __future__ import annotations
