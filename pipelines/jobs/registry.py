@@ -217,7 +217,8 @@ JOBS: dict[str, JobSpec] = {
             module="pipelines.jobs.flights_stream",
             in_pipeline=True,
             stale_wall=Staleness(timedelta(minutes=5), timedelta(minutes=15)),
-            service=ServiceSpec({"trigger": "1s"}),
+            # the lake path every 10 s (the day documents within ~30 s), the hot path every 1 s
+            service=ServiceSpec({"trigger": "10s", "hot_trigger": "1s"}),
         ),
     ]
 }
