@@ -90,7 +90,8 @@ def test_the_watchdog_brings_the_killed_stream_back_with_every_event_counted_onc
         os.kill(state["supervisor"]["pid"], signal.SIGKILL)  # the whole service, at once
         os.killpg(state["worker"]["pid"], signal.SIGKILL)
         killed_at = time.monotonic() - t0
-        partial = sum(d["n"] for d in db.flights_by_hour.find({}, {"n": 1}))
+        # the lake path's progress (a bucket's own fields; the hot path may have run ahead)
+        partial = sum(d.get("n", 0) for d in db.flights_by_hour.find({}, {"n": 1}))
         assert 0 < partial < len(flights), "the stream was not killed mid-stream"
 
         back = cli("ensure")  # cron's watchdog line
