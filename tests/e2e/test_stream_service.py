@@ -80,7 +80,8 @@ def test_the_watchdog_brings_the_killed_stream_back_with_every_event_counted_onc
         def committed() -> bool:
             state = db.pipeline_state.find_one({"_id": "flights_stream"}) or {}
             assert cli.state().get("restarts", 0) == 0, service.tail(cli.paths.log, 40)
-            return state.get("last_batch_id", -1) >= 0
+            served = sum(d.get("n", 0) for d in db.flights_by_hour.find({}, {"n": 1}))
+            return state.get("last_batch_id", -1) >= 0 and served > 0  # a refresh written too
 
         deadline = time.monotonic() + 300
         while not committed():
