@@ -258,10 +258,10 @@ def kafka_reader(spark: SparkSession, settings: Settings, max_offsets: int | Non
 
 def _start_hot(
     spark: SparkSession, settings: Settings, checkpoint: Path, trigger: str,
-    max_offsets: int | None,
+    max_offsets: int | None, enrichment: flights_hot.Enrichment | None = None,
 ) -> tuple[StreamingQuery, flights_hot.Enrichment]:  # fmt: skip
-    """Start the hot path's query (``jobs/flights_hot.py``)."""
-    enrichment = flights_hot.Enrichment(spark, settings)
+    """Start the hot path's query (``jobs/flights_hot.py``), with ``enrichment`` or a new one."""
+    enrichment = enrichment or flights_hot.Enrichment(spark, settings)
     events = flight_state.parse_events(kafka_reader(spark, settings, max_offsets))
     accepted = events.where(F.col("reject_reason").isNull())
     handle: dict[str, StreamingQuery] = {}
@@ -303,19 +303,26 @@ def run(
     enrichment: flights_hot.Enrichment | None = None
     publisher: Publisher | None = None
     t0 = time.monotonic()
+    restart_hot: Callable[[], StreamingQuery] | None = None
     try:
         if hot:
+            hot_checkpoint = checkpoint.with_name(checkpoint.name + ".hot")
+            hot_mode = "availableNow" if not realtime else hot_trigger
             hot_query, enrichment = _start_hot(
-                spark, settings, checkpoint.with_name(checkpoint.name + ".hot"),
-                "availableNow" if not realtime else hot_trigger, max_offsets_per_trigger,
-            )  # fmt: skip
+                spark, settings, hot_checkpoint, hot_mode, max_offsets_per_trigger
+            )
             queries.append(hot_query)
+
+            def restart_hot() -> StreamingQuery:
+                return _start_hot(spark, settings, hot_checkpoint, hot_mode,
+                                  max_offsets_per_trigger, enrichment)[0]  # fmt: skip
+
         if lake:
             publisher = Publisher(spark, settings, publish.pending_dates(spark, settings),
                                   interval_s=PUBLISH_EVERY_S if realtime else 0)  # fmt: skip
             queries.append(_start_lake(spark, settings, checkpoint, trigger,
                                        max_offsets_per_trigger, publisher, result))  # fmt: skip
-        _await(queries, timeout_s)
+        _await(queries, timeout_s, restart_hot)
     except Exception as exc:  # a service gone mid-batch: say which, not a Spark stack trace
         addresses = {"MongoDB": settings.mongo.safe_uri,
                      "Kafka": settings.kafka.bootstrap_servers}  # fmt: skip
@@ -339,18 +346,38 @@ def run(
     return result
 
 
-def _await(queries: list[StreamingQuery], timeout_s: float | None) -> None:
-    """Wait until every query has ended (availableNow) or one failed, or ``timeout_s``."""
+HOT_RESTARTS = 5  # restarts of the hot query in one run before the job fails
+
+
+def _await(
+    queries: list[StreamingQuery],
+    timeout_s: float | None,
+    restart_hot: Callable[[], StreamingQuery] | None = None,
+) -> None:
+    """Wait until every query has ended (availableNow) or one failed, or ``timeout_s``.
+
+    A failed hot query is started again from its checkpoint (``restart_hot``; the lake path,
+    the source of truth, keeps running meanwhile), after 1, 2, 4 ... s, at most
+    :data:`HOT_RESTARTS` times in one run: seen on a loaded machine, "Python worker failed to
+    connect back" (a state-store worker that took over 10 s to start). Any other failure ends
+    the job (its supervisor restarts it)."""
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    failures = 0
     while any(q.isActive for q in queries):
-        for query in queries:
-            if not query.isActive and query.exception() is not None:
+        for i, query in enumerate(queries):
+            if query.isActive or query.exception() is None:
+                continue
+            hot = query.name == f"{JOB}.hot"
+            if not hot or restart_hot is None or failures >= HOT_RESTARTS:
                 raise query.exception()
-        left = None if deadline is None else deadline - time.monotonic()
-        if left is not None and left <= 0:
+            failures += 1
+            log.warning("flights_stream.hot_restarted", attempt=failures,
+                        error=str(query.exception())[:300])  # fmt: skip
+            time.sleep(2 ** (failures - 1))
+            queries[i] = restart_hot()
+        if deadline is not None and time.monotonic() >= deadline:
             return
-        active = next(q for q in queries if q.isActive)
-        active.awaitTermination(min(left, 1.0) if left is not None else 1.0)
+        time.sleep(0.5)
     for query in queries:  # raise the failure of a query that ended with one
         if query.exception() is not None:
             raise query.exception()
