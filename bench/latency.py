@@ -118,6 +118,8 @@ class Run:
             )
         )
         self.sent = {"warmup": 0, "measured": 0}
+        self.got: dict[str, Any] = {"warm": None, "parts": [], "n_warm": 0, "n_meas": 0}
+        self.error: str | None = None  # why the run stopped early, if it did
         self.marks: dict[str, float] = {}  # wall epoch of the run's moments
         self.progress_stop = threading.Event()
 
@@ -170,8 +172,10 @@ class Run:
         return stats
 
     # -- the run --------------------------------------------------------------------------
-    def go(self) -> dict[str, Any]:
-        args, tracker = self.args, self.tracker
+    def go(self) -> None:
+        """Run the bench; what it measured lands in :attr:`got` and :attr:`marks` as it goes
+        (a run that fails still reports what it got)."""
+        args, tracker, got = self.args, self.tracker, self.got
         kafka_io.ensure_topics(self.settings, ["flights", "flights_dlq"])
         with self.log.open("wb") as log_file:
             self.proc = S.start_stream(self.settings, self.params, args.trigger,
@@ -180,24 +184,23 @@ class Run:
         self.cpu = S.CpuSampler(self.proc.pid)
         self.say(f"stream: pid {self.proc.pid}, lake trigger {args.trigger}, hot trigger "
                  f"{args.hot_trigger}, database {self.settings.mongo.database}")  # fmt: skip
-        if self.page is not None:
-            self.page.start_server()
         for target in (lambda: tracker.consume(consumer(self.settings)), tracker.poll_fast,
                        tracker.poll_lake, self.progress):  # fmt: skip
             threading.Thread(target=target, daemon=True).start()
 
-        warm = self.feed(self.start, self.measured_from, "warmup")
-        n_warm = warm.sent["flights"]
+        warm = got["warm"] = self.feed(self.start, self.measured_from, "warmup")
+        n_warm = got["n_warm"] = warm.sent["flights"]
         self.say(f"warm-up: {n_warm} events sent; waiting for their board, hour and day "
                  "documents ...")  # fmt: skip
-        waited = self.wait("warmup", STAGES, n_warm, args.warmup_timeout)
+        waited = got["warm_waited"] = self.wait("warmup", STAGES, n_warm, args.warmup_timeout)
         n = tracker.count("warmup")
         if any(n[s] < n_warm for s in STAGES):
             raise RuntimeError(f"warm-up: {n} of {n_warm} events after {waited:.0f} s:\n"
                                f"{S.tail(self.log)}")  # fmt: skip
-        warm_done = time.time() - stream_t0
+        warm_done = got["warm_done"] = time.time() - stream_t0
         self.say(f"warm-up: every stage read {warm_done:.1f} s after the stream started")
-        if self.page is not None:
+        if self.page is not None:  # now: its start would compete with the stream's
+            self.page.start_server()
             self.page.open()
             self.page.ready.wait(self.page.timeout_s + 120)
             if self.page.error:
@@ -208,17 +211,19 @@ class Run:
 
         self.marks["measured_start"] = time.time()
         first = self.feed(self.measured_from, self.mid, "measured")
+        got["parts"].append(first)
         self.say(f"measured: first half, {first.sent['flights']} events sent in "
                  f"{first.seconds:.1f} s")  # fmt: skip
         self.weather.start()
         self.say(f"weather: {self.weather.files} files of {self.weather.day:%Y-%m-%d} landed; "
                  "weather_hourly started")  # fmt: skip
         second = self.feed(self.mid, self.end, "measured")
+        got["parts"].append(second)
         self.marks["sent_end"] = time.time()
-        n_meas = first.sent["flights"] + second.sent["flights"]
+        n_meas = got["n_meas"] = first.sent["flights"] + second.sent["flights"]
         self.say(f"measured: {n_meas} events sent in {first.seconds + second.seconds:.1f} s; "
                  "waiting for the last ones and the weather job ...")  # fmt: skip
-        drain = self.wait("measured", STAGES, n_meas, args.drain_timeout)
+        got["drain"] = self.wait("measured", STAGES, n_meas, args.drain_timeout)
         self.marks["drained"] = time.time()
         if self.page is not None and self.page.ready.is_set() and not self.page.error:
             time.sleep(args.page_grace)  # the page's next poll and redraw
@@ -227,8 +232,6 @@ class Run:
         while S.lake_rows(self.log) < rows and time.monotonic() - t_settle < 60:
             time.sleep(0.5)  # the lake batch that carried the last events logs its timings
         self.marks["end"] = time.time()
-        return {"warm": warm, "parts": (first, second), "n_warm": n_warm, "n_meas": n_meas,
-                "drain": drain, "warm_done": warm_done, "warm_waited": waited}  # fmt: skip
 
     def close(self) -> int | None:
         self.progress_stop.set()
@@ -314,10 +317,13 @@ def main() -> int:
         f"from {run.start:%Y-%m-%d %H:%M}Z, weather of {run.weather.day:%Y-%m-%d} midway"
     )
     try:
-        got = run.go()
+        run.go()
+    except Exception as exc:  # noqa: BLE001 - reported with what was measured before it
+        run.error = f"{type(exc).__name__}: {exc}"
+        run.say(f"FAILED: {run.error.splitlines()[0]}")
     finally:
         exit_code = run.close()
-    result = report(run, got, exit_code)
+    result = report(run, exit_code)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2, default=str))
     print_summary(result, args.out)

@@ -33,8 +33,13 @@ def _stage(values: list[float], target: float | None) -> dict[str, Any]:
     return out
 
 
-def report(run: Any, got: dict[str, Any], exit_code: int | None) -> dict[str, Any]:
-    args, tracker = run.args, run.tracker
+def _r(x: float | None, digits: int = 1) -> float | None:
+    return None if x is None else round(x, digits)
+
+
+def report(run: Any, exit_code: int | None) -> dict[str, Any]:
+    """The result of ``run`` (a ``bench/latency.py`` Run, finished or stopped early)."""
+    args, tracker, got = run.args, run.tracker, run.got
     measured = tracker.of("measured")
     page: dict[str, Any] = {"enabled": run.page is not None}
     if run.page is not None:
@@ -47,20 +52,24 @@ def report(run: Any, got: dict[str, Any], exit_code: int | None) -> dict[str, An
                  "matched_in_all": sum(e.page_at is not None for e in measured)}  # fmt: skip
     lat = {s: [v for e in measured if (v := e.latency(s)) is not None] for s in (*STAGES, "page")}
     missing = {s: [e for e in measured if s not in e.at] for s in STAGES}
-    unconsumed = got["n_meas"] - len(measured)
+    sent = got["n_meas"] or run.sent["measured"]
+    unconsumed = sent - len(measured)
     by_type: dict[str, list[float]] = defaultdict(list)
     for e in measured:
         if "board" in e.at:
             by_type[e.event_type].append(e.latency("board"))
-    t0, t1 = run.marks["measured_start"], run.marks["drained"]
-    cpu = run.cpu.report(t0, run.marks["sent_end"]) if run.cpu else {}
+    now = time.time()
+    t0 = run.marks.get("measured_start", now)
+    t1 = run.marks.get("drained", now)
+    cpu = run.cpu.report(t0, run.marks.get("sent_end", now)) if run.cpu else {}
     latency = {s: {"what": STAGE_NAMES[s], **_stage(lat[s], TARGETS[s])} for s in lat}
     checks = {
         **{f"{s}_p95_within_target": latency[s].get("met", False) for s in latency},
         "stream_cores_within_target": cpu.get("cores_avg") is not None
         and cpu["cores_avg"] <= TARGET_CORES,
         "every_event_reached_board_hour_day": not any(missing.values()) and unconsumed <= 0
-        and not tracker.errors,
+        and not tracker.errors and sent > 0,
+        "ran_to_the_end": run.error is None,
         "enough_events": len(lat["board"]) >= args.events,
         "weather_job_succeeded": run.weather.exit_code == 0,
         "page_watched": run.page is not None and not run.page.error and bool(lat["page"]),
@@ -111,7 +120,7 @@ def report(run: Any, got: dict[str, Any], exit_code: int | None) -> dict[str, An
         "micro_batches": S.batches(run.log, t0, t1),
         "weather": run.weather.report(t0),
         "events": {
-            "measured_sent": got["n_meas"],
+            "measured_sent": sent,
             "measured_consumed": len(measured),
             "missing": {s: len(v) for s, v in missing.items()},
             "missing_sample": [
@@ -125,7 +134,7 @@ def report(run: Any, got: dict[str, Any], exit_code: int | None) -> dict[str, An
                 for e in {x.event_id: x for v in missing.values() for x in v}.values()
             ][:20],
             "sent_but_not_consumed": unconsumed,
-            "dead_lettered": got["warm"].dead_lettered + sum(p.dead_lettered for p in parts),
+            "dead_lettered": sum(p.dead_lettered for p in (got["warm"], *parts) if p),
             "duplicates_consumed": tracker.duplicates,
         },  # fmt: skip
         "resolution": {
@@ -138,17 +147,20 @@ def report(run: Any, got: dict[str, Any], exit_code: int | None) -> dict[str, An
         },  # fmt: skip
         "warmup": {
             "events": got["n_warm"],
-            "every_stage_read_after_stream_start_s": round(got["warm_done"], 1),
-            "seconds_waited_after_sending": round(got["warm_waited"], 1),
+            "every_stage_read_after_stream_start_s": _r(got.get("warm_done")),
+            "seconds_waited_after_sending": _r(got.get("warm_waited")),
         },  # fmt: skip
         "send": {
             "measured_seconds": round(sum(p.seconds for p in parts), 1),
-            "measured_events_per_s": round(
-                got["n_meas"] / max(sum(p.seconds for p in parts), 1e-9), 1
-            ),
+            "measured_events_per_s": round(sent / max(sum(p.seconds for p in parts), 1e-9), 1),
         },  # fmt: skip
-        "drain_seconds_after_last_send": round(got["drain"], 1),
-        "stream": {"log": str(run.log), "exit_code_after_sigterm": exit_code},
+        "drain_seconds_after_last_send": _r(got.get("drain")),
+        "stream": {
+            "log": str(run.log),
+            "exit_code_after_sigterm": exit_code,
+            "failure": S.failure(run.log) if run.error else None,
+        },
+        "error": run.error,
         "errors": tracker.errors,
         "checks": checks,
         "pass": all(checks.values()),
@@ -179,5 +191,9 @@ def print_summary(result: dict[str, Any], out: Path) -> None:
           f" · lake {mb['lake']['batches']} p50 {_fmt(mb['lake']['seconds']['p50'])} s · "
           f"refreshes {mb['refresh']['runs']} p50 {_fmt(mb['refresh']['seconds_total']['p50'])} s"
           f" · Kafka delivery p95 {_fmt(result['kafka_delivery_s']['p95'])} s")  # fmt: skip
+    if result["error"]:
+        print(f"stopped early: {result['error'].splitlines()[0]}")
+        if result["stream"]["failure"]:
+            print("the stream's log says:\n  " + "\n  ".join(result["stream"]["failure"]))
     print(f"checks: {', '.join(k for k, v in result['checks'].items() if not v) or 'all pass'}")
     print(f"wrote {out}")

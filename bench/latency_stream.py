@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import statistics
 import subprocess
@@ -92,6 +93,17 @@ def stop(proc: subprocess.Popen, grace_s: float = 30.0) -> int | None:
 
 def tail(path: Path, lines: int = 30) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def failure(path: Path, context: int = 6) -> list[str]:
+    """Why the stream stopped, from its log: the first Python error raised in it, with the
+    ``context`` frames above it (Spark repeats it in every failed task), or its last lines."""
+    lines = path.read_text(errors="replace").splitlines()
+    for i, line in enumerate(lines):
+        if re.match(r"^[A-Za-z_.]*(Error|Exception): ", line) and "py4j" not in line:
+            frames = [x for x in lines[max(0, i - 2 * context) : i] if x.startswith("  File")]
+            return [x.strip() for x in frames[-context:]] + [line[:500]]
+    return [x[:300] for x in lines[-15:]]
 
 
 # ------------------------------------------------------------------------------------ CPU
