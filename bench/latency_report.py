@@ -44,7 +44,7 @@ def report(run: Any, exit_code: int | None) -> dict[str, Any]:
     page: dict[str, Any] = {"enabled": run.page is not None}
     if run.page is not None:
         counts = page_watch.match(measured, run.page.sightings)
-        can = page_watch.candidates(measured)
+        can = page_watch.candidates(measured, tracker.clock_at)
         page |= {"error": run.page.error, "load_s": run.page.load_s and round(run.page.load_s, 1),
                  "rows_at_start": run.page.rows_at_start, **counts,
                  "events_the_page_can_show": len(can),
@@ -116,6 +116,7 @@ def report(run: Any, exit_code: int | None) -> dict[str, Any]:
             "target_cores_avg": TARGET_CORES,
             "what": "the stream's process tree (driver, JVM, Python workers), "
             "sampled each second while the measured events were sent",
+            "until_drained": run.cpu.report(t0, t1) if run.cpu else {},
         },
         "micro_batches": S.batches(run.log, t0, t1),
         "weather": run.weather.report(t0),

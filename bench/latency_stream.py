@@ -121,11 +121,18 @@ class CpuSampler:
         self.thread.start()
 
     def _tree(self) -> list[psutil.Process]:
-        try:
-            root = psutil.Process(self.root)
-            return [root, *root.children(recursive=True)]
-        except psutil.Error:
-            return []
+        """The root and its descendants; empty when the root is gone (a child that exits
+        while they are listed makes psutil fail: listed again)."""
+        for _ in range(3):
+            try:
+                root = psutil.Process(self.root)
+                return [root, *root.children(recursive=True)]
+            except psutil.NoSuchProcess:
+                if not psutil.pid_exists(self.root):
+                    return []
+            except psutil.Error:
+                return []
+        return []
 
     def _run(self) -> None:
         seen: dict[tuple[int, float], float] = {}  # (pid, create time) -> CPU seconds
@@ -140,20 +147,20 @@ class CpuSampler:
                         t = proc.cpu_times()
                         cpu = t.user + t.system
                         mem = proc.memory_info().rss
-                except psutil.Error:
+                except psutil.Error:  # unreadable now: keep what it had (not counted twice)
+                    now_seen.update({k: v for k, v in seen.items() if k[0] == proc.pid})
                     continue
                 # a process born since the last sample: all its CPU time is in this interval
                 used += cpu - seen.get(key, 0.0)
                 now_seen[key] = cpu
                 rss += mem
                 n += 1
+            if not now_seen:  # nothing listed: this interval's time counts in the next one
+                continue
             now = time.monotonic()
-            if seen or now_seen:
-                first = not seen
-                seen = now_seen
-                if not first:
-                    self.samples.append((time.time(), used / (now - last), rss, n))
-            last = now
+            if seen:
+                self.samples.append((time.time(), used / (now - last), rss, n))
+            seen, last = now_seen, now
 
     def close(self) -> None:
         self.stop.set()

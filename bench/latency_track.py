@@ -78,7 +78,6 @@ class Tracked:
     board_version: int | None = None  # resolved version when first on the board
     lake_version: int | None = None  # lake's own version when it first included the event
     lake_hour_updated: datetime | None = None  # U: the refresh that served the bucket
-    clock: datetime | None = None  # the replay clock when the event reached the board
     page_at: float | None = None  # wall time the page first showed it (page_watch)
 
     @property
@@ -230,12 +229,11 @@ class Tracker:
                 continue
             shown = RM.resolve(doc)
             newest = {f["flight_key"]: f.get("last_event_time") for f in shown.get("flights", [])}
-            clock = self.clock_at(seen)
             with self.lock:
                 for ev in board[bucket]:
                     t = newest.get(ev.flight_key)
                     if t is not None and t >= ev.event_time:
-                        ev.at["board"], ev.clock = seen, clock
+                        ev.at["board"] = seen
                         ev.board_version = shown.get("version")
         hour = self._pending(lambda e: "board" in e.at and "hour" not in e.at)
         for bucket, doc, seen in self._read(pool, db[RM.KPI_HOURLY], list(hour),

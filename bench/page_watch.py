@@ -14,8 +14,8 @@ arrived / cancelled) is visible when its flight's row first shows a status of th
 higher, at or after its ``produced_at``. The page shows only flights scheduled within an hour
 either side of the replay clock (``dashboard.kpis.BOARD_BEFORE`` / ``BOARD_AFTER``), so most
 "scheduled" events (2 h ahead) and late arrivals never appear: :func:`candidates` names the
-events the page can show (scheduled within that window of the clock when they reached their
-board document).
+events the page can show (scheduled within that window of the clock the page reads after they
+reached their board document).
 """
 
 from __future__ import annotations
@@ -24,13 +24,14 @@ import subprocess
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 from pipelines.core.config import REPO_ROOT
 from pipelines.core.domain import STATUS_RANK
 from pipelines.dashboard.kpis import BOARD_AFTER, BOARD_BEFORE
+from pipelines.dashboard.live import LIVE_S
 from pipelines.stack import voila
 
 BOARD_TABLE = '.tm-panel-board table[data-table="board"]'
@@ -129,13 +130,19 @@ class PageWatch:
                 self.voila.wait()
 
 
-def candidates(events: Iterable[Any]) -> list[Any]:
+def candidates(events: Iterable[Any], clock_at: Callable[[float], Any]) -> list[Any]:
     """The events the page can show: their flight is scheduled within the board's window
-    around the replay clock read when the event reached its board document."""
-    return [
-        e for e in events
-        if e.clock is not None and e.clock - BOARD_BEFORE <= e.sched_dep <= e.clock + BOARD_AFTER
-    ]  # fmt: skip
+    around the replay clock the page reads next after the event reached its board document
+    (``clock_at(wall)``: the clock read at ``wall``; the batch that wrote the document moves
+    the clock as it ends, the page reads it every :data:`LIVE_S` seconds)."""
+    out = []
+    for e in events:
+        if "board" not in e.at:
+            continue
+        clock = clock_at(e.at["board"] + LIVE_S)
+        if clock is not None and clock - BOARD_BEFORE <= e.sched_dep <= clock + BOARD_AFTER:
+            out.append(e)
+    return out
 
 
 def match(events: Iterable[Any], sightings: list[tuple[str, str, float]]) -> dict[str, int]:
