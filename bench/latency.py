@@ -120,6 +120,8 @@ class Run:
         self.sent = {"warmup": 0, "measured": 0}
         self.got: dict[str, Any] = {"warm": None, "parts": [], "n_warm": 0, "n_meas": 0}
         self.error: str | None = None  # why the run stopped early, if it did
+        self.starts: list[float] = []  # wall times the stream was started
+        self.restarts: list[str] = []  # why it had to be started again (warm-up only)
         self.marks: dict[str, float] = {}  # wall epoch of the run's moments
         self.progress_stop = threading.Event()
 
@@ -127,8 +129,27 @@ class Run:
         print(f"[{time.monotonic() - self.t0:6.1f} s] {text}", flush=True)
 
     # -- waiting --------------------------------------------------------------------------
-    def check(self) -> None:
+    def start_stream(self) -> None:
+        """Start (or restart) the stream, appending to its log, and sample its CPU."""
+        with self.log.open("ab") as log_file:
+            self.proc = S.start_stream(self.settings, self.params, self.args.trigger,
+                                       self.args.hot_trigger, log_file)  # fmt: skip
+        if self.cpu is not None:
+            self.cpu.close()
+        self.cpu = S.CpuSampler(self.proc.pid)
+        self.starts.append(time.time())
+
+    def check(self, phase: str = "measured") -> None:
         if self.proc is not None and self.proc.poll() is not None:
+            failure = S.failure(self.log)
+            if (phase == "warmup" and len(self.starts) < self.args.start_attempts
+                    and any(S.STARTUP_FAILURE in line for line in failure)):  # fmt: skip
+                self.restarts.append(failure[-1])
+                self.say(f"stream: died starting ({failure[-1][:90]}); restarting it")
+                with self.log.open("a") as f:
+                    f.write(f"\n{S.RESTART_MARK}\n")
+                self.start_stream()
+                return
             raise RuntimeError(f"the stream exited ({self.proc.returncode}); its log "
                                f"{self.log}:\n{S.tail(self.log)}")  # fmt: skip
         if self.tracker.errors:
@@ -139,7 +160,7 @@ class Run:
         ended); seconds waited."""
         t0 = time.monotonic()
         while time.monotonic() - t0 < timeout:
-            self.check()
+            self.check(phase)
             n = self.tracker.count(phase)
             if (
                 n["consumed"] >= expected
@@ -153,13 +174,13 @@ class Run:
     def progress(self) -> None:
         """A progress line every ``--progress`` seconds while the run goes."""
         while not self.progress_stop.wait(self.args.progress):
-            phase = "measured" if "measured_start" in self.marks else "warmup"
+            phase = "measured" if self.tracker.of("measured") else "warmup"
             n = self.tracker.count(phase)
             cpu = self.cpu.samples[-1][1] if self.cpu and self.cpu.samples else None
             page = (f" · page rows seen {len(self.page.sightings)}"
                     if self.page and self.page.ready.is_set() else "")  # fmt: skip
             self.say(
-                f"{phase}: sent {self.sent[phase]} · consumed {n['consumed']} · board "
+                f"{phase}: consumed {n['consumed']} (sent so far {self.sent[phase]}) · board "
                 f"{n['board']} · hour {n['hour']} · day {n['day']}{page}"
                 + (f" · stream {cpu:.2f} cores" if cpu is not None else "")
             )
@@ -177,11 +198,9 @@ class Run:
         (a run that fails still reports what it got)."""
         args, tracker, got = self.args, self.tracker, self.got
         kafka_io.ensure_topics(self.settings, ["flights", "flights_dlq"])
-        with self.log.open("wb") as log_file:
-            self.proc = S.start_stream(self.settings, self.params, args.trigger,
-                                       args.hot_trigger, log_file)  # fmt: skip
+        self.log.write_bytes(b"")
+        self.start_stream()
         stream_t0 = time.time()
-        self.cpu = S.CpuSampler(self.proc.pid)
         self.say(f"stream: pid {self.proc.pid}, lake trigger {args.trigger}, hot trigger "
                  f"{args.hot_trigger}, database {self.settings.mongo.database}")  # fmt: skip
         for target in (lambda: tracker.consume(consumer(self.settings)), tracker.poll_fast,
@@ -301,6 +320,13 @@ def main() -> int:
         type=float,
         default=600.0,
         help="seconds to wait, after the last send, for the last events and the weather job",
+    )
+    add(
+        "--start-attempts",
+        type=int,
+        default=3,
+        help="times the stream is started when it dies in the warm-up on Spark's 10 s "
+        "Python worker connect-back (default 3; each is reported)",
     )
     add("--progress", type=float, default=10.0, help="seconds between progress lines")
     add(

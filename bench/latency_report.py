@@ -160,6 +160,8 @@ def report(run: Any, exit_code: int | None) -> dict[str, Any]:
             "log": str(run.log),
             "exit_code_after_sigterm": exit_code,
             "failure": S.failure(run.log) if run.error else None,
+            "starts": len(run.starts),
+            "restarted_in_warmup_because": run.restarts,
         },
         "error": run.error,
         "errors": tracker.errors,

@@ -95,10 +95,16 @@ def tail(path: Path, lines: int = 30) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 
+# how the stream dies when its transformWithState pre-init Python worker (pyspark imported from
+# pyspark.zip, no bytecode: ~1.5 s of CPU) misses Spark's hard-coded 10 s connect-back
+STARTUP_FAILURE = "Python worker failed to connect back"
+RESTART_MARK = "==== bench: restarting the stream ===="  # in its log: what follows is the new one
+
+
 def failure(path: Path, context: int = 6) -> list[str]:
     """Why the stream stopped, from its log: the first Python error raised in it, with the
     ``context`` frames above it (Spark repeats it in every failed task), or its last lines."""
-    lines = path.read_text(errors="replace").splitlines()
+    lines = path.read_text(errors="replace").split(RESTART_MARK)[-1].splitlines()
     for i, line in enumerate(lines):
         if re.match(r"^[A-Za-z_.]*(Error|Exception): ", line) and "py4j" not in line:
             frames = [x for x in lines[max(0, i - 2 * context) : i] if x.startswith("  File")]
