@@ -118,15 +118,22 @@ class Enrichment:
         self.thread.join(timeout=30)
 
 
-def hot_docs(
-    flights: DataFrame, enrichment: tuple[DataFrame, ...], now: datetime
-) -> tuple[DataFrame, DataFrame]:
-    """Merged flights of changed buckets (``bucket_state.MERGED_SCHEMA``) -> their
-    ``flights_by_hour`` documents and ``kpi_hourly`` rows, with ``updated_at`` = ``now``."""
+def hot_docs(flights: DataFrame, enrichment: tuple[DataFrame, ...], now: datetime) -> DataFrame:
+    """Merged flights of changed buckets (``bucket_state.MERGED_SCHEMA``) -> one row per
+    bucket: its ``_id``, its ``flights_by_hour`` document (``board``) and ``kpi_hourly`` row
+    (``hourly``), each with ``updated_at`` = ``now``, and its newest event time (``newest``).
+    The lake path's own document functions, so both paths write the same fields."""
     clean = flight_state.enrich(flight_state.derive(flights), *enrichment)
     board = documents.board_docs(clean).withColumn("updated_at", F.lit(now))
-    hourly = kpis.kpi_hourly(clean).withColumn("updated_at", F.lit(now))
-    return board, documents.hourly_docs(hourly, documents.bucket_versions(clean))
+    hourly = documents.hourly_docs(
+        kpis.kpi_hourly(clean).withColumn("updated_at", F.lit(now)),
+        documents.bucket_versions(clean),
+    )
+    return board.select(
+        "_id",
+        F.struct(*board.columns).alias("board"),
+        F.array_max("flights.last_event_time").alias("newest"),
+    ).join(hourly.select("_id", F.struct(*hourly.columns).alias("hourly")), "_id")
 
 
 def batch_function(
@@ -135,26 +142,21 @@ def batch_function(
     lag: Callable[[], int | None],
     job: str,
 ) -> Callable[[DataFrame, int], None]:
-    """The hot query's ``foreachBatch`` function."""
+    """The hot query's ``foreachBatch`` function: one Spark job a micro-batch (the state
+    store's stage, then the documents built and written from the executors, which hand the
+    driver a count and the newest event time per partition)."""
+    slots = ((BOARD, "board", BOARD_TOP), (KPI_HOURLY, "hourly", HOURLY_TOP))
 
     def on_batch(flights: DataFrame, batch_id: int) -> None:
         use_pool(flights.sparkSession, "hot")  # the next free task slot is the hot path's
         started = time.monotonic()
         now = datetime.now(UTC).replace(tzinfo=None)
-        flights = flights.persist()
-        newest, served = flights.agg(F.max("last_event_time"), F.count(F.lit(1))).first()
-        if served:
-            board, hourly = hot_docs(flights, enrichment.frames(), now)
-            horizon = settings.serving.board_hours
-            sinks.write(documents.within_horizon(board, "hour_utc", newest, horizon), settings,
-                        BOARD, slot=HOT, top=BOARD_TOP)  # fmt: skip
-            faults.point("hot.after_board")
-            sinks.write(hourly, settings, KPI_HOURLY, slot=HOT, top=HOURLY_TOP)
-        flights.unpersist()
+        docs = hot_docs(flights, enrichment.frames(), now)
+        served, newest = sinks.write_slots(docs, settings, HOT, slots, "hot.after_board")
         seconds = round(time.monotonic() - started, 3)
         sinks.set_state(settings, job, newest, hot={
-            "batch_id": batch_id, "at": datetime.now(UTC), "rows": int(served),
-            "lag": lag(), "seconds": seconds})  # fmt: skip
+            "batch_id": batch_id, "at": datetime.now(UTC), "rows": served, "lag": lag(),
+            "seconds": seconds})  # fmt: skip
         log.info("flights_hot.batch", batch_id=batch_id, flights=served, seconds=seconds)
         faults.point("hot.before_commit")  # its state and offsets are committed after this
 
