@@ -45,6 +45,17 @@ def run_jobs(
     return out
 
 
+def sent_line(stats: replay.ReplayStats) -> str:
+    """What a replay sent, per source: ``1,234 flight events · 30 weather files · 2 reference
+    snapshots sent`` (and the dead-lettered events, when there are any)."""
+    sent = stats.sent
+    line = (
+        f"{sent['flights']:,} flight events · {sent['weather']:,} weather files · "
+        f"{sent['reference']:,} reference snapshots sent"
+    )
+    return line + (f" · {stats.dead_lettered:,} dead-lettered" if stats.dead_lettered else "")
+
+
 def load_window(
     settings: Settings,
     start: datetime,
@@ -59,7 +70,7 @@ def load_window(
     stats = run.run()
     t_replay = time.monotonic() - t0
     if echo:
-        logs.step("replay".ljust(24), f"{stats.sent:,} events and files sent", f"{t_replay:.1f} s")
+        logs.step("replay".ljust(24), sent_line(stats), f"{t_replay:.1f} s")
     done = run_jobs(settings, jobs=jobs, echo=echo)
     result = {"replay": {"sent": stats.sent, "seconds": round(t_replay, 2)}, "jobs": done}
     log.info("pipeline.window_loaded", start=str(start), end=str(end), **result["replay"])
