@@ -69,7 +69,10 @@ class Service:
 
     @property
     def home(self) -> Path:
-        return self.settings.resolve(self.settings.stack.home) / self.name
+        # resolved: a checkout whose outputs/stack links to another one's must recognise the
+        # processes started there (their command lines name the real folder), not call their
+        # pid files stale and delete them
+        return self.settings.resolve(self.settings.stack.home).resolve() / self.name
 
     @property
     def pidfile(self) -> Path:
