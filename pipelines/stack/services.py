@@ -69,10 +69,7 @@ class Service:
 
     @property
     def home(self) -> Path:
-        # resolved: a checkout whose outputs/stack links to another one's must recognise the
-        # processes started there (their command lines name the real folder), not call their
-        # pid files stale and delete them
-        return self.settings.resolve(self.settings.stack.home).resolve() / self.name
+        return self.settings.resolve(self.settings.stack.home) / self.name
 
     @property
     def pidfile(self) -> Path:
@@ -113,7 +110,10 @@ class Service:
             return None
         try:
             proc = psutil.Process(pid)
-            if proc.status() != psutil.STATUS_ZOMBIE and str(self.home) in " ".join(proc.cmdline()):
+            line = " ".join(proc.cmdline())  # its home, as given or through symlinks resolved
+            if proc.status() != psutil.STATUS_ZOMBIE and (
+                str(self.home) in line or str(self.home.resolve()) in line
+            ):
                 return pid
         except psutil.Error:
             pass
