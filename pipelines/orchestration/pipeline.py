@@ -45,15 +45,19 @@ def run_jobs(
     return out
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
 def sent_line(stats: replay.ReplayStats) -> str:
-    """What a replay sent, per source: ``1,234 flight events · 30 weather files · 2 reference
-    snapshots sent`` (and the dead-lettered events, when there are any)."""
+    """What a replay sent, per source: ``sent 1,234 flight events, 4 weather files,
+    1 reference snapshot`` (and the events dead-lettered, when there are any)."""
     sent = stats.sent
-    line = (
-        f"{sent['flights']:,} flight events · {sent['weather']:,} weather files · "
-        f"{sent['reference']:,} reference snapshots sent"
-    )
-    return line + (f" · {stats.dead_lettered:,} dead-lettered" if stats.dead_lettered else "")
+    parts = [_count(sent["flights"], "flight event"), _count(sent["weather"], "weather file"),
+             _count(sent["reference"], "reference snapshot")]  # fmt: skip
+    if stats.dead_lettered:
+        parts.append(f"{stats.dead_lettered:,} dead-lettered")
+    return "sent " + ", ".join(parts)
 
 
 def load_window(
