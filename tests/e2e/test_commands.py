@@ -12,8 +12,10 @@ README lines run byte for byte (``bash -c``) in a sandbox whose parameters map `
 database); a line is changed only where it cannot run as written, each change with its reason.
 One window of a few hours is loaded once for the module, by ``make backfill FROM= TO=``.
 ``make stack-up/status/down`` run on a dedicated stack (free ports), the crontab lines on a
-scratch crontab. Measured: the module takes 8.5 min on 2 cores shared with three other
-agents' test runs (load 4-8); see the report of issue 23.
+scratch crontab. Nothing here asserts a duration. Measured on 2 cores shared with other
+sessions' test runs (load 6 to 14): 652 s, of which the demo's round 270 s (its stream reads
+what the demo's own replay sent), the window's load 199 s, the smoke 62 s, the dedicated stack
+25 s, every other case under 22 s; at load ~3, ``make backfill`` of a 4 h window took 80 s.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from tests.conftest import dedicated_stack
 
 pytestmark = pytest.mark.integration
 
-FROM, TO = "2013-01-01T21:00:00Z", "2013-01-02T01:00:00Z"  # 4 h: 1 Jan's evening, 2 Jan's snapshot
+FROM, TO = "2013-01-04T21:00:00Z", "2013-01-05T01:00:00Z"  # 4 h: ~670 events, 5 Jan's snapshot
 COVERED: dict[str, str] = {}  # documented command -> the test that runs it
 NOT_RUN = {
     "make test": "the suite itself: this module runs inside it",
@@ -195,7 +197,7 @@ def test_make_smoke_sends_a_thousand_messages_through_spark_once(window: Sandbox
         "python -m pipelines run")  # fmt: skip
 def test_run_prints_one_line_per_run(window: Sandbox) -> None:
     out = ok(window.sh("python -m pipelines run weather_hourly --env local -p date=2013-01-02"))
-    # the window's files of 2 Jan were processed by the backfill: this run finds none
+    # no file of 2 Jan is pending (the window's were processed by the backfill): it finds none
     line = r"^weather_hourly \(local\) +success +in 0 · out 0 · rejected 0 +[\d.]+ s +(\S+\.html)$"
     match = re.search(line, out, flags=re.MULTILINE)
     assert match and Path(match[1]).is_file() and match[1].startswith(str(window.outputs)), out
@@ -283,7 +285,7 @@ def test_make_demo_serves_the_dashboard_and_runs_each_job(window: Sandbox, tmp_p
 @covers("python -m pipelines replay")  # after the demo: its stream has nothing new to read
 def test_replay_sends_the_next_hour_to_kafka(window: Sandbox) -> None:
     out = ok(window.sh(f"python -m pipelines replay flights --start {TO} "
-                       "--end 2013-01-02T02:00:00Z --catch-up --no-progress"))  # fmt: skip
+                       "--end 2013-01-05T02:00:00Z --catch-up --no-progress"))  # fmt: skip
     result = json.loads(out.splitlines()[-1])
     assert result["sent"]["flights"] > 0 and result["interrupted"] is False
 
