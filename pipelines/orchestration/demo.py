@@ -17,7 +17,7 @@ from pathlib import Path
 import structlog
 
 from pipelines.core import logs
-from pipelines.core.config import REPO_ROOT, Settings
+from pipelines.core.config import REPO_ROOT, Settings, outputs_dir
 from pipelines.jobs.registry import PIPELINE
 from pipelines.orchestration import runner
 from pipelines.stack import control, voila
@@ -43,7 +43,7 @@ def run(settings: Settings, speed: float, start: str, cycles: int | None, port: 
     """Run the demo until Ctrl-C (or ``cycles`` rounds of the jobs); return an exit code."""
     was_running = {s.name for s in services(settings) if s.pid() is not None}
     control.up(settings)
-    logs_dir = REPO_ROOT / "outputs" / "logs"
+    logs_dir = outputs_dir() / "logs"
     py = sys.executable
     procs = {
         "replay": _spawn([py, "-m", "pipelines", "replay", "all", "--env", settings.env,

@@ -110,7 +110,10 @@ class Service:
             return None
         try:
             proc = psutil.Process(pid)
-            if proc.status() != psutil.STATUS_ZOMBIE and str(self.home) in " ".join(proc.cmdline()):
+            line = " ".join(proc.cmdline())  # its home, as given or through symlinks resolved
+            if proc.status() != psutil.STATUS_ZOMBIE and (
+                str(self.home) in line or str(self.home.resolve()) in line
+            ):
                 return pid
         except psutil.Error:
             pass
