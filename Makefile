@@ -7,6 +7,9 @@ ENV    ?= local
 FROM   ?= 2013-01-01T00:00:00Z
 # the last flights of 31 Dec 2013 (local) depart and land after midnight UTC
 TO     ?= 2014-01-02T00:00:00Z
+# the dashboard's port (make dashboard, make demo); DEMO_CYCLES=N stops the demo after N rounds
+DASHBOARD_PORT ?= 8866
+DEMO_CYCLES ?=
 export TARMAC_LOG_FORMAT ?= kv
 
 .DEFAULT_GOAL := help
@@ -48,8 +51,8 @@ stack-status: install ## what runs, on which port, with which log
 smoke: stack-up ## Kafka -> Spark -> MongoDB smoke path on ENV
 	$(PY) -m pipelines smoke --env $(ENV) --produce 1000
 
-demo: install ## the whole product live: stack, replay at 24x, the stream service, file jobs, dashboard
-	$(PY) -m pipelines demo --env $(ENV)
+demo: install ## the whole product live: stack, replay at 24x, the stream service, file jobs, dashboard (DEMO_CYCLES=N: N weather runs)
+	$(PY) -m pipelines demo --env $(ENV) --port $(DASHBOARD_PORT) $(if $(DEMO_CYCLES),--cycles $(DEMO_CYCLES))
 
 .PHONY: stream-start stream-stop stream-status
 stream-start: stack-up ## run the flight stream as a supervised service of ENV (log: outputs/logs/service-*)
@@ -61,7 +64,7 @@ stream-stop: install ## stop the flight stream service of ENV (SIGTERM, then SIG
 stream-status: install ## the stream service: running?, restarts, last exit, age of its last batch
 	$(PY) -m pipelines service status flights_stream --env $(ENV)
 
-backfill: stack-up ## the whole of 2013 through the real path (replay -> Kafka -> Spark -> MongoDB)
+backfill: stack-up ## 2013 through the real path (replay -> Kafka -> Spark -> MongoDB); FROM=, TO= for a window
 	$(PY) -m pipelines pipeline --env $(ENV) --start $(FROM) --end $(TO)
 
 # The browser tests need Debian's chromium, the deck's test npm (reveal.js): installed here when
@@ -101,7 +104,6 @@ cron-remove: install ## remove this checkout's lines from your crontab (nothing 
 	$(PY) -m pipelines cron remove
 
 .PHONY: dashboard
-DASHBOARD_PORT ?= 8866
 dashboard: install ## the Voila dashboard of ENV on http://127.0.0.1:8866 (localhost only; DASHBOARD_PORT=)
 	TARMAC_ENV=$(ENV) JUPYTER_PATH=$(CURDIR)/pipelines/dashboard/jupyter \
 	  $(VENV)/bin/voila notebooks/dashboard.ipynb --port=$(DASHBOARD_PORT) --Voila.ip=127.0.0.1 \

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -102,6 +103,21 @@ def isolate(settings: Settings, tmp_path, unique: str) -> Settings:
 def write_parameters(settings: Settings, folder) -> None:
     """Write ``settings`` as ``<folder>/<env>.yaml`` (for subprocesses: TARMAC_PARAMETERS_DIR)."""
     settings.write(folder)
+
+
+def dedicated_stack(settings: Settings, home: Path, database: str) -> Settings:
+    """``settings`` on an embedded stack of its own: Kafka and FerretDB on free ports of
+    127.0.0.1, their folders under ``home``; a test may stop or kill its services without
+    harming the session's stack (start it with ``control.up``, stop it with ``control.down``)."""
+    from pipelines.stack.voila import free_port
+
+    return settings.model_copy(update={
+        "stack": settings.stack.model_copy(update={"home": home / "stack"}),
+        "kafka": settings.kafka.model_copy(update={"embedded": True,
+            "bootstrap_servers": f"127.0.0.1:{free_port()}", "controller_port": free_port()}),
+        "mongo": settings.mongo.model_copy(update={"embedded": True,
+            "uri": f"mongodb://127.0.0.1:{free_port()}/", "database": database}),
+    })  # fmt: skip
 
 
 @pytest.fixture

@@ -45,6 +45,21 @@ def run_jobs(
     return out
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
+def sent_line(stats: replay.ReplayStats) -> str:
+    """What a replay sent, per source: ``sent 1,234 flight events, 4 weather files,
+    1 reference snapshot`` (and the events dead-lettered, when there are any)."""
+    sent = stats.sent
+    parts = [_count(sent["flights"], "flight event"), _count(sent["weather"], "weather file"),
+             _count(sent["reference"], "reference snapshot")]  # fmt: skip
+    if stats.dead_lettered:
+        parts.append(f"{stats.dead_lettered:,} dead-lettered")
+    return "sent " + ", ".join(parts)
+
+
 def load_window(
     settings: Settings,
     start: datetime,
@@ -59,7 +74,7 @@ def load_window(
     stats = run.run()
     t_replay = time.monotonic() - t0
     if echo:
-        logs.step("replay".ljust(24), f"{stats.sent:,} events and files sent", f"{t_replay:.1f} s")
+        logs.step("replay".ljust(24), sent_line(stats), f"{t_replay:.1f} s")
     done = run_jobs(settings, jobs=jobs, echo=echo)
     result = {"replay": {"sent": stats.sent, "seconds": round(t_replay, 2)}, "jobs": done}
     log.info("pipeline.window_loaded", start=str(start), end=str(end), **result["replay"])

@@ -43,7 +43,7 @@ from pipelines.sources import replay
 from pipelines.stack import control, mongo
 from pipelines.stack.services import FerretDBService, KafkaService, services
 from pipelines.stack.spark import build_session
-from tests.conftest import isolate, write_parameters
+from tests.conftest import dedicated_stack, isolate, write_parameters
 from tests.e2e.test_processing import STREAM_OWNED, snapshot, without_times
 
 pytestmark = pytest.mark.integration
@@ -51,12 +51,6 @@ pytestmark = pytest.mark.integration
 START = datetime(2013, 3, 4, 10, tzinfo=UTC)
 END = datetime(2013, 3, 4, 20, tzinfo=UTC)  # 10 h: ~1,500 events, ~30 weather files
 BATCH = "300"  # max offsets per micro-batch: the window is several batches
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _fresh(base: Settings, tmp: Path, tag: str) -> Settings:
@@ -240,15 +234,10 @@ def test_weather_killed_between_rows_and_moves_processes_each_file_once(
 @pytest.fixture(scope="module")
 def dedicated(stack: Settings, tmp_path_factory) -> Iterator[Settings]:
     """A stack of its own (free ports, folders under tmp_path) whose services tests may kill."""
-    home = tmp_path_factory.mktemp("faults_stack")
-    settings = stack.model_copy(update={
-        "stack": stack.stack.model_copy(update={"home": home / "stack"}),
-        "kafka": stack.kafka.model_copy(update={
-            "bootstrap_servers": f"127.0.0.1:{_free_port()}", "controller_port": _free_port()}),
-        "mongo": stack.mongo.model_copy(update={
-            "uri": f"mongodb://127.0.0.1:{_free_port()}/", "database": "tarmac_faults"}),
-        "replay": stack.replay.model_copy(update={"checkpoint_every": 100}),
-    })  # fmt: skip
+    settings = dedicated_stack(stack, tmp_path_factory.mktemp("faults_stack"), "tarmac_faults")
+    settings = settings.model_copy(
+        update={"replay": stack.replay.model_copy(update={"checkpoint_every": 100})}
+    )
     control.up(settings)
     yield settings
     for svc in services(settings):

@@ -34,3 +34,24 @@ def test_bad_env_is_a_clear_error_not_a_traceback() -> None:
     assert res.returncode == 2
     assert "error: no parameters file for env 'nope'" in res.stderr
     assert "Traceback" not in res.stderr
+
+
+def test_the_pipeline_line_says_what_was_sent_per_source() -> None:
+    from pipelines.orchestration.pipeline import sent_line
+    from pipelines.sources.replay import ReplayStats
+
+    stats = ReplayStats(sent={"flights": 1234, "weather": 4, "reference": 1})
+    assert sent_line(stats) == "sent 1,234 flight events, 4 weather files, 1 reference snapshot"
+    stats.dead_lettered = 2
+    assert sent_line(stats).endswith("1 reference snapshot, 2 dead-lettered")
+
+
+def test_documented_commands_are_the_lines_of_shell_blocks() -> None:
+    from tests.commands import readme_commands
+
+    markdown = "\n".join([
+        "run `make x` (prose, not a block)", "```mermaid", "flowchart LR", "```", "```bash",
+        "make demo    # a comment", "# a whole comment", "", "A=1 python -m pipelines \\",
+        "  run job -p d=1", "```", "```python", "print(1)", "```",
+    ])  # fmt: skip
+    assert readme_commands(markdown) == ["make demo", "A=1 python -m pipelines run job -p d=1"]
