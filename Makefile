@@ -51,8 +51,18 @@ stack-status: install ## what runs, on which port, with which log
 smoke: stack-up ## Kafka -> Spark -> MongoDB smoke path on ENV
 	$(PY) -m pipelines smoke --env $(ENV) --produce 1000
 
-demo: install ## the whole product on the embedded stack, until Ctrl-C (DEMO_CYCLES=N: N rounds)
+demo: install ## the whole product live: stack, replay at 24x, the stream service, file jobs, dashboard (DEMO_CYCLES=N: N weather runs)
 	$(PY) -m pipelines demo --env $(ENV) --port $(DASHBOARD_PORT) $(if $(DEMO_CYCLES),--cycles $(DEMO_CYCLES))
+
+.PHONY: stream-start stream-stop stream-status
+stream-start: stack-up ## run the flight stream as a supervised service of ENV (log: outputs/logs/service-*)
+	$(PY) -m pipelines service start flights_stream --env $(ENV)
+
+stream-stop: install ## stop the flight stream service of ENV (SIGTERM, then SIGKILL after 60 s)
+	$(PY) -m pipelines service stop flights_stream --env $(ENV)
+
+stream-status: install ## the stream service: running?, restarts, last exit, age of its last batch
+	$(PY) -m pipelines service status flights_stream --env $(ENV)
 
 backfill: stack-up ## 2013 through the real path (replay -> Kafka -> Spark -> MongoDB); FROM=, TO= for a window
 	$(PY) -m pipelines pipeline --env $(ENV) --start $(FROM) --end $(TO)

@@ -11,6 +11,10 @@ Rows (dicts; a measure left out counts 0, a field that is None is left out of th
 - ``weather``: origin, date, visib_band, precip, wind_band, measures;
 - ``routes``: origin, dest, month, dest_name, dest_lat, dest_lon, measures;
 - ``flights``: flight_key, origin, sched_dep_utc and the flight's fields.
+
+``kpi_hourly`` (the stream's hot path, issue 17) holds one document per hourly row, the same
+row ``kpi_daily`` carries in ``hours``; ``version`` (int) and ``updated_at`` may be given per
+``_id`` (``hour_id``) like ``updated_at`` per date.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ BUCKET_FIELDS = ("_id", "origin", "date", "month", "sched_hour_utc")  # not insi
 
 Row = Mapping[str, Any]
 Stamps = datetime | Mapping[str, datetime]  # one updated_at, or one per date / month
+Versions = int | Mapping[str, int]  # one version, or one per _id
 
 
 def _utc(ts: datetime) -> datetime:
@@ -52,6 +57,10 @@ def _clean(row: Mapping[str, Any], fields: Iterable[str]) -> dict[str, Any]:
 
 def _stamp(stamps: Stamps, key: str) -> datetime:
     return stamps if isinstance(stamps, datetime) else stamps.get(key, STAMP)
+
+
+def _version(versions: Versions, key: str) -> int:
+    return versions if isinstance(versions, int) else versions.get(key, 1)
 
 
 def _order(*values: Any) -> tuple:
@@ -125,6 +134,36 @@ def daily_docs(
     return docs
 
 
+# ----------------------------------------------------------------------------- kpi_hourly
+
+
+def hourly_docs(
+    hourly: Iterable[Row] = (), updated_at: Stamps = STAMP, version: Versions = 1
+) -> list[dict[str, Any]]:
+    """One ``kpi_hourly`` document per hourly row (``_id`` = ``hour_id``): its origin, hour,
+    local date, local hour, ISO weekday and measures, ``version``, ``updated_at`` (given per
+    ``_id``, or per date, or one for all)."""
+    docs = []
+    for r in map(hour_row, hourly):
+        key = hour_id(r["origin"], r["hour_utc"])
+        stamp = updated_at if isinstance(updated_at, datetime) else updated_at.get(
+            key, updated_at.get(r["date"], STAMP))  # fmt: skip
+        docs.append(
+            {
+                "_id": key,
+                "origin": r["origin"],
+                "hour_utc": r["hour_utc"],
+                "date": r["date"],
+                "local_hour": r["local_hour"],
+                "weekday": weekday(r["date"]),
+                **_measures(r),
+                "version": _version(version, key),
+                "updated_at": stamp,
+            }
+        )
+    return sorted(docs, key=lambda d: d["_id"])
+
+
 # ----------------------------------------------------------------------- kpi_route_monthly
 
 
@@ -189,8 +228,9 @@ def profile_doc(daily: Iterable[Mapping[str, Any]], updated_at: datetime = STAMP
 # ------------------------------------------------------------------------ flights_by_hour
 
 
-def board_docs(flights: Iterable[Row]) -> list[dict[str, Any]]:
-    """One ``flights_by_hour`` document per (origin, scheduled departure hour UTC)."""
+def board_docs(flights: Iterable[Row], version: Versions = 1) -> list[dict[str, Any]]:
+    """One ``flights_by_hour`` document per (origin, scheduled departure hour UTC), with its
+    ``version`` (given per ``_id`` or one for all)."""
     buckets: dict[tuple[str, datetime], list[dict[str, Any]]] = {}
     for f in flights:
         sched = _utc(f["sched_dep_utc"])
@@ -207,6 +247,7 @@ def board_docs(flights: Iterable[Row]) -> list[dict[str, Any]]:
             "date": hour.astimezone(NEW_YORK).date().isoformat(),
             "n": len(rows),
             "flights": sorted(rows, key=lambda f: (f["sched_dep_utc"], f["flight_key"])),
+            "version": _version(version, hour_id(origin, hour)),
         }
         for (origin, hour), rows in sorted(buckets.items())
     ]
@@ -225,9 +266,12 @@ def documents(
     updated_at: Stamps = STAMP,
     profile_at: datetime = STAMP,
 ) -> dict[str, list[dict[str, Any]]]:
-    """Every serving document of the rows, by collection (no profile without a day)."""
+    """Every serving document of the rows, by collection (no profile without a day); the
+    ``kpi_hourly`` documents hold the same rows as ``kpi_daily``'s hours, equally stamped."""
+    hourly = list(hourly)
     daily = daily_docs(hourly, carriers, weather, updated_at)
     return {
+        "kpi_hourly": hourly_docs(hourly, updated_at),
         "kpi_daily": daily,
         "kpi_route_monthly": route_month_docs(routes, updated_at),
         "kpi_profile": [profile_doc(daily, profile_at)] if daily else [],

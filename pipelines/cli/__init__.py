@@ -9,7 +9,12 @@ Which command runs a job? Every job is in the one registry (``python -m pipeline
 - ``job``: the job's code in this process, no notebook, no ledger: for debugging;
 - ``submit``: the job with spark-submit, on any Spark master: the cluster path;
 - ``pipeline``: replay a window of 2013, then every data job once, in order (tests, backfills);
-- ``demo``: the whole product: stack, replay on a clock, the jobs in a loop, the dashboard.
+- ``service``: a long-lived job (the flight stream) supervised in the background: restarted
+  when it dies, stopped cleanly; ``service ensure`` is cron's watchdog;
+- ``demo``: the whole product: stack, replay on a clock, the stream as a service, the file jobs
+  on their schedule, the dashboard.
+
+SIGTERM and SIGHUP are taken as Ctrl-C by every command: what was started is stopped.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import date
 
-from pipelines.core import config, logs
+from pipelines.core import config, logs, signals
 from pipelines.core.exceptions import TarmacError
 
 from .commands import (
@@ -34,6 +39,7 @@ from .commands import (
     cmd_run,
     cmd_runs,
     cmd_schedule,
+    cmd_service,
     cmd_slides,
     cmd_smoke,
     cmd_stack,
@@ -41,13 +47,14 @@ from .commands import (
 )
 
 SHORT = {  # the one-line help of each command in `--help`; each has a longer --help of its own
-    "demo": "the whole product: stack, replay on a clock, jobs in a loop, dashboard",
+    "demo": "the whole product: stack, replay on a clock, stream service, jobs, dashboard",
     "pipeline": "replay a window of 2013, then every data job once, in order",
     "run": "run a job's notebook as cron does (papermill, lock, retries, ledger)",
     "backfill": "`run` a dated job once per date of a range",
     "job": "run a job's code in this process, no notebook (debugging)",
     "submit": "run a job with spark-submit on any Spark master (cluster)",
     "jobs": "list the jobs of the registry",
+    "service": "a long-lived job as a supervised service: start, stop, status, run, ensure",
     "runs": "the latest runs of the ledger",
     "schedule": "a foreground scheduler of cron/tarmac.crontab (no cron needed)",
     "cron": "install, remove or show the crontab lines of this checkout",
@@ -158,6 +165,22 @@ def build_parser() -> argparse.ArgumentParser:
     job_arguments(p)
 
     p = add(
+        "service",
+        cmd_service,
+        "A long-lived job of the registry (one with a service spec, e.g. flights_stream) as a "
+        "supervised service: its worker (`job <name> -p <service parameters>`) restarted with "
+        "backoff when it dies, one instance per env, pid file under outputs/services/<env>/, "
+        "log outputs/logs/service-<name>-<env>.log. start: in the background, returns once the "
+        "worker runs; stop: SIGTERM (the job's Ctrl-C), SIGKILL after a grace; status: exit 0 "
+        "running, 1 stopped; run: the supervisor in the foreground (docker-compose); ensure: "
+        "start unless it runs (cron's watchdog).",
+    )
+    p.add_argument("action", choices=["start", "stop", "status", "run", "ensure"])
+    job_arguments(p, "a job with a service spec (`jobs` lists them), e.g. flights_stream")
+    p.add_argument("--json", action="store_true", help="status: print it as JSON")
+    p.add_argument("--detached", action="store_true", help=argparse.SUPPRESS)  # set by start
+
+    p = add(
         "pipeline",
         cmd_pipeline,
         "Replay a window of 2013 (catch-up) and run every job once: the real path, "
@@ -173,21 +196,23 @@ def build_parser() -> argparse.ArgumentParser:
         "demo",
         cmd_demo,
         "The whole product on the embedded stack: stack up, 2013 replayed on an "
-        "accelerated clock, the jobs run by the runner in a loop, the dashboard served. "
-        "Ctrl-C stops everything it started.",
+        "accelerated clock, the flight stream as a service, the file jobs run by the runner "
+        "when the replay lands their files, the dashboard served. Ctrl-C (or SIGTERM, SIGHUP) "
+        "stops everything it started.",
     )
     p.add_argument(
         "--speed",
         type=float,
-        default=300.0,
-        help="seconds of 2013 per wall-clock second (default 300: an hour in 12 s)",
+        default=None,
+        help="seconds of 2013 per wall-clock second (default 24: a day in an hour, at which "
+        "every freshness pill stays green; see pipelines/orchestration/demo.py)",
     )
     p.add_argument("--start", default="2013-01-01T00:00:00Z", help="replay start")
     p.add_argument(
         "--cycles",
         type=int,
         default=None,
-        help="stop after N rounds of the jobs (default: until Ctrl-C)",
+        help="stop after N runs of the weather job (default: until Ctrl-C)",
     )
     p.add_argument("--port", type=int, default=8866, help="dashboard port (127.0.0.1 only)")
 
@@ -212,6 +237,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     job_arguments(p)
     p.add_argument("--json", action="store_true", help="print the run's ledger summary as JSON")
+    p.add_argument("--trigger", default="manual", help="who asks, for the ledger: manual, "
+                   "cron, demo (default manual)")  # fmt: skip
 
     p = add(
         "backfill",
@@ -269,6 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logs.configure(args.log_level, verbose=args.verbose)
+    signals.install()  # SIGTERM, SIGHUP: the Ctrl-C path below
     try:
         return args.func(args)
     except TarmacError as exc:

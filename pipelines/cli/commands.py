@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import structlog
 
@@ -130,7 +131,9 @@ def cmd_jobs(args: argparse.Namespace) -> int:
 
     rows = [
         {"job": name, "notebook": str(spec.notebook), "code": spec.module or "-",
-         "in pipeline": "yes" if spec.in_pipeline else "-", "parameters": spec.describe_params()}
+         "in pipeline": "yes" if spec.in_pipeline else "-",
+         "service": spec.service.describe() if spec.service else "-",
+         "parameters": spec.describe_params()}
         for name, spec in registry.jobs().items()
     ]  # fmt: skip
     _print_table(rows)
@@ -198,7 +201,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from pipelines.orchestration import runner
 
     params = registry.parse_assignments(args.param)
-    result = runner.run(args.job, args.env, params)
+    result = runner.run(args.job, args.env, params, trigger=args.trigger)
     doc = result.last
     if args.json:
         print(json.dumps(_run_summary(doc), default=str))
@@ -287,3 +290,88 @@ def cmd_cron(args: argparse.Namespace) -> int:
     else:
         print(f"{where} {'removed' if cron.uninstall(root) else 'not present'}")
     return 0
+
+
+def _ago(seconds: object) -> str:
+    if not isinstance(seconds, int | float):
+        return "-"
+    s = int(seconds)
+    return f"{s // 3600} h {s % 3600 // 60} min" if s >= 3600 else (
+        f"{s // 60} min {s % 60} s" if s >= 60 else f"{s} s")  # fmt: skip
+
+
+def _service_line(st: dict[str, object]) -> str:
+    """``flights_stream (env local): running, pid 12, up 3 min 2 s, 0 restarts, log ...``."""
+    head = f"{st['job']} (env {st['env']}): {st['status']}"
+    if not st["running"]:
+        return f"{head}; log {st['log']}"
+    return (f"{head}, pid {st['pid']}, up {_ago(st['uptime_s'])}, {st['restarts']} "
+            f"restart(s), log {st['log']}")  # fmt: skip
+
+
+def _service_details(st: dict[str, object]) -> list[str]:
+    lines = []
+    worker = st.get("worker") or {}
+    if isinstance(worker, dict) and worker.get("pid"):
+        lines.append(f"  worker     pid {worker['pid']} since {worker.get('started_at')}")
+    params = st.get("params") or {}
+    if isinstance(params, dict):
+        lines.append("  params     " + " ".join(f"{k}={v}" for k, v in params.items()))
+    last = st.get("last_exit")
+    if isinstance(last, dict):
+        why = "asked to stop" if last.get("requested") else "restarted by the supervisor"
+        lines.append(f"  last exit  {last.get('text')} after {_ago(last.get('ran_s'))} at "
+                     f"{last.get('at')} ({why})")  # fmt: skip
+    if st.get("note"):
+        lines.append(f"  note       {st['note']}")
+    health = st.get("health") or {}
+    if isinstance(health, dict):
+        if health.get("error"):
+            lines.append(f"  health     {health['error']}")
+        elif health.get("updated_s_ago") is None:
+            lines.append(f"  health     no pipeline_state document '{health.get('state')}' yet")
+        else:
+            batch = health.get("last_batch") or {}
+            rows = f", {batch.get('rows_in')} rows in" if isinstance(batch, dict) and batch else ""
+            lines.append(f"  health     last batch {_ago(health['updated_s_ago'])} ago "
+                         f"(batch {health.get('last_batch_id', '-')}{rows}), newest event "
+                         f"{health.get('newest_event_time', '-')}")  # fmt: skip
+        for part in ("hot", "lake"):
+            sub = health.get(part)
+            if isinstance(sub, dict):
+                when = f"{_ago(sub['at_s_ago'])} ago, " if "at_s_ago" in sub else ""
+                rest = " ".join(f"{k}={v}" for k, v in sub.items() if k != "at_s_ago")
+                lines.append(f"  {part:<10} {when}{rest}")
+    return lines
+
+
+def cmd_service(args: argparse.Namespace) -> int:
+    from pipelines.jobs import registry
+    from pipelines.orchestration import service, supervisor
+
+    settings = config.load(args.env)
+    overrides = registry.parse_assignments(args.param)
+    if args.action == "run":
+        return supervisor.run(settings, args.job, overrides, echo=not args.detached)
+    if args.action in ("start", "ensure"):
+        started, st = service.start(settings, args.job, overrides)
+        if started:
+            print(f"{_service_line(st)}  (started)")
+        elif args.action == "ensure":
+            print(_service_line(st))
+        else:
+            print(f"{_service_line(st)}  (already running: nothing done)")
+        return 0
+    if args.action == "stop":
+        t0 = time.monotonic()
+        was = service.stop(settings, args.job)
+        took = time.monotonic() - t0
+        print(f"{args.job} (env {settings.env}): "
+              + (f"stopped in {took:.1f} s" if was else "was not running"))  # fmt: skip
+        return 0
+    st = service.status(settings, args.job)
+    if args.json:
+        print(json.dumps(st, default=str, indent=2))
+    else:
+        print("\n".join([_service_line(st), *_service_details(st)]))
+    return 0 if st["running"] else 1

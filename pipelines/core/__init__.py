@@ -1,1 +1,2 @@
-"""Foundations every stage imports: settings, exceptions, logs, domain constants, atomic files."""
+"""Foundations every stage imports: settings, exceptions, logs, domain constants, atomic files,
+SIGTERM/SIGHUP taken as Ctrl-C."""

@@ -12,7 +12,9 @@ as ``tests/test_faults.py`` does.
 Points: ``stream.after_lake_write`` (raw events appended, nothing served yet),
 ``sink.partial_write`` (a Mongo partition half written), ``stream.before_commit`` (the batch
 function is done, Kafka offsets not yet committed), ``weather.before_commit`` (rows written
-downstream, files not yet moved).
+downstream, files not yet moved); the hot path's ``hot.after_board`` (its board documents
+written, its KPI rows not) and ``hot.before_commit`` (its writes done, its state store and
+offsets not yet committed).
 """
 
 from __future__ import annotations

@@ -5,7 +5,9 @@ Data, pure and read-only: ``queries`` reads the serving collections (docs/data-m
 compute the figures, ``geo`` shapes the routes of the map.
 
 The page: ``app.Dashboard`` builds it, owns its ``state.State`` and the refresh (reads by
-``reading.Reader`` in a thread, drawn on the kernel's loop) and the auto-refresh loop;
+``reading.Reader`` in a thread, drawn on the kernel's loop), the auto-refresh loop and, between
+two refreshes, the ``follow.Follower`` that redraws the board and the tiles after every batch
+of the stream (when to read and which hourly row wins: ``live``);
 ``filters.FilterBar`` is the filter bar and its scope; ``messages`` is what the banner says;
 ``panels`` has one module per part of the page (``header``: clock, freshness and jobs;
 ``attention``; ``tiles``: the KPIs; ``hourly``; ``airports``; ``carriers``; ``heatmap``;

@@ -63,15 +63,19 @@ def kpi_summary(kpis: Kpis, scope: Scope, clock: datetime | None) -> KpiSummary:
     with a carrier filter the per-carrier daily KPIs are (whole days). The baseline of a
     selected day is the mean over the complete loaded days (before the clock's day, not
     selected) on the same weekday; when one has none, every such day of any weekday is used
-    and the label says "day". The tiles sum the selected days' rows; the baseline is the
-    profile's weekday sums minus the rows of every other day (selected, the clock's day and
-    after), divided by the number of complete days of those weekdays.
+    and the label says "day". The tiles sum the selected days' rows (hourly: the newest of
+    ``kpi_daily`` and the stream's ``kpi_hourly``, ``Kpis.hourly_live``); the baseline is the
+    profile's weekday sums minus the ``kpi_daily`` rows of every other day (selected, the
+    clock's day and after), divided by the number of complete days of those weekdays.
     """
     use_hourly = not scope.carriers
     rows = kpis.hourly if use_hourly else kpis.carrier_daily
     whole = kpis.profile.weekday_hour if use_hourly else kpis.profile.carrier_weekday
     basis = "kpi_hourly" if use_hourly else "kpi_carrier_daily"
+    # the baseline subtracts the rows the profile was computed with; the values are the
+    # newest rows (the stream's kpi_hourly over kpi_daily)
     frame = scope.select(rows, carriers=not use_hourly, dates=False)
+    shown = scope.select(kpis.hourly_live, carriers=False, dates=False) if use_hourly else frame
     loaded = kpis.dates
     clock_day = local_date(clock).isoformat() if clock else None
     cut = clock.astimezone(NY).hour if (clock and use_hourly) else None
@@ -80,11 +84,11 @@ def kpi_summary(kpis: Kpis, scope: Scope, clock: datetime | None) -> KpiSummary:
         return KpiSummary(summarize({}), None, basis, note="no day of the selection has started")
     kpis.require(selected)
     chosen = set(selected)
-    in_scope = frame["date"].isin(chosen)
+    in_scope = shown["date"].isin(chosen)
     if cut is not None and clock_day in chosen:  # the clock's day: hours up to the clock's
-        in_scope &= (frame["date"] != clock_day) | (frame["local_hour"] <= cut)
+        in_scope &= (shown["date"] != clock_day) | (shown["local_hour"] <= cut)
     summary = KpiSummary(
-        summarize(frame.loc[in_scope, list(MEASURES)].sum()),
+        summarize(shown.loc[in_scope, list(MEASURES)].sum()),
         None,
         basis,
         dates=selected,
@@ -147,9 +151,10 @@ def kpi_summary(kpis: Kpis, scope: Scope, clock: datetime | None) -> KpiSummary:
 def hourly_series(kpis: Kpis, scope: Scope) -> pd.DataFrame:
     """Per scheduled hour of the selection: measures, ratios, local time and a label.
 
-    ``kpi_hourly`` is per airport: a carrier filter does not apply here."""
+    Hourly rows are per airport: a carrier filter does not apply here. The newest rows
+    (``Kpis.hourly_live``)."""
     kpis.require(kpis.selected(scope))
-    frame = scope.select(kpis.hourly, carriers=False)
+    frame = scope.select(kpis.hourly_live, carriers=False)
     cols = ["hour_utc", "local", "label", *MEASURES, *DERIVED]
     if frame.empty:
         return pd.DataFrame({c: pd.Series(dtype="object") for c in cols})

@@ -1,14 +1,18 @@
 """The Voila dashboard: a ``Dashboard`` builds the page once, ``refresh()`` re-reads MongoDB and
 redraws every panel in place (bqplot marks' data, HTML values), filters redraw what depends on
-them. Nothing here lets a traceback reach the page: an unreachable database, an empty database
-or a failing panel becomes a message where the panel is.
+them. Between two refreshes (every ``refresh_s``, 30 s) the page follows the stream: every
+``live_s`` (2.5 s) a ``follow.Follower`` thread polls the stream's state by ``_id`` and, when
+a batch landed, the board, the KPI tiles, the header and "Needs attention" are redrawn from
+the board buckets and ``kpi_hourly`` rows it read (``follow()`` does one poll in the caller).
+Nothing here lets a traceback reach the page: an unreachable database, an empty database or a
+failing panel becomes a message where the panel is.
 
     from pipelines.dashboard import Dashboard
     Dashboard.from_env("local", refresh_s=30).show()
 
 The ``Dashboard`` owns the state, the refresh (reads by ``reading.Reader``, in a thread inside a
-kernel) and the auto-refresh loop; the filter bar is a ``filters.FilterBar``, each part of the
-page a ``panels.Panel``, the banner's texts are in ``messages``.
+kernel), the auto-refresh loop and the follower; the filter bar is a ``filters.FilterBar``,
+each part of the page a ``panels.Panel``, the banner's texts are in ``messages``.
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ from . import panels as P
 from . import queries as Q
 from . import widgets as H
 from .filters import FilterBar
+from .follow import Follower, Following
+from .live import LIVE_S
 from .reading import UNREACHABLE, Reader, log, read_then_draw, running_loop
 from .state import State
 
@@ -37,7 +43,7 @@ from .state import State
 ROWS = (("hourly", "airports"), ("carriers", "heatmap"), ("map", "weather"), ("board", "rejects"))
 
 
-class Dashboard:
+class Dashboard(Following):
     """The airport operations dashboard of one env (its MongoDB serving database)."""
 
     def __init__(
@@ -46,6 +52,7 @@ class Dashboard:
         refresh_s: float = 30.0,
         freshness_rules: dict[str, Q.FreshnessRule] | None = None,
         now: Callable[[], datetime] | None = None,
+        live_s: float = LIVE_S,
     ) -> None:
         self.settings = settings.for_reader()  # the read-only user where auth is on
         self.refresh_s = refresh_s
@@ -59,6 +66,8 @@ class Dashboard:
         self._redraws = 0
         self._drawn: dict[str, Any] = {}  # panel -> inputs it shows (skip identical redraws)
         self._pending: set[str] = set()  # KPI dates / months being read on demand
+        self.follower = Follower(self.settings, live_s, self._live_view, self._apply_live, self.now)
+        self.live_draws = 0  # batches of the stream drawn between refreshes
         self._build()
 
     @classmethod
@@ -215,6 +224,8 @@ class Dashboard:
             if previous is not None and previous.board is not None:
                 result.board = previous.board  # shown (marked as such) until the new one
                 result.board_read_at = previous.board_read_at
+            if previous is not None:  # the stream's hours read since stay laid over
+                result.kpis = result.kpis.with_hot(previous.kpis.hot)
             self.state.snap, self.state.online = result, True
             self._drawn.clear()  # new data: everything is drawn again
             self.header_panel.draw()
@@ -310,12 +321,19 @@ class Dashboard:
         for panel in steps:
             self._draw_panel(panel, scope)
         self._draw_panel(self.attention_panel, scope)
-        self.last_timings["redraw"] = time.perf_counter() - started
-        self._redraws += 1
-        # sent last: when the browser shows it, every update of this redraw has arrived
+        self._follow_scope(scope)
+        self._stamp("redraw", started)
+
+    def _stamp(self, what: str, started: float) -> None:
+        """Count a redraw (``what``: its timing's name) in the stamp, sent last: when the
+        browser shows it, every update of this redraw has arrived (``data-redraw`` counts
+        refreshes and scope changes, ``data-live`` the stream's batches drawn)."""
+        self.last_timings[what] = time.perf_counter() - started
+        if what == "redraw":
+            self._redraws += 1
         self.stamp.value = (
-            f'<span data-redraw="{self._redraws}" '
-            f'data-redraw-ms="{self.last_timings["redraw"] * 1000:.1f}" '
+            f'<span data-redraw="{self._redraws}" data-live="{self.live_draws}" '
+            f'data-redraw-ms="{self.last_timings[what] * 1000:.1f}" '
             f'data-read-ms="{self.last_timings.get("read", 0.0) * 1000:.1f}"></span>'
         )
 
@@ -352,14 +370,18 @@ class Dashboard:
     # ----------------------------------------------------------------------- auto-refresh
 
     def _schedule(self) -> None:
-        """(Re)start the auto-refresh task on the kernel's event loop, or stop it."""
+        """(Re)start the auto-refresh task on the kernel's event loop and the follower's
+        thread, or stop them."""
         if self._task is not None:
             self._task.cancel()
             self._task = None
         loop = running_loop()
         if not self.w_auto.value or loop is None:
+            self.follower.stop()
             return
         self._task = loop.create_task(self._loop(max(5, int(self.w_interval.value or 30))))
+        if not self.follower.running:
+            self.follower.start(loop)
 
     async def _loop(self, interval: int) -> None:
         while True:

@@ -1,6 +1,7 @@
 """The serving documents of docs/data-model.md as the dashboard's frames: ``kpi_profile`` as a
-:class:`~.kpis.Profile`, ``kpi_daily`` / ``kpi_route_monthly`` as :class:`~.kpis.Rows`, the
-``flights_by_hour`` buckets as the live board's flights. Pure, no I/O (``queries`` reads)."""
+:class:`~.kpis.Profile`, ``kpi_daily`` / ``kpi_route_monthly`` as :class:`~.kpis.Rows`,
+``kpi_hourly`` as hourly rows, the ``flights_by_hour`` buckets as the live board's flights.
+Pure, no I/O (``queries`` and ``follow`` read)."""
 
 from __future__ import annotations
 
@@ -72,6 +73,26 @@ def daily_rows(docs: Iterable[Mapping[str, Any]], asked: Iterable[str] = ()) -> 
         kpi_frame([], ROUTE_KEYS),
         read,
     )
+
+
+HOT_COLUMNS = (*HOURLY_KEYS, "version", "updated_at")
+
+
+def hourly_frame(docs: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    """``kpi_hourly`` documents as rows like ``kpi_daily``'s ``hours`` (``date``, ``weekday``,
+    ``origin``, ``hour_utc``, ``local_hour``, measures) plus ``version`` and ``updated_at``."""
+    rows = []
+    for doc in docs:
+        row = {k: v for k, v in doc.items() if k != "_id"}
+        day = row.get("date")
+        if day:
+            row["weekday"] = iso_weekday(day)
+        rows.append(row)
+    frame = _typed(kpi_frame(rows, HOT_COLUMNS))
+    frame["hour_utc"] = pd.to_datetime(frame["hour_utc"], utc=True)
+    frame["updated_at"] = pd.to_datetime(frame["updated_at"], utc=True)
+    frame["version"] = pd.to_numeric(frame["version"], errors="coerce")
+    return frame
 
 
 def month_rows(docs: Iterable[Mapping[str, Any]], asked: Iterable[str] = ()) -> Rows:

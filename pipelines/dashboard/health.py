@@ -1,9 +1,10 @@
-"""Freshness of the sources, health of the jobs and the rejected records: pure functions over
-``pipeline_state``, ``pipeline_runs`` and ``rejects`` (read by ``queries``)."""
+"""Freshness of the sources, health of the stream's two paths, health of the jobs and the
+rejected records: pure functions over ``pipeline_state``, ``pipeline_runs`` and ``rejects``
+(read by ``queries`` and ``follow``)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -14,6 +15,7 @@ from pipelines.jobs import registry
 from pipelines.jobs.registry import Staleness
 
 from .kpis import utc
+from .live import PATHS, STREAM
 
 JOBS = tuple(reversed(registry.PIPELINE))  # newest data first: stream, hourly, daily
 FAILED = ("failed", "failure", "error", "timeout", "timed_out", "abandoned", "killed")
@@ -80,6 +82,82 @@ def freshness(
             }
         )
     return rows
+
+
+# -------------------------------------------------------------------- the stream's paths
+
+
+@dataclass(frozen=True)
+class StreamRule:
+    """Levels of one path of the stream: the age of its last batch (wall clock) while Kafka
+    records wait for it (``lag`` > 0 when it ran; none waiting, an old batch is an idle
+    stream, not a late one), and how many wait (amber / red from)."""
+
+    age: Staleness
+    lag_amber: int
+    lag_red: int
+
+    def level(self, age: timedelta | None, lag: int | None) -> str:
+        waiting = lag is None or lag > 0
+        by_age = self.age.level(age) if waiting else "ok"
+        by_lag = (
+            "ok"
+            if lag is None or lag < self.lag_amber
+            else "amber"
+            if lag < self.lag_red
+            else "red"
+        )
+        return worst([by_age, by_lag])
+
+
+# hot: a micro-batch every ~2 s; lake: every ~30 s, a batch taking up to ~20 s. Lags in
+# records behind the topic's end offsets (at 20 events/s the hot path runs ~40 behind).
+STREAM_RULES: dict[str, StreamRule] = {
+    "hot": StreamRule(Staleness(timedelta(seconds=10), timedelta(seconds=60)), 2_000, 20_000),
+    "lake": StreamRule(Staleness(timedelta(seconds=90), timedelta(minutes=5)), 10_000, 100_000),
+}
+PATH_NAMES = {"hot": "hot path", "lake": "lake path"}
+
+
+def stream_health(
+    states: Mapping[str, Mapping[str, Any]],
+    now: datetime,
+    rules: Mapping[str, StreamRule] | None = None,
+) -> list[dict[str, Any]]:
+    """One dict per path of the stream (``hot``, ``lake`` of ``pipeline_state.flights_stream``):
+    batch id, wall time ``at`` and ``age`` of its last batch, rows, lag (records behind
+    Kafka's end offsets when it ran), seconds it took, level (ok / amber / red / missing).
+    Empty for a stream that notes neither (before issue 17: ``freshness`` covers it)."""
+    state = states.get(STREAM) or {}
+    if not any(isinstance(state.get(p), Mapping) for p in PATHS):
+        return []
+    rules = rules or STREAM_RULES
+    rows = []
+    for path in PATHS:
+        batch = state.get(path) if isinstance(state.get(path), Mapping) else {}
+        at = utc(batch.get("at"))
+        age = now - at if at else None
+        lag = batch.get("lag")
+        lag = int(lag) if isinstance(lag, int | float) else None
+        rows.append(
+            {
+                "path": path,
+                "name": PATH_NAMES[path],
+                "batch_id": batch.get("batch_id"),
+                "at": at,
+                "age": age,
+                "rows": batch.get("rows"),
+                "lag": lag,
+                "seconds": batch.get("seconds"),
+                "level": rules[path].level(age, lag) if batch else "missing",
+            }
+        )
+    return rows
+
+
+def stream_levels(states: Mapping[str, Mapping[str, Any]], now: datetime) -> tuple[str, ...]:
+    """The levels of :func:`stream_health` (what the page redraws when it changes)."""
+    return tuple(r["level"] for r in stream_health(states, now))
 
 
 def _failed(status: Any) -> bool:

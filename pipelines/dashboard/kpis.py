@@ -25,6 +25,8 @@ import pandas as pd
 from pipelines.core.domain import MEASURES
 from pipelines.core.domain import NEW_YORK as NY
 
+from .live import overlay
+
 ORIGIN_NAMES = {"EWR": "Newark", "JFK": "Kennedy", "LGA": "LaGuardia"}
 DERIVED = ("on_time_pct", "avg_dep_delay", "avg_arr_delay", "cancel_pct")
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
@@ -336,10 +338,13 @@ class Rows:
 
 @dataclass(frozen=True)
 class Kpis:
-    """What the KPI panels are computed from: the profile and the rows read."""
+    """What the KPI panels are computed from: the profile and the rows read; ``hot``: the
+    ``kpi_hourly`` rows read since (the stream's hot path), laid over ``rows.hourly`` in
+    :attr:`hourly_live`."""
 
     profile: Profile
     rows: Rows
+    hot: pd.DataFrame | None = None
 
     @classmethod
     def empty(cls) -> Kpis:
@@ -352,7 +357,13 @@ class Kpis:
 
     @property
     def hourly(self) -> pd.DataFrame:
+        """The ``kpi_daily`` hourly rows: what the profile was computed with."""
         return self.rows.hourly
+
+    @cached_property
+    def hourly_live(self) -> pd.DataFrame:
+        """The hourly rows shown: the newest of ``kpi_daily`` and ``kpi_hourly`` per hour."""
+        return overlay(self.rows.hourly, self.rows.read, self.hot)
 
     @property
     def carrier_daily(self) -> pd.DataFrame:
@@ -371,7 +382,11 @@ class Kpis:
         return sorted({d[:7] for d in self.dates})
 
     def with_rows(self, rows: Rows) -> Kpis:
-        return Kpis(self.profile, self.rows.merge(rows))
+        return Kpis(self.profile, self.rows.merge(rows), self.hot)
+
+    def with_hot(self, hot: pd.DataFrame | None) -> Kpis:
+        """These KPIs with ``hot`` as the ``kpi_hourly`` rows (each read has every hour)."""
+        return Kpis(self.profile, self.rows, hot)
 
     def missing(self, dates: Iterable[str]) -> list[str]:
         """Loaded dates of ``dates`` whose ``kpi_daily`` document was not read."""

@@ -270,8 +270,10 @@ def read_board(
     while hour <= end:
         keys += [RM.hour_key(o, hour) for o in ORIGINS]
         hour += timedelta(hours=1)
-    proj = {"origin": 1, "flights": 1}
-    return board_frame(by_ids(db[RM.BOARD], keys, proj, reads), start, end)
+    # the lake path's fields and the hot path's slot: the one that knows more is shown
+    proj = {"origin": 1, "flights": 1, "version": 1, f"{RM.HOT}.flights": 1, f"{RM.HOT}.version": 1}
+    docs = [RM.resolve(d) for d in by_ids(db[RM.BOARD], keys, proj, reads)]
+    return board_frame(docs, start, end)
 
 
 def read_runs(db: Database, now: datetime, days: int = 8) -> pd.DataFrame:

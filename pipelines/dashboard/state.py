@@ -1,17 +1,29 @@
 """What the page holds between reads: the last snapshot read and what the panels computed from
 it that other panels use (the "Needs attention" list reads the live board, the KPI summary,
-the airline table, the freshness and the job health), and the dates the snapshot spans.
+the airline table, the freshness, the stream's health and the job health), what the page
+follows of the stream (:class:`Live`), and the dates the snapshot spans.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
 import pandas as pd
 
 from . import queries as Q
+
+
+@dataclass
+class Live:
+    """What the page shows of the stream, for the follower's thread (set on the kernel's loop,
+    only read in the thread): the marks of the last batch drawn, the selected dates the stream
+    still changes, the stream health levels drawn."""
+
+    seen: tuple | None = None
+    dates: list[str] = field(default_factory=list)
+    levels: tuple[str, ...] = ()
 
 
 @dataclass
@@ -22,8 +34,10 @@ class State:
     carriers: pd.DataFrame | None = None
     kpis: Q.KpiSummary | None = None
     fresh: list[dict[str, Any]] | None = None
+    stream: list[dict[str, Any]] | None = None  # health of the stream's hot and lake paths
     health: list[dict[str, Any]] | None = None
     loading: bool = False
+    live: Live = field(default_factory=Live)
 
 
 def clock_day(snap: Q.Snapshot | None) -> date | None:

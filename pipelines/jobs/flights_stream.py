@@ -1,16 +1,25 @@
-"""``flights_stream``: Kafka flight events -> Structured Streaming -> the lake -> MongoDB.
+"""``flights_stream``: Kafka flight events -> two Structured Streaming queries -> MongoDB.
 
-Each micro-batch, on the executors: parse and validate the events; append the accepted ones to
-``raw/flight_events`` and the refused ones (with their reasons) to ``raw/rejects`` and the
-``rejects`` collection, both exactly once (Delta idempotent appends keyed on the query id and
-the batch id); then :func:`pipelines.serving.publish.refresh` recomputes the clean flights
-and KPIs of the local dates the batch touched from the raw log and publishes them. The driver
-holds the touched dates and a few counts. Kafka offsets advance (checkpoint) only after the batch
-function returned, so a batch replayed after a crash appends nothing twice and rewrites the
-same partitions and documents.
+**The lake path** (the source of truth; this module), every ``trigger`` or once with
+``availableNow``: each micro-batch, on the executors, parses and validates the events, appends
+the accepted ones to ``raw/flight_events`` and the refused ones (with their reasons) to
+``raw/rejects`` and the ``rejects`` collection, both exactly once (Delta idempotent appends keyed
+on the query id and the batch id); then the :class:`Publisher` thread recomputes the clean
+flights and KPIs of the local dates the batches touched from the raw log and publishes them
+(``serving/publish.refresh``: the board buckets and ``kpi_hourly`` rows as their lake fields,
+the day, month and profile documents). Kafka offsets advance (checkpoint) only after the batch
+function returned, so a batch replayed after a crash appends nothing twice and rewrites the same
+partitions and documents.
 
-Trigger ``availableNow`` (cron: drain what is there, then stop) or a processing-time interval
-such as ``2s`` (a long-lived real-time job).
+**The hot path** (``jobs/flights_hot.py``; long-lived runs, every ``hot_trigger``): its own query
+and checkpoint (``<checkpoint>.hot``) over the same topic; merges the events into Spark's state
+of the board buckets they touch and writes those buckets' documents into their hot slot within
+seconds, without reading the lake. Both paths write the same documents for the same events
+(``readmodels.resolve`` shows the one that knows more).
+
+``trigger`` ``availableNow`` (a backfill, a test: drain what is there, then stop; the lake path
+alone unless ``hot``) or an interval such as ``15s`` (the long-lived service: both paths). The
+two queries share one Spark application, so one JVM and one set of Python workers serve both.
 """
 
 from __future__ import annotations
@@ -18,23 +27,27 @@ from __future__ import annotations
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import structlog
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql.streaming import StreamingQuery
 
 from pipelines.core import faults
 from pipelines.core.config import Settings
 from pipelines.core.exceptions import ConfigError, unavailable
+from pipelines.jobs import flights_hot
 from pipelines.jobs.registry import StreamParams
 from pipelines.lake import tables
 from pipelines.serving import documents, publish, sinks
 from pipelines.serving.readmodels import REJECTS
-from pipelines.stack.spark import build_session
-from pipelines.transform import flight_state
+from pipelines.stack.spark import build_session, use_pool
+from pipelines.transform import bucket_state, flight_state
 
 log = structlog.get_logger(__name__)
 
@@ -68,7 +81,12 @@ def rejects_of(events: DataFrame, source: str) -> DataFrame:
 
 
 def process_batch(
-    spark: SparkSession, settings: Settings, batch: DataFrame, batch_id: int, app_id: str
+    spark: SparkSession,
+    settings: Settings,
+    batch: DataFrame,
+    batch_id: int,
+    app_id: str,
+    lag: Callable[[], int | None] = lambda: None,
 ) -> dict[str, Any]:
     """Write one micro-batch of raw Kafka rows into the lake and the serving model; return
     its counts. ``app_id`` (the stream query's id) makes the lake appends exactly-once."""
@@ -93,6 +111,18 @@ def process_batch(
     newest = max((p.newest for p in parts if p.newest is not None), default=None)
     if rows_in == 0:
         events.unpersist()
+        sinks.set_state(
+            settings,
+            JOB,
+            None,
+            lake={
+                "batch_id": batch_id,
+                "at": datetime.now(UTC),
+                "rows": 0,
+                "lag": lag(),
+                "seconds": round(time.monotonic() - started, 3),
+            },
+        )
         return {"rows_in": 0, "accepted": 0, "rejected": 0, "dates": 0, "touched": []}
     accepted = events.where(F.col("reject_reason").isNull()).drop("reject_reason")
     tables.append(
@@ -108,13 +138,6 @@ def process_batch(
         sinks.write(documents.reject_docs(rejects), settings, REJECTS)
     dates = sorted({d for p in parts for d in p.dates})
     steps: dict[str, float] = {}
-    if dates:
-        hours = accepted.select(
-            "origin", F.date_trunc("hour", "sched_dep_utc").alias("sched_hour_utc")
-        ).distinct()
-        t_board = time.monotonic()
-        publish.publish_board(spark, settings, dates, hours, newest=newest)
-        steps["board"] = time.monotonic() - t_board
     offsets = [  # a list: topic names hold dots, which BSON keys may not
         {"topic": p.kafka_topic, "partition": p.kafka_partition, "offset": p.last} for p in parts
     ]
@@ -122,9 +145,11 @@ def process_batch(
     result = {"rows_in": rows_in, "accepted": rows_in - rejected, "rejected": rejected,
               "dates": len(dates), "touched": dates}  # fmt: skip
     summary = {k: v for k, v in result.items() if k != "touched"}
-    sinks.set_state(settings, JOB, newest, last_batch_id=batch_id, last_batch=summary,
-                    offsets=offsets)  # fmt: skip
     steps["total"] = time.monotonic() - started
+    lake = {"batch_id": batch_id, "at": datetime.now(UTC), "rows": rows_in, "lag": lag(),
+            "seconds": round(steps["total"], 3)}  # fmt: skip
+    sinks.set_state(settings, JOB, newest, last_batch_id=batch_id, last_batch=summary,
+                    offsets=offsets, lake=lake)  # fmt: skip
     log.info("flights_stream.batch", batch_id=batch_id, **summary,
              seconds={k: round(v, 2) for k, v in steps.items()})  # fmt: skip
     return result | {"steps": steps}
@@ -167,6 +192,7 @@ class Publisher:
             raise self.error
 
     def _loop(self) -> None:
+        use_pool(self.spark, "lake")
         while True:
             with self.cond:
                 while not self.dirty and not self.stopping:
@@ -181,8 +207,8 @@ class Publisher:
                 return
             try:
                 # the profile with every refresh: it is the dashboard's index of changed days
-                steps = publish.refresh(self.spark, self.settings, dates, board=False,
-                                       inputs=publish.INPUTS[1:])  # fmt: skip
+                steps = publish.refresh(self.spark, self.settings, dates,
+                                        inputs=publish.INPUTS[1:])  # fmt: skip
             except BaseException as exc:  # noqa: BLE001 - raised in the stream's thread
                 log.error("flights_stream.refresh_failed", dates=len(dates), error=repr(exc))
                 self.error = exc
@@ -216,28 +242,162 @@ def _trigger(trigger: str) -> dict[str, object]:
     raise ConfigError(f"trigger '{trigger}' is neither 'availableNow' nor an interval like '2s'")
 
 
+def kafka_reader(spark: SparkSession, settings: Settings, max_offsets: int | None) -> DataFrame:
+    """The flight events topic as a streaming frame (earliest offsets on a first start)."""
+    reader = (
+        spark.readStream.format("kafka")
+        .option("kafka.bootstrap.servers", settings.kafka.bootstrap_servers)
+        .option("subscribe", settings.kafka.topic("flights").name)
+        .option("startingOffsets", "earliest")
+        .option("failOnDataLoss", "true")
+    )
+    if max_offsets:
+        reader = reader.option("maxOffsetsPerTrigger", max_offsets)
+    return reader.load()
+
+
+def _start_hot(
+    spark: SparkSession, settings: Settings, checkpoint: Path, trigger: str,
+    max_offsets: int | None, enrichment: flights_hot.Enrichment | None = None,
+) -> tuple[StreamingQuery, flights_hot.Enrichment]:  # fmt: skip
+    """Start the hot path's query (``jobs/flights_hot.py``), with ``enrichment`` or a new one."""
+    enrichment = enrichment or flights_hot.Enrichment(spark, settings)
+    events = flight_state.parse_events(kafka_reader(spark, settings, max_offsets))
+    accepted = events.where(F.col("reject_reason").isNull())
+    handle: dict[str, StreamingQuery] = {}
+    lag = flights_hot.kafka_lag(lambda: handle["q"].lastProgress if "q" in handle else None)
+    query = (
+        bucket_state.bucket_flights(accepted)
+        .writeStream.foreachBatch(flights_hot.batch_function(settings, enrichment, lag, JOB))
+        .outputMode("update")
+        .option("checkpointLocation", str(checkpoint))
+        .trigger(**_trigger(trigger))
+        .queryName(f"{JOB}.hot")
+        .start()
+    )
+    handle["q"] = query
+    return query, enrichment
+
+
 def run(
     settings: Settings,
     trigger: str = "availableNow",
     max_offsets_per_trigger: int | None = 200_000,
     checkpoint: Path | None = None,
     timeout_s: float | None = None,
+    hot: bool | None = None,
+    hot_trigger: str = "1s",
+    lake: bool = True,
 ) -> StreamResult:
-    """Run the stream with ``trigger`` until it has drained (availableNow), ``timeout_s``
-    passes, or it is interrupted."""
+    """Run the stream until it has drained (availableNow), ``timeout_s`` passes, or it is
+    interrupted: the lake path with ``trigger`` (``lake``), and the hot path with
+    ``hot_trigger`` (``hot``; None = when ``trigger`` is an interval). ``checkpoint`` is the
+    lake path's; the hot path's is next to it, ``<checkpoint>.hot``."""
     spark = build_session(settings, JOB)
     sinks.ensure_indexes(settings)
     checkpoint = checkpoint or settings.resolve(settings.paths.checkpoints) / JOB
+    realtime = trigger != "availableNow"
+    hot = realtime if hot is None else hot
     result = StreamResult()
+    queries: list[StreamingQuery] = []
+    enrichment: flights_hot.Enrichment | None = None
+    publisher: Publisher | None = None
+    t0 = time.monotonic()
+    restart_hot: Callable[[], StreamingQuery] | None = None
+    try:
+        if hot:
+            hot_checkpoint = checkpoint.with_name(checkpoint.name + ".hot")
+            hot_mode = "availableNow" if not realtime else hot_trigger
+            hot_query, enrichment = _start_hot(
+                spark, settings, hot_checkpoint, hot_mode, max_offsets_per_trigger
+            )
+            queries.append(hot_query)
+
+            def restart_hot() -> StreamingQuery:
+                return _start_hot(spark, settings, hot_checkpoint, hot_mode,
+                                  max_offsets_per_trigger, enrichment)[0]  # fmt: skip
+
+        if lake:
+            publisher = Publisher(spark, settings, publish.pending_dates(spark, settings),
+                                  interval_s=PUBLISH_EVERY_S if realtime else 0)  # fmt: skip
+            queries.append(_start_lake(spark, settings, checkpoint, trigger,
+                                       max_offsets_per_trigger, publisher, result))  # fmt: skip
+        _await(queries, timeout_s, restart_hot)
+    except Exception as exc:  # a service gone mid-batch: say which, not a Spark stack trace
+        addresses = {"MongoDB": settings.mongo.safe_uri,
+                     "Kafka": settings.kafka.bootstrap_servers}  # fmt: skip
+        if (named := unavailable(exc, addresses)) is not None:
+            raise named from exc
+        raise
+    finally:
+        for query in queries:
+            if query.isActive:
+                query.stop()
+        if enrichment is not None:
+            enrichment.close()
+        if publisher is not None:
+            publisher.close()
+    if publisher is not None:
+        result.refreshes = publisher.refreshes
+        for k, v in publisher.steps.items():
+            result.steps[k] = round(result.steps.get(k, 0.0) + v, 2)
+    result.seconds = time.monotonic() - t0
+    log.info("flights_stream.done", **asdict(result))
+    return result
+
+
+HOT_RESTARTS = 5  # restarts of the hot query in one run before the job fails
+
+
+def _await(
+    queries: list[StreamingQuery],
+    timeout_s: float | None,
+    restart_hot: Callable[[], StreamingQuery] | None = None,
+) -> None:
+    """Wait until every query has ended (availableNow) or one failed, or ``timeout_s``.
+
+    A failed hot query is started again from its checkpoint (``restart_hot``; the lake path,
+    the source of truth, keeps running meanwhile), after 1, 2, 4 ... s, at most
+    :data:`HOT_RESTARTS` times in one run: seen on a loaded machine, "Python worker failed to
+    connect back" (a state-store worker that took over 10 s to start). Any other failure ends
+    the job (its supervisor restarts it)."""
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    failures = 0
+    while any(q.isActive for q in queries):
+        for i, query in enumerate(queries):
+            if query.isActive or query.exception() is None:
+                continue
+            hot = query.name == f"{JOB}.hot"
+            if not hot or restart_hot is None or failures >= HOT_RESTARTS:
+                raise query.exception()
+            failures += 1
+            log.warning("flights_stream.hot_restarted", attempt=failures,
+                        error=str(query.exception())[:300])  # fmt: skip
+            time.sleep(2 ** (failures - 1))
+            queries[i] = restart_hot()
+        if deadline is not None and time.monotonic() >= deadline:
+            return
+        time.sleep(0.5)
+    for query in queries:  # raise the failure of a query that ended with one
+        if query.exception() is not None:
+            raise query.exception()
+
+
+def _start_lake(
+    spark: SparkSession, settings: Settings, checkpoint: Path, trigger: str,
+    max_offsets: int | None, publisher: Publisher, result: StreamResult,
+) -> StreamingQuery:  # fmt: skip
+    """Start the lake path's query: raw append, rejects, then the publisher's refresh."""
     started = threading.Event()
     query_id: dict[str, str] = {}
-    realtime = trigger != "availableNow"
-    publisher = Publisher(spark, settings, publish.pending_dates(spark, settings),
-                          interval_s=PUBLISH_EVERY_S if realtime else 0)  # fmt: skip
+    progress: dict[str, StreamingQuery] = {}
+    lag = flights_hot.kafka_lag(lambda: progress["q"].lastProgress if "q" in progress else None)
 
     def on_batch(batch: DataFrame, batch_id: int) -> None:
+        use_pool(spark, "lake")
         started.wait(60)  # the query id is known once start() has returned
-        counts = process_batch(spark, settings, batch, batch_id, f"{JOB}:{query_id['id']}")
+        counts = process_batch(spark, settings, batch, batch_id, f"{JOB}:{query_id['id']}",
+                               lag=lag)  # fmt: skip
         publisher.add(counts["touched"], compact=batch_id % COMPACT_EVERY == COMPACT_EVERY - 1)
         faults.point("stream.before_commit")  # offsets are committed after this returns
         result.batches += 1
@@ -248,18 +408,8 @@ def run(
         for k, v in counts.get("steps", {}).items():
             result.steps[k] = round(result.steps.get(k, 0.0) + v, 2)
 
-    reader = (
-        spark.readStream.format("kafka")
-        .option("kafka.bootstrap.servers", settings.kafka.bootstrap_servers)
-        .option("subscribe", settings.kafka.topic("flights").name)
-        .option("startingOffsets", "earliest")
-        .option("failOnDataLoss", "true")
-    )
-    if max_offsets_per_trigger:
-        reader = reader.option("maxOffsetsPerTrigger", max_offsets_per_trigger)
-    t0 = time.monotonic()
     query = (
-        reader.load()
+        kafka_reader(spark, settings, max_offsets)
         .writeStream.foreachBatch(on_batch)
         .option("checkpointLocation", str(checkpoint))
         .trigger(**_trigger(trigger))
@@ -267,28 +417,12 @@ def run(
         .start()
     )
     query_id["id"] = query.id  # kept in the checkpoint: the same after a restart
+    progress["q"] = query
     started.set()
-    try:
-        try:
-            query.awaitTermination(timeout_s)
-        finally:
-            if query.isActive:
-                query.stop()
-            publisher.close()
-    except Exception as exc:  # a service gone mid-batch: say which, not a Spark stack trace
-        addresses = {"MongoDB": settings.mongo.safe_uri,
-                     "Kafka": settings.kafka.bootstrap_servers}  # fmt: skip
-        if (named := unavailable(exc, addresses)) is not None:
-            raise named from exc
-        raise
-    result.refreshes = publisher.refreshes
-    for k, v in publisher.steps.items():
-        result.steps[k] = round(result.steps.get(k, 0.0) + v, 2)
-    result.seconds = time.monotonic() - t0
-    log.info("flights_stream.done", **asdict(result))
-    return result
+    return query
 
 
 def main(settings: Settings, params: StreamParams) -> dict[str, Any]:
-    """The registry's entry: :func:`run` with the trigger and batch size of ``params``."""
-    return run(settings, params.trigger, params.max_offsets_per_trigger).__dict__
+    """The registry's entry: :func:`run` with the triggers, paths and batch size of ``params``."""
+    return run(settings, params.trigger, params.max_offsets_per_trigger, hot=params.hot,
+               hot_trigger=params.hot_trigger, lake=params.lake).__dict__  # fmt: skip

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from pipelines.core import config, logs
+from pipelines.core import config, logs, signals
 from pipelines.jobs import registry
 
 
@@ -32,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logs.configure()
+    signals.install()  # SIGTERM / SIGHUP stop the job like Ctrl-C
     settings = config.load(args.env)
     result = registry.run_job(args.job, settings, **registry.parse_assignments(args.param))
     print(json.dumps(result, default=str))

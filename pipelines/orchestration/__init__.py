@@ -1,1 +1,2 @@
-"""Running the jobs: papermill runner, ledger, locks, backfills, cron, replayed window, demo."""
+"""Running the jobs: papermill runner, ledger, locks, backfills, cron, services, replayed window,
+demo."""

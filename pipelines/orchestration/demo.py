@@ -1,36 +1,83 @@
-"""``make demo``: the whole product on the embedded stack.
+"""``make demo``: the whole product on the embedded stack, live.
 
-Starts the stack, replays 2013 on an accelerated clock in the background (flights to Kafka,
-weather and reference files), serves the dashboard with Voila, and runs the scheduled jobs
-through the runner (papermill + ledger) in a loop, as cron would. Ctrl-C stops everything this
-command started (the stack too, unless it was already running).
+Starts the stack; replays 2013 on an accelerated clock in the background (flight events to
+Kafka, one weather file per replayed hour and the reference snapshots of each replayed day to
+the landing zone); runs the flight stream long-lived, as the service cron's watchdog keeps
+(:mod:`pipelines.orchestration.service`, trigger 1 s; started here unless it already runs);
+runs the file jobs through the runner (papermill + ledger), each in a process of its own, as
+soon as the replay has landed a file for it; serves the dashboard with Voila. Ctrl-C, SIGTERM or
+SIGHUP stops everything this command started (the stream service and the stack too, unless
+they were already running).
+
+The file jobs' schedule. Cron runs ``weather_hourly`` at minute 5 of every hour and
+``reference_daily`` daily at 05:00: a few minutes after the hour's file lands. Replayed at 24x,
+5 minutes of 2013 are 12 s, so the demo runs each job when its file lands (once per replayed
+hour, once per replayed day), which keeps the same cadence without a clock of its own to drift.
+
+Why 24x by default: the speed at which every freshness pill of the page stays green (the
+registry's ``Staleness`` rules, drawn by ``pipelines/dashboard/health.py``):
+
+- ``weather_hourly``, newest hour vs the page's clock (the stream's newest event), amber at
+  3 h. The file of hour H lands when the clock passes H+1 h; until its run has finished the
+  newest hour served is H-1, so the age peaks at 2 h + D x S - L x S for a run of D wall
+  seconds at speed S, the stream L seconds behind the replay. Green needs D x S < 1 h (L is a
+  margin): S < 3600 / D. A run is D = 57-73 s through papermill on a quiet machine (kernel,
+  JVM and the refresh of the touched KPIs; issue 17), more next to the stream and the day's
+  reference run: at 24x a run may take up to 150 s, twice the quiet figure. Runs never queue
+  while D < 3600 / S = 150 s, the time between two files. Its wall rule (every run updates
+  it, amber at 90 min) is far.
+- ``flights_stream``, wall age of its last batch, amber at 5 min. A batch runs when events
+  arrive; the longest silence of 2013 between two flight events is 98 min (9 Feb, 04:59 to
+  08:00 UTC with one event between), most nights under 60 min: 98 min / 24 = 245 s, plus a
+  batch of 10-30 s, stays under 300 s (60 min / 24 = 150 s on the other nights). Needs S
+  above ~22 for that night, above ~13 for the others.
+- ``reference_daily``, wall age, amber at 26 h: a run every replayed day is every hour.
+
+So 22x < S < 3600 / D: 24x, a day of 2013 in an hour of demo, about 1 event/s. At the old
+300x a weather run fell 5 to 6 hours of 2013 behind (red at 6 h). On a machine so loaded that
+a weather run takes more than 150 s (measured: 9 min at a load average of 16 on 2 cores),
+lower the speed (``--speed``): the pills say so.
 """
 
 from __future__ import annotations
 
 import logging
+import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import IO
 
 import structlog
 
-from pipelines.core import logs
+from pipelines.core import logs, signals
 from pipelines.core.config import REPO_ROOT, Settings, outputs_dir
-from pipelines.jobs.registry import PIPELINE
-from pipelines.orchestration import runner
+from pipelines.landing import ingest
+from pipelines.orchestration import service
 from pipelines.stack import control, voila
 from pipelines.stack.services import services, stop_group
 
 log = structlog.get_logger(__name__)
 
+SPEED = 24.0  # the default replay speed (see the module doc for why)
+STREAM = "flights_stream"
+FILE_JOBS = {"weather_hourly": "weather", "reference_daily": "reference"}  # job -> its files
+POLL_S = 1.0
 
-def _spawn(cmd: list[str], log_path: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    out = open(log_path, "ab")  # noqa: SIM115 - owned by the child for its whole life
-    return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=REPO_ROOT,
-                            env=env, start_new_session=True)  # fmt: skip
+
+def _spawn(
+    cmd: list[str], log_path: Path | None, env: dict[str, str] | None = None
+) -> subprocess.Popen:
+    """``cmd`` in a session of its own (stopped with its whole group); output to ``log_path``
+    or, when None, to this terminal."""
+    out: IO[bytes] | None = None
+    if log_path is not None:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        out = open(log_path, "ab")  # noqa: SIM115 - owned by the child for its whole life
+    return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT if out else None,
+                            stdin=subprocess.DEVNULL, cwd=REPO_ROOT, env=env,
+                            start_new_session=True)  # fmt: skip
 
 
 def _stop(proc: subprocess.Popen, name: str) -> None:
@@ -39,46 +86,79 @@ def _stop(proc: subprocess.Popen, name: str) -> None:
         log.info("demo.stopped", process=name)
 
 
-def run(settings: Settings, speed: float, start: str, cycles: int | None, port: int) -> int:
-    """Run the demo until Ctrl-C (or ``cycles`` rounds of the jobs); return an exit code."""
+class FileJobs:
+    """The file jobs, each run by the runner in a process of its own when its files land."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.zone = ingest.zone(settings)
+        self.running: dict[str, subprocess.Popen] = {}
+        self.runs = dict.fromkeys(FILE_JOBS, 0)
+
+    def poll(self) -> None:
+        for job, proc in list(self.running.items()):
+            if proc.poll() is not None:
+                del self.running[job]
+                self.runs[job] += 1
+                if proc.returncode != 0:
+                    logs.step(f"{job:<24}  failed (exit {proc.returncode}): see "
+                              f"`python -m pipelines runs --job {job}`")  # fmt: skip
+        for job, source in FILE_JOBS.items():
+            if job not in self.running and self.zone.pending(source):
+                cmd = [sys.executable, "-m", "pipelines", "run", job, "--env",
+                       self.settings.env, "--trigger", "demo"]  # fmt: skip
+                self.running[job] = _spawn(cmd, None)  # its one-line summary: this terminal
+
+    def stop(self) -> None:
+        for job, proc in self.running.items():
+            _stop(proc, job)
+
+
+def run(settings: Settings, speed: float | None, start: str, cycles: int | None, port: int) -> int:
+    """Run the demo until Ctrl-C / SIGTERM / SIGHUP (or ``cycles`` runs of the weather job);
+    return an exit code."""
+    speed = speed or SPEED
+    signals.install()  # SIGTERM / SIGHUP: the Ctrl-C path below
     was_running = {s.name for s in services(settings) if s.pid() is not None}
-    control.up(settings)
+    stream_was_running = service.is_running(settings, STREAM)
     logs_dir = outputs_dir() / "logs"
     py = sys.executable
-    procs = {
-        "replay": _spawn([py, "-m", "pipelines", "replay", "all", "--env", settings.env,
-                          "--start", start, "--speed", str(speed), "--no-progress"],
-                         logs_dir / "demo-replay.log"),
-    }  # fmt: skip
-    dashboard = REPO_ROOT / "notebooks" / "dashboard.ipynb"
-    if dashboard.exists():
-        procs["voila"] = _spawn(voila.command(port), logs_dir / "demo-voila.log",
-                                env=voila.environment(settings.env))  # fmt: skip
-        print(f"\n  Dashboard: http://127.0.0.1:{port}/   (replay clock: {speed:g}x)\n",
-              flush=True)  # fmt: skip
-    print(f"  Logs: {logs_dir}/demo-*.log, run notebooks: outputs/runs/   Ctrl-C to stop\n",
-          flush=True)  # fmt: skip
-    rounds = 0
+    procs: dict[str, subprocess.Popen] = {}
+    jobs = FileJobs(settings)
     try:
-        while cycles is None or rounds < cycles:
-            for job in PIPELINE:
-                try:
-                    result = runner.run(job, settings.env, {}, trigger="demo")
-                    logs.step(runner.summary_line(result.last))
-                except Exception as exc:  # a failed run is in the ledger; keep the demo going
-                    logs.step(f"{job:<24}  failed     {exc}")
-            rounds += 1
-            if procs["replay"].poll() is not None and cycles is None:
+        control.up(settings)
+        _, st = service.start(settings, STREAM)
+        logs.step(f"{STREAM:<24}  service {st['status']} (pid {st['pid']}), log {st['log']}")
+        procs["replay"] = _spawn([py, "-m", "pipelines", "replay", "all", "--env",
+                                  settings.env, "--start", start, "--speed", str(speed),
+                                  "--no-progress"], logs_dir / "demo-replay.log")  # fmt: skip
+        if voila.DASHBOARD.exists():
+            procs["voila"] = _spawn(voila.command(port), logs_dir / "demo-voila.log",
+                                    env=voila.environment(settings.env))  # fmt: skip
+            print(f"\n  Dashboard: http://127.0.0.1:{port}/   (replay clock: {speed:g}x)\n",
+                  flush=True)  # fmt: skip
+        print(f"  Logs: {logs_dir}/demo-*.log, run notebooks: outputs/runs/   Ctrl-C to stop\n",
+              flush=True)  # fmt: skip
+        finished = False
+        while cycles is None or jobs.runs["weather_hourly"] < cycles:
+            jobs.poll()
+            if procs["replay"].poll() is not None and not finished:
+                finished = True
                 log.info("demo.replay_finished", hint="the year is replayed; Ctrl-C to stop")
-                time.sleep(30)
+            time.sleep(POLL_S)
     except KeyboardInterrupt:
         print("\nstopping the demo…", flush=True)
         # the interrupted notebook's cell task dies with the loop; asyncio would print it whole
         # ("Task exception was never retrieved") at exit: the run is in the ledger already
         logging.getLogger("asyncio").setLevel(logging.CRITICAL)
     finally:
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # the cleanup runs whole
+            signal.signal(sig, signal.SIG_IGN)
+        jobs.stop()
         for name, proc in procs.items():
             _stop(proc, name)
+        if not stream_was_running:
+            service.stop(settings, STREAM)
         for svc in services(settings):
             if svc.embedded and svc.name not in was_running:
                 svc.stop()

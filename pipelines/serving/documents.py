@@ -49,15 +49,32 @@ def within_horizon(
     return frame.where(F.col(column) >= F.lit(newest - timedelta(hours=hours)))
 
 
+def facts() -> Column:
+    """What a clean flight row knows, as a number: its status rank plus its known fields
+    (:data:`FLIGHT_FIELDS` not null, weather included). It only grows as events and enrichment
+    arrive (the merge is monotone), so a bucket's sum of facts, its ``version``, tells which of
+    two documents of the same bucket knows more: the hot path's or the lake path's."""
+    known = [F.when(F.col(c).isNotNull(), 1).otherwise(0) for c in FLIGHT_FIELDS]
+    return F.coalesce(F.col("status_rank"), F.lit(0)) + sum(known[1:], known[0])
+
+
+def bucket_versions(flights: DataFrame) -> DataFrame:
+    """(origin, hour_utc, version) of every board bucket of ``flights``."""
+    return flights.groupBy("origin", F.col("sched_hour_utc").alias("hour_utc")).agg(
+        F.sum(facts()).cast("long").alias("version")
+    )
+
+
 def board_docs(flights: DataFrame) -> DataFrame:
     """``flights_by_hour``: one document per (origin, scheduled hour UTC) of ``flights``
-    (clean flights), holding every flight of that hour."""
+    (clean flights), holding every flight of that hour and the bucket's ``version``."""
     return (
         flights.groupBy("origin", "sched_hour_utc")
         .agg(
             F.first("date").alias("date"),
             F.count(F.lit(1)).alias("n"),
             _sorted(*FLIGHT_FIELDS).alias("flights"),
+            F.sum(facts()).cast("long").alias("version"),
         )
         .select(
             hour_key("origin", "sched_hour_utc").alias("_id"),
@@ -66,8 +83,20 @@ def board_docs(flights: DataFrame) -> DataFrame:
             "date",
             F.col("n").cast("int").alias("n"),
             "flights",
+            "version",
         )
     )
+
+
+def hourly_docs(hourly: DataFrame, versions: DataFrame) -> DataFrame:
+    """``kpi_hourly``: one document per (origin, scheduled hour UTC): the row of
+    ``transform.kpis.kpi_hourly`` (``hourly``, with ``updated_at``) and its bucket's
+    ``version`` (:func:`bucket_versions` of the same flights)."""
+    return hourly.join(versions, ["origin", "hour_utc"], "left").select(
+        hour_key("origin", "hour_utc").alias("_id"), "origin", "hour_utc", "date",
+        F.col("local_hour").cast("int").alias("local_hour"),
+        F.col("weekday").cast("int").alias("weekday"), *MEASURES, "version", "updated_at",
+    )  # fmt: skip
 
 
 def daily_docs(hourly: DataFrame, carriers: DataFrame, weather: DataFrame) -> DataFrame:

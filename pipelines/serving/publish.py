@@ -7,11 +7,13 @@ the executors:
    (``flight_state.flight_updates``: order-independent), enriched with the clean reference and
    weather tables;
 2. writes the ``flights_by_hour`` buckets of the touched hours to MongoDB (first: the live
-   board is what a duty manager watches, so a new event is readable as early as possible);
+   board is what a duty manager watches), as the lake path's fields of each bucket (the hot
+   path of ``jobs/flights_stream.py`` writes its own slot of the same documents seconds after
+   an event; ``readmodels.resolve`` shows the one that knows more);
 3. overwrites the lake's ``clean/flights`` and KPI partitions of those dates, and the
    route-months of their months;
-4. writes the ``kpi_daily`` documents of the dates, the ``kpi_route_monthly`` documents of the
-   months and the ``kpi_profile`` document.
+4. writes the ``kpi_hourly`` rows and ``kpi_daily`` documents of the dates, the
+   ``kpi_route_monthly`` documents of the months and the ``kpi_profile`` document.
 
 Every write replaces whole partitions or whole documents, so running it again gives the same
 state. Two jobs may refresh the same date at once (late weather re-enriches flights): a Delta
@@ -36,7 +38,10 @@ from pipelines.lake import tables
 from pipelines.serving import documents, sinks
 from pipelines.serving.readmodels import (
     BOARD,
+    BOARD_TOP,
+    HOURLY_TOP,
     KPI_DAILY,
+    KPI_HOURLY,
     KPI_PROFILE,
     KPI_ROUTE_MONTHLY,
     REJECTS,
@@ -94,41 +99,6 @@ def flights_of(spark: SparkSession, settings: Settings, dates: list[str]) -> Dat
     updates = flight_state.flight_updates(events)
     return flight_state.enrich(updates, *reference_frames(spark, settings),
                             documents.flight_weather(weather))  # fmt: skip
-
-
-def publish_board(
-    spark: SparkSession,
-    settings: Settings,
-    dates: list[str],
-    hours: DataFrame,
-    newest: datetime | None = None,
-) -> None:
-    """The fast path of a micro-batch: the ``flights_by_hour`` buckets of ``hours`` (origin,
-    sched_hour_utc), rebuilt from every raw event of those hours, written to MongoDB. Nothing
-    is written to the lake (:func:`refresh` does, for the same dates, a moment later)."""
-    events = _events_of_hours(spark, settings, dates, hours)
-    weather = tables.read_where(spark, settings, tables.WEATHER, "day", weather_days(dates),
-                              WEATHER_SCHEMA)  # fmt: skip
-    flights = flight_state.enrich(flight_state.flight_updates(events),
-                               *reference_frames(spark, settings),
-                               documents.flight_weather(weather))  # fmt: skip
-    served = documents.within_horizon(flights, "sched_hour_utc", newest,
-                                    settings.serving.board_hours)  # fmt: skip
-    sinks.write(documents.board_docs(served), settings, BOARD)
-
-
-def _events_of_hours(
-    spark: SparkSession, settings: Settings, dates: list[str], hours: DataFrame
-) -> DataFrame:
-    """The raw events of ``dates`` whose flight departs in one of ``hours`` (every event of a
-    flight shares its scheduled hour, so whole flights are kept)."""
-    events = tables.read_where(spark, settings, tables.FLIGHT_EVENTS, "date", dates)
-    wanted = hours.select(F.col("origin").alias("_o"), F.col("sched_hour_utc").alias("_h"))
-    return events.join(
-        F.broadcast(wanted),
-        (F.col("origin") == F.col("_o")) & (F.date_trunc("hour", "sched_dep_utc") == F.col("_h")),
-        "left_semi",
-    )
 
 
 def refresh(
@@ -215,7 +185,7 @@ def _refresh(
             if horizon is not None and newest is None:
                 newest = flights.agg(F.max("last_event_time")).first()[0]
             touched = documents.within_horizon(touched, "sched_hour_utc", newest, horizon)
-            sinks.write(documents.board_docs(touched), settings, BOARD)
+            sinks.write(documents.board_docs(touched), settings, BOARD, top=BOARD_TOP)
     hourly = kpis.kpi_hourly(flights).withColumn("updated_at", F.lit(now)).persist()
     carriers = kpis.kpi_carrier_daily(flights).persist()
     weather = kpis.kpi_weather_daily(flights).persist()
@@ -239,6 +209,8 @@ def _refresh(
         in_parallel(
             lambda: sinks.write(documents.daily_docs(hourly, carriers, weather), settings,
                                 KPI_DAILY),
+            lambda: sinks.write(documents.hourly_docs(hourly, documents.bucket_versions(flights)),
+                                settings, KPI_HOURLY, top=HOURLY_TOP),
             lambda: sinks.write(documents.route_month_docs(monthly), settings, KPI_ROUTE_MONTHLY),
             *([lambda: publish_profile(spark, settings)] if profile else []),
         )  # fmt: skip

@@ -5,6 +5,9 @@ dashboard that reads them share one definition of every collection name and key 
 
 - ``flights_by_hour``: bucket of the flights of one (origin, scheduled departure hour UTC),
   ``_id`` = :func:`hour_key`; the live board reads the hours around the clock.
+- ``kpi_hourly``: the KPI row of one (origin, scheduled departure hour UTC), ``_id`` =
+  :func:`hour_key`, written by the stream's hot path within seconds (the same row ``kpi_daily``
+  carries later); the tiles of the day read the hours of the day.
 - ``kpi_daily``: bucket of every KPI row of one local date, ``_id`` = ``YYYY-MM-DD``.
 - ``kpi_route_monthly``: bucket of every route of one month, ``_id`` = ``YYYY-MM``.
 - ``kpi_profile``: the computed whole-period figures, one document ``_id`` = :data:`PROFILE_ID`.
@@ -20,6 +23,7 @@ from pipelines.core.domain import HOUR_KEY_PY, NEW_YORK, ORIGINS
 
 BOARD = "flights_by_hour"
 KPI_DAILY = "kpi_daily"
+KPI_HOURLY = "kpi_hourly"
 KPI_ROUTE_MONTHLY = "kpi_route_monthly"
 KPI_PROFILE = "kpi_profile"
 WEATHER_HOURLY = "weather_hourly"
@@ -30,10 +34,39 @@ RUNS = "pipeline_runs"
 PROFILE_ID = "all"
 
 # the serving collections the jobs write (pipeline_state and the ledger are job state)
-SERVING = (BOARD, KPI_DAILY, KPI_ROUTE_MONTHLY, KPI_PROFILE, WEATHER_HOURLY, AIRLINES, REJECTS)
+SERVING = (
+    BOARD,
+    KPI_HOURLY,
+    KPI_DAILY,
+    KPI_ROUTE_MONTHLY,
+    KPI_PROFILE,
+    WEATHER_HOURLY,
+    AIRLINES,
+    REJECTS,
+)
 
 # the only secondary index: the rejects panel reads the newest first (MongoDB uses it)
 INDEXES: dict[str, list[list[tuple[str, int]]]] = {REJECTS: [[("at", -1)]]}
+
+
+# The two writers of a bucket (``flights_by_hour``, ``kpi_hourly``): the exact lake path sets the
+# document's own fields; the hot path, seconds after an event, sets the fields of TOP at the top
+# and the rest inside the sub-document HOT. Each writes by ``_id`` only and never the other's
+# fields, so neither regresses the other; a reader takes, of the two, the one with the higher
+# ``version`` (what the bucket knows, see ``serving.documents.facts``): :func:`resolve`.
+HOT = "hot"
+BOARD_TOP = ("origin", "hour_utc", "date")
+HOURLY_TOP = ("origin", "hour_utc", "date", "local_hour", "weekday")
+
+
+def resolve(doc: dict[str, Any]) -> dict[str, Any]:
+    """A bucket document as its readers see it: the lake path's fields, or the hot path's
+    (``doc[HOT]``) where those know more (a higher ``version``; a tie keeps the lake's)."""
+    hot = doc.get(HOT)
+    base = {k: v for k, v in doc.items() if k != HOT}
+    if hot is not None and hot.get("version", 0) > base.get("version", -1):
+        return {**base, **hot}
+    return base
 
 
 def naive_utc(value: Any) -> Any:
@@ -44,8 +77,8 @@ def naive_utc(value: Any) -> Any:
 
 
 def hour_key(origin: str, hour: datetime) -> str:
-    """``ORIGIN|YYYY-MM-DDTHH:MMZ``: the ``_id`` of an hour in ``flights_by_hour`` and
-    ``weather_hourly``."""
+    """``ORIGIN|YYYY-MM-DDTHH:MMZ``: the ``_id`` of an hour in ``flights_by_hour``,
+    ``kpi_hourly`` and ``weather_hourly``."""
     return f"{origin}|{naive_utc(hour).strftime(HOUR_KEY_PY)}"
 
 

@@ -113,19 +113,69 @@ def parse_events(raw: DataFrame) -> DataFrame:
     )  # fmt: skip
 
 
-def flight_updates(events: DataFrame) -> DataFrame:
-    """Accepted events -> one row per flight (``flight_key``): what the events know of it.
+# what a flight's events say of it: static fields (the same in every event of the flight: the
+# first non-null wins), actual times (known from one event on: the largest known wins), and the
+# progress (the highest status rank, the newest event time)
+STATIC_FIELDS = ("date", "carrier", "flight", "tailnum", "origin", "dest", "distance",
+                 "dest_known", "sched_dep_utc", "sched_arr_utc")  # fmt: skip
+ACTUAL_FIELDS = ("dep_time_utc", "dep_delay", "arr_time_utc", "arr_delay", "air_time")
+MERGED_FIELDS = ("flight_key", *STATIC_FIELDS, *ACTUAL_FIELDS, "status_rank", "last_event_time")
 
-    Order-independent: static fields are the first non-null value (the same in every event of
-    a flight), actual times come from the event that knows them (the largest known), and
-    ``status_rank`` is the highest rank seen, so any permutation, duplication or split of the
-    same events gives the same row, and a field once known is never erased.
-    """
+
+def with_rank(events: DataFrame) -> DataFrame:
+    """``events`` with ``status_rank``: the rank of what each event says (``STATUS_RANK``)."""
     rank = reduce(
         lambda acc, kv: acc.when(F.col("event_type") == kv[0], kv[1]),
         STATUS_RANK.items(),
         F.when(F.lit(False), 0),
     )
+    return events.withColumn("status_rank", rank)
+
+
+def merge_events(events: DataFrame) -> DataFrame:
+    """Accepted events -> one row per flight (``flight_key``) of :data:`MERGED_FIELDS`.
+
+    Order-independent (a semilattice join): static fields are the first non-null value (the
+    same in every event of a flight), actual times come from the event that knows them (the
+    largest known), ``status_rank`` is the highest rank seen, so any permutation, duplication
+    or split of the same events gives the same row, and a field once known is never erased.
+    :func:`merge_row` is the same join, row by row, for the hot path's state."""
+    return (
+        with_rank(events)
+        .groupBy("flight_key")
+        .agg(
+            *[F.first(c, ignorenulls=True).alias(c) for c in STATIC_FIELDS],
+            *[F.max(c).alias(c) for c in ACTUAL_FIELDS],
+            F.max("status_rank").alias("status_rank"),
+            F.max("event_time").alias("last_event_time"),
+        )
+    )
+
+
+def merge_row(current: dict | None, event: dict) -> dict:
+    """:func:`merge_events` for one more event (a dict with ``status_rank`` and
+    ``event_time``) on a flight's merged row (``current``, None for a new flight): the same
+    join in plain Python, for the hot path's state store."""
+    if current is None:
+        current = dict.fromkeys(MERGED_FIELDS)
+        current["flight_key"] = event["flight_key"]
+    merged = dict(current)
+    for c in STATIC_FIELDS:
+        if merged[c] is None:
+            merged[c] = event.get(c)
+    for c in (*ACTUAL_FIELDS, "status_rank"):
+        merged[c] = _max(merged[c], event.get(c))
+    merged["last_event_time"] = _max(merged["last_event_time"], event.get("event_time"))
+    return merged
+
+
+def _max(a, b):  # noqa: ANN001, ANN202 - any comparable value; None is unknown
+    return b if a is None else a if b is None else max(a, b)
+
+
+def derive(merged: DataFrame) -> DataFrame:
+    """Merged flights (:data:`MERGED_FIELDS`) -> the clean flight's derived columns: status,
+    cancelled, scheduled hour, month, ISO weekday, local hour."""
     status = reduce(
         lambda acc, kv: acc.when(F.col("status_rank") == kv[0], kv[1]),
         STATUS_NAME.items(),
@@ -133,25 +183,19 @@ def flight_updates(events: DataFrame) -> DataFrame:
     )
     local = F.from_utc_timestamp("sched_dep_utc", LOCAL_TZ)
     return (
-        events.withColumn("status_rank", rank)
-        .groupBy("flight_key")
-        .agg(
-            *[F.first(c, ignorenulls=True).alias(c)
-              for c in ("date", "carrier", "flight", "tailnum", "origin", "dest", "distance",
-                        "dest_known", "sched_dep_utc", "sched_arr_utc")],
-            *[F.max(c).alias(c) for c in ("dep_time_utc", "dep_delay", "arr_time_utc",
-                                          "arr_delay", "air_time")],
-            F.max("status_rank").alias("status_rank"),
-            F.max("event_time").alias("last_event_time"),
-        )
-        .withColumn("status", status)
+        merged.withColumn("status", status)
         .withColumn("cancelled", F.col("status_rank") == STATUS_RANK["cancelled"])
         .withColumn("sched_hour_utc", F.date_trunc("hour", "sched_dep_utc"))
         .withColumn("month", F.substring("date", 1, 7))
         .withColumn("weekday", F.dayofweek(F.to_date("date")))
         .withColumn("weekday", ((F.col("weekday") + 5) % 7) + 1)  # ISO: Monday 1 .. Sunday 7
         .withColumn("local_hour", F.hour(local))
-    )  # fmt: skip
+    )
+
+
+def flight_updates(events: DataFrame) -> DataFrame:
+    """Accepted events -> one row per flight: :func:`merge_events`, then :func:`derive`."""
+    return derive(merge_events(events))
 
 
 def enrich(

@@ -57,6 +57,9 @@ NOT_RUN = {
     "test_processing.py",
     "cp .env.example .env": "prepares docker compose's passwords in the checkout; no Docker "
     "engine here (tests/unit/test_compose.py checks .env.example)",
+    "python -m pipelines service run flights_stream --env local": "the supervisor in the "
+    "foreground, until stopped: what `service start` runs detached (run here) and docker "
+    "compose's `stream` service runs",
     "docker compose up -d": "no Docker engine on the development machines; "
     "tests/unit/test_compose.py checks docker-compose.yml's services, ports, volumes, users",
 }
@@ -265,6 +268,36 @@ def test_make_dashboard_answers_on_localhost(window: Sandbox, tmp_path: Path) ->
     assert not _answers(port)
 
 
+@covers(
+    "python -m pipelines service start flights_stream --env local",
+    "make stream-start",
+    "python -m pipelines service status flights_stream --env local",
+    "make stream-status",
+    "python -m pipelines service ensure flights_stream --env local",
+    "python -m pipelines service stop flights_stream --env local",
+    "make stream-stop",
+    "python -m pipelines service",
+)
+def test_the_stream_service_starts_once_reports_and_stops(window: Sandbox) -> None:
+    """The README's service lines and the make targets, in the order an operator types them."""
+    cmd = "python -m pipelines service {} flights_stream --env local"
+    started = ok(window.sh(cmd.format("start"), timeout=300))
+    assert re.search(r"^flights_stream \(env local\): running, pid \d+, .*\(started\)$", started,
+                     re.MULTILINE), started  # fmt: skip
+    again = ok(window.sh("make stream-start", timeout=300))
+    assert "(already running: nothing done)" in again, again
+    status = ok(window.sh(cmd.format("status")))
+    assert "flights_stream (env local): running, pid" in status, status
+    assert "running, pid" in ok(window.sh("make stream-status"))
+    watchdog = ok(window.sh(cmd.format("ensure")))
+    assert "running, pid" in watchdog and "(started)" not in watchdog, watchdog
+    stopped = ok(window.sh(cmd.format("stop"), timeout=240))
+    assert re.search(r"^flights_stream \(env local\): stopped in [\d.]+ s$", stopped, re.M), stopped
+    down = window.sh("make stream-status")
+    assert down.returncode != 0 and "flights_stream (env local): stopped" in down.stdout
+    assert "was not running" in ok(window.sh("make stream-stop"))
+
+
 @covers("make demo", "python -m pipelines demo")
 def test_make_demo_serves_the_dashboard_and_runs_each_job(window: Sandbox, tmp_path: Path) -> None:
     port, log = voila.free_port(), tmp_path / "demo.log"
@@ -277,9 +310,13 @@ def test_make_demo_serves_the_dashboard_and_runs_each_job(window: Sandbox, tmp_p
     out = log.read_text()
     assert f"python -m pipelines demo --env local --port {port} --cycles 1" in out
     assert f"Dashboard: http://127.0.0.1:{port}/" in out
+    # the stream long-lived (a service), the file jobs when their files land: one weather run
+    assert re.search(r"^flights_stream +service running \(pid \d+\)", out, re.MULTILINE), out
     ran = re.findall(r"^(\w+) \(local\) +success +in [\d,]+ · out ", out, flags=re.MULTILINE)
-    assert ran == list(PIPELINE), out
+    assert "weather_hourly" in ran and set(ran) <= set(PIPELINE), out
     assert not _answers(port)  # the demo stopped its Voila
+    gone = window.sh("python -m pipelines service status flights_stream --env local")
+    assert gone.returncode == 1 and ": stopped" in gone.stdout  # and its stream service
 
 
 @covers("python -m pipelines replay")  # after the demo: its stream has nothing new to read

@@ -38,6 +38,7 @@ from pipelines.lake import tables
 from pipelines.landing import ingest
 from pipelines.landing.zone import LandingZone
 from pipelines.orchestration.ledger import Ledger
+from pipelines.serving import readmodels
 from pipelines.sources import replay
 from pipelines.stack import control, mongo
 from pipelines.stack.services import FerretDBService, KafkaService, services
@@ -144,6 +145,53 @@ def test_stream_killed_inside_a_batch_ends_in_the_same_state(
         seconds = _run(cmd, _env(settings, tmp_path), log)
         print(f"recovery stream@{point} {seconds:.1f}")
         assert snapshot(mongo.database(settings), times=False) == uninterrupted
+    finally:
+        _drop(settings)
+
+
+def _hot_slots(db, collection: str) -> list[dict]:
+    """Each bucket as the hot path wrote it: its top-level keys and its hot slot."""
+    tops = readmodels.BOARD_TOP if collection == readmodels.BOARD else readmodels.HOURLY_TOP
+    return sorted(
+        (
+            without_times({"_id": d["_id"], **{k: d[k] for k in tops if k in d}, **d["hot"]})
+            for d in db[collection].find({})
+        ),
+        key=lambda d: d["_id"],
+    )
+
+
+def _lake_fields(docs: list[dict]) -> list[dict]:
+    lake = (without_times({k: v for k, v in d.items() if k != readmodels.HOT}) for d in docs)
+    return sorted(lake, key=lambda d: d["_id"])
+
+
+def test_hot_path_killed_inside_a_batch_serves_the_lake_paths_documents(
+    stack: Settings, uninterrupted, tmp_path: Path
+) -> None:
+    """The hot path alone (``-p hot=true -p lake=false``), SIGKILLed after its board writes
+    (its KPI rows not written), then again after all its writes before its state store and
+    offsets are committed: the rerun's hot slots are the uninterrupted lake path's documents,
+    field for field (the hot path never reads the lake inside a batch; the reference and
+    weather it joins are the ones the lake path joined)."""
+    settings = _fresh(stack, tmp_path, "hot")
+    try:
+        _land(settings)
+        reference_daily.run(settings)
+        weather_hourly.run(settings)
+        log = tmp_path / "hot.log"
+        cmd = _job(settings, "flights_stream", "-p", "hot=true", "-p", "lake=false",
+                   "-p", f"max_offsets_per_trigger={BATCH}")  # fmt: skip
+        for point in ("hot.after_board", "hot.before_commit"):
+            rc = _finish(_spawn(cmd, _env(settings, tmp_path, point), log))
+            assert rc == -signal.SIGKILL and (tmp_path / f"{point}.killed").exists(), (
+                log.read_text()[-3000:]
+            )
+        seconds = _run(cmd, _env(settings, tmp_path), log)
+        print(f"recovery hot@after_board+before_commit {seconds:.1f}")
+        db = mongo.database(settings)
+        for collection in (readmodels.BOARD, readmodels.KPI_HOURLY):
+            assert _hot_slots(db, collection) == _lake_fields(uninterrupted[collection])
     finally:
         _drop(settings)
 

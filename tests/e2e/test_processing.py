@@ -43,14 +43,15 @@ LEAD = timedelta(hours=2)
 ZONES = {"BQN": "America/Puerto_Rico", "PSE": "America/Puerto_Rico",
          "SJU": "America/Puerto_Rico", "STT": "America/St_Thomas"}  # fmt: skip
 MEASURES = list(MEASURES)
-STREAM_OWNED = ["flights_by_hour", "kpi_daily", "kpi_route_monthly", "kpi_profile"]
+STREAM_OWNED = ["flights_by_hour", "kpi_hourly", "kpi_daily", "kpi_route_monthly", "kpi_profile"]
 SERVING = [*STREAM_OWNED, "weather_hourly", "airlines"]
 LATE_WEATHER = ["reference_daily", "flights_stream", "weather_hourly"]
 
 
 # ------------------------------------------------------------- the independent expectation
-def expected_flights() -> pd.DataFrame:
-    """What the serving model should know of each flight after the window, from raw CSVs."""
+def expected_flights(start: datetime = START, end: datetime = END) -> pd.DataFrame:
+    """What the serving model should know of each flight after the window ``[start, end)``
+    of events (and of weather files), from raw CSVs."""
     f = pd.read_csv(nycflights13.flights_csv(), na_values=["NA"], keep_default_na=False)
     tz = pd.read_csv(nycflights13.airports_csv(), na_values=["NA"], keep_default_na=False)
     tz = tz.set_index("faa")["tzone"]
@@ -76,7 +77,7 @@ def expected_flights() -> pd.DataFrame:
     arr = arr.where(arr >= dep, localized(arr_naive + pd.Timedelta(days=1)))
 
     def inside(ts: pd.Series) -> pd.Series:
-        return (ts >= START) & (ts < END)
+        return (ts >= start) & (ts < end)
 
     seen_sched = inside(sched - LEAD)
     seen_cancel = f["dep_time"].isna() & inside(sched)
@@ -98,7 +99,7 @@ def expected_flights() -> pd.DataFrame:
     # weather at the origin for the scheduled hour, if its file landed in the window
     w = pd.read_csv(nycflights13.weather_csv(), na_values=["NA"], keep_default_na=False)
     w["hour"] = pd.to_datetime(w["time_hour"], utc=True)
-    w = w[(w["hour"] + pd.Timedelta(hours=1) > START) & (w["hour"] + pd.Timedelta(hours=1) <= END)]
+    w = w[(w["hour"] + pd.Timedelta(hours=1) > start) & (w["hour"] + pd.Timedelta(hours=1) <= end)]
     w["visib_band"] = pd.cut(w["visib"], [-1, 0.999999, 2.999999, 4.999999, 9.999999, 1e9],
                              labels=["< 1 mi", "1-3 mi", "3-5 mi", "5-10 mi", "10+ mi"]
                              ).astype("string")  # fmt: skip

@@ -8,6 +8,8 @@ declared, referenced files exist, and the conda pins equal pyproject.toml's.
 from __future__ import annotations
 
 import re
+import shlex
+import subprocess
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -16,13 +18,16 @@ import pytest
 import yaml
 
 from pipelines.core import config
+from pipelines.jobs import registry
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO / "docker-compose.yml"
 DOCKERFILE = REPO / "docker" / "Dockerfile"
 
-REQUIRED_SERVICES = {"kafka", "mongo", "spark-master", "spark-worker", "jupyter", "voila", "runner"}
-TARMAC_SERVICES = {"spark-master", "spark-worker", "jupyter", "voila", "runner"}
+REQUIRED_SERVICES = {
+    "kafka", "mongo", "spark-master", "spark-worker", "jupyter", "voila", "stream", "runner",
+}  # fmt: skip
+TARMAC_SERVICES = {"spark-master", "spark-worker", "jupyter", "voila", "stream", "runner"}
 # Bind sources allowed to be missing from a fresh clone: notebooks/ arrives with the first
 # committed notebook (the dashboard), and Docker creates a missing bind source empty.
 PENDING_SOURCES = {"notebooks"}
@@ -197,6 +202,48 @@ def test_runner_uses_the_crontab(services: dict[str, Any]) -> None:
     command = " ".join(runner["command"]) if isinstance(runner["command"], list) else ""
     command = command or str(runner["command"])
     assert "crontab" in command and "cron -f" in command
+
+
+def _duration_s(value: str) -> float:
+    """Compose's ``1m30s`` / ``90s`` / ``2m`` in seconds."""
+    parts = re.fullmatch(r"(?:(\d+)m)?(?:(\d+)s)?", str(value))
+    assert parts and any(parts.groups()), value
+    return int(parts[1] or 0) * 60 + int(parts[2] or 0)
+
+
+def test_the_stream_runs_long_lived_under_its_supervisor(services: dict[str, Any]) -> None:
+    """``stream``: the supervisor in the foreground (it restarts the worker), the container
+    restarted by docker, and docker's SIGTERM -> SIGKILL grace longer than the supervisor's
+    own (the worker stops its query cleanly before anything is killed)."""
+    stream = services["stream"]
+    command = stream["command"]
+    command = command if isinstance(command, list) else shlex.split(command)
+    assert command == ["python", "-m", "pipelines", "service", "run", "flights_stream",
+                       "--env", "compose"]  # fmt: skip
+    assert stream["restart"] == "unless-stopped"
+    spec = registry.get_service("flights_stream").service
+    assert spec is not None
+    assert _duration_s(stream["stop_grace_period"]) >= spec.stop_grace_s + 15
+    assert stream["depends_on"]["spark-master"]["condition"] == "service_started"
+    assert "ports" not in stream  # it serves nothing
+
+
+def test_the_runner_s_crontab_leaves_the_stream_to_its_service(
+    services: dict[str, Any], tmp_path: Path
+) -> None:
+    """The runner's crontab is the template through the runner's own ``sed``: every line runs
+    a job (`run`), none is the stream's watchdog (a second supervisor in another container)."""
+    script = services["runner"]["command"][-1].replace("\\\n", " ")  # joined lines
+    sed = re.search(r"(sed .*?)\s+/opt/tarmac/cron/tarmac\.crontab", script, re.DOTALL)
+    assert sed, script
+    args = shlex.split(sed[1].replace("$${TARMAC_ENV}", "compose"))
+    rendered = subprocess.run([*args, str(REPO / "cron" / "tarmac.crontab")], check=True,
+                              capture_output=True, text=True).stdout  # fmt: skip
+    lines = [ln for ln in rendered.splitlines() if ln.strip() and not ln.startswith("#")]
+    assert len(lines) == 2 and all(" -m pipelines run " in ln for ln in lines), lines
+    assert all(ln.startswith(tuple("0123456789*")) and "cd /opt/tarmac && python" in ln
+               and "--env compose" in ln for ln in lines)  # fmt: skip
+    assert "service ensure" not in rendered.split("# m  h")[1]
 
 
 def test_compose_parameters_name_compose_services(

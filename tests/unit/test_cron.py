@@ -20,25 +20,32 @@ TEMPLATE = (REPO / "cron" / "tarmac.crontab").read_text()
 ROOT = Path("/srv/tarmac")
 OTHER = "MAILTO=ops@example.org\n# backups\n30 2 * * * /usr/local/bin/backup\n"
 LINE = re.compile(
-    r"^(?P<sched>(\S+ ){5})cd \{\{ROOT\}\} && \.venv/bin/python -m pipelines run (?P<job>\w+) "
+    r"^(?P<sched>(\S+ ){5})cd \{\{ROOT\}\} && \.venv/bin/python -m pipelines "
+    r"(?P<how>run|service ensure) (?P<job>\w+) "
     r"--env local( -p \w+=\S+)* >> outputs/logs/cron-(?P=job)\.log 2>&1$"
 )
 
 
 def test_template_lines_run_catalog_jobs_and_log_per_job() -> None:
+    """Every line runs a job of the registry (`run`) or is the watchdog of one of its services
+    (`service ensure`, every minute); the stream is only watched, never run as a pass."""
     lines = [ln for ln in TEMPLATE.splitlines() if ln.strip() and not ln.startswith("#")]
     jobs = {}
     for line in lines:
         match = LINE.match(line)
         assert match, line
-        jobs[match["job"]] = match["sched"].strip()
+        jobs[match["job"]] = (match["how"], match["sched"].strip())
     assert jobs == {
-        "reference_daily": "0 5 * * *",
-        "weather_hourly": "5 * * * *",
-        "flights_stream": "* * * * *",
+        "reference_daily": ("run", "0 5 * * *"),
+        "weather_hourly": ("run", "5 * * * *"),
+        "flights_stream": ("service ensure", "* * * * *"),
     }
     assert set(jobs) <= set(registry.JOBS)
-    assert "-p trigger=availableNow" in TEMPLATE
+    for job, (how, schedule) in jobs.items():
+        is_service = registry.JOBS[job].service is not None
+        assert (how == "service ensure") == is_service, job
+        assert not is_service or schedule == "* * * * *", job  # back within a minute
+    assert "availableNow" not in TEMPLATE.split("# m  h")[1]
 
 
 def test_render_puts_the_absolute_root_in_and_quotes_it() -> None:
@@ -54,7 +61,7 @@ def test_install_into_an_empty_crontab_then_again_changes_nothing() -> None:
     assert once.splitlines()[0] == "# BEGIN tarmac /srv/tarmac"
     assert once.splitlines()[-1] == "# END tarmac /srv/tarmac"
     assert cron.merge(once, TEMPLATE, ROOT) == once
-    assert once.count("pipelines run flights_stream") == 1
+    assert once.count("pipelines service ensure flights_stream") == 1
 
 
 def test_install_keeps_other_entries_and_remove_restores_them() -> None:
@@ -117,7 +124,7 @@ def test_parse_the_template() -> None:
 def test_due_at_fixed_times(when: datetime, jobs: list[str]) -> None:
     entries, _ = cron.parse(cron.render(TEMPLATE, ROOT))
     due = cron.due(entries, when)
-    assert [re.search(r"run (\w+)", e.command)[1] for e in due] == jobs
+    assert [re.search(r"(?:run|ensure) (\w+)", e.command)[1] for e in due] == jobs
 
 
 def test_schedule_once_runs_what_is_due_and_only_that(tmp_path: Path) -> None:

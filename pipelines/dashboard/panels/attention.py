@@ -1,11 +1,12 @@
 """Needs attention: the few things the duty manager should act on now, red first, at most
-eight: a data source late or stale, a job whose last run failed (or failures in 24 h),
+eight: a data source late or stale, a path of the stream with no recent batch while Kafka
+records wait (or too many waiting), a job whose last run failed (or failures in 24 h),
 flights past their time and not departed, departures of the last hour more than an hour
 late, an average delay 10 min above the usual for this weekday, an airline badly slipping.
 "Nothing needs action right now." otherwise.
 
 Reads nothing itself: it is drawn after the other panels, from what they kept in the page's
-state (``fresh``, ``health``, ``board``, ``kpis``, ``carriers``).
+state (``fresh``, ``stream``, ``health``, ``board``, ``kpis``, ``carriers``).
 """
 
 from __future__ import annotations
@@ -50,7 +51,8 @@ class AttentionPanel(Panel):
 
 
 def attention_items(state: State) -> list[tuple[str, str]]:
-    """(level, HTML) of each item, in the order found (sources, jobs, board, KPIs, airlines)."""
+    """(level, HTML) of each item, in the order found (sources, stream, jobs, board, KPIs,
+    airlines)."""
     items: list[tuple[str, str]] = []
     for rec in state.fresh or []:
         if rec["level"] in ("amber", "red"):
@@ -65,6 +67,16 @@ def attention_items(state: State) -> list[tuple[str, str]]:
                     f"<b>{H.esc(rec['source'])}</b> is "
                     f"{H.LEVEL_WORDS[rec['level']]}: {behind}"
                     f"last updated {H.ago(rec['wall_age'])} ago",
+                )
+            )
+    for rec in state.stream or []:
+        if rec["level"] in ("amber", "red"):
+            behind = "" if rec["lag"] is None else f", {H.num(rec['lag'])} records behind Kafka"
+            items.append(
+                (
+                    rec["level"],
+                    f"<b>flights_stream</b> {H.esc(rec['name'])} is "
+                    f"{H.LEVEL_WORDS[rec['level']]}: last batch {H.ago(rec['age'])} ago{behind}",
                 )
             )
     for rec in state.health or []:

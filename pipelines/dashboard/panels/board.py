@@ -1,7 +1,8 @@
 """Live departures board: the flights of the selected airports and airlines scheduled within
 an hour either side of the replay clock, late ones shaded (> 15 min, > 60 min, cancelled),
 "so far" on the delay of a flight past its time and not departed; sortable, "late / cancelled
-only", and CSV exports of the board and of the airline leaderboard.
+only", and CSV exports of the board and of the airline leaderboard. Redrawn after every batch
+of the stream (``Dashboard.follow``), in place: the table scrolls where it was.
 
 Reads ``snap.board`` (the ``flights_by_hour`` documents around the clock, read after the
 snapshot: until it arrives the panel says so, and a board of the previous read is marked
@@ -54,6 +55,8 @@ class BoardPanel(Panel):
         )
         self.title = W.HTML()
         self.board = self.target = W.HTML()
+        # the widget scrolls, not its HTML: a redraw (after every batch) keeps the scroll
+        self.board.add_class("tm-scroll")
         self.export = W.HTML()
         self.export.add_class("tm-export")
         controls = W.HBox(
@@ -132,11 +135,7 @@ class BoardPanel(Panel):
             ],
             airline=[str(n)[:24] for n in frame["carrier_name"]],
         )
-        self.board.value = (
-            '<div class="tm-scroll">'
-            + H.table(shown, COLUMNS, row_class=classes, attrs='data-table="board"')
-            + "</div>"
-        )
+        self.board.value = H.table(shown, COLUMNS, row_class=classes, attrs='data-table="board"')
 
     def unreadable(self, exc: BaseException) -> None:
         """The board's read failed: the previous one, if any, is not shown as current."""

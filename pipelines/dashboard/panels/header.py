@@ -1,12 +1,14 @@
 """The page header: the title, the env and database, the replay clock (New York time, UTC
 below), a pill per data source saying how far behind the clock and how long ago it was
-updated (green fresh, amber late, red stale, grey never), and a pill per pipeline job with
-its last run and failures in 24 h (the error on hover).
+updated (green fresh, amber late, red stale, grey never), a pill per path of the stream (hot,
+lake) with the age of its last batch and how many Kafka records it was behind, and a pill per
+pipeline job with its last run and failures in 24 h (the error on hover).
 
-Reads ``snap.states`` (``serving_state``: each source's newest data and ``updated_at``) and
-``snap.runs`` (``job_runs``) through ``queries.freshness`` (against the page's
-``freshness_rules``) and ``queries.pipeline_health``; keeps both in ``state.fresh`` and
-``state.health`` for the "Needs attention" list.
+Reads ``snap.states`` (``pipeline_state``: each source's newest data and ``updated_at``, the
+stream's ``hot`` / ``lake`` batches) and ``snap.runs`` (``pipeline_runs``) through
+``queries.freshness`` (against the page's ``freshness_rules``), ``health.stream_health`` and
+``queries.pipeline_health``; keeps them in ``state.fresh``, ``state.stream`` and
+``state.health`` for the "Needs attention" list. Redrawn after every batch of the stream.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import ipywidgets as W
 
 from .. import queries as Q
 from .. import widgets as H
+from ..health import stream_health
 from .base import Page, Panel
 
 NONE = '<span class="tm-sub">—</span>'
@@ -33,8 +36,9 @@ class Header(Panel):
     def draw(self, scope: Q.Scope | None = None) -> None:
         snap, state, now = self.snap, self.page.state, self.page.now()
         state.fresh = Q.freshness(snap.states, snap.clock, now, self.page.freshness_rules)
+        state.stream = stream_health(snap.states, now)
         state.health = Q.pipeline_health(snap.runs, now)
-        self.html.value = self.render(snap.clock, state.fresh, state.health)
+        self.html.value = self.render(snap.clock, state.fresh, state.health, state.stream)
 
     def placeholder(self) -> None:
         """The title without clock nor pills (the database could not be read), unless the
@@ -47,6 +51,7 @@ class Header(Panel):
         clock: datetime | None,
         fresh: list[dict[str, Any]] | None,
         health: list[dict[str, Any]] | None,
+        stream: list[dict[str, Any]] | None = None,
     ) -> str:
         settings = self.page.settings
         if clock is not None:
@@ -80,6 +85,13 @@ class Header(Panel):
                 age = (self.page.now() - when) if when is not None else None
                 text = f"{rec['status']} {H.ago(age)} ago · {rec['failures_24h']} failed in 24 h"
             jobs.append(H.pill(rec["job"], text, rec["level"], rec.get("error") or ""))
+        paths = [stream_pill(rec) for rec in stream or ()]
+        stream_html = (
+            f'<div class="tm-pills" data-stream><span class="tm-sub">Stream</span>'
+            f"{''.join(paths)}</div>"
+            if paths
+            else ""
+        )
         return (
             '<div class="tm-header">'
             '<div style="display:flex;justify-content:space-between;align-items:flex-end;'
@@ -88,8 +100,22 @@ class Header(Panel):
             f'<div class="tm-sub">EWR · JFK · LGA — env {H.esc(settings.env)}, database '
             f"{H.esc(settings.mongo.database)}</div></div>{clock_html}</div>"
             f'<div class="tm-pills"><span class="tm-sub">Data freshness</span>'
-            f"{''.join(pills) or NONE}</div>"
+            f"{''.join(pills) or NONE}</div>{stream_html}"
             f'<div class="tm-pills"><span class="tm-sub">Pipeline jobs</span>'
             f"{''.join(jobs) or NONE}</div>"
             "</div>"
         )
+
+
+def stream_pill(rec: dict[str, Any]) -> str:
+    """'hot path · batch 3 s ago · 12 behind' (the batch's id, rows and seconds on hover)."""
+    if rec["level"] == "missing":
+        return H.pill(rec["name"], "no batch yet", "missing")
+    behind = "lag unknown" if rec["lag"] is None else f"{H.num(rec['lag'])} behind"
+    took = rec["seconds"]
+    title = (
+        f"batch {rec['batch_id']} at {H.local_time(rec['at'], '%H:%M:%S')} (wall): "
+        f"{H.num(rec['rows'])} rows in {H.num(took, 1)} s; {behind} Kafka's end offsets "
+        f"when it ran: {H.LEVEL_WORDS[rec['level']]}"
+    )
+    return H.pill(rec["name"], f"batch {H.ago(rec['age'])} ago · {behind}", rec["level"], title)

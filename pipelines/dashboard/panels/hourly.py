@@ -2,8 +2,9 @@
 darker) per scheduled local hour of the selected airports and days, against the 15 min
 on-time limit. Where the delays of the day are now and where they are heading.
 
-Reads ``snap.kpis`` hourly rows (``kpi_daily``) through ``queries.hourly_series``; they are
-per airport, so an airline filter does not apply (the subtitle says so).
+Reads ``snap.kpis`` hourly rows (``kpi_daily``, or the stream's newer ``kpi_hourly`` row of an
+hour) through ``queries.hourly_series``; they are per airport, so an airline filter does not
+apply (the subtitle says so).
 """
 
 from __future__ import annotations

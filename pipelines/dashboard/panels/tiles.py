@@ -2,9 +2,10 @@
 airports, airlines and days, each against the same weekday's average over the other loaded
 days (today: up to the replay clock's hour), and a line saying what is compared with what.
 
-Reads ``snap.kpis`` (``kpi_daily`` hourly rows; ``kpi_carrier_daily`` when airlines are
-selected) through ``queries.kpi_summary``; keeps the summary in ``state.kpis`` for the
-"Needs attention" list.
+Reads ``snap.kpis`` (the hourly rows: ``kpi_daily``'s, or the stream's newer ``kpi_hourly``
+row of an hour; ``kpi_carrier_daily`` when airlines are selected) through
+``queries.kpi_summary``; keeps the summary in ``state.kpis`` for the "Needs attention" list.
+Redrawn after every batch of the stream (``Dashboard.follow``).
 """
 
 from __future__ import annotations

@@ -1,0 +1,179 @@
+"""The page following the stream on the real FerretDB (env ci), seeded by ``serving_docs``: a
+poll reads the one ``pipeline_state`` document by ``_id`` and nothing else until a batch id of
+the stream moves; then the board buckets on screen and the selected day's ``kpi_hourly`` hours,
+by ``_id``; the page (in-process, no kernel: ``Dashboard.follow``) redraws the board and the
+tiles with the new flight and the hour's new row, the tiles equal to an independent computation
+from every row, the baseline unchanged; a stalled path shows in the header and "Needs
+attention"."""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+
+from pipelines.core.config import Settings
+from pipelines.dashboard import queries as Q
+from pipelines.dashboard.follow import poll
+from pipelines.dashboard.health import stream_levels
+from pipelines.dashboard.live import marks
+from pipelines.dashboard.state import Live
+from pipelines.stack import mongo
+from tests import serving_docs as S
+from tests.integration.test_dashboard_reads import frames, reference_summary
+
+pytestmark = pytest.mark.integration
+
+NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+LATER = S.STAMP + timedelta(seconds=5)
+CLOCK = datetime(2013, 3, 20, 14, 30, tzinfo=Q.NY).astimezone(UTC)  # 18:30Z
+HOUR = CLOCK.replace(minute=0)
+TODAY = Q.Scope(date_from=date(2013, 3, 20), date_to=date(2013, 3, 20))
+
+
+def batch(batch_id: int, age_s: float = 1.0, lag: int = 0) -> dict:
+    return {"batch_id": batch_id, "at": NOW - timedelta(seconds=age_s), "rows": 40, "lag": lag,
+            "seconds": 0.3}  # fmt: skip
+
+
+@pytest.fixture
+def live_db(stack: Settings) -> Iterator[tuple[Settings, object, dict]]:
+    """A fresh database: 12 days to Mar 21 (kpi_daily, kpi_hourly, profile), the board of the
+    hours around the clock, the stream's state with both paths; dropped afterwards."""
+    name = f"tarmac_dl_{uuid.uuid4().hex[:10]}"
+    settings = stack.model_copy(update={"mongo": stack.mongo.model_copy(update={"database": name})})
+    db = mongo.database(settings)
+    near = [HOUR + timedelta(hours=h) for h in (-1, 0, 1)]
+    rows = S.synthetic(date(2013, 3, 10), 12, seed=11, carriers=4, dests=5, flights_at=near)
+    S.publish(db, **rows)
+    db.pipeline_state.insert_one(
+        {
+            "_id": "flights_stream",
+            "newest_event_time": CLOCK,
+            "updated_at": NOW,
+            "hot": batch(10),
+            "lake": batch(3, age_s=12),
+        }  # fmt: skip
+    )
+    yield settings, db, rows
+    db.client.drop_database(name)
+
+
+def land(db, rows: dict, batch_id: int) -> dict:
+    """What one batch of the hot path writes: a new JFK flight departed 70 min late in the
+    clock's hour, in its board bucket and its hour's ``kpi_hourly`` row (version 2), then the
+    state (``hot.batch_id``). Returns the rows as they are now."""
+    flight = {"flight_key": "2013-03-20|ZZ|9999|JFK|1405", "origin": "JFK", "carrier": "ZZ",
+              "carrier_name": "Zulu Air", "flight": 9999, "dest": "D01",
+              "dest_name": "Airport 1", "sched_dep_utc": HOUR + timedelta(minutes=5),
+              "dep_time_utc": HOUR + timedelta(minutes=75), "dep_delay": 70,
+              "status_rank": 2, "status": "departed", "cancelled": False}  # fmt: skip
+    rows = {**rows, "flights": [*rows["flights"], flight]}
+    bucket = [f for f in rows["flights"] if f["origin"] == "JFK" and f["sched_dep_utc"] >= HOUR
+              and f["sched_dep_utc"] < HOUR + timedelta(hours=1)]  # fmt: skip
+    (doc,) = S.board_docs(bucket, version=2)
+    db.flights_by_hour.replace_one({"_id": doc["_id"]}, doc)
+    hourly = []
+    for r in rows["hourly"]:
+        if r["origin"] == "JFK" and r["hour_utc"] == HOUR:
+            r = {**r, "flights": r["flights"] + 1, "departed": r["departed"] + 1,
+                 "delayed_60": r["delayed_60"] + 1, "dep_delay_sum": r["dep_delay_sum"] + 70,
+                 "dep_delay_n": r["dep_delay_n"] + 1}  # fmt: skip
+            (hot,) = S.hourly_docs([r], updated_at=LATER, version=2)
+            db.kpi_hourly.replace_one({"_id": hot["_id"]}, hot)
+        hourly.append(r)
+    db.pipeline_state.update_one({"_id": "flights_stream"}, {"$set": {"hot": batch(batch_id)}})
+    return {**rows, "hourly": hourly}
+
+
+def test_a_poll_reads_the_state_alone_until_a_batch_id_moves(live_db) -> None:
+    _, db, _ = live_db
+    state = db.pipeline_state.find_one({"_id": "flights_stream"})
+    states = {"flights_stream": state}
+    shown = Live(seen=marks(state), dates=["2013-03-20"], levels=stream_levels(states, NOW))
+    reads: Counter = Counter()
+    assert poll(db, shown, NOW, reads) is None
+    assert reads == {"pipeline_state": 1}
+
+    db.pipeline_state.update_one({"_id": "flights_stream"}, {"$set": {"hot": batch(11)}})
+    reads.clear()
+    read = poll(db, shown, NOW, reads)
+    assert read is not None and read.full and read.marks == (11, 3) and read.clock == CLOCK
+    # 3 airports x 3 hours of board, 3 airports x the 15 hours of the day up to the clock's
+    assert reads == {"pipeline_state": 1, "flights_by_hour": 9, "kpi_hourly": 45}
+    assert len(read.hot) == 45 and set(read.hot["date"]) == {"2013-03-20"}
+    assert len(read.board) == len(Q.read_board(db, CLOCK)) > 0
+
+    shown.seen = read.marks
+    db.pipeline_state.update_one({"_id": "flights_stream"}, {"$set": {"lake": batch(4)}})
+    assert poll(db, shown, NOW).marks == (11, 4)  # the lake path moves it too
+
+    shown.seen = (11, 4)
+    stalled = {"hot": batch(11, age_s=120, lag=300), "lake": batch(4)}
+    db.pipeline_state.update_one({"_id": "flights_stream"}, {"$set": stalled})
+    read = poll(db, shown, NOW)  # no batch, but the hot path's level changed: the state
+    assert read is not None and not read.full and read.board is None
+    assert stream_levels({"flights_stream": read.state}, NOW) == ("red", "ok")
+
+
+def test_the_page_redraws_the_board_and_the_tiles_after_a_batch(live_db) -> None:
+    from pipelines.dashboard import Dashboard
+
+    settings, db, rows = live_db
+    page = Dashboard(settings, now=lambda: NOW)
+    page.refresh()
+    assert page.scope() == TODAY
+    before = page.state.kpis
+    assert "data-stream" in page.header.value and "hot path" in page.header.value
+    assert page.follow().full  # the first poll reads (identical rows: identical tiles)
+    assert page.state.kpis.value == before.value
+    assert page.follow() is None and page.live_draws == 1  # nothing moved: nothing read
+
+    now_rows = land(db, rows, batch_id=11)
+    read = page.follow()
+    assert read.full and page.live_draws == 2
+    tiles = page.state.kpis
+    assert tiles.value["flights"] == before.value["flights"] + 1
+    assert tiles.value["delayed_60"] == before.value["delayed_60"] + 1
+    hourly, carrier_daily, _ = frames(now_rows)
+    want = reference_summary(hourly, carrier_daily, TODAY, CLOCK)
+    assert tiles.value == pytest.approx(want["value"], nan_ok=True)
+    assert tiles.baseline == before.baseline  # the profile and its days as read
+    assert "ZZ 9999" in page.board_panel.board.value
+    assert 'data-kpi="flights"' in page.tiles_panel.tiles["flights"].value
+    assert f'data-value="{tiles.value["flights"]:.4f}"' in page.tiles_panel.tiles["flights"].value
+
+    # the next full refresh keeps the hours read (kpi_daily has not caught up yet)
+    page.refresh()
+    assert page.state.kpis.value["flights"] == tiles.value["flights"]
+
+    stalled = {"lake": batch(3, age_s=400, lag=900)}
+    db.pipeline_state.update_one({"_id": "flights_stream"}, {"$set": stalled})
+    read = page.follow()
+    assert read is not None and not read.full
+    attention = page.attention.value
+    assert "lake path" in attention and "900 records behind Kafka" in attention
+    assert 'data-level="red"' in page.header.value
+
+
+def test_a_batch_of_the_next_day_refreshes_the_whole_page(live_db) -> None:
+    from pipelines.dashboard import Dashboard
+
+    settings, db, _ = live_db
+    page = Dashboard(settings, now=lambda: NOW)
+    page.refresh()
+    page.follow()
+    tomorrow = CLOCK + timedelta(hours=10)  # 00:30 New York, Mar 21
+    db.pipeline_state.update_one(
+        {"_id": "flights_stream"},
+        {"$set": {"newest_event_time": tomorrow, "hot": batch(12)}},
+    )
+    page.follow()  # a full refresh (in the caller here): the snapshot moves to the new day
+    assert page.state.snap.clock == tomorrow and page.state.snap.clock_day == "2013-03-21"
+    assert page.scope().date_from == date(2013, 3, 21)  # "Today" followed the clock
+    assert page.state.live.dates == ["2013-03-21"] and page.state.live.seen is None
+    read = page.follow()  # the new day's hours started by the clock (00:00), by _id
+    assert read.full and set(read.hot["date"]) == {"2013-03-21"} and len(read.hot) == 3

@@ -1,0 +1,202 @@
+"""The page following the stream, pure parts: when it reads (the batch ids of the stream's two
+paths), what it reads (the hours of the selected days the stream still changes), which KPI row
+of an hour it shows (``kpi_hourly`` over ``kpi_daily``, the newer winning) and the health
+levels of the two paths. Documents from the ``serving_docs`` oracle, no database."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, date, datetime, timedelta
+
+import pandas as pd
+import pytest
+
+from pipelines.dashboard import live
+from pipelines.dashboard import queries as Q
+from pipelines.dashboard.documents import hourly_frame
+from pipelines.dashboard.health import STREAM_RULES, stream_health, stream_levels
+from pipelines.dashboard.panels.attention import attention_items
+from pipelines.dashboard.state import State
+from tests import serving_docs as S
+
+NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+LATER = S.STAMP + timedelta(seconds=5)
+EARLIER = S.STAMP - timedelta(seconds=5)
+CLOCK = datetime(2013, 3, 20, 14, 30, tzinfo=Q.NY).astimezone(UTC)  # a Wednesday, 18:30Z
+ROWS = S.synthetic(date(2013, 3, 1), 21, seed=5, carriers=3, dests=3, most=8)  # to Mar 21
+TODAY = Q.Scope(date_from=date(2013, 3, 20), date_to=date(2013, 3, 20))
+
+
+def _kpis(rows: list[dict], hot: list[dict] | None = None, dates=("2013-03-20", "2013-03-21")):
+    """The page's KPIs after reading ``rows`` (kpi_daily of ``dates`` + profile) and ``hot``
+    (kpi_hourly documents)."""
+    days = {S.hour_row(r)["date"] for r in rows}
+    carriers = [c for c in ROWS["carriers"] if c["date"] in days]
+    docs = S.documents(hourly=rows, carriers=carriers)
+    read = [d for d in docs["kpi_daily"] if d["_id"] in dates]
+    kpis = Q.Kpis(Q.profile_of(docs["kpi_profile"][0]), Q.daily_rows(read, dates))
+    return kpis.with_hot(hourly_frame(hot)) if hot is not None else kpis
+
+
+def _today(row: dict) -> bool:
+    return S.hour_row(row)["date"] == "2013-03-20"
+
+
+def _bumped(rows: list[dict], hour: datetime, origin: str = "JFK") -> list[dict]:
+    """``rows`` with one more flight, departed 70 min late, in ``origin``'s ``hour``."""
+    out = []
+    for r in rows:
+        if r["origin"] == origin and r["hour_utc"] == hour:
+            r = {**r, "flights": r["flights"] + 1, "departed": r["departed"] + 1,
+                 "delayed_60": r["delayed_60"] + 1, "dep_delay_sum": r["dep_delay_sum"] + 70,
+                 "dep_delay_n": r["dep_delay_n"] + 1}  # fmt: skip
+        out.append(r)
+    return out
+
+
+# ------------------------------------------------------------------------- change detection
+
+
+def test_marks_move_with_either_path_and_with_a_stream_before_them() -> None:
+    state = {"_id": "flights_stream", "hot": {"batch_id": 7}, "lake": {"batch_id": 2}}
+    assert live.marks(state) == (7, 2)
+    assert live.marks({"hot": {"batch_id": 8}}) == (8, None)
+    assert not live.moved((7, 2), live.marks(state))
+    assert live.moved((7, 2), (8, 2)) and live.moved((7, 2), (7, 3)) and live.moved(None, (7, 2))
+    legacy = {"last_batch_id": 41, "updated_at": NOW}
+    assert live.marks(legacy) == ("legacy", 41, NOW)
+    assert live.moved(live.marks(legacy), live.marks({**legacy, "updated_at": LATER}))
+    assert live.marks(None) is None and not live.moved((7, 2), None)
+
+
+def test_the_hours_read_are_those_of_the_selected_days_the_stream_still_changes() -> None:
+    assert live.live_dates(["2013-03-20"], "2013-03-20") == ["2013-03-20"]
+    week = Q.date_range(date(2013, 3, 14), date(2013, 3, 20))
+    assert live.live_dates(week, "2013-03-20") == ["2013-03-19", "2013-03-20"]
+    assert live.live_dates(["2013-03-12"], "2013-03-20") == []
+    assert live.live_dates(week, None) == []
+    ids = live.hour_ids(["2013-03-20"], CLOCK)  # 00:00 .. 14:00 New York, three airports
+    assert len(ids) == 15 * 3 and ids[0] == "EWR|2013-03-20T04:00Z"
+    assert ids[-1] == "LGA|2013-03-20T18:00Z"
+    assert len(live.hour_ids(["2013-03-19", "2013-03-20"], CLOCK)) == (24 + 15) * 3
+    spring = datetime(2013, 3, 10, 23, 30, tzinfo=Q.NY)
+    assert len(live.hour_ids(["2013-03-10"], spring)) == 23 * 3  # the DST day has 23 hours
+
+
+# --------------------------------------------------------------------------------- overlay
+
+
+def test_identical_rows_give_identical_figures() -> None:
+    rows = ROWS["hourly"]
+    hot = S.hourly_docs([r for r in rows if _today(r)])
+    plain, laid = _kpis(rows), _kpis(rows, hot)
+    assert len(laid.hourly_live) == len(plain.hourly)
+    for scope in (TODAY, Q.Scope(("JFK",), (), TODAY.date_from, TODAY.date_to)):
+        a, b = Q.kpi_summary(plain, scope, CLOCK), Q.kpi_summary(laid, scope, CLOCK)
+        assert a.value == pytest.approx(b.value, nan_ok=True)
+        assert a.baseline == b.baseline
+
+
+@pytest.mark.parametrize("origin", ["JFK", "EWR"])
+def test_a_newer_hour_shows_now_what_the_lake_path_shows_later(origin) -> None:
+    hour = CLOCK.replace(minute=0) - timedelta(hours=1)
+    rows, bumped = ROWS["hourly"], _bumped(ROWS["hourly"], hour, origin)
+    hot = S.hourly_docs([r for r in bumped if _today(r)], updated_at=LATER, version=2)
+    now = Q.kpi_summary(_kpis(rows, hot), TODAY, CLOCK)  # hot path ahead of the lake path
+    later = Q.kpi_summary(_kpis(bumped), TODAY, CLOCK)  # the lake path caught up
+    before = Q.kpi_summary(_kpis(rows), TODAY, CLOCK)
+    assert now.value["flights"] == before.value["flights"] + 1
+    assert now.value == pytest.approx(later.value, nan_ok=True)
+    assert now.baseline == later.baseline == before.baseline  # the baseline stays exact
+    series = Q.hourly_series(_kpis(rows, hot), TODAY)
+    want = Q.hourly_series(_kpis(bumped), TODAY)
+    pd.testing.assert_frame_equal(series, want, check_dtype=False)
+
+
+def test_the_newer_of_the_two_writers_wins_hour_by_hour() -> None:
+    hour = CLOCK.replace(minute=0)
+    mine = [r for r in ROWS["hourly"] if r["hour_utc"] == hour]
+    bumped = _bumped(mine, hour)
+    daily = _kpis(ROWS["hourly"]).hourly
+    stamps = {"2013-03-20": S.STAMP}
+
+    def flights(frame: pd.DataFrame) -> float:
+        at = (frame["origin"] == "JFK") & (frame["hour_utc"] == pd.Timestamp(hour))
+        return float(frame.loc[at, "flights"].sum())
+
+    base = flights(daily)
+    for stamp, version, daily_version, want in [
+        (LATER, 1, None, base + 1),  # newer updated_at than the day document: kpi_hourly
+        (S.STAMP, 1, None, base + 1),  # as new: either (kpi_hourly)
+        (EARLIER, 1, None, base),  # older: the day document's row
+        (EARLIER, 3, 2, base + 1),  # both versioned: the higher version, whatever the stamps
+        (LATER, 2, 3, base),
+    ]:
+        frame = daily if daily_version is None else daily.assign(version=daily_version)
+        hot = hourly_frame(S.hourly_docs(bumped, updated_at=stamp, version=version))
+        out = live.overlay(frame, stamps, hot)
+        assert flights(out) == want, (stamp, version, daily_version)
+        assert len(out) == len(daily)  # replaced, never doubled
+    assert live.overlay(daily, stamps, None) is daily
+    new_hour = [{**mine[0], "hour_utc": hour + timedelta(days=2)}]  # a day not read
+    out = live.overlay(daily, stamps, hourly_frame(S.hourly_docs(new_hour)))
+    assert len(out) == len(daily) + 1
+    alone = live.overlay(daily.iloc[0:0], {}, hourly_frame(S.hourly_docs(bumped)))
+    assert len(alone) == 3 and alone["flights"].sum() == sum(r["flights"] for r in bumped)
+
+
+def test_a_day_the_lake_path_has_not_written_yet_shows_its_hot_hours() -> None:
+    rows = [r for r in ROWS["hourly"] if S.hour_row(r)["date"] < "2013-03-20"]
+    today = [r for r in ROWS["hourly"] if _today(r)]
+    kpis = _kpis(rows, S.hourly_docs(today), dates=())
+    assert "2013-03-20" not in kpis.dates
+    summary = Q.kpi_summary(kpis, TODAY, CLOCK)
+    cut = CLOCK.astimezone(Q.NY).hour
+    want = sum(r["flights"] for r in today if S.hour_row(r)["local_hour"] <= cut)
+    assert summary.value["flights"] == want > 0
+
+
+# -------------------------------------------------------------------------- stream health
+
+
+def _state(hot_age: float | None, hot_lag: int | None, lake_age: float = 20, lake_lag=0):
+    state: dict = {"_id": "flights_stream", "newest_event_time": CLOCK}
+    for path, age, lag in (("hot", hot_age, hot_lag), ("lake", lake_age, lake_lag)):
+        if age is not None:
+            state[path] = {"batch_id": 3, "at": (NOW - timedelta(seconds=age)).replace(
+                tzinfo=None), "rows": 40, "lag": lag, "seconds": 0.4}  # fmt: skip
+    return {"flights_stream": state}
+
+
+@pytest.mark.parametrize(
+    "hot_age, hot_lag, level",
+    [
+        (2, 40, "ok"),
+        (600, 0, "ok"),  # idle: nothing waits in Kafka
+        (15, 40, "amber"),  # no batch for 15 s while records wait
+        (120, 40, "red"),
+        (2, 5_000, "amber"),  # batches, but far behind
+        (2, 50_000, "red"),
+        (30, None, "amber"),  # lag unknown: the age decides
+    ],
+)
+def test_stream_levels(hot_age, hot_lag, level) -> None:
+    rows = {r["path"]: r for r in stream_health(_state(hot_age, hot_lag), NOW)}
+    assert rows["hot"]["level"] == level
+    assert rows["hot"]["age"] == timedelta(seconds=hot_age)
+    assert rows["lake"]["level"] == "ok"
+    assert STREAM_RULES["hot"].age.amber < STREAM_RULES["lake"].age.amber
+
+
+def test_a_stalled_path_needs_attention() -> None:
+    assert stream_health({"flights_stream": {"last_batch_id": 4}}, NOW) == []  # before them
+    states = _state(None, None, lake_age=360, lake_lag=900)
+    assert stream_levels(states, NOW) == ("missing", "red")
+    state = State(stream=stream_health(states, NOW))
+    items = attention_items(state)
+    assert len(items) == 1 and items[0][0] == "red"
+    assert "lake path" in items[0][1] and "900 records behind Kafka" in items[0][1]
+    assert "6 min ago" in items[0][1]
+    state.stream = stream_health(_state(2, 40), NOW)
+    assert attention_items(state) == []
+    assert not any(math.isnan(r["seconds"]) for r in state.stream)
