@@ -136,6 +136,7 @@ def write_slots(
 
 def set_state(settings: Settings, job: str, newest: datetime | None, **fields: Any) -> None:
     """The job's freshness in ``pipeline_state`` (job state: written, never read to compute)."""
+    fields = strip_nulls(fields)  # an unknown value (a lag before the first batch) is absent
     update: dict[str, Any] = {"$set": {**fields, "updated_at": datetime.now(UTC)}}
     if newest is not None:
         update["$max"] = {"newest_event_time": newest}
