@@ -224,13 +224,22 @@ class Publisher:
             log.info("flights_stream.refreshed", dates=len(dates),
                      seconds={k: round(v, 2) for k, v in steps.items()})  # fmt: skip
 
-    def close(self) -> None:
-        """Refresh what is still pending, stop the thread, raise its failure if any."""
+    def close(self, raise_error: bool = True) -> None:
+        """Refresh what is still pending, stop the thread, raise its failure if any
+        (``raise_error`` False: when another exception is already on its way; the thread
+        logged its own)."""
         with self.cond:
             self.stopping = True
             self.cond.notify()
         self.thread.join()
-        self.check()
+        if raise_error:
+            self.check()
+
+
+def _stop(queries: list[StreamingQuery]) -> None:
+    for query in queries:
+        if query.isActive:
+            query.stop()
 
 
 def _trigger(trigger: str) -> dict[str, object]:
@@ -323,6 +332,9 @@ def run(
             queries.append(_start_lake(spark, settings, checkpoint, trigger,
                                        max_offsets_per_trigger, publisher, result))  # fmt: skip
         _await(queries, timeout_s, restart_hot)
+        _stop(queries)
+        if publisher is not None:  # the last refresh; its failure is named below like any other
+            publisher.close()
     except Exception as exc:  # a service gone mid-batch: say which, not a Spark stack trace
         addresses = {"MongoDB": settings.mongo.safe_uri,
                      "Kafka": settings.kafka.bootstrap_servers}  # fmt: skip
@@ -330,13 +342,11 @@ def run(
             raise named from exc
         raise
     finally:
-        for query in queries:
-            if query.isActive:
-                query.stop()
+        _stop(queries)
         if enrichment is not None:
             enrichment.close()
-        if publisher is not None:
-            publisher.close()
+        if publisher is not None and publisher.thread.is_alive():
+            publisher.close(raise_error=False)
     if publisher is not None:
         result.refreshes = publisher.refreshes
         for k, v in publisher.steps.items():

@@ -220,12 +220,12 @@ def others(deck: Deck) -> HTML:
 
 def reliability(deck: Deck) -> HTML:
     tests = facts.kill_tests()
+    by_file: dict[str, list[str]] = {}
+    for t in tests:  # one row a file: the slide holds the list however many tests there are
+        by_file.setdefault(t["file"], []).append(t["test"].removeprefix("test_").replace("_", " "))
     rows = [
-        [
-            f"<code>{B.esc(t['file'])}</code>",
-            B.esc(t["test"].removeprefix("test_").replace("_", " ")),
-        ]
-        for t in tests
+        [f"<code>{B.esc(file)}</code>", " · ".join(B.esc(name) for name in names)]
+        for file, names in by_file.items()
     ]
     failed = sum(st.get("failed", 0) for st in deck.ledger["by_job"].values())
     return HTML(

@@ -20,6 +20,7 @@ import psutil
 import pytest
 
 from pipelines.core.config import REPO_ROOT, Settings
+from pipelines.jobs.registry import JOBS
 from pipelines.orchestration import service
 from pipelines.orchestration.ledger import Ledger
 from pipelines.sources import replay
@@ -150,4 +151,7 @@ def test_the_stream_as_a_service_restarts_comes_back_and_stops_clean(cli: Cli) -
     assert runs[1]["error"]["type"] == "Abandoned"  # its supervisor was killed with it
     assert {d["trigger"] for d in runs} == {"service"}
     # `start -p` overrode the trigger; the watchdog starts the registry's service parameters
-    assert [d["params"]["trigger"] for d in runs] == ["2s", "2s", "1s"]
+    spec = JOBS[JOB].service
+    assert spec is not None
+    assert [d["params"]["trigger"] for d in runs] == ["2s", "2s", spec.params["trigger"]]
+    assert {d["params"]["hot_trigger"] for d in runs} == {spec.params["hot_trigger"]}
