@@ -381,6 +381,6 @@ def test_cron_install_show_remove_on_a_scratch_crontab(plain: Sandbox, tmp_path:
         assert again == f"{where} already up to date"
         installed = ok(plain.sh(scratch("crontab -l")))
         block = ok(plain.sh("python -m pipelines cron show"))
-        assert installed == other + block and "pipelines run flights_stream" in block
+        assert installed == other + block and "pipelines service ensure flights_stream" in block
         assert ok(plain.sh(scratch("make cron-remove"))).splitlines()[-1] == f"{where} removed"
         assert ok(plain.sh(scratch("crontab -l"))) == other
