@@ -19,7 +19,7 @@ Spark not yet reading them: pause there to rewrite a file in place).
 
 ``<point>:drop`` does nothing at a point but makes :func:`active` true there, for points where
 the job itself corrupts what it holds on purpose: ``stream.before_count:drop`` drops the rows of
-a micro-batch at offsets ending in 99 between Kafka and the count, which the reconciliation of
+a micro-batch at offsets ending in 9 between Kafka and the count, which the reconciliation of
 the batch's offsets must catch (``core/reconcile.py``).
 """
 
