@@ -50,6 +50,9 @@ class StackSettings(_Model):
 class TopicSettings(_Model):
     name: str
     partitions: int = Field(default=1, ge=1)
+    # its producers use Kafka transactions (ours do not): their commit markers take offsets,
+    # so the stream's per-batch reconciliation allows gaps (``core/reconcile.py``)
+    transactional: bool = False
 
 
 class KafkaSettings(_Model):

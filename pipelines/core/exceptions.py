@@ -40,7 +40,9 @@ class SlidesError(TarmacError):
 
 
 class ReconcileError(TarmacError):
-    """A job's counts do not add up: rows in != accepted + rejected."""
+    """A job's counts do not add up: rows in != accepted + rejected, or two independent counts
+    of one input differ (a landed file's rows as its check counted them and as Spark read them;
+    a micro-batch's Kafka offsets and the rows it parsed: ``core/reconcile.py``)."""
 
     exit_code = 12
 

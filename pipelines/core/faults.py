@@ -14,7 +14,13 @@ Points: ``stream.after_lake_write`` (raw events appended, nothing served yet),
 function is done, Kafka offsets not yet committed), ``weather.before_commit`` (rows written
 downstream, files not yet moved); the hot path's ``hot.after_board`` (its board documents
 written, its KPI rows not) and ``hot.before_commit`` (its writes done, its state store and
-offsets not yet committed).
+offsets not yet committed); ``landing.before_read`` (the landed files checked and counted,
+Spark not yet reading them: pause there to rewrite a file in place).
+
+``<point>:drop`` does nothing at a point but makes :func:`active` true there, for points where
+the job itself corrupts what it holds on purpose: ``stream.before_count:drop`` drops the rows of
+a micro-batch at offsets ending in 9 between Kafka and the count, which the reconciliation of
+the batch's offsets must catch (``core/reconcile.py``).
 """
 
 from __future__ import annotations
@@ -45,6 +51,8 @@ def _actions(name: str) -> list[str]:
 def point(name: str) -> None:
     """A named fault point: nothing unless ``TARMAC_FAULT`` names it (see the module doc)."""
     for action in _actions(name):
+        if action not in ("kill", "pause"):
+            continue  # read by active()
         folder = Path(os.environ.get(DIR_ENV) or ".")
         if action == "pause":
             (folder / f"{name}.reached").write_text(str(os.getpid()))
@@ -57,3 +65,8 @@ def point(name: str) -> None:
         if os.getpgid(0) != job:  # a Python worker: the job first, then its daemon's group
             os.killpg(job, signal.SIGKILL)
         os.killpg(os.getpgid(0), signal.SIGKILL)
+
+
+def active(name: str, action: str) -> bool:
+    """True when ``TARMAC_FAULT`` names ``<name>:<action>`` (e.g. ``stream.before_count:drop``)."""
+    return action in _actions(name)

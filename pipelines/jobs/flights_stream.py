@@ -9,7 +9,8 @@ flights and KPIs of the local dates the batches touched from the raw log and pub
 (``serving/publish.refresh``: the board buckets and ``kpi_hourly`` rows as their lake fields,
 the day, month and profile documents). Kafka offsets advance (checkpoint) only after the batch
 function returned, so a batch replayed after a crash appends nothing twice and rewrites the same
-partitions and documents.
+partitions and documents. A batch whose parsed rows do not cover its planned Kafka offsets
+fails before it writes anything (``ReconcileError``, ``core/reconcile.py``).
 
 **The hot path** (``jobs/flights_hot.py``; long-lived runs, every ``hot_trigger``): its own query
 and checkpoint (``<checkpoint>.hot``) over the same topic; merges the events into Spark's state
@@ -38,14 +39,15 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
 
-from pipelines.core import faults
+from pipelines.core import faults, reconcile
 from pipelines.core.config import Settings
-from pipelines.core.exceptions import ConfigError, unavailable
+from pipelines.core.exceptions import ConfigError, TarmacError, unavailable
 from pipelines.jobs import flights_hot
 from pipelines.jobs.registry import StreamParams
 from pipelines.lake import tables
 from pipelines.serving import documents, publish, sinks
 from pipelines.serving.readmodels import REJECTS
+from pipelines.stack import kafka_io
 from pipelines.stack.spark import build_session, use_pool
 from pipelines.transform import bucket_state, flight_state
 
@@ -68,18 +70,6 @@ class StreamResult:
     steps: dict[str, float] = field(default_factory=dict)
 
 
-def rejects_of(events: DataFrame, source: str) -> DataFrame:
-    """The refused events as reject rows (source, reason, where, kind, excerpt, at)."""
-    return events.where(F.col("reject_reason").isNotNull()).select(
-        F.lit(source).alias("source"),
-        F.col("reject_reason").alias("reason"),
-        F.concat_ws(":", "kafka_topic", "kafka_partition", "kafka_offset").alias("where"),
-        F.lit("row").alias("kind"),
-        F.substring("raw", 1, 500).alias("excerpt"),
-        F.col("kafka_timestamp").alias("at"),
-    )
-
-
 def process_batch(
     spark: SparkSession,
     settings: Settings,
@@ -87,25 +77,34 @@ def process_batch(
     batch_id: int,
     app_id: str,
     lag: Callable[[], int | None] = lambda: None,
+    ranges: list[reconcile.OffsetRange] | None = None,
+    gaps: str | None = None,
 ) -> dict[str, Any]:
     """Write one micro-batch of raw Kafka rows into the lake and the serving model; return
-    its counts. ``app_id`` (the stream query's id) makes the lake appends exactly-once."""
+    its counts. ``app_id`` (the stream query's id) makes the lake appends exactly-once.
+    ``ranges``: the offsets the batch planned, which its parsed rows must cover before anything
+    is written (``reconcile.check_batch``; ``gaps``: why offsets may be missing)."""
     started = time.monotonic()
+    if faults.active("stream.before_count", "drop"):  # tests: rows lost before the count
+        batch = batch.where(F.col("offset") % 10 != 9)
     events = flight_state.parse_events(batch).persist()
     # one small job for every count the driver needs: per Kafka partition, its rows, rejects,
-    # newest accepted event, last offset and the local dates it touched
+    # newest accepted event, first and last offset and the local dates it touched
     parts = (
         events.groupBy("kafka_topic", "kafka_partition")
         .agg(
             F.count(F.lit(1)).alias("rows_in"),
+            F.min("kafka_offset").alias("first"),
+            F.max("kafka_offset").alias("last"),
             F.count("reject_reason").alias("rejected"),
             F.max(F.when(F.col("reject_reason").isNull(), F.col("event_time"))).alias("newest"),
-            F.max("kafka_offset").alias("last"),
             F.collect_set(F.when(F.col("reject_reason").isNull(), F.col("date"))).alias("dates"),
         )
         .orderBy("kafka_topic", "kafka_partition")
         .collect()
     )
+    parsed = [reconcile.PartitionRows(*p[:5]) for p in parts]  # topic .. last offset
+    reconcile.check_batch(batch_id, ranges, parsed, gaps)  # nothing written yet; the run ends
     rows_in = sum(p.rows_in for p in parts)
     rejected = sum(p.rejected for p in parts)
     newest = max((p.newest for p in parts if p.newest is not None), default=None)
@@ -133,7 +132,7 @@ def process_batch(
     )  # fmt: skip
     faults.point("stream.after_lake_write")
     if rejected:
-        rejects = rejects_of(events, JOB)
+        rejects = flight_state.rejects_of(events, JOB)
         tables.append(rejects, settings, tables.REJECTS, txn=(f"{app_id}:rejects", batch_id))
         sinks.write(documents.reject_docs(rejects), settings, REJECTS)
     dates = sorted({d for p in parts for d in p.dates})
@@ -313,6 +312,7 @@ def run(
     publisher: Publisher | None = None
     t0 = time.monotonic()
     restart_hot: Callable[[], StreamingQuery] | None = None
+    failures: list[TarmacError] = []  # raised inside a batch: Spark wraps them
     try:
         if hot:
             hot_checkpoint = checkpoint.with_name(checkpoint.name + ".hot")
@@ -330,12 +330,14 @@ def run(
             publisher = Publisher(spark, settings, publish.pending_dates(spark, settings),
                                   interval_s=PUBLISH_EVERY_S if realtime else 0)  # fmt: skip
             queries.append(_start_lake(spark, settings, checkpoint, trigger,
-                                       max_offsets_per_trigger, publisher, result))  # fmt: skip
+                max_offsets_per_trigger, publisher, result, failures))  # fmt: skip
         _await(queries, timeout_s, restart_hot)
         _stop(queries)
         if publisher is not None:  # the last refresh; its failure is named below like any other
             publisher.close()
     except Exception as exc:  # a service gone mid-batch: say which, not a Spark stack trace
+        if failures and not isinstance(exc, TarmacError):
+            raise failures[0] from exc  # our own error from inside a batch, with its exit code
         addresses = {"MongoDB": settings.mongo.safe_uri,
                      "Kafka": settings.kafka.bootstrap_servers}  # fmt: skip
         if (named := unavailable(exc, addresses)) is not None:
@@ -396,9 +398,12 @@ def _await(
 def _start_lake(
     spark: SparkSession, settings: Settings, checkpoint: Path, trigger: str,
     max_offsets: int | None, publisher: Publisher, result: StreamResult,
+    failures: list[TarmacError],
 ) -> StreamingQuery:  # fmt: skip
-    """Start the lake path's query: raw append, rejects, then the publisher's refresh."""
+    """Start the lake path's query: raw append, rejects, then the publisher's refresh (a
+    Tarmac error raised in a batch also goes to ``failures``: Spark raises it wrapped)."""
     started = threading.Event()
+    gaps: dict[str, str | None] = {}
     query_id: dict[str, str] = {}
     progress: dict[str, StreamingQuery] = {}
     lag = flights_hot.kafka_lag(lambda: progress["q"].lastProgress if "q" in progress else None)
@@ -406,8 +411,15 @@ def _start_lake(
     def on_batch(batch: DataFrame, batch_id: int) -> None:
         use_pool(spark, "lake")
         started.wait(60)  # the query id is known once start() has returned
-        counts = process_batch(spark, settings, batch, batch_id, f"{JOB}:{query_id['id']}",
-                               lag=lag)  # fmt: skip
+        if "why" not in gaps:  # the first batch: the topic exists
+            gaps["why"] = kafka_io.offset_gaps(settings, "flights")
+        ranges = reconcile.batch_ranges(checkpoint, batch_id)
+        try:
+            counts = process_batch(spark, settings, batch, batch_id, f"{JOB}:{query_id['id']}",
+                                   lag, ranges, gaps["why"])  # fmt: skip
+        except TarmacError as exc:
+            failures.append(exc)
+            raise
         publisher.add(counts["touched"], compact=batch_id % COMPACT_EVERY == COMPACT_EVERY - 1)
         faults.point("stream.before_commit")  # offsets are committed after this returns
         result.batches += 1

@@ -2,8 +2,10 @@
 ``landing/reference/<date>/`` -> the lake (``raw/<table>`` appended, ``clean/<table>`` by
 natural key, the newest snapshot winning) -> the ``airlines`` collection the dashboard reads.
 An unchanged snapshot (same content as one already processed) is archived as a duplicate
-without being read again. The flights pick the new reference data up when their dates are next
-recomputed (``publish.refresh``)."""
+without being read again. Each file's rows as Spark read them must be the rows its check counted
+(``ingest.set_aside``): a file that does not reconcile is left out, retried or quarantined, and
+the run fails once the others are processed. The flights pick the new reference data up when
+their dates are next recomputed (``publish.refresh``)."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ import structlog
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
+from pipelines.core import reconcile
 from pipelines.core.config import Settings
 from pipelines.jobs.registry import DailyParams
 from pipelines.lake import tables
@@ -65,6 +68,9 @@ def run(settings: Settings, day: date | None = None) -> dict[str, Any]:
     spark = build_session(settings, JOB) if batch.good or batch.rejects else None
     if spark is not None and batch.rejects:
         publish.publish_rejects(settings, publish.file_rejects(spark, batch.rejects, now))
+    mismatches: list[reconcile.FileMismatch] = []
+    fates: dict[str, str] = {}
+    rejects: list[dict[str, Any]] = []  # files quarantined because they did not reconcile
     for table, (header, clean) in TABLES.items() if spark is not None else ():
         files = sorted((f for f in batch.good if _table(f) == table), key=lambda f: f.name)
         if not files:
@@ -73,7 +79,17 @@ def run(settings: Settings, day: date | None = None) -> dict[str, Any]:
             "file_key", F.concat_ws("/", "source_dir", "source_file")
         )
         keep = ("file_key", "source_dir", "raw_line", ingest.CORRUPT)
-        cleaned = ingest.with_malformed(clean(raw, keep)).persist()
+        cached = ingest.with_malformed(clean(raw, keep)).persist()
+        read = ingest.file_counts(cached, "file_key")  # per file, before anything is written
+        aside = ingest.set_aside(lz, batch, read, JOB, files, key=lambda f: f.name)
+        mismatches += aside.mismatches
+        fates |= aside.fates
+        rejects += aside.rejects
+        files = [f for f in files if f in batch.good]
+        if not files:
+            cached.unpersist()
+            continue
+        cleaned = aside.keep(cached, "file_key")
         rows = (
             cleaned.where(F.col("reject_reason").isNull())
             .withColumnRenamed("source_dir", "snapshot")
@@ -85,15 +101,18 @@ def run(settings: Settings, day: date | None = None) -> dict[str, Any]:
         publish.publish_rejects(
             settings, ingest.row_rejects(cleaned, JOB, ["file_key", "raw_line"], now)
         )
-        done = ingest.commit_all(
-            lz, files, ingest.file_counts(cleaned, "file_key"), key=lambda f: f.name
-        )
+        done = ingest.commit_all(lz, files, read, key=lambda f: f.name)
         totals = {k: totals[k] + done[k] for k in totals}
-        cleaned.unpersist()
+        cached.unpersist()
+    if spark is not None and rejects:
+        publish.publish_rejects(settings, publish.file_rejects(spark, rejects, now))
     ingest.settle_deferred(lz, batch)
-    result = {**batch.summary(), **totals, "seconds": round(time.monotonic() - t0, 2)}
+    result = {**batch.summary(), **totals, "unreconciled": len(mismatches),
+              "seconds": round(time.monotonic() - t0, 2)}  # fmt: skip
     sinks.set_state(settings, JOB, None, last_run=result)
     log.info("reference_daily.done", **result)
+    if mismatches:
+        raise reconcile.files_error(SOURCE, mismatches, fates)
     return result
 
 

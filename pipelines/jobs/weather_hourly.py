@@ -6,7 +6,10 @@ landed row of each origin-hour wins) and published to ``weather_hourly``; refuse
 nulled values go to ``raw/rejects`` and ``rejects`` with their reasons. Weather that lands after
 the flights of its hour reaches them: the local dates of its hours are refreshed from the raw
 flight log (``publish.refresh``), flights and KPIs alike. Each file is committed in the landing
-manifest only after all of that was written, with counts that reconcile.
+manifest only after all of that was written, with counts that reconcile: the rows Spark read
+from each file are the rows its check counted (``ingest.set_aside``: a file that does not
+reconcile is left out of the run, retried or quarantined, and the run fails once the others are
+processed), and in = accepted + rejected.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import structlog
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from pipelines.core import faults
+from pipelines.core import faults, reconcile
 from pipelines.core.config import Settings
 from pipelines.core.domain import LOCAL_TZ
 from pipelines.jobs.registry import DailyParams
@@ -60,51 +63,71 @@ def run(settings: Settings, day: date | None = None) -> dict[str, Any]:
     now = datetime.now(UTC).replace(tzinfo=None)
     if spark is not None and batch.rejects:
         publish.publish_rejects(settings, publish.file_rejects(spark, batch.rejects, now))
+    aside = ingest.SetAside()
     if spark is not None and batch.good:
         raw = ingest.read_csv(spark, batch.good, cleaning.WEATHER_HEADER)
         keep = ("raw_line", ingest.CORRUPT)
         cleaned = ingest.with_malformed(cleaning.clean_weather(raw, keep)).persist()
-        accepted = (
-            cleaned.where(F.col("reject_reason").isNull())
-            .drop("reject_reason", *keep)
-            .withColumn("day", F.date_format("hour_utc", "yyyy-MM-dd"))
-            .withColumn("landed_at", F.lit(now))
-            .persist()
-        )
-        issues = accepted.where(F.col("value_issues").isNotNull()).select(
-            F.lit(JOB).alias("source"), F.col("value_issues").alias("reason"),
-            F.concat_ws(":", "source_file", "_id").alias("where"), F.lit("value").alias("kind"),
-            F.col("_id").alias("excerpt"), F.lit(now).alias("at"),
-        )  # fmt: skip
-        publish.publish_rejects(
-            settings,
-            ingest.row_rejects(cleaned, JOB, ["source_file", "raw_line"], now).unionByName(issues),
-        )
-        days = [r.day for r in accepted.select("day").distinct().collect()]
-        raw_rows = accepted.drop("_id", "value_issues")
-        if days:  # rows of these files a crashed run appended are replaced, not doubled
-            where = _landed_again(lz, batch.good, days)
-            tables.replace_where(spark, raw_rows, settings, tables.RAW_WEATHER, where)
-        newest = accepted.agg(F.max("hour_utc")).first()[0]
-        tables.retrying(lambda: _clean_days(settings, spark, days, newest), "clean weather")
-        dates = [
-            r.d for r in accepted.select(
-                F.date_format(F.from_utc_timestamp("hour_utc", LOCAL_TZ), "yyyy-MM-dd").alias("d")
-            ).distinct().collect()
-        ]  # fmt: skip
-        hours = accepted.select("origin", F.col("hour_utc").alias("sched_hour_utc")).distinct()
-        steps = publish.refresh(spark, settings, dates, hours)
-        faults.point("weather.before_commit")  # tests: rows written, files not moved
-        totals = ingest.commit_all(lz, batch.good, ingest.file_counts(cleaned))
-        accepted.unpersist()
+        read = ingest.file_counts(cleaned)  # per file, before anything is written
+        aside = ingest.set_aside(lz, batch, read, JOB)
+        if aside.rejects:
+            publish.publish_rejects(settings, publish.file_rejects(spark, aside.rejects, now))
+        if batch.good:
+            newest = _write(settings, spark, lz, batch.good, aside.keep(cleaned), keep, now)
+            totals = ingest.commit_all(lz, batch.good, read)
         cleaned.unpersist()
-        log.info("weather_hourly.refreshed", dates=len(dates),
-                 seconds={k: round(v, 2) for k, v in steps.items()})  # fmt: skip
     ingest.settle_deferred(lz, batch)
-    result = {**batch.summary(), **totals, "seconds": round(time.monotonic() - t0, 2)}
+    result = {**batch.summary(), **totals, "unreconciled": len(aside.mismatches),
+              "seconds": round(time.monotonic() - t0, 2)}  # fmt: skip
     sinks.set_state(settings, JOB, newest, last_run=result)
     log.info("weather_hourly.done", **result)
+    if aside.mismatches:
+        raise reconcile.files_error(SOURCE, aside.mismatches, aside.fates)
     return result
+
+
+def _write(
+    settings: Settings, spark: Any, lz: LandingZone, files: list[LandedFile], cleaned: DataFrame,
+    keep: tuple[str, ...], now: datetime,
+) -> datetime:  # fmt: skip
+    """Write the rows of ``files`` (``cleaned``) downstream: rejects, ``raw/weather`` (the rows
+    a crashed attempt wrote replaced), ``clean/weather``, the refreshed flights and KPIs of
+    their hours; return the newest hour."""
+    accepted = (
+        cleaned.where(F.col("reject_reason").isNull())
+        .drop("reject_reason", *keep)
+        .withColumn("day", F.date_format("hour_utc", "yyyy-MM-dd"))
+        .withColumn("landed_at", F.lit(now))
+        .persist()
+    )
+    issues = accepted.where(F.col("value_issues").isNotNull()).select(
+        F.lit(JOB).alias("source"), F.col("value_issues").alias("reason"),
+        F.concat_ws(":", "source_file", "_id").alias("where"), F.lit("value").alias("kind"),
+        F.col("_id").alias("excerpt"), F.lit(now).alias("at"),
+    )  # fmt: skip
+    publish.publish_rejects(
+        settings,
+        ingest.row_rejects(cleaned, JOB, ["source_file", "raw_line"], now).unionByName(issues),
+    )
+    days = [r.day for r in accepted.select("day").distinct().collect()]
+    raw_rows = accepted.drop("_id", "value_issues")
+    if days:  # rows of these files a crashed run appended are replaced, not doubled
+        where = _landed_again(lz, files, days)
+        tables.replace_where(spark, raw_rows, settings, tables.RAW_WEATHER, where)
+    newest = accepted.agg(F.max("hour_utc")).first()[0]
+    tables.retrying(lambda: _clean_days(settings, spark, days, newest), "clean weather")
+    dates = [
+        r.d for r in accepted.select(
+            F.date_format(F.from_utc_timestamp("hour_utc", LOCAL_TZ), "yyyy-MM-dd").alias("d")
+        ).distinct().collect()
+    ]  # fmt: skip
+    hours = accepted.select("origin", F.col("hour_utc").alias("sched_hour_utc")).distinct()
+    steps = publish.refresh(spark, settings, dates, hours)
+    faults.point("weather.before_commit")  # tests: rows written, files not moved
+    accepted.unpersist()
+    log.info("weather_hourly.refreshed", dates=len(dates),
+             seconds={k: round(v, 2) for k, v in steps.items()})  # fmt: skip
+    return newest
 
 
 def _header_of(file: LandedFile) -> list[str] | str:

@@ -10,6 +10,10 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 MAX_ROW_ERRORS = 100
+# a line of only these bytes (spaces, tabs, control characters) is blank, as for Spark's CSV
+# reader (``line.trim.isEmpty``): counted as a record here, it made the check count one row
+# more than Spark read (found by the reconciliation, ``core/reconcile.py``)
+_BLANK = bytes(range(33))
 
 
 @dataclass(frozen=True)
@@ -58,7 +62,9 @@ def check_csv(
     header other than ``expected_header`` (or lacking a ``required`` column), truncated (the last
     record has no newline and is malformed) unless ``allow_truncated``, or more than
     ``max_rejected_fraction`` of rows rejected. Otherwise rows with the wrong field count, bad
-    quoting, or an empty ``required`` value are rejected with a reason; blank lines are ignored.
+    quoting, or an empty ``required`` value are rejected with a reason; blank lines (also of
+    only whitespace) are ignored. ``rows_in`` counts the records from the bytes, independently
+    of Spark: the jobs compare it with the rows Spark read from the file (``core/reconcile.py``).
     """
     if path.stat().st_size == 0:
         return _refuse("empty", "the file has 0 bytes", **_NONE)
@@ -97,8 +103,8 @@ def check_csv(
                         return _refuse("header", f"required columns {missing} not in {header}")
                     need = [header.index(c) for c in required]
                     continue
-                if not row and problem is None:
-                    continue
+                if problem is None and len(row) <= 1 and not last_raw.strip(_BLANK):
+                    continue  # a blank line, or one of only whitespace
                 rows_in += 1
                 if problem is None and len(row) != len(header):
                     problem = f"fields: expected {len(header)}, got {len(row)}"

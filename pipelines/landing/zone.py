@@ -32,6 +32,7 @@ are renames within the root, never over an existing file.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import socket
@@ -293,6 +294,28 @@ class LandingZone(Manifest):
             target.parent.mkdir(parents=True, exist_ok=True)
             write_atomic(_reason_path(target), json.dumps(details, indent=2) + "\n")
             return self._move(file, target, "quarantined")
+
+    def changed(self, file: LandedFile) -> bool:
+        """True if ``file`` is gone, or its bytes are not the ones it had when it was listed
+        and hashed (its inode, size or mtime moved, or, all three kept, its sha256)."""
+        try:
+            st = file.path.stat()
+            if (st.st_ino, st.st_size, st.st_mtime_ns) != file.fingerprint:
+                return True
+            with file.path.open("rb") as fh:
+                return hashlib.file_digest(fh, "sha256").hexdigest() != file.sha256
+        except FileNotFoundError:
+            return True
+
+    def release(self, file: LandedFile) -> bool:
+        """Give up this owner's claim on ``file`` without recording it processed or moving it:
+        it stays in ``landing/`` and the next run checks and reads it anew (a file that changed
+        while it was processed). True if a claim was released."""
+        with self._txn() as db:
+            claim = self._own_claim(db, file)
+            if claim is not None:
+                db.execute("DELETE FROM files WHERE id = ?", (claim["id"],))
+        return claim is not None
 
     def skip_duplicate(self, file: LandedFile) -> Path:
         """Move ``file``, whose content was processed before, to ``archive/<source>/<date>/

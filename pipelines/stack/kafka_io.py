@@ -8,11 +8,12 @@ from typing import Any
 
 import structlog
 from kafka import KafkaAdminClient, KafkaProducer
-from kafka.admin import NewTopic
+from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 from kafka.partitioner.default import DefaultPartitioner, murmur2
 from kafka.serializer import DefaultSerializer, JsonSerializer
 
+from pipelines.core import reconcile
 from pipelines.core.config import Settings
 from pipelines.core.exceptions import ServiceUnavailableError
 
@@ -87,6 +88,32 @@ def ensure_topics(settings: Settings, keys: Iterable[str] | None = None) -> list
     if created:
         log.info("kafka.topics.created", topics=created)
     return created
+
+
+def cleanup_policy(settings: Settings, name: str) -> str | None:
+    """The topic's ``cleanup.policy`` as the broker has it (``delete``, ``compact`` or both),
+    or None if the broker cannot say (no such topic yet)."""
+    admin = admin_client(settings)
+    try:
+        found = admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, name, {"cleanup.policy": None})],
+            config_filter="all",
+        )
+        return found["topic"][name]["cleanup.policy"]["value"]
+    except (KafkaError, KeyError, TypeError):
+        return None
+    finally:
+        admin.close()
+
+
+def offset_gaps(settings: Settings, key: str) -> str | None:
+    """Why offsets of topic ``key`` may hold no record (``reconcile.gap_reason``: compacted,
+    transactional), or None when every offset is a record; logged."""
+    topic = settings.kafka.topic(key)
+    policy = cleanup_policy(settings, topic.name)
+    why = reconcile.gap_reason(topic.name, policy, topic.transactional)
+    log.info("kafka.offset_gaps", topic=topic.name, cleanup_policy=policy, gaps=why)
+    return why
 
 
 def delete_topics(settings: Settings, names: list[str]) -> None:
