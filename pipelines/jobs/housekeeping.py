@@ -5,9 +5,9 @@ and its figures in the job's result (the ledger's ``metrics.steps``).
    appends small files); files compacted, bytes rewritten. Nothing is freed yet: the files it
    replaced are freed by a ``vacuum`` once older than its retention.
 2. ``vacuum``: Delta ``VACUUM ... RETAIN n HOURS`` of every lake table (each ``replaceWhere``
-   overwrite of a touched date leaves the files it replaced). What it frees is measured: the
-   ``DRY RUN`` listing first (each file's size), then the ``VACUUM``, then which of those files
-   are gone: files and bytes reported are the ones that disappeared.
+   overwrite of a touched date leaves the files it replaced). What it frees is Delta's own
+   measure, from the ``VACUUM START``/``VACUUM END`` commits it writes (files and bytes of the
+   data files deleted; Hadoop's ``.crc`` sidecars of a local file system go with them).
 3. ``run_records``: ``outputs/runs/<job>/<date>/<run_id>.*`` older than ``run_records_days``,
    except each job's newest failure (from the ledger) and runs still going.
 4. ``logs``: ``outputs/logs/*.log`` past ``log_roll_bytes`` rolled, rolled logs not written
@@ -25,6 +25,7 @@ created (:meth:`pipelines.core.config.TopicSettings.configs`).
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -45,17 +46,25 @@ log = structlog.get_logger(__name__)
 
 
 # --- the lake ---------------------------------------------------------------------------------
-def _fs(spark: Any, uri: str) -> tuple[Any, Any]:
+def _commit_infos(spark: Any, uri: str, after: int) -> list[dict[str, Any]]:
+    """The ``commitInfo`` of each commit of the table at ``uri`` after version ``after``,
+    read from its ``_delta_log`` through Hadoop's file system (no Spark job)."""
     jvm = spark.sparkContext._jvm  # noqa: SLF001
     conf = spark.sparkContext._jsc.hadoopConfiguration()  # noqa: SLF001
-    path = jvm.org.apache.hadoop.fs.Path(uri)
-    return path.getFileSystem(conf), jvm.org.apache.hadoop.fs.Path
-
-
-def _size(fs: Any, path_cls: Any, uri: str) -> int | None:
-    """The size of file ``uri`` (None when it does not exist)."""
-    path = path_cls(uri)
-    return int(fs.getFileStatus(path).getLen()) if fs.exists(path) else None
+    path_cls = jvm.org.apache.hadoop.fs.Path
+    fs = path_cls(uri).getFileSystem(conf)
+    infos = []
+    version = after + 1
+    while fs.exists(commit := path_cls(f"{uri}/_delta_log/{version:020d}.json")):
+        stream = fs.open(commit)
+        try:
+            text = jvm.org.apache.commons.io.IOUtils.toString(stream, "UTF-8")
+        finally:
+            stream.close()
+        infos += [json.loads(line)["commitInfo"] for line in text.splitlines()
+                  if line.startswith('{"commitInfo"')]  # fmt: skip
+        version += 1
+    return infos
 
 
 def optimize(spark: Any, settings: Settings, names: list[str]) -> Freed:
@@ -83,26 +92,33 @@ def optimize(spark: Any, settings: Settings, names: list[str]) -> Freed:
 
 
 def vacuum(spark: Any, settings: Settings, hours: int) -> Freed:
-    """``VACUUM`` every lake table, measuring the files it deleted (``DRY RUN`` listing and
-    sizes before, existence after)."""
+    """``VACUUM`` every lake table once, with Delta's vacuum logging on: its ``VACUUM START``
+    commit records the files and bytes it is about to delete (``numFilesToDelete``,
+    ``sizeOfDataToDelete``), its ``VACUUM END`` the files deleted (``numDeletedFiles``). A
+    ``DRY RUN`` first would list the same files at the cost of a second full pass (measured on
+    2 loaded cores: 190 s for the dry run of a 4-file table, 68 s for the VACUUM itself)."""
     from pipelines.lake import tables
 
+    spark.conf.set("spark.databricks.delta.vacuum.logging.enabled", "true")
     freed = Freed("vacuum")
     done = 0
     for table in tables.TABLES:
         if not tables.exists(spark, settings, table):
             continue
         uri = table.uri(settings)
-        fs, path_cls = _fs(spark, uri)
-        dry = spark.sql(f"VACUUM delta.`{uri}` RETAIN {hours} HOURS DRY RUN").collect()
-        listed = [r["path"] for r in dry]
-        sizes = {p: _size(fs, path_cls, p) for p in listed}
+        before = tables.version(spark, settings, table)
         spark.sql(f"VACUUM delta.`{uri}` RETAIN {hours} HOURS").collect()
-        gone = [p for p, size in sizes.items() if size is not None and not fs.exists(path_cls(p))]
-        freed.selected += sum(size is not None for size in sizes.values())
-        freed.removed += len(gone)
-        freed.files += len(gone)
-        freed.bytes += sum(sizes[p] or 0 for p in gone)
+        infos = _commit_infos(spark, uri, before)
+        start = [i for i in infos if i.get("operation") == "VACUUM START"]
+        end = [i for i in infos if i.get("operation") == "VACUUM END"]
+        metrics = start[-1].get("operationMetrics", {}) if start else {}
+        selected = int(metrics.get("numFilesToDelete", 0))
+        deleted = int(end[-1].get("operationMetrics", {}).get("numDeletedFiles", 0)) if end else 0
+        freed.selected += selected
+        freed.removed += deleted
+        freed.files += deleted
+        size = int(metrics.get("sizeOfDataToDelete", 0))
+        freed.bytes += size if deleted == selected else size * deleted // max(selected, 1)
         done += 1
     freed.detail = {"tables": done, "retention_hours": hours, "note": f"{done} tables"}
     return freed
