@@ -221,6 +221,13 @@ def test_topics_are_created_with_their_retention(hk: Settings) -> None:
         "retention.ms": str(7 * 24 * 3600 * 1000),
         "retention.bytes": str(3 * 1024**3),
     }
+    extra = f"{settings.kafka.topic('smoke').name}.extra"  # a topic made by name (tests, bench)
+    try:
+        assert kafka_io.create_topic(settings, extra, partitions=2)
+        assert kafka_io.topic_configs(settings, [extra])[extra] == {
+            "retention.ms": str(30 * DAY_MS), "retention.bytes": str(2 * 1024**3)}  # fmt: skip
+    finally:
+        kafka_io.delete_topics(settings, [extra])
     assert found[settings.kafka.topic("smoke").name] == {
         "retention.ms": str(30 * DAY_MS),
         "retention.bytes": str(2 * 1024**3),
