@@ -256,6 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("runs", cmd_runs, "The latest runs recorded in the ledger (newest first).")
     p.add_argument("--job", default=None, help="only this job")
+    # housekeeping keeps at least this many runs of each job (jobs.retention.RUNS_CLI_LIMIT)
     p.add_argument("--limit", type=int, default=20, help="how many runs (default 20)")
     p.add_argument("--json", action="store_true", help="print the ledger documents as JSON")
 

@@ -47,12 +47,33 @@ class StackSettings(_Model):
     start_timeout_s: float = 90.0
 
 
+DAY_MS = 24 * 3600 * 1000
+GIB = 1024**3
+
+
 class TopicSettings(_Model):
+    """A topic, and the retention Kafka gives it when Tarmac creates it (``retention.ms``,
+    ``retention.bytes``: whichever is reached first deletes the oldest segment of a partition;
+    the broker itself keeps everything, ``log.retention.hours=-1``). The defaults keep far more
+    than a replay needs: a whole year of 2013 (1.35 M events) is ~0.2 GB on disk (zstd), and
+    the stream reads an event seconds after it arrived; 30 days leave room for a stream stopped
+    for weeks. A topic that exists already keeps its configs (docs/operations.md)."""
+
     name: str
     partitions: int = Field(default=1, ge=1)
     # its producers use Kafka transactions (ours do not): their commit markers take offsets,
     # so the stream's per-batch reconciliation allows gaps (``core/reconcile.py``)
     transactional: bool = False
+    retention_ms: int = Field(default=30 * DAY_MS, ge=3_600_000)  # >= 1 h: time to restart
+    # per partition; Kafka deletes whole segments (1 GiB by default), so keep it above that
+    retention_bytes: int = Field(default=2 * GIB, ge=1024**2)
+
+    def configs(self) -> dict[str, str]:
+        """The topic configs given at creation (Kafka's names, string values)."""
+        return {
+            "retention.ms": str(self.retention_ms),
+            "retention.bytes": str(self.retention_bytes),
+        }
 
 
 class KafkaSettings(_Model):

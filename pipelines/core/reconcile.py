@@ -23,7 +23,8 @@ leaves one: on a *compacted* topic (``cleanup.policy`` contains ``compact``: the
 records, their offsets stay) and where *transactions* write commit/abort markers (each takes an
 offset but is no record) and, read ``read_committed``, aborted records are skipped. Our topics
 are neither: ``kafka_io.ensure_topics`` creates them with the broker's default
-``cleanup.policy=delete`` (the embedded broker keeps everything, ``log.retention.hours=-1``) and
+``cleanup.policy=delete`` (retention deletes whole old segments, never a record inside a
+range: ``TopicSettings.retention_ms``/``retention_bytes``) and
 ``kafka_io.producer`` is idempotent without a ``transactional_id``, so a record is an offset and
 the check is exact. The stream reads the topic's ``cleanup.policy`` from the broker and the
 ``transactional`` flag of its parameters (:func:`gap_reason`); either one relaxes the check to

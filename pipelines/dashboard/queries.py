@@ -38,6 +38,7 @@ from pymongo.collection import Collection
 from pymongo.database import Database
 
 from pipelines.core.domain import MEASURES, ORIGINS, STATUS_NAME, VISIB_BANDS, WIND_BANDS
+from pipelines.jobs.retention import RUNS_PAGE_DAYS
 from pipelines.serving import readmodels as RM
 
 from .analytics import (
@@ -276,8 +277,9 @@ def read_board(
     return board_frame(docs, start, end)
 
 
-def read_runs(db: Database, now: datetime, days: int = 8) -> pd.DataFrame:
-    """``pipeline_runs`` started in the last ``days`` days (job, status, start, end, error)."""
+def read_runs(db: Database, now: datetime, days: int = RUNS_PAGE_DAYS) -> pd.DataFrame:
+    """``pipeline_runs`` started in the last ``days`` days (job, status, start, end, error);
+    housekeeping keeps at least these in the ledger."""
     proj = {"job": 1, "status": 1, "start": 1, "end": 1, "error": 1}
     cursor = db[RM.RUNS].find({"start": {"$gte": now - timedelta(days=days)}}, proj)
     frame = frame_of(cursor, proj)

@@ -31,10 +31,11 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from pipelines.core.config import REPO_ROOT
 from pipelines.core.exceptions import ConfigError
+from pipelines.jobs import retention
 
 
 class JobParams(BaseModel):
@@ -71,6 +72,86 @@ class StreamParams(JobParams):
     )
     hot_trigger: str = Field(default="1s", description="the hot path's interval")
     lake: bool = Field(default=True, description="run the lake path (the source of truth)")
+
+
+class HousekeepingParams(JobParams):
+    """Every retention of :mod:`pipelines.jobs.housekeeping` (docs/operations.md)."""
+
+    vacuum_retention_hours: int = Field(
+        default=retention.DELTA_MIN_RETENTION_HOURS,
+        description="Delta VACUUM keeps unreferenced files this long, at least 168",
+    )
+    optimize_tables: str = Field(
+        default="raw/flight_events,raw/rejects,raw/weather",
+        description="tables OPTIMIZEd first, comma-separated, empty for none",
+    )
+    run_records_days: int = Field(
+        default=14, ge=1, description="outputs/runs/ files kept (newest failure of a job: always)"
+    )
+    logs_days: int = Field(default=14, ge=1, description="rolled outputs/logs/ files kept")
+    log_roll_bytes: int = Field(
+        default=1024**2, ge=0, description="a log this big is rolled (0: every non-empty log)"
+    )
+    ledger_days: int = Field(
+        default=30, description="pipeline_runs kept, at least 8: the page reads 8"
+    )
+    ledger_keep_per_job: int = Field(
+        default=retention.RUNS_CLI_LIMIT, description="newest runs of each job always kept"
+    )
+    rejects_days: int = Field(default=30, ge=1, description="MongoDB rejects kept (lake: all)")
+
+    @field_validator("vacuum_retention_hours")
+    @classmethod
+    def _vacuum(cls, hours: int) -> int:
+        least = retention.DELTA_MIN_RETENTION_HOURS
+        if hours < least:
+            raise ValueError(
+                f"VACUUM retention below {least} h (7 days) is refused: Delta's own "
+                "retentionDurationCheck refuses it, a job or query still reading an older "
+                "snapshot (the stream's refresh, a concurrent overwrite, time travel to a "
+                "recent version) needs the files that snapshot names, and a shorter window "
+                "can corrupt such a reader"
+            )
+        return hours
+
+    @field_validator("ledger_days")
+    @classmethod
+    def _ledger_days(cls, days: int) -> int:
+        if days < retention.RUNS_PAGE_DAYS:
+            raise ValueError(
+                f"ledger_days below {retention.RUNS_PAGE_DAYS} is refused: the dashboard's "
+                f"pipeline health reads the runs of the last {retention.RUNS_PAGE_DAYS} days"
+            )
+        return days
+
+    @field_validator("ledger_keep_per_job")
+    @classmethod
+    def _keep(cls, n: int) -> int:
+        if n < retention.RUNS_CLI_LIMIT:
+            raise ValueError(
+                f"ledger_keep_per_job below {retention.RUNS_CLI_LIMIT} is refused: "
+                f"`python -m pipelines runs --job <job>` shows the newest "
+                f"{retention.RUNS_CLI_LIMIT}"
+            )
+        return n
+
+    @field_validator("optimize_tables")
+    @classmethod
+    def _tables(cls, value: str) -> str:
+        names = [n.strip() for n in value.split(",") if n.strip()]
+        unknown = [n for n in names if n not in LAKE_TABLES]
+        if unknown:
+            raise ValueError(f"unknown lake tables {unknown}; choose among {list(LAKE_TABLES)}")
+        return ",".join(names)
+
+
+# the lake's tables by name (pipelines.lake.tables.TABLES, without importing Spark here)
+LAKE_TABLES = (
+    "raw/flight_events", "raw/rejects", "raw/weather", "raw/airlines", "raw/airports",
+    "raw/planes", "clean/weather", "clean/airlines", "clean/airports", "clean/planes",
+    "clean/flights", "serving/kpi_hourly", "serving/kpi_carrier_daily",
+    "serving/kpi_weather_daily", "serving/kpi_route_daily", "serving/kpi_route_monthly",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -219,6 +300,17 @@ JOBS: dict[str, JobSpec] = {
             stale_wall=Staleness(timedelta(minutes=5), timedelta(minutes=15)),
             # the lake path every 10 s (the day documents within ~30 s), the hot path every 1 s
             service=ServiceSpec({"trigger": "10s", "hot_trigger": "1s"}),
+        ),
+        JobSpec(
+            # daily in the crontab: VACUUM, OPTIMIZE, old run records, logs, ledger, rejects
+            "housekeeping",
+            Path("notebooks/95_housekeeping.ipynb"),
+            HousekeepingParams,
+            timeout_s=3600,
+            retries=1,
+            retry_backoff_s=300,
+            description="retention: Delta VACUUM/OPTIMIZE, run records, logs, ledger, rejects",
+            module="pipelines.jobs.housekeeping",
         ),
     ]
 }

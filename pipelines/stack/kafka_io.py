@@ -14,7 +14,7 @@ from kafka.partitioner.default import DefaultPartitioner, murmur2
 from kafka.serializer import DefaultSerializer, JsonSerializer
 
 from pipelines.core import reconcile
-from pipelines.core.config import Settings
+from pipelines.core.config import Settings, TopicSettings
 from pipelines.core.exceptions import ServiceUnavailableError
 
 log = structlog.get_logger(__name__)
@@ -54,13 +54,17 @@ def admin_client(settings: Settings, timeout_ms: int = 10_000) -> KafkaAdminClie
         ) from exc
 
 
-def create_topic(settings: Settings, name: str, partitions: int = 1) -> bool:
-    """Create topic ``name`` unless it exists; True if created now."""
+def create_topic(
+    settings: Settings, name: str, partitions: int = 1, configs: dict[str, str] | None = None
+) -> bool:
+    """Create topic ``name`` unless it exists; True if created now. ``configs``: its topic
+    configs (default: the retention of :class:`TopicSettings`' defaults)."""
+    configs = TopicSettings(name=name).configs() if configs is None else configs
     admin = admin_client(settings)
     try:
         if name in set(admin.list_topics()):
             return False
-        admin.create_topics([NewTopic(name, partitions, replication_factor=1)])
+        admin.create_topics([NewTopic(name, partitions, 1, topic_configs=configs)])
         return True
     except TopicAlreadyExistsError:
         return False
@@ -79,7 +83,9 @@ def ensure_topics(settings: Settings, keys: Iterable[str] | None = None) -> list
             if topic.name in existing:
                 continue
             try:
-                admin.create_topics([NewTopic(topic.name, topic.partitions, replication_factor=1)])
+                admin.create_topics(
+                    [NewTopic(topic.name, topic.partitions, 1, topic_configs=topic.configs())]
+                )
                 created.append(topic.name)
             except TopicAlreadyExistsError:
                 pass
@@ -102,6 +108,21 @@ def cleanup_policy(settings: Settings, name: str) -> str | None:
         return found["topic"][name]["cleanup.policy"]["value"]
     except (KafkaError, KeyError, TypeError):
         return None
+    finally:
+        admin.close()
+
+
+def topic_configs(settings: Settings, names: list[str]) -> dict[str, dict[str, str]]:
+    """The configs of topics ``names`` the broker reports as set on the topic (Kafka's admin
+    API, DescribeConfigs, non-default values): ``{name: {"retention.ms": "2592000000"}}``."""
+    admin = admin_client(settings)
+    try:
+        found = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, n) for n in names])
+        return {
+            name: {key: str(data.get("value") if isinstance(data, dict) else data)
+                   for key, data in entries.items()}
+            for name, entries in found.get("topic", {}).items()
+        }  # fmt: skip
     finally:
         admin.close()
 

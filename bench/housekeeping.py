@@ -1,0 +1,132 @@
+"""What grows and what housekeeping frees, after a small backfill (docs/operations.md).
+
+Loads 2013-01-01 in two halves (00-12 UTC, then 12-24 UTC) through the real path (replay ->
+Kafka -> Spark -> Delta -> MongoDB): the second half overwrites the dates, hours and month the
+first one wrote, as the stream does all day. Then:
+
+1. the lake's size and files, and the bytes the overwrites left unreferenced (``numRemovedBytes``
+   of the Delta commits: what a VACUUM frees once they are 7 days old);
+2. the ``housekeeping`` job (in-process, default parameters): nothing in the lake is 7 days
+   old yet, so VACUUM frees nothing; OPTIMIZE compacts the raw tables' small files;
+3. the same lake aged by 8 days (every file's mtime and every ``remove`` action's
+   ``deletionTimestamp``, what a week of waiting does) and housekeeping again: what a run a
+   week later frees.
+
+    python bench/housekeeping.py [--env local]
+
+Its own topics, folders and database, dropped afterwards; outputs under a temporary folder.
+Writes ``outputs/bench/housekeeping.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from pipelines.core import config, logs
+from pipelines.core.config import REPO_ROOT
+from pipelines.jobs import registry
+from pipelines.orchestration import pipeline
+from pipelines.stack import kafka_io, mongo
+
+
+def lake_size(root: Path) -> dict[str, int]:
+    data = [p for p in root.rglob("*.parquet")]
+    return {"files": len(data), "bytes": sum(p.stat().st_size for p in data)}
+
+
+def unreferenced(root: Path) -> dict[str, int]:
+    """Files and bytes the commits removed (tombstones: VACUUM's to free after 7 days)."""
+    files = size = 0
+    for commit in root.rglob("_delta_log/*.json"):
+        for line in commit.read_text().splitlines():
+            action = json.loads(line)
+            if "remove" in action:
+                files += 1
+                size += int(action["remove"].get("size") or 0)
+    return {"files": files, "bytes": size}
+
+
+def age(root: Path, days: int) -> None:
+    old = datetime.now(UTC) - timedelta(days=days)
+    for commit in root.rglob("_delta_log/*.json"):
+        actions = [json.loads(line) for line in commit.read_text().splitlines() if line]
+        for action in actions:
+            if "remove" in action:
+                action["remove"]["deletionTimestamp"] = int(old.timestamp() * 1000)
+        commit.write_text("".join(json.dumps(a) + "\n" for a in actions))
+        commit.with_name(f".{commit.name}.crc").unlink(missing_ok=True)
+    for path in root.rglob("*.parquet"):
+        os.utime(path, (old.timestamp(), old.timestamp()))
+
+
+def housekeeping(settings: config.Settings) -> dict:
+    t0 = time.monotonic()
+    result = registry.run_job("housekeeping", settings)
+    return {"seconds": round(time.monotonic() - t0, 1), **result}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawTextHelpFormatter)  # fmt: skip
+    parser.add_argument("--env", default="local")
+    parser.add_argument("--out", type=Path,
+                        default=REPO_ROOT / "outputs" / "bench" / "housekeeping.json")  # fmt: skip
+    args = parser.parse_args()
+    logs.configure("WARNING")
+    base = config.load(args.env)
+    tag = f"hk{uuid.uuid4().hex[:6]}"
+    tmp = Path(tempfile.mkdtemp(prefix="tarmac-bench-"))
+    os.environ["TARMAC_OUTPUTS_DIR"] = str(tmp / "outputs")
+    settings = base.isolated(tag, tmp, database=f"bench_{tag}")
+    root = Path(settings.lake_root)
+    try:
+        day = datetime(2013, 1, 1, tzinfo=UTC)
+        t0 = time.monotonic()
+        events = 0
+        for start in (day, day + timedelta(hours=12)):
+            done = pipeline.load_window(settings, start, start + timedelta(hours=12))
+            events += done["replay"]["sent"]["flights"]
+        loaded = time.monotonic() - t0
+        topic = settings.kafka.topic("flights").name
+        data = settings.resolve(settings.stack.home) / "kafka" / "data"
+        kafka_bytes = sum(p.stat().st_size for p in data.glob(f"{topic}-*/*.log"))
+        grown = {"lake": lake_size(root), "unreferenced": unreferenced(root),
+                 "events": events, "topic_log_bytes": kafka_bytes,
+                 "load_seconds": round(loaded, 1)}  # fmt: skip
+        print(json.dumps(grown), flush=True)
+        first = housekeeping(settings)
+        print(json.dumps(first), flush=True)
+        after_first = lake_size(root)
+        age(root, 8)
+        week = housekeeping(settings)
+        print(json.dumps(week), flush=True)
+        out = {
+            "benchmark": "housekeeping",
+            "when": datetime.now(UTC).isoformat(timespec="seconds"),
+            "machine": {"cores": os.cpu_count(), "load": os.getloadavg()},
+            "window": "2013-01-01, loaded in two halves of 12 h",
+            "grown": grown,
+            "housekeeping_now": first,
+            "lake_after_optimize": after_first,
+            "housekeeping_a_week_later": week,
+            "lake_a_week_later": lake_size(root),
+        }
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(out, indent=2, default=str))
+        print(json.dumps(out, indent=2, default=str))
+    finally:
+        mongo.database(settings).client.drop_database(settings.mongo.database)
+        kafka_io.delete_topics(base, [t.name for t in settings.kafka.topics.values()])
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

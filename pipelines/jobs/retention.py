@@ -1,0 +1,205 @@
+"""What the ``housekeeping`` job removes, decided by pure functions over listings and a policy
+(no service, no file system: ``tests/unit/test_retention.py``); :mod:`pipelines.jobs.housekeeping`
+lists, deletes and measures.
+
+- :func:`run_records_to_delete`: the files of each run under ``outputs/runs/`` (notebook, HTML,
+  kernel log, metrics: ~280 KB a run) older than the policy's days, except the newest failure
+  of each job (what a person opens first when a job goes red) and a run still going;
+- :func:`ledger_to_delete`: ``pipeline_runs`` documents the page and ``runs`` no longer show:
+  older than the policy's days (the page reads :data:`RUNS_PAGE_DAYS`), beyond the newest
+  ``keep_per_job`` of their job (``runs`` shows :data:`RUNS_CLI_LIMIT`), and not the newest
+  failure of their job nor a run still going;
+- :func:`logs_to_roll` / :func:`logs_to_delete`: a log under ``outputs/logs/`` past a size is
+  renamed ``<stem>.<YYYYMMDDTHHMMSS>.log`` (writers that reopen it start a new file; one that
+  holds it open keeps writing the rolled one, whose mtime then stays fresh); a rolled log not
+  written for the policy's days is deleted;
+- :class:`Freed`: what one step freed (files, bytes, documents), its console line and metrics.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+FAILED = frozenset({"failed", "timeout"})  # a run's statuses that count as a failure
+RUNNING = "running"
+RUNS_PAGE_DAYS = 8  # the dashboard reads the runs started in the last 8 days (pipeline health)
+RUNS_CLI_LIMIT = 20  # `python -m pipelines runs` shows the newest 20 (its --limit default)
+DELTA_MIN_RETENTION_HOURS = 168  # Delta's deletedFileRetentionDuration default (7 days)
+RUN_ID = re.compile(r"^(?P<stamp>\d{8}T\d{6})-[0-9a-f]{6}$")  # runner.new_run_id
+ROLLED = re.compile(r"^.+\.\d{8}T\d{6}\.log$")  # a log rolled by housekeeping
+# logs another mechanism bounds, or that are not logs: never rolled nor deleted here
+KEEP_LOGS = re.compile(r"^(service-.*\.log(\.\d+)?|ledger-pending\.jsonl|.*\.lock)$")
+
+
+def _utc(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """The files of one run under ``outputs/runs/<job>/<date>/``: ``<run_id>.*``."""
+
+    job: str
+    run_id: str
+    files: tuple[tuple[str, int], ...]  # (path, size in bytes)
+
+    @property
+    def start(self) -> datetime | None:
+        """The run's start, from its id (``20261204T221503-ab12cd``, UTC)."""
+        match = RUN_ID.match(self.run_id)
+        if not match:
+            return None
+        return datetime.strptime(match["stamp"], "%Y%m%dT%H%M%S").replace(tzinfo=UTC)
+
+    @property
+    def size(self) -> int:
+        return sum(size for _, size in self.files)
+
+
+def run_id_of(filename: str) -> str:
+    """``<run_id>.metrics.json`` -> ``<run_id>`` (a run's files share the id before the dot)."""
+    return filename.split(".", 1)[0]
+
+
+def newest_failures(docs: Iterable[Mapping[str, Any]]) -> dict[str, str]:
+    """``{job: run_id}`` of each job's newest failed (or timed-out) run in ledger ``docs``."""
+    newest: dict[str, tuple[datetime, str]] = {}
+    for doc in docs:
+        if doc.get("status") not in FAILED or not isinstance(doc.get("start"), datetime):
+            continue
+        start = _utc(doc["start"])
+        job = str(doc.get("job"))
+        if job not in newest or start > newest[job][0]:
+            newest[job] = (start, str(doc["_id"]))
+    return {job: run_id for job, (_, run_id) in newest.items()}
+
+
+def run_records_to_delete(
+    records: Iterable[RunRecord],
+    failures: Mapping[str, str],
+    running: Iterable[str],
+    now: datetime,
+    days: int,
+) -> list[RunRecord]:
+    """The records started more than ``days`` before ``now``, except each job's newest failure
+    (``failures``: job -> run id, :func:`newest_failures`) and the runs still ``running``. A
+    record whose name is not a run id is left alone (not ours)."""
+    cutoff = _utc(now) - timedelta(days=days)
+    keep = set(failures.values()) | set(running)
+    return [r for r in records if r.start is not None and r.start < cutoff and r.run_id not in keep]
+
+
+def ledger_to_delete(
+    docs: Iterable[Mapping[str, Any]], now: datetime, days: int, keep_per_job: int
+) -> list[str]:
+    """The ``_id`` of the ledger ``docs`` (one env's) that neither the page nor ``runs``
+    shows any more: started more than ``days`` before ``now``, not among the newest
+    ``keep_per_job`` of their job, not their job's newest failure, not still ``running``."""
+    docs = list(docs)
+    cutoff = _utc(now) - timedelta(days=days)
+    keep = set(newest_failures(docs).values())
+    by_job: dict[str, list[Mapping[str, Any]]] = {}
+    for doc in docs:
+        by_job.setdefault(str(doc.get("job")), []).append(doc)
+    for mine in by_job.values():
+        mine.sort(key=lambda d: _utc(d["start"]) if isinstance(d.get("start"), datetime)
+                  else datetime.min.replace(tzinfo=UTC), reverse=True)  # fmt: skip
+        keep.update(str(d["_id"]) for d in mine[:keep_per_job])
+    doomed = []
+    for doc in docs:
+        start = doc.get("start")
+        if str(doc["_id"]) in keep or doc.get("status") == RUNNING:
+            continue
+        if isinstance(start, datetime) and _utc(start) >= cutoff:
+            continue
+        doomed.append(str(doc["_id"]))  # old, or no start at all (a damaged document)
+    return doomed
+
+
+@dataclass(frozen=True)
+class LogFile:
+    name: str
+    size: int
+    mtime: datetime
+
+
+def logs_to_roll(files: Iterable[LogFile], roll_bytes: int) -> list[LogFile]:
+    """Live logs (``*.log``, not rolled yet, not bounded elsewhere) of ``roll_bytes`` or more;
+    ``roll_bytes=0`` rolls every non-empty one."""
+    return [
+        f
+        for f in files
+        if f.name.endswith(".log") and not ROLLED.match(f.name) and not KEEP_LOGS.match(f.name)
+        and f.size > 0 and f.size >= roll_bytes
+    ]  # fmt: skip
+
+
+def rolled_name(name: str, now: datetime) -> str:
+    """``runner.log`` -> ``runner.20261204T031500.log``."""
+    return f"{name.removesuffix('.log')}.{_utc(now):%Y%m%dT%H%M%S}.log"
+
+
+def logs_to_delete(files: Iterable[LogFile], now: datetime, days: int) -> list[LogFile]:
+    """Rolled logs not written for more than ``days`` (their mtime: a writer holding one open
+    keeps it fresh)."""
+    cutoff = _utc(now) - timedelta(days=days)
+    return [f for f in files if ROLLED.match(f.name) and _utc(f.mtime) < cutoff]
+
+
+@dataclass
+class Freed:
+    """What one housekeeping step freed (and what it selected but could not remove)."""
+
+    step: str
+    files: int = 0
+    bytes: int = 0
+    documents: int = 0
+    selected: int = 0  # items the policy chose (files, documents, runs)
+    removed: int = 0  # of those, removed now
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def failed(self) -> int:
+        return self.selected - self.removed
+
+    def line(self) -> str:
+        """``vacuum        freed 12 files, 3.4 MB  (14 tables)``: the step's console line."""
+        what = [f"{self.files:,} files", _human(self.bytes)]
+        if self.documents:
+            what.insert(0, f"{self.documents:,} documents")
+        note = self.detail.get("note")
+        tail = f"  ({note})" if note else ""
+        warn = f"  [{self.failed} could not be removed]" if self.failed else ""
+        return f"{self.step:<12}  freed {', '.join(what)}{tail}{warn}"
+
+    def metrics(self) -> dict[str, Any]:
+        return {"files": self.files, "bytes": self.bytes, "documents": self.documents,
+                "selected": self.selected, "removed": self.removed, **self.detail}  # fmt: skip
+
+
+def _human(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            return f"{size:,.0f} {unit}" if unit == "B" else f"{size:,.1f} {unit}"
+        size /= 1000
+    raise AssertionError("unreachable")
+
+
+def summary(steps: Iterable[Freed]) -> dict[str, Any]:
+    """The job's result: items selected (rows in) = removed (accepted) + not removable
+    (rejected), the totals freed, and each step's figures (recorded in the ledger)."""
+    steps = list(steps)
+    return {
+        "rows_in": sum(s.selected for s in steps),
+        "accepted": sum(s.removed for s in steps),
+        "rejected": sum(s.failed for s in steps),
+        "freed_files": sum(s.files for s in steps),
+        "freed_bytes": sum(s.bytes for s in steps),
+        "freed_documents": sum(s.documents for s in steps),
+        "steps": {s.step: s.metrics() for s in steps},
+    }
