@@ -26,6 +26,7 @@ import pytest
 
 from pipelines.core.config import REPO_ROOT, Settings
 from pipelines.dashboard.browser import CHROMIUM, SYSTEM_DEPS, launch
+from pipelines.orchestration import jobhealth
 from pipelines.sources import events, nycflights13
 from pipelines.stack import mongo
 from pipelines.stack import voila as voila_server
@@ -315,6 +316,9 @@ def _seed(
                 }
             )
     db.pipeline_runs.insert_many(runs)
+    db.pipeline_health.drop()
+    for run in runs:  # what the runner keeps beside the ledger, and the page reads by _id
+        jobhealth.record(db.pipeline_health, run)
     db.rejects.drop()
     db.rejects.insert_many(
         [

@@ -15,6 +15,7 @@ import pytest
 
 from pipelines.core.config import Settings
 from pipelines.dashboard import queries as Q
+from pipelines.orchestration.ledger import Ledger
 from pipelines.stack import mongo
 from tests import serving_docs
 
@@ -352,8 +353,8 @@ def test_live_board_status_delay_and_filters(dash) -> None:
     assert list(only["origin"]) == ["EWR"] and list(only["carrier"]) == ["UA"]
 
 
-def test_freshness_health_and_rejects(dash) -> None:
-    _, db = dash
+def test_freshness_health_and_rejects(dash, tmp_path) -> None:
+    settings, db = dash
     clock = datetime(2013, 1, 2, 18, 0, tzinfo=UTC)
     db.pipeline_state.insert_many(
         [
@@ -396,7 +397,9 @@ def test_freshness_health_and_rejects(dash) -> None:
             "error": {"type": "X", "message": "landing dir missing"},
         }
     )
-    db.pipeline_runs.insert_many(runs)
+    ledger = Ledger(settings, tmp_path)  # the runner's writes: the ledger and each job's health
+    for run in runs:
+        assert ledger.write({**run, "run_id": run["_id"]})
     db.rejects.insert_many(
         [
             {"_id": f"r{i}", "source": s, "reason": r, "at": NOW - timedelta(minutes=i)}
@@ -426,10 +429,12 @@ def test_freshness_health_and_rejects(dash) -> None:
     (ref,) = [r for r in Q.freshness(no_newest, clock, NOW) if r["source"] == "reference_daily"]
     assert ref["level"] == "ok" and ref["newest"] is None  # ran, newest unknown: wall age only
 
-    health = {r["job"]: r for r in Q.pipeline_health(snap.runs, NOW)}
+    health = {r["job"]: r for r in Q.pipeline_health(snap.jobs, NOW)}
     assert health["flights_stream"]["status"] == "succeeded"
     assert health["flights_stream"]["failures_24h"] == 2  # runs 11 h and 21 h ago
     assert health["flights_stream"]["level"] == "amber"
+    assert health["flights_stream"]["start"] == NOW - timedelta(hours=1)
+    assert health["flights_stream"]["end"] == NOW
     assert health["weather_hourly"]["level"] == "red"
     assert health["weather_hourly"]["error"] == "landing dir missing"
     assert health["reference_daily"]["level"] == "missing"
@@ -461,7 +466,7 @@ def test_empty_database_gives_empty_states(dash) -> None:
     assert Q.live_board(snap.board, Q.Scope(), NOW).empty
     assert Q.weekday_hour_heatmap(snap.kpis).isna().all().all()
     assert {r["level"] for r in Q.freshness(snap.states, None, NOW)} == {"missing"}
-    assert {r["level"] for r in Q.pipeline_health(snap.runs, NOW)} == {"missing"}
+    assert {r["level"] for r in Q.pipeline_health(snap.jobs, NOW)} == {"missing"}
     assert Q.rejects_summary(snap.rejects, snap.rejects_total).total == 0
 
     from pipelines.dashboard import Dashboard
