@@ -85,6 +85,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return demo.run(settings, args.speed, args.start, args.cycles, args.port)
 
 
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    from pipelines.stack import voila
+
+    settings = config.load(args.env)
+    print(f"Dashboard ({settings.env}): http://{args.ip}:{args.port}/   Ctrl-C to stop", flush=True)
+    return voila.serve(settings.env, args.port, settings.dashboard, args.ip)
+
+
 def cmd_replay(args: argparse.Namespace) -> int:
     from pipelines.sources import replay
 
