@@ -228,6 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--port", type=int, default=8866, help="port (default 8866)")
     p.add_argument("--ip", default="127.0.0.1", help="listen on (127.0.0.1; a container: 0.0.0.0)")
+    p.add_argument("--base-url", default=None, help="a path prefix behind a proxy, e.g. /tarmac/")
 
     p = add(
         "submit",

@@ -89,8 +89,9 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     from pipelines.stack import voila
 
     settings = config.load(args.env)
-    print(f"Dashboard ({settings.env}): http://{args.ip}:{args.port}/   Ctrl-C to stop", flush=True)
-    return voila.serve(settings.env, args.port, settings.dashboard, args.ip)
+    where = f"http://{args.ip}:{args.port}{args.base_url or '/'}"
+    print(f"Dashboard ({settings.env}): {where}   Ctrl-C to stop", flush=True)
+    return voila.serve(settings.env, args.port, settings.dashboard, args.ip, args.base_url)
 
 
 def cmd_replay(args: argparse.Namespace) -> int:

@@ -55,14 +55,19 @@ def untracked_messages() -> list[str]:
 
 
 def command(
-    port: int, dashboard: DashboardSettings | None = None, ip: str = "127.0.0.1"
+    port: int,
+    dashboard: DashboardSettings | None = None,
+    ip: str = "127.0.0.1",
+    base_url: str | None = None,
 ) -> list[str]:
     """Voila serving ``notebooks/dashboard.ipynb`` on ``ip:port`` (127.0.0.1 unless a
-    container publishes it), never a browser, kernels culled as ``dashboard`` says."""
+    container publishes it; under ``base_url`` behind a proxy's path prefix), never a
+    browser, kernels culled as ``dashboard`` says."""
     dashboard = dashboard or DashboardSettings()
     km = "--MappingKernelManager"
+    prefix = [f"--Voila.base_url={base_url}"] if base_url else []
     return [
-        sys.executable, "-m", "voila", str(DASHBOARD), f"--port={port}",
+        sys.executable, "-m", "voila", str(DASHBOARD), f"--port={port}", *prefix,
         f"--Voila.ip={ip}", "--no-browser", f"--Voila.config_file_paths={JUPYTER}",
         f"--VoilaConfiguration.multi_kernel_manager_class={KERNEL_MANAGER}",
         f"{km}.cull_idle_timeout={dashboard.kernel_idle_s}",
@@ -96,14 +101,18 @@ def wait_ready(proc: subprocess.Popen, port: int, log: Path, timeout_s: float = 
 
 
 def serve(
-    env: str, port: int, dashboard: DashboardSettings | None = None, ip: str = "127.0.0.1"
+    env: str,
+    port: int,
+    dashboard: DashboardSettings | None = None,
+    ip: str = "127.0.0.1",
+    base_url: str | None = None,
 ) -> int:
     """Voila in the foreground (its output on this terminal) until it exits or this process is
     interrupted (Ctrl-C, or SIGTERM / SIGHUP taken as Ctrl-C by the CLI): then Voila is sent
     SIGTERM (it shuts its kernels down) and its whole process group is gone. Voila's exit
     code, or 0 when interrupted."""
     proc = subprocess.Popen(
-        command(port, dashboard, ip), cwd=REPO_ROOT, env=environment(env),
+        command(port, dashboard, ip, base_url), cwd=REPO_ROOT, env=environment(env),
         stdin=subprocess.DEVNULL, start_new_session=True,
     )  # fmt: skip
     try:

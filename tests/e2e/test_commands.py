@@ -254,7 +254,7 @@ def test_schedule_runs_the_crontab_lines_due_this_minute(window: Sandbox, tmp_pa
 
 
 # ------------------------------------------------------------------ long-running commands
-@covers("make dashboard")
+@covers("make dashboard", "python -m pipelines dashboard")
 def test_make_dashboard_answers_on_localhost(window: Sandbox, tmp_path: Path) -> None:
     port, log = voila.free_port(), tmp_path / "dashboard.log"
     proc = window.spawn("make dashboard", log, DASHBOARD_PORT=str(port))
