@@ -488,3 +488,41 @@ def test_unreachable_database_is_a_message(stack: Settings) -> None:
     page.refresh()
     assert "Database not reachable" in page.banner.value
     assert "make stack-up" in page.banner.value
+
+
+def test_job_health_follows_every_ledger_path(dash, tmp_path) -> None:
+    """The ``pipeline_health`` documents the page reads are kept by every ledger path: a ledger
+    kept before them (folded in at a job's first write), a write, a pending file replayed once
+    MongoDB is back (stale versions change nothing), a run marked abandoned."""
+    settings, db = dash
+    start = datetime.now(UTC) - timedelta(hours=3)
+
+    def run(i: int, status: str, hours: float, **extra) -> dict:
+        at = start + timedelta(hours=hours)
+        return {"_id": f"w{i}", "run_id": f"w{i}", "job": "weather_hourly", "env": "ci",
+                "status": status, "start": at, "end": at + timedelta(seconds=30),
+                "error": {"type": "X", "message": f"boom {i}"} if status == "failed" else None,
+                **extra}  # fmt: skip
+
+    db.pipeline_runs.insert_one({**run(0, "failed", 0), "updated_at": start})  # before issue 18
+    ledger = Ledger(settings, tmp_path)
+    assert ledger.write(run(1, "success", 1))
+    doc = db.pipeline_health.find_one({"_id": "weather_hourly"})
+    assert doc["last"]["run_id"] == "w1" and [f["run_id"] for f in doc["failures"]] == ["w0"]
+    assert doc["last_failure"]["error"] == "boom 0"
+
+    ledger._append_pending({**run(2, "running", 2), "updated_at": start})  # noqa: SLF001
+    ledger._append_pending({**run(2, "failed", 2), "updated_at": start + timedelta(hours=2)})  # noqa: SLF001
+    assert ledger.flush_pending() == 1
+    ledger._append_pending({**run(2, "running", 2), "updated_at": start})  # noqa: SLF001 - stale
+    ledger.flush_pending()
+    doc = db.pipeline_health.find_one({"_id": "weather_hourly"})
+    assert doc["last"]["run_id"] == "w2" and doc["last"]["status"] == "failed"
+    assert [f["run_id"] for f in doc["failures"]] == ["w2", "w0"]
+
+    assert ledger.write(run(3, "running", 2.5))
+    ledger.mark_abandoned("w3", {"pid": 1, "host": "h"})
+    (health,) = [r for r in Q.pipeline_health(Q.read_health(db), datetime.now(UTC))
+                 if r["job"] == "weather_hourly"]  # fmt: skip
+    assert health["status"] == "failed" and health["failures_24h"] == 3
+    assert health["error"].startswith("run abandoned") and health["level"] == "red"
