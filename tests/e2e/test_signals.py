@@ -83,9 +83,11 @@ def test_schedule_loop_stops(stack: Settings, tmp_path: Path, sig: signal.Signal
     crontab.write_text("0 0 1 1 * echo never\n")  # nothing due while the test runs
     cmd = [sys.executable, "-m", "pipelines", "-v", "schedule", "--crontab", str(crontab)]
     proc = _spawn(cmd, params, log)
-    deadline = time.monotonic() + 60
-    while "schedule.loop" not in log.read_text(errors="replace"):
-        assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
-        time.sleep(0.2)
-    _stops_cleanly(proc, sig, params, log)
+    try:
+        deadline = time.monotonic() + 60
+        while "schedule.loop" not in log.read_text(errors="replace"):
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+    finally:
+        _stops_cleanly(proc, sig, params, log)
     assert "schedule.stopped" in log.read_text()
