@@ -105,9 +105,7 @@ cron-remove: install ## remove this checkout's lines from your crontab (nothing 
 
 .PHONY: dashboard
 dashboard: install ## the Voila dashboard of ENV on http://127.0.0.1:8866 (localhost only; DASHBOARD_PORT=)
-	TARMAC_ENV=$(ENV) JUPYTER_PATH=$(CURDIR)/pipelines/dashboard/jupyter \
-	  $(VENV)/bin/voila notebooks/dashboard.ipynb --port=$(DASHBOARD_PORT) --Voila.ip=127.0.0.1 \
-	  --no-browser --Voila.config_file_paths=$(CURDIR)/pipelines/dashboard/jupyter
+	$(PY) -m pipelines dashboard --env $(ENV) --port $(DASHBOARD_PORT)
 
 .PHONY: slides
 slides: install ## the deck: outputs/presentation/tarmac.slides.html (offline reveal.js) + tarmac.pdf, from ENV

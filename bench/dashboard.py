@@ -39,7 +39,7 @@ from pipelines.stack import mongo, voila
 
 TARGET_FIRST_RENDER_S = 5.0
 TARGET_FILTER_P95_MS = 150.0
-COLLECTIONS = (*RM.SERVING, RM.STATE, RM.RUNS)
+COLLECTIONS = (*RM.SERVING, RM.STATE, RM.RUNS, RM.HEALTH)
 # airport selections (option indexes EWR, JFK, LGA), cycled: consecutive ones always differ
 SELECTIONS = ([1], [0], [2], [0, 1, 2], [0, 1], [1, 2])
 

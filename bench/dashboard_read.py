@@ -34,6 +34,7 @@ from pathlib import Path
 from pipelines.core import config
 from pipelines.core.config import REPO_ROOT
 from pipelines.dashboard import queries as Q
+from pipelines.orchestration import jobhealth
 from pipelines.serving import readmodels as RM
 from pipelines.stack import mongo
 
@@ -102,12 +103,12 @@ def seed(db, clock: datetime, buckets: str) -> tuple[dict, dict[str, float]]:
         ]
     )
     _insert(db[RM.AIRLINES], [{"_id": f"C{i:02d}", "name": f"C{i:02d} Airways"} for i in range(13)])
-    _insert(
-        db[RM.RUNS],
-        [{"_id": f"{job}{i}", "job": job, "status": "succeeded", "start": now - timedelta(hours=i),
-          "end": now - timedelta(hours=i) + timedelta(seconds=20)}
-         for i in range(30) for job in Q.JOBS],
-    )  # fmt: skip
+    runs = [{"_id": f"{job}{i}", "job": job, "status": "succeeded",
+             "start": now - timedelta(hours=i), "end": now - timedelta(hours=i, seconds=-20)}
+            for i in range(30) for job in Q.JOBS]  # fmt: skip
+    _insert(db[RM.RUNS], runs)
+    for run in runs:  # what the runner keeps beside the ledger (the page reads it by _id)
+        jobhealth.record(db[RM.HEALTH], run)
     _insert(
         db[RM.REJECTS],
         [{"_id": f"r{i}", "source": "flights_stream", "reason": f"bad field {i % 7}",

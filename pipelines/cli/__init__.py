@@ -11,6 +11,7 @@ Which command runs a job? Every job is in the one registry (``python -m pipeline
 - ``pipeline``: replay a window of 2013, then every data job once, in order (tests, backfills);
 - ``service``: a long-lived job (the flight stream) supervised in the background: restarted
   when it dies, stopped cleanly; ``service ensure`` is cron's watchdog;
+- ``dashboard``: the Voila page of an env, served until stopped (kernels of closed pages culled);
 - ``demo``: the whole product: stack, replay on a clock, the stream as a service, the file jobs
   on their schedule, the dashboard.
 
@@ -31,6 +32,7 @@ from .commands import (
     cmd_backfill,
     cmd_cluster,
     cmd_cron,
+    cmd_dashboard,
     cmd_demo,
     cmd_job,
     cmd_jobs,
@@ -48,6 +50,7 @@ from .commands import (
 
 SHORT = {  # the one-line help of each command in `--help`; each has a longer --help of its own
     "demo": "the whole product: stack, replay on a clock, stream service, jobs, dashboard",
+    "dashboard": "serve the Voila dashboard until Ctrl-C (make dashboard)",
     "pipeline": "replay a window of 2013, then every data job once, in order",
     "run": "run a job's notebook as cron does (papermill, lock, retries, ledger)",
     "backfill": "`run` a dated job once per date of a range",
@@ -215,6 +218,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="stop after N runs of the weather job (default: until Ctrl-C)",
     )
     p.add_argument("--port", type=int, default=8866, help="dashboard port (127.0.0.1 only)")
+
+    p = add(
+        "dashboard",
+        cmd_dashboard,
+        "Serve the dashboard (notebooks/dashboard.ipynb) with Voila on 127.0.0.1:PORT until "
+        "Ctrl-C, SIGTERM or SIGHUP, which stop Voila and every kernel. A kernel whose page is "
+        "gone is stopped after dashboard.kernel_idle_s (parameters/<env>.yaml, 600 s).",
+    )
+    p.add_argument("--port", type=int, default=8866, help="port (default 8866)")
+    p.add_argument("--ip", default="127.0.0.1", help="listen on (127.0.0.1; a container: 0.0.0.0)")
+    p.add_argument("--base-url", default=None, help="a path prefix behind a proxy, e.g. /tarmac/")
 
     p = add(
         "submit",

@@ -85,6 +85,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return demo.run(settings, args.speed, args.start, args.cycles, args.port)
 
 
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    from pipelines.stack import voila
+
+    settings = config.load(args.env)
+    where = f"http://{args.ip}:{args.port}{args.base_url or '/'}"
+    print(f"Dashboard ({settings.env}): {where}   Ctrl-C to stop", flush=True)
+    return voila.serve(settings.env, args.port, settings.dashboard, args.ip, args.base_url)
+
+
 def cmd_replay(args: argparse.Namespace) -> int:
     from pipelines.sources import replay
 

@@ -132,6 +132,17 @@ class ServingSettings(_Model):
     board_hours: int | None = Field(default=48, ge=1)
 
 
+class DashboardSettings(_Model):
+    """How Voila serves the page (``pipelines.stack.voila``): each open page costs a kernel
+    (~210 MB); a kernel no page has been connected to for ``kernel_idle_s`` seconds is stopped,
+    checked every ``cull_interval_s`` seconds: a closed tab, a crashed browser, a laptop put to
+    sleep, a lost network. The page's own refreshes do not keep it alive; a page still open
+    is never culled."""
+
+    kernel_idle_s: int = Field(default=600, ge=1)
+    cull_interval_s: int = Field(default=60, ge=1)
+
+
 class PathSettings(_Model):
     checkpoints: Path = Path("outputs/checkpoints/local")
     data: Path = Path("outputs/data/local")  # landing/, archive/, quarantine/, replay state
@@ -166,6 +177,7 @@ class Settings(_Model):
     spark: SparkSettings = Field(default_factory=SparkSettings)
     paths: PathSettings = Field(default_factory=PathSettings)
     serving: ServingSettings = Field(default_factory=ServingSettings)
+    dashboard: DashboardSettings = Field(default_factory=DashboardSettings)
     replay: ReplaySettings = Field(default_factory=ReplaySettings)
 
     def for_reader(self) -> Settings:

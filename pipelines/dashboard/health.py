@@ -1,6 +1,7 @@
 """Freshness of the sources, health of the stream's two paths, health of the jobs and the
-rejected records: pure functions over ``pipeline_state``, ``pipeline_runs`` and ``rejects``
-(read by ``queries`` and ``follow``)."""
+rejected records: pure functions over ``pipeline_state``, ``pipeline_health`` (each job's
+document, folded from the ledger by the runner: :mod:`pipelines.orchestration.jobhealth`) and
+``rejects`` (read by ``queries`` and ``follow``)."""
 
 from __future__ import annotations
 
@@ -13,12 +14,13 @@ import pandas as pd
 
 from pipelines.jobs import registry
 from pipelines.jobs.registry import Staleness
+from pipelines.orchestration import jobhealth
 
 from .kpis import utc
 from .live import PATHS, STREAM
 
 JOBS = tuple(reversed(registry.PIPELINE))  # newest data first: stream, hourly, daily
-FAILED = ("failed", "failure", "error", "timeout", "timed_out", "abandoned", "killed")
+FAILED = jobhealth.FAILED
 REJECTS_CAP = 20_000  # newest rejects read for the panel
 
 
@@ -160,29 +162,24 @@ def stream_levels(states: Mapping[str, Mapping[str, Any]], now: datetime) -> tup
     return tuple(r["level"] for r in stream_health(states, now))
 
 
-def _failed(status: Any) -> bool:
-    return isinstance(status, str) and (status.lower() in FAILED or "fail" in status.lower())
-
-
 def pipeline_health(
-    runs: pd.DataFrame, now: datetime, jobs: Sequence[str] = JOBS
+    jobs_health: Mapping[str, Mapping[str, Any]], now: datetime, jobs: Sequence[str] = JOBS
 ) -> list[dict[str, Any]]:
     """Last run of each job (status, start, end, error) and its failures in the 24 h before
-    ``now``; level red when the last run failed, amber when an earlier one did."""
-    since = pd.Timestamp(now - timedelta(hours=24))
+    ``now``, from its ``pipeline_health`` document (``jobs_health``: by job); level red when
+    the last run failed, amber when an earlier one did, missing before its first run."""
+    since = now - jobhealth.WINDOW
     rows = []
     for job in jobs:
-        mine = runs[runs["job"] == job].sort_values("start") if len(runs) else runs
-        last = mine.iloc[-1] if len(mine) else None
-        recent = mine[mine["start"] >= since] if len(mine) else mine
-        failures = int(sum(_failed(s) for s in recent["status"])) if len(recent) else 0
-        status = None if last is None else last["status"]
-        error = None if last is None else last.get("error")
+        doc = jobs_health.get(job) or {}
+        last = doc.get("last") if isinstance(doc.get("last"), Mapping) else None
+        failures = jobhealth.failures_since(doc, since)
+        status = None if last is None else last.get("status")
         level = (
             "missing"
             if last is None
             else "red"
-            if _failed(status)
+            if jobhealth.failed(status)
             else "amber"
             if failures
             else "ok"
@@ -191,10 +188,10 @@ def pipeline_health(
             {
                 "job": job,
                 "status": status,
-                "start": None if last is None or pd.isna(last["start"]) else last["start"],
-                "end": None if last is None or pd.isna(last["end"]) else last["end"],
+                "start": None if last is None else utc(last.get("start")),
+                "end": None if last is None else utc(last.get("end")),
                 "failures_24h": failures,
-                "error": error.get("message") if isinstance(error, dict) else error,
+                "error": None if last is None else last.get("error"),
                 "level": level,
             }
         )

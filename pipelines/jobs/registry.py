@@ -119,8 +119,9 @@ class HousekeepingParams(JobParams):
     def _ledger_days(cls, days: int) -> int:
         if days < retention.RUNS_PAGE_DAYS:
             raise ValueError(
-                f"ledger_days below {retention.RUNS_PAGE_DAYS} is refused: the dashboard's "
-                f"pipeline health reads the runs of the last {retention.RUNS_PAGE_DAYS} days"
+                f"ledger_days below {retention.RUNS_PAGE_DAYS} is refused: a job's health "
+                "document (pipeline_health) is rebuilt from its recent runs, and operators read "
+                f"the last {retention.RUNS_PAGE_DAYS} days of runs"
             )
         return days
 

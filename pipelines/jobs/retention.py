@@ -26,7 +26,9 @@ from typing import Any
 
 FAILED = frozenset({"failed", "timeout"})  # a run's statuses that count as a failure
 RUNNING = "running"
-RUNS_PAGE_DAYS = 8  # the dashboard reads the runs started in the last 8 days (pipeline health)
+# the ledger's floor: a job's pipeline_health document is rebuilt from its recent runs (the
+# last 24 h) and operators read a week of runs; the page itself reads pipeline_health by _id
+RUNS_PAGE_DAYS = 8
 RUNS_CLI_LIMIT = 20  # `python -m pipelines runs` shows the newest 20 (its --limit default)
 DELTA_MIN_RETENTION_HOURS = 168  # Delta's deletedFileRetentionDuration default (7 days)
 RUN_ID = re.compile(r"^(?P<stamp>\d{8}T\d{6})-[0-9a-f]{6}$")  # runner.new_run_id

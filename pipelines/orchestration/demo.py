@@ -42,7 +42,6 @@ lower the speed (``--speed``): the pills say so.
 from __future__ import annotations
 
 import logging
-import signal
 import subprocess
 import sys
 import time
@@ -133,7 +132,8 @@ def run(settings: Settings, speed: float | None, start: str, cycles: int | None,
                                   settings.env, "--start", start, "--speed", str(speed),
                                   "--no-progress"], logs_dir / "demo-replay.log")  # fmt: skip
         if voila.DASHBOARD.exists():
-            procs["voila"] = _spawn(voila.command(port), logs_dir / "demo-voila.log",
+            procs["voila"] = _spawn(voila.command(port, settings.dashboard),
+                                    logs_dir / "demo-voila.log",
                                     env=voila.environment(settings.env))  # fmt: skip
             print(f"\n  Dashboard: http://127.0.0.1:{port}/   (replay clock: {speed:g}x)\n",
                   flush=True)  # fmt: skip
@@ -152,8 +152,7 @@ def run(settings: Settings, speed: float | None, start: str, cycles: int | None,
         # ("Task exception was never retrieved") at exit: the run is in the ledger already
         logging.getLogger("asyncio").setLevel(logging.CRITICAL)
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # the cleanup runs whole
-            signal.signal(sig, signal.SIG_IGN)
+        signals.ignore()  # the cleanup runs whole
         jobs.stop()
         for name, proc in procs.items():
             _stop(proc, name)

@@ -3,7 +3,9 @@
 - ``outputs/logs/runner.log``: one JSON object per line for every runner event, always
   written, whatever MongoDB does.
 - MongoDB ``pipeline_runs``: one document per attempt (``_id`` = run id), written ``running``
-  at the start and replaced at the end.
+  at the start and replaced at the end; every write is also folded into the job's
+  ``pipeline_health`` document (:mod:`~pipelines.orchestration.jobhealth`), what the page reads
+  by ``_id`` instead of the ledger.
 - ``outputs/logs/ledger-pending.jsonl``: a ledger write that MongoDB refused (unreachable,
   error) is appended here instead, logged, and never masks the job's own outcome. The next run
   that reaches MongoDB replays the file (a newer document in MongoDB always wins).
@@ -26,6 +28,7 @@ from pymongo.errors import PyMongoError
 
 from pipelines.core.config import Settings
 from pipelines.core.exceptions import ServiceUnavailableError
+from pipelines.orchestration import jobhealth
 from pipelines.stack import mongo
 
 log = structlog.get_logger(__name__)
@@ -107,11 +110,20 @@ class Ledger:
             )
         return mongo.database(self.settings)[COLLECTION]
 
+    @staticmethod
+    def _health(coll, doc: dict[str, Any]) -> None:
+        """Fold ``doc`` into its job's ``pipeline_health`` document (beside ``coll``)."""
+        if doc.get("job"):
+            jobhealth.record(coll.database[jobhealth.COLLECTION], doc, runs=coll)
+
     def write(self, doc: dict[str, Any]) -> bool:
-        """Record ``doc`` (replaced by ``_id``). False when it went to the pending file."""
+        """Record ``doc`` (replaced by ``_id``) and fold it into its job's health. False when
+        it went to the pending file."""
         doc = {**doc, "updated_at": now()}
         try:
-            self._collection().replace_one({"_id": doc["_id"]}, doc, upsert=True)
+            coll = self._collection()
+            coll.replace_one({"_id": doc["_id"]}, doc, upsert=True)
+            self._health(coll, doc)
             return True
         except (PyMongoError, ServiceUnavailableError) as exc:
             self.runlog.event(
@@ -166,10 +178,10 @@ class Ledger:
                 for _id, doc in latest.items():
                     current = coll.find_one({"_id": _id}, {"updated_at": 1})
                     newer = current and current.get("updated_at") and doc.get("updated_at")
-                    if newer and current["updated_at"] >= doc["updated_at"]:
-                        continue
-                    coll.replace_one({"_id": _id}, doc, upsert=True)
-                    written += 1
+                    if not (newer and current["updated_at"] >= doc["updated_at"]):
+                        coll.replace_one({"_id": _id}, doc, upsert=True)
+                        written += 1
+                    self._health(coll, doc)  # idempotent: an older version changes nothing
             except PyMongoError as exc:
                 self.runlog.event("ledger.flush_failed", level="warning", error=str(exc))
                 return written
@@ -223,6 +235,8 @@ class Ledger:
                     }
                 },
             )
+            if doc := coll.find_one({"_id": run_id}):
+                self._health(coll, doc)
         except (PyMongoError, ServiceUnavailableError) as exc:
             self.runlog.event("ledger.write_failed", level="warning", run_id=run_id, error=str(exc))
 

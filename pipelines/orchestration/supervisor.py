@@ -40,6 +40,7 @@ from typing import IO, Any
 
 import structlog
 
+from pipelines.core import signals
 from pipelines.core.config import REPO_ROOT, Settings, outputs_dir
 from pipelines.core.exceptions import JobLockedError
 from pipelines.jobs import registry
@@ -174,8 +175,7 @@ class Supervisor:
                 f"supervisor pid {service.read_pid(self.paths.pidfile)}; see {self.paths.log}"
             )
         os.environ[service.TAG_ENV] = self.paths.tag  # inherited by every child
-        for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
-            signal.signal(sig, self._on_signal)
+        signals.on_stop(self._on_signal)  # Ctrl-C, SIGTERM, SIGHUP: a clean stop
         lock = JobLock(lock_path(outputs_dir() / "locks", self.settings.env, self.spec.name),
                        job=self.spec.name, env=self.settings.env,
                        info={"service": True})  # fmt: skip

@@ -31,6 +31,7 @@ AIRLINES = "airlines"
 REJECTS = "rejects"
 STATE = "pipeline_state"
 RUNS = "pipeline_runs"
+HEALTH = "pipeline_health"  # per job, folded from the ledger by the runner (read by _id)
 PROFILE_ID = "all"
 
 # the serving collections the jobs write (pipeline_state and the ledger are job state)

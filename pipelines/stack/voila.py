@@ -1,6 +1,19 @@
-"""How Voila serves the dashboard, in one place for the demo, the deck's screenshots, the browser
-test and the benchmark: its command line (127.0.0.1 only, our Jupyter config), its environment
-(which env and database the kernels read) and a wait until it answers."""
+"""How Voila serves the dashboard, in one place for ``python -m pipelines dashboard`` (``make
+dashboard``, docker-compose), the demo, the deck's screenshots, the browser tests and the
+benchmarks: its command line (127.0.0.1 only, our Jupyter config, the culling of kernels whose
+page is gone), its environment (which env and database the kernels read), a wait until it
+answers, and :func:`serve` (Voila in the foreground until Ctrl-C, SIGTERM or SIGHUP).
+
+Kernels. Each visit to the page starts a kernel (~210 MB) that lives as long as Voila unless
+stopped (measured before issue 18: three visits left three kernels). Voila's page asks for its
+kernel's shutdown on ``beforeunload`` (``/voila/api/shutdown``), a call the browser may drop
+(headless Chromium closing a tab did, measured) and that a crashed browser, a laptop put to
+sleep or a lost network never makes. So kernels are culled: jupyter_server's idle culler with
+the timeouts of ``Settings.dashboard`` (``kernel_idle_s``, 10 min; checked every
+``cull_interval_s``, 60 s), counted from the moment no page is connected
+(:mod:`.voila_kernels`), the page's own redraws (widget messages) not counted as activity.
+A page still open is never culled (``cull_connected=False``).
+"""
 
 from __future__ import annotations
 
@@ -12,7 +25,9 @@ import time
 import urllib.request
 from pathlib import Path
 
-from pipelines.core.config import REPO_ROOT
+from pipelines.core import signals
+from pipelines.core.config import REPO_ROOT, DashboardSettings
+from pipelines.stack.services import stop_group
 
 DASHBOARD = REPO_ROOT / "notebooks" / "dashboard.ipynb"
 JUPYTER = REPO_ROOT / "pipelines" / "dashboard" / "jupyter"
@@ -25,11 +40,40 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def command(port: int) -> list[str]:
-    """Voila serving ``notebooks/dashboard.ipynb`` on ``127.0.0.1:port``, never a browser."""
+# what the page's kernel sends by itself, page or no page (its refreshes redraw widgets: comm
+# messages parented to the cell's execute_request): not activity, else it is never culled
+PAGE_MESSAGES = ("comm_open", "comm_msg", "comm_close", "execute_request")
+KERNEL_MANAGER = "pipelines.stack.voila_kernels.PageKernelManager"
+
+
+def untracked_messages() -> list[str]:
+    """jupyter_server's untracked message types plus :data:`PAGE_MESSAGES`."""
+    from jupyter_server.services.kernels.kernelmanager import MappingKernelManager
+
+    default = MappingKernelManager.class_traits()["untracked_message_types"].default()
+    return [*default, *(m for m in PAGE_MESSAGES if m not in default)]
+
+
+def command(
+    port: int,
+    dashboard: DashboardSettings | None = None,
+    ip: str = "127.0.0.1",
+    base_url: str | None = None,
+) -> list[str]:
+    """Voila serving ``notebooks/dashboard.ipynb`` on ``ip:port`` (127.0.0.1 unless a
+    container publishes it; under ``base_url`` behind a proxy's path prefix), never a
+    browser, kernels culled as ``dashboard`` says."""
+    dashboard = dashboard or DashboardSettings()
+    km = "--MappingKernelManager"
+    prefix = [f"--Voila.base_url={base_url}"] if base_url else []
     return [
-        sys.executable, "-m", "voila", str(DASHBOARD), f"--port={port}",
-        "--Voila.ip=127.0.0.1", "--no-browser", f"--Voila.config_file_paths={JUPYTER}",
+        sys.executable, "-m", "voila", str(DASHBOARD), f"--port={port}", *prefix,
+        f"--Voila.ip={ip}", "--no-browser", f"--Voila.config_file_paths={JUPYTER}",
+        f"--VoilaConfiguration.multi_kernel_manager_class={KERNEL_MANAGER}",
+        f"{km}.cull_idle_timeout={dashboard.kernel_idle_s}",
+        f"{km}.cull_interval={dashboard.cull_interval_s}",
+        f"{km}.cull_connected=False", f"{km}.cull_busy=False",
+        *(f"{km}.untracked_message_types={m}" for m in untracked_messages()),
     ]  # fmt: skip
 
 
@@ -54,3 +98,27 @@ def wait_ready(proc: subprocess.Popen, port: int, log: Path, timeout_s: float = 
             if time.monotonic() > deadline:
                 raise RuntimeError(f"voila did not answer on {url}; see {log}") from None
             time.sleep(0.3)
+
+
+def serve(
+    env: str,
+    port: int,
+    dashboard: DashboardSettings | None = None,
+    ip: str = "127.0.0.1",
+    base_url: str | None = None,
+) -> int:
+    """Voila in the foreground (its output on this terminal) until it exits or this process is
+    interrupted (Ctrl-C, or SIGTERM / SIGHUP taken as Ctrl-C by the CLI): then Voila is sent
+    SIGTERM (it shuts its kernels down) and its whole process group is gone. Voila's exit
+    code, or 0 when interrupted."""
+    proc = subprocess.Popen(
+        command(port, dashboard, ip, base_url), cwd=REPO_ROOT, env=environment(env),
+        stdin=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        signals.ignore()  # the stop runs whole
+        stop_group(proc, grace_s=30)

@@ -10,11 +10,13 @@ that ran is printed (``-s``).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
 import subprocess
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -22,13 +24,16 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import psutil
 import pytest
 
-from pipelines.core.config import REPO_ROOT, Settings
+from pipelines.core.config import REPO_ROOT, DashboardSettings, Settings
 from pipelines.dashboard.browser import CHROMIUM, SYSTEM_DEPS, launch
+from pipelines.orchestration import jobhealth
 from pipelines.sources import events, nycflights13
 from pipelines.stack import mongo
 from pipelines.stack import voila as voila_server
+from pipelines.stack.services import stop_group
 from tests import serving_docs
 
 pytestmark = pytest.mark.integration
@@ -315,6 +320,9 @@ def _seed(
                 }
             )
     db.pipeline_runs.insert_many(runs)
+    db.pipeline_health.drop()
+    for run in runs:  # what the runner keeps beside the ledger, and the page reads by _id
+        jobhealth.record(db.pipeline_health, run)
     db.rejects.drop()
     db.rejects.insert_many(
         [
@@ -609,3 +617,75 @@ def test_the_page_follows_the_stream_without_a_reload(voila: str, browser, serve
     assert errors == [], errors[:5]
     page.close()
     print(f"batch -> page: {took:.1f} s")
+
+
+# ------------------------------------------------------------------------- kernels culled
+
+
+def _kernels(voila_proc: subprocess.Popen) -> list[psutil.Process]:
+    """The page kernels Voila runs (its ``ipykernel`` children)."""
+    with contextlib.suppress(psutil.Error):
+        children = psutil.Process(voila_proc.pid).children(recursive=True)
+        return [c for c in children if "ipykernel" in " ".join(c.cmdline())]
+    return []
+
+
+def _kernel_alive(url: str, kernel_id: str) -> bool:
+    try:
+        urllib.request.urlopen(f"{url}api/kernels/{kernel_id}", timeout=5)
+        return True
+    except urllib.error.HTTPError as exc:
+        assert exc.code == 404, exc
+        return False
+
+
+def _wait_kernels(proc: subprocess.Popen, count: int, timeout_s: float, log: Path) -> None:
+    deadline = time.monotonic() + timeout_s
+    while len(_kernels(proc)) != count:
+        assert time.monotonic() < deadline, (
+            f"{len(_kernels(proc))} kernels, not {count}:\n{log.read_text()[-3000:]}"
+        )
+        time.sleep(0.5)
+
+
+def test_kernels_of_closed_pages_are_stopped(browser, served_db, tmp_path: Path) -> None:
+    """Three tabs, three kernels. Two tabs closed, one by its user (``beforeunload`` runs: Voila's
+    page asks for its kernel's shutdown, a call the browser may drop) and one the way a crashed
+    browser or a lost network closes it (no ``beforeunload``): their kernels are stopped once no
+    page has been connected to them for ``kernel_idle_s``, although the page refreshes itself
+    every 2 s. The tab still open keeps its kernel (culling takes only kernels without a page);
+    closed in turn, its kernel goes too, and Voila serves on."""
+    culling = DashboardSettings(kernel_idle_s=20, cull_interval_s=1)
+    port, log = voila_server.free_port(), tmp_path / "voila.log"
+    env = {**voila_env(served_db), "TARMAC_REFRESH_S": "2", "TARMAC_LIVE_S": "1"}
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            voila_server.command(port, culling), cwd=REPO_ROOT, env=env, stdout=out,
+            stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    try:
+        url = voila_server.wait_ready(proc, port, log)
+        pages = [browser.new_page() for _ in range(3)]
+        for page in pages:
+            page.goto(url, timeout=120_000)
+        for page in pages:
+            wait_rendered(page, timeout_ms=120_000)
+        ids = [
+            page.evaluate(
+                "JSON.parse(document.getElementById('jupyter-config-data').textContent).kernelId"
+            )
+            for page in pages
+        ]
+        assert len(set(ids)) == 3 and len(_kernels(proc)) == 3
+        closed, crashed, kept = pages
+        closed.close(run_before_unload=True)  # a tab closed by its user
+        crashed.close()  # no beforeunload: a browser gone without a word
+        _wait_kernels(proc, 1, culling.kernel_idle_s + 90, log)
+        assert [_kernel_alive(url, k) for k in ids] == [False, False, True]
+        assert "Culling" in log.read_text()  # at least the crashed tab's kernel was culled
+        kept.close()
+        _wait_kernels(proc, 0, culling.kernel_idle_s + 90, log)
+        urllib.request.urlopen(url + "voila/static/voila.js", timeout=5)  # Voila serves on
+    finally:
+        stop_group(proc)
+    assert not _kernels(proc)

@@ -15,6 +15,7 @@ import pytest
 
 from pipelines.core.config import Settings
 from pipelines.dashboard import queries as Q
+from pipelines.orchestration.ledger import Ledger
 from pipelines.stack import mongo
 from tests import serving_docs
 
@@ -352,8 +353,8 @@ def test_live_board_status_delay_and_filters(dash) -> None:
     assert list(only["origin"]) == ["EWR"] and list(only["carrier"]) == ["UA"]
 
 
-def test_freshness_health_and_rejects(dash) -> None:
-    _, db = dash
+def test_freshness_health_and_rejects(dash, tmp_path) -> None:
+    settings, db = dash
     clock = datetime(2013, 1, 2, 18, 0, tzinfo=UTC)
     db.pipeline_state.insert_many(
         [
@@ -396,7 +397,9 @@ def test_freshness_health_and_rejects(dash) -> None:
             "error": {"type": "X", "message": "landing dir missing"},
         }
     )
-    db.pipeline_runs.insert_many(runs)
+    ledger = Ledger(settings, tmp_path)  # the runner's writes: the ledger and each job's health
+    for run in runs:
+        assert ledger.write({**run, "run_id": run["_id"]})
     db.rejects.insert_many(
         [
             {"_id": f"r{i}", "source": s, "reason": r, "at": NOW - timedelta(minutes=i)}
@@ -426,10 +429,12 @@ def test_freshness_health_and_rejects(dash) -> None:
     (ref,) = [r for r in Q.freshness(no_newest, clock, NOW) if r["source"] == "reference_daily"]
     assert ref["level"] == "ok" and ref["newest"] is None  # ran, newest unknown: wall age only
 
-    health = {r["job"]: r for r in Q.pipeline_health(snap.runs, NOW)}
+    health = {r["job"]: r for r in Q.pipeline_health(snap.jobs, NOW)}
     assert health["flights_stream"]["status"] == "succeeded"
     assert health["flights_stream"]["failures_24h"] == 2  # runs 11 h and 21 h ago
     assert health["flights_stream"]["level"] == "amber"
+    assert health["flights_stream"]["start"] == NOW - timedelta(hours=1)
+    assert health["flights_stream"]["end"] == NOW
     assert health["weather_hourly"]["level"] == "red"
     assert health["weather_hourly"]["error"] == "landing dir missing"
     assert health["reference_daily"]["level"] == "missing"
@@ -461,7 +466,7 @@ def test_empty_database_gives_empty_states(dash) -> None:
     assert Q.live_board(snap.board, Q.Scope(), NOW).empty
     assert Q.weekday_hour_heatmap(snap.kpis).isna().all().all()
     assert {r["level"] for r in Q.freshness(snap.states, None, NOW)} == {"missing"}
-    assert {r["level"] for r in Q.pipeline_health(snap.runs, NOW)} == {"missing"}
+    assert {r["level"] for r in Q.pipeline_health(snap.jobs, NOW)} == {"missing"}
     assert Q.rejects_summary(snap.rejects, snap.rejects_total).total == 0
 
     from pipelines.dashboard import Dashboard
@@ -483,3 +488,41 @@ def test_unreachable_database_is_a_message(stack: Settings) -> None:
     page.refresh()
     assert "Database not reachable" in page.banner.value
     assert "make stack-up" in page.banner.value
+
+
+def test_job_health_follows_every_ledger_path(dash, tmp_path) -> None:
+    """The ``pipeline_health`` documents the page reads are kept by every ledger path: a ledger
+    kept before them (folded in at a job's first write), a write, a pending file replayed once
+    MongoDB is back (stale versions change nothing), a run marked abandoned."""
+    settings, db = dash
+    start = datetime.now(UTC) - timedelta(hours=3)
+
+    def run(i: int, status: str, hours: float, **extra) -> dict:
+        at = start + timedelta(hours=hours)
+        return {"_id": f"w{i}", "run_id": f"w{i}", "job": "weather_hourly", "env": "ci",
+                "status": status, "start": at, "end": at + timedelta(seconds=30),
+                "error": {"type": "X", "message": f"boom {i}"} if status == "failed" else None,
+                **extra}  # fmt: skip
+
+    db.pipeline_runs.insert_one({**run(0, "failed", 0), "updated_at": start})  # before issue 18
+    ledger = Ledger(settings, tmp_path)
+    assert ledger.write(run(1, "success", 1))
+    doc = db.pipeline_health.find_one({"_id": "weather_hourly"})
+    assert doc["last"]["run_id"] == "w1" and [f["run_id"] for f in doc["failures"]] == ["w0"]
+    assert doc["last_failure"]["error"] == "boom 0"
+
+    ledger._append_pending({**run(2, "running", 2), "updated_at": start})  # noqa: SLF001
+    ledger._append_pending({**run(2, "failed", 2), "updated_at": start + timedelta(hours=2)})  # noqa: SLF001
+    assert ledger.flush_pending() == 1
+    ledger._append_pending({**run(2, "running", 2), "updated_at": start})  # noqa: SLF001 - stale
+    ledger.flush_pending()
+    doc = db.pipeline_health.find_one({"_id": "weather_hourly"})
+    assert doc["last"]["run_id"] == "w2" and doc["last"]["status"] == "failed"
+    assert [f["run_id"] for f in doc["failures"]] == ["w2", "w0"]
+
+    assert ledger.write(run(3, "running", 2.5))
+    ledger.mark_abandoned("w3", {"pid": 1, "host": "h"})
+    (health,) = [r for r in Q.pipeline_health(Q.read_health(db), datetime.now(UTC))
+                 if r["job"] == "weather_hourly"]  # fmt: skip
+    assert health["status"] == "failed" and health["failures_24h"] == 3
+    assert health["error"].startswith("run abandoned") and health["level"] == "red"

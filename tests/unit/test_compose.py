@@ -228,6 +228,16 @@ def test_the_stream_runs_long_lived_under_its_supervisor(services: dict[str, Any
     assert "ports" not in stream  # it serves nothing
 
 
+def test_voila_is_served_by_the_dashboard_command(services: dict[str, Any]) -> None:
+    """``voila``: the same command line as ``make dashboard`` (pipelines/stack/voila.py: the
+    local template, the culling of kernels whose page is gone), listening inside the container
+    and published on 127.0.0.1 only."""
+    command = [str(part) for part in services["voila"]["command"]]
+    assert command == ["python", "-m", "pipelines", "dashboard", "--env", "compose",
+                       "--ip", "0.0.0.0", "--port", "8866"]  # fmt: skip
+    assert services["voila"]["ports"] == ["127.0.0.1:8866:8866"]
+
+
 def test_the_runner_s_crontab_leaves_the_stream_to_its_service(
     services: dict[str, Any], tmp_path: Path
 ) -> None:

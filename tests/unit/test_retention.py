@@ -130,7 +130,7 @@ def test_defaults() -> None:
     [
         ("vacuum_retention_hours", "24", "retentionDurationCheck refuses it"),
         ("vacuum_retention_hours", "167", "older snapshot"),
-        ("ledger_days", "7", "pipeline health reads the runs of the last 8 days"),
+        ("ledger_days", "7", "operators read the last 8 days of runs"),
         ("ledger_keep_per_job", "5", "shows the newest 20"),
         ("optimize_tables", "raw/nope", "unknown lake tables"),
         ("rejects_days", "0", "greater than or equal to 1"),

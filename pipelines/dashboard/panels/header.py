@@ -5,7 +5,7 @@ lake) with the age of its last batch and how many Kafka records it was behind, a
 pipeline job with its last run and failures in 24 h (the error on hover).
 
 Reads ``snap.states`` (``pipeline_state``: each source's newest data and ``updated_at``, the
-stream's ``hot`` / ``lake`` batches) and ``snap.runs`` (``pipeline_runs``) through
+stream's ``hot`` / ``lake`` batches) and ``snap.jobs`` (``pipeline_health``, by ``_id``) through
 ``queries.freshness`` (against the page's ``freshness_rules``), ``health.stream_health`` and
 ``queries.pipeline_health``; keeps them in ``state.fresh``, ``state.stream`` and
 ``state.health`` for the "Needs attention" list. Redrawn after every batch of the stream.
@@ -37,7 +37,7 @@ class Header(Panel):
         snap, state, now = self.snap, self.page.state, self.page.now()
         state.fresh = Q.freshness(snap.states, snap.clock, now, self.page.freshness_rules)
         state.stream = stream_health(snap.states, now)
-        state.health = Q.pipeline_health(snap.runs, now)
+        state.health = Q.pipeline_health(snap.jobs, now)
         self.html.value = self.render(snap.clock, state.fresh, state.health, state.stream)
 
     def placeholder(self) -> None:
