@@ -235,7 +235,8 @@ def test_job_and_submit_print_the_same_result(window: Sandbox) -> None:
         result = json.loads(out.splitlines()[-1])
         results.append({k: v for k, v in result.items() if k != "seconds"})
     assert results[0] == results[1] == {"files": 0, "duplicates": 0, "quarantined": 0, "busy": 0,
-                                        "rows_in": 0, "accepted": 0, "rejected": 0}  # fmt: skip
+                                        "rows_in": 0, "accepted": 0, "rejected": 0,
+                                        "unreconciled": 0}  # fmt: skip
 
 
 @covers("python -m pipelines schedule")
