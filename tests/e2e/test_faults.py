@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -359,7 +360,12 @@ def test_ferretdb_killed_mid_batch_fails_clearly_and_the_next_run_converges(
         failed_after = time.monotonic() - t_kill
         text = log.read_text(errors="replace")
         assert rc != 0, text[-3000:]
-        assert f"MongoDB at {settings.mongo.safe_uri} stopped answering" in text, text[-3000:]
+        # which of the stream's writers meets the dead server first is a race: a Spark task of
+        # the refresh ("stopped answering during the job") or the driver's next state write
+        # ("does not answer"); either names MongoDB and its address
+        uri = re.escape(settings.mongo.safe_uri)
+        said = rf"MongoDB at {uri} (stopped answering|does not answer)"
+        assert re.search(said, text), text[-3000:]
 
         restart = _restart(ferret, pid)
         env.pop("TARMAC_FAULT")
