@@ -7,6 +7,7 @@ service's own folder; anything else on the port is reported, never killed.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import os
 import signal
@@ -203,6 +204,16 @@ class Service:
         }
 
 
+def kafka_cluster_id() -> str:
+    """A random KRaft cluster id as Kafka's ``Uuid.randomUuid`` makes it: 16 random bytes,
+    URL-safe base64 without padding, drawn again when it starts with ``-`` (the storage tool
+    would take it for an option: 1 id in 64 did, and the broker failed to format)."""
+    while True:
+        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cid.startswith("-"):
+            return cid
+
+
 class KafkaService(Service):
     """Apache Kafka 4.x, single combined broker+controller in KRaft mode."""
 
@@ -284,10 +295,7 @@ class KafkaService(Service):
             )
         )
         if not (self.data_dir / "meta.properties").exists():
-            cluster_id = uuid.uuid4().bytes
-            import base64
-
-            cid = base64.urlsafe_b64encode(cluster_id).decode().rstrip("=")
+            cid = kafka_cluster_id()
             cmd = self._java(libs) + [
                 "kafka.tools.StorageTool",
                 "format",
