@@ -31,7 +31,14 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from pipelines.core.config import REPO_ROOT
 from pipelines.core.exceptions import ConfigError
@@ -74,6 +81,27 @@ class StreamParams(JobParams):
     lake: bool = Field(default=True, description="run the lake path (the source of truth)")
 
 
+# each retention's floor and why (HousekeepingParams._floor)
+_FLOORS: dict[str, tuple[int, str]] = {
+    "vacuum_retention_hours": (
+        retention.DELTA_MIN_RETENTION_HOURS,
+        "Delta's own retentionDurationCheck refuses it (7 days), a job or query still reading "
+        "an older snapshot (the stream's refresh, a concurrent overwrite, time travel to a "
+        "recent version) needs the files that snapshot names, and a shorter window can corrupt "
+        "such a reader",
+    ),
+    "ledger_days": (
+        retention.RUNS_PAGE_DAYS,
+        "a job's health document (pipeline_health) is rebuilt from its recent runs, and "
+        f"operators read the last {retention.RUNS_PAGE_DAYS} days of runs",
+    ),
+    "ledger_keep_per_job": (
+        retention.RUNS_CLI_LIMIT,
+        f"`python -m pipelines runs --job <job>` shows the newest {retention.RUNS_CLI_LIMIT}",
+    ),
+}
+
+
 class HousekeepingParams(JobParams):
     """Every retention of :mod:`pipelines.jobs.housekeeping` (docs/operations.md)."""
 
@@ -93,48 +121,20 @@ class HousekeepingParams(JobParams):
         default=1024**2, ge=0, description="a log this big is rolled (0: every non-empty log)"
     )
     ledger_days: int = Field(
-        default=30, description="pipeline_runs kept, at least 8: the page reads 8"
+        default=30, description="pipeline_runs kept, at least 8 (health rebuilds)"
     )
     ledger_keep_per_job: int = Field(
         default=retention.RUNS_CLI_LIMIT, description="newest runs of each job always kept"
     )
     rejects_days: int = Field(default=30, ge=1, description="MongoDB rejects kept (lake: all)")
 
-    @field_validator("vacuum_retention_hours")
+    @field_validator("vacuum_retention_hours", "ledger_days", "ledger_keep_per_job")
     @classmethod
-    def _vacuum(cls, hours: int) -> int:
-        least = retention.DELTA_MIN_RETENTION_HOURS
-        if hours < least:
-            raise ValueError(
-                f"VACUUM retention below {least} h (7 days) is refused: Delta's own "
-                "retentionDurationCheck refuses it, a job or query still reading an older "
-                "snapshot (the stream's refresh, a concurrent overwrite, time travel to a "
-                "recent version) needs the files that snapshot names, and a shorter window "
-                "can corrupt such a reader"
-            )
-        return hours
-
-    @field_validator("ledger_days")
-    @classmethod
-    def _ledger_days(cls, days: int) -> int:
-        if days < retention.RUNS_PAGE_DAYS:
-            raise ValueError(
-                f"ledger_days below {retention.RUNS_PAGE_DAYS} is refused: a job's health "
-                "document (pipeline_health) is rebuilt from its recent runs, and operators read "
-                f"the last {retention.RUNS_PAGE_DAYS} days of runs"
-            )
-        return days
-
-    @field_validator("ledger_keep_per_job")
-    @classmethod
-    def _keep(cls, n: int) -> int:
-        if n < retention.RUNS_CLI_LIMIT:
-            raise ValueError(
-                f"ledger_keep_per_job below {retention.RUNS_CLI_LIMIT} is refused: "
-                f"`python -m pipelines runs --job <job>` shows the newest "
-                f"{retention.RUNS_CLI_LIMIT}"
-            )
-        return n
+    def _floor(cls, value: int, info: ValidationInfo) -> int:
+        least, why = _FLOORS[info.field_name]
+        if value < least:
+            raise ValueError(f"{info.field_name} below {least} is refused: {why}")
+        return value
 
     @field_validator("optimize_tables")
     @classmethod
