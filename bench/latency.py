@@ -102,6 +102,8 @@ class Run:
         self.start, self.measured_from, self.mid, self.end = _window(
             self.settings, args.start, args.warmup, args.events)  # fmt: skip
         self.tracker = Tracker(self.settings, self.measured_from, args.poll, args.lake_poll)
+        # --hot-only: the lake path is not started, so no day document is awaited
+        self.stages = STAGES[:2] if args.hot_only else STAGES
         out = args.out
         self.log = out.with_name(out.stem + "-stream.log")
         self.log.parent.mkdir(parents=True, exist_ok=True)
@@ -133,7 +135,8 @@ class Run:
         """Start (or restart) the stream, appending to its log, and sample its CPU."""
         with self.log.open("ab") as log_file:
             self.proc = S.start_stream(self.settings, self.params, self.args.trigger,
-                                       self.args.hot_trigger, log_file)  # fmt: skip
+                                       self.args.hot_trigger, log_file,
+                                       lake=not self.args.hot_only)  # fmt: skip
         if self.cpu is not None:
             self.cpu.close()
         self.cpu = S.CpuSampler(self.proc.pid)
@@ -211,9 +214,10 @@ class Run:
         n_warm = got["n_warm"] = warm.sent["flights"]
         self.say(f"warm-up: {n_warm} events sent; waiting for their board, hour and day "
                  "documents ...")  # fmt: skip
-        waited = got["warm_waited"] = self.wait("warmup", STAGES, n_warm, args.warmup_timeout)
+        waited = got["warm_waited"] = self.wait("warmup", self.stages, n_warm,
+                                                args.warmup_timeout)  # fmt: skip
         n = tracker.count("warmup")
-        if any(n[s] < n_warm for s in STAGES):
+        if any(n[s] < n_warm for s in self.stages):
             raise RuntimeError(f"warm-up: {n} of {n_warm} events after {waited:.0f} s:\n"
                                f"{S.tail(self.log)}")  # fmt: skip
         warm_done = got["warm_done"] = time.time() - stream_t0
@@ -242,13 +246,14 @@ class Run:
         n_meas = got["n_meas"] = first.sent["flights"] + second.sent["flights"]
         self.say(f"measured: {n_meas} events sent in {first.seconds + second.seconds:.1f} s; "
                  "waiting for the last ones and the weather job ...")  # fmt: skip
-        got["drain"] = self.wait("measured", STAGES, n_meas, args.drain_timeout)
+        got["drain"] = self.wait("measured", self.stages, n_meas, args.drain_timeout)
         self.marks["drained"] = time.time()
         if self.page is not None and self.page.ready.is_set() and not self.page.error:
             time.sleep(args.page_grace)  # the page's next poll and redraw
         rows = n_warm + n_meas
         t_settle = time.monotonic()
-        while S.lake_rows(self.log) < rows and time.monotonic() - t_settle < 60:
+        while (not args.hot_only and S.lake_rows(self.log) < rows
+               and time.monotonic() - t_settle < 60):  # fmt: skip
             time.sleep(0.5)  # the lake batch that carried the last events logs its timings
         self.marks["end"] = time.time()
 
@@ -303,6 +308,12 @@ def main() -> int:
         help="UTC day whose weather files land midway (default: the day of the middle event)",
     )
     add("--no-page", action="store_true", help="no browser: skip the page measurement")
+    add(
+        "--hot-only",
+        action="store_true",
+        help="the hot path alone (-p lake=false): board, hour and page measured, no day "
+        "document (profiling the hot path without the lake path's load)",
+    )
     add(
         "--page-grace",
         type=float,

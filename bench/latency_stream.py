@@ -67,9 +67,10 @@ def child_env(params: Path) -> dict[str, str]:
 
 
 def start_stream(settings: Settings, params: Path, trigger: str, hot_trigger: str,
-                 log_file: IO[bytes]) -> subprocess.Popen:  # fmt: skip
+                 log_file: IO[bytes], lake: bool = True) -> subprocess.Popen:  # fmt: skip
     cmd = [sys.executable, "-m", "pipelines", "job", "flights_stream", "--env", settings.env,
-           "-p", f"trigger={trigger}", "-p", f"hot_trigger={hot_trigger}"]  # fmt: skip
+           "-p", f"trigger={trigger}", "-p", f"hot_trigger={hot_trigger}",
+           *([] if lake else ["-p", "lake=false", "-p", "hot=true"])]  # fmt: skip
     return subprocess.Popen(
         cmd, cwd=REPO_ROOT, env=child_env(params), stdout=log_file, stderr=subprocess.STDOUT,
         start_new_session=True,

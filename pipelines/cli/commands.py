@@ -130,6 +130,7 @@ def cmd_job(args: argparse.Namespace) -> int:
     from pipelines.jobs import registry
 
     settings = config.load(args.env)
+    registry.renice(registry.get(args.job))
     result = registry.run_job(args.job, settings, **registry.parse_assignments(args.param))
     print(json.dumps(result, default=str))
     return 0
@@ -210,6 +211,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from pipelines.orchestration import runner
 
     params = registry.parse_assignments(args.param)
+    registry.renice(registry.get(args.job))
     result = runner.run(args.job, args.env, params, trigger=args.trigger)
     doc = result.last
     if args.json:

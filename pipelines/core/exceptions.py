@@ -47,6 +47,22 @@ class ReconcileError(TarmacError):
     exit_code = 12
 
 
+class StreamProcessError(TarmacError):
+    """The lake path's process of a long-lived ``flights_stream`` ended while the hot path ran
+    (``jobs/lake_process.py``): the job fails, so that its supervisor starts both again."""
+
+    exit_code = 13
+
+    def __init__(self, pid: int, code: int) -> None:
+        self.pid, self.code = pid, code
+        how = f"exit code {code}" if code >= 0 else f"signal {-code}"
+        super().__init__(
+            f"the lake path's process (pid {pid}) of flights_stream ended ({how}): its last "
+            "lines are above in this job's log; the service supervisor restarts the stream, "
+            "or run `python -m pipelines service start flights_stream`"
+        )
+
+
 class ValidationFailure(TarmacError):
     """Input data did not pass validation (used where a whole input is refused)."""
 

@@ -79,9 +79,7 @@ class Enrichment:
             return False
         frames = [self._held(self._reference(name)) for name in REFERENCE_SCHEMAS]
         frames.append(self._held(self._weather()))
-        old, self.current, self.seen = self.current, tuple(frames), seen
-        for frame in old:
-            frame.unpersist()
+        self.current, self.seen = tuple(frames), seen
         self.loads += 1
         log.info("flights_hot.enrichment_loaded", versions=seen)
         return True
@@ -102,9 +100,13 @@ class Enrichment:
         return documents.flight_weather(weather.where(F.col("day") >= first.isoformat()))
 
     def _held(self, frame: DataFrame) -> DataFrame:
-        held = self.spark.createDataFrame(frame.collect(), frame.schema).cache()
-        held.count()
-        return held
+        """``frame``'s rows as a local relation of the driver's plan: a broadcast join with it
+        runs no Spark job (a cached frame cost one job per join, four per micro-batch, 0.1 to
+        0.6 s each on 2 cores, measured). Built on the JVM side (``collectAsList`` and
+        ``createDataFrame(List<Row>, schema)``), which PySpark's ``createDataFrame`` is not."""
+        jvm = self.spark._jsparkSession  # noqa: SLF001 - see the docstring
+        local = jvm.createDataFrame(frame._jdf.collectAsList(), frame._jdf.schema())  # noqa: SLF001
+        return DataFrame(local, self.spark)
 
     def _loop(self) -> None:
         while not self.stopping.wait(self.every_s):
@@ -118,12 +120,17 @@ class Enrichment:
         self.thread.join(timeout=30)
 
 
-def hot_docs(flights: DataFrame, enrichment: tuple[DataFrame, ...], now: datetime) -> DataFrame:
-    """Merged flights of changed buckets (``bucket_state.MERGED_SCHEMA``) -> one row per
-    bucket: its ``_id``, its ``flights_by_hour`` document (``board``) and ``kpi_hourly`` row
-    (``hourly``), each with ``updated_at`` = ``now``, and its newest event time (``newest``).
-    The lake path's own document functions, so both paths write the same fields."""
-    clean = flight_state.enrich(flight_state.derive(flights), *enrichment)
+def hot_clean(flights: DataFrame, enrichment: tuple[DataFrame, ...]) -> DataFrame:
+    """Merged flights of changed buckets (``bucket_state.MERGED_SCHEMA``) -> clean flights,
+    as the lake path derives and enriches them."""
+    return flight_state.enrich(flight_state.derive(flights), *enrichment)
+
+
+def hot_docs(clean: DataFrame, now: datetime) -> DataFrame:
+    """Clean flights of changed buckets (:func:`hot_clean`) -> one row per bucket: its
+    ``_id``, its ``flights_by_hour`` document (``board``) and ``kpi_hourly`` row (``hourly``),
+    each with ``updated_at`` = ``now``, and its newest event time (``newest``). The lake
+    path's own document functions, so both paths write the same fields."""
     board = documents.board_docs(clean).withColumn("updated_at", F.lit(now))
     hourly = documents.hourly_docs(
         kpis.kpi_hourly(clean).withColumn("updated_at", F.lit(now)),
@@ -151,8 +158,15 @@ def batch_function(
         use_pool(flights.sparkSession, "hot")  # the next free task slot is the hot path's
         started = time.monotonic()
         now = datetime.now(UTC).replace(tzinfo=None)
-        docs = hot_docs(flights, enrichment.frames(), now)
-        served, newest = sinks.write_slots(docs, settings, HOT, slots, "hot.after_board")
+        # the state store's stage runs once: its output feeds three aggregates (a frame not
+        # persisted ran it once per aggregate, 1.5 s each on 2 cores, measured)
+        clean = hot_clean(flights, enrichment.frames()).persist()
+        try:
+            clean.count()
+            served, newest = sinks.write_slots(hot_docs(clean, now), settings, HOT, slots,
+                                               "hot.after_board")  # fmt: skip
+        finally:
+            clean.unpersist()
         seconds = round(time.monotonic() - started, 3)
         sinks.set_state(settings, job, newest, hot={
             "batch_id": batch_id, "at": datetime.now(UTC), "rows": served, "lag": lag(),

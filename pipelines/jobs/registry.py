@@ -79,7 +79,15 @@ class StreamParams(JobParams):
     )
     hot_trigger: str = Field(default="1s", description="the hot path's interval")
     lake: bool = Field(default=True, description="run the lake path (the source of truth)")
+    lake_process: bool | None = Field(
+        default=None,
+        description="the lake path in a process of its own at a lower priority, so that it "
+        "never holds the hot path's cores (None: when both paths run long-lived)",
+    )
 
+
+BATCH_NICE = 10  # the batch jobs' niceness: a weather run beside the stream slowed its hot
+# micro-batches from 2.8 s to 4 to 8.7 s (bench/latency.py, 2 cores, measured)
 
 # each retention's floor and why (HousekeepingParams._floor)
 _FLOORS: dict[str, tuple[int, str]] = {
@@ -202,6 +210,10 @@ class JobSpec:
     stale_wall: Staleness | None = None  # state's updated_at vs now
     stale_replay: Staleness | None = None  # newest data time vs the replay clock
     service: ServiceSpec | None = None  # how it runs long-lived (None: not a service)
+    # added to the niceness of the `run` / `job` command that runs it (its notebook's kernel,
+    # Spark's JVM and Python workers inherit it): the batch jobs yield the cores to the
+    # stream's hot path, which must put an event on the board within seconds (BATCH_NICE)
+    nice: int = 0
 
     def run(self, settings: Any, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Run the job in this process with ``params`` (validated; ``env`` from ``settings``)."""
@@ -270,6 +282,7 @@ JOBS: dict[str, JobSpec] = {
             in_pipeline=True,
             stale_wall=Staleness(timedelta(hours=26), timedelta(hours=50)),
             stale_replay=Staleness(timedelta(hours=26), timedelta(hours=50)),
+            nice=BATCH_NICE,
         ),
         JobSpec(
             "weather_hourly",
@@ -286,6 +299,7 @@ JOBS: dict[str, JobSpec] = {
             # a file lands once an hour with the hour before it: when it lands, the newest
             # hour served is already 2 h behind the clock, so amber = one file an hour late
             stale_replay=Staleness(timedelta(hours=3), timedelta(hours=6)),
+            nice=BATCH_NICE,
         ),
         JobSpec(
             # Long-lived: a supervised service (cron's watchdog line starts it when it is not
@@ -312,9 +326,17 @@ JOBS: dict[str, JobSpec] = {
             retry_backoff_s=300,
             description="retention: Delta VACUUM/OPTIMIZE, run records, logs, ledger, rejects",
             module="pipelines.jobs.housekeeping",
+            nice=BATCH_NICE,
         ),
     ]
 }
+
+
+def renice(spec: JobSpec) -> None:
+    """Lower this process's priority by ``spec.nice`` (what the ``run`` and ``job`` commands
+    do before they start the job; the processes it starts inherit it)."""
+    if spec.nice:
+        os.nice(spec.nice)
 
 
 METRICS_PARAM = "tarmac_metrics_path"  # injected by the runner into every job notebook

@@ -50,7 +50,7 @@ STAGES: tuple[Stage, ...] = (
     ),
     Stage(
         "Micro-batch Spark Structured Streaming",
-        "pipelines.jobs.flights_stream.process_batch",
+        "pipelines.jobs.flights_lake.process_batch",
         "Chaque micro-batch Kafka est analysé, ajouté au lac une seule fois, et le tableau "
         "des départs des heures touchées est réécrit.",
         18,

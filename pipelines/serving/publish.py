@@ -8,7 +8,7 @@ the executors:
    weather tables;
 2. writes the ``flights_by_hour`` buckets of the touched hours to MongoDB (first: the live
    board is what a duty manager watches), as the lake path's fields of each bucket (the hot
-   path of ``jobs/flights_stream.py`` writes its own slot of the same documents seconds after
+   path of ``jobs/flights_hot.py`` writes its own slot of the same documents seconds after
    an event; ``readmodels.resolve`` shows the one that knows more);
 3. overwrites the lake's ``clean/flights`` and KPI partitions of those dates, and the
    route-months of their months;

@@ -7,10 +7,10 @@ service is SIGKILLed (supervisor and worker, as a crash would), ``service ensure
 watchdog line) brings it back, and the stream goes on from its checkpoint. Then every event is
 in the raw lake exactly once (by ``event_id``), every flight is served once, and every KPI equals
 the independent computation from the raw CSVs (``test_processing``). Finally ``service stop``
-leaves no process behind. Measured on 2 cores shared with three other sessions (load average
-12 to 21): killed after 144 s (99 of 287 flights served; the killed batch was replayed after the
-restart), converged 540 s after the start, the whole test 11 min; a micro-batch took 112 s
-there, 16.5 s median on a quiet machine (issue 17).
+leaves no process behind (the lake path's own process included). The kill comes right after the
+lake path's first committed batch, and "mid-stream" is checked on the raw log (fewer events
+than sent), not on documents: the hot path serves every flight within seconds. The test took
+157 s on a quiet machine (250 s when both paths shared one Spark application).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ pytestmark = pytest.mark.integration
 
 START = datetime(2013, 3, 4, 10, tzinfo=UTC)
 END = datetime(2013, 3, 4, 13, tzinfo=UTC)  # 3 h: ~450 events, ~250 flights
-BATCH = "100"  # Kafka records per micro-batch: the window is several batches
+BATCH = "40"  # Kafka records per micro-batch: the window is about a dozen batches
 
 
 def _kpi_checks(db, flights: pd.DataFrame) -> list[tuple[pd.DataFrame, pd.DataFrame]]:
@@ -80,20 +80,19 @@ def test_the_watchdog_brings_the_killed_stream_back_with_every_event_counted_onc
         def committed() -> bool:
             state = db.pipeline_state.find_one({"_id": "flights_stream"}) or {}
             assert cli.state().get("restarts", 0) == 0, service.tail(cli.paths.log, 40)
-            served = sum(d.get("n", 0) for d in db.flights_by_hour.find({}, {"n": 1}))
-            return state.get("last_batch_id", -1) >= 0 and served > 0  # a refresh written too
+            return state.get("last_batch_id", -1) >= 0  # a lake batch appended and committed
 
         deadline = time.monotonic() + 300
         while not committed():
             assert time.monotonic() < deadline, service.tail(cli.paths.log, 40)
-            time.sleep(0.5)
+            time.sleep(0.2)
         state = cli.state()
         os.kill(state["supervisor"]["pid"], signal.SIGKILL)  # the whole service, at once
-        os.killpg(state["worker"]["pid"], signal.SIGKILL)
+        os.killpg(state["worker"]["pid"], signal.SIGKILL)  # the lake path's process with it
         killed_at = time.monotonic() - t0
-        # the lake path's progress (a bucket's own fields; the hot path may have run ahead)
-        partial = sum(d.get("n", 0) for d in db.flights_by_hour.find({}, {"n": 1}))
-        assert 0 < partial < len(flights), "the stream was not killed mid-stream"
+        # the lake path's progress: the events its committed batches appended to the raw log
+        partial = tables.read(spark, settings, tables.FLIGHT_EVENTS).count()
+        assert 0 < partial < len(sent), "the stream was not killed mid-stream"
 
         back = cli("ensure")  # cron's watchdog line
         assert back.returncode == 0 and "(started)" in back.stdout, back.stderr
@@ -106,7 +105,7 @@ def test_the_watchdog_brings_the_killed_stream_back_with_every_event_counted_onc
         stopped = cli("stop")
         assert stopped.returncode == 0, stopped.stderr
         assert service.leftovers(cli.paths.tag) == []
-        print(f"killed after {killed_at:.0f} s ({partial} of {len(flights)} flights served), "
+        print(f"killed after {killed_at:.0f} s ({partial} of {len(sent)} events in the lake), "
               f"converged {converged_at:.0f} s, stopped {time.monotonic() - t0:.0f} s")  # fmt: skip
 
         raw = tables.read(spark, settings, tables.FLIGHT_EVENTS).select("event_id")

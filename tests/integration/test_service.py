@@ -20,6 +20,7 @@ import psutil
 import pytest
 
 from pipelines.core.config import REPO_ROOT, Settings
+from pipelines.jobs.lake_process import NICE as LAKE_NICE
 from pipelines.jobs.registry import JOBS
 from pipelines.orchestration import service
 from pipelines.orchestration.ledger import Ledger
@@ -30,6 +31,15 @@ from tests.conftest import isolate, write_parameters
 pytestmark = pytest.mark.integration
 
 JOB = "flights_stream"
+
+
+def _lake_process(worker: int) -> psutil.Process | None:
+    """The lake path's process among the worker's descendants, once it runs."""
+    with contextlib.suppress(psutil.Error):
+        for child in psutil.Process(worker).children(recursive=True):
+            if "pipelines.jobs.lake_process" in " ".join(child.cmdline()):
+                return child
+    return None
 
 
 def _wait(condition, timeout_s: float, what: str, log: Path | None = None):  # noqa: ANN001, ANN202
@@ -95,6 +105,10 @@ def test_the_stream_as_a_service_restarts_comes_back_and_stops_clean(cli: Cli) -
     assert psutil.Process(worker).ppid() == supervisor
     assert os.getpgid(worker) == worker != os.getpgid(supervisor)  # a group of its own
     print(f"service start {time.monotonic() - t0:.1f} s")
+    # the lake path runs in a process of its own under the worker, at a lower priority
+    lake = _wait(lambda: _lake_process(worker), 180, "the lake path's process", cli.paths.log)
+    assert lake.nice() >= psutil.Process(worker).nice() + LAKE_NICE
+    assert os.getpgid(lake.pid) == worker  # a fault point that kills the job kills it too
 
     again = cli("start")  # one instance at a time: said politely, exit 0
     assert again.returncode == 0 and "already running: nothing done" in again.stdout

@@ -1,0 +1,143 @@
+"""The lake path of a long-lived ``flights_stream`` in a process of its own, at a lower priority.
+
+Why a process: the two paths of the stream shared one Spark application (one JVM, one Python
+driver) and Spark does not preempt a task, so the lake path's refresh (recompute a day's clean
+flights and KPIs from the raw log, 7 to 33 s) held both task slots and the hot path waited:
+a hot micro-batch of 537 flights took 37.8 s during one refresh, and board documents stopped
+moving for 40 s (``bench/latency.py``, 2 cores, FAIR pools ``hot``/``lake``, measured). In a
+process of its own started with ``nice`` :data:`NICE`, the kernel's scheduler gives the hot
+path's process about nine tenths of the cores whenever both want them (CFS weights of nice 0
+and 10), and the lake path takes every cycle the hot path leaves.
+
+:class:`LakeProcess` (in the stream's driver) starts ``python -m pipelines.jobs.lake_process``
+on a copy of the driver's settings, in the driver's process group (a fault point that kills
+the job kills both, as a crash of the machine would), with ``SIGTERM`` when the driver dies
+(Linux ``PR_SET_PDEATHSIG``); :meth:`LakeProcess.check` raises
+:class:`~pipelines.core.exceptions.StreamProcessError` once the process has ended, so the job
+fails and its supervisor restarts both paths; :meth:`LakeProcess.stop` sends it ``SIGTERM``
+(its Ctrl-C: the query stops between batches) and ``SIGKILL`` after a grace period. Its log
+lines go where the driver's go; its counts come back as JSON in a file the driver reads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ctypes
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from pipelines.core import config, logs, signals
+from pipelines.core.config import REPO_ROOT, Settings
+from pipelines.core.exceptions import StreamProcessError
+
+log = structlog.get_logger(__name__)
+
+NICE = 10  # the lake path's niceness, added to the driver's
+STOP_GRACE_S = 60.0  # SIGTERM -> SIGKILL
+_PR_SET_PDEATHSIG = 1
+try:  # resolved in the parent: the child between fork and exec only calls it
+    _prctl: Any = ctypes.CDLL(None, use_errno=True).prctl
+except (OSError, AttributeError):  # not Linux: the supervisor ends leftovers by their tag
+    _prctl = None
+
+
+def _child_setup(parent: int, nice: int) -> None:
+    """In the child, before exec: lower its priority; SIGTERM when the driver dies."""
+    os.nice(nice)
+    if _prctl is not None:
+        _prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM))
+    if os.getppid() != parent:  # the driver died before prctl took effect
+        os._exit(0)
+
+
+class LakeProcess:
+    """The lake path of :func:`pipelines.jobs.flights_stream.run` as a child process."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        trigger: str,
+        max_offsets: int | None,
+        checkpoint: Path,
+        nice: int = NICE,
+    ) -> None:
+        self.folder = Path(tempfile.mkdtemp(prefix="tarmac-lake-"))
+        self.result_path = self.folder / "result.json"
+        params = settings.write(self.folder)
+        cmd = [sys.executable, "-m", "pipelines.jobs.lake_process", "--env", settings.env,
+               "--parameters", str(params), "--trigger", trigger, "--checkpoint", str(checkpoint),
+               "--result", str(self.result_path),
+               *(["--max-offsets", str(max_offsets)] if max_offsets else [])]  # fmt: skip
+        parent = os.getpid()
+        self.proc = subprocess.Popen(
+            cmd, cwd=REPO_ROOT, stdin=subprocess.DEVNULL,
+            preexec_fn=lambda: _child_setup(parent, nice),  # noqa: PLW1509 - before any thread
+        )  # fmt: skip
+        log.info("flights_stream.lake_process_started", pid=self.proc.pid, nice=nice)
+
+    def check(self) -> None:
+        """Raise :class:`StreamProcessError` if the lake path's process has ended."""
+        code = self.proc.poll()
+        if code is not None:
+            raise StreamProcessError(self.proc.pid, code)
+
+    def stop(self, grace_s: float = STOP_GRACE_S) -> dict[str, Any] | None:
+        """Stop it (SIGTERM, then SIGKILL after ``grace_s``); its counts (``StreamResult``
+        fields) when it stopped cleanly, else None."""
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(grace_s)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        log.info("flights_stream.lake_process_stopped", pid=self.proc.pid,
+                 exit_code=self.proc.returncode)  # fmt: skip
+        try:
+            return json.loads(self.result_path.read_text())
+        except (OSError, ValueError):
+            return None
+        finally:
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m pipelines.jobs.lake_process",
+        description="The lake path of a long-lived flights_stream (started by its driver).",
+    )
+    parser.add_argument("--env", required=True)
+    parser.add_argument("--parameters", type=Path, required=True, help="settings file (YAML)")
+    parser.add_argument("--trigger", required=True, help="an interval such as 10s")
+    parser.add_argument("--checkpoint", type=Path, required=True)
+    parser.add_argument("--result", type=Path, required=True, help="where its counts go")
+    parser.add_argument("--max-offsets", type=int, default=None)
+    args = parser.parse_args(argv)
+    stop = threading.Event()
+    # SIGTERM from the driver (or Ctrl-C, SIGHUP): the query stops between batches, the last
+    # refresh runs and the counts are written; a second signal while that runs is ignored
+    signals.on_stop(lambda *_: stop.set())
+    logs.configure()
+    from pipelines.jobs import flights_stream  # noqa: PLC0415 - it imports this module
+
+    settings = config.load(args.env, path=args.parameters)
+    result = flights_stream.run(settings, args.trigger, args.max_offsets, args.checkpoint,
+                                hot=False, lake=True, lake_process=False, stop=stop)  # fmt: skip
+    args.result.write_text(json.dumps(result.__dict__))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
