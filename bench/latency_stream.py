@@ -226,12 +226,17 @@ def batches(path: Path, start: float, end: float) -> dict[str, Any]:
     for r in refreshed:
         for k, v in (r.get("seconds") or {}).items():
             steps[k].append(v)
+    hot_steps: dict[str, list[float]] = defaultdict(list)
+    for r in hot:  # state (Kafka .. state store .. enrichment), plan, write (documents)
+        for k, v in (r.get("steps") or {}).items():
+            hot_steps[k].append(v)
     return {
         "hot": {
             "batches": len(hot),
             "seconds": summary([r["seconds"] for r in hot]),
             "flights_per_batch": summary([float(r["flights"]) for r in hot], 1),
             "seconds_between_batch_ends": summary([b["_at"] - a["_at"] for a, b in pairwise(hot)]),
+            "seconds_by_step": {k: summary(v) for k, v in hot_steps.items()},
         },
         "lake": {
             "batches": len(lake),
