@@ -46,19 +46,22 @@ log = structlog.get_logger(__name__)
 NICE = 10  # the lake path's niceness, added to the driver's
 STOP_GRACE_S = 60.0  # SIGTERM -> SIGKILL
 _PR_SET_PDEATHSIG = 1
-try:  # resolved in the parent: the child between fork and exec only calls it
+try:
     _prctl: Any = ctypes.CDLL(None, use_errno=True).prctl
 except (OSError, AttributeError):  # not Linux: the supervisor ends leftovers by their tag
     _prctl = None
 
 
-def _child_setup(parent: int, nice: int) -> None:
-    """In the child, before exec: lower its priority; SIGTERM when the driver dies."""
+def _tie_to(parent: int, nice: int) -> None:
+    """In the child, first thing: lower its priority (its JVM and Python workers inherit it)
+    and take SIGTERM when ``parent`` (the driver's thread that started it) dies. Done here
+    rather than in a ``preexec_fn``: the driver has threads running by then (Spark's,
+    the enrichment's), and forking with a callback is not safe in a threaded process."""
     os.nice(nice)
     if _prctl is not None:
         _prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM))
     if os.getppid() != parent:  # the driver died before prctl took effect
-        os._exit(0)
+        raise SystemExit(0)
 
 
 class LakeProcess:
@@ -76,14 +79,11 @@ class LakeProcess:
         self.result_path = self.folder / "result.json"
         params = settings.write(self.folder)
         cmd = [sys.executable, "-m", "pipelines.jobs.lake_process", "--env", settings.env,
+               "--parent", str(os.getpid()), "--nice", str(nice),
                "--parameters", str(params), "--trigger", trigger, "--checkpoint", str(checkpoint),
                "--result", str(self.result_path),
                *(["--max-offsets", str(max_offsets)] if max_offsets else [])]  # fmt: skip
-        parent = os.getpid()
-        self.proc = subprocess.Popen(
-            cmd, cwd=REPO_ROOT, stdin=subprocess.DEVNULL,
-            preexec_fn=lambda: _child_setup(parent, nice),  # noqa: PLW1509 - before any thread
-        )  # fmt: skip
+        self.proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdin=subprocess.DEVNULL)
         log.info("flights_stream.lake_process_started", pid=self.proc.pid, nice=nice)
 
     def check(self) -> None:
@@ -124,7 +124,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checkpoint", type=Path, required=True)
     parser.add_argument("--result", type=Path, required=True, help="where its counts go")
     parser.add_argument("--max-offsets", type=int, default=None)
+    parser.add_argument("--parent", type=int, required=True, help="the driver's pid")
+    parser.add_argument("--nice", type=int, default=NICE, help="niceness added (default 10)")
     args = parser.parse_args(argv)
+    _tie_to(args.parent, args.nice)
     stop = threading.Event()
     # SIGTERM from the driver (or Ctrl-C, SIGHUP): the query stops between batches, the last
     # refresh runs and the counts are written; a second signal while that runs is ignored
