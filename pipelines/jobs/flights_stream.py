@@ -61,8 +61,12 @@ def _trigger(trigger: str) -> dict[str, object]:
     raise ConfigError(f"trigger '{trigger}' is neither 'availableNow' nor an interval like '2s'")
 
 
-def kafka_reader(spark: SparkSession, settings: Settings, max_offsets: int | None) -> DataFrame:
-    """The flight events topic as a streaming frame (earliest offsets on a first start)."""
+def kafka_reader(
+    spark: SparkSession, settings: Settings, max_offsets: int | None,
+    options: dict[str, str] | None = None,
+) -> DataFrame:  # fmt: skip
+    """The flight events topic as a streaming frame (earliest offsets on a first start), with
+    the source's ``options`` besides."""
     reader = (
         spark.readStream.format("kafka")
         .option("kafka.bootstrap.servers", settings.kafka.bootstrap_servers)
@@ -72,6 +76,8 @@ def kafka_reader(spark: SparkSession, settings: Settings, max_offsets: int | Non
     )
     if max_offsets:
         reader = reader.option("maxOffsetsPerTrigger", max_offsets)
+    for key, value in (options or {}).items():
+        reader = reader.option(key, value)
     return reader.load()
 
 
@@ -81,7 +87,9 @@ def _start_hot(
 ) -> tuple[StreamingQuery, flights_hot.Enrichment]:  # fmt: skip
     """Start the hot path's query (``jobs/flights_hot.py``), with ``enrichment`` or a new one."""
     enrichment = enrichment or flights_hot.Enrichment(spark, settings)
-    events = flight_state.parse_events(kafka_reader(spark, settings, max_offsets))
+    wait = {"kafka.fetch.max.wait.ms": str(flights_hot.KAFKA_FETCH_WAIT_MS)}
+    source = kafka_reader(spark, settings, max_offsets, wait)
+    events = flight_state.parse_events(source)
     accepted = events.where(F.col("reject_reason").isNull())
     handle: dict[str, StreamingQuery] = {}
     lag = flights_hot.kafka_lag(lambda: handle["q"].lastProgress if "q" in handle else None)
