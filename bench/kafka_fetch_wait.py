@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import shutil
 import sys
 import tempfile
@@ -33,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python bench/...`
-from bench.latency_stream import summary  # noqa: E402
+from bench.latency_stream import machine, summary  # noqa: E402
 from pipelines.core import config, logs  # noqa: E402
 from pipelines.core.config import REPO_ROOT, Settings  # noqa: E402
 from pipelines.jobs.flights_hot import KAFKA_FETCH_WAIT_MS  # noqa: E402
@@ -124,11 +122,7 @@ def main() -> int:
     result = {
         "benchmark": "kafka_fetch_wait",
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {
-            "cores": os.cpu_count(),
-            "python": platform.python_version(),
-            "load_avg_1m_at_end": round(os.getloadavg()[0], 2),
-        },  # fmt: skip
+        "machine": machine(),
         "options": {k: str(v) for k, v in vars(args).items()},
         "runs": runs,
     }

@@ -3,8 +3,6 @@ as ``outputs/bench/latency.json`` holds it, and the summary printed at the end."
 
 from __future__ import annotations
 
-import os
-import platform
 import time
 from collections import defaultdict
 from datetime import UTC, datetime
@@ -78,11 +76,7 @@ def report(run: Any, exit_code: int | None) -> dict[str, Any]:
     return {
         "benchmark": "latency",
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {
-            "cores": os.cpu_count(),
-            "python": platform.python_version(),
-            "load_avg_1m_at_end": round(os.getloadavg()[0], 2),
-        },  # fmt: skip
+        "machine": S.machine(),
         "env": args.env,
         "options": {
             k: (str(v) if isinstance(v, (Path, datetime)) else v) for k, v in vars(args).items()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import re
 import signal
 import statistics
@@ -56,6 +57,12 @@ def summary(values: list[float], digits: int = 3) -> dict[str, Any]:
         "min": round(min(values), digits),
         "mean": round(statistics.fmean(values), digits),
     }
+
+
+def machine() -> dict[str, Any]:
+    """The machine a bench result was measured on: cores, Python, load average at the end."""
+    return {"cores": os.cpu_count(), "python": platform.python_version(),
+            "load_avg_1m_at_end": round(os.getloadavg()[0], 2)}  # fmt: skip
 
 
 def child_env(params: Path) -> dict[str, str]:
