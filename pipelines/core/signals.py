@@ -12,6 +12,8 @@ cleanup that must run whole (the demo's, the dashboard's) calls :func:`ignore` f
 
 from __future__ import annotations
 
+import ctypes
+import os
 import signal
 from collections.abc import Callable
 from types import FrameType
@@ -45,3 +47,19 @@ def ignore() -> None:
     """Ignore Ctrl-C, SIGTERM and SIGHUP from now on: the cleanup under way runs whole."""
     for sig in STOP_SIGNALS:
         signal.signal(sig, signal.SIG_IGN)
+
+
+_PR_SET_PDEATHSIG = 1
+try:  # resolved at import: a child between fork and exec only calls it
+    _prctl: Any = ctypes.CDLL(None, use_errno=True).prctl
+except (OSError, AttributeError):  # not Linux: leftovers are ended by their service tag
+    _prctl = None
+
+
+def tie_to_parent(parent: int, sig: int = signal.SIGTERM) -> bool:
+    """Have this process get ``sig`` when its parent (the thread that started it) dies
+    (Linux ``PR_SET_PDEATHSIG``); False when ``parent`` is already gone (died before this took
+    effect: the caller should exit)."""
+    if _prctl is not None:
+        _prctl(_PR_SET_PDEATHSIG, int(sig))
+    return os.getppid() == parent

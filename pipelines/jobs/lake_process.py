@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ctypes
 import json
 import os
 import shutil
@@ -45,11 +44,6 @@ log = structlog.get_logger(__name__)
 
 NICE = 10  # the lake path's niceness, added to the driver's
 STOP_GRACE_S = 60.0  # SIGTERM -> SIGKILL
-_PR_SET_PDEATHSIG = 1
-try:
-    _prctl: Any = ctypes.CDLL(None, use_errno=True).prctl
-except (OSError, AttributeError):  # not Linux: the supervisor ends leftovers by their tag
-    _prctl = None
 
 
 def _tie_to(parent: int, nice: int) -> None:
@@ -58,9 +52,7 @@ def _tie_to(parent: int, nice: int) -> None:
     rather than in a ``preexec_fn``: the driver has threads running by then (Spark's,
     the enrichment's), and forking with a callback is not safe in a threaded process."""
     os.nice(nice)
-    if _prctl is not None:
-        _prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM))
-    if os.getppid() != parent:  # the driver died before prctl took effect
+    if not signals.tie_to_parent(parent):  # the driver died before prctl took effect
         raise SystemExit(0)
 
 

@@ -23,7 +23,6 @@ the service's parameters, as a child in its own process group, and:
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import logging
 import logging.handlers
@@ -56,11 +55,6 @@ LOG_MAX_BYTES = 10 * 1024 * 1024
 LOG_BACKUPS = 3
 POLL_S = 0.2
 LOCK_RETRY_S = 5.0  # the job's run lock held by a `run`: try again this often
-_PR_SET_PDEATHSIG = 1
-try:  # resolved here, in the parent: the child between fork and exec only calls it
-    _prctl: Any = ctypes.CDLL(None, use_errno=True).prctl
-except (OSError, AttributeError):  # not Linux: a killed supervisor's leftovers are ended later
-    _prctl = None
 
 
 def backoff(failures: int, spec: ServiceSpec) -> float:
@@ -71,9 +65,7 @@ def backoff(failures: int, spec: ServiceSpec) -> float:
 
 def _die_with_parent(parent: int) -> None:
     """In the worker, before exec: SIGTERM when the supervisor dies (Linux)."""
-    if _prctl is not None:
-        _prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM))
-    if os.getppid() != parent:  # died before prctl took effect
+    if not signals.tie_to_parent(parent):  # died before prctl took effect
         os._exit(0)
 
 
