@@ -77,7 +77,10 @@ class StreamParams(JobParams):
     hot: bool | None = Field(
         default=None, description="run the hot path (None: when trigger is an interval)"
     )
-    hot_trigger: str = Field(default="1s", description="the hot path's interval")
+    hot_trigger: str = Field(default="1s", description="the hot path's interval (hour KPIs)")
+    board_trigger: str = Field(
+        default="500ms", description="the hot path's interval for the live board"
+    )
     lake: bool = Field(default=True, description="run the lake path (the source of truth)")
     lake_process: bool | None = Field(
         default=None,

@@ -58,7 +58,8 @@ def _write_partition(
     collection: str,
     slot: str | None = None,
     top: tuple[str, ...] = (),
-) -> None:
+    fault: str = "sink.partial_write",
+) -> Iterator[int]:
     from pymongo import MongoClient
 
     from pipelines.stack.mongo import bulk_write
@@ -71,8 +72,9 @@ def _write_partition(
         with MongoClient(uri, serverSelectionTimeoutMS=10_000, appname="tarmac-sink") as client:
             half = len(ops) // 2
             bulk_write(client[database][collection], ops[:half])
-            faults.point("sink.partial_write")  # tests: a crash with half a partition written
+            faults.point(fault)  # tests: a crash with half a partition written
             bulk_write(client[database][collection], ops[half:])
+    yield len(ops)
 
 
 def write(
@@ -81,57 +83,17 @@ def write(
     collection: str,
     slot: str | None = None,
     top: tuple[str, ...] = (),
-) -> None:
+    fault: str = "sink.partial_write",
+) -> int:
     """Write every row of ``frame`` (one column ``_id``) as the whole document of its ``_id``
-    (``slot``/``top``: as a slot or a set of fields, see :func:`operation`)."""
+    (``slot``/``top``: as a slot or a set of fields, see :func:`operation`), from the
+    executors; the documents written. ``fault``: the point between a partition's two halves."""
     uri, db = settings.mongo.uri, settings.mongo.database
-    frame.foreachPartition(lambda rows: _write_partition(rows, uri, db, collection, slot, top))
-
-
-def _write_slots(
-    rows: Iterator[Row],
-    uri: str,
-    database: str,
-    slot: str,
-    targets: tuple[tuple[str, str, tuple[str, ...]], ...],
-    fault: str,
-) -> Iterator[tuple[int, Any]]:
-    from pymongo import MongoClient
-
-    from pipelines.stack.mongo import bulk_write
-
-    rows = list(rows)
-    if rows:
-        with MongoClient(uri, serverSelectionTimeoutMS=10_000, appname="tarmac-hot") as client:
-            for i, (collection, column, top) in enumerate(targets):
-                docs = [strip_nulls(row[column].asDict(recursive=True)) for row in rows]
-                bulk_write(client[database][collection], [operation(d, slot, top) for d in docs])
-                if i == 0:
-                    faults.point(fault)  # tests: a crash with the first collection written
-    first = targets[0][1]
-    yield (
-        sum(row[first]["n"] or 0 for row in rows),
-        max((row["newest"] for row in rows if row["newest"] is not None), default=None),
+    return sum(
+        frame.rdd.mapPartitions(
+            lambda rows: _write_partition(rows, uri, db, collection, slot, top, fault)
+        ).collect()
     )
-
-
-def write_slots(
-    frame: DataFrame,
-    settings: Settings,
-    slot: str,
-    targets: tuple[tuple[str, str, tuple[str, ...]], ...],
-    fault: str = "sink.slots_partial",
-) -> tuple[int, datetime | None]:
-    """Write each row's documents into their ``slot`` (:func:`operation`), one collection per
-    ``targets`` entry (collection, the row's struct column holding its document, its
-    top-level keys), from the executors, in one Spark job. Returns the flights written (the
-    first target's ``n``, summed) and the newest ``newest`` column of the rows."""
-    uri, db = settings.mongo.uri, settings.mongo.database
-    parts = frame.rdd.mapPartitions(
-        lambda rows: _write_slots(rows, uri, db, slot, targets, fault)
-    ).collect()
-    newest = max((p[1] for p in parts if p[1] is not None), default=None)
-    return sum(p[0] for p in parts), newest
 
 
 def set_state(settings: Settings, job: str, newest: datetime | None, **fields: Any) -> None:

@@ -1,11 +1,13 @@
-"""The stream's hot path (``jobs/flights_hot.py``) against its lake path, on the real stack.
+"""The stream's hot path (the live board, ``jobs/flights_board.py``, and the hour KPIs,
+``jobs/flights_hot.py``) against its lake path, on the real stack.
 
 One window of a busy afternoon (2013-03-04 10:00-16:00Z: ~840 events, reference data and the
 weather of those hours) is landed once and served by the lake path (the source of truth). Then
 the hot path alone, over the same events:
 
-- writes, in the hot slot of every bucket, exactly the lake path's documents (board buckets and
-  ``kpi_hourly`` rows, field for field but the wall-clock ``updated_at``);
+- writes, in the hot slot of every bucket, exactly the lake path's documents (board buckets,
+  their map read through ``readmodels.hot_board``, and ``kpi_hourly`` rows, field for field but
+  the wall-clock ``updated_at``);
 - reads no Delta table inside a micro-batch: pointed at a lake that does not exist, it still
   serves every flight of every bucket (without the enrichment only the lake could give);
 - gives the same documents whatever the order of the events, their duplicates and the way
@@ -51,11 +53,19 @@ def lake_fields(db, collection: str) -> dict[str, dict]:
     }
 
 
+def hot_slot(doc: dict, collection: str) -> dict:
+    """A bucket as the hot path wrote it: its top-level keys and its hot slot (a board's map
+    as its readers see it, ``readmodels.hot_board``), without the wall time."""
+    slot = doc[readmodels.HOT]
+    if collection == readmodels.BOARD:
+        slot = readmodels.hot_board(slot)
+    return _plain({"_id": doc["_id"], **{k: doc[k] for k in TOPS[collection] if k in doc}, **slot})
+
+
 def hot_slots(db, collection: str) -> dict[str, dict]:
-    """Each bucket as the hot path wrote it: its top-level keys and its hot slot."""
-    tops = TOPS[collection]
+    """Each bucket as the hot path wrote it (:func:`hot_slot`)."""
     return {
-        d["_id"]: _plain({"_id": d["_id"], **{k: d[k] for k in tops if k in d}, **d["hot"]})
+        d["_id"]: hot_slot(d, collection)
         for d in db[collection].find({})
         if readmodels.HOT in d
     }
@@ -103,8 +113,9 @@ def test_both_paths_write_the_same_documents(hot_run: Settings) -> None:
         lake, hot = lake_fields(db, collection), hot_slots(db, collection)
         assert lake and hot == lake, collection
     state = db.pipeline_state.find_one({"_id": "flights_stream"})
-    assert state["hot"]["rows"] == sum(d["n"] for d in lake_fields(db, readmodels.BOARD).values())
-    assert state["lake"]["batch_id"] == 0 and state["hot"]["batch_id"] == 0
+    assert state["hot"]["rows"] == state["last_batch"]["accepted"]  # every event, one batch
+    assert state["kpi"]["rows"] == len(lake_fields(db, readmodels.KPI_HOURLY))
+    assert state["lake"]["batch_id"] == 0 == state["hot"]["batch_id"] == state["kpi"]["batch_id"]
 
 
 def test_the_page_sees_one_document_whichever_path_wrote_last(hot_run: Settings) -> None:
