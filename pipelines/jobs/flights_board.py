@@ -11,9 +11,12 @@ reading the lake and without a state store:
    actual times it knows, its status rank, its event time as the last one), derived and enriched
    from the frames the driver holds (:class:`~.flights_hot.Enrichment`), as the lake path
    derives and enriches its clean flights (:func:`board_events`);
-3. fold the partition's flights per board bucket and field (:func:`fold`) and raise each known
-   field of each flight with ``$max`` in the bucket's hot slot
-   (``flights_by_hour.<id>.hot.flights.<slot key>.<field>``), by ``_id``, one update per bucket.
+3. fold the batch's flights per board bucket and field (:func:`fold`) and raise each known
+   field of each flight with ``$max`` in the bucket's hot document
+   (``flights_by_hour_hot.<id>.flights.<slot key>.<field>``; the lake path writes
+   ``flights_by_hour``), by ``_id``, one update per bucket. The batch is one partition (one
+   task): a document has one writer at a time (FerretDB v1.24 loses concurrent updates of one
+   document, ``readmodels.HOT_OF``).
 
 Why ``$max`` is exact: the lake path's merge of a flight's events (``flight_state.merge_events``)
 is a semilattice join, field by field: a static field is the same in every event of a flight, an
@@ -46,7 +49,7 @@ from pipelines.core import faults
 from pipelines.core.config import Settings
 from pipelines.jobs.flights_hot import Enrichment
 from pipelines.serving import documents, sinks
-from pipelines.serving.readmodels import BOARD, BOARD_TOP, FLIGHT_FIELDS, HOT, RANK_FIELDS, slot_key
+from pipelines.serving.readmodels import BOARD_HOT, BOARD_TOP, FLIGHT_FIELDS, RANK_FIELDS, slot_key
 from pipelines.stack.spark import use_pool
 from pipelines.transform import flight_state
 
@@ -59,14 +62,14 @@ STATE_KEY = "hot"  # pipeline_state.flights_stream.<this>: the board's batches (
 def board_events(accepted: DataFrame, enrichment: tuple[DataFrame, ...]) -> DataFrame:
     """Accepted events -> one row per event: the flight it alone describes, derived and
     enriched as the lake path's clean flights (``flight_state.derive`` and ``enrich``), with
-    its bucket's ``_id`` and :data:`~pipelines.serving.readmodels.BOARD_TOP` fields."""
+    its bucket's :data:`~pipelines.serving.readmodels.BOARD_TOP` fields (``_id`` among them)."""
     one = flight_state.with_rank(accepted).select(
         *(c for c in flight_state.MERGED_FIELDS if c != "last_event_time"),
         F.col("event_time").alias("last_event_time"),
     )
     clean = flight_state.enrich(flight_state.derive(one), *enrichment)
     return clean.select(
-        documents.hour_key("origin", "sched_hour_utc").alias("_id"),
+        documents.hour_key("origin", "sched_hour_utc").alias("_id"),  # BOARD_TOP
         "origin",
         F.col("sched_hour_utc").alias("hour_utc"),
         "date",
@@ -80,13 +83,15 @@ def _max(a: Any, b: Any) -> Any:
 
 def fold(rows: Iterable[dict[str, Any]]) -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:
     """:func:`board_events` rows (dicts) -> per bucket ``_id``: its top-level fields and the
-    largest known value of each field of each flight, by its path in the hot slot
-    (``hot.flights.<slot key>.<field>``, a weather field one level deeper). Unknown (None)
+    largest known value of each field of each flight, by its path in the hot board document
+    (``flights.<slot key>.<field>``, a weather field one level deeper). Unknown (None)
     values are left out: ``$max`` never erases a known field."""
     buckets: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
     for row in rows:
-        top, maxes = buckets.setdefault(row["_id"], ({k: row[k] for k in BOARD_TOP}, {}))
-        base = f"{HOT}.flights.{slot_key(row['flight_key'])}"
+        top, maxes = buckets.setdefault(
+            row["_id"], ({k: row[k] for k in BOARD_TOP if k != "_id"}, {})
+        )
+        base = f"flights.{slot_key(row['flight_key'])}"
         for name in KNOWN:
             value = row.get(name)
             fields = value.items() if isinstance(value, dict) else [("", value)]
@@ -99,13 +104,13 @@ def fold(rows: Iterable[dict[str, Any]]) -> dict[str, tuple[dict[str, Any], dict
 
 def operations(buckets: dict[str, tuple[dict[str, Any], dict[str, Any]]], now: datetime) -> list:
     """One ``UpdateOne`` by ``_id`` per bucket of :func:`fold`: its top fields ``$set`` (the
-    same in every event of the bucket), its flights' fields and the slot's ``updated_at``
-    raised with ``$max``, upserting."""
+    same in every event of the bucket), its flights' fields and its ``updated_at`` raised
+    with ``$max``, upserting."""
     from pymongo import UpdateOne
 
     return [
         UpdateOne(
-            {"_id": _id}, {"$set": top, "$max": {**maxes, f"{HOT}.updated_at": now}}, upsert=True
+            {"_id": _id}, {"$set": top, "$max": {**maxes, "updated_at": now}}, upsert=True
         )  # fmt: skip
         for _id, (top, maxes) in sorted(buckets.items())
     ]
@@ -123,9 +128,9 @@ def _write_partition(
     if ops:
         with MongoClient(uri, serverSelectionTimeoutMS=10_000, appname="tarmac-board") as client:
             half = len(ops) // 2
-            bulk_write(client[database][BOARD], ops[:half])
+            bulk_write(client[database][BOARD_HOT], ops[:half])
             faults.point("board.partial_write")  # tests: a crash with half the buckets raised
-            bulk_write(client[database][BOARD], ops[half:])
+            bulk_write(client[database][BOARD_HOT], ops[half:])
     newest = max((e["last_event_time"] for e in events if e["last_event_time"]), default=None)
     yield len(events), newest
 
@@ -145,7 +150,7 @@ def batch_function(
         use_pool(accepted.sparkSession, "hot")
         started = time.monotonic()
         now = datetime.now(UTC).replace(tzinfo=None)
-        rows = board_events(accepted, enrichment.frames())
+        rows = board_events(accepted, enrichment.frames()).coalesce(1)  # one writer
         parts = rows.rdd.mapPartitions(
             lambda part: _write_partition(part, uri, database, now)
         ).collect()

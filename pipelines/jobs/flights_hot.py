@@ -13,9 +13,9 @@ reading the lake:
 3. enrich those flights from small frames held in memory (:class:`Enrichment`: airlines,
    airports, planes and the latest days of weather, refreshed by a thread of the driver when
    their Delta version moves, never inside a micro-batch; the live board joins the same);
-4. write each changed bucket's ``kpi_hourly`` row into its hot slot (``readmodels.HOT``), by
-   ``_id`` from the executors, and the batch's health into ``pipeline_state`` (``kpi``: batch
-   id, wall time, rows written, Kafka lag).
+4. write each changed bucket's ``kpi_hourly`` row into ``kpi_hourly_hot`` (the lake path writes
+   ``kpi_hourly``: ``readmodels.HOT_OF``), whole, by ``_id`` from the executors, and the
+   batch's health into ``pipeline_state`` (``kpi``: batch id, wall time, rows written, lag).
 
 The row is the lake path's own functions (``kpis.kpi_hourly``, ``documents.hourly_docs``) over
 the same merged flights, so for the same events both paths write the same fields; a flight whose
@@ -42,7 +42,7 @@ from pipelines.core.config import Settings
 from pipelines.lake import tables
 from pipelines.serving import documents, sinks
 from pipelines.serving.publish import REFERENCE_SCHEMAS, WEATHER_SCHEMA, versions
-from pipelines.serving.readmodels import HOT, HOURLY_TOP, KPI_HOURLY
+from pipelines.serving.readmodels import KPI_HOURLY_HOT
 from pipelines.stack.spark import use_pool
 from pipelines.transform import flight_state, kpis
 
@@ -169,7 +169,7 @@ def batch_function(
         steps["state"] = time.monotonic() - started  # Kafka, parse, state store, enrichment
         rows = hot_docs(clean, now)
         steps["plan"] = time.monotonic() - started - steps["state"]
-        written = sinks.write(rows, settings, KPI_HOURLY, HOT, HOURLY_TOP, "hot.partial_write")
+        written = sinks.write(rows, settings, KPI_HOURLY_HOT, "hot.partial_write")
         seconds = round(time.monotonic() - started, 3)
         steps["write"] = seconds - steps["state"] - steps["plan"]
         sinks.set_state(settings, job, None, **{STATE_KEY: {

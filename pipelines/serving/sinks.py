@@ -30,44 +30,24 @@ def strip_nulls(value: Any) -> Any:
     return value
 
 
-def operation(doc: dict[str, Any], slot: str | None = None, top: tuple[str, ...] = ()) -> Any:
-    """The write of one document (nulls already stripped), by ``_id`` only (the one filter
-    FerretDB v1.24 answers without scanning the collection: any other condition scans it,
-    3.7 s for 50 conditional replaces on 20,000 buckets, measured):
+def operation(doc: dict[str, Any]) -> Any:
+    """The write of one document (nulls already stripped): the whole document, by ``_id``
+    only (``ReplaceOne``, upserting): the one filter FerretDB v1.24 answers without scanning
+    the collection (any other condition scans it, 3.7 s for 50 conditional replaces on 20,000
+    buckets, measured)."""
+    from pymongo import ReplaceOne
 
-    - ``slot`` None: the whole document (``ReplaceOne``), or, when ``top`` is given, its fields
-      ``$set`` (the lake path's write of a bucket: it keeps the bucket's hot slot);
-    - ``slot`` set: the fields of ``top`` at the top level and every other field inside the
-      sub-document ``slot`` (the hot path's write: it never touches the lake path's fields).
-    """
-    from pymongo import ReplaceOne, UpdateOne
-
-    key = {"_id": doc["_id"]}
-    if slot is None and not top:
-        return ReplaceOne(key, doc, upsert=True)
-    fields = {k: v for k, v in doc.items() if k != "_id"}
-    if slot is not None:
-        fields = {**{k: fields.pop(k) for k in top if k in fields}, slot: fields}
-    return UpdateOne(key, {"$set": fields}, upsert=True)
+    return ReplaceOne({"_id": doc["_id"]}, doc, upsert=True)
 
 
 def _write_partition(
-    rows: Iterator[Row],
-    uri: str,
-    database: str,
-    collection: str,
-    slot: str | None = None,
-    top: tuple[str, ...] = (),
-    fault: str = "sink.partial_write",
+    rows: Iterator[Row], uri: str, database: str, collection: str, fault: str
 ) -> Iterator[int]:
     from pymongo import MongoClient
 
     from pipelines.stack.mongo import bulk_write
 
-    ops = [
-        operation(doc, slot, top)
-        for doc in (strip_nulls(row.asDict(recursive=True)) for row in rows)
-    ]
+    ops = [operation(strip_nulls(row.asDict(recursive=True))) for row in rows]
     if ops:
         with MongoClient(uri, serverSelectionTimeoutMS=10_000, appname="tarmac-sink") as client:
             half = len(ops) // 2
@@ -78,20 +58,15 @@ def _write_partition(
 
 
 def write(
-    frame: DataFrame,
-    settings: Settings,
-    collection: str,
-    slot: str | None = None,
-    top: tuple[str, ...] = (),
-    fault: str = "sink.partial_write",
+    frame: DataFrame, settings: Settings, collection: str, fault: str = "sink.partial_write"
 ) -> int:
     """Write every row of ``frame`` (one column ``_id``) as the whole document of its ``_id``
-    (``slot``/``top``: as a slot or a set of fields, see :func:`operation`), from the
-    executors; the documents written. ``fault``: the point between a partition's two halves."""
+    (:func:`operation`), from the executors; the documents written. ``fault``: the point
+    between a partition's two halves."""
     uri, db = settings.mongo.uri, settings.mongo.database
     return sum(
         frame.rdd.mapPartitions(
-            lambda rows: _write_partition(rows, uri, db, collection, slot, top, fault)
+            lambda rows: _write_partition(rows, uri, db, collection, fault)
         ).collect()
     )
 

@@ -5,9 +5,9 @@ One window of a busy afternoon (2013-03-04 10:00-16:00Z: ~840 events, reference 
 weather of those hours) is landed once and served by the lake path (the source of truth). Then
 the hot path alone, over the same events:
 
-- writes, in the hot slot of every bucket, exactly the lake path's documents (board buckets,
-  their map read through ``readmodels.hot_board``, and ``kpi_hourly`` rows, field for field but
-  the wall-clock ``updated_at``);
+- writes, in ``flights_by_hour_hot`` and ``kpi_hourly_hot``, exactly the lake path's documents
+  (board buckets, their map read through ``readmodels.hot_board``, and ``kpi_hourly`` rows, field
+  for field but the wall-clock ``updated_at``);
 - reads no Delta table inside a micro-batch: pointed at a lake that does not exist, it still
   serves every flight of every bucket (without the enrichment only the lake could give);
 - gives the same documents whatever the order of the events, their duplicates and the way
@@ -38,7 +38,6 @@ pytestmark = pytest.mark.integration
 START = datetime(2013, 3, 4, 10, tzinfo=UTC)
 END = datetime(2013, 3, 4, 16, tzinfo=UTC)
 COLLECTIONS = (readmodels.BOARD, readmodels.KPI_HOURLY)
-TOPS = {readmodels.BOARD: readmodels.BOARD_TOP, readmodels.KPI_HOURLY: readmodels.HOURLY_TOP}
 
 
 def _plain(doc: dict) -> dict:
@@ -46,29 +45,15 @@ def _plain(doc: dict) -> dict:
 
 
 def lake_fields(db, collection: str) -> dict[str, dict]:
-    """Each bucket as the lake path wrote it (its own fields, no hot slot, no wall time)."""
-    return {
-        d["_id"]: _plain({k: v for k, v in d.items() if k != readmodels.HOT})
-        for d in db[collection].find({})
-    }
-
-
-def hot_slot(doc: dict, collection: str) -> dict:
-    """A bucket as the hot path wrote it: its top-level keys and its hot slot (a board's map
-    as its readers see it, ``readmodels.hot_board``), without the wall time."""
-    slot = doc[readmodels.HOT]
-    if collection == readmodels.BOARD:
-        slot = readmodels.hot_board(slot)
-    return _plain({"_id": doc["_id"], **{k: doc[k] for k in TOPS[collection] if k in doc}, **slot})
+    """Each bucket as the lake path wrote it (no wall time)."""
+    return {d["_id"]: _plain(d) for d in db[collection].find({})}
 
 
 def hot_slots(db, collection: str) -> dict[str, dict]:
-    """Each bucket as the hot path wrote it (:func:`hot_slot`)."""
-    return {
-        d["_id"]: hot_slot(d, collection)
-        for d in db[collection].find({})
-        if readmodels.HOT in d
-    }
+    """Each bucket as the hot path wrote it (in ``readmodels.HOT_OF[collection]``; a board
+    bucket's map as its readers see it, ``readmodels.hot_board``), without the wall time."""
+    read = readmodels.hot_board if collection == readmodels.BOARD else dict
+    return {d["_id"]: _plain(read(d)) for d in db[readmodels.HOT_OF[collection]].find({})}
 
 
 def _with(settings: Settings, tmp, *, database: str, lake: str | None = None,
@@ -86,7 +71,7 @@ def _with(settings: Settings, tmp, *, database: str, lake: str | None = None,
 
 @pytest.fixture(scope="module")
 def window(stack: Settings, tmp_path_factory) -> Iterator[Settings]:
-    """The window landed and served by the lake path only (no hot slot yet)."""
+    """The window landed and served by the lake path only (no hot document yet)."""
     unique = uuid.uuid4().hex[:8]
     tmp = tmp_path_factory.mktemp("hot")
     settings = isolate(stack, tmp, unique)
@@ -120,16 +105,18 @@ def test_both_paths_write_the_same_documents(hot_run: Settings) -> None:
 
 def test_the_page_sees_one_document_whichever_path_wrote_last(hot_run: Settings) -> None:
     db = mongo.database(hot_run)
+    hot = {d["_id"]: d for d in db[readmodels.BOARD_HOT].find({})}
     for doc in db[readmodels.BOARD].find({}):
-        shown = readmodels.resolve(doc)
-        assert shown["flights"] == doc["flights"] and shown["version"] == doc["version"]
+        shown = readmodels.resolve(doc, hot[doc["_id"]])
+        assert shown == doc  # the same version: a tie shows the lake's
 
 
 def test_a_rerun_changes_nothing(hot_run: Settings) -> None:
     db = mongo.database(hot_run)
-    before = {c: list(db[c].find({})) for c in COLLECTIONS}
+    every = [*COLLECTIONS, *(readmodels.HOT_OF[c] for c in COLLECTIONS)]
+    before = {c: list(db[c].find({})) for c in every}
     flights_stream.run(hot_run, hot=True, lake=False)
-    assert {c: list(db[c].find({})) for c in COLLECTIONS} == before
+    assert {c: list(db[c].find({})) for c in every} == before
 
 
 def test_the_hot_path_reads_no_delta_table(window: Settings, tmp_path) -> None:
@@ -157,7 +144,7 @@ def test_order_duplicates_and_batches_do_not_change_the_documents(
     window: Settings, tmp_path
 ) -> None:
     """The window's events again, shuffled, a fifth of them twice, on a topic of their own,
-    read in micro-batches of 97: the same hot slots as the lake path's documents."""
+    read in micro-batches of 97: the same hot documents as the lake path's."""
     consumer = KafkaConsumer(
         window.kafka.topic("flights").name, bootstrap_servers=window.kafka.bootstrap_servers,
         auto_offset_reset="earliest", enable_auto_commit=False, consumer_timeout_ms=5000,
