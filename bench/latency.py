@@ -115,7 +115,7 @@ class Run:
                                     out.with_name(out.stem + "-weather.log"))  # fmt: skip
         self.page = (
             None
-            if args.no_page
+            if args.no_page or args.hot_only  # the page draws once the lake path wrote KPIs
             else page_watch.PageWatch(
                 args.env, self.settings.mongo.database, out.with_name(out.stem + "-voila.log")
             )
@@ -315,8 +315,9 @@ def main() -> int:
     add(
         "--hot-only",
         action="store_true",
-        help="the hot path alone (-p lake=false): board, hour and page measured, no day "
-        "document (profiling the hot path without the lake path's load)",
+        help="the hot path alone (-p lake=false): board and hour measured, no day document "
+        "and no page (it draws once the lake path has written the day's KPIs): profiling the "
+        "hot path without the lake path's load",
     )
     add(
         "--page-grace",

@@ -156,9 +156,9 @@ def replay_clock(db: Database, states: dict[str, dict[str, Any]] | None = None):
 
 
 def has_flights(db: Database) -> bool:
-    """Flight documents exist (the KPIs may not yet): a bare ``find_one`` is answered without
-    a scan (limit pushdown)."""
-    return db[RM.BOARD].find_one({}, {"_id": 1}) is not None
+    """Flight documents exist, of either path (the KPIs may not yet): a bare ``find_one`` is
+    answered without a scan (limit pushdown)."""
+    return any(db[c].find_one({}, {"_id": 1}) is not None for c in (RM.BOARD, RM.BOARD_HOT))
 
 
 def read_profile(db: Database, reads: Reads | None = None) -> Profile:
