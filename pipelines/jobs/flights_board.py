@@ -147,7 +147,7 @@ def batch_function(
     uri, database = settings.mongo.uri, settings.mongo.database
 
     def on_batch(accepted: DataFrame, batch_id: int) -> None:
-        use_pool(accepted.sparkSession, "hot")
+        use_pool(accepted.sparkSession, "board")  # the next free task slot is the board's
         started = time.monotonic()
         now = datetime.now(UTC).replace(tzinfo=None)
         rows = board_events(accepted, enrichment.frames()).coalesce(1)  # one writer
