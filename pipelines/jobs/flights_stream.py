@@ -22,7 +22,6 @@ This module only wires the queries, waits for them and stops them.
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from collections.abc import Callable
@@ -36,11 +35,11 @@ from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
 
 from pipelines.core.config import Settings
-from pipelines.core.exceptions import ConfigError, TarmacError, unavailable
+from pipelines.core.exceptions import TarmacError, unavailable
 from pipelines.jobs import flights_board, flights_hot, flights_lake
 from pipelines.jobs.flights_lake import JOB, PUBLISH_EVERY_S, Publisher, StreamResult
 from pipelines.jobs.lake_process import LakeProcess
-from pipelines.jobs.registry import StreamParams
+from pipelines.jobs.registry import StreamParams, trigger_options
 from pipelines.serving import publish, sinks
 from pipelines.stack.spark import build_session
 from pipelines.transform import bucket_state, flight_state
@@ -52,18 +51,6 @@ def _stop(queries: list[StreamingQuery]) -> None:
     for query in queries:
         if query.isActive:
             query.stop()
-
-
-def _trigger(trigger: str) -> dict[str, object]:
-    if trigger == "availableNow":
-        return {"availableNow": True}
-    units = {"ms": "milliseconds", "s": "seconds", "sec": "seconds", "seconds": "seconds",
-             "m": "minutes", "min": "minutes", "minutes": "minutes"}  # fmt: skip
-    if (m := re.fullmatch(r"(\d+)\s*([a-z]+)", trigger.strip())) and m[2] in units:
-        return {"processingTime": f"{m[1]} {units[m[2]]}"}
-    raise ConfigError(
-        f"trigger '{trigger}' is neither 'availableNow' nor an interval like '2s' or '500ms'"
-    )
 
 
 def kafka_reader(
@@ -111,7 +98,7 @@ def _start_live(
         frame.writeStream.foreachBatch(on_batch)
         .outputMode(mode)
         .option("checkpointLocation", str(checkpoint.with_name(f"{checkpoint.name}.{kind}")))
-        .trigger(**_trigger(trigger))
+        .trigger(**trigger_options(trigger))
         .queryName(f"{JOB}.{kind}")
         .start()
     )
@@ -174,7 +161,7 @@ def run(
                                   interval_s=PUBLISH_EVERY_S if realtime else 0)  # fmt: skip
             source = kafka_reader(spark, settings, max_offsets_per_trigger)
             queries.append(flights_lake.start_lake(spark, settings, source, checkpoint,
-                _trigger(trigger), publisher, result, failures))  # fmt: skip
+                trigger_options(trigger), publisher, result, failures))  # fmt: skip
         _await(queries, timeout_s, restarts, stop, child.check if child else None)
         _stop(queries)
         if publisher is not None:  # the last refresh; its failure is named below like any other

@@ -25,6 +25,7 @@ from __future__ import annotations
 import datetime as dt
 import importlib
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -66,6 +67,22 @@ class DailyParams(JobParams):
     )
 
 
+_UNITS = {"ms": "milliseconds", "s": "seconds", "sec": "seconds", "seconds": "seconds",
+          "m": "minutes", "min": "minutes", "minutes": "minutes"}  # fmt: skip
+
+
+def trigger_options(trigger: str) -> dict[str, object]:
+    """A stream trigger as ``DataStreamWriter.trigger``'s keywords: ``availableNow`` (drain,
+    stop) or an interval like ``10s``, ``500ms``, ``1min``."""
+    if trigger == "availableNow":
+        return {"availableNow": True}
+    if (m := re.fullmatch(r"(\d+)\s*([a-z]+)", trigger.strip())) and m[2] in _UNITS:
+        return {"processingTime": f"{m[1]} {_UNITS[m[2]]}"}
+    raise ConfigError(
+        f"trigger '{trigger}' is neither 'availableNow' nor an interval like '2s' or '500ms'"
+    )
+
+
 class StreamParams(JobParams):
     trigger: str = Field(
         default="availableNow",
@@ -87,6 +104,15 @@ class StreamParams(JobParams):
         description="the lake path in a process of its own at a lower priority, so that it "
         "never holds the hot path's cores (None: when both paths run long-lived)",
     )
+
+    @field_validator("trigger", "hot_trigger", "board_trigger")
+    @classmethod
+    def _a_trigger(cls, value: str) -> str:
+        try:
+            trigger_options(value)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from exc
+        return value
 
 
 BATCH_NICE = 10  # the batch jobs' niceness: a weather run beside the stream slowed its hot
