@@ -39,7 +39,7 @@ from pipelines.core.exceptions import TarmacError, unavailable
 from pipelines.jobs import flights_board, flights_hot, flights_lake
 from pipelines.jobs.flights_lake import JOB, PUBLISH_EVERY_S, Publisher, StreamResult
 from pipelines.jobs.lake_process import LakeProcess
-from pipelines.jobs.registry import StreamParams, trigger_options
+from pipelines.jobs.params import StreamParams, trigger_options
 from pipelines.serving import publish, sinks
 from pipelines.stack.spark import build_session
 from pipelines.transform import bucket_state, flight_state

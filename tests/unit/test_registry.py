@@ -10,8 +10,9 @@ import nbformat
 import pytest
 
 from pipelines.core.exceptions import ConfigError
-from pipelines.jobs import registry
-from pipelines.jobs.registry import JOBS, JobParams
+from pipelines.jobs import params, registry
+from pipelines.jobs.params import JobParams
+from pipelines.jobs.registry import JOBS
 from pipelines.orchestration import runner
 
 REPO = Path(__file__).resolve().parents[2]
@@ -49,12 +50,12 @@ def test_strings_from_the_command_line_become_typed_values() -> None:
 
 
 def test_a_stream_trigger_is_drain_or_an_interval() -> None:
-    assert registry.trigger_options("availableNow") == {"availableNow": True}
-    assert registry.trigger_options("500ms") == {"processingTime": "500 milliseconds"}
-    assert registry.trigger_options("10s") == {"processingTime": "10 seconds"}
-    assert registry.trigger_options("2 min") == {"processingTime": "2 minutes"}
+    assert params.trigger_options("availableNow") == {"availableNow": True}
+    assert params.trigger_options("500ms") == {"processingTime": "500 milliseconds"}
+    assert params.trigger_options("10s") == {"processingTime": "10 seconds"}
+    assert params.trigger_options("2 min") == {"processingTime": "2 minutes"}
     with pytest.raises(ConfigError, match="an interval like '2s' or '500ms'"):
-        registry.trigger_options("1.5s")
+        params.trigger_options("1.5s")
 
 
 def test_unknown_parameter_is_refused_with_the_allowed_ones() -> None:
