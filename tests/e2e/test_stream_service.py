@@ -36,7 +36,7 @@ pytestmark = pytest.mark.integration
 
 START = datetime(2013, 3, 4, 10, tzinfo=UTC)
 END = datetime(2013, 3, 4, 13, tzinfo=UTC)  # 3 h: ~450 events, ~250 flights
-BATCH = "40"  # Kafka records per micro-batch: the window is about a dozen batches
+BATCH = "100"  # Kafka records per micro-batch: the window is five batches
 
 
 def _kpi_checks(db, flights: pd.DataFrame) -> list[tuple[pd.DataFrame, pd.DataFrame]]:
@@ -100,7 +100,7 @@ def test_the_watchdog_brings_the_killed_stream_back_with_every_event_counted_onc
         while not _kpis_equal(db, flights):
             assert time.monotonic() < deadline, service.tail(cli.paths.log, 40)
             assert cli.state().get("restarts", 0) == 0, service.tail(cli.paths.log, 40)
-            time.sleep(2)
+            time.sleep(1)
         converged_at = time.monotonic() - t0
         stopped = cli("stop")
         assert stopped.returncode == 0, stopped.stderr
