@@ -14,9 +14,11 @@ rewritten into their hot slot). Both paths write the same documents for the same
 
 ``trigger`` ``availableNow`` (a backfill, a test: drain what is there, then stop; the lake path
 alone unless ``hot``) or an interval such as ``15s`` (the long-lived service: both paths). A
-long-lived run puts the lake path in a process of its own at a lower priority
-(``jobs/lake_process.py``: sharing one Spark application, a refresh of the lake path held the
-hot path's cores for up to 38 s); otherwise the queries share this process's application.
+long-lived run keeps the live board in this process and puts the hour KPIs and the lake path in
+processes of their own at lower priorities (``jobs/lake_process.py``: sharing one Spark
+application, a refresh of the lake path held the hot path's cores for up to 38 s, and the hour
+KPIs' stages made a board micro-batch 3 to 5 times slower); otherwise the queries share this
+process's application.
 This module only wires the queries, waits for them and stops them.
 """
 
@@ -38,7 +40,7 @@ from pipelines.core.config import Settings
 from pipelines.core.exceptions import TarmacError, unavailable
 from pipelines.jobs import flights_board, flights_hot, flights_lake
 from pipelines.jobs.flights_lake import JOB, PUBLISH_EVERY_S, Publisher, StreamResult
-from pipelines.jobs.lake_process import LakeProcess
+from pipelines.jobs.lake_process import PathProcess
 from pipelines.jobs.params import StreamParams, trigger_options
 from pipelines.serving import publish, sinks
 from pipelines.stack.spark import build_session
@@ -117,14 +119,16 @@ def run(
     lake: bool = True,
     lake_process: bool | None = None,
     stop: threading.Event | None = None,
+    live: tuple[str, ...] = LIVE,
 ) -> StreamResult:
     """Run the stream until it has drained (availableNow), ``timeout_s`` passes, ``stop`` is
     set, or it is interrupted: the lake path with ``trigger`` (``lake``), and the hot path
     (``hot``; None = when ``trigger`` is an interval): its live board every ``board_trigger``
     and its hour KPIs every ``hot_trigger``. ``checkpoint`` is the lake path's; the hot path's
-    are next to it, ``<checkpoint>.board`` and ``<checkpoint>.hot``. ``lake_process``: the lake
-    path in a process of its own at a lower priority (``jobs/lake_process.py``; None = when
-    both paths run long-lived)."""
+    are next to it, ``<checkpoint>.board`` and ``<checkpoint>.hot``; ``live``: which of the hot
+    path's queries (:data:`LIVE`) run. ``lake_process``: the lake path and the hour KPIs in
+    processes of their own at lower priorities (``jobs/lake_process.py``; None = when both
+    paths run long-lived)."""
     spark = build_session(settings, JOB)
     sinks.ensure_indexes(settings)
     checkpoint = checkpoint or settings.resolve(settings.paths.checkpoints) / JOB
@@ -136,14 +140,18 @@ def run(
     queries: list[StreamingQuery] = []
     enrichment: flights_hot.Enrichment | None = None
     publisher: Publisher | None = None
-    child: LakeProcess | None = None
+    children: list[PathProcess] = []
     t0 = time.monotonic()
     restarts: dict[str, Callable[[], StreamingQuery]] = {}  # the hot path's, by name
     failures: list[TarmacError] = []  # raised inside a batch: Spark wraps them
     try:
-        if hot:
+        if hot and lake_process and "hot" in live:  # the hour KPIs in a process of their own
+            children.append(PathProcess(settings, "kpi", hot_trigger, max_offsets_per_trigger,
+                                        checkpoint))  # fmt: skip
+            live = tuple(k for k in live if k != "hot")
+        if hot and live:
             enrichment = flights_hot.Enrichment(spark, settings)
-            for kind in LIVE:
+            for kind in live:
                 mode = "availableNow" if not realtime else (
                     board_trigger if kind == "board" else hot_trigger)  # fmt: skip
 
@@ -155,14 +163,16 @@ def run(
                 restarts[f"{JOB}.{kind}"] = start
 
         if lake and lake_process:
-            child = LakeProcess(settings, trigger, max_offsets_per_trigger, checkpoint)
+            children.append(PathProcess(settings, "lake", trigger, max_offsets_per_trigger,
+                                        checkpoint))  # fmt: skip
         elif lake:
             publisher = Publisher(spark, settings, publish.pending_dates(spark, settings),
                                   interval_s=PUBLISH_EVERY_S if realtime else 0)  # fmt: skip
             source = kafka_reader(spark, settings, max_offsets_per_trigger)
             queries.append(flights_lake.start_lake(spark, settings, source, checkpoint,
                 trigger_options(trigger), publisher, result, failures))  # fmt: skip
-        _await(queries, timeout_s, restarts, stop, child.check if child else None)
+        _await(queries, timeout_s, restarts, stop,
+               (lambda: [c.check() for c in children]) if children else None)  # fmt: skip
         _stop(queries)
         if publisher is not None:  # the last refresh; its failure is named below like any other
             publisher.close()
@@ -176,7 +186,7 @@ def run(
         raise
     finally:
         _stop(queries)
-        if child is not None:
+        for child in children:
             _add_counts(result, child.stop())
         if enrichment is not None:
             enrichment.close()
@@ -210,7 +220,7 @@ def _await(
     watch: Callable[[], None] | None = None,
 ) -> None:
     """Wait until every query has ended (availableNow) or one failed, ``timeout_s`` passed or
-    ``stop`` is set; ``watch`` (the lake process's check) raises when the job must end.
+    ``stop`` is set; ``watch`` (the child processes' check) raises when the job must end.
 
     A failed query of the hot path is started again from its checkpoint (``restarts``, by
     query name; the lake path, the source of truth, keeps running meanwhile), after 1, 2,

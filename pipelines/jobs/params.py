@@ -70,8 +70,9 @@ class StreamParams(JobParams):
     lake: bool = Field(default=True, description="run the lake path (the source of truth)")
     lake_process: bool | None = Field(
         default=None,
-        description="the lake path in a process of its own at a lower priority, so that it "
-        "never holds the hot path's cores (None: when both paths run long-lived)",
+        description="the lake path and the hour KPIs in processes of their own at lower "
+        "priorities, so that they never hold the live board's cores (None: when both paths "
+        "run long-lived)",
     )
 
     @field_validator("trigger", "hot_trigger", "board_trigger")
