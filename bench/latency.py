@@ -5,7 +5,8 @@ row, its day document and the page in Chromium, with ``flights_stream`` long-liv
     python bench/latency.py [--env ci] [--events 2000] [--rate 20] [--trigger 15s]
 
 The stream runs as a subprocess (``python -m pipelines job flights_stream -p trigger=15s
--p hot_trigger=1s``) on its own topics, lake, checkpoints and database, all dropped afterwards.
+-p hot_trigger=1s -p board_trigger=500ms``) on its own topics, lake, checkpoints and database,
+all dropped afterwards.
 A Kafka consumer learns every produced event; poll threads read the documents of the pending
 events by ``_id`` (``bench/latency_track.py``) and stamp, per event, the first read where
 
@@ -30,8 +31,8 @@ of the stream's state every 2.5 s.
 
 The stream's CPU: its whole process tree (driver, JVM, Python workers), sampled each second with
 ``psutil`` during the measured phase, average and p95 in cores, and its resident memory. The
-micro-batch durations of each path come from the stream's log (``flights_hot.batch``,
-``flights_stream.batch``, ``flights_stream.refreshed``).
+micro-batch durations of each query come from the stream's log (``flights_board.batch``,
+``flights_hot.batch``, ``flights_stream.batch``, ``flights_stream.refreshed``).
 
 A warm-up of ``--warmup`` events goes first and is awaited through the day document (the
 first batches carry the Spark, state-store and Delta start-up); it is excluded. Then at least
@@ -114,7 +115,7 @@ class Run:
                                     out.with_name(out.stem + "-weather.log"))  # fmt: skip
         self.page = (
             None
-            if args.no_page
+            if args.no_page or args.hot_only  # the page draws once the lake path wrote KPIs
             else page_watch.PageWatch(
                 args.env, self.settings.mongo.database, out.with_name(out.stem + "-voila.log")
             )
@@ -136,7 +137,8 @@ class Run:
         with self.log.open("ab") as log_file:
             self.proc = S.start_stream(self.settings, self.params, self.args.trigger,
                                        self.args.hot_trigger, log_file,
-                                       lake=not self.args.hot_only)  # fmt: skip
+                                       lake=not self.args.hot_only,
+                                       board_trigger=self.args.board_trigger)  # fmt: skip
         if self.cpu is not None:
             self.cpu.close()
         self.cpu = S.CpuSampler(self.proc.pid)
@@ -205,7 +207,8 @@ class Run:
         self.start_stream()
         stream_t0 = time.time()
         self.say(f"stream: pid {self.proc.pid}, lake trigger {args.trigger}, hot trigger "
-                 f"{args.hot_trigger}, database {self.settings.mongo.database}")  # fmt: skip
+                 f"{args.hot_trigger}, board trigger {args.board_trigger}, database "
+                 f"{self.settings.mongo.database}")  # fmt: skip
         for target in (lambda: tracker.consume(consumer(self.settings)), tracker.poll_fast,
                        tracker.poll_lake, self.progress):  # fmt: skip
             threading.Thread(target=target, daemon=True).start()
@@ -282,7 +285,8 @@ def main() -> int:
     add("--rate", type=float, default=20.0, help="events per wall second (default 20)")
     add("--warmup", type=int, default=100, help="warm-up events, excluded (default 100)")
     add("--trigger", default="15s", help="the lake path's trigger (default 15s)")
-    add("--hot-trigger", default="1s", help="the hot path's trigger (default 1s)")
+    add("--hot-trigger", default="1s", help="the hour KPIs' trigger (default 1s)")
+    add("--board-trigger", default="500ms", help="the live board's trigger (default 500ms)")
     add(
         "--poll",
         type=float,
@@ -311,8 +315,9 @@ def main() -> int:
     add(
         "--hot-only",
         action="store_true",
-        help="the hot path alone (-p lake=false): board, hour and page measured, no day "
-        "document (profiling the hot path without the lake path's load)",
+        help="the hot path alone (-p lake=false): board and hour measured, no day document "
+        "and no page (it draws once the lake path has written the day's KPIs): profiling the "
+        "hot path without the lake path's load",
     )
     add(
         "--page-grace",

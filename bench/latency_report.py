@@ -83,6 +83,7 @@ def report(run: Any, exit_code: int | None) -> dict[str, Any]:
         },  # fmt: skip
         "trigger": args.trigger,
         "hot_trigger": args.hot_trigger,
+        "board_trigger": args.board_trigger,
         "rate_events_per_s": args.rate,
         "window": {
             "warmup": [run.start.isoformat(), run.measured_from.isoformat()],
@@ -184,7 +185,9 @@ def print_summary(result: dict[str, Any], out: Path) -> None:
         f"stream CPU: {_fmt(cpu.get('cores_avg'))} cores avg, p95 {_fmt(cpu.get('cores_p95'))}"
         f", RSS max {cpu.get('rss_mb_max')} MB (target <= {TARGET_CORES:g} core avg)"
     )
-    print(f"micro-batches: hot {mb['hot']['batches']} p50 {_fmt(mb['hot']['seconds']['p50'])} s"
+    print(f"micro-batches: board {mb['board']['batches']} p50 "
+          f"{_fmt(mb['board']['seconds']['p50'])} s · hour KPIs {mb['hot']['batches']} p50 "
+          f"{_fmt(mb['hot']['seconds']['p50'])} s"
           f" · lake {mb['lake']['batches']} p50 {_fmt(mb['lake']['seconds']['p50'])} s · "
           f"refreshes {mb['refresh']['runs']} p50 {_fmt(mb['refresh']['seconds_total']['p50'])} s"
           f" · Kafka delivery p95 {_fmt(result['kafka_delivery_s']['p95'])} s")  # fmt: skip

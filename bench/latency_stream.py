@@ -6,7 +6,7 @@ memory, its micro-batches as it logged them, and the weather job landing a day m
   as JSON into the bench's stream log (``--verbose``);
 - :class:`CpuSampler`: every second, the CPU time of the stream's whole process tree (Python
   driver, Spark's JVM, the Python workers; ``psutil``) and its resident memory;
-- :func:`batches`: the ``flights_hot.batch``, ``flights_stream.batch`` and
+- :func:`batches`: the ``flights_board.batch``, ``flights_hot.batch``, ``flights_stream.batch`` and
   ``flights_stream.refreshed`` lines of that log;
 - :class:`WeatherDay`: the weather files of one day replayed into the landing zone, then
   ``python -m pipelines job weather_hourly --env E`` as a subprocess.
@@ -74,9 +74,11 @@ def child_env(params: Path) -> dict[str, str]:
 
 
 def start_stream(settings: Settings, params: Path, trigger: str, hot_trigger: str,
-                 log_file: IO[bytes], lake: bool = True) -> subprocess.Popen:  # fmt: skip
+                 log_file: IO[bytes], lake: bool = True,
+                 board_trigger: str = "500ms") -> subprocess.Popen:  # fmt: skip
     cmd = [sys.executable, "-m", "pipelines", "job", "flights_stream", "--env", settings.env,
            "-p", f"trigger={trigger}", "-p", f"hot_trigger={hot_trigger}",
+           "-p", f"board_trigger={board_trigger}",
            *([] if lake else ["-p", "lake=false", "-p", "hot=true"])]  # fmt: skip
     return subprocess.Popen(
         cmd, cwd=REPO_ROOT, env=child_env(params), stdout=log_file, stderr=subprocess.STDOUT,
@@ -223,9 +225,10 @@ def lake_rows(path: Path) -> int:
 def batches(path: Path, start: float, end: float) -> dict[str, Any]:
     """The micro-batches of each path and the publisher's refreshes logged within
     [start, end] (wall epoch), their durations in seconds."""
-    rows = log_lines(path, ("flights_hot.batch", "flights_stream.batch",
+    rows = log_lines(path, ("flights_board.batch", "flights_hot.batch", "flights_stream.batch",
                             "flights_stream.refreshed"))  # fmt: skip
     inside = [r for r in rows if start <= r["_at"] <= end]
+    board = [r for r in inside if r["event"] == "flights_board.batch"]
     hot = [r for r in inside if r["event"] == "flights_hot.batch"]
     lake = [r for r in inside if r["event"] == "flights_stream.batch"]
     refreshed = [r for r in inside if r["event"] == "flights_stream.refreshed"]
@@ -238,10 +241,18 @@ def batches(path: Path, start: float, end: float) -> dict[str, Any]:
         for k, v in (r.get("steps") or {}).items():
             hot_steps[k].append(v)
     return {
+        "board": {
+            "batches": len(board),
+            "seconds": summary([r["seconds"] for r in board]),
+            "events_per_batch": summary([float(r["events"]) for r in board], 1),
+            "seconds_between_batch_ends": summary(
+                [b["_at"] - a["_at"] for a, b in pairwise(board)]
+            ),  # fmt: skip
+        },
         "hot": {
             "batches": len(hot),
             "seconds": summary([r["seconds"] for r in hot]),
-            "flights_per_batch": summary([float(r["flights"]) for r in hot], 1),
+            "rows_per_batch": summary([float(r["rows"]) for r in hot], 1),
             "seconds_between_batch_ends": summary([b["_at"] - a["_at"] for a, b in pairwise(hot)]),
             "seconds_by_step": {k: summary(v) for k, v in hot_steps.items()},
         },
@@ -261,6 +272,7 @@ def batches(path: Path, start: float, end: float) -> dict[str, Any]:
             },  # fmt: skip
         },
         "batches_logged_in_all": {
+            "board": sum(r["event"] == "flights_board.batch" for r in rows),
             "hot": sum(r["event"] == "flights_hot.batch" for r in rows),
             "lake": sum(r["event"] == "flights_stream.batch" for r in rows),
         },

@@ -4,9 +4,10 @@ A Kafka consumer thread learns every produced event (its ``produced_at`` and its
 millisecond CreateTime); two poll threads read the documents of the pending events by ``_id``
 and stamp, per event, the wall time each stage was first read:
 
-1. ``board``: the resolved ``flights_by_hour`` bucket (``readmodels.resolve``: the hot slot
-   where its ``version`` is higher) shows the event's flight with ``last_event_time >=
-   event_time``; the resolved ``version`` of that moment is kept (fast thread, ``--poll``);
+1. ``board``: the resolved ``flights_by_hour`` bucket (``readmodels.resolve``: the hot path's
+   ``flights_by_hour_hot`` bucket where its ``version`` is higher) shows the event's flight
+   with ``last_event_time >= event_time``; the resolved ``version`` of that moment is kept
+   (fast thread, ``--poll``);
 2. ``hour``: the resolved ``kpi_hourly`` document of the bucket has ``version >=`` that board
    version (fast thread);
 3. ``day`` (slow thread, ``--lake-poll``): the lake path's own fields of the bucket include the
@@ -43,14 +44,9 @@ from pipelines.stack import mongo
 
 STAGES = ("board", "hour", "day")
 READ_THREADS = 4  # lookups by _id in flight at once, as the page does
-BOARD_PROJECTION = {
-    "flights.flight_key": 1, "flights.last_event_time": 1, "flights.status_rank": 1,
-    "version": 1, "date": 1, f"{RM.HOT}.flights.flight_key": 1,
-    f"{RM.HOT}.flights.last_event_time": 1, f"{RM.HOT}.flights.status_rank": 1,
-    f"{RM.HOT}.version": 1,
-}  # fmt: skip
+# the lake's buckets in part; a hot board bucket whole (its version counts every known field)
 LAKE_BOARD_PROJECTION = {"flights.flight_key": 1, "flights.last_event_time": 1, "version": 1}
-HOURLY_PROJECTION = {"version": 1, "updated_at": 1, f"{RM.HOT}.version": 1}
+HOURLY_PROJECTION = {"version": 1, "updated_at": 1}
 
 
 def utc(text: str) -> datetime:
@@ -212,7 +208,7 @@ class Tracker:
         return out
 
     def _read(self, pool: ThreadPoolExecutor, collection: Any, ids: list[str],
-              projection: dict[str, int]) -> list[tuple[str, dict | None, float]]:  # fmt: skip
+              projection: dict | None) -> list[tuple[str, dict | None, float]]:  # fmt: skip
         """(id, document or None, wall time read) of each of ``ids``, by ``_id``."""
 
         def one(key: str) -> tuple[str, dict | None, float]:
@@ -222,12 +218,20 @@ class Tracker:
         self.reads[collection.name] += len(ids)
         return list(pool.map(one, ids))
 
+    def _resolved(self, pool: ThreadPoolExecutor, db: Any, collection: str, ids: list[str],
+                  projection: dict[str, int]) -> list[tuple[str, dict | None, float]]:  # fmt: skip
+        """:meth:`_read` of the lake path's and the hot path's buckets, each pair resolved as
+        the page resolves it (the wall time of the later read)."""
+        hot = {k: (d, t) for k, d, t in self._read(pool, db[RM.HOT_OF[collection]], ids, None)}
+        return [(k, RM.resolve(d, hot[k][0]), max(t, hot[k][1]))
+                for k, d, t in self._read(pool, db[collection], ids, projection)]  # fmt: skip
+
     def _fast_cycle(self, db: Any, pool: ThreadPoolExecutor) -> None:
         board = self._pending(lambda e: "board" not in e.at)
-        for bucket, doc, seen in self._read(pool, db[RM.BOARD], list(board), BOARD_PROJECTION):
-            if doc is None:
+        for bucket, shown, seen in self._resolved(pool, db, RM.BOARD, list(board),
+                                                  LAKE_BOARD_PROJECTION):  # fmt: skip
+            if shown is None:
                 continue
-            shown = RM.resolve(doc)
             newest = {f["flight_key"]: f.get("last_event_time") for f in shown.get("flights", [])}
             with self.lock:
                 for ev in board[bucket]:
@@ -236,9 +240,9 @@ class Tracker:
                         ev.at["board"] = seen
                         ev.board_version = shown.get("version")
         hour = self._pending(lambda e: "board" in e.at and "hour" not in e.at)
-        for bucket, doc, seen in self._read(pool, db[RM.KPI_HOURLY], list(hour),
-                                            HOURLY_PROJECTION):  # fmt: skip
-            version = RM.resolve(doc).get("version") if doc is not None else None
+        for bucket, doc, seen in self._resolved(pool, db, RM.KPI_HOURLY, list(hour),
+                                                HOURLY_PROJECTION):  # fmt: skip
+            version = doc.get("version") if doc is not None else None
             if version is None:
                 continue
             with self.lock:

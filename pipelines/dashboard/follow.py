@@ -65,8 +65,8 @@ def read_state(db: Database, reads: Counter | None = None) -> dict[str, Any] | N
 
 def read_hot(db: Database, dates: list[str], clock: datetime, reads: Counter | None = None):
     """The ``kpi_hourly`` rows of the hours of ``dates`` started by ``clock``, by ``_id``."""
-    docs = Q.by_ids(db[RM.KPI_HOURLY], hour_ids(dates, clock), reads=reads)
-    return hourly_frame([RM.resolve(d) for d in docs])  # the hot slot where it knows more
+    # the hot path's row where it knows more
+    return hourly_frame(Q.resolved(db, RM.KPI_HOURLY, hour_ids(dates, clock), reads=reads))
 
 
 def poll(db: Database, live: Live, now: datetime, reads: Counter | None = None) -> LiveRead | None:

@@ -129,6 +129,20 @@ def by_ids(
     return [d for d in docs if d is not None]
 
 
+def resolved(
+    db: Database, collection: str, ids: Iterable[Any], projection: Any = None,
+    reads: Reads | None = None,
+) -> list[dict]:  # fmt: skip
+    """The buckets of ``collection`` whose ``_id`` is in ``ids``, each as its readers see it:
+    the lake path's document or the hot path's (``readmodels.HOT_OF``), whichever knows more
+    (``readmodels.resolve``). Both read by ``_id``."""
+    ids = list(dict.fromkeys(ids))
+    lake = {d["_id"]: d for d in by_ids(db[collection], ids, projection, reads)}
+    hot = {d["_id"]: d for d in by_ids(db[RM.HOT_OF[collection]], ids, projection, reads)}
+    docs = (RM.resolve(lake.get(i), hot.get(i)) for i in ids)
+    return [d for d in docs if d is not None]
+
+
 def read_states(db: Database) -> dict[str, dict[str, Any]]:
     """``pipeline_state`` documents by job id (a handful of documents)."""
     return {d["_id"]: d for d in db[RM.STATE].find({})}
@@ -142,9 +156,9 @@ def replay_clock(db: Database, states: dict[str, dict[str, Any]] | None = None):
 
 
 def has_flights(db: Database) -> bool:
-    """Flight documents exist (the KPIs may not yet): a bare ``find_one`` is answered without
-    a scan (limit pushdown)."""
-    return db[RM.BOARD].find_one({}, {"_id": 1}) is not None
+    """Flight documents exist, of either path (the KPIs may not yet): a bare ``find_one`` is
+    answered without a scan (limit pushdown)."""
+    return any(db[c].find_one({}, {"_id": 1}) is not None for c in (RM.BOARD, RM.BOARD_HOT))
 
 
 def read_profile(db: Database, reads: Reads | None = None) -> Profile:
@@ -270,9 +284,8 @@ def read_board(
     while hour <= end:
         keys += [RM.hour_key(o, hour) for o in ORIGINS]
         hour += timedelta(hours=1)
-    # the lake path's fields and the hot path's slot: the one that knows more is shown
-    proj = {"origin": 1, "flights": 1, "version": 1, f"{RM.HOT}.flights": 1, f"{RM.HOT}.version": 1}
-    docs = [RM.resolve(d) for d in by_ids(db[RM.BOARD], keys, proj, reads)]
+    # the lake path's bucket or the hot path's: the one that knows more is shown
+    docs = resolved(db, RM.BOARD, keys, {"origin": 1, "flights": 1, "version": 1}, reads)
     return board_frame(docs, start, end)
 
 

@@ -1,26 +1,27 @@
-"""The hot path of ``flights_stream``: an event on the duty manager's board within seconds.
+"""The hot path's hour KPIs of ``flights_stream``: an event in its hour's KPI row within seconds.
 
 A long-lived query of its own (its own checkpoint, ``<checkpoints>/flights_stream.hot``) over
-the same Kafka topic as the lake path. Each micro-batch, on the executors and without reading
-the lake:
+the flight events topic, beside the live board (``jobs/flights_board.py``, which puts each
+event's flight on the board) and the lake path. Each micro-batch, on the executors and without
+reading the lake:
 
 1. parse and validate the events (``flight_state.parse_events``); refused ones are left to the
    lake path, which records them exactly once;
 2. merge the accepted events into the state of the board buckets they touch (Spark's state
    store, ``transform.bucket_state``: ``transformWithState`` keyed by origin x scheduled hour),
-   which emits every flight of each changed bucket;
+   which emits every flight of each changed bucket: an hour's KPIs need all its flights;
 3. enrich those flights from small frames held in memory (:class:`Enrichment`: airlines,
    airports, planes and the latest days of weather, refreshed by a thread of the driver when
-   their Delta version moves, never inside a micro-batch);
-4. write each changed bucket's ``flights_by_hour`` document and ``kpi_hourly`` row into their hot
-   slot (``readmodels.HOT``), by ``_id`` from the executors, and the batch's health into
-   ``pipeline_state`` (``hot``: batch id, wall time, flights served, Kafka lag).
+   their Delta version moves, never inside a micro-batch; the live board joins the same);
+4. write each changed bucket's ``kpi_hourly`` row into ``kpi_hourly_hot`` (the lake path writes
+   ``kpi_hourly``: ``readmodels.HOT_OF``), whole, by ``_id`` from the executors, and the
+   batch's health into ``pipeline_state`` (``kpi``: batch id, wall time, rows written, lag).
 
-The documents are the lake path's own functions (``documents.board_docs``,
-``kpis.kpi_hourly``, ``documents.hourly_docs``) over the same merged flights, so for the same
-events both paths write the same fields; a flight whose weather or reference data lands later is
-corrected by the lake path (its version is then the higher one). A crash replays the batch from
-the state of the previous one: the same buckets, the same documents.
+The row is the lake path's own functions (``kpis.kpi_hourly``, ``documents.hourly_docs``) over
+the same merged flights, so for the same events both paths write the same fields; a flight whose
+weather or reference data lands later is corrected by the lake path (its version is then the
+higher one). A crash replays the batch from the state of the previous one: the same buckets, the
+same rows.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from pipelines.core.config import Settings
 from pipelines.lake import tables
 from pipelines.serving import documents, sinks
 from pipelines.serving.publish import REFERENCE_SCHEMAS, WEATHER_SCHEMA, versions
-from pipelines.serving.readmodels import BOARD, BOARD_TOP, HOT, HOURLY_TOP, KPI_HOURLY
+from pipelines.serving.readmodels import KPI_HOURLY_HOT
 from pipelines.stack.spark import use_pool
 from pipelines.transform import flight_state, kpis
 
@@ -133,20 +134,16 @@ def hot_clean(flights: DataFrame, enrichment: tuple[DataFrame, ...]) -> DataFram
 
 
 def hot_docs(clean: DataFrame, now: datetime) -> DataFrame:
-    """Clean flights of changed buckets (:func:`hot_clean`) -> one row per bucket: its
-    ``_id``, its ``flights_by_hour`` document (``board``) and ``kpi_hourly`` row (``hourly``),
-    each with ``updated_at`` = ``now``, and its newest event time (``newest``). The lake
-    path's own document functions, so both paths write the same fields."""
-    board = documents.board_docs(clean).withColumn("updated_at", F.lit(now))
-    hourly = documents.hourly_docs(
+    """Clean flights of changed buckets (:func:`hot_clean`) -> one ``kpi_hourly`` row per
+    bucket (with ``updated_at`` = ``now`` and the bucket's ``version``): the lake path's own
+    functions, so both paths write the same fields."""
+    return documents.hourly_docs(
         kpis.kpi_hourly(clean).withColumn("updated_at", F.lit(now)),
         documents.bucket_versions(clean),
     )
-    return board.select(
-        "_id",
-        F.struct(*board.columns).alias("board"),
-        F.array_max("flights.last_event_time").alias("newest"),
-    ).join(hourly.select("_id", F.struct(*hourly.columns).alias("hourly")), "_id")
+
+
+STATE_KEY = "kpi"  # pipeline_state.flights_stream.<this>: the hour KPIs' batches
 
 
 def batch_function(
@@ -155,32 +152,30 @@ def batch_function(
     lag: Callable[[], int | None],
     job: str,
 ) -> Callable[[DataFrame, int], None]:
-    """The hot query's ``foreachBatch`` function: one Spark job a micro-batch (the state
-    store's stage, then the documents built and written from the executors, which hand the
-    driver a count and the newest event time per partition)."""
-    slots = ((BOARD, "board", BOARD_TOP), (KPI_HOURLY, "hourly", HOURLY_TOP))
+    """The hot query's ``foreachBatch`` function: the state store's stage, then the rows built
+    and written from the executors, which hand the driver their count."""
 
     def on_batch(flights: DataFrame, batch_id: int) -> None:
         use_pool(flights.sparkSession, "hot")  # the next free task slot is the hot path's
         started = time.monotonic()
         now = datetime.now(UTC).replace(tzinfo=None)
-        # the state store's stage runs once, and the documents are planned over its result
-        # alone (a local checkpoint): a persisted frame ran the whole streaming plan's
-        # analysis and cache lookups at every step of the documents' plan (0.6 to 1.4 s a
-        # batch, measured), and a frame neither persisted nor cut ran the state store's
-        # stage once per aggregate (1.5 s each)
+        # the state store's stage runs once, and the rows are planned over its result alone
+        # (a local checkpoint): a persisted frame ran the whole streaming plan's analysis and
+        # cache lookups at every step of the rows' plan (0.6 to 1.4 s a batch, measured), and
+        # a frame neither persisted nor cut ran the state store's stage once per aggregate
+        # (1.5 s each)
         steps: dict[str, float] = {}
         clean = hot_clean(flights, enrichment.frames()).localCheckpoint(eager=True)
         steps["state"] = time.monotonic() - started  # Kafka, parse, state store, enrichment
-        docs = hot_docs(clean, now)
+        rows = hot_docs(clean, now)
         steps["plan"] = time.monotonic() - started - steps["state"]
-        served, newest = sinks.write_slots(docs, settings, HOT, slots, "hot.after_board")
+        written = sinks.write(rows, settings, KPI_HOURLY_HOT, "hot.partial_write")
         seconds = round(time.monotonic() - started, 3)
-        steps["write"] = seconds - steps.get("state", 0) - steps.get("plan", 0)
-        sinks.set_state(settings, job, newest, hot={
-            "batch_id": batch_id, "at": datetime.now(UTC), "rows": served, "lag": lag(),
-            "seconds": seconds})  # fmt: skip
-        log.info("flights_hot.batch", batch_id=batch_id, flights=served, seconds=seconds,
+        steps["write"] = seconds - steps["state"] - steps["plan"]
+        sinks.set_state(settings, job, None, **{STATE_KEY: {
+            "batch_id": batch_id, "at": datetime.now(UTC), "rows": written, "lag": lag(),
+            "seconds": seconds}})  # fmt: skip
+        log.info("flights_hot.batch", batch_id=batch_id, rows=written, seconds=seconds,
                  steps={k: round(v, 3) for k, v in steps.items()})  # fmt: skip
         faults.point("hot.before_commit")  # its state and offsets are committed after this
 

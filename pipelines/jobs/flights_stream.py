@@ -4,23 +4,26 @@
 ``availableNow``: raw events appended exactly once to the lake, then the clean flights and KPIs
 of the dates they touched recomputed from the raw log and published.
 
-**The hot path** (``jobs/flights_hot.py``; long-lived runs, every ``hot_trigger``): its own query
-and checkpoint (``<checkpoint>.hot``) over the same topic; merges the events into Spark's state
-of the board buckets they touch and writes those buckets' documents into their hot slot within
-seconds, without reading the lake. Both paths write the same documents for the same events
+**The hot path** (long-lived runs), two queries over the same topic with their own
+checkpoints, neither reading the lake: the live board (``jobs/flights_board.py``, every
+``board_trigger``, stateless: each event's flight raised with ``$max`` into its board bucket's
+hot slot within a second) and the hour KPIs (``jobs/flights_hot.py``, every ``hot_trigger``:
+the events merged into Spark's state of the buckets they touch, whose ``kpi_hourly`` rows are
+rewritten into their hot slot). Both paths write the same documents for the same events
 (``readmodels.resolve`` shows the one that knows more).
 
 ``trigger`` ``availableNow`` (a backfill, a test: drain what is there, then stop; the lake path
 alone unless ``hot``) or an interval such as ``15s`` (the long-lived service: both paths). A
-long-lived run puts the lake path in a process of its own at a lower priority
-(``jobs/lake_process.py``: sharing one Spark application, a refresh of the lake path held the
-hot path's cores for up to 38 s); otherwise the queries share this process's application.
+long-lived run keeps the live board in this process and puts the hour KPIs and the lake path in
+processes of their own at lower priorities (``jobs/lake_process.py``: sharing one Spark
+application, a refresh of the lake path held the hot path's cores for up to 38 s, and the hour
+KPIs' stages made a board micro-batch 3 to 5 times slower); otherwise the queries share this
+process's application.
 This module only wires the queries, waits for them and stops them.
 """
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from collections.abc import Callable
@@ -34,11 +37,11 @@ from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
 
 from pipelines.core.config import Settings
-from pipelines.core.exceptions import ConfigError, TarmacError, unavailable
-from pipelines.jobs import flights_hot, flights_lake
+from pipelines.core.exceptions import TarmacError, unavailable
+from pipelines.jobs import flights_board, flights_hot, flights_lake
 from pipelines.jobs.flights_lake import JOB, PUBLISH_EVERY_S, Publisher, StreamResult
-from pipelines.jobs.lake_process import LakeProcess
-from pipelines.jobs.registry import StreamParams
+from pipelines.jobs.lake_process import PathProcess
+from pipelines.jobs.params import StreamParams, trigger_options
 from pipelines.serving import publish, sinks
 from pipelines.stack.spark import build_session
 from pipelines.transform import bucket_state, flight_state
@@ -50,15 +53,6 @@ def _stop(queries: list[StreamingQuery]) -> None:
     for query in queries:
         if query.isActive:
             query.stop()
-
-
-def _trigger(trigger: str) -> dict[str, object]:
-    if trigger == "availableNow":
-        return {"availableNow": True}
-    if m := re.fullmatch(r"(\d+)\s*(s|sec|seconds|m|min|minutes)", trigger.strip()):
-        unit = "seconds" if m[2].startswith("s") else "minutes"
-        return {"processingTime": f"{m[1]} {unit}"}
-    raise ConfigError(f"trigger '{trigger}' is neither 'availableNow' nor an interval like '2s'")
 
 
 def kafka_reader(
@@ -81,29 +75,36 @@ def kafka_reader(
     return reader.load()
 
 
-def _start_hot(
-    spark: SparkSession, settings: Settings, checkpoint: Path, trigger: str,
-    max_offsets: int | None, enrichment: flights_hot.Enrichment | None = None,
-) -> tuple[StreamingQuery, flights_hot.Enrichment]:  # fmt: skip
-    """Start the hot path's query (``jobs/flights_hot.py``), with ``enrichment`` or a new one."""
-    enrichment = enrichment or flights_hot.Enrichment(spark, settings)
+LIVE = ("board", "hot")  # the hot path's queries: the live board, the hour KPIs
+
+
+def _start_live(
+    spark: SparkSession, settings: Settings, kind: str, checkpoint: Path, trigger: str,
+    max_offsets: int | None, enrichment: flights_hot.Enrichment,
+) -> StreamingQuery:  # fmt: skip
+    """Start one of the hot path's queries, named ``flights_stream.<kind>``, with its
+    checkpoint ``<checkpoint>.<kind>``: the live board (``board``, ``jobs/flights_board.py``,
+    stateless) or the hour KPIs (``hot``, ``jobs/flights_hot.py``, Spark's state store)."""
     wait = {"kafka.fetch.max.wait.ms": str(flights_hot.KAFKA_FETCH_WAIT_MS)}
     source = kafka_reader(spark, settings, max_offsets, wait)
-    events = flight_state.parse_events(source)
-    accepted = events.where(F.col("reject_reason").isNull())
+    accepted = flight_state.parse_events(source).where(F.col("reject_reason").isNull())
     handle: dict[str, StreamingQuery] = {}
     lag = flights_hot.kafka_lag(lambda: handle["q"].lastProgress if "q" in handle else None)
-    query = (
-        bucket_state.bucket_flights(accepted)
-        .writeStream.foreachBatch(flights_hot.batch_function(settings, enrichment, lag, JOB))
-        .outputMode("update")
-        .option("checkpointLocation", str(checkpoint))
-        .trigger(**_trigger(trigger))
-        .queryName(f"{JOB}.hot")
+    if kind == "board":
+        frame, mode = accepted, "append"
+        on_batch = flights_board.batch_function(settings, enrichment, lag, JOB)
+    else:
+        frame, mode = bucket_state.bucket_flights(accepted), "update"
+        on_batch = flights_hot.batch_function(settings, enrichment, lag, JOB)
+    handle["q"] = (
+        frame.writeStream.foreachBatch(on_batch)
+        .outputMode(mode)
+        .option("checkpointLocation", str(checkpoint.with_name(f"{checkpoint.name}.{kind}")))
+        .trigger(**trigger_options(trigger))
+        .queryName(f"{JOB}.{kind}")
         .start()
     )
-    handle["q"] = query
-    return query, enrichment
+    return handle["q"]
 
 
 def run(
@@ -114,16 +115,20 @@ def run(
     timeout_s: float | None = None,
     hot: bool | None = None,
     hot_trigger: str = "1s",
+    board_trigger: str = "500ms",
     lake: bool = True,
     lake_process: bool | None = None,
     stop: threading.Event | None = None,
+    live: tuple[str, ...] = LIVE,
 ) -> StreamResult:
     """Run the stream until it has drained (availableNow), ``timeout_s`` passes, ``stop`` is
-    set, or it is interrupted: the lake path with ``trigger`` (``lake``), and the hot path with
-    ``hot_trigger`` (``hot``; None = when ``trigger`` is an interval). ``checkpoint`` is the
-    lake path's; the hot path's is next to it, ``<checkpoint>.hot``. ``lake_process``: the lake
-    path in a process of its own at a lower priority (``jobs/lake_process.py``; None = when
-    both paths run long-lived)."""
+    set, or it is interrupted: the lake path with ``trigger`` (``lake``), and the hot path
+    (``hot``; None = when ``trigger`` is an interval): its live board every ``board_trigger``
+    and its hour KPIs every ``hot_trigger``. ``checkpoint`` is the lake path's; the hot path's
+    are next to it, ``<checkpoint>.board`` and ``<checkpoint>.hot``; ``live``: which of the hot
+    path's queries (:data:`LIVE`) run. ``lake_process``: the lake path and the hour KPIs in
+    processes of their own at lower priorities (``jobs/lake_process.py``; None = when both
+    paths run long-lived)."""
     spark = build_session(settings, JOB)
     sinks.ensure_indexes(settings)
     checkpoint = checkpoint or settings.resolve(settings.paths.checkpoints) / JOB
@@ -135,32 +140,39 @@ def run(
     queries: list[StreamingQuery] = []
     enrichment: flights_hot.Enrichment | None = None
     publisher: Publisher | None = None
-    child: LakeProcess | None = None
+    children: list[PathProcess] = []
     t0 = time.monotonic()
-    restart_hot: Callable[[], StreamingQuery] | None = None
+    restarts: dict[str, Callable[[], StreamingQuery]] = {}  # the hot path's, by name
     failures: list[TarmacError] = []  # raised inside a batch: Spark wraps them
     try:
-        if hot:
-            hot_checkpoint = checkpoint.with_name(checkpoint.name + ".hot")
-            hot_mode = "availableNow" if not realtime else hot_trigger
-            hot_query, enrichment = _start_hot(
-                spark, settings, hot_checkpoint, hot_mode, max_offsets_per_trigger
-            )
-            queries.append(hot_query)
+        if hot and lake_process and "hot" in live:  # the hour KPIs in a process of their own
+            children.append(PathProcess(settings, "kpi", hot_trigger, max_offsets_per_trigger,
+                                        checkpoint))  # fmt: skip
+            live = tuple(k for k in live if k != "hot")
+        if hot and live:
+            enrichment = flights_hot.Enrichment(spark, settings)
+            for kind in live:
+                mode = "availableNow" if not realtime else (
+                    board_trigger if kind == "board" else hot_trigger)  # fmt: skip
 
-            def restart_hot() -> StreamingQuery:
-                return _start_hot(spark, settings, hot_checkpoint, hot_mode,
-                                  max_offsets_per_trigger, enrichment)[0]  # fmt: skip
+                def start(kind: str = kind, mode: str = mode) -> StreamingQuery:
+                    return _start_live(spark, settings, kind, checkpoint, mode,
+                                       max_offsets_per_trigger, enrichment)  # fmt: skip
+
+                queries.append(start())
+                restarts[f"{JOB}.{kind}"] = start
 
         if lake and lake_process:
-            child = LakeProcess(settings, trigger, max_offsets_per_trigger, checkpoint)
+            children.append(PathProcess(settings, "lake", trigger, max_offsets_per_trigger,
+                                        checkpoint))  # fmt: skip
         elif lake:
             publisher = Publisher(spark, settings, publish.pending_dates(spark, settings),
                                   interval_s=PUBLISH_EVERY_S if realtime else 0)  # fmt: skip
             source = kafka_reader(spark, settings, max_offsets_per_trigger)
             queries.append(flights_lake.start_lake(spark, settings, source, checkpoint,
-                _trigger(trigger), publisher, result, failures))  # fmt: skip
-        _await(queries, timeout_s, restart_hot, stop, child.check if child else None)
+                trigger_options(trigger), publisher, result, failures))  # fmt: skip
+        _await(queries, timeout_s, restarts, stop,
+               (lambda: [c.check() for c in children]) if children else None)  # fmt: skip
         _stop(queries)
         if publisher is not None:  # the last refresh; its failure is named below like any other
             publisher.close()
@@ -174,7 +186,7 @@ def run(
         raise
     finally:
         _stop(queries)
-        if child is not None:
+        for child in children:
             _add_counts(result, child.stop())
         if enrichment is not None:
             enrichment.close()
@@ -203,18 +215,18 @@ HOT_RESTARTS = 5  # restarts of the hot query in one run before the job fails
 def _await(
     queries: list[StreamingQuery],
     timeout_s: float | None,
-    restart_hot: Callable[[], StreamingQuery] | None = None,
+    restarts: dict[str, Callable[[], StreamingQuery]] | None = None,
     stop: threading.Event | None = None,
     watch: Callable[[], None] | None = None,
 ) -> None:
     """Wait until every query has ended (availableNow) or one failed, ``timeout_s`` passed or
-    ``stop`` is set; ``watch`` (the lake process's check) raises when the job must end.
+    ``stop`` is set; ``watch`` (the child processes' check) raises when the job must end.
 
-    A failed hot query is started again from its checkpoint (``restart_hot``; the lake path,
-    the source of truth, keeps running meanwhile), after 1, 2, 4 ... s, at most
-    :data:`HOT_RESTARTS` times in one run: seen on a loaded machine, "Python worker failed to
-    connect back" (a state-store worker that took over 10 s to start). Any other failure ends
-    the job (its supervisor restarts it)."""
+    A failed query of the hot path is started again from its checkpoint (``restarts``, by
+    query name; the lake path, the source of truth, keeps running meanwhile), after 1, 2,
+    4 ... s, at most :data:`HOT_RESTARTS` times in one run: seen on a loaded machine, "Python
+    worker failed to connect back" (a state-store worker that took over 10 s to start). Any
+    other failure ends the job (its supervisor restarts it)."""
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
     failures = 0
     while any(q.isActive for q in queries):
@@ -225,14 +237,14 @@ def _await(
         for i, query in enumerate(queries):
             if query.isActive or query.exception() is None:
                 continue
-            hot = query.name == f"{JOB}.hot"
-            if not hot or restart_hot is None or failures >= HOT_RESTARTS:
+            restart = (restarts or {}).get(query.name)
+            if restart is None or failures >= HOT_RESTARTS:
                 raise query.exception()
             failures += 1
-            log.warning("flights_stream.hot_restarted", attempt=failures,
+            log.warning("flights_stream.hot_restarted", query=query.name, attempt=failures,
                         error=str(query.exception())[:300])  # fmt: skip
             time.sleep(2 ** (failures - 1))
-            queries[i] = restart_hot()
+            queries[i] = restart()
         if deadline is not None and time.monotonic() >= deadline:
             return
         time.sleep(0.5)
@@ -244,5 +256,6 @@ def _await(
 def main(settings: Settings, params: StreamParams) -> dict[str, Any]:
     """The registry's entry: :func:`run` with the triggers, paths and batch size of ``params``."""
     return run(settings, params.trigger, params.max_offsets_per_trigger, hot=params.hot,
-               hot_trigger=params.hot_trigger, lake=params.lake,
+               hot_trigger=params.hot_trigger, board_trigger=params.board_trigger,
+               lake=params.lake,
                lake_process=params.lake_process).__dict__  # fmt: skip

@@ -37,7 +37,7 @@ import structlog
 
 from pipelines.core.config import Settings, outputs_dir
 from pipelines.jobs import retention
-from pipelines.jobs.registry import HousekeepingParams
+from pipelines.jobs.params import HousekeepingParams
 from pipelines.jobs.retention import Freed, LogFile, RunRecord
 from pipelines.serving import readmodels as RM
 from pipelines.stack import mongo

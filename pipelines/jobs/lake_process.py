@@ -1,20 +1,25 @@
-"""The lake path of a long-lived ``flights_stream`` in a process of its own, at a lower priority.
+"""The lake path and the hour KPIs of a long-lived ``flights_stream``, each in a process of its
+own at a lower priority than the live board's.
 
-Why a process: the two paths of the stream shared one Spark application (one JVM, one Python
-driver) and Spark does not preempt a task, so the lake path's refresh (recompute a day's clean
-flights and KPIs from the raw log, 7 to 33 s) held both task slots and the hot path waited:
-a hot micro-batch of 537 flights took 37.8 s during one refresh, and board documents stopped
-moving for 40 s (``bench/latency.py``, 2 cores, FAIR pools ``hot``/``lake``, measured). In a
-process of its own started with ``nice`` :data:`NICE`, the kernel's scheduler gives the hot
-path's process about nine tenths of the cores whenever both want them (CFS weights of nice 0
-and 10), and the lake path takes every cycle the hot path leaves.
+Why processes: the stream's queries shared one Spark application (one JVM, one Python driver)
+and Spark does not preempt a task, so the lake path's refresh (recompute a day's clean flights
+and KPIs from the raw log, 7 to 33 s) held both task slots and the hot path waited: a hot
+micro-batch of 537 flights took 37.8 s during one refresh, and board documents stopped moving
+for 40 s (``bench/latency.py``, 2 cores, FAIR pools ``hot``/``lake``, measured). The hour KPIs'
+state-store stages did the same to the live board at a smaller scale: in one application a
+board micro-batch of ~50 events took 1.5 to 2.8 s (0.4 to 0.55 s alone), with the hour KPIs
+in a process of their own at ``nice`` 5 it took 0.45 to 1.0 s (``/tmp``-free probe of the
+bench's window, 2 cores, measured). Started with ``nice`` :data:`NICE` (the lake path) or
+:data:`KPI_NICE` (the hour KPIs), the kernel's scheduler gives the live board's process most of
+the cores whenever they compete (CFS weights: nice 5 gets about a third of nice 0's share,
+nice 10 a tenth), and each takes every cycle the board leaves.
 
-:class:`LakeProcess` (in the stream's driver) starts ``python -m pipelines.jobs.lake_process``
-on a copy of the driver's settings, in the driver's process group (a fault point that kills
-the job kills both, as a crash of the machine would), with ``SIGTERM`` when the driver dies
-(Linux ``PR_SET_PDEATHSIG``); :meth:`LakeProcess.check` raises
+:class:`PathProcess` (in the stream's driver) starts ``python -m pipelines.jobs.lake_process
+--path lake|kpi`` on a copy of the driver's settings, in the driver's process group (a fault
+point that kills the job kills all, as a crash of the machine would), with ``SIGTERM`` when
+the driver dies (Linux ``PR_SET_PDEATHSIG``); :meth:`PathProcess.check` raises
 :class:`~pipelines.core.exceptions.StreamProcessError` once the process has ended, so the job
-fails and its supervisor restarts both paths; :meth:`LakeProcess.stop` sends it ``SIGTERM``
+fails and its supervisor restarts every path; :meth:`PathProcess.stop` sends it ``SIGTERM``
 (its Ctrl-C: the query stops between batches) and ``SIGKILL`` after a grace period. Its log
 lines go where the driver's go; its counts come back as JSON in a file the driver reads.
 """
@@ -43,6 +48,8 @@ from pipelines.core.exceptions import StreamProcessError
 log = structlog.get_logger(__name__)
 
 NICE = 10  # the lake path's niceness, added to the driver's
+KPI_NICE = 5  # the hour KPIs' niceness, added to the driver's
+PATHS = ("lake", "kpi")
 STOP_GRACE_S = 60.0  # SIGTERM -> SIGKILL
 
 
@@ -56,30 +63,34 @@ def _tie_to(parent: int, nice: int) -> None:
         raise SystemExit(0)
 
 
-class LakeProcess:
-    """The lake path of :func:`pipelines.jobs.flights_stream.run` as a child process."""
+class PathProcess:
+    """The lake path (``lake``) or the hour KPIs (``kpi``) of
+    :func:`pipelines.jobs.flights_stream.run` as a child process, every ``trigger``."""
 
     def __init__(
         self,
         settings: Settings,
+        path: str,
         trigger: str,
         max_offsets: int | None,
         checkpoint: Path,
-        nice: int = NICE,
+        nice: int | None = None,
     ) -> None:
-        self.folder = Path(tempfile.mkdtemp(prefix="tarmac-lake-"))
+        nice = (NICE if path == "lake" else KPI_NICE) if nice is None else nice
+        self.path = path
+        self.folder = Path(tempfile.mkdtemp(prefix=f"tarmac-{path}-"))
         self.result_path = self.folder / "result.json"
         params = settings.write(self.folder)
-        cmd = [sys.executable, "-m", "pipelines.jobs.lake_process", "--env", settings.env,
-               "--parent", str(os.getpid()), "--nice", str(nice),
+        cmd = [sys.executable, "-m", "pipelines.jobs.lake_process", "--path", path,
+               "--env", settings.env, "--parent", str(os.getpid()), "--nice", str(nice),
                "--parameters", str(params), "--trigger", trigger, "--checkpoint", str(checkpoint),
                "--result", str(self.result_path),
                *(["--max-offsets", str(max_offsets)] if max_offsets else [])]  # fmt: skip
         self.proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdin=subprocess.DEVNULL)
-        log.info("flights_stream.lake_process_started", pid=self.proc.pid, nice=nice)
+        log.info("flights_stream.path_process_started", path=path, pid=self.proc.pid, nice=nice)
 
     def check(self) -> None:
-        """Raise :class:`StreamProcessError` if the lake path's process has ended."""
+        """Raise :class:`StreamProcessError` if the process has ended."""
         code = self.proc.poll()
         if code is not None:
             raise StreamProcessError(self.proc.pid, code)
@@ -95,7 +106,7 @@ class LakeProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(10)
-        log.info("flights_stream.lake_process_stopped", pid=self.proc.pid,
+        log.info("flights_stream.path_process_stopped", path=self.path, pid=self.proc.pid,
                  exit_code=self.proc.returncode)  # fmt: skip
         try:
             return json.loads(self.result_path.read_text())
@@ -108,8 +119,10 @@ class LakeProcess:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m pipelines.jobs.lake_process",
-        description="The lake path of a long-lived flights_stream (started by its driver).",
+        description="The lake path or the hour KPIs of a long-lived flights_stream (started by "
+        "its driver).",
     )
+    parser.add_argument("--path", choices=PATHS, default="lake", help="which (default lake)")
     parser.add_argument("--env", required=True)
     parser.add_argument("--parameters", type=Path, required=True, help="settings file (YAML)")
     parser.add_argument("--trigger", required=True, help="an interval such as 10s")
@@ -117,9 +130,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--result", type=Path, required=True, help="where its counts go")
     parser.add_argument("--max-offsets", type=int, default=None)
     parser.add_argument("--parent", type=int, required=True, help="the driver's pid")
-    parser.add_argument("--nice", type=int, default=NICE, help="niceness added (default 10)")
+    parser.add_argument("--nice", type=int, default=None,
+                        help=f"niceness added (default {NICE} lake, {KPI_NICE} kpi)")  # fmt: skip
     args = parser.parse_args(argv)
-    _tie_to(args.parent, args.nice)
+    _tie_to(args.parent, (NICE if args.path == "lake" else KPI_NICE) if args.nice is None
+            else args.nice)  # fmt: skip
     stop = threading.Event()
     # SIGTERM from the driver (or Ctrl-C, SIGHUP): the query stops between batches, the last
     # refresh runs and the counts are written; a second signal while that runs is ignored
@@ -128,8 +143,11 @@ def main(argv: list[str] | None = None) -> int:
     from pipelines.jobs import flights_stream  # noqa: PLC0415 - it imports this module
 
     settings = config.load(args.env, path=args.parameters)
+    lake = args.path == "lake"
+    paths = {"hot": False, "lake": True} if lake else {
+        "hot": True, "hot_trigger": args.trigger, "live": ("hot",), "lake": False}  # fmt: skip
     result = flights_stream.run(settings, args.trigger, args.max_offsets, args.checkpoint,
-                                hot=False, lake=True, lake_process=False, stop=stop)  # fmt: skip
+                                lake_process=False, stop=stop, **paths)  # fmt: skip
     args.result.write_text(json.dumps(result.__dict__))
     return 0
 

@@ -20,7 +20,7 @@ from pyspark.sql import functions as F
 
 from pipelines.core import reconcile
 from pipelines.core.config import Settings
-from pipelines.jobs.registry import DailyParams
+from pipelines.jobs.params import DailyParams
 from pipelines.lake import tables
 from pipelines.landing import ingest
 from pipelines.landing.manifest import LandedFile

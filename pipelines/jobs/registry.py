@@ -3,11 +3,11 @@ dashboard's freshness panel and the tests may run, with its notebook, its code a
 
 A job is a module of :mod:`pipelines.jobs` with a ``main(settings, params) -> dict`` function, a
 parameterized notebook that calls it (the door papermill and cron use), and a :class:`JobSpec`:
-a pydantic model of its parameters (unknown names and wrong types are refused before anything
-runs), a timeout, how often a transient failure is retried and with which backoff, which
-parameter carries the logical date for ``backfill``, and how stale its data may get before the
-dashboard turns amber or red, and, for a job that runs long-lived, its :class:`ServiceSpec`
-(``python -m pipelines service start|stop|status|run|ensure <job>``,
+a pydantic model of its parameters (:mod:`pipelines.jobs.params`: unknown names and wrong types
+are refused before anything runs), a timeout, how often a transient failure is retried and with
+which backoff, which parameter carries the logical date for ``backfill``, and how stale its
+data may get before the dashboard turns amber or red, and, for a job that runs long-lived, its
+:class:`ServiceSpec` (``python -m pipelines service start|stop|status|run|ensure <job>``,
 :mod:`pipelines.orchestration.service`). :data:`PIPELINE` is the order the demo, backfills and
 tests run the data jobs in (any order gives the same state).
 
@@ -31,136 +31,20 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    ValidationInfo,
-    field_validator,
-)
+from pydantic import ValidationError
 
 from pipelines.core.config import REPO_ROOT
 from pipelines.core.exceptions import ConfigError
-from pipelines.jobs import retention
-
-
-class JobParams(BaseModel):
-    """Base of every job's parameters: unknown names are an error, never silently ignored."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    env: str
-
-
-class SmokeParams(JobParams):
-    messages: int = Field(default=1000, ge=0, description="messages sent to Kafka first")
-    topic: str | None = Field(default=None, description="topic (None: kafka.topics.smoke)")
-    collection: str = Field(default="smoke_events", description="the target collection")
-    checkpoint: str | None = Field(default=None, description="checkpoint folder (None: paths)")
-
-
-class DailyParams(JobParams):
-    date: dt.date | None = Field(
-        default=None, description="only the files of this date, YYYY-MM-DD (None: every pending)"
-    )
-
-
-class StreamParams(JobParams):
-    trigger: str = Field(
-        default="availableNow",
-        description="lake path: availableNow (drain, stop) or an interval like 15s",
-    )
-    max_offsets_per_trigger: int | None = Field(
-        default=200_000, ge=1, description="Kafka records per micro-batch at most"
-    )
-    hot: bool | None = Field(
-        default=None, description="run the hot path (None: when trigger is an interval)"
-    )
-    hot_trigger: str = Field(default="1s", description="the hot path's interval")
-    lake: bool = Field(default=True, description="run the lake path (the source of truth)")
-    lake_process: bool | None = Field(
-        default=None,
-        description="the lake path in a process of its own at a lower priority, so that it "
-        "never holds the hot path's cores (None: when both paths run long-lived)",
-    )
-
+from pipelines.jobs.params import (
+    DailyParams,
+    HousekeepingParams,
+    JobParams,
+    SmokeParams,
+    StreamParams,
+)
 
 BATCH_NICE = 10  # the batch jobs' niceness: a weather run beside the stream slowed its hot
 # micro-batches from 2.8 s to 4 to 8.7 s (bench/latency.py, 2 cores, measured)
-
-# each retention's floor and why (HousekeepingParams._floor)
-_FLOORS: dict[str, tuple[int, str]] = {
-    "vacuum_retention_hours": (
-        retention.DELTA_MIN_RETENTION_HOURS,
-        "Delta's own retentionDurationCheck refuses it (7 days), a job or query still reading "
-        "an older snapshot (the stream's refresh, a concurrent overwrite, time travel to a "
-        "recent version) needs the files that snapshot names, and a shorter window can corrupt "
-        "such a reader",
-    ),
-    "ledger_days": (
-        retention.RUNS_PAGE_DAYS,
-        "a job's health document (pipeline_health) is rebuilt from its recent runs, and "
-        f"operators read the last {retention.RUNS_PAGE_DAYS} days of runs",
-    ),
-    "ledger_keep_per_job": (
-        retention.RUNS_CLI_LIMIT,
-        f"`python -m pipelines runs --job <job>` shows the newest {retention.RUNS_CLI_LIMIT}",
-    ),
-}
-
-
-class HousekeepingParams(JobParams):
-    """Every retention of :mod:`pipelines.jobs.housekeeping` (docs/operations.md)."""
-
-    vacuum_retention_hours: int = Field(
-        default=retention.DELTA_MIN_RETENTION_HOURS,
-        description="Delta VACUUM keeps unreferenced files this long, at least 168",
-    )
-    optimize_tables: str = Field(
-        default="raw/flight_events,raw/rejects,raw/weather",
-        description="tables OPTIMIZEd first, comma-separated, empty for none",
-    )
-    run_records_days: int = Field(
-        default=14, ge=1, description="outputs/runs/ files kept (newest failure of a job: always)"
-    )
-    logs_days: int = Field(default=14, ge=1, description="rolled outputs/logs/ files kept")
-    log_roll_bytes: int = Field(
-        default=1024**2, ge=0, description="a log this big is rolled (0: every non-empty log)"
-    )
-    ledger_days: int = Field(
-        default=30, description="pipeline_runs kept, at least 8 (health rebuilds)"
-    )
-    ledger_keep_per_job: int = Field(
-        default=retention.RUNS_CLI_LIMIT, description="newest runs of each job always kept"
-    )
-    rejects_days: int = Field(default=30, ge=1, description="MongoDB rejects kept (lake: all)")
-
-    @field_validator("vacuum_retention_hours", "ledger_days", "ledger_keep_per_job")
-    @classmethod
-    def _floor(cls, value: int, info: ValidationInfo) -> int:
-        least, why = _FLOORS[info.field_name]
-        if value < least:
-            raise ValueError(f"{info.field_name} below {least} is refused: {why}")
-        return value
-
-    @field_validator("optimize_tables")
-    @classmethod
-    def _tables(cls, value: str) -> str:
-        names = [n.strip() for n in value.split(",") if n.strip()]
-        unknown = [n for n in names if n not in LAKE_TABLES]
-        if unknown:
-            raise ValueError(f"unknown lake tables {unknown}; choose among {list(LAKE_TABLES)}")
-        return ",".join(names)
-
-
-# the lake's tables by name (pipelines.lake.tables.TABLES, without importing Spark here)
-LAKE_TABLES = (
-    "raw/flight_events", "raw/rejects", "raw/weather", "raw/airlines", "raw/airports",
-    "raw/planes", "clean/weather", "clean/airlines", "clean/airports", "clean/planes",
-    "clean/flights", "serving/kpi_hourly", "serving/kpi_carrier_daily",
-    "serving/kpi_weather_daily", "serving/kpi_route_daily", "serving/kpi_route_monthly",
-)  # fmt: skip
 
 
 @dataclass(frozen=True)

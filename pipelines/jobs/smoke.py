@@ -19,7 +19,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from pipelines.core.config import Settings
-from pipelines.jobs.registry import SmokeParams
+from pipelines.jobs.params import SmokeParams
 from pipelines.serving import sinks
 from pipelines.stack import kafka_io, mongo
 from pipelines.stack.spark import build_session

@@ -26,7 +26,7 @@ from pyspark.sql import functions as F
 from pipelines.core import faults, reconcile
 from pipelines.core.config import Settings
 from pipelines.core.domain import LOCAL_TZ
-from pipelines.jobs.registry import DailyParams
+from pipelines.jobs.params import DailyParams
 from pipelines.lake import tables
 from pipelines.landing import ingest
 from pipelines.landing.manifest import LandedFile

@@ -3,7 +3,8 @@
 Starts the stack; replays 2013 on an accelerated clock in the background (flight events to
 Kafka, one weather file per replayed hour and the reference snapshots of each replayed day to
 the landing zone); runs the flight stream long-lived, as the service cron's watchdog keeps
-(:mod:`pipelines.orchestration.service`, trigger 1 s; started here unless it already runs);
+(:mod:`pipelines.orchestration.service`: the live board every 500 ms, the hour KPIs every
+second, the lake path every 10 s; started here unless it already runs);
 runs the file jobs through the runner (papermill + ledger), each in a process of its own, as
 soon as the replay has landed a file for it; serves the dashboard with Voila. Ctrl-C, SIGTERM or
 SIGHUP stops everything this command started (the stream service and the stack too, unless

@@ -35,7 +35,8 @@ from pipelines.core import config, logs
 from pipelines.core.config import Settings, outputs_dir
 from pipelines.core.exceptions import ConfigError, JobFailedError, JobLockedError, JobTimeoutError
 from pipelines.jobs import registry
-from pipelines.jobs.registry import METRICS_PARAM, JobParams, JobSpec
+from pipelines.jobs.params import JobParams
+from pipelines.jobs.registry import METRICS_PARAM, JobSpec
 from pipelines.orchestration import notebook
 from pipelines.orchestration.ledger import Ledger, RunLog, now
 from pipelines.orchestration.locks import JobLock, lock_path

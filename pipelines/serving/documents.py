@@ -15,15 +15,8 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from pipelines.core.domain import HOUR_KEY_SPARK, MEASURES, WEATHER_FIELDS
-from pipelines.serving.readmodels import PROFILE_ID
+from pipelines.serving.readmodels import FLIGHT_FIELDS, PROFILE_ID
 
-# a flight inside its hour's bucket: the sort keys first (scheduled departure, then key)
-FLIGHT_FIELDS = (
-    "sched_dep_utc", "flight_key", "carrier", "carrier_name", "flight", "tailnum", "plane_year",
-    "dest", "dest_name", "dest_lat", "dest_lon", "dest_known", "distance", "local_hour",
-    "weekday", "sched_arr_utc", "dep_time_utc", "dep_delay", "arr_time_utc", "arr_delay",
-    "air_time", "status_rank", "status", "cancelled", "last_event_time", "weather",
-)  # fmt: skip
 WEATHER_DOC_FIELDS = ("origin", "hour_utc", "temp_c", "dewp_c", "humid", "wind_dir",
                       "wind_speed_kmh", "wind_gust_kmh", "precip_mm", "pressure_hpa",
                       "visib_km", "visib_band", "wind_band", "precip", "source_file")  # fmt: skip

@@ -7,9 +7,9 @@ the executors:
    (``flight_state.flight_updates``: order-independent), enriched with the clean reference and
    weather tables;
 2. writes the ``flights_by_hour`` buckets of the touched hours to MongoDB (first: the live
-   board is what a duty manager watches), as the lake path's fields of each bucket (the hot
-   path of ``jobs/flights_hot.py`` writes its own slot of the same documents seconds after
-   an event; ``readmodels.resolve`` shows the one that knows more);
+   board is what a duty manager watches), whole (the hot path writes the same buckets seconds
+   after an event in ``flights_by_hour_hot`` and ``kpi_hourly_hot``, under the same ``_id``;
+   ``readmodels.resolve`` shows the one that knows more);
 3. overwrites the lake's ``clean/flights`` and KPI partitions of those dates, and the
    route-months of their months;
 4. writes the ``kpi_hourly`` rows and ``kpi_daily`` documents of the dates, the
@@ -38,8 +38,6 @@ from pipelines.lake import tables
 from pipelines.serving import documents, sinks
 from pipelines.serving.readmodels import (
     BOARD,
-    BOARD_TOP,
-    HOURLY_TOP,
     KPI_DAILY,
     KPI_HOURLY,
     KPI_PROFILE,
@@ -185,7 +183,7 @@ def _refresh(
             if horizon is not None and newest is None:
                 newest = flights.agg(F.max("last_event_time")).first()[0]
             touched = documents.within_horizon(touched, "sched_hour_utc", newest, horizon)
-            sinks.write(documents.board_docs(touched), settings, BOARD, top=BOARD_TOP)
+            sinks.write(documents.board_docs(touched), settings, BOARD)
     hourly = kpis.kpi_hourly(flights).withColumn("updated_at", F.lit(now)).persist()
     carriers = kpis.kpi_carrier_daily(flights).persist()
     weather = kpis.kpi_weather_daily(flights).persist()
@@ -210,7 +208,7 @@ def _refresh(
             lambda: sinks.write(documents.daily_docs(hourly, carriers, weather), settings,
                                 KPI_DAILY),
             lambda: sinks.write(documents.hourly_docs(hourly, documents.bucket_versions(flights)),
-                                settings, KPI_HOURLY, top=HOURLY_TOP),
+                                settings, KPI_HOURLY),
             lambda: sinks.write(documents.route_month_docs(monthly), settings, KPI_ROUTE_MONTHLY),
             *([lambda: publish_profile(spark, settings)] if profile else []),
         )  # fmt: skip

@@ -6,8 +6,10 @@ dashboard that reads them share one definition of every collection name and key 
 - ``flights_by_hour``: bucket of the flights of one (origin, scheduled departure hour UTC),
   ``_id`` = :func:`hour_key`; the live board reads the hours around the clock.
 - ``kpi_hourly``: the KPI row of one (origin, scheduled departure hour UTC), ``_id`` =
-  :func:`hour_key`, written by the stream's hot path within seconds (the same row ``kpi_daily``
-  carries later); the tiles of the day read the hours of the day.
+  :func:`hour_key` (the same row ``kpi_daily`` carries); the tiles of the day read the hours of
+  the day.
+- ``flights_by_hour_hot`` and ``kpi_hourly_hot``: the same buckets as the stream's hot path
+  writes them within seconds, same ``_id`` (:data:`HOT_OF`, :func:`resolve`).
 - ``kpi_daily``: bucket of every KPI row of one local date, ``_id`` = ``YYYY-MM-DD``.
 - ``kpi_route_monthly``: bucket of every route of one month, ``_id`` = ``YYYY-MM``.
 - ``kpi_profile``: the computed whole-period figures, one document ``_id`` = :data:`PROFILE_ID`.
@@ -19,11 +21,13 @@ from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from pipelines.core.domain import HOUR_KEY_PY, NEW_YORK, ORIGINS
+from pipelines.core.domain import HOUR_KEY_PY, NEW_YORK, ORIGINS, STATUS_NAME, STATUS_RANK
 
 BOARD = "flights_by_hour"
 KPI_DAILY = "kpi_daily"
 KPI_HOURLY = "kpi_hourly"
+BOARD_HOT = "flights_by_hour_hot"
+KPI_HOURLY_HOT = "kpi_hourly_hot"
 KPI_ROUTE_MONTHLY = "kpi_route_monthly"
 KPI_PROFILE = "kpi_profile"
 WEATHER_HOURLY = "weather_hourly"
@@ -37,7 +41,9 @@ PROFILE_ID = "all"
 # the serving collections the jobs write (pipeline_state and the ledger are job state)
 SERVING = (
     BOARD,
+    BOARD_HOT,
     KPI_HOURLY,
+    KPI_HOURLY_HOT,
     KPI_DAILY,
     KPI_ROUTE_MONTHLY,
     KPI_PROFILE,
@@ -50,24 +56,78 @@ SERVING = (
 INDEXES: dict[str, list[list[tuple[str, int]]]] = {REJECTS: [[("at", -1)]]}
 
 
-# The two writers of a bucket (``flights_by_hour``, ``kpi_hourly``): the exact lake path sets the
-# document's own fields; the hot path, seconds after an event, sets the fields of TOP at the top
-# and the rest inside the sub-document HOT. Each writes by ``_id`` only and never the other's
-# fields, so neither regresses the other; a reader takes, of the two, the one with the higher
-# ``version`` (what the bucket knows, see ``serving.documents.facts``): :func:`resolve`.
-HOT = "hot"
-BOARD_TOP = ("origin", "hour_utc", "date")
-HOURLY_TOP = ("origin", "hour_utc", "date", "local_hour", "weekday")
+# a flight inside its hour's ``flights_by_hour`` bucket: the sort keys first (scheduled
+# departure, then key)
+FLIGHT_FIELDS = (
+    "sched_dep_utc", "flight_key", "carrier", "carrier_name", "flight", "tailnum", "plane_year",
+    "dest", "dest_name", "dest_lat", "dest_lon", "dest_known", "distance", "local_hour",
+    "weekday", "sched_arr_utc", "dep_time_utc", "dep_delay", "arr_time_utc", "arr_delay",
+    "air_time", "status_rank", "status", "cancelled", "last_event_time", "weather",
+)  # fmt: skip
+# what a board flight shows that its reader derives from ``status_rank`` (a status name does
+# not grow with its rank, so a hot board bucket's monotone map does not hold it)
+RANK_FIELDS = ("status", "cancelled")
+
+# The two writers of a bucket (a board bucket, an hour's KPI row): the exact lake path writes
+# it in BOARD or KPI_HOURLY, the hot path, seconds after an event, in the collection HOT_OF names,
+# under the same ``_id``. Each document has one writer: FerretDB v1.24 applies an update as a
+# read, then a write, outside a transaction, so two writers of one document lose each other's
+# updates (measured: 160 of 450 concurrent ``$max`` upserts of one document kept;
+# FerretDB#3040). A reader takes, of the two, the one with the higher ``version`` (what the
+# bucket knows, see ``serving.documents.facts``): :func:`resolve`. A hot board bucket holds its
+# flights as a map (:func:`slot_key` -> the flight's known fields), each field raised with
+# ``$max`` by the live board (``jobs/flights_board.py``), which :func:`hot_board` turns into
+# the lake path's shape.
+HOT_OF = {BOARD: BOARD_HOT, KPI_HOURLY: KPI_HOURLY_HOT}
+BOARD_TOP = ("_id", "origin", "hour_utc", "date")  # a hot board bucket's fields beside its map
 
 
-def resolve(doc: dict[str, Any]) -> dict[str, Any]:
-    """A bucket document as its readers see it: the lake path's fields, or the hot path's
-    (``doc[HOT]``) where those know more (a higher ``version``; a tie keeps the lake's)."""
-    hot = doc.get(HOT)
-    base = {k: v for k, v in doc.items() if k != HOT}
-    if hot is not None and hot.get("version", 0) > base.get("version", -1):
-        return {**base, **hot}
-    return base
+def resolve(lake: dict[str, Any] | None, hot: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A bucket as its readers see it: the lake path's document or the hot path's (a board's
+    map through :func:`hot_board`), whichever knows more (a higher ``version``; a tie keeps the
+    lake's); None when neither exists."""
+    if hot is not None and isinstance(hot.get("flights"), dict):
+        hot = hot_board(hot)
+    if lake is None or (hot is not None and hot.get("version", 0) > lake.get("version", -1)):
+        return hot if lake is None else {**lake, **hot}
+    return lake
+
+
+def slot_key(flight_key: str) -> str:
+    """A flight's key in a board's hot map: a MongoDB field name holds no ``.`` and starts
+    with no ``$`` (``%`` escaped first, so two keys never meet)."""
+    return flight_key.replace("%", "%25").replace(".", "%2E").replace("$", "%24")
+
+
+def board_flight(known: dict[str, Any]) -> dict[str, Any]:
+    """A flight of a board's hot map (its known fields, ``status_rank`` among them) as the
+    lake path writes it: :data:`FLIGHT_FIELDS` in order, status and cancelled derived from the
+    rank as ``flight_state.derive`` does, unknown fields absent."""
+    rank = known.get("status_rank")
+    derived = {}
+    if rank is not None:
+        derived = {"status": STATUS_NAME.get(rank), "cancelled": rank == STATUS_RANK["cancelled"]}
+    merged = {**known, **derived}
+    return {k: merged[k] for k in FLIGHT_FIELDS if merged.get(k) is not None}
+
+
+def facts(flight: dict[str, Any]) -> int:
+    """What a board flight knows (``serving.documents.facts`` in Python): its status rank
+    plus its known :data:`FLIGHT_FIELDS`."""
+    return (flight.get("status_rank") or 0) + sum(flight.get(k) is not None for k in FLIGHT_FIELDS)
+
+
+def hot_board(doc: dict[str, Any]) -> dict[str, Any]:
+    """A hot board bucket (``flights``: a map of known fields by :func:`slot_key`) -> the
+    document the lake path writes for the same flights: ``n``, ``flights`` sorted as its
+    ``sort_array`` sorts them (scheduled departure, then key: unique), ``version`` (the sum
+    of :func:`facts`), and the bucket's other fields (``_id``, ``origin``, ``updated_at``...)."""
+    flights = sorted(
+        (board_flight(f) for f in doc["flights"].values()),
+        key=lambda f: (f["sched_dep_utc"], f["flight_key"]),
+    )
+    rest = {k: v for k, v in doc.items() if k != "flights"}
+    return {**rest, "n": len(flights), "flights": flights, "version": sum(map(facts, flights))}
 
 
 def naive_utc(value: Any) -> Any:

@@ -30,108 +30,45 @@ def strip_nulls(value: Any) -> Any:
     return value
 
 
-def operation(doc: dict[str, Any], slot: str | None = None, top: tuple[str, ...] = ()) -> Any:
-    """The write of one document (nulls already stripped), by ``_id`` only (the one filter
-    FerretDB v1.24 answers without scanning the collection: any other condition scans it,
-    3.7 s for 50 conditional replaces on 20,000 buckets, measured):
+def operation(doc: dict[str, Any]) -> Any:
+    """The write of one document (nulls already stripped): the whole document, by ``_id``
+    only (``ReplaceOne``, upserting): the one filter FerretDB v1.24 answers without scanning
+    the collection (any other condition scans it, 3.7 s for 50 conditional replaces on 20,000
+    buckets, measured)."""
+    from pymongo import ReplaceOne
 
-    - ``slot`` None: the whole document (``ReplaceOne``), or, when ``top`` is given, its fields
-      ``$set`` (the lake path's write of a bucket: it keeps the bucket's hot slot);
-    - ``slot`` set: the fields of ``top`` at the top level and every other field inside the
-      sub-document ``slot`` (the hot path's write: it never touches the lake path's fields).
-    """
-    from pymongo import ReplaceOne, UpdateOne
-
-    key = {"_id": doc["_id"]}
-    if slot is None and not top:
-        return ReplaceOne(key, doc, upsert=True)
-    fields = {k: v for k, v in doc.items() if k != "_id"}
-    if slot is not None:
-        fields = {**{k: fields.pop(k) for k in top if k in fields}, slot: fields}
-    return UpdateOne(key, {"$set": fields}, upsert=True)
+    return ReplaceOne({"_id": doc["_id"]}, doc, upsert=True)
 
 
 def _write_partition(
-    rows: Iterator[Row],
-    uri: str,
-    database: str,
-    collection: str,
-    slot: str | None = None,
-    top: tuple[str, ...] = (),
-) -> None:
+    rows: Iterator[Row], uri: str, database: str, collection: str, fault: str
+) -> Iterator[int]:
     from pymongo import MongoClient
 
     from pipelines.stack.mongo import bulk_write
 
-    ops = [
-        operation(doc, slot, top)
-        for doc in (strip_nulls(row.asDict(recursive=True)) for row in rows)
-    ]
+    ops = [operation(strip_nulls(row.asDict(recursive=True))) for row in rows]
     if ops:
         with MongoClient(uri, serverSelectionTimeoutMS=10_000, appname="tarmac-sink") as client:
             half = len(ops) // 2
             bulk_write(client[database][collection], ops[:half])
-            faults.point("sink.partial_write")  # tests: a crash with half a partition written
+            faults.point(fault)  # tests: a crash with half a partition written
             bulk_write(client[database][collection], ops[half:])
+    yield len(ops)
 
 
 def write(
-    frame: DataFrame,
-    settings: Settings,
-    collection: str,
-    slot: str | None = None,
-    top: tuple[str, ...] = (),
-) -> None:
+    frame: DataFrame, settings: Settings, collection: str, fault: str = "sink.partial_write"
+) -> int:
     """Write every row of ``frame`` (one column ``_id``) as the whole document of its ``_id``
-    (``slot``/``top``: as a slot or a set of fields, see :func:`operation`)."""
+    (:func:`operation`), from the executors; the documents written. ``fault``: the point
+    between a partition's two halves."""
     uri, db = settings.mongo.uri, settings.mongo.database
-    frame.foreachPartition(lambda rows: _write_partition(rows, uri, db, collection, slot, top))
-
-
-def _write_slots(
-    rows: Iterator[Row],
-    uri: str,
-    database: str,
-    slot: str,
-    targets: tuple[tuple[str, str, tuple[str, ...]], ...],
-    fault: str,
-) -> Iterator[tuple[int, Any]]:
-    from pymongo import MongoClient
-
-    from pipelines.stack.mongo import bulk_write
-
-    rows = list(rows)
-    if rows:
-        with MongoClient(uri, serverSelectionTimeoutMS=10_000, appname="tarmac-hot") as client:
-            for i, (collection, column, top) in enumerate(targets):
-                docs = [strip_nulls(row[column].asDict(recursive=True)) for row in rows]
-                bulk_write(client[database][collection], [operation(d, slot, top) for d in docs])
-                if i == 0:
-                    faults.point(fault)  # tests: a crash with the first collection written
-    first = targets[0][1]
-    yield (
-        sum(row[first]["n"] or 0 for row in rows),
-        max((row["newest"] for row in rows if row["newest"] is not None), default=None),
+    return sum(
+        frame.rdd.mapPartitions(
+            lambda rows: _write_partition(rows, uri, db, collection, fault)
+        ).collect()
     )
-
-
-def write_slots(
-    frame: DataFrame,
-    settings: Settings,
-    slot: str,
-    targets: tuple[tuple[str, str, tuple[str, ...]], ...],
-    fault: str = "sink.slots_partial",
-) -> tuple[int, datetime | None]:
-    """Write each row's documents into their ``slot`` (:func:`operation`), one collection per
-    ``targets`` entry (collection, the row's struct column holding its document, its
-    top-level keys), from the executors, in one Spark job. Returns the flights written (the
-    first target's ``n``, summed) and the newest ``newest`` column of the rows."""
-    uri, db = settings.mongo.uri, settings.mongo.database
-    parts = frame.rdd.mapPartitions(
-        lambda rows: _write_slots(rows, uri, db, slot, targets, fault)
-    ).collect()
-    newest = max((p[1] for p in parts if p[1] is not None), default=None)
-    return sum(p[0] for p in parts), newest
 
 
 def set_state(settings: Settings, job: str, newest: datetime | None, **fields: Any) -> None:

@@ -49,8 +49,8 @@ def session_conf(settings: Settings) -> dict[str, str]:
 
 
 def use_pool(spark: SparkSession, pool: str) -> None:
-    """Run the Spark jobs this thread starts from now on in FAIR pool ``pool`` (``hot`` or
-    ``lake``, see ``stack/resources/fairscheduler.xml``)."""
+    """Run the Spark jobs this thread starts from now on in FAIR pool ``pool`` (``board``,
+    ``hot`` or ``lake``, see ``stack/resources/fairscheduler.xml``)."""
     spark.sparkContext.setLocalProperty("spark.scheduler.pool", pool)
 
 

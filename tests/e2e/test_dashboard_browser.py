@@ -612,7 +612,7 @@ def test_the_page_follows_the_stream_without_a_reload(voila: str, browser, serve
     took = time.monotonic() - started
     kept = page.evaluate(f"() => [{board}.dataset.probe, {board}.scrollTop]")
     assert kept == ["kept", 90], kept  # the same element, scrolled where it was
-    assert "hot path" in page.inner_text(".tm-header")
+    assert "live board" in page.inner_text(".tm-header")
     assert not ERROR_TEXT.search(page.inner_text("body"))
     assert errors == [], errors[:5]
     page.close()

@@ -101,22 +101,24 @@ def test_a_poll_reads_the_state_alone_until_a_batch_id_moves(live_db) -> None:
     db.pipeline_state.update_one({"_id": "flights_stream"}, {"$set": {"hot": batch(11)}})
     reads.clear()
     read = poll(db, shown, NOW, reads)
-    assert read is not None and read.full and read.marks == (11, 3) and read.clock == CLOCK
-    # 3 airports x 3 hours of board, 3 airports x the 15 hours of the day up to the clock's
-    assert reads == {"pipeline_state": 1, "flights_by_hour": 9, "kpi_hourly": 45}
+    assert read is not None and read.full and read.marks == (11, None, 3) and read.clock == CLOCK
+    # 3 airports x 3 hours of board, 3 airports x the 15 hours of the day up to the clock's,
+    # each bucket as the lake path and as the hot path wrote it
+    assert reads == {"pipeline_state": 1, "flights_by_hour": 9, "flights_by_hour_hot": 9,
+                     "kpi_hourly": 45, "kpi_hourly_hot": 45}  # fmt: skip
     assert len(read.hot) == 45 and set(read.hot["date"]) == {"2013-03-20"}
     assert len(read.board) == len(Q.read_board(db, CLOCK)) > 0
 
     shown.seen = read.marks
     db.pipeline_state.update_one({"_id": "flights_stream"}, {"$set": {"lake": batch(4)}})
-    assert poll(db, shown, NOW).marks == (11, 4)  # the lake path moves it too
+    assert poll(db, shown, NOW).marks == (11, None, 4)  # the lake path moves it too
 
-    shown.seen = (11, 4)
+    shown.seen = (11, None, 4)
     stalled = {"hot": batch(11, age_s=120, lag=300), "lake": batch(4)}
     db.pipeline_state.update_one({"_id": "flights_stream"}, {"$set": stalled})
     read = poll(db, shown, NOW)  # no batch, but the hot path's level changed: the state
     assert read is not None and not read.full and read.board is None
-    assert stream_levels({"flights_stream": read.state}, NOW) == ("red", "ok")
+    assert stream_levels({"flights_stream": read.state}, NOW) == ("red", "missing", "ok")
 
 
 def test_the_page_redraws_the_board_and_the_tiles_after_a_batch(live_db) -> None:
@@ -127,7 +129,7 @@ def test_the_page_redraws_the_board_and_the_tiles_after_a_batch(live_db) -> None
     page.refresh()
     assert page.scope() == TODAY
     before = page.state.kpis
-    assert "data-stream" in page.header.value and "hot path" in page.header.value
+    assert "data-stream" in page.header.value and "live board" in page.header.value
     assert page.follow().full  # the first poll reads (identical rows: identical tiles)
     assert page.state.kpis.value == before.value
     assert page.follow() is None and page.live_draws == 1  # nothing moved: nothing read

@@ -306,8 +306,8 @@ def test_first_read_is_bounded_and_refresh_reads_what_moved(year_db) -> None:
     assert snap.clock == CLOCK and snap.clock_day == "2013-03-10"
     assert sorted(snap.kpis.rows.read) == ["2013-03-10", "2013-03-11", "2013-03-12"]
     assert snap.reads == {"kpi_profile": 1, "kpi_daily": 3, "kpi_route_monthly": 1,
-                          "flights_by_hour": 9, "weather_hourly": 3,
-                          "pipeline_health": 3}  # fmt: skip
+                          "flights_by_hour": 9, "flights_by_hour_hot": 9,
+                          "weather_hourly": 3, "pipeline_health": 3}  # fmt: skip
     today = Q.Scope(date_from=date(2013, 3, 10), date_to=date(2013, 3, 10))
     assert snap.needed(today) == ([], [])
     assert_same_summary(Q.kpi_summary(snap.kpis, today, CLOCK), _reference(rows, today))

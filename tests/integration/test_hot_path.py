@@ -1,11 +1,13 @@
-"""The stream's hot path (``jobs/flights_hot.py``) against its lake path, on the real stack.
+"""The stream's hot path (the live board, ``jobs/flights_board.py``, and the hour KPIs,
+``jobs/flights_hot.py``) against its lake path, on the real stack.
 
 One window of a busy afternoon (2013-03-04 10:00-16:00Z: ~840 events, reference data and the
 weather of those hours) is landed once and served by the lake path (the source of truth). Then
 the hot path alone, over the same events:
 
-- writes, in the hot slot of every bucket, exactly the lake path's documents (board buckets and
-  ``kpi_hourly`` rows, field for field but the wall-clock ``updated_at``);
+- writes, in ``flights_by_hour_hot`` and ``kpi_hourly_hot``, exactly the lake path's documents
+  (board buckets, their map read through ``readmodels.hot_board``, and ``kpi_hourly`` rows, field
+  for field but the wall-clock ``updated_at``);
 - reads no Delta table inside a micro-batch: pointed at a lake that does not exist, it still
   serves every flight of every bucket (without the enrichment only the lake could give);
 - gives the same documents whatever the order of the events, their duplicates and the way
@@ -36,7 +38,6 @@ pytestmark = pytest.mark.integration
 START = datetime(2013, 3, 4, 10, tzinfo=UTC)
 END = datetime(2013, 3, 4, 16, tzinfo=UTC)
 COLLECTIONS = (readmodels.BOARD, readmodels.KPI_HOURLY)
-TOPS = {readmodels.BOARD: readmodels.BOARD_TOP, readmodels.KPI_HOURLY: readmodels.HOURLY_TOP}
 
 
 def _plain(doc: dict) -> dict:
@@ -44,21 +45,15 @@ def _plain(doc: dict) -> dict:
 
 
 def lake_fields(db, collection: str) -> dict[str, dict]:
-    """Each bucket as the lake path wrote it (its own fields, no hot slot, no wall time)."""
-    return {
-        d["_id"]: _plain({k: v for k, v in d.items() if k != readmodels.HOT})
-        for d in db[collection].find({})
-    }
+    """Each bucket as the lake path wrote it (no wall time)."""
+    return {d["_id"]: _plain(d) for d in db[collection].find({})}
 
 
 def hot_slots(db, collection: str) -> dict[str, dict]:
-    """Each bucket as the hot path wrote it: its top-level keys and its hot slot."""
-    tops = TOPS[collection]
-    return {
-        d["_id"]: _plain({"_id": d["_id"], **{k: d[k] for k in tops if k in d}, **d["hot"]})
-        for d in db[collection].find({})
-        if readmodels.HOT in d
-    }
+    """Each bucket as the hot path wrote it (in ``readmodels.HOT_OF[collection]``; a board
+    bucket's map as its readers see it, ``readmodels.hot_board``), without the wall time."""
+    read = readmodels.hot_board if collection == readmodels.BOARD else dict
+    return {d["_id"]: _plain(read(d)) for d in db[readmodels.HOT_OF[collection]].find({})}
 
 
 def _with(settings: Settings, tmp, *, database: str, lake: str | None = None,
@@ -76,7 +71,7 @@ def _with(settings: Settings, tmp, *, database: str, lake: str | None = None,
 
 @pytest.fixture(scope="module")
 def window(stack: Settings, tmp_path_factory) -> Iterator[Settings]:
-    """The window landed and served by the lake path only (no hot slot yet)."""
+    """The window landed and served by the lake path only (no hot document yet)."""
     unique = uuid.uuid4().hex[:8]
     tmp = tmp_path_factory.mktemp("hot")
     settings = isolate(stack, tmp, unique)
@@ -103,22 +98,25 @@ def test_both_paths_write_the_same_documents(hot_run: Settings) -> None:
         lake, hot = lake_fields(db, collection), hot_slots(db, collection)
         assert lake and hot == lake, collection
     state = db.pipeline_state.find_one({"_id": "flights_stream"})
-    assert state["hot"]["rows"] == sum(d["n"] for d in lake_fields(db, readmodels.BOARD).values())
-    assert state["lake"]["batch_id"] == 0 and state["hot"]["batch_id"] == 0
+    assert state["hot"]["rows"] == state["last_batch"]["accepted"]  # every event, one batch
+    assert state["kpi"]["rows"] == len(lake_fields(db, readmodels.KPI_HOURLY))
+    assert state["lake"]["batch_id"] == 0 == state["hot"]["batch_id"] == state["kpi"]["batch_id"]
 
 
 def test_the_page_sees_one_document_whichever_path_wrote_last(hot_run: Settings) -> None:
     db = mongo.database(hot_run)
+    hot = {d["_id"]: d for d in db[readmodels.BOARD_HOT].find({})}
     for doc in db[readmodels.BOARD].find({}):
-        shown = readmodels.resolve(doc)
-        assert shown["flights"] == doc["flights"] and shown["version"] == doc["version"]
+        shown = readmodels.resolve(doc, hot[doc["_id"]])
+        assert shown == doc  # the same version: a tie shows the lake's
 
 
 def test_a_rerun_changes_nothing(hot_run: Settings) -> None:
     db = mongo.database(hot_run)
-    before = {c: list(db[c].find({})) for c in COLLECTIONS}
+    every = [*COLLECTIONS, *(readmodels.HOT_OF[c] for c in COLLECTIONS)]
+    before = {c: list(db[c].find({})) for c in every}
     flights_stream.run(hot_run, hot=True, lake=False)
-    assert {c: list(db[c].find({})) for c in COLLECTIONS} == before
+    assert {c: list(db[c].find({})) for c in every} == before
 
 
 def test_the_hot_path_reads_no_delta_table(window: Settings, tmp_path) -> None:
@@ -146,7 +144,7 @@ def test_order_duplicates_and_batches_do_not_change_the_documents(
     window: Settings, tmp_path
 ) -> None:
     """The window's events again, shuffled, a fifth of them twice, on a topic of their own,
-    read in micro-batches of 97: the same hot slots as the lake path's documents."""
+    read in micro-batches of 97: the same hot documents as the lake path's."""
     consumer = KafkaConsumer(
         window.kafka.topic("flights").name, bootstrap_servers=window.kafka.bootstrap_servers,
         auto_offset_reset="earliest", enable_auto_commit=False, consumer_timeout_ms=5000,

@@ -7,7 +7,7 @@ from datetime import datetime
 from pyspark.sql import Row
 
 from pipelines.core.domain import MEASURES
-from pipelines.serving import documents
+from pipelines.serving import documents, readmodels
 from pipelines.serving.sinks import strip_nulls
 from pipelines.transform import kpis
 
@@ -15,7 +15,7 @@ HOUR = datetime(2013, 1, 1, 10)
 
 
 def _flight(key: str, minute: int, **extra) -> Row:
-    fields = dict.fromkeys(documents.FLIGHT_FIELDS)
+    fields = dict.fromkeys(readmodels.FLIGHT_FIELDS)
     fields.update(flight_key=key, sched_dep_utc=HOUR.replace(minute=minute), carrier="UA",
                   status_rank=2, status="departed", cancelled=False, weather=None)  # fmt: skip
     fields.update(extra)
@@ -25,7 +25,7 @@ def _flight(key: str, minute: int, **extra) -> Row:
 def test_a_bucket_holds_its_hour_sorted_by_departure_then_key(spark) -> None:
     schema = "origin string, sched_hour_utc timestamp, date string, " + ", ".join(
         f"{c} {'timestamp' if c.endswith('_utc') or c == 'last_event_time' else 'string'}"
-        for c in documents.FLIGHT_FIELDS
+        for c in readmodels.FLIGHT_FIELDS
     )
     schema = schema.replace("status_rank string", "status_rank int").replace(
         "cancelled string", "cancelled boolean").replace(

@@ -1,7 +1,8 @@
 """The hot path's pure pieces: the row-by-row merge of a bucket's state (``merge_row``), which
 must be the same join as the lake path's Spark merge, whatever the order, duplicates or
-batches; which of a bucket's two writers a reader sees (``readmodels.resolve``); and the
-MongoDB operation each writer sends (``sinks.operation``: by ``_id`` only)."""
+batches; the live board's fold of events into ``$max`` paths (``flights_board.fold``), the
+same join; which of a bucket's two writers a reader sees (``readmodels.resolve``); and the
+MongoDB operation each writer sends (by ``_id`` only)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from hypothesis import strategies as st
 from pymongo import ReplaceOne, UpdateOne
 
 from pipelines.core.domain import STATUS_RANK
+from pipelines.jobs import flights_board
 from pipelines.serving import readmodels, sinks
 from pipelines.transform.flight_state import MERGED_FIELDS, merge_row
 
@@ -92,13 +94,65 @@ def test_a_known_field_is_never_erased_by_an_older_event() -> None:
 def test_resolve_shows_the_writer_that_knows_more() -> None:
     lake = {"_id": "EWR|2013-03-04T12:00Z", "origin": "EWR", "n": 2, "flights": ["a", "b"],
             "version": 10}  # fmt: skip
-    hot = {"n": 3, "flights": ["a", "b", "c"], "version": 14}
-    assert readmodels.resolve({**lake, "hot": hot})["n"] == 3
-    assert readmodels.resolve({**lake, "hot": {**hot, "version": 9}}) == lake
-    assert readmodels.resolve({**lake, "hot": {**hot, "version": 10}}) == lake  # a tie: the lake
-    only_hot = {"_id": lake["_id"], "origin": "EWR", "hot": hot}
-    assert readmodels.resolve(only_hot)["flights"] == ["a", "b", "c"]
-    assert readmodels.resolve(lake) == lake
+    hot = {"_id": lake["_id"], "n": 3, "flights": ["a", "b", "c"], "version": 14}
+    assert readmodels.resolve(lake, hot)["n"] == 3
+    assert readmodels.resolve(lake, {**hot, "version": 9}) == lake
+    assert readmodels.resolve(lake, {**hot, "version": 10}) == lake  # a tie: the lake
+    assert readmodels.resolve(None, hot) == hot and readmodels.resolve(lake, None) == lake
+    assert readmodels.resolve(None, None) is None
+
+
+def _board_rows(events: list[dict]) -> list[dict]:
+    """The events as ``flights_board.board_events`` rows (without the enrichment)."""
+    bucket = {"_id": "EWR|2013-03-04T12:00Z", "origin": "EWR", "hour_utc": T0,
+              "date": "2013-03-04"}  # fmt: skip
+    return [{**bucket, **{k: v for k, v in e.items() if k != "event_time"},
+             "last_event_time": e["event_time"]} for e in events]  # fmt: skip
+
+
+def _raise(doc: dict, maxes: dict) -> dict:
+    """``maxes`` (``fold``'s paths) raised into ``doc`` as ``$max`` does (a new path is set)."""
+    doc = {k: dict(v) if isinstance(v, dict) else v for k, v in doc.items()}
+    for path, value in maxes.items():
+        if doc.get(path) is None or value > doc[path]:
+            doc[path] = value
+    return doc
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.randoms(use_true_random=False), st.integers(0, 6), st.integers(1, 4))
+def test_the_live_boards_max_is_the_lake_paths_merge(rnd: random.Random, dups: int,
+                                                     batches: int) -> None:  # fmt: skip
+    """Whatever the order, duplicates and batches, the fields ``$max`` raises from
+    ``flights_board.fold`` are the flights ``merge_row`` (the lake path's join) merges, and
+    ``readmodels.hot_board`` reads them back as the lake path's board flights."""
+    events = EVENTS + [rnd.choice(EVENTS) for _ in range(dups)]
+    rnd.shuffle(events)
+    cuts = sorted(rnd.sample(range(len(events) + 1), k=min(batches, len(events) + 1)))
+    raised: dict = {}
+    for lo, hi in zip([0, *cuts], [*cuts, len(events)], strict=True):  # one batch at a time
+        for _id, (top, maxes) in flights_board.fold(_board_rows(events[lo:hi])).items():
+            assert _id == "EWR|2013-03-04T12:00Z" and top["origin"] == "EWR"
+            raised = _raise(raised, maxes)
+    flights: dict[str, dict] = {}
+    for path, value in raised.items():
+        _, key, field = path.split(".", 2)
+        flights.setdefault(key, {})[field] = value
+    merged = _fold(EVENTS)
+    assert {readmodels.slot_key(k) for k in merged} == set(flights)
+    board = readmodels.hot_board({"_id": "EWR|2013-03-04T12:00Z", "flights": flights})
+    expected = sorted((readmodels.board_flight(m) for m in merged.values()),
+                      key=lambda f: (f["sched_dep_utc"], f["flight_key"]))  # fmt: skip
+    assert board["flights"] == expected and board["n"] == 3
+    assert board["version"] == sum(map(readmodels.facts, expected))
+    assert expected[0]["status"] in STATUS_RANK and "cancelled" in expected[0]
+
+
+def test_a_flight_key_is_a_safe_field_name() -> None:
+    keys = ["2013-03-04|UA|1545|EWR|0515", "a.b", "$x", "50%.x", "50%2Ex"]
+    safe = [readmodels.slot_key(k) for k in keys]
+    assert not any("." in k or k.startswith("$") for k in safe)
+    assert len(set(safe)) == len(keys) and safe[0] == keys[0]
 
 
 def test_each_writer_sends_an_update_by_id_only() -> None:
@@ -106,10 +160,11 @@ def test_each_writer_sends_an_update_by_id_only() -> None:
            "n": 1, "flights": [], "version": 3}  # fmt: skip
     whole = sinks.operation(doc)
     assert isinstance(whole, ReplaceOne) and whole._filter == {"_id": doc["_id"]}  # noqa: SLF001
-    lake = sinks.operation(doc, top=readmodels.BOARD_TOP)
-    assert isinstance(lake, UpdateOne) and lake._filter == {"_id": doc["_id"]}  # noqa: SLF001
-    assert lake._doc == {"$set": {k: v for k, v in doc.items() if k != "_id"}}  # noqa: SLF001
-    hot = sinks.operation(doc, slot=readmodels.HOT, top=readmodels.BOARD_TOP)
-    assert hot._filter == {"_id": doc["_id"]}  # noqa: SLF001
-    assert hot._doc == {"$set": {"origin": "EWR", "hour_utc": T0, "date": "2013-03-04",  # noqa: SLF001
-                                 "hot": {"n": 1, "flights": [], "version": 3}}}  # fmt: skip
+    ops = flights_board.operations(flights_board.fold(_board_rows(EVENTS)), T0)
+    assert len(ops) == 1 and isinstance(ops[0], UpdateOne)
+    assert ops[0]._filter == {"_id": doc["_id"]} and ops[0]._upsert  # noqa: SLF001
+    update = ops[0]._doc  # noqa: SLF001
+    assert set(update) == {"$set", "$max"} and update["$set"] == {
+        "origin": "EWR", "hour_utc": T0, "date": "2013-03-04"}  # fmt: skip
+    assert update["$max"]["updated_at"] == T0
+    assert all(v is not None for v in update["$max"].values())  # never erases a known field

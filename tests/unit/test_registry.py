@@ -10,8 +10,9 @@ import nbformat
 import pytest
 
 from pipelines.core.exceptions import ConfigError
-from pipelines.jobs import registry
-from pipelines.jobs.registry import JOBS, JobParams
+from pipelines.jobs import params, registry
+from pipelines.jobs.params import JobParams
+from pipelines.jobs.registry import JOBS
 from pipelines.orchestration import runner
 
 REPO = Path(__file__).resolve().parents[2]
@@ -48,6 +49,15 @@ def test_strings_from_the_command_line_become_typed_values() -> None:
     assert JOBS["flights_stream"].validate({"env": "ci"}).trigger == "availableNow"
 
 
+def test_a_stream_trigger_is_drain_or_an_interval() -> None:
+    assert params.trigger_options("availableNow") == {"availableNow": True}
+    assert params.trigger_options("500ms") == {"processingTime": "500 milliseconds"}
+    assert params.trigger_options("10s") == {"processingTime": "10 seconds"}
+    assert params.trigger_options("2 min") == {"processingTime": "2 minutes"}
+    with pytest.raises(ConfigError, match="an interval like '2s' or '500ms'"):
+        params.trigger_options("1.5s")
+
+
 def test_unknown_parameter_is_refused_with_the_allowed_ones() -> None:
     with pytest.raises(ConfigError) as err:
         JOBS["smoke"].validate({"env": "ci", "mesages": "3"})
@@ -58,8 +68,9 @@ def test_unknown_parameter_is_refused_with_the_allowed_ones() -> None:
 
 @pytest.mark.parametrize(
     ("job", "name", "value"),
-    [("smoke", "messages", "many"), ("smoke", "messages", "-1"), ("reference_daily", "date", "x")],
-)
+    [("smoke", "messages", "many"), ("smoke", "messages", "-1"), ("reference_daily", "date", "x"),
+     ("flights_stream", "board_trigger", "0.5s"), ("flights_stream", "trigger", "soon")],
+)  # fmt: skip
 def test_wrong_type_is_refused(job: str, name: str, value: str) -> None:
     with pytest.raises(ConfigError) as err:
         JOBS[job].validate({"env": "ci", name: value})

@@ -9,7 +9,7 @@ import pytest
 
 from pipelines.cli import build_parser
 from pipelines.core.exceptions import ConfigError
-from pipelines.jobs import registry, retention
+from pipelines.jobs import params, registry, retention
 from pipelines.jobs.retention import Freed, LogFile, RunRecord
 
 NOW = datetime(2026, 12, 4, 3, 30, tzinfo=UTC)
@@ -145,6 +145,6 @@ def test_refusals_say_why(name: str, value: str, why: str) -> None:
 def test_the_lake_tables_and_the_limits_match_their_owners() -> None:
     from pipelines.lake.tables import TABLES
 
-    assert tuple(t.name for t in TABLES) == registry.LAKE_TABLES
+    assert tuple(t.name for t in TABLES) == params.LAKE_TABLES
     runs = build_parser().parse_args(["runs"])
     assert runs.limit == retention.RUNS_CLI_LIMIT

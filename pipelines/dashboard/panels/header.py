@@ -108,7 +108,7 @@ class Header(Panel):
 
 
 def stream_pill(rec: dict[str, Any]) -> str:
-    """'hot path · batch 3 s ago · 12 behind' (the batch's id, rows and seconds on hover)."""
+    """'live board · batch 3 s ago · 12 behind' (the batch's id, rows and seconds on hover)."""
     if rec["level"] == "missing":
         return H.pill(rec["name"], "no batch yet", "missing")
     behind = "lag unknown" if rec["lag"] is None else f"{H.num(rec['lag'])} behind"

@@ -1,0 +1,166 @@
+"""The live board of ``flights_stream``: an event on the duty manager's board within a second.
+
+A stateless query of its own (its own checkpoint, ``<checkpoints>/flights_stream.board``) over
+the flight events topic, beside the hot path's state-store query (``jobs/flights_hot.py``,
+which keeps the hour KPI rows) and the lake path. Each micro-batch, on the executors, without
+reading the lake and without a state store:
+
+1. parse and validate the events (``flight_state.parse_events``; refused ones are left to the
+   lake path, which records them exactly once);
+2. make each event the flight it describes (one event merged alone: its static fields, the
+   actual times it knows, its status rank, its event time as the last one), derived and enriched
+   from the frames the driver holds (:class:`~.flights_hot.Enrichment`), as the lake path
+   derives and enriches its clean flights (:func:`board_events`);
+3. fold the batch's flights per board bucket and field (:func:`fold`) and raise each known
+   field of each flight with ``$max`` in the bucket's hot document
+   (``flights_by_hour_hot.<id>.flights.<slot key>.<field>``; the lake path writes
+   ``flights_by_hour``), by ``_id``, one update per bucket. The batch is one partition (one
+   task): a document has one writer at a time (FerretDB v1.24 loses concurrent updates of one
+   document, ``readmodels.HOT_OF``).
+
+Why ``$max`` is exact: the lake path's merge of a flight's events (``flight_state.merge_events``)
+is a semilattice join, field by field: a static field is the same in every event of a flight, an
+actual time and the status rank only grow, the last event time is the largest. ``$max`` of each
+field over the events is that join, so any order, duplicate, replay after a crash or split into
+batches leaves the same map, and the map holds exactly the lake path's merged flight. The
+fields derived from the rank (status, cancelled), the bucket's ``n`` and ``version`` are derived
+when read (``readmodels.hot_board``), so a reader sees the lake path's document for the same
+events. FerretDB v1.24 accepts ``$max`` on dotted paths and dates, upserting
+(``../shared/design/realtime-facts.md``); it does not accept array filters, hence the map.
+
+Why a query of its own: the state-store query costs 2.8 to 3.4 s a micro-batch on 2 cores (the
+state store's stage, then the KPI aggregates and their shuffles), so an event waited up to two
+of them; a stateless micro-batch of this query is a Kafka read, a parse, four broadcast joins
+with local relations and one MongoDB command per touched bucket, in one stage.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from pyspark.sql import DataFrame, Row
+from pyspark.sql import functions as F
+
+from pipelines.core import faults
+from pipelines.core.config import Settings
+from pipelines.jobs.flights_hot import Enrichment
+from pipelines.serving import documents, sinks
+from pipelines.serving.readmodels import BOARD_HOT, BOARD_TOP, FLIGHT_FIELDS, RANK_FIELDS, slot_key
+from pipelines.stack.spark import use_pool
+from pipelines.transform import flight_state
+
+log = structlog.get_logger(__name__)
+
+KNOWN = tuple(f for f in FLIGHT_FIELDS if f not in RANK_FIELDS)  # what the map holds
+STATE_KEY = "hot"  # pipeline_state.flights_stream.<this>: the board's batches (the page follows)
+
+
+def board_events(accepted: DataFrame, enrichment: tuple[DataFrame, ...]) -> DataFrame:
+    """Accepted events -> one row per event: the flight it alone describes, derived and
+    enriched as the lake path's clean flights (``flight_state.derive`` and ``enrich``), with
+    its bucket's :data:`~pipelines.serving.readmodels.BOARD_TOP` fields (``_id`` among them)."""
+    one = flight_state.with_rank(accepted).select(
+        *(c for c in flight_state.MERGED_FIELDS if c != "last_event_time"),
+        F.col("event_time").alias("last_event_time"),
+    )
+    clean = flight_state.enrich(flight_state.derive(one), *enrichment)
+    return clean.select(
+        documents.hour_key("origin", "sched_hour_utc").alias("_id"),  # BOARD_TOP
+        "origin",
+        F.col("sched_hour_utc").alias("hour_utc"),
+        "date",
+        *KNOWN,
+    )
+
+
+def _max(a: Any, b: Any) -> Any:
+    return b if a is None else a if b is None else max(a, b)
+
+
+def fold(rows: Iterable[dict[str, Any]]) -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:
+    """:func:`board_events` rows (dicts) -> per bucket ``_id``: its top-level fields and the
+    largest known value of each field of each flight, by its path in the hot board document
+    (``flights.<slot key>.<field>``, a weather field one level deeper). Unknown (None)
+    values are left out: ``$max`` never erases a known field."""
+    buckets: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
+    for row in rows:
+        top, maxes = buckets.setdefault(
+            row["_id"], ({k: row[k] for k in BOARD_TOP if k != "_id"}, {})
+        )
+        base = f"flights.{slot_key(row['flight_key'])}"
+        for name in KNOWN:
+            value = row.get(name)
+            fields = value.items() if isinstance(value, dict) else [("", value)]
+            for sub, v in fields:
+                if v is not None:
+                    path = f"{base}.{name}.{sub}" if sub else f"{base}.{name}"
+                    maxes[path] = _max(maxes.get(path), v)
+    return buckets
+
+
+def operations(buckets: dict[str, tuple[dict[str, Any], dict[str, Any]]], now: datetime) -> list:
+    """One ``UpdateOne`` by ``_id`` per bucket of :func:`fold`: its top fields ``$set`` (the
+    same in every event of the bucket), its flights' fields and its ``updated_at`` raised
+    with ``$max``, upserting."""
+    from pymongo import UpdateOne
+
+    return [
+        UpdateOne(
+            {"_id": _id}, {"$set": top, "$max": {**maxes, "updated_at": now}}, upsert=True
+        )  # fmt: skip
+        for _id, (top, maxes) in sorted(buckets.items())
+    ]
+
+
+def _write_partition(
+    rows: Iterator[Row], uri: str, database: str, now: datetime
+) -> Iterator[tuple[int, datetime | None]]:
+    from pymongo import MongoClient
+
+    from pipelines.stack.mongo import bulk_write
+
+    events = [row.asDict(recursive=True) for row in rows]
+    ops = operations(fold(events), now)
+    if ops:
+        with MongoClient(uri, serverSelectionTimeoutMS=10_000, appname="tarmac-board") as client:
+            half = len(ops) // 2
+            bulk_write(client[database][BOARD_HOT], ops[:half])
+            faults.point("board.partial_write")  # tests: a crash with half the buckets raised
+            bulk_write(client[database][BOARD_HOT], ops[half:])
+    newest = max((e["last_event_time"] for e in events if e["last_event_time"]), default=None)
+    yield len(events), newest
+
+
+def batch_function(
+    settings: Settings,
+    enrichment: Enrichment,
+    lag: Callable[[], int | None],
+    job: str,
+) -> Callable[[DataFrame, int], None]:
+    """The live board's ``foreachBatch`` function: one Spark job a micro-batch (read, parse,
+    enrich and write in one stage), whose partitions hand the driver their event count and
+    newest event time; then the batch's health in ``pipeline_state`` (:data:`STATE_KEY`)."""
+    uri, database = settings.mongo.uri, settings.mongo.database
+
+    def on_batch(accepted: DataFrame, batch_id: int) -> None:
+        use_pool(accepted.sparkSession, "board")  # the next free task slot is the board's
+        started = time.monotonic()
+        now = datetime.now(UTC).replace(tzinfo=None)
+        rows = board_events(accepted, enrichment.frames()).coalesce(1)  # one writer
+        parts = rows.rdd.mapPartitions(
+            lambda part: _write_partition(part, uri, database, now)
+        ).collect()
+        events = sum(p[0] for p in parts)
+        newest = max((p[1] for p in parts if p[1] is not None), default=None)
+        seconds = round(time.monotonic() - started, 3)
+        sinks.set_state(settings, job, newest, **{STATE_KEY: {
+            "batch_id": batch_id, "at": datetime.now(UTC), "rows": events, "lag": lag(),
+            "seconds": seconds}})  # fmt: skip
+        log.info("flights_board.batch", batch_id=batch_id, events=events, seconds=seconds)
+        faults.point("board.before_commit")  # its offsets are committed after this
+
+    return on_batch
