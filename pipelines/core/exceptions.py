@@ -48,18 +48,20 @@ class ReconcileError(TarmacError):
 
 
 class StreamProcessError(TarmacError):
-    """The lake path's process of a long-lived ``flights_stream`` ended while the hot path ran
-    (``jobs/lake_process.py``): the job fails, so that its supervisor starts both again."""
+    """A child process of a long-lived ``flights_stream`` (its lake path or its hour KPIs,
+    ``jobs/path_process.py``) ended while the live board ran: the job fails, so that its
+    supervisor starts every query again."""
 
     exit_code = 13
+    NAMES = {"lake": "the lake path's", "kpi": "the hour KPIs'"}
 
-    def __init__(self, pid: int, code: int) -> None:
-        self.pid, self.code = pid, code
+    def __init__(self, pid: int, code: int, path: str = "lake") -> None:
+        self.pid, self.code, self.path = pid, code, path
         how = f"exit code {code}" if code >= 0 else f"signal {-code}"
         super().__init__(
-            f"the lake path's process (pid {pid}) of flights_stream ended ({how}): its last "
-            "lines are above in this job's log; the service supervisor restarts the stream, "
-            "or run `python -m pipelines service start flights_stream`"
+            f"{self.NAMES.get(path, path)} process (pid {pid}) of flights_stream ended ({how}): "
+            "its last lines are above in this job's log; the service supervisor restarts the "
+            "stream, or run `python -m pipelines service start flights_stream`"
         )
 
 

@@ -15,7 +15,7 @@ rewritten into their hot slot). Both paths write the same documents for the same
 ``trigger`` ``availableNow`` (a backfill, a test: drain what is there, then stop; the lake path
 alone unless ``hot``) or an interval such as ``15s`` (the long-lived service: both paths). A
 long-lived run keeps the live board in this process and puts the hour KPIs and the lake path in
-processes of their own at lower priorities (``jobs/lake_process.py``: sharing one Spark
+processes of their own at lower priorities (``jobs/path_process.py``: sharing one Spark
 application, a refresh of the lake path held the hot path's cores for up to 38 s, and the hour
 KPIs' stages made a board micro-batch 3 to 5 times slower); otherwise the queries share this
 process's application.
@@ -40,8 +40,8 @@ from pipelines.core.config import Settings
 from pipelines.core.exceptions import TarmacError, unavailable
 from pipelines.jobs import flights_board, flights_hot, flights_lake
 from pipelines.jobs.flights_lake import JOB, PUBLISH_EVERY_S, Publisher, StreamResult
-from pipelines.jobs.lake_process import PathProcess
 from pipelines.jobs.params import StreamParams, trigger_options
+from pipelines.jobs.path_process import PathProcess
 from pipelines.serving import publish, sinks
 from pipelines.stack.spark import build_session
 from pipelines.transform import bucket_state, flight_state
@@ -127,7 +127,7 @@ def run(
     and its hour KPIs every ``hot_trigger``. ``checkpoint`` is the lake path's; the hot path's
     are next to it, ``<checkpoint>.board`` and ``<checkpoint>.hot``; ``live``: which of the hot
     path's queries (:data:`LIVE`) run. ``lake_process``: the lake path and the hour KPIs in
-    processes of their own at lower priorities (``jobs/lake_process.py``; None = when both
+    processes of their own at lower priorities (``jobs/path_process.py``; None = when both
     paths run long-lived)."""
     spark = build_session(settings, JOB)
     sinks.ensure_indexes(settings)

@@ -21,8 +21,8 @@ import psutil
 import pytest
 
 from pipelines.core.config import REPO_ROOT, Settings
-from pipelines.jobs.lake_process import KPI_NICE
-from pipelines.jobs.lake_process import NICE as LAKE_NICE
+from pipelines.jobs.path_process import KPI_NICE
+from pipelines.jobs.path_process import NICE as LAKE_NICE
 from pipelines.jobs.registry import JOBS
 from pipelines.orchestration import service
 from pipelines.orchestration.ledger import Ledger
@@ -41,7 +41,7 @@ def _path_process(worker: int, path: str) -> psutil.Process | None:
     with contextlib.suppress(psutil.Error):
         for child in psutil.Process(worker).children(recursive=True):
             line = " ".join(child.cmdline())
-            if "pipelines.jobs.lake_process" in line and f"--path {path}" in line:
+            if "pipelines.jobs.path_process" in line and f"--path {path}" in line:
                 return child
     return None
 

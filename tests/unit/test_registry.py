@@ -161,7 +161,7 @@ def test_job_notebook_is_a_thin_typed_door(name: str) -> None:
 def test_the_batch_jobs_yield_the_cores_to_the_stream() -> None:
     """The file jobs and housekeeping run niced (their kernel, JVM and Python workers inherit
     it); the stream runs at the normal priority (its lake path niced in its own process)."""
-    from pipelines.jobs.lake_process import NICE
+    from pipelines.jobs.path_process import NICE
 
     assert {n: s.nice for n, s in JOBS.items()} == {
         "smoke": 0, "reference_daily": registry.BATCH_NICE, "weather_hourly": registry.BATCH_NICE,

@@ -14,7 +14,7 @@ bench's window, 2 cores, measured). Started with ``nice`` :data:`NICE` (the lake
 the cores whenever they compete (CFS weights: nice 5 gets about a third of nice 0's share,
 nice 10 a tenth), and each takes every cycle the board leaves.
 
-:class:`PathProcess` (in the stream's driver) starts ``python -m pipelines.jobs.lake_process
+:class:`PathProcess` (in the stream's driver) starts ``python -m pipelines.jobs.path_process
 --path lake|kpi`` on a copy of the driver's settings, in the driver's process group (a fault
 point that kills the job kills all, as a crash of the machine would), with ``SIGTERM`` when
 the driver dies (Linux ``PR_SET_PDEATHSIG``); :meth:`PathProcess.check` raises
@@ -81,7 +81,7 @@ class PathProcess:
         self.folder = Path(tempfile.mkdtemp(prefix=f"tarmac-{path}-"))
         self.result_path = self.folder / "result.json"
         params = settings.write(self.folder)
-        cmd = [sys.executable, "-m", "pipelines.jobs.lake_process", "--path", path,
+        cmd = [sys.executable, "-m", "pipelines.jobs.path_process", "--path", path,
                "--env", settings.env, "--parent", str(os.getpid()), "--nice", str(nice),
                "--parameters", str(params), "--trigger", trigger, "--checkpoint", str(checkpoint),
                "--result", str(self.result_path),
@@ -93,7 +93,7 @@ class PathProcess:
         """Raise :class:`StreamProcessError` if the process has ended."""
         code = self.proc.poll()
         if code is not None:
-            raise StreamProcessError(self.proc.pid, code)
+            raise StreamProcessError(self.proc.pid, code, self.path)
 
     def stop(self, grace_s: float = STOP_GRACE_S) -> dict[str, Any] | None:
         """Stop it (SIGTERM, then SIGKILL after ``grace_s``); its counts (``StreamResult``
@@ -118,7 +118,7 @@ class PathProcess:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m pipelines.jobs.lake_process",
+        prog="python -m pipelines.jobs.path_process",
         description="The lake path or the hour KPIs of a long-lived flights_stream (started by "
         "its driver).",
     )
