@@ -80,10 +80,6 @@ def board_events(accepted: DataFrame, enrichment: tuple[DataFrame, ...]) -> Data
     )
 
 
-def _max(a: Any, b: Any) -> Any:
-    return b if a is None else a if b is None else max(a, b)
-
-
 def fold(rows: Iterable[dict[str, Any]]) -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:
     """:func:`board_events` rows (dicts) -> per bucket ``_id``: its top-level fields and the
     largest known value of each field of each flight, by its path in the hot board document
@@ -101,7 +97,7 @@ def fold(rows: Iterable[dict[str, Any]]) -> dict[str, tuple[dict[str, Any], dict
             for sub, v in fields:
                 if v is not None:
                     path = f"{base}.{name}.{sub}" if sub else f"{base}.{name}"
-                    maxes[path] = _max(maxes.get(path), v)
+                    maxes[path] = flight_state.known_max(maxes.get(path), v)
     return buckets
 
 

@@ -164,12 +164,14 @@ def merge_row(current: dict | None, event: dict) -> dict:
         if merged[c] is None:
             merged[c] = event.get(c)
     for c in (*ACTUAL_FIELDS, "status_rank"):
-        merged[c] = _max(merged[c], event.get(c))
-    merged["last_event_time"] = _max(merged["last_event_time"], event.get("event_time"))
+        merged[c] = known_max(merged[c], event.get(c))
+    merged["last_event_time"] = known_max(merged["last_event_time"], event.get("event_time"))
     return merged
 
 
-def _max(a, b):  # noqa: ANN001, ANN202 - any comparable value; None is unknown
+def known_max(a, b):  # noqa: ANN001, ANN201 - any comparable value; None is unknown
+    """The larger of two values of a field, an unknown one (None) giving way: the join of
+    :func:`merge_row`, and of the live board's ``$max`` (``jobs/flights_board.fold``)."""
     return b if a is None else a if b is None else max(a, b)
 
 
