@@ -1,5 +1,5 @@
 """What a small micro-batch pays to read Kafka, with Kafka's default ``fetch.max.wait.ms``
-(500 ms) and with the hot path's (``flights_hot.KAFKA_FETCH_WAIT_MS``).
+(500 ms) and with the hot path's (``flights_board.KAFKA_FETCH_WAIT_MS``).
 
 A Structured Streaming query over a topic of its own (3 partitions) fed ``--rate`` small
 records a second, trigger 1 s, ``foreachBatch`` counting its rows: the count's wall time per
@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python bench/..
 from bench.latency_stream import machine, summary  # noqa: E402
 from pipelines.core import config, logs  # noqa: E402
 from pipelines.core.config import REPO_ROOT, Settings  # noqa: E402
-from pipelines.jobs.flights_hot import KAFKA_FETCH_WAIT_MS  # noqa: E402
+from pipelines.jobs.flights_board import KAFKA_FETCH_WAIT_MS  # noqa: E402
 from pipelines.stack.spark import build_session  # noqa: E402
 
 

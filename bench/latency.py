@@ -5,7 +5,7 @@ row, its day document and the page in Chromium, with ``flights_stream`` long-liv
     python bench/latency.py [--env ci] [--events 2000] [--rate 20] [--trigger 15s]
 
 The stream runs as a subprocess (``python -m pipelines job flights_stream -p trigger=15s
--p hot_trigger=1s -p board_trigger=500ms``) on its own topics, lake, checkpoints and database,
+-p board_trigger=500ms``) on its own topics, lake, checkpoints and database,
 all dropped afterwards.
 A Kafka consumer learns every produced event; poll threads read the documents of the pending
 events by ``_id`` (``bench/latency_track.py``) and stamp, per event, the first read where
@@ -32,10 +32,10 @@ of the stream's state every 2.5 s.
 The stream's CPU: its whole process tree (driver, JVM, Python workers), sampled each second with
 ``psutil`` during the measured phase, average and p95 in cores, and its resident memory. The
 micro-batch durations of each query come from the stream's log (``flights_board.batch``,
-``flights_hot.batch``, ``flights_stream.batch``, ``flights_stream.refreshed``).
+``flights_stream.batch``, ``flights_stream.refreshed``).
 
 A warm-up of ``--warmup`` events goes first and is awaited through the day document (the
-first batches carry the Spark, state-store and Delta start-up); it is excluded. Then at least
+first batches carry the Spark and Delta start-up); it is excluded. Then at least
 ``--events`` events of a busy stretch of 2013 are replayed at ``--rate`` events/s; halfway, the
 weather files of the day (``--weather-day``) are replayed into the landing zone and
 ``python -m pipelines job weather_hourly`` runs as a subprocess. Events that never reach their
@@ -135,8 +135,7 @@ class Run:
     def start_stream(self) -> None:
         """Start (or restart) the stream, appending to its log, and sample its CPU."""
         with self.log.open("ab") as log_file:
-            self.proc = S.start_stream(self.settings, self.params, self.args.trigger,
-                                       self.args.hot_trigger, log_file,
+            self.proc = S.start_stream(self.settings, self.params, self.args.trigger, log_file,
                                        lake=not self.args.hot_only,
                                        board_trigger=self.args.board_trigger)  # fmt: skip
         if self.cpu is not None:
@@ -206,8 +205,8 @@ class Run:
         self.log.write_bytes(b"")
         self.start_stream()
         stream_t0 = time.time()
-        self.say(f"stream: pid {self.proc.pid}, lake trigger {args.trigger}, hot trigger "
-                 f"{args.hot_trigger}, board trigger {args.board_trigger}, database "
+        self.say(f"stream: pid {self.proc.pid}, lake trigger {args.trigger}, board trigger "
+                 f"{args.board_trigger}, database "
                  f"{self.settings.mongo.database}")  # fmt: skip
         for target in (lambda: tracker.consume(consumer(self.settings)), tracker.poll_fast,
                        tracker.poll_lake, self.progress):  # fmt: skip
@@ -285,7 +284,6 @@ def main() -> int:
     add("--rate", type=float, default=20.0, help="events per wall second (default 20)")
     add("--warmup", type=int, default=100, help="warm-up events, excluded (default 100)")
     add("--trigger", default="15s", help="the lake path's trigger (default 15s)")
-    add("--hot-trigger", default="1s", help="the hour KPIs' trigger (default 1s)")
     add("--board-trigger", default="500ms", help="the live board's trigger (default 500ms)")
     add(
         "--poll",

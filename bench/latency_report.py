@@ -82,7 +82,6 @@ def report(run: Any, exit_code: int | None) -> dict[str, Any]:
             k: (str(v) if isinstance(v, (Path, datetime)) else v) for k, v in vars(args).items()
         },  # fmt: skip
         "trigger": args.trigger,
-        "hot_trigger": args.hot_trigger,
         "board_trigger": args.board_trigger,
         "rate_events_per_s": args.rate,
         "window": {

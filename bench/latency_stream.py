@@ -2,11 +2,11 @@
 memory, its micro-batches as it logged them, and the weather job landing a day midway.
 
 - :func:`start_stream`: ``python -m pipelines job flights_stream --env E -p trigger=...
-  -p hot_trigger=...`` on the bench's own parameters (``TARMAC_PARAMETERS_DIR``), every log line
+  -p board_trigger=...`` on the bench's own parameters (``TARMAC_PARAMETERS_DIR``), every log line
   as JSON into the bench's stream log (``--verbose``);
 - :class:`CpuSampler`: every second, the CPU time of the stream's whole process tree (Python
   driver, Spark's JVM, the Python workers; ``psutil``) and its resident memory;
-- :func:`batches`: the ``flights_board.batch``, ``flights_hot.batch``, ``flights_stream.batch`` and
+- :func:`batches`: the ``flights_board.batch``, ``flights_stream.batch`` and
   ``flights_stream.refreshed`` lines of that log;
 - :class:`WeatherDay`: the weather files of one day replayed into the landing zone, then
   ``python -m pipelines job weather_hourly --env E`` as a subprocess.
@@ -73,12 +73,10 @@ def child_env(params: Path) -> dict[str, str]:
     return env
 
 
-def start_stream(settings: Settings, params: Path, trigger: str, hot_trigger: str,
-                 log_file: IO[bytes], lake: bool = True,
-                 board_trigger: str = "500ms") -> subprocess.Popen:  # fmt: skip
+def start_stream(settings: Settings, params: Path, trigger: str, log_file: IO[bytes],
+                 lake: bool = True, board_trigger: str = "500ms") -> subprocess.Popen:  # fmt: skip
     cmd = [sys.executable, "-m", "pipelines", "job", "flights_stream", "--env", settings.env,
-           "-p", f"trigger={trigger}", "-p", f"hot_trigger={hot_trigger}",
-           "-p", f"board_trigger={board_trigger}",
+           "-p", f"trigger={trigger}", "-p", f"board_trigger={board_trigger}",
            *([] if lake else ["-p", "lake=false", "-p", "hot=true"])]  # fmt: skip
     return subprocess.Popen(
         cmd, cwd=REPO_ROOT, env=child_env(params), stdout=log_file, stderr=subprocess.STDOUT,
@@ -225,21 +223,16 @@ def lake_rows(path: Path) -> int:
 def batches(path: Path, start: float, end: float) -> dict[str, Any]:
     """The micro-batches of each path and the publisher's refreshes logged within
     [start, end] (wall epoch), their durations in seconds."""
-    rows = log_lines(path, ("flights_board.batch", "flights_hot.batch", "flights_stream.batch",
+    rows = log_lines(path, ("flights_board.batch", "flights_stream.batch",
                             "flights_stream.refreshed"))  # fmt: skip
     inside = [r for r in rows if start <= r["_at"] <= end]
     board = [r for r in inside if r["event"] == "flights_board.batch"]
-    hot = [r for r in inside if r["event"] == "flights_hot.batch"]
     lake = [r for r in inside if r["event"] == "flights_stream.batch"]
     refreshed = [r for r in inside if r["event"] == "flights_stream.refreshed"]
     steps: dict[str, list[float]] = defaultdict(list)
     for r in refreshed:
         for k, v in (r.get("seconds") or {}).items():
             steps[k].append(v)
-    hot_steps: dict[str, list[float]] = defaultdict(list)
-    for r in hot:  # state (Kafka .. state store .. enrichment), plan, write (documents)
-        for k, v in (r.get("steps") or {}).items():
-            hot_steps[k].append(v)
     return {
         "board": {
             "batches": len(board),
@@ -248,13 +241,6 @@ def batches(path: Path, start: float, end: float) -> dict[str, Any]:
             "seconds_between_batch_ends": summary(
                 [b["_at"] - a["_at"] for a, b in pairwise(board)]
             ),  # fmt: skip
-        },
-        "hot": {
-            "batches": len(hot),
-            "seconds": summary([r["seconds"] for r in hot]),
-            "rows_per_batch": summary([float(r["rows"]) for r in hot], 1),
-            "seconds_between_batch_ends": summary([b["_at"] - a["_at"] for a, b in pairwise(hot)]),
-            "seconds_by_step": {k: summary(v) for k, v in hot_steps.items()},
         },
         "lake": {
             "batches": len(lake),
@@ -273,7 +259,6 @@ def batches(path: Path, start: float, end: float) -> dict[str, Any]:
         },
         "batches_logged_in_all": {
             "board": sum(r["event"] == "flights_board.batch" for r in rows),
-            "hot": sum(r["event"] == "flights_hot.batch" for r in rows),
             "lake": sum(r["event"] == "flights_stream.batch" for r in rows),
         },
     }

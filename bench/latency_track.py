@@ -221,8 +221,10 @@ class Tracker:
     def _resolved(self, pool: ThreadPoolExecutor, db: Any, collection: str, ids: list[str],
                   projection: dict[str, int]) -> list[tuple[str, dict | None, float]]:  # fmt: skip
         """:meth:`_read` of the lake path's and the hot path's buckets, each pair resolved as
-        the page resolves it (the wall time of the later read)."""
-        hot = {k: (d, t) for k, d, t in self._read(pool, db[RM.HOT_OF[collection]], ids, None)}
+        the page resolves it (the hot board bucket in ``collection``'s shape:
+        ``readmodels.hot_view``; the wall time of the later read)."""
+        hot = {k: (d and RM.hot_view(collection, d), t)
+               for k, d, t in self._read(pool, db[RM.HOT_OF[collection]], ids, None)}  # fmt: skip
         return [(k, RM.resolve(d, hot[k][0]), max(t, hot[k][1]))
                 for k, d, t in self._read(pool, db[collection], ids, projection)]  # fmt: skip
 

@@ -48,12 +48,12 @@ class ReconcileError(TarmacError):
 
 
 class StreamProcessError(TarmacError):
-    """A child process of a long-lived ``flights_stream`` (its lake path or its hour KPIs,
+    """A child process of a long-lived ``flights_stream`` (its lake path,
     ``jobs/path_process.py``) ended while the live board ran: the job fails, so that its
     supervisor starts every query again."""
 
     exit_code = 13
-    NAMES = {"lake": "the lake path's", "kpi": "the hour KPIs'"}
+    NAMES = {"lake": "the lake path's"}
 
     def __init__(self, pid: int, code: int, path: str = "lake") -> None:
         self.pid, self.code, self.path = pid, code, path

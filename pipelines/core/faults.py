@@ -13,9 +13,7 @@ Points: ``stream.after_lake_write`` (raw events appended, nothing served yet),
 ``sink.partial_write`` (a Mongo partition half written), ``stream.before_commit`` (the batch
 function is done, Kafka offsets not yet committed), ``weather.before_commit`` (rows written
 downstream, files not yet moved); the hot path's live board ``board.partial_write`` (half its
-buckets raised) and ``board.before_commit`` (its writes done, its offsets not yet committed),
-and its hour KPIs ``hot.partial_write`` (half a partition of rows written) and
-``hot.before_commit`` (its writes done, its state store and offsets not yet committed);
+buckets raised) and ``board.before_commit`` (its writes done, its offsets not yet committed);
 ``landing.before_read`` (the landed files checked and counted, Spark not yet reading them:
 pause there to rewrite a file in place).
 

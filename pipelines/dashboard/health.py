@@ -112,15 +112,14 @@ class StreamRule:
         return worst([by_age, by_lag])
 
 
-# hot (the live board): a micro-batch every ~0.5 s; kpi (the hour KPIs): every ~3 s; lake: every
+# hot (the live board): a micro-batch every ~0.5 s; lake: every
 # ~30 s, a batch taking up to ~20 s. Lags in records behind the topic's end offsets (at 20
 # events/s the hot path runs ~40 behind).
 STREAM_RULES: dict[str, StreamRule] = {
     "hot": StreamRule(Staleness(timedelta(seconds=10), timedelta(seconds=60)), 2_000, 20_000),
-    "kpi": StreamRule(Staleness(timedelta(seconds=20), timedelta(seconds=90)), 2_000, 20_000),
     "lake": StreamRule(Staleness(timedelta(seconds=90), timedelta(minutes=5)), 10_000, 100_000),
 }
-PATH_NAMES = {"hot": "live board", "kpi": "hour KPIs", "lake": "lake path"}
+PATH_NAMES = {"hot": "live board", "lake": "lake path"}
 
 
 def stream_health(
@@ -128,7 +127,7 @@ def stream_health(
     now: datetime,
     rules: Mapping[str, StreamRule] | None = None,
 ) -> list[dict[str, Any]]:
-    """One dict per query of the stream (``hot``, ``kpi``, ``lake`` of
+    """One dict per query of the stream (``hot``, ``lake`` of
     ``pipeline_state.flights_stream``):
     batch id, wall time ``at`` and ``age`` of its last batch, rows, lag (records behind
     Kafka's end offsets when it ran), seconds it took, level (ok / amber / red / missing).

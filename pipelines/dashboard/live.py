@@ -25,7 +25,7 @@ from pipelines.serving import readmodels as RM
 
 LIVE_S = 2.5  # seconds between two polls of pipeline_state (the board and the tiles)
 STREAM = "flights_stream"  # the pipeline_state document the stream writes
-PATHS = ("hot", "kpi", "lake")  # its queries: live board, hour KPIs, lake (sub-documents)
+PATHS = ("hot", "lake")  # its queries: live board, lake path (sub-documents)
 LIVE_DAYS = 2  # the clock's day and the day before (late arrivals) still change
 KEY = ["origin", "hour_utc"]  # an hour's row, in kpi_daily.hours and in kpi_hourly
 

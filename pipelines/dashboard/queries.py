@@ -134,11 +134,14 @@ def resolved(
     reads: Reads | None = None,
 ) -> list[dict]:  # fmt: skip
     """The buckets of ``collection`` whose ``_id`` is in ``ids``, each as its readers see it:
-    the lake path's document or the hot path's (``readmodels.HOT_OF``), whichever knows more
-    (``readmodels.resolve``). Both read by ``_id``."""
+    the lake path's document or the hot path's (its board bucket in ``readmodels.HOT_OF``, in
+    the shape of ``collection``: ``readmodels.hot_view``), whichever knows more
+    (``readmodels.resolve``). Both read by ``_id``; ``projection`` applies to the lake's (the
+    hot bucket is read whole: an hour's row needs its flights)."""
     ids = list(dict.fromkeys(ids))
     lake = {d["_id"]: d for d in by_ids(db[collection], ids, projection, reads)}
-    hot = {d["_id"]: d for d in by_ids(db[RM.HOT_OF[collection]], ids, projection, reads)}
+    hot = {d["_id"]: RM.hot_view(collection, d)
+           for d in by_ids(db[RM.HOT_OF[collection]], ids, None, reads)}  # fmt: skip
     docs = (RM.resolve(lake.get(i), hot.get(i)) for i in ids)
     return [d for d in docs if d is not None]
 

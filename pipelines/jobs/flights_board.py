@@ -1,15 +1,15 @@
 """The live board of ``flights_stream``: an event on the duty manager's board within a second.
 
 A stateless query of its own (its own checkpoint, ``<checkpoints>/flights_stream.board``) over
-the flight events topic, beside the hot path's state-store query (``jobs/flights_hot.py``,
-which keeps the hour KPI rows) and the lake path. Each micro-batch, on the executors, without
-reading the lake and without a state store:
+the flight events topic, beside the lake path. It is the hot path: an hour's KPI row of the hot
+path is derived from its board bucket when read (``readmodels.hour_row``). Each micro-batch, on
+the executors, without reading the lake and without a state store:
 
 1. parse and validate the events (``flight_state.parse_events``; refused ones are left to the
    lake path, which records them exactly once);
 2. make each event the flight it describes (one event merged alone: its static fields, the
    actual times it knows, its status rank, its event time as the last one), derived and enriched
-   from the frames the driver holds (:class:`~.flights_hot.Enrichment`), as the lake path
+   from the frames the driver holds (:class:`~.enrichment.Enrichment`), as the lake path
    derives and enriches its clean flights (:func:`board_events`);
 3. fold the batch's flights per board bucket and field (:func:`fold`) and raise each known
    field of each flight with ``$max`` in the bucket's hot document
@@ -28,13 +28,17 @@ when read (``readmodels.hot_board``), so a reader sees the lake path's document 
 events. FerretDB v1.24 accepts ``$max`` on dotted paths and dates, upserting
 (``../shared/design/realtime-facts.md``); it does not accept array filters, hence the map.
 
-Why a query of its own: the state-store query costs 2.8 to 3.4 s a micro-batch on 2 cores (the
-state store's stage, then the KPI aggregates and their shuffles), so an event waited up to two
-of them; a stateless micro-batch of this query is a Kafka read, a parse, four broadcast joins
-with local relations and one MongoDB command per touched bucket, in one stage. Measured on 2
-cores: 0.4 to 0.55 s a micro-batch of ~20 events alone; 0.9 to 3.2 s of ~50 in the latency
-bench (the hour KPIs, the lake path, the weather job, Voila and Chromium beside it), where an
-event reached its board document p50 4.8 s, p95 7.5 s (``bench/latency.py``).
+Why no state store: the hour KPIs used to be a second hot query, the events merged into Spark's
+state of their buckets (``transformWithState``, RocksDB) and each changed bucket's row rewritten.
+Its micro-batch cost 2.8 to 3.4 s on 2 cores; in a process of its own at ``nice`` 5 (so that it
+did not slow this query 3 to 5 times), an event reached its hour's row p50 18.8 s, p95 27.0 s
+in the latency bench, against 4.8 / 7.5 s for its board bucket. An hour's KPIs are a function
+of its bucket's flights alone, and the bucket holds them: the reader derives the row from it
+(``readmodels.hour_row``), so the hour's row moves with the board, at no cost to the stream.
+
+Measured on 2 cores: a micro-batch of ~20 events takes 0.4 to 0.55 s alone; 0.9 to 3.2 s of
+~50 in the latency bench (the lake path, the weather job, Voila and Chromium beside it)
+(``bench/latency.py``).
 """
 
 from __future__ import annotations
@@ -50,7 +54,8 @@ from pyspark.sql import functions as F
 
 from pipelines.core import faults
 from pipelines.core.config import Settings
-from pipelines.jobs.flights_hot import Enrichment
+from pipelines.jobs.enrichment import Enrichment
+from pipelines.jobs.stream_health import batch_record
 from pipelines.serving import documents, sinks
 from pipelines.serving.readmodels import BOARD_HOT, BOARD_TOP, FLIGHT_FIELDS, RANK_FIELDS, slot_key
 from pipelines.stack.spark import use_pool
@@ -60,6 +65,13 @@ log = structlog.get_logger(__name__)
 
 KNOWN = tuple(f for f in FLIGHT_FIELDS if f not in RANK_FIELDS)  # what the map holds
 STATE_KEY = "hot"  # pipeline_state.flights_stream.<this>: the board's batches (the page follows)
+
+# the board query's Kafka consumers: a cached consumer keeps a fetch in flight at the end of the
+# log, which the broker holds for fetch.max.wait.ms (Kafka's default 500 ms) before the next
+# micro-batch's own fetch can go out (SPARK-44012 shows "read 1 records, taking 504 ms"):
+# reading 20 records/s cost p50 0.38 to 0.51 s a batch, 0.19 to 0.24 s with 10 ms
+# (bench/kafka_fetch_wait.py, 2 cores)
+KAFKA_FETCH_WAIT_MS = 10
 
 
 def board_events(accepted: DataFrame, enrichment: tuple[DataFrame, ...]) -> DataFrame:
@@ -155,11 +167,10 @@ def batch_function(
         ).collect()
         events = sum(p[0] for p in parts)
         newest = max((p[1] for p in parts if p[1] is not None), default=None)
-        seconds = round(time.monotonic() - started, 3)
-        sinks.set_state(settings, job, newest, **{STATE_KEY: {
-            "batch_id": batch_id, "at": datetime.now(UTC), "rows": events, "lag": lag(),
-            "seconds": seconds}})  # fmt: skip
-        log.info("flights_board.batch", batch_id=batch_id, events=events, seconds=seconds)
+        health = batch_record(batch_id, events, lag, started)
+        sinks.set_state(settings, job, newest, **{STATE_KEY: health})
+        log.info("flights_board.batch", batch_id=batch_id, events=events,
+                 seconds=health["seconds"])  # fmt: skip
         faults.point("board.before_commit")  # its offsets are committed after this
 
     return on_batch

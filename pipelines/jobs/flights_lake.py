@@ -19,7 +19,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +30,7 @@ from pyspark.sql.streaming import StreamingQuery
 from pipelines.core import faults, reconcile
 from pipelines.core.config import Settings
 from pipelines.core.exceptions import TarmacError
-from pipelines.jobs import flights_hot
+from pipelines.jobs.stream_health import batch_record, kafka_lag
 from pipelines.lake import tables
 from pipelines.serving import documents, publish, sinks
 from pipelines.serving.readmodels import REJECTS
@@ -98,18 +97,7 @@ def process_batch(
     newest = max((p.newest for p in parts if p.newest is not None), default=None)
     if rows_in == 0:
         events.unpersist()
-        sinks.set_state(
-            settings,
-            JOB,
-            None,
-            lake={
-                "batch_id": batch_id,
-                "at": datetime.now(UTC),
-                "rows": 0,
-                "lag": lag(),
-                "seconds": round(time.monotonic() - started, 3),
-            },
-        )
+        sinks.set_state(settings, JOB, None, lake=batch_record(batch_id, 0, lag, started))
         return {"rows_in": 0, "accepted": 0, "rejected": 0, "dates": 0, "touched": []}
     accepted = events.where(F.col("reject_reason").isNull()).drop("reject_reason")
     tables.append(
@@ -133,10 +121,9 @@ def process_batch(
               "dates": len(dates), "touched": dates}  # fmt: skip
     summary = {k: v for k, v in result.items() if k != "touched"}
     steps["total"] = time.monotonic() - started
-    lake = {"batch_id": batch_id, "at": datetime.now(UTC), "rows": rows_in, "lag": lag(),
-            "seconds": round(steps["total"], 3)}  # fmt: skip
+    health = batch_record(batch_id, rows_in, lag, started)
     sinks.set_state(settings, JOB, newest, last_batch_id=batch_id, last_batch=summary,
-                    offsets=offsets, lake=lake)  # fmt: skip
+                    offsets=offsets, lake=health)  # fmt: skip
     log.info("flights_stream.batch", batch_id=batch_id, **summary,
              seconds={k: round(v, 2) for k, v in steps.items()})  # fmt: skip
     return result | {"steps": steps}
@@ -236,7 +223,7 @@ def start_lake(
     gaps: dict[str, str | None] = {}
     query_id: dict[str, str] = {}
     progress: dict[str, StreamingQuery] = {}
-    lag = flights_hot.kafka_lag(lambda: progress["q"].lastProgress if "q" in progress else None)
+    lag = kafka_lag(lambda: progress["q"].lastProgress if "q" in progress else None)
 
     def on_batch(batch: DataFrame, batch_id: int) -> None:
         use_pool(spark, "lake")

@@ -4,20 +4,18 @@
 ``availableNow``: raw events appended exactly once to the lake, then the clean flights and KPIs
 of the dates they touched recomputed from the raw log and published.
 
-**The hot path** (long-lived runs), two queries over the same topic with their own
-checkpoints, neither reading the lake: the live board (``jobs/flights_board.py``, every
-``board_trigger``, stateless: each event's flight raised with ``$max`` into its board bucket's
-hot slot within a second) and the hour KPIs (``jobs/flights_hot.py``, every ``hot_trigger``:
-the events merged into Spark's state of the buckets they touch, whose ``kpi_hourly`` rows are
-rewritten into their hot slot). Both paths write the same documents for the same events
+**The hot path** (long-lived runs): the live board (``jobs/flights_board.py``), a query over the
+same topic with its own checkpoint, every ``board_trigger``, stateless and never reading the
+lake: each event's flight raised with ``$max`` into its board bucket's hot document within
+seconds; an hour's KPI row of the hot path is derived from that bucket when read
+(``readmodels.hour_row``). Both paths give the same documents for the same events
 (``readmodels.resolve`` shows the one that knows more).
 
 ``trigger`` ``availableNow`` (a backfill, a test: drain what is there, then stop; the lake path
 alone unless ``hot``) or an interval such as ``15s`` (the long-lived service: both paths). A
-long-lived run keeps the live board in this process and puts the hour KPIs and the lake path in
-processes of their own at lower priorities (``jobs/path_process.py``: sharing one Spark
-application, a refresh of the lake path held the hot path's cores for up to 38 s, and the hour
-KPIs' stages made a board micro-batch 3 to 5 times slower); otherwise the queries share this
+long-lived run keeps the live board in this process and puts the lake path in a process of its
+own at a lower priority (``jobs/path_process.py``: sharing one Spark application, a refresh of
+the lake path held the hot path's cores for up to 38 s); otherwise the queries share this
 process's application.
 This module only wires the queries, waits for them and stops them.
 """
@@ -38,13 +36,15 @@ from pyspark.sql.streaming import StreamingQuery
 
 from pipelines.core.config import Settings
 from pipelines.core.exceptions import TarmacError, unavailable
-from pipelines.jobs import flights_board, flights_hot, flights_lake
+from pipelines.jobs import flights_board, flights_lake
+from pipelines.jobs.enrichment import Enrichment
 from pipelines.jobs.flights_lake import JOB, PUBLISH_EVERY_S, Publisher, StreamResult
 from pipelines.jobs.params import StreamParams, trigger_options
 from pipelines.jobs.path_process import PathProcess
+from pipelines.jobs.stream_health import kafka_lag
 from pipelines.serving import publish, sinks
 from pipelines.stack.spark import build_session
-from pipelines.transform import bucket_state, flight_state
+from pipelines.transform import flight_state
 
 log = structlog.get_logger(__name__)
 
@@ -75,33 +75,28 @@ def kafka_reader(
     return reader.load()
 
 
-LIVE = ("board", "hot")  # the hot path's queries: the live board, the hour KPIs
+BOARD = f"{JOB}.board"  # the live board's query name; its checkpoint is <checkpoint>.board
 
 
-def _start_live(
-    spark: SparkSession, settings: Settings, kind: str, checkpoint: Path, trigger: str,
-    max_offsets: int | None, enrichment: flights_hot.Enrichment,
+def _start_board(
+    spark: SparkSession, settings: Settings, checkpoint: Path, trigger: str,
+    max_offsets: int | None, enrichment: Enrichment,
 ) -> StreamingQuery:  # fmt: skip
-    """Start one of the hot path's queries, named ``flights_stream.<kind>``, with its
-    checkpoint ``<checkpoint>.<kind>``: the live board (``board``, ``jobs/flights_board.py``,
-    stateless) or the hour KPIs (``hot``, ``jobs/flights_hot.py``, Spark's state store)."""
-    wait = {"kafka.fetch.max.wait.ms": str(flights_hot.KAFKA_FETCH_WAIT_MS)}
+    """Start the live board's query (``jobs/flights_board.py``), named :data:`BOARD`, with its
+    checkpoint ``<checkpoint>.board``."""
+    wait = {"kafka.fetch.max.wait.ms": str(flights_board.KAFKA_FETCH_WAIT_MS)}
     source = kafka_reader(spark, settings, max_offsets, wait)
     accepted = flight_state.parse_events(source).where(F.col("reject_reason").isNull())
     handle: dict[str, StreamingQuery] = {}
-    lag = flights_hot.kafka_lag(lambda: handle["q"].lastProgress if "q" in handle else None)
-    if kind == "board":
-        frame, mode = accepted, "append"
-        on_batch = flights_board.batch_function(settings, enrichment, lag, JOB)
-    else:
-        frame, mode = bucket_state.bucket_flights(accepted), "update"
-        on_batch = flights_hot.batch_function(settings, enrichment, lag, JOB)
+    lag = kafka_lag(lambda: handle["q"].lastProgress if "q" in handle else None)
     handle["q"] = (
-        frame.writeStream.foreachBatch(on_batch)
-        .outputMode(mode)
-        .option("checkpointLocation", str(checkpoint.with_name(f"{checkpoint.name}.{kind}")))
+        accepted.writeStream.foreachBatch(
+            flights_board.batch_function(settings, enrichment, lag, JOB)
+        )
+        .outputMode("append")
+        .option("checkpointLocation", str(checkpoint.with_name(f"{checkpoint.name}.board")))
         .trigger(**trigger_options(trigger))
-        .queryName(f"{JOB}.{kind}")
+        .queryName(BOARD)
         .start()
     )
     return handle["q"]
@@ -114,21 +109,17 @@ def run(
     checkpoint: Path | None = None,
     timeout_s: float | None = None,
     hot: bool | None = None,
-    hot_trigger: str = "1s",
     board_trigger: str = "500ms",
     lake: bool = True,
     lake_process: bool | None = None,
     stop: threading.Event | None = None,
-    live: tuple[str, ...] = LIVE,
 ) -> StreamResult:
     """Run the stream until it has drained (availableNow), ``timeout_s`` passes, ``stop`` is
     set, or it is interrupted: the lake path with ``trigger`` (``lake``), and the hot path
-    (``hot``; None = when ``trigger`` is an interval): its live board every ``board_trigger``
-    and its hour KPIs every ``hot_trigger``. ``checkpoint`` is the lake path's; the hot path's
-    are next to it, ``<checkpoint>.board`` and ``<checkpoint>.hot``; ``live``: which of the hot
-    path's queries (:data:`LIVE`) run. ``lake_process``: the lake path and the hour KPIs in
-    processes of their own at lower priorities (``jobs/path_process.py``; None = when both
-    paths run long-lived)."""
+    (``hot``; None = when ``trigger`` is an interval): its live board every ``board_trigger``.
+    ``checkpoint`` is the lake path's; the board's is next to it, ``<checkpoint>.board``.
+    ``lake_process``: the lake path in a process of its own at a lower priority
+    (``jobs/path_process.py``; None = when both paths run long-lived)."""
     spark = build_session(settings, JOB)
     sinks.ensure_indexes(settings)
     checkpoint = checkpoint or settings.resolve(settings.paths.checkpoints) / JOB
@@ -138,33 +129,26 @@ def run(
         lake_process = realtime and hot and lake
     result = StreamResult()
     queries: list[StreamingQuery] = []
-    enrichment: flights_hot.Enrichment | None = None
+    enrichment: Enrichment | None = None
     publisher: Publisher | None = None
     children: list[PathProcess] = []
     t0 = time.monotonic()
     restarts: dict[str, Callable[[], StreamingQuery]] = {}  # the hot path's, by name
     failures: list[TarmacError] = []  # raised inside a batch: Spark wraps them
     try:
-        if hot and lake_process and "hot" in live:  # the hour KPIs in a process of their own
-            children.append(PathProcess(settings, "kpi", hot_trigger, max_offsets_per_trigger,
-                                        checkpoint))  # fmt: skip
-            live = tuple(k for k in live if k != "hot")
-        if hot and live:
-            enrichment = flights_hot.Enrichment(spark, settings)
-            for kind in live:
-                mode = "availableNow" if not realtime else (
-                    board_trigger if kind == "board" else hot_trigger)  # fmt: skip
+        if hot:
+            enrichment = Enrichment(spark, settings)
+            mode = board_trigger if realtime else "availableNow"
 
-                def start(kind: str = kind, mode: str = mode) -> StreamingQuery:
-                    return _start_live(spark, settings, kind, checkpoint, mode,
-                                       max_offsets_per_trigger, enrichment)  # fmt: skip
+            def start() -> StreamingQuery:
+                return _start_board(spark, settings, checkpoint, mode, max_offsets_per_trigger,
+                                    enrichment)  # fmt: skip
 
-                queries.append(start())
-                restarts[f"{JOB}.{kind}"] = start
+            queries.append(start())
+            restarts[BOARD] = start
 
         if lake and lake_process:
-            children.append(PathProcess(settings, "lake", trigger, max_offsets_per_trigger,
-                                        checkpoint))  # fmt: skip
+            children.append(PathProcess(settings, trigger, max_offsets_per_trigger, checkpoint))
         elif lake:
             publisher = Publisher(spark, settings, publish.pending_dates(spark, settings),
                                   interval_s=PUBLISH_EVERY_S if realtime else 0)  # fmt: skip
@@ -225,7 +209,7 @@ def _await(
     A failed query of the hot path is started again from its checkpoint (``restarts``, by
     query name; the lake path, the source of truth, keeps running meanwhile), after 1, 2,
     4 ... s, at most :data:`HOT_RESTARTS` times in one run: seen on a loaded machine, "Python
-    worker failed to connect back" (a state-store worker that took over 10 s to start). Any
+    worker failed to connect back" (a Python worker that took over 10 s to start). Any
     other failure ends the job (its supervisor restarts it)."""
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
     failures = 0
@@ -256,6 +240,5 @@ def _await(
 def main(settings: Settings, params: StreamParams) -> dict[str, Any]:
     """The registry's entry: :func:`run` with the triggers, paths and batch size of ``params``."""
     return run(settings, params.trigger, params.max_offsets_per_trigger, hot=params.hot,
-               hot_trigger=params.hot_trigger, board_trigger=params.board_trigger,
-               lake=params.lake,
+               board_trigger=params.board_trigger, lake=params.lake,
                lake_process=params.lake_process).__dict__  # fmt: skip

@@ -63,19 +63,17 @@ class StreamParams(JobParams):
     hot: bool | None = Field(
         default=None, description="run the hot path (None: when trigger is an interval)"
     )
-    hot_trigger: str = Field(default="1s", description="the hot path's interval (hour KPIs)")
     board_trigger: str = Field(
         default="500ms", description="the hot path's interval for the live board"
     )
     lake: bool = Field(default=True, description="run the lake path (the source of truth)")
     lake_process: bool | None = Field(
         default=None,
-        description="the lake path and the hour KPIs in processes of their own at lower "
-        "priorities, so that they never hold the live board's cores (None: when both paths "
-        "run long-lived)",
+        description="the lake path in a process of its own at a lower priority, so that it "
+        "never holds the live board's cores (None: when both paths run long-lived)",
     )
 
-    @field_validator("trigger", "hot_trigger", "board_trigger")
+    @field_validator("trigger", "board_trigger")
     @classmethod
     def _a_trigger(cls, value: str) -> str:
         try:

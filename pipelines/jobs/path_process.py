@@ -1,21 +1,17 @@
-"""The lake path and the hour KPIs of a long-lived ``flights_stream``, each in a process of its
-own at a lower priority than the live board's.
+"""The lake path of a long-lived ``flights_stream`` in a process of its own, at a lower priority
+than the live board's.
 
 Why processes: the stream's queries shared one Spark application (one JVM, one Python driver)
 and Spark does not preempt a task, so the lake path's refresh (recompute a day's clean flights
 and KPIs from the raw log, 7 to 33 s) held both task slots and the hot path waited: a hot
 micro-batch of 537 flights took 37.8 s during one refresh, and board documents stopped moving
-for 40 s (``bench/latency.py``, 2 cores, FAIR pools ``hot``/``lake``, measured). The hour KPIs'
-state-store stages did the same to the live board at a smaller scale: in one application a
-board micro-batch of ~50 events took 1.5 to 2.8 s (0.4 to 0.55 s alone), with the hour KPIs
-in a process of their own at ``nice`` 5 it took 0.45 to 1.0 s (``/tmp``-free probe of the
-bench's window, 2 cores, measured). Started with ``nice`` :data:`NICE` (the lake path) or
-:data:`KPI_NICE` (the hour KPIs), the kernel's scheduler gives the live board's process most of
-the cores whenever they compete (CFS weights: nice 5 gets about a third of nice 0's share,
-nice 10 a tenth), and each takes every cycle the board leaves.
+for 40 s (``bench/latency.py``, 2 cores, FAIR pools ``hot``/``lake``, measured). Started with
+``nice`` :data:`NICE`, the kernel's scheduler gives the live board's process most of the cores
+whenever they compete (CFS weights: nice 10 gets about a tenth of nice 0's share), and the
+lake path takes every cycle the board leaves.
 
 :class:`PathProcess` (in the stream's driver) starts ``python -m pipelines.jobs.path_process
---path lake|kpi`` on a copy of the driver's settings, in the driver's process group (a fault
+`` on a copy of the driver's settings, in the driver's process group (a fault
 point that kills the job kills all, as a crash of the machine would), with ``SIGTERM`` when
 the driver dies (Linux ``PR_SET_PDEATHSIG``); :meth:`PathProcess.check` raises
 :class:`~pipelines.core.exceptions.StreamProcessError` once the process has ended, so the job
@@ -48,8 +44,7 @@ from pipelines.core.exceptions import StreamProcessError
 log = structlog.get_logger(__name__)
 
 NICE = 10  # the lake path's niceness, added to the driver's
-KPI_NICE = 5  # the hour KPIs' niceness, added to the driver's
-PATHS = ("lake", "kpi")
+PATH = "lake"  # what StreamProcessError names
 STOP_GRACE_S = 60.0  # SIGTERM -> SIGKILL
 
 
@@ -64,30 +59,28 @@ def _tie_to(parent: int, nice: int) -> None:
 
 
 class PathProcess:
-    """The lake path (``lake``) or the hour KPIs (``kpi``) of
-    :func:`pipelines.jobs.flights_stream.run` as a child process, every ``trigger``."""
+    """The lake path of :func:`pipelines.jobs.flights_stream.run` as a child process, every
+    ``trigger``."""
 
     def __init__(
         self,
         settings: Settings,
-        path: str,
         trigger: str,
         max_offsets: int | None,
         checkpoint: Path,
-        nice: int | None = None,
+        nice: int = NICE,
     ) -> None:
-        nice = (NICE if path == "lake" else KPI_NICE) if nice is None else nice
-        self.path = path
-        self.folder = Path(tempfile.mkdtemp(prefix=f"tarmac-{path}-"))
+        self.path = PATH
+        self.folder = Path(tempfile.mkdtemp(prefix=f"tarmac-{PATH}-"))
         self.result_path = self.folder / "result.json"
         params = settings.write(self.folder)
-        cmd = [sys.executable, "-m", "pipelines.jobs.path_process", "--path", path,
+        cmd = [sys.executable, "-m", "pipelines.jobs.path_process",
                "--env", settings.env, "--parent", str(os.getpid()), "--nice", str(nice),
                "--parameters", str(params), "--trigger", trigger, "--checkpoint", str(checkpoint),
                "--result", str(self.result_path),
                *(["--max-offsets", str(max_offsets)] if max_offsets else [])]  # fmt: skip
         self.proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdin=subprocess.DEVNULL)
-        log.info("flights_stream.path_process_started", path=path, pid=self.proc.pid, nice=nice)
+        log.info("flights_stream.path_process_started", path=PATH, pid=self.proc.pid, nice=nice)
 
     def check(self) -> None:
         """Raise :class:`StreamProcessError` if the process has ended."""
@@ -119,10 +112,8 @@ class PathProcess:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m pipelines.jobs.path_process",
-        description="The lake path or the hour KPIs of a long-lived flights_stream (started by "
-        "its driver).",
+        description="The lake path of a long-lived flights_stream (started by its driver).",
     )
-    parser.add_argument("--path", choices=PATHS, default="lake", help="which (default lake)")
     parser.add_argument("--env", required=True)
     parser.add_argument("--parameters", type=Path, required=True, help="settings file (YAML)")
     parser.add_argument("--trigger", required=True, help="an interval such as 10s")
@@ -130,11 +121,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--result", type=Path, required=True, help="where its counts go")
     parser.add_argument("--max-offsets", type=int, default=None)
     parser.add_argument("--parent", type=int, required=True, help="the driver's pid")
-    parser.add_argument("--nice", type=int, default=None,
-                        help=f"niceness added (default {NICE} lake, {KPI_NICE} kpi)")  # fmt: skip
+    parser.add_argument("--nice", type=int, default=NICE,
+                        help=f"niceness added (default {NICE})")  # fmt: skip
     args = parser.parse_args(argv)
-    _tie_to(args.parent, (NICE if args.path == "lake" else KPI_NICE) if args.nice is None
-            else args.nice)  # fmt: skip
+    _tie_to(args.parent, args.nice)
     stop = threading.Event()
     # SIGTERM from the driver (or Ctrl-C, SIGHUP): the query stops between batches, the last
     # refresh runs and the counts are written; a second signal while that runs is ignored
@@ -143,11 +133,8 @@ def main(argv: list[str] | None = None) -> int:
     from pipelines.jobs import flights_stream  # noqa: PLC0415 - it imports this module
 
     settings = config.load(args.env, path=args.parameters)
-    lake = args.path == "lake"
-    paths = {"hot": False, "lake": True} if lake else {
-        "hot": True, "hot_trigger": args.trigger, "live": ("hot",), "lake": False}  # fmt: skip
     result = flights_stream.run(settings, args.trigger, args.max_offsets, args.checkpoint,
-                                lake_process=False, stop=stop, **paths)  # fmt: skip
+                                hot=False, lake=True, lake_process=False, stop=stop)  # fmt: skip
     args.result.write_text(json.dumps(result.__dict__))
     return 0
 

@@ -197,8 +197,9 @@ JOBS: dict[str, JobSpec] = {
             module="pipelines.jobs.flights_stream",
             in_pipeline=True,
             stale_wall=Staleness(timedelta(minutes=5), timedelta(minutes=15)),
-            # the lake path every 10 s (the day documents within ~30 s), the hot path every 1 s
-            service=ServiceSpec({"trigger": "10s", "hot_trigger": "1s"}),
+            # the lake path every 10 s (the day documents within ~30 s), the live board every
+            # 500 ms
+            service=ServiceSpec({"trigger": "10s", "board_trigger": "500ms"}),
         ),
         JobSpec(
             # daily in the crontab: VACUUM, OPTIMIZE, old run records, logs, ledger, rejects

@@ -8,8 +8,8 @@ the executors:
    weather tables;
 2. writes the ``flights_by_hour`` buckets of the touched hours to MongoDB (first: the live
    board is what a duty manager watches), whole (the hot path writes the same buckets seconds
-   after an event in ``flights_by_hour_hot`` and ``kpi_hourly_hot``, under the same ``_id``;
-   ``readmodels.resolve`` shows the one that knows more);
+   after an event in ``flights_by_hour_hot``, under the same ``_id``, and an hour's row is
+   derived from its bucket when read; ``readmodels.resolve`` shows the one that knows more);
 3. overwrites the lake's ``clean/flights`` and KPI partitions of those dates, and the
    route-months of their months;
 4. writes the ``kpi_hourly`` rows and ``kpi_daily`` documents of the dates, the

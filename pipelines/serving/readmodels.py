@@ -8,8 +8,9 @@ dashboard that reads them share one definition of every collection name and key 
 - ``kpi_hourly``: the KPI row of one (origin, scheduled departure hour UTC), ``_id`` =
   :func:`hour_key` (the same row ``kpi_daily`` carries); the tiles of the day read the hours of
   the day.
-- ``flights_by_hour_hot`` and ``kpi_hourly_hot``: the same buckets as the stream's hot path
-  writes them within seconds, same ``_id`` (:data:`HOT_OF`, :func:`resolve`).
+- ``flights_by_hour_hot``: the same buckets as the stream's live board writes them within a
+  second, same ``_id``; an hour's ``kpi_hourly`` row of the hot path is derived from it when
+  read (:data:`HOT_OF`, :func:`hot_view`, :func:`resolve`).
 - ``kpi_daily``: bucket of every KPI row of one local date, ``_id`` = ``YYYY-MM-DD``.
 - ``kpi_route_monthly``: bucket of every route of one month, ``_id`` = ``YYYY-MM``.
 - ``kpi_profile``: the computed whole-period figures, one document ``_id`` = :data:`PROFILE_ID`.
@@ -21,13 +22,19 @@ from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from pipelines.core.domain import HOUR_KEY_PY, NEW_YORK, ORIGINS, STATUS_NAME, STATUS_RANK
+from pipelines.core.domain import (
+    HOUR_KEY_PY,
+    MEASURES,
+    NEW_YORK,
+    ORIGINS,
+    STATUS_NAME,
+    STATUS_RANK,
+)
 
 BOARD = "flights_by_hour"
 KPI_DAILY = "kpi_daily"
 KPI_HOURLY = "kpi_hourly"
 BOARD_HOT = "flights_by_hour_hot"
-KPI_HOURLY_HOT = "kpi_hourly_hot"
 KPI_ROUTE_MONTHLY = "kpi_route_monthly"
 KPI_PROFILE = "kpi_profile"
 WEATHER_HOURLY = "weather_hourly"
@@ -43,7 +50,6 @@ SERVING = (
     BOARD,
     BOARD_HOT,
     KPI_HOURLY,
-    KPI_HOURLY_HOT,
     KPI_DAILY,
     KPI_ROUTE_MONTHLY,
     KPI_PROFILE,
@@ -68,26 +74,33 @@ FLIGHT_FIELDS = (
 # not grow with its rank, so a hot board bucket's monotone map does not hold it)
 RANK_FIELDS = ("status", "cancelled")
 
-# The two writers of a bucket (a board bucket, an hour's KPI row): the exact lake path writes
-# it in BOARD or KPI_HOURLY, the hot path, seconds after an event, in the collection HOT_OF names,
-# under the same ``_id``. Each document has one writer: FerretDB v1.24 applies an update as a
-# read, then a write, outside a transaction, so two writers of one document lose each other's
-# updates (measured: 160 of 450 concurrent ``$max`` upserts of one document kept;
+# The two writers of a bucket: the exact lake path writes it in BOARD and its hour's row in
+# KPI_HOURLY; the hot path (the live board, seconds after an event) writes the bucket in
+# BOARD_HOT under the same ``_id``, and the hour's row is derived from that bucket when read
+# (an hour's KPIs are a function of its bucket's flights alone: :func:`hour_row`), so HOT_OF
+# names BOARD_HOT for both. Each document has one writer: FerretDB v1.24 applies an update as
+# a read, then a write, outside a transaction, so two writers of one document lose each
+# other's updates (measured: 160 of 450 concurrent ``$max`` upserts of one document kept;
 # FerretDB#3040). A reader takes, of the two, the one with the higher ``version`` (what the
 # bucket knows, see ``serving.documents.facts``): :func:`resolve`. A hot board bucket holds its
 # flights as a map (:func:`slot_key` -> the flight's known fields), each field raised with
 # ``$max`` by the live board (``jobs/flights_board.py``), which :func:`hot_board` turns into
 # the lake path's shape.
-HOT_OF = {BOARD: BOARD_HOT, KPI_HOURLY: KPI_HOURLY_HOT}
+HOT_OF = {BOARD: BOARD_HOT, KPI_HOURLY: BOARD_HOT}
 BOARD_TOP = ("_id", "origin", "hour_utc", "date")  # a hot board bucket's fields beside its map
 
 
+def hot_view(collection: str, doc: dict[str, Any]) -> dict[str, Any]:
+    """A hot board bucket (read from ``HOT_OF[collection]``) in the shape of ``collection``'s
+    documents: the board bucket (:func:`hot_board`) or its hour's KPI row (:func:`hour_row`)."""
+    board = hot_board(doc)
+    return board if collection == BOARD else hour_row(board)
+
+
 def resolve(lake: dict[str, Any] | None, hot: dict[str, Any] | None) -> dict[str, Any] | None:
-    """A bucket as its readers see it: the lake path's document or the hot path's (a board's
-    map through :func:`hot_board`), whichever knows more (a higher ``version``; a tie keeps the
-    lake's); None when neither exists."""
-    if hot is not None and isinstance(hot.get("flights"), dict):
-        hot = hot_board(hot)
+    """A bucket as its readers see it: the lake path's document or the hot path's (in the
+    lake's shape: :func:`hot_view`), whichever knows more (a higher ``version``; a tie keeps
+    the lake's); None when neither exists."""
     if lake is None or (hot is not None and hot.get("version", 0) > lake.get("version", -1)):
         return hot if lake is None else {**lake, **hot}
     return lake
@@ -128,6 +141,35 @@ def hot_board(doc: dict[str, Any]) -> dict[str, Any]:
     )
     rest = {k: v for k, v in doc.items() if k != "flights"}
     return {**rest, "n": len(flights), "flights": flights, "version": sum(map(facts, flights))}
+
+
+def hour_row(board: dict[str, Any]) -> dict[str, Any]:
+    """A board bucket in the lake path's shape (:func:`hot_board`) -> its hour's ``kpi_hourly``
+    row: the bucket's fields, ``local_hour`` and ``weekday`` (the same for every flight of an
+    hour), the measures of ``transform.kpis.measures`` in Python over its flights, the
+    bucket's ``version`` and ``updated_at``. The lake path computes the same row in Spark
+    (``kpis.kpi_hourly``, ``documents.hourly_docs``); the tests hold the two equal."""
+    flights = board["flights"]
+    first = flights[0] if flights else {}
+    departed = [f for f in flights if f.get("dep_time_utc") is not None]
+    dep = [f["dep_delay"] for f in flights if f.get("dep_delay") is not None]
+    arr = [f["arr_delay"] for f in flights if f.get("arr_delay") is not None]
+    values = {
+        "flights": len(flights),
+        "departed": len(departed),
+        "cancelled": sum(f.get("status_rank") == STATUS_RANK["cancelled"] for f in flights),
+        "on_time": sum(f.get("dep_delay") is not None and f["dep_delay"] <= 15 for f in departed),
+        "delayed_60": sum(f.get("dep_delay") is not None and f["dep_delay"] > 60 for f in departed),
+        "dep_delay_sum": sum(dep),
+        "dep_delay_n": len(dep),
+        "arr_delay_sum": sum(arr),
+        "arr_delay_n": len(arr),
+    }
+    row = {k: board.get(k) for k in ("_id", "origin", "hour_utc", "date")}
+    row |= {"local_hour": first.get("local_hour"), "weekday": first.get("weekday")}
+    row |= {m: values[m] for m in MEASURES}
+    row |= {"version": board.get("version", 0), "updated_at": board.get("updated_at")}
+    return row
 
 
 def naive_utc(value: Any) -> Any:

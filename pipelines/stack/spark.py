@@ -35,22 +35,17 @@ def session_conf(settings: Settings) -> dict[str, str]:
         "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
         "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
         "spark.databricks.delta.snapshotPartitions": "2",
-        # the hot path's state (transformWithState): RocksDB, and a changelog per micro-batch
-        # instead of a snapshot (realtime-facts: p95 1,068 ms a batch with it)
-        "spark.sql.streaming.stateStore.providerClass": (
-            "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider"
-        ),
-        "spark.sql.streaming.stateStore.rocksdb.changelogCheckpointing.enabled": "true",
-        # the stream's two paths share one application: its hot path's jobs take the next free
-        # task slot (pool "hot"), the lake path's recomputes the rest (pool "lake"; POOLS)
+        # when the stream's two paths share one application (a run that is not long-lived),
+        # the live board's jobs take the next free task slot (pool "board"), the lake path's
+        # recomputes the rest (pool "lake")
         "spark.scheduler.mode": "FAIR",
         "spark.scheduler.allocation.file": str(provision.RESOURCES / "fairscheduler.xml"),
     }
 
 
 def use_pool(spark: SparkSession, pool: str) -> None:
-    """Run the Spark jobs this thread starts from now on in FAIR pool ``pool`` (``board``,
-    ``hot`` or ``lake``, see ``stack/resources/fairscheduler.xml``)."""
+    """Run the Spark jobs this thread starts from now on in FAIR pool ``pool`` (``board``
+    or ``lake``, see ``stack/resources/fairscheduler.xml``)."""
     spark.sparkContext.setLocalProperty("spark.scheduler.pool", pool)
 
 

@@ -139,7 +139,7 @@ def merge_events(events: DataFrame) -> DataFrame:
     same in every event of a flight), actual times come from the event that knows them (the
     largest known), ``status_rank`` is the highest rank seen, so any permutation, duplication
     or split of the same events gives the same row, and a field once known is never erased.
-    :func:`merge_row` is the same join, row by row, for the hot path's state."""
+    :func:`merge_row` is the same join, row by row, in plain Python."""
     return (
         with_rank(events)
         .groupBy("flight_key")
@@ -155,7 +155,8 @@ def merge_events(events: DataFrame) -> DataFrame:
 def merge_row(current: dict | None, event: dict) -> dict:
     """:func:`merge_events` for one more event (a dict with ``status_rank`` and
     ``event_time``) on a flight's merged row (``current``, None for a new flight): the same
-    join in plain Python, for the hot path's state store."""
+    join in plain Python: the specification the live board's ``$max`` fold
+    (``jobs/flights_board.fold``) is tested against (``tests/unit/test_hot_merge.py``)."""
     if current is None:
         current = dict.fromkeys(MERGED_FIELDS)
         current["flight_key"] = event["flight_key"]

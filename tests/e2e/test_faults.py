@@ -216,10 +216,10 @@ def test_stream_killed_inside_a_batch_ends_in_the_same_state(
 
 
 def _hot_docs(db, collection: str) -> list[dict]:
-    """Each bucket as the hot path wrote it (``readmodels.HOT_OF``; a board's map as its
-    readers see it)."""
-    read = readmodels.hot_board if collection == readmodels.BOARD else dict
-    docs = (without_times(read(d)) for d in db[readmodels.HOT_OF[collection]].find({}))
+    """Each bucket as the hot path wrote it (``readmodels.HOT_OF``), as its readers see it in
+    ``collection``'s shape (``readmodels.hot_view``)."""
+    hot = db[readmodels.HOT_OF[collection]].find({})
+    docs = (without_times(readmodels.hot_view(collection, d)) for d in hot)
     return sorted(docs, key=lambda d: d["_id"])
 
 
@@ -231,18 +231,16 @@ def test_hot_path_killed_inside_a_batch_serves_the_lake_paths_documents(
     stack: Settings, prepared: Settings, uninterrupted, tmp_path: Path
 ) -> None:
     """The hot path alone (``-p hot=true -p lake=false``), SIGKILLed in its live board with
-    half its buckets raised, after its board writes before its offsets are committed, in its
-    hour KPIs with half its rows written, then after all their writes before the state store
-    and offsets are committed: the rerun's hot documents are the uninterrupted lake path's,
-    field for field (the hot path never reads the lake inside a batch; the reference and
-    weather it joins are the ones the lake path joined)."""
+    half its buckets raised, then after its board writes before its offsets are committed:
+    the rerun's hot documents (the board buckets and the hour rows derived from them) are the
+    uninterrupted lake path's, field for field (the hot path never reads the lake inside a
+    batch; the reference and weather it joins are the ones the lake path joined)."""
     settings = _branch(prepared, stack, tmp_path, "hot")
     try:
         log = tmp_path / "hot.log"
         params = ["hot=true", "lake=false", f"max_offsets_per_trigger={BATCH}"]
         cmd = _job(settings, "flights_stream", *(a for p in params for a in ("-p", p)))
-        points = ("board.partial_write", "board.before_commit", "hot.partial_write",
-                  "hot.before_commit")  # fmt: skip
+        points = ("board.partial_write", "board.before_commit")
         for point in points:
             rc = _finish(_spawn(cmd, _env(settings, tmp_path, point), log))
             assert rc == -signal.SIGKILL and (tmp_path / f"{point}.killed").exists(), (

@@ -1,18 +1,19 @@
-"""The stream's hot path (the live board, ``jobs/flights_board.py``, and the hour KPIs,
-``jobs/flights_hot.py``) against its lake path, on the real stack.
+"""The stream's hot path (the live board, ``jobs/flights_board.py``, whose buckets also give the
+hours' KPI rows) against its lake path, on the real stack.
 
 One window of a busy afternoon (2013-03-04 10:00-16:00Z: ~840 events, reference data and the
 weather of those hours) is landed once and served by the lake path (the source of truth). Then
 the hot path alone, over the same events:
 
-- writes, in ``flights_by_hour_hot`` and ``kpi_hourly_hot``, exactly the lake path's documents
-  (board buckets, their map read through ``readmodels.hot_board``, and ``kpi_hourly`` rows, field
-  for field but the wall-clock ``updated_at``);
+- writes, in ``flights_by_hour_hot``, exactly the lake path's documents: board buckets (their
+  map read through ``readmodels.hot_board``) and, derived from them when read
+  (``readmodels.hour_row``), ``kpi_hourly`` rows, field for field but the wall-clock
+  ``updated_at``;
 - reads no Delta table inside a micro-batch: pointed at a lake that does not exist, it still
   serves every flight of every bucket (without the enrichment only the lake could give);
 - gives the same documents whatever the order of the events, their duplicates and the way
   they are split into micro-batches (the property tests of the lake path's merge, extended to
-  the state store);
+  the live board's fold);
 - changes nothing when run again.
 """
 
@@ -50,10 +51,10 @@ def lake_fields(db, collection: str) -> dict[str, dict]:
 
 
 def hot_slots(db, collection: str) -> dict[str, dict]:
-    """Each bucket as the hot path wrote it (in ``readmodels.HOT_OF[collection]``; a board
-    bucket's map as its readers see it, ``readmodels.hot_board``), without the wall time."""
-    read = readmodels.hot_board if collection == readmodels.BOARD else dict
-    return {d["_id"]: _plain(read(d)) for d in db[readmodels.HOT_OF[collection]].find({})}
+    """Each bucket as the hot path wrote it (in ``readmodels.HOT_OF[collection]``), as its
+    readers see it in ``collection``'s shape (``readmodels.hot_view``), without the wall time."""
+    docs = db[readmodels.HOT_OF[collection]].find({})
+    return {d["_id"]: _plain(readmodels.hot_view(collection, d)) for d in docs}
 
 
 def _with(settings: Settings, tmp, *, database: str, lake: str | None = None,
@@ -99,21 +100,24 @@ def test_both_paths_write_the_same_documents(hot_run: Settings) -> None:
         assert lake and hot == lake, collection
     state = db.pipeline_state.find_one({"_id": "flights_stream"})
     assert state["hot"]["rows"] == state["last_batch"]["accepted"]  # every event, one batch
-    assert state["kpi"]["rows"] == len(lake_fields(db, readmodels.KPI_HOURLY))
-    assert state["lake"]["batch_id"] == 0 == state["hot"]["batch_id"] == state["kpi"]["batch_id"]
+    assert state["lake"]["batch_id"] == 0 == state["hot"]["batch_id"]
+    assert "kpi" not in state  # no second hot query: the hour rows come from the board
 
 
 def test_the_page_sees_one_document_whichever_path_wrote_last(hot_run: Settings) -> None:
     db = mongo.database(hot_run)
     hot = {d["_id"]: d for d in db[readmodels.BOARD_HOT].find({})}
     for doc in db[readmodels.BOARD].find({}):
-        shown = readmodels.resolve(doc, hot[doc["_id"]])
+        shown = readmodels.resolve(doc, readmodels.hot_view(readmodels.BOARD, hot[doc["_id"]]))
         assert shown == doc  # the same version: a tie shows the lake's
+    for row in db[readmodels.KPI_HOURLY].find({}):
+        derived = readmodels.hot_view(readmodels.KPI_HOURLY, hot[row["_id"]])
+        assert readmodels.resolve(row, derived) == row
 
 
 def test_a_rerun_changes_nothing(hot_run: Settings) -> None:
     db = mongo.database(hot_run)
-    every = [*COLLECTIONS, *(readmodels.HOT_OF[c] for c in COLLECTIONS)]
+    every = [*COLLECTIONS, readmodels.BOARD_HOT]
     before = {c: list(db[c].find({})) for c in every}
     flights_stream.run(hot_run, hot=True, lake=False)
     assert {c: list(db[c].find({})) for c in every} == before

@@ -13,7 +13,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -21,7 +20,6 @@ import psutil
 import pytest
 
 from pipelines.core.config import REPO_ROOT, Settings
-from pipelines.jobs.path_process import KPI_NICE
 from pipelines.jobs.path_process import NICE as LAKE_NICE
 from pipelines.jobs.registry import JOBS
 from pipelines.orchestration import service
@@ -35,13 +33,11 @@ pytestmark = pytest.mark.integration
 JOB = "flights_stream"
 
 
-def _path_process(worker: int, path: str) -> psutil.Process | None:
-    """The process of ``path`` (``lake``, ``kpi``) among the worker's descendants, once it
-    runs."""
+def _lake_process(worker: int) -> psutil.Process | None:
+    """The lake path's process among the worker's descendants, once it runs."""
     with contextlib.suppress(psutil.Error):
         for child in psutil.Process(worker).children(recursive=True):
-            line = " ".join(child.cmdline())
-            if "pipelines.jobs.path_process" in line and f"--path {path}" in line:
+            if "pipelines.jobs.path_process" in " ".join(child.cmdline()):
                 return child
     return None
 
@@ -110,21 +106,17 @@ def test_the_stream_as_a_service_restarts_comes_back_and_stops_clean(cli: Cli) -
     assert os.getpgid(worker) == worker != os.getpgid(supervisor)  # a group of its own
     print(f"service start {time.monotonic() - t0:.1f} s")
 
-    # the lake path and the hour KPIs run in processes of their own under the worker, at lower
-    # priorities (the live board's query stays in the worker)
-    def niced(path: str, nice: int) -> Callable[[], psutil.Process | None]:
-        def found() -> psutil.Process | None:  # it lowers its own priority first thing
-            child = _path_process(worker, path)
-            with contextlib.suppress(psutil.Error):
-                if child and child.nice() >= psutil.Process(worker).nice() + nice:
-                    return child
-            return None
+    # the lake path runs in a process of its own under the worker, at a lower priority (the
+    # live board's query stays in the worker)
+    def niced() -> psutil.Process | None:  # it lowers its own priority first thing
+        child = _lake_process(worker)
+        with contextlib.suppress(psutil.Error):
+            if child and child.nice() >= psutil.Process(worker).nice() + LAKE_NICE:
+                return child
+        return None
 
-        return found
-
-    for path, nice in (("lake", LAKE_NICE), ("kpi", KPI_NICE)):
-        child = _wait(niced(path, nice), 180, f"the {path} process, niced", cli.paths.log)
-        assert os.getpgid(child.pid) == worker  # a fault point that kills the job kills it too
+    child = _wait(niced, 180, "the lake process, niced", cli.paths.log)
+    assert os.getpgid(child.pid) == worker  # a fault point that kills the job kills it too
 
     again = cli("start")  # one instance at a time: said politely, exit 0
     assert again.returncode == 0 and "already running: nothing done" in again.stdout
@@ -184,4 +176,4 @@ def test_the_stream_as_a_service_restarts_comes_back_and_stops_clean(cli: Cli) -
     spec = JOBS[JOB].service
     assert spec is not None
     assert [d["params"]["trigger"] for d in runs] == ["2s", "2s", spec.params["trigger"]]
-    assert {d["params"]["hot_trigger"] for d in runs} == {spec.params["hot_trigger"]}
+    assert {d["params"]["board_trigger"] for d in runs} == {spec.params["board_trigger"]}

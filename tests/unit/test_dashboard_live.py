@@ -58,17 +58,16 @@ def _bumped(rows: list[dict], hour: datetime, origin: str = "JFK") -> list[dict]
 
 
 def test_marks_move_with_any_query_and_with_a_stream_before_them() -> None:
-    state = {"_id": "flights_stream", "hot": {"batch_id": 7}, "kpi": {"batch_id": 3},
-             "lake": {"batch_id": 2}}  # fmt: skip
-    assert live.marks(state) == (7, 3, 2)
-    assert live.marks({"hot": {"batch_id": 8}}) == (8, None, None)
-    assert not live.moved((7, 3, 2), live.marks(state))
-    assert live.moved((7, 3, 2), (8, 3, 2)) and live.moved((7, 3, 2), (7, 4, 2))
-    assert live.moved((7, 3, 2), (7, 3, 3)) and live.moved(None, (7, 3, 2))
+    state = {"_id": "flights_stream", "hot": {"batch_id": 7}, "lake": {"batch_id": 2}}
+    assert live.marks(state) == (7, 2)
+    assert live.marks({"hot": {"batch_id": 8}}) == (8, None)
+    assert not live.moved((7, 2), live.marks(state))
+    assert live.moved((7, 2), (8, 2)) and live.moved((7, 2), (7, 3))
+    assert live.moved(None, (7, 2))
     legacy = {"last_batch_id": 41, "updated_at": NOW}
     assert live.marks(legacy) == ("legacy", 41, NOW)
     assert live.moved(live.marks(legacy), live.marks({**legacy, "updated_at": LATER}))
-    assert live.marks(None) is None and not live.moved((7, 3, 2), None)
+    assert live.marks(None) is None and not live.moved((7, 2), None)
 
 
 def test_the_hours_read_are_those_of_the_selected_days_the_stream_still_changes() -> None:
@@ -163,7 +162,7 @@ def test_a_day_the_lake_path_has_not_written_yet_shows_its_hot_hours() -> None:
 
 def _state(hot_age: float | None, hot_lag: int | None, lake_age: float = 20, lake_lag=0):
     state: dict = {"_id": "flights_stream", "newest_event_time": CLOCK}
-    paths = (("hot", hot_age, hot_lag), ("kpi", hot_age, hot_lag), ("lake", lake_age, lake_lag))
+    paths = (("hot", hot_age, hot_lag), ("lake", lake_age, lake_lag))
     for path, age, lag in paths:
         if age is not None:
             state[path] = {"batch_id": 3, "at": (NOW - timedelta(seconds=age)).replace(
@@ -194,7 +193,7 @@ def test_stream_levels(hot_age, hot_lag, level) -> None:
 def test_a_stalled_path_needs_attention() -> None:
     assert stream_health({"flights_stream": {"last_batch_id": 4}}, NOW) == []  # before them
     states = _state(None, None, lake_age=360, lake_lag=900)
-    assert stream_levels(states, NOW) == ("missing", "missing", "red")
+    assert stream_levels(states, NOW) == ("missing", "red")
     state = State(stream=stream_health(states, NOW))
     items = attention_items(state)
     assert len(items) == 1 and items[0][0] == "red"

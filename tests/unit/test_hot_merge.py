@@ -1,8 +1,9 @@
-"""The hot path's pure pieces: the row-by-row merge of a bucket's state (``merge_row``), which
+"""The hot path's pure pieces: the row-by-row merge of a flight's events (``merge_row``), which
 must be the same join as the lake path's Spark merge, whatever the order, duplicates or
 batches; the live board's fold of events into ``$max`` paths (``flights_board.fold``), the
-same join; which of a bucket's two writers a reader sees (``readmodels.resolve``); and the
-MongoDB operation each writer sends (by ``_id`` only)."""
+same join; an hour's KPI row derived from its board bucket (``readmodels.hour_row``); which of
+a bucket's two writers a reader sees (``readmodels.resolve``); and the MongoDB operation each
+writer sends (by ``_id`` only)."""
 
 from __future__ import annotations
 
@@ -146,6 +147,36 @@ def test_the_live_boards_max_is_the_lake_paths_merge(rnd: random.Random, dups: i
     assert board["flights"] == expected and board["n"] == 3
     assert board["version"] == sum(map(readmodels.facts, expected))
     assert expected[0]["status"] in STATUS_RANK and "cancelled" in expected[0]
+
+
+def test_an_hours_row_is_the_measures_of_its_bucket_s_flights() -> None:
+    """The measures of ``transform.kpis.measures`` over the bucket's flights: UA departed 12
+    min late and arrived 7 late, AA 4 early and 9 early, B6 cancelled (never departed)."""
+    flights = {readmodels.slot_key(k): {**readmodels.board_flight(m), "local_hour": 7,
+                                         "weekday": 1}
+               for k, m in _fold(EVENTS).items()}  # fmt: skip
+    top = {"_id": "EWR|2013-03-04T12:00Z", "origin": "EWR", "hour_utc": T0, "date": "2013-03-04",
+           "updated_at": T0}  # fmt: skip
+    row = readmodels.hot_view(readmodels.KPI_HOURLY, {**top, "flights": flights})
+    assert row == {
+        **top,
+        "local_hour": 7,
+        "weekday": 1,
+        "flights": 3,
+        "departed": 2,
+        "cancelled": 1,
+        "on_time": 2,
+        "delayed_60": 0,
+        "dep_delay_sum": 8,
+        "dep_delay_n": 2,
+        "arr_delay_sum": -2,
+        "arr_delay_n": 2,
+        "version": readmodels.hot_board({**top, "flights": flights})["version"],
+    }
+    late = {**flights[readmodels.slot_key("2013-03-04|AA|11|EWR")], "dep_delay": 75}
+    row = readmodels.hour_row(readmodels.hot_board({**top, "flights": {**flights, "x": late}}))
+    assert (row["flights"], row["on_time"], row["delayed_60"]) == (4, 2, 1)
+    assert readmodels.HOT_OF[readmodels.KPI_HOURLY] == readmodels.BOARD_HOT
 
 
 def test_a_flight_key_is_a_safe_field_name() -> None:

@@ -31,7 +31,7 @@ def test_the_stream_is_the_registry_s_service_and_its_parameters_are_valid() -> 
         spec.validate({"env": "ci", **spec.service.params})
         assert 0 < spec.service.backoff_s[0] <= spec.service.backoff_s[1]
     spec = registry.get_service("flights_stream")
-    own = {"trigger": "10s", "hot_trigger": "1s"}
+    own = {"trigger": "10s", "board_trigger": "500ms"}
     assert spec.service is not None and spec.service.params == own
     assert service.service_params(spec, "ci", None) == own
     assert service.service_params(spec, "ci", {"trigger": "2s"}) == {**own, "trigger": "2s"}
