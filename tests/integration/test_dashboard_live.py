@@ -114,12 +114,12 @@ def test_a_poll_reads_the_state_alone_until_a_batch_id_moves(live_db) -> None:
     db.pipeline_state.update_one({"_id": "flights_stream"}, {"$set": {"lake": batch(4)}})
     assert poll(db, shown, NOW).marks == (11, 4)  # the lake path moves it too
 
-    shown.seen = (11, None, 4)
+    shown.seen = (11, 4)
     stalled = {"hot": batch(11, age_s=120, lag=300), "lake": batch(4)}
     db.pipeline_state.update_one({"_id": "flights_stream"}, {"$set": stalled})
     read = poll(db, shown, NOW)  # no batch, but the hot path's level changed: the state
     assert read is not None and not read.full and read.board is None
-    assert stream_levels({"flights_stream": read.state}, NOW) == ("red", "missing", "ok")
+    assert stream_levels({"flights_stream": read.state}, NOW) == ("red", "ok")
 
 
 def test_the_page_redraws_the_board_and_the_tiles_after_a_batch(live_db) -> None:
