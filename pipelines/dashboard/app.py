@@ -1,7 +1,7 @@
 """The Voila dashboard: a ``Dashboard`` builds the page once, ``refresh()`` re-reads MongoDB and
 redraws every panel in place (bqplot marks' data, HTML values), filters redraw what depends on
 them. Between two refreshes (every ``refresh_s``, 30 s) the page follows the stream: every
-``live_s`` (2.5 s) a ``follow.Follower`` thread polls the stream's state by ``_id`` and, when
+``live_s`` (1 s) a ``follow.Follower`` thread polls the stream's state by ``_id`` and, when
 a batch landed, the board, the KPI tiles, the header and "Needs attention" are redrawn from
 the board buckets and ``kpi_hourly`` rows it read (``follow()`` does one poll in the caller).
 Nothing here lets a traceback reach the page: an unreachable database, an empty database or a

@@ -1,7 +1,9 @@
 """The page following the stream (issue 17): a daemon thread wakes every ``interval`` seconds
 (:data:`~.live.LIVE_S`), reads the one ``pipeline_state.flights_stream`` document by ``_id``
 and, only when a batch id of the stream moved, reads by ``_id`` the ``flights_by_hour``
-buckets of the hours on screen and the ``kpi_hourly`` documents of the selected day's hours;
+buckets of the hours on screen and the ``kpi_hourly`` documents of the selected day's hours,
+each with the hot path's bucket of the same ``_id`` (``readmodels.resolve``); after a batch of
+the live board alone, only the hot buckets it raised (:class:`Buckets`, ``live.touched``);
 what it read is drawn on the kernel's event loop (ipywidgets are not thread-safe) by the page
 (:class:`Following`, a base of ``app.Dashboard``). Between two polls the thread sleeps
 (``Event.wait``): an idle page costs one lookup by ``_id`` a poll.
@@ -11,7 +13,9 @@ Measured on 2 cores shared with other work (load 9 to 15), FerretDB v1.24, env c
 (1 state + 9 board buckets + 57 hours) 256 ms median and the redraw 214 ms median (board
 96 ms, tiles 25 ms, header 22 ms, attention 20 ms); the Voila kernel of an open page uses
 0.08 % of a core idle-polling every 2.5 s (0.07 % without polling, 1.3 % with the 30 s full
-refresh on) and 4.8 % with a batch landing every 2 s.
+refresh on) and 4.8 % with a batch landing every 2 s. With the hour rows derived from the hot
+board buckets, a full read looks up 1 state + 9 board + 45 hours + 48 hot buckets; after a
+board batch a cached follower looks up the state and the one to ten buckets it raised.
 """
 
 from __future__ import annotations
@@ -33,9 +37,9 @@ from pipelines.serving import readmodels as RM
 from pipelines.stack import mongo
 
 from . import queries as Q
-from .documents import hourly_frame
+from .documents import board_frame, hourly_frame
 from .health import stream_levels
-from .live import STREAM, Marks, hour_ids, live_dates, marks, moved
+from .live import STREAM, Marks, hour_ids, live_dates, marks, moved, touched
 from .reading import UNREACHABLE, log
 from .state import Live, State
 
@@ -69,10 +73,62 @@ def read_hot(db: Database, dates: list[str], clock: datetime, reads: Counter | N
     return hourly_frame(Q.resolved(db, RM.KPI_HOURLY, hour_ids(dates, clock), reads=reads))
 
 
-def poll(db: Database, live: Live, now: datetime, reads: Counter | None = None) -> LiveRead | None:
+FULL_READ_S = 30.0  # a follower's cache is read again whole at least this often
+
+
+class Buckets:
+    """What a follower read last, by ``_id``: the lake path's board buckets and hour rows, and
+    the hot path's board buckets (raw), with the stream's marks they were read at. After a
+    batch of the live board alone, only the buckets it raised are read again
+    (``live.touched``), by ``_id``; anything else (the lake path moved, a batch missed, a first
+    read, :data:`FULL_READ_S` passed: a job other than the stream may have rewritten a lake
+    document) reads every bucket shown. Kept in the follower's thread."""
+
+    def __init__(self) -> None:
+        self.marks: Marks | None = None
+        self.lake: dict[str, dict[str, dict | None]] = {RM.BOARD: {}, RM.KPI_HOURLY: {}}
+        self.hot: dict[str, dict | None] = {}
+        self.read_at = float("-inf")
+
+    def update(self, db: Database, state: dict[str, Any], want: dict[str, list[str]],
+               reads: Counter) -> None:  # fmt: skip
+        """Read what changed of the buckets ``want`` names (per lake collection)."""
+        changed = touched(self.marks, state)
+        if changed is None or time.monotonic() - self.read_at > FULL_READ_S:
+            self.lake = {c: {} for c in self.lake}
+            self.hot, changed, self.read_at = {}, set(), time.monotonic()
+        for collection, ids in want.items():
+            held = {i: d for i, d in self.lake[collection].items() if i in set(ids)}
+            missing = [i for i in ids if i not in held]
+            proj = Q.BOARD_PROJECTION if collection == RM.BOARD else None
+            got = {d["_id"]: d for d in Q.by_ids(db[collection], missing, proj, reads)
+                   } if missing else {}  # fmt: skip
+            self.lake[collection] = held | {i: got.get(i) for i in missing}
+        every = list(dict.fromkeys(i for ids in want.values() for i in ids))
+        held = {i: d for i, d in self.hot.items() if i in set(every) and i not in changed}
+        missing = [i for i in every if i not in held]
+        got = {d["_id"]: d for d in Q.by_ids(db[RM.BOARD_HOT], missing, None, reads)
+               } if missing else {}  # fmt: skip
+        self.hot = held | {i: got.get(i) for i in missing}
+        self.marks = marks(state)
+
+    def resolved(self, collection: str, ids: list[str]) -> list[dict]:
+        """The buckets ``ids`` of ``collection`` as the page shows them
+        (``queries.resolved`` over what this cache holds)."""
+        docs = (RM.resolve(self.lake[collection].get(i),
+                           None if self.hot.get(i) is None
+                           else RM.hot_view(collection, self.hot[i])) for i in ids)  # fmt: skip
+        return [d for d in docs if d is not None]
+
+
+def poll(
+    db: Database, live: Live, now: datetime, reads: Counter | None = None,
+    cache: Buckets | None = None,
+) -> LiveRead | None:  # fmt: skip
     """One poll for a page that drew ``live``: None when nothing it shows changed; the state
-    alone when only the stream's health levels did; everything when a batch id moved. The
-    documents looked up by ``_id`` are counted in ``reads`` (per collection)."""
+    alone when only the stream's health levels did; everything when a batch id moved (with a
+    ``cache``, reading again only the buckets that changed). The documents looked up by ``_id``
+    are counted in ``reads`` (per collection)."""
     reads = Counter() if reads is None else reads
     started = time.perf_counter()
     state = read_state(db, reads)
@@ -83,9 +139,15 @@ def poll(db: Database, live: Live, now: datetime, reads: Counter | None = None) 
     out = LiveRead(state, now_marks, clock, reads=reads)
     if moved(live.seen, now_marks):
         out.full, out.dates = True, list(live.dates)
-        if clock is not None:
+        if clock is not None and cache is None:
             out.board = Q.read_board(db, clock, reads=reads)
             out.hot = read_hot(db, out.dates, clock, reads)
+        elif clock is not None:
+            keys, start, end = Q.board_window(clock)
+            hours = hour_ids(out.dates, clock)
+            cache.update(db, state, {RM.BOARD: keys, RM.KPI_HOURLY: hours}, reads)
+            out.board = board_frame(cache.resolved(RM.BOARD, keys), start, end)
+            out.hot = hourly_frame(cache.resolved(RM.KPI_HOURLY, hours))
     elif stream_levels({STREAM: state}, now) == live.levels:
         return None
     out.seconds = time.perf_counter() - started
@@ -110,6 +172,7 @@ class Follower:
         self.settings, self.interval = settings, interval
         self._live, self._apply, self._now = live, apply, now
         self._db: Database | None = None
+        self.cache = Buckets()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.polls = 0  # polls made (tests, benchmarks)
@@ -146,9 +209,9 @@ class Follower:
         try:
             if self._db is None:
                 self._db = mongo.database(self.settings)
-            return poll(self._db, live, self._now())
+            return poll(self._db, live, self._now(), cache=self.cache)
         except UNREACHABLE:  # the full refresh says so on the page; reconnect next time
-            self._db = None
+            self._db, self.cache = None, Buckets()
         except Exception:  # noqa: BLE001 - the thread must keep polling
             log.exception("live poll failed")
         return None

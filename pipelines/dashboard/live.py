@@ -23,7 +23,7 @@ import pandas as pd
 from pipelines.core.domain import ORIGINS
 from pipelines.serving import readmodels as RM
 
-LIVE_S = 2.5  # seconds between two polls of pipeline_state (the board and the tiles)
+LIVE_S = 1.0  # seconds between two polls of pipeline_state (the board and the tiles)
 STREAM = "flights_stream"  # the pipeline_state document the stream writes
 PATHS = ("hot", "lake")  # its queries: live board, lake path (sub-documents)
 LIVE_DAYS = 2  # the clock's day and the day before (late arrivals) still change
@@ -42,6 +42,26 @@ def marks(state: Mapping[str, Any] | None) -> Marks | None:
     if any(i is not None for i in ids):
         return ids
     return ("legacy", state.get("last_batch_id"), state.get("updated_at"))
+
+
+def touched(seen: Marks | None, state: Mapping[str, Any] | None) -> set[str] | None:
+    """The bucket ids the live board raised since the marks ``seen`` (its batch record's
+    ``recent``: the buckets of its last batches), when nothing else moved: the lake path's
+    batch id the same and every batch in between known. None when that cannot be said (a first
+    read, the lake path moved, a batch no longer listed, a stream before them): read all."""
+    now = marks(state)
+    if seen is None or now is None or seen[0] == "legacy" or now[0] == "legacy":
+        return None
+    if len(seen) != len(now) or seen[1:] != now[1:] or seen[0] is None or now[0] is None:
+        return None
+    if now[0] < seen[0]:
+        return None
+    recent = {r.get("batch_id"): r.get("buckets") or [] for r in
+              ((state or {}).get("hot") or {}).get("recent") or []}  # fmt: skip
+    batches = range(seen[0] + 1, now[0] + 1)
+    if any(b not in recent for b in batches):
+        return None
+    return {bucket for b in batches for bucket in recent[b]}
 
 
 def moved(seen: Marks | None, now: Marks | None) -> bool:

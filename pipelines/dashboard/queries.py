@@ -93,12 +93,12 @@ __all__ = [
     "MEASURES", "NY", "ORIGINS", "ORIGIN_NAMES", "REJECTS_CAP", "STATUS_NAME", "VISIB_BANDS",
     "WEEKDAYS", "WEEKDAY_NAMES", "WIND_BANDS", "FreshnessRule", "KpiSummary", "Kpis", "NotRead",
     "Profile", "RejectSummary", "Rows", "Scope", "Snapshot", "Staleness", "airport_table",
-    "board_frame", "by_ids", "carrier_table", "daily_rows", "date_range", "derive", "freshness",
-    "has_flights", "hourly_series", "iso_weekday", "kpi_summary", "live_board", "load_snapshot",
-    "local_date", "month_rows", "pipeline_health", "profile_of", "read_airlines", "read_board",
-    "read_health", "read_kpis", "read_more", "read_profile", "read_rejects", "read_states",
-    "read_weather_near", "rejects_summary", "replay_clock", "routes", "summarize", "utc",
-    "weather_impact", "weekday_hour_heatmap", "worst",
+    "board_frame", "board_window", "by_ids", "carrier_table", "daily_rows", "date_range", "derive",
+    "freshness", "has_flights", "hourly_series", "iso_weekday", "kpi_summary", "live_board",
+    "load_snapshot", "local_date", "month_rows", "pipeline_health", "profile_of", "read_airlines",
+    "read_board", "read_health", "read_kpis", "read_more", "read_profile", "read_rejects",
+    "read_states", "read_weather_near", "rejects_summary", "replay_clock", "routes", "summarize",
+    "utc", "weather_impact", "weekday_hour_heatmap", "worst",
 ]  # fmt: skip
 
 READ_THREADS = 4  # lookups by _id in flight at once (FerretDB decodes on several cores)
@@ -281,15 +281,25 @@ def read_board(
 ) -> pd.DataFrame:
     """Flights scheduled within [clock - before, clock + after], from the ``flights_by_hour``
     documents of those hours (read by ``_id``)."""
+    keys, start, end = board_window(clock, before, after)
+    # the lake path's bucket or the hot path's: the one that knows more is shown
+    return board_frame(resolved(db, RM.BOARD, keys, BOARD_PROJECTION, reads), start, end)
+
+
+BOARD_PROJECTION = {"origin": 1, "flights": 1, "version": 1}  # what the board reads of a bucket
+
+
+def board_window(
+    clock: datetime, before: timedelta = BOARD_BEFORE, after: timedelta = BOARD_AFTER
+) -> tuple[list[str], datetime, datetime]:
+    """The ``flights_by_hour`` ids of the board around ``clock``, and its [start, end]."""
     start, end = clock - before, clock + after
     hour = start.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
     keys = []
     while hour <= end:
         keys += [RM.hour_key(o, hour) for o in ORIGINS]
         hour += timedelta(hours=1)
-    # the lake path's bucket or the hot path's: the one that knows more is shown
-    docs = resolved(db, RM.BOARD, keys, {"origin": 1, "flights": 1, "version": 1}, reads)
-    return board_frame(docs, start, end)
+    return keys, start, end
 
 
 def read_health(db: Database, jobs: Iterable[str] = JOBS, reads: Reads | None = None) -> dict:

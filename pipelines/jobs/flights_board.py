@@ -44,6 +44,7 @@ Measured on 2 cores: a micro-batch of ~20 events takes 0.4 to 0.55 s alone; 0.9 
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -65,6 +66,9 @@ log = structlog.get_logger(__name__)
 
 KNOWN = tuple(f for f in FLIGHT_FIELDS if f not in RANK_FIELDS)  # what the map holds
 STATE_KEY = "hot"  # pipeline_state.flights_stream.<this>: the board's batches (the page follows)
+# the buckets each of the last batches raised, in the batch record (``recent``): a page that
+# polls every second or two re-reads only those (``dashboard.live.touched``)
+RECENT_BATCHES = 16
 
 # the board query's Kafka consumers: a cached consumer keeps a fetch in flight at the end of the
 # log, which the broker holds for fetch.max.wait.ms (Kafka's default 500 ms) before the next
@@ -129,13 +133,14 @@ def operations(buckets: dict[str, tuple[dict[str, Any], dict[str, Any]]], now: d
 
 def _write_partition(
     rows: Iterator[Row], uri: str, database: str, now: datetime
-) -> Iterator[tuple[int, datetime | None]]:
+) -> Iterator[tuple[int, datetime | None, list[str]]]:
     from pymongo import MongoClient
 
     from pipelines.stack.mongo import bulk_write
 
     events = [row.asDict(recursive=True) for row in rows]
-    ops = operations(fold(events), now)
+    buckets = fold(events)
+    ops = operations(buckets, now)
     if ops:
         with MongoClient(uri, serverSelectionTimeoutMS=10_000, appname="tarmac-board") as client:
             half = len(ops) // 2
@@ -143,7 +148,7 @@ def _write_partition(
             faults.point("board.partial_write")  # tests: a crash with half the buckets raised
             bulk_write(client[database][BOARD_HOT], ops[half:])
     newest = max((e["last_event_time"] for e in events if e["last_event_time"]), default=None)
-    yield len(events), newest
+    yield len(events), newest, sorted(buckets)
 
 
 def batch_function(
@@ -153,9 +158,11 @@ def batch_function(
     job: str,
 ) -> Callable[[DataFrame, int], None]:
     """The live board's ``foreachBatch`` function: one Spark job a micro-batch (read, parse,
-    enrich and write in one stage), whose partitions hand the driver their event count and
-    newest event time; then the batch's health in ``pipeline_state`` (:data:`STATE_KEY`)."""
+    enrich and write in one stage), whose partitions hand the driver their event count, newest
+    event time and the buckets they raised; then the batch's health in ``pipeline_state``
+    (:data:`STATE_KEY`), with the buckets of the last :data:`RECENT_BATCHES` batches."""
     uri, database = settings.mongo.uri, settings.mongo.database
+    recent: deque[dict[str, Any]] = deque(maxlen=RECENT_BATCHES)  # this run's batches only
 
     def on_batch(accepted: DataFrame, batch_id: int) -> None:
         use_pool(accepted.sparkSession, "board")  # the next free task slot is the board's
@@ -167,7 +174,8 @@ def batch_function(
         ).collect()
         events = sum(p[0] for p in parts)
         newest = max((p[1] for p in parts if p[1] is not None), default=None)
-        health = batch_record(batch_id, events, lag, started)
+        recent.append({"batch_id": batch_id, "buckets": sorted({b for p in parts for b in p[2]})})
+        health = batch_record(batch_id, events, lag, started) | {"recent": list(recent)}
         sinks.set_state(settings, job, newest, **{STATE_KEY: health})
         log.info("flights_board.batch", batch_id=batch_id, events=events,
                  seconds=health["seconds"])  # fmt: skip

@@ -17,10 +17,11 @@ import pytest
 
 from pipelines.core.config import Settings
 from pipelines.dashboard import queries as Q
-from pipelines.dashboard.follow import poll
+from pipelines.dashboard.follow import Buckets, poll
 from pipelines.dashboard.health import stream_levels
-from pipelines.dashboard.live import marks
+from pipelines.dashboard.live import hour_ids, marks
 from pipelines.dashboard.state import Live
+from pipelines.serving import readmodels as RM
 from pipelines.stack import mongo
 from tests import serving_docs as S
 from tests.integration.test_dashboard_reads import frames, reference_summary
@@ -120,6 +121,41 @@ def test_a_poll_reads_the_state_alone_until_a_batch_id_moves(live_db) -> None:
     read = poll(db, shown, NOW)  # no batch, but the hot path's level changed: the state
     assert read is not None and not read.full and read.board is None
     assert stream_levels({"flights_stream": read.state}, NOW) == ("red", "ok")
+
+
+def test_after_a_board_batch_a_follower_reads_only_the_buckets_it_raised(live_db) -> None:
+    """The live board's batch record lists the buckets each recent batch raised: a follower
+    with a cache reads the state and those hot buckets alone, and shows what a full read
+    shows (the new flight on the board, in its hour's row derived from the hot bucket)."""
+    _, db, rows = live_db
+    cache, shown = Buckets(), Live(seen=None, dates=["2013-03-20"], levels=())
+    first = poll(db, shown, NOW, cache=cache)  # a first read: every bucket shown
+    shown_ids = set(Q.board_window(CLOCK)[0]) | set(hour_ids(["2013-03-20"], CLOCK))
+    assert first is not None and first.reads[RM.BOARD_HOT] == len(shown_ids)  # each once
+    shown.seen = first.marks
+
+    lake = db.flights_by_hour.find_one({"_id": RM.hour_key("JFK", HOUR)})
+    flight = {"flight_key": "2013-03-20|ZZ|9999|JFK|1405", "carrier": "ZZ", "flight": 9999,
+              "dest": "D01", "sched_dep_utc": HOUR + timedelta(minutes=5),
+              "dep_time_utc": HOUR + timedelta(minutes=75), "dep_delay": 70,
+              "status_rank": 2}  # fmt: skip
+    known = [{k: v for k, v in f.items() if k not in RM.RANK_FIELDS} for f in lake["flights"]]
+    hot = {"_id": lake["_id"], "origin": "JFK", "hour_utc": HOUR, "date": lake["date"],
+           "updated_at": LATER, "flights": {RM.slot_key(f["flight_key"]): f
+                                             for f in [*known, flight]}}  # fmt: skip
+    db[RM.BOARD_HOT].insert_one(hot)
+    recent = [{"batch_id": 11, "buckets": [lake["_id"]]}]
+    db.pipeline_state.update_one({"_id": "flights_stream"},
+                                 {"$set": {"hot": {**batch(11), "recent": recent}}})  # fmt: skip
+    reads: Counter = Counter()
+    read = poll(db, shown, NOW, reads, cache=cache)
+    assert read is not None and read.full
+    assert reads == {"pipeline_state": 1, RM.BOARD_HOT: 1}  # the one bucket it raised
+    full = poll(db, Live(seen=None, dates=["2013-03-20"], levels=()), NOW)
+    assert read.board.equals(full.board) and read.hot.equals(full.hot)
+    assert flight["flight_key"] in set(read.board["flight_key"])
+    row = read.hot[(read.hot["origin"] == "JFK") & (read.hot["hour_utc"] == HOUR)].iloc[0]
+    assert row["flights"] == len(known) + 1 and row["delayed_60"] >= 1
 
 
 def test_the_page_redraws_the_board_and_the_tiles_after_a_batch(live_db) -> None:

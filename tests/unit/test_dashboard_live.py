@@ -70,6 +70,28 @@ def test_marks_move_with_any_query_and_with_a_stream_before_them() -> None:
     assert live.marks(None) is None and not live.moved((7, 2), None)
 
 
+def test_touched_names_the_buckets_of_the_board_batches_since_the_last_read() -> None:
+    def state(hot: int | None, lake: int | None, recent=()) -> dict:
+        doc: dict = {"_id": "flights_stream"}
+        if hot is not None:
+            doc["hot"] = {"batch_id": hot, "recent": [{"batch_id": b, "buckets": list(ids)}
+                                                      for b, ids in recent]}  # fmt: skip
+        if lake is not None:
+            doc["lake"] = {"batch_id": lake}
+        return doc
+
+    recent = [(5, ["EWR|a"]), (6, ["JFK|b", "EWR|a"]), (7, ["LGA|c"])]
+    assert live.touched((5, 2), state(7, 2, recent)) == {"JFK|b", "EWR|a", "LGA|c"}
+    assert live.touched((6, 2), state(7, 2, recent)) == {"LGA|c"}
+    assert live.touched((7, 2), state(7, 2, recent)) == set()  # nothing new
+    assert live.touched((3, 2), state(7, 2, recent)) is None  # batch 4 is no longer listed
+    assert live.touched((5, 2), state(7, 3, recent)) is None  # the lake path moved: read all
+    assert live.touched(None, state(7, 2, recent)) is None  # a first read
+    assert live.touched((9, 2), state(7, 2, recent)) is None  # a new checkpoint
+    assert live.touched((None, 2), state(7, 2, recent)) is None
+    assert live.touched(("legacy", 1, NOW), state(7, 2, recent)) is None
+
+
 def test_the_hours_read_are_those_of_the_selected_days_the_stream_still_changes() -> None:
     assert live.live_dates(["2013-03-20"], "2013-03-20") == ["2013-03-20"]
     week = Q.date_range(date(2013, 3, 14), date(2013, 3, 20))
