@@ -12,7 +12,7 @@ every second.
 :func:`match` pairs them with the events: an event (status scheduled -> departed ->
 arrived / cancelled) is visible when its flight's row first shows a status of the same rank or
 higher, at or after its ``produced_at``. The page shows only flights scheduled within an hour
-either side of the replay clock (``dashboard.kpis.BOARD_BEFORE`` / ``BOARD_AFTER``), so most
+either side of the replay clock (``dashboard.live.BOARD_BEFORE`` / ``BOARD_AFTER``), so most
 "scheduled" events (2 h ahead) and late arrivals never appear: :func:`candidates` names the
 events the page can show (scheduled within that window of the clock the page reads after they
 reached their board document).
@@ -30,8 +30,7 @@ from typing import Any
 
 from pipelines.core.config import REPO_ROOT
 from pipelines.core.domain import STATUS_RANK
-from pipelines.dashboard.kpis import BOARD_AFTER, BOARD_BEFORE
-from pipelines.dashboard.live import LIVE_S
+from pipelines.dashboard.live import BOARD_AFTER, BOARD_BEFORE, LIVE_S
 from pipelines.stack import voila
 
 BOARD_TABLE = '.tm-panel-board table[data-table="board"]'

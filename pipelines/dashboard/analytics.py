@@ -17,8 +17,6 @@ import pandas as pd
 from pipelines.core.domain import MEASURES, ORIGINS, STATUS_NAME, VISIB_BANDS, WIND_BANDS
 
 from .kpis import (
-    BOARD_AFTER,
-    BOARD_BEFORE,
     DERIVED,
     NY,
     ORIGIN_NAMES,
@@ -37,6 +35,7 @@ from .kpis import (
     sums_by,
     table,
 )
+from .live import BOARD_AFTER, BOARD_BEFORE
 
 # ----------------------------------------------------------------------------------- KPIs
 

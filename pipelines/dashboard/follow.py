@@ -39,7 +39,7 @@ from pipelines.stack import mongo
 from . import queries as Q
 from .documents import board_frame, hourly_frame
 from .health import stream_levels
-from .live import STREAM, Marks, hour_ids, live_dates, marks, moved, touched
+from .live import STREAM, Marks, board_window, hour_ids, live_dates, marks, moved, touched
 from .reading import UNREACHABLE, log
 from .state import Live, State
 
@@ -143,7 +143,7 @@ def poll(
             out.board = Q.read_board(db, clock, reads=reads)
             out.hot = read_hot(db, out.dates, clock, reads)
         elif clock is not None:
-            keys, start, end = Q.board_window(clock)
+            keys, start, end = board_window(clock)
             hours = hour_ids(out.dates, clock)
             cache.update(db, state, {RM.BOARD: keys, RM.KPI_HOURLY: hours}, reads)
             out.board = board_frame(cache.resolved(RM.BOARD, keys), start, end)

@@ -31,8 +31,6 @@ ORIGIN_NAMES = {"EWR": "Newark", "JFK": "Kennedy", "LGA": "LaGuardia"}
 DERIVED = ("on_time_pct", "avg_dep_delay", "avg_arr_delay", "cancel_pct")
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 WEEKDAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
-BOARD_BEFORE = timedelta(hours=1)
-BOARD_AFTER = timedelta(hours=1)
 
 # the key columns of each frame (beside the measures): what a row of its document holds
 HOURLY_KEYS = ("date", "weekday", "origin", "hour_utc", "local_hour")

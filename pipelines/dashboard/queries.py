@@ -66,8 +66,6 @@ from .health import (
     worst,
 )  # fmt: skip
 from .kpis import (
-    BOARD_AFTER,
-    BOARD_BEFORE,
     DERIVED,
     NY,
     ORIGIN_NAMES,
@@ -86,6 +84,7 @@ from .kpis import (
     summarize,
     utc,
 )
+from .live import BOARD_AFTER, BOARD_BEFORE, board_window
 
 # the read API and, re-exported, the pure functions the page computes its figures with
 __all__ = [
@@ -93,7 +92,7 @@ __all__ = [
     "MEASURES", "NY", "ORIGINS", "ORIGIN_NAMES", "REJECTS_CAP", "STATUS_NAME", "VISIB_BANDS",
     "WEEKDAYS", "WEEKDAY_NAMES", "WIND_BANDS", "FreshnessRule", "KpiSummary", "Kpis", "NotRead",
     "Profile", "RejectSummary", "Rows", "Scope", "Snapshot", "Staleness", "airport_table",
-    "board_frame", "board_window", "by_ids", "carrier_table", "daily_rows", "date_range", "derive",
+    "board_frame", "by_ids", "carrier_table", "daily_rows", "date_range", "derive",
     "freshness", "has_flights", "hourly_series", "iso_weekday", "kpi_summary", "live_board",
     "load_snapshot", "local_date", "month_rows", "pipeline_health", "profile_of", "read_airlines",
     "read_board", "read_health", "read_kpis", "read_more", "read_profile", "read_rejects",
@@ -287,19 +286,6 @@ def read_board(
 
 
 BOARD_PROJECTION = {"origin": 1, "flights": 1, "version": 1}  # what the board reads of a bucket
-
-
-def board_window(
-    clock: datetime, before: timedelta = BOARD_BEFORE, after: timedelta = BOARD_AFTER
-) -> tuple[list[str], datetime, datetime]:
-    """The ``flights_by_hour`` ids of the board around ``clock``, and its [start, end]."""
-    start, end = clock - before, clock + after
-    hour = start.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
-    keys = []
-    while hour <= end:
-        keys += [RM.hour_key(o, hour) for o in ORIGINS]
-        hour += timedelta(hours=1)
-    return keys, start, end
 
 
 def read_health(db: Database, jobs: Iterable[str] = JOBS, reads: Reads | None = None) -> dict:

@@ -19,7 +19,7 @@ from pipelines.core.config import Settings
 from pipelines.dashboard import queries as Q
 from pipelines.dashboard.follow import Buckets, poll
 from pipelines.dashboard.health import stream_levels
-from pipelines.dashboard.live import hour_ids, marks
+from pipelines.dashboard.live import board_window, hour_ids, marks
 from pipelines.dashboard.state import Live
 from pipelines.serving import readmodels as RM
 from pipelines.stack import mongo
@@ -130,7 +130,7 @@ def test_after_a_board_batch_a_follower_reads_only_the_buckets_it_raised(live_db
     _, db, rows = live_db
     cache, shown = Buckets(), Live(seen=None, dates=["2013-03-20"], levels=())
     first = poll(db, shown, NOW, cache=cache)  # a first read: every bucket shown
-    shown_ids = set(Q.board_window(CLOCK)[0]) | set(hour_ids(["2013-03-20"], CLOCK))
+    shown_ids = set(board_window(CLOCK)[0]) | set(hour_ids(["2013-03-20"], CLOCK))
     assert first is not None and first.reads[RM.BOARD_HOT] == len(shown_ids)  # each once
     shown.seen = first.marks
 
