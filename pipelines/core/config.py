@@ -149,7 +149,7 @@ class AlertRuleSettings(_Model):
     ``alerts`` job and the page's "Needs attention" (docs/dashboard.md, "Alerts")."""
 
     not_departed_min: int = Field(default=15, ge=0, description="past its time, not departed")
-    not_departed_red_min: int = Field(default=60, ge=0, description="... red from")
+    not_departed_red_min: int = Field(default=45, ge=0, description="... red from")
     late_min: int = Field(default=60, ge=0, description="a departure this late (min) alerts")
     late_window_min: int = Field(default=60, ge=1, description="departures of the last N min")
     above_usual_min: float = Field(default=10.0, ge=0, description="avg delay above the usual")

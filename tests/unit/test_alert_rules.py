@@ -45,12 +45,12 @@ def keys(found: list[rules.Candidate]) -> list[tuple[str, str]]:
 
 def test_flights_past_their_time_and_not_departed_per_airport() -> None:
     found = rules.not_departed(inputs(flights=[
-        flight("UA1", "EWR", 20, 1), flight("UA2", "EWR", 70, 1), flight("B61", "JFK", 30, 1),
+        flight("UA1", "EWR", 20, 1), flight("UA2", "EWR", 50, 1), flight("B61", "JFK", 30, 1),
         flight("B62", "JFK", 10, 1),  # 10 min: not yet
         flight("AA1", "LGA", 90, 2, dep_delay=90), flight("AA2", "LGA", 90, 4),  # gone, cancelled
     ]), TH)  # fmt: skip
     assert keys(found) == [("not_departed:EWR", "red"), ("not_departed:JFK", "amber")]
-    assert found[0].facts == {"origin": "EWR", "flights": 2, "max_late_min": 70,
+    assert found[0].facts == {"origin": "EWR", "flights": 2, "max_late_min": 50,
                               "flight_keys": ["UA1", "UA2"]}  # fmt: skip
     assert found[1].message == (
         "JFK: 1 flight(s) past departure time and not departed yet (up to 30 min)"
@@ -165,7 +165,7 @@ def test_the_stream_behind_and_everything_red_first() -> None:
 
 
 def test_the_page_lists_the_rules_candidates_in_its_filters() -> None:
-    board = pd.DataFrame([flight("UA1", "EWR", 20, 1), flight("B61", "JFK", 70, 1)])
+    board = pd.DataFrame([flight("UA1", "EWR", 20, 1), flight("B61", "JFK", 50, 1)])
     board["sched_dep_utc"] = pd.to_datetime(board["sched_dep_utc"], utc=True)
     board["dep_delay"] = float("nan")
     snap = Q.Snapshot(read_at=NOW, clock=CLOCK, states={"flights_stream": stream_state()},
