@@ -1,9 +1,9 @@
 """The documents the alert rules read, read the way the page reads them: by ``_id``
 (``pipeline_state`` whole: a handful of documents). The page builds the same
 :class:`~.levels.Inputs` from its snapshot (``dashboard/panels/attention.py``).
-
-Measured on the local FerretDB (2 cores, loaded): 19 lookups (the states, 3 job documents,
-the 9 hour buckets of both writers, the profile, the clock's day) in 40 to 90 ms.
+About 25 lookups (the states, 3 job documents, 9 hour buckets of each writer, the profile, the
+clock's day); a whole run of the job, these reads included, takes 33 ms p50 on the local
+FerretDB with a small window (``bench/alerts.py``).
 """
 
 from __future__ import annotations

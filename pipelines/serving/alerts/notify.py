@@ -8,9 +8,6 @@ is not. Every payload carries an idempotency key, ``<alert id>:<event>``: the we
 in the JSON (``idempotency_key``) and as the ``Idempotency-Key`` header, the mail as its
 ``Message-ID`` and ``X-Tarmac-Idempotency-Key``. The store sends at least once per transition
 (``store.deliver``): a receiver that must see each transition once dedups on that key.
-
-Measured on the local stack (2 cores, loaded): a POST to a local ``http.server`` 1 to 3 ms, a
-mail to a local ``aiosmtpd`` 4 to 10 ms.
 """
 
 from __future__ import annotations
