@@ -144,6 +144,62 @@ class DashboardSettings(_Model):
     cull_interval_s: int = Field(default=60, ge=1)
 
 
+class AlertRuleSettings(_Model):
+    """The thresholds of the alert rules (``pipelines/serving/alerts/rules.py``), shared by the
+    ``alerts`` job and the page's "Needs attention" (docs/dashboard.md, "Alerts")."""
+
+    not_departed_min: int = Field(default=15, ge=0, description="past its time, not departed")
+    not_departed_red_min: int = Field(default=45, ge=0, description="... red from")
+    late_min: int = Field(default=60, ge=0, description="a departure this late (min) alerts")
+    late_window_min: int = Field(default=60, ge=1, description="departures of the last N min")
+    above_usual_min: float = Field(default=10.0, ge=0, description="avg delay above the usual")
+    above_usual_departed: int = Field(default=5, ge=1, description="departures needed first")
+    usual_min_days: int = Field(default=3, ge=1, description="days of that weekday loaded")
+    airline_delay_min: float = Field(default=30.0, ge=0, description="a carrier's avg delay")
+    airline_departed: int = Field(default=10, ge=1, description="its departures needed first")
+    delay_risk_min: float = Field(default=0.7, ge=0, le=1, description="delay_risk from")
+    delay_risk_red: float = Field(default=0.9, ge=0, le=1, description="delay_risk red from")
+    delay_risk_ahead_min: int = Field(default=60, ge=1, le=60, description="look-ahead (min)")
+
+
+class WebhookSettings(_Model):
+    """A JSON POST per alert transition (``url``: None = no webhook; ``$TARMAC_ALERT_WEBHOOK_URL``
+    wins, so a URL carrying a token need not be in the file)."""
+
+    url: str | None = None
+    timeout_s: float = Field(default=5.0, gt=0)
+    attempts: int = Field(default=3, ge=1, description="tries per run (5xx, 429, network)")
+    backoff_s: float = Field(default=1.0, ge=0, description="wait before try k: backoff * 2**(k-2)")
+    headers: dict[str, str] = Field(default_factory=dict)
+
+
+class EmailSettings(_Model):
+    """A mail per alert transition over SMTP (``host``: None = no mail). The password is never
+    in the file: ``$TARMAC_SMTP_PASSWORD`` (used with ``user``)."""
+
+    host: str | None = None
+    port: int = Field(default=25, ge=1, le=65535)
+    starttls: bool = False
+    user: str | None = None
+    sender: str = "tarmac@localhost"
+    to: list[str] = Field(default_factory=list)
+    timeout_s: float = Field(default=10.0, gt=0)
+    attempts: int = Field(default=2, ge=1)
+    backoff_s: float = Field(default=1.0, ge=0)
+
+
+class AlertSettings(_Model):
+    """The alerts: the rules' thresholds, and where a transition (opened, closed) is sent. A
+    notification that failed every attempt of a run is tried again by the next runs, until
+    ``give_up_after`` attempts in all (then ``abandoned`` on the alert)."""
+
+    rules: AlertRuleSettings = Field(default_factory=AlertRuleSettings)
+    webhook: WebhookSettings = Field(default_factory=WebhookSettings)
+    email: EmailSettings = Field(default_factory=EmailSettings)
+    notify_close: bool = True
+    give_up_after: int = Field(default=30, ge=1)
+
+
 class PathSettings(_Model):
     checkpoints: Path = Path("outputs/checkpoints/local")
     data: Path = Path("outputs/data/local")  # landing/, archive/, quarantine/, replay state
@@ -180,6 +236,7 @@ class Settings(_Model):
     serving: ServingSettings = Field(default_factory=ServingSettings)
     dashboard: DashboardSettings = Field(default_factory=DashboardSettings)
     replay: ReplaySettings = Field(default_factory=ReplaySettings)
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
 
     def for_reader(self) -> Settings:
         """A copy that connects with ``mongo.reader_uri`` (the dashboard's read-only user)."""
@@ -242,6 +299,8 @@ def _apply_env_overrides(raw: dict[str, Any]) -> dict[str, Any]:
         raw.setdefault("mongo", {}).update(reader_uri=reader)
     if db := os.environ.get("MONGO_DATABASE"):
         raw.setdefault("mongo", {}).update(database=db)
+    if hook := os.environ.get("TARMAC_ALERT_WEBHOOK_URL"):
+        raw.setdefault("alerts", {}).setdefault("webhook", {}).update(url=hook)
     return raw
 
 

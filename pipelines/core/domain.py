@@ -13,6 +13,15 @@ NEW_YORK = ZoneInfo(LOCAL_TZ)
 EVENT_TYPES = ("scheduled", "departed", "arrived", "cancelled")
 STATUS_RANK = {"scheduled": 1, "departed": 2, "arrived": 3, "cancelled": 4}
 STATUS_NAME = {rank: name for name, rank in STATUS_RANK.items()}
+# a run's status in the ledger that counts as a failure (the page's job pills, the alerts)
+RUN_FAILED = ("failed", "failure", "error", "timeout", "timed_out", "abandoned", "killed")
+
+
+def run_failed(status: object) -> bool:
+    """A run status that counts as a failure (``pipeline_runs``, ``pipeline_health``)."""
+    return isinstance(status, str) and (status.lower() in RUN_FAILED or "fail" in status.lower())
+
+
 SCHEMA_VERSION = 1
 
 # the additive measures of every KPI row (docs/data-model.md): ratios are computed when read

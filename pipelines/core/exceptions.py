@@ -122,3 +122,17 @@ def unavailable(exc: BaseException, addresses: dict[str, str]) -> ServiceUnavail
                 f"({first[:300]}); start it again (make stack-up) and rerun: the rerun converges"
             )
     return None
+
+
+class AlertError(TarmacError):
+    """An alert operation was refused: an unknown alert id (acknowledge), an alert document
+    that is not one (the ``alerts`` collection written by something else)."""
+
+    exit_code = 14
+
+
+class NotificationError(TarmacError):
+    """A notification of an alert (webhook, mail) failed every attempt of this run. The alert
+    itself is kept and the failure recorded on it; the next run tries again."""
+
+    exit_code = 15

@@ -112,6 +112,7 @@ def month_rows(docs: Iterable[Mapping[str, Any]], asked: Iterable[str] = ()) -> 
 BOARD_FIELDS = (
     "flight_key", "carrier", "carrier_name", "flight", "origin", "dest", "dest_name", "status",
     "status_rank", "dep_delay", "sched_dep_utc", "dep_time_utc", "tailnum", "cancelled",
+    "delay_risk",  # a model's score, 0..1, where one wrote it (the delay_risk alert rule)
 )  # fmt: skip
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import pandas as pd
@@ -15,9 +15,10 @@ import pandas as pd
 from pipelines.jobs import registry
 from pipelines.jobs.registry import Staleness
 from pipelines.orchestration import jobhealth
+from pipelines.serving.alerts import levels as L
 
 from .kpis import utc
-from .live import PATHS, STREAM
+from .live import STREAM
 
 JOBS = tuple(reversed(registry.PIPELINE))  # newest data first: stream, hourly, daily
 FAILED = jobhealth.FAILED
@@ -46,13 +47,10 @@ def _rules() -> dict[str, FreshnessRule]:
 
 
 DEFAULT_FRESHNESS: dict[str, FreshnessRule] = _rules()
-_NEWEST_KEYS = ("newest_event_time", "newest_data_time", "newest_hour", "snapshot_date", "date")
-_LEVEL_ORDER = {"ok": 0, "amber": 1, "red": 2, "missing": 3}
 
 
 def worst(levels: Iterable[str]) -> str:
-    levels = list(levels)
-    return max(levels, key=lambda lv: _LEVEL_ORDER.get(lv, 0)) if levels else "ok"
+    return L.worst(levels)
 
 
 def freshness(
@@ -62,64 +60,21 @@ def freshness(
     rules: dict[str, FreshnessRule] | None = None,
 ) -> list[dict[str, Any]]:
     """One dict per source: newest data time, ``updated_at``, replay and wall ages, level
-    (ok / amber / red / missing)."""
-    rows = []
-    for source, rule in (rules or DEFAULT_FRESHNESS).items():
-        state = states.get(source) or {}
-        newest = next((utc(state[k]) for k in _NEWEST_KEYS if utc(state.get(k))), None)
-        updated = utc(state.get("updated_at"))
-        wall_age = now - updated if updated else None
-        replay_age = clock - newest if (clock and newest) else None
-        levels = [rule.wall.level(wall_age)]
-        if rule.replay is not None and replay_age is not None:  # unknown newest: wall only
-            levels.append(rule.replay.level(replay_age))
-        rows.append(
-            {
-                "source": source,
-                "newest": newest,
-                "updated_at": updated,
-                "replay_age": replay_age if rule.replay is not None else None,
-                "wall_age": wall_age,
-                "level": "missing" if not state else worst(levels),
-            }
-        )
-    return rows
+    (ok / amber / red / missing): ``serving.alerts.levels.source_freshness``, what the
+    ``stale_source`` alert rule reads too."""
+    return [
+        {"source": source, **L.source_freshness(states.get(source), rule, clock, now)}
+        for source, rule in (rules or DEFAULT_FRESHNESS).items()
+    ]
 
 
 # -------------------------------------------------------------------- the stream's paths
 
 
-@dataclass(frozen=True)
-class StreamRule:
-    """Levels of one path of the stream: the age of its last batch (wall clock) while Kafka
-    records wait for it (``lag`` > 0 when it ran; none waiting, an old batch is an idle
-    stream, not a late one), and how many wait (amber / red from)."""
-
-    age: Staleness
-    lag_amber: int
-    lag_red: int
-
-    def level(self, age: timedelta | None, lag: int | None) -> str:
-        waiting = lag is None or lag > 0
-        by_age = self.age.level(age) if waiting else "ok"
-        by_lag = (
-            "ok"
-            if lag is None or lag < self.lag_amber
-            else "amber"
-            if lag < self.lag_red
-            else "red"
-        )
-        return worst([by_age, by_lag])
-
-
-# hot (the live board): a micro-batch every ~0.5 s; lake: every
-# ~30 s, a batch taking up to ~20 s. Lags in records behind the topic's end offsets (at 20
-# events/s the hot path runs ~40 behind).
-STREAM_RULES: dict[str, StreamRule] = {
-    "hot": StreamRule(Staleness(timedelta(seconds=10), timedelta(seconds=60)), 2_000, 20_000),
-    "lake": StreamRule(Staleness(timedelta(seconds=90), timedelta(minutes=5)), 10_000, 100_000),
-}
-PATH_NAMES = {"hot": "live board", "lake": "lake path"}
+# the levels of a path of the stream, in one home with the alert rules (``stream_behind``)
+StreamRule = L.StreamLimits
+STREAM_RULES: dict[str, StreamRule] = L.STREAM_LIMITS
+PATH_NAMES = L.PATH_NAMES
 
 
 def stream_health(
@@ -127,36 +82,13 @@ def stream_health(
     now: datetime,
     rules: Mapping[str, StreamRule] | None = None,
 ) -> list[dict[str, Any]]:
-    """One dict per query of the stream (``hot``, ``lake`` of
+    """One dict per query of the stream (``hot``, ``kpi``, ``lake`` of
     ``pipeline_state.flights_stream``):
     batch id, wall time ``at`` and ``age`` of its last batch, rows, lag (records behind
     Kafka's end offsets when it ran), seconds it took, level (ok / amber / red / missing).
     Empty for a stream that notes neither (before issue 17: ``freshness`` covers it)."""
-    state = states.get(STREAM) or {}
-    if not any(isinstance(state.get(p), Mapping) for p in PATHS):
-        return []
-    rules = rules or STREAM_RULES
-    rows = []
-    for path in PATHS:
-        batch = state.get(path) if isinstance(state.get(path), Mapping) else {}
-        at = utc(batch.get("at"))
-        age = now - at if at else None
-        lag = batch.get("lag")
-        lag = int(lag) if isinstance(lag, int | float) else None
-        rows.append(
-            {
-                "path": path,
-                "name": PATH_NAMES[path],
-                "batch_id": batch.get("batch_id"),
-                "at": at,
-                "age": age,
-                "rows": batch.get("rows"),
-                "lag": lag,
-                "seconds": batch.get("seconds"),
-                "level": rules[path].level(age, lag) if batch else "missing",
-            }
-        )
-    return rows
+    inputs = L.Inputs(now=now, states={STREAM: states.get(STREAM) or {}})
+    return L.stream_paths(inputs, rules or STREAM_RULES)
 
 
 def stream_levels(states: Mapping[str, Mapping[str, Any]], now: datetime) -> tuple[str, ...]:

@@ -23,8 +23,7 @@ import pandas as pd
 from pipelines.core.domain import ORIGINS
 from pipelines.serving import readmodels as RM
 
-BOARD_BEFORE = timedelta(hours=1)  # the board shows the flights scheduled within an hour
-BOARD_AFTER = timedelta(hours=1)  # of the replay clock
+BOARD_BEFORE, BOARD_AFTER, board_window = RM.BOARD_BEFORE, RM.BOARD_AFTER, RM.board_window
 LIVE_S = 1.0  # seconds between two polls of pipeline_state (the board and the tiles)
 STREAM = "flights_stream"  # the pipeline_state document the stream writes
 PATHS = ("hot", "lake")  # its queries: live board, lake path (sub-documents)
@@ -79,19 +78,6 @@ def live_dates(selected: Iterable[str], clock_day: str | None) -> list[str]:
     day = date.fromisoformat(clock_day)
     recent = {(day - timedelta(days=i)).isoformat() for i in range(LIVE_DAYS)}
     return sorted(set(selected) & recent)
-
-
-def board_window(
-    clock: datetime, before: timedelta = BOARD_BEFORE, after: timedelta = BOARD_AFTER
-) -> tuple[list[str], datetime, datetime]:
-    """The ``flights_by_hour`` ids of the board around ``clock``, and its [start, end]."""
-    start, end = clock - before, clock + after
-    hour = start.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
-    keys = []
-    while hour <= end:
-        keys += [RM.hour_key(o, hour) for o in ORIGINS]
-        hour += timedelta(hours=1)
-    return keys, start, end
 
 
 def hour_ids(dates: Iterable[str], clock: datetime, origins: Iterable[str] = ORIGINS) -> list[str]:

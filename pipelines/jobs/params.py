@@ -83,6 +83,15 @@ class StreamParams(JobParams):
         return value
 
 
+class AlertsParams(JobParams):
+    """The ``alerts`` job; the rules' thresholds and the channels are in the parameters file
+    (``alerts`` in ``parameters/<env>.yaml``), shared with the page."""
+
+    notify: bool = Field(
+        default=True, description="send the notifications (false: they wait for the next run)"
+    )
+
+
 # each retention's floor and why (HousekeepingParams._floor)
 _FLOORS: dict[str, tuple[int, str]] = {
     "vacuum_retention_hours": (

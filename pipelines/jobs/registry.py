@@ -36,6 +36,7 @@ from pydantic import ValidationError
 from pipelines.core.config import REPO_ROOT
 from pipelines.core.exceptions import ConfigError
 from pipelines.jobs.params import (
+    AlertsParams,
     DailyParams,
     HousekeepingParams,
     JobParams,
@@ -200,6 +201,17 @@ JOBS: dict[str, JobSpec] = {
             # the lake path every 10 s (the day documents within ~30 s), the live board every
             # 500 ms
             service=ServiceSpec({"trigger": "10s", "board_trigger": "500ms"}),
+        ),
+        JobSpec(
+            # every minute in the crontab: the rules of "Needs attention", kept in MongoDB
+            # `alerts`, each opening and closing sent to the webhook and by mail
+            "alerts",
+            Path("notebooks/40_alerts.ipynb"),
+            AlertsParams,
+            timeout_s=120,
+            retries=0,  # the next minute's run is the retry
+            description="alert rules: open / update / close alerts, webhook and mail",
+            module="pipelines.jobs.alerts",
         ),
         JobSpec(
             # daily in the crontab: VACUUM, OPTIMIZE, old run records, logs, ledger, rejects

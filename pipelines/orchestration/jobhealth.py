@@ -41,6 +41,7 @@ import structlog
 from pymongo.collection import Collection
 from pymongo.errors import DuplicateKeyError
 
+from pipelines.core.domain import RUN_FAILED, run_failed
 from pipelines.serving.readmodels import HEALTH
 
 log = structlog.get_logger(__name__)
@@ -49,13 +50,11 @@ COLLECTION = HEALTH
 WINDOW = timedelta(hours=24)  # the page's "failed in 24 h"
 FAILURES_KEPT = 2_000
 WRITE_ATTEMPTS = 5  # compare-and-set rounds before giving up (another writer each time)
-FAILED = ("failed", "failure", "error", "timeout", "timed_out", "abandoned", "killed")
+FAILED = RUN_FAILED
 SUCCEEDED = ("success", "succeeded")
 
 
-def failed(status: Any) -> bool:
-    """A run status that counts as a failure on the page."""
-    return isinstance(status, str) and (status.lower() in FAILED or "fail" in status.lower())
+failed = run_failed  # a run status that counts as a failure on the page (core/domain.py)
 
 
 def utc(value: Any) -> datetime | None:

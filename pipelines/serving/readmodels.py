@@ -88,6 +88,8 @@ RANK_FIELDS = ("status", "cancelled")
 # the lake path's shape.
 HOT_OF = {BOARD: BOARD_HOT, KPI_HOURLY: BOARD_HOT}
 BOARD_TOP = ("_id", "origin", "hour_utc", "date")  # a hot board bucket's fields beside its map
+BOARD_BEFORE = timedelta(hours=1)  # the live board shows the flights scheduled within an hour
+BOARD_AFTER = timedelta(hours=1)  # of the replay clock, either side
 
 
 def hot_view(collection: str, doc: dict[str, Any]) -> dict[str, Any]:
@@ -183,6 +185,19 @@ def hour_key(origin: str, hour: datetime) -> str:
     """``ORIGIN|YYYY-MM-DDTHH:MMZ``: the ``_id`` of an hour in ``flights_by_hour``,
     ``kpi_hourly`` and ``weather_hourly``."""
     return f"{origin}|{naive_utc(hour).strftime(HOUR_KEY_PY)}"
+
+
+def board_window(
+    clock: datetime, before: timedelta = BOARD_BEFORE, after: timedelta = BOARD_AFTER
+) -> tuple[list[str], datetime, datetime]:
+    """The ``flights_by_hour`` ids of the board around ``clock``, and its [start, end]."""
+    start, end = clock - before, clock + after
+    hour = start.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    keys = []
+    while hour <= end:
+        keys += [hour_key(o, hour) for o in ORIGINS]
+        hour += timedelta(hours=1)
+    return keys, start, end
 
 
 def hours_of_date(day: str) -> list[datetime]:

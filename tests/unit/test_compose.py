@@ -250,7 +250,7 @@ def test_the_runner_s_crontab_leaves_the_stream_to_its_service(
     rendered = subprocess.run([*args, str(REPO / "cron" / "tarmac.crontab")], check=True,
                               capture_output=True, text=True).stdout  # fmt: skip
     lines = [ln for ln in rendered.splitlines() if ln.strip() and not ln.startswith("#")]
-    assert len(lines) == 3 and all(" -m pipelines run " in ln for ln in lines), lines
+    assert len(lines) == 4 and all(" -m pipelines run " in ln for ln in lines), lines
     assert all(ln.startswith(tuple("0123456789*")) and "cd /opt/tarmac && python" in ln
                and "--env compose" in ln for ln in lines)  # fmt: skip
     assert "service ensure" not in rendered.split("# m  h")[1]

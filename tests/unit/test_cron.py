@@ -40,6 +40,7 @@ def test_template_lines_run_catalog_jobs_and_log_per_job() -> None:
         "weather_hourly": ("run", "5 * * * *"),
         "flights_stream": ("service ensure", "* * * * *"),
         "housekeeping": ("run", "30 3 * * *"),
+        "alerts": ("run", "* * * * *"),
     }
     assert set(jobs) <= set(registry.JOBS)
     for job, (how, schedule) in jobs.items():
@@ -104,7 +105,13 @@ def test_a_damaged_block_is_not_touched() -> None:
 def test_parse_the_template() -> None:
     entries, env = cron.parse(cron.render(TEMPLATE, ROOT))
     assert env == {}
-    assert [e.schedule for e in entries] == ["0 5 * * *", "5 * * * *", "* * * * *", "30 3 * * *"]
+    assert [e.schedule for e in entries] == [
+        "0 5 * * *",
+        "5 * * * *",
+        "* * * * *",
+        "* * * * *",
+        "30 3 * * *",
+    ]
     assert all(e.command.startswith("cd /srv/tarmac && ") for e in entries)
     entries, env = cron.parse("SHELL=/bin/bash\n@hourly echo hi\n")
     assert env == {"SHELL": "/bin/bash"} and entries[0].schedule == "@hourly"
@@ -116,11 +123,11 @@ def test_parse_the_template() -> None:
 @pytest.mark.parametrize(
     ("when", "jobs"),
     [
-        (datetime(2024, 3, 1, 5, 0, 42), ["reference_daily", "flights_stream"]),
-        (datetime(2024, 3, 1, 10, 5, 0), ["weather_hourly", "flights_stream"]),
-        (datetime(2024, 3, 1, 5, 5, 59), ["weather_hourly", "flights_stream"]),
-        (datetime(2024, 3, 1, 10, 6, 0), ["flights_stream"]),
-        (datetime(2024, 3, 1, 3, 30, 0), ["flights_stream", "housekeeping"]),
+        (datetime(2024, 3, 1, 5, 0, 42), ["reference_daily", "flights_stream", "alerts"]),
+        (datetime(2024, 3, 1, 10, 5, 0), ["weather_hourly", "flights_stream", "alerts"]),
+        (datetime(2024, 3, 1, 5, 5, 59), ["weather_hourly", "flights_stream", "alerts"]),
+        (datetime(2024, 3, 1, 10, 6, 0), ["flights_stream", "alerts"]),
+        (datetime(2024, 3, 1, 3, 30, 0), ["flights_stream", "alerts", "housekeeping"]),
     ],
 )
 def test_due_at_fixed_times(when: datetime, jobs: list[str]) -> None:

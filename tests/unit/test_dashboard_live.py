@@ -216,11 +216,19 @@ def test_a_stalled_path_needs_attention() -> None:
     assert stream_health({"flights_stream": {"last_batch_id": 4}}, NOW) == []  # before them
     states = _state(None, None, lake_age=360, lake_lag=900)
     assert stream_levels(states, NOW) == ("missing", "red")
-    state = State(stream=stream_health(states, NOW))
-    items = attention_items(state)
-    assert len(items) == 1 and items[0][0] == "red"
-    assert "lake path" in items[0][1] and "900 records behind Kafka" in items[0][1]
-    assert "6 min ago" in items[0][1]
+    state = State(stream=stream_health(states, NOW), snap=_snap(states))
+    items = attention_items(state, NOW)
+    assert len(items) == 1 and 'data-alert="stream_behind:lake"' in items[0]
+    assert "lake path" in items[0] and "900 records behind Kafka" in items[0]
+    assert "6 min ago" in items[0]
     state.stream = stream_health(_state(2, 40), NOW)
-    assert attention_items(state) == []
+    state.snap = _snap(_state(2, 40))
+    assert attention_items(state, NOW) == []
     assert not any(math.isnan(r["seconds"]) for r in state.stream)
+
+
+def _snap(states: dict) -> Q.Snapshot:
+    """A snapshot holding only ``states`` (no KPIs, no board)."""
+    return Q.Snapshot(read_at=NOW, clock=None, states=states, kpis=Q.Kpis.empty(),
+                      weather_now=pd.DataFrame(), board=None, jobs={}, rejects=pd.DataFrame(),
+                      rejects_total=0, airlines={})  # fmt: skip

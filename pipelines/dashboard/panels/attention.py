@@ -1,20 +1,24 @@
 """Needs attention: the few things the duty manager should act on now, red first, at most
-eight: a data source late or stale, a path of the stream with no recent batch while Kafka
-records wait (or too many waiting), a job whose last run failed (or failures in 24 h),
-flights past their time and not departed, departures of the last hour more than an hour
-late, an average delay 10 min above the usual for this weekday, an airline badly slipping.
-"Nothing needs action right now." otherwise.
+eight, each saying what to do (hover: the action). The items are the alert rules'
+(``pipelines/serving/alerts/rules.py``), applied to the documents the page holds, with the
+thresholds of ``alerts.rules`` in the parameters: the same rules and documents the ``alerts``
+job evaluates every minute, so an item here is an alert there (same key: ``data-alert``).
+The airport and airline filters apply (an item of an airport or airline outside them is not
+shown). "Nothing needs action right now." otherwise.
 
-Reads nothing itself: it is drawn after the other panels, from what they kept in the page's
-state (``fresh``, ``stream``, ``health``, ``board``, ``kpis``, ``carriers``).
+Reads nothing itself: it is drawn after the other panels, from the page's snapshot (the
+``pipeline_state`` and ``pipeline_health`` documents, the live board, the profile, the clock
+day's airlines).
 """
 
 from __future__ import annotations
 
-import math
+from datetime import datetime
 
 import ipywidgets as W
-import pandas as pd
+
+from pipelines.core.config import AlertRuleSettings
+from pipelines.serving.alerts import rules as R
 
 from .. import queries as Q
 from .. import widgets as H
@@ -32,108 +36,77 @@ class AttentionPanel(Panel):
         self.html = self.target = W.HTML()
 
     def draw(self, scope: Q.Scope | None = None) -> None:
-        items = attention_items(self.page.state)
+        settings = getattr(self.page, "settings", None)
+        thresholds = settings.alerts.rules if settings is not None else None
+        items = attention_items(self.page.state, self.page.now(), scope, thresholds)
         if not items:
             self.html.value = H.banner("Nothing needs action right now.", "info")
             return
-        items.sort(key=lambda it: 0 if it[0] == "red" else 1)
-        lis = "".join(
-            f'<li style="border-left-color:{H.LEVEL_COLORS.get(lv, H.NEUTRAL)}">{text}</li>'
-            for lv, text in items[:SHOWN]
-        )
         self.html.value = (
             '<div class="tm-card" data-panel="attention"><div class="tm-card-title">'
-            f'Needs attention</div><ul class="tm-attn">{lis}</ul></div>'
+            f'Needs attention</div><ul class="tm-attn">{"".join(items[:SHOWN])}</ul></div>'
         )
 
     def clear(self) -> None:
         self.html.value = ""
 
 
-def attention_items(state: State) -> list[tuple[str, str]]:
-    """(level, HTML) of each item, in the order found (sources, stream, jobs, board, KPIs,
-    airlines)."""
-    items: list[tuple[str, str]] = []
-    for rec in state.fresh or []:
-        if rec["level"] in ("amber", "red"):
-            behind = (
-                f"{H.ago(rec['replay_age'])} behind the replay clock, "
-                if rec["replay_age"] is not None
-                else ""
-            )
-            items.append(
-                (
-                    rec["level"],
-                    f"<b>{H.esc(rec['source'])}</b> is "
-                    f"{H.LEVEL_WORDS[rec['level']]}: {behind}"
-                    f"last updated {H.ago(rec['wall_age'])} ago",
-                )
-            )
-    for rec in state.stream or []:
-        if rec["level"] in ("amber", "red"):
-            behind = "" if rec["lag"] is None else f", {H.num(rec['lag'])} records behind Kafka"
-            items.append(
-                (
-                    rec["level"],
-                    f"<b>flights_stream</b> {H.esc(rec['name'])} is "
-                    f"{H.LEVEL_WORDS[rec['level']]}: last batch {H.ago(rec['age'])} ago{behind}",
-                )
-            )
-    for rec in state.health or []:
-        if rec["level"] == "red":
-            items.append(
-                (
-                    "red",
-                    f"<b>{H.esc(rec['job'])}</b>: last run "
-                    f"{H.esc(rec['status'])} — {H.esc(rec.get('error') or '')}",
-                )
-            )
-        elif rec["failures_24h"]:
-            items.append(
-                (
-                    "amber",
-                    f"<b>{H.esc(rec['job'])}</b>: "
-                    f"{rec['failures_24h']} failed run(s) in the last 24 h",
-                )
-            )
-    board, snap = state.board, state.snap
-    if board is not None and len(board) and snap is not None and snap.clock is not None:
-        clock = pd.Timestamp(snap.clock)
-        waiting = board[(board["delay_kind"] == "late, not departed") & (board["delay"] > 15)]
-        if len(waiting):
-            items.append(
-                (
-                    "red" if (waiting["delay"] > 60).any() else "amber",
-                    f"<b>{len(waiting)}</b> flight(s) past departure time and not "
-                    f"departed yet (up to {waiting['delay'].max():.0f} min)",
-                )
-            )
-        recent = board[(board["sched_dep_utc"] <= clock) & (board["delay"] > 60)]
-        if len(recent):
-            items.append(
-                ("red", f"<b>{len(recent)}</b> departure(s) of the last hour more than 60 min late")
-            )
-    kpis = state.kpis
-    if kpis is not None and kpis.baseline is not None:
-        v, b = kpis.value["avg_dep_delay"], kpis.baseline["avg_dep_delay"]
-        if math.isfinite(v) and math.isfinite(b) and v - b > 10:
-            items.append(
-                (
-                    "amber",
-                    f"average departure delay {v:.0f} min, "
-                    f"{v - b:.0f} min above the average {kpis.baseline_label}",
-                )
-            )
-    carriers = state.carriers
-    if carriers is not None and len(carriers):
-        bad = carriers[(carriers["departed"] >= 10) & (carriers["avg_dep_delay"] >= 30)]
-        for rec in bad.sort_values("avg_dep_delay", ascending=False).head(2).to_dict("records"):
-            items.append(
-                (
-                    "amber",
-                    f"<b>{H.esc(rec['carrier'])}</b> "
-                    f"{H.esc(rec['carrier_name'])}: {rec['avg_dep_delay']:.0f} min "
-                    f"average delay, {rec['on_time_pct']:.0f} % on time",
-                )
-            )
-    return items
+def inputs_of(state: State, now: datetime) -> R.Inputs:
+    """The rules' documents as the page holds them (its snapshot; the board as read, whatever
+    the filters)."""
+    snap = state.snap
+    if snap is None:
+        return R.Inputs(now=now)
+    profile = snap.kpis.profile
+    carriers = snap.kpis.carrier_daily
+    if len(carriers) and snap.clock_day is not None:
+        carriers = carriers[carriers["date"] == snap.clock_day]
+    board = snap.board
+    return R.Inputs(
+        now=now,
+        states=snap.states,
+        health=snap.jobs,
+        flights=board.to_dict("records") if board is not None and len(board) else (),
+        weekday_hour=profile.weekday_hour.to_dict("records"),
+        days=profile.days.to_dict("records"),
+        carriers=carriers.to_dict("records") if len(carriers) else (),
+    )
+
+
+def candidates(
+    state: State,
+    now: datetime,
+    scope: Q.Scope | None = None,
+    thresholds: AlertRuleSettings | None = None,
+) -> list[R.Candidate]:
+    """What the alert rules find in the page's documents, in the filters' airports and
+    airlines, red first."""
+    limits = thresholds or AlertRuleSettings()
+    found = R.evaluate(inputs_of(state, now), limits, Q.DEFAULT_FRESHNESS)
+    if scope is None:
+        return found
+    return [
+        c
+        for c in found
+        if not (scope.airports and c.facts.get("origin") not in (None, *scope.airports))
+        and not (scope.carriers and c.facts.get("carrier") not in (None, *scope.carriers))
+    ]
+
+
+def item(c: R.Candidate) -> str:
+    """One ``<li>``: the message, the action on hover, the alert's key."""
+    return (
+        f'<li style="border-left-color:{H.LEVEL_COLORS.get(c.severity, H.NEUTRAL)}" '
+        f'data-alert="{H.esc(c.key)}" title="What to do: {H.esc(c.action)}">'
+        f"{H.esc(c.message)}</li>"
+    )
+
+
+def attention_items(
+    state: State,
+    now: datetime,
+    scope: Q.Scope | None = None,
+    thresholds: AlertRuleSettings | None = None,
+) -> list[str]:
+    """The ``<li>`` of each item, red first (sources, stream, jobs, board, hour, airlines)."""
+    return [item(c) for c in candidates(state, now, scope, thresholds)]
