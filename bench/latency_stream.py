@@ -233,9 +233,14 @@ def batches(path: Path, start: float, end: float) -> dict[str, Any]:
     for r in refreshed:
         for k, v in (r.get("seconds") or {}).items():
             steps[k].append(v)
+    phases: dict[str, list[float]] = defaultdict(list)
+    for r in board:  # the previous batch's phases, as Spark timed them
+        for k, v in (r.get("previous_ms") or {}).items():
+            phases[k].append(float(v))
     return {
         "board": {
             "batches": len(board),
+            "spark_phases_ms": {k: summary(v, 0) for k, v in sorted(phases.items())},
             "seconds": summary([r["seconds"] for r in board]),
             "events_per_batch": summary([float(r["events"]) for r in board], 1),
             "seconds_between_batch_ends": summary(

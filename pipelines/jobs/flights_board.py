@@ -56,7 +56,7 @@ from pyspark.sql import functions as F
 from pipelines.core import faults
 from pipelines.core.config import Settings
 from pipelines.jobs.enrichment import Enrichment
-from pipelines.jobs.stream_health import batch_record
+from pipelines.jobs.stream_health import batch_record, kafka_lag
 from pipelines.serving import documents, sinks
 from pipelines.serving.readmodels import BOARD_HOT, BOARD_TOP, FLIGHT_FIELDS, RANK_FIELDS, slot_key
 from pipelines.stack.spark import use_pool
@@ -154,7 +154,7 @@ def _write_partition(
 def batch_function(
     settings: Settings,
     enrichment: Enrichment,
-    lag: Callable[[], int | None],
+    progress: Callable[[], dict[str, Any] | None],
     job: str,
 ) -> Callable[[DataFrame, int], None]:
     """The live board's ``foreachBatch`` function: one Spark job a micro-batch (read, parse,
@@ -163,6 +163,7 @@ def batch_function(
     (:data:`STATE_KEY`), with the buckets of the last :data:`RECENT_BATCHES` batches."""
     uri, database = settings.mongo.uri, settings.mongo.database
     recent: deque[dict[str, Any]] = deque(maxlen=RECENT_BATCHES)  # this run's batches only
+    lag = kafka_lag(progress)
 
     def on_batch(accepted: DataFrame, batch_id: int) -> None:
         use_pool(accepted.sparkSession, "board")  # the next free task slot is the board's
@@ -177,8 +178,11 @@ def batch_function(
         recent.append({"batch_id": batch_id, "buckets": sorted({b for p in parts for b in p[2]})})
         health = batch_record(batch_id, events, lag, started) | {"recent": list(recent)}
         sinks.set_state(settings, job, newest, **{STATE_KEY: health})
+        # the previous batch's phases as Spark timed them (latestOffset, walCommit, addBatch:
+        # this function, commitOffsets...): what a micro-batch costs besides its own work
+        phases = (progress() or {}).get("durationMs")
         log.info("flights_board.batch", batch_id=batch_id, events=events,
-                 seconds=health["seconds"])  # fmt: skip
+                 seconds=health["seconds"], previous_ms=phases)  # fmt: skip
         faults.point("board.before_commit")  # its offsets are committed after this
 
     return on_batch

@@ -41,7 +41,6 @@ from pipelines.jobs.enrichment import Enrichment
 from pipelines.jobs.flights_lake import JOB, PUBLISH_EVERY_S, Publisher, StreamResult
 from pipelines.jobs.params import StreamParams, trigger_options
 from pipelines.jobs.path_process import PathProcess
-from pipelines.jobs.stream_health import kafka_lag
 from pipelines.serving import publish, sinks
 from pipelines.stack.spark import build_session
 from pipelines.transform import flight_state
@@ -88,10 +87,13 @@ def _start_board(
     source = kafka_reader(spark, settings, max_offsets, wait)
     accepted = flight_state.parse_events(source).where(F.col("reject_reason").isNull())
     handle: dict[str, StreamingQuery] = {}
-    lag = kafka_lag(lambda: handle["q"].lastProgress if "q" in handle else None)
+
+    def progress() -> dict[str, Any] | None:
+        return handle["q"].lastProgress if "q" in handle else None
+
     handle["q"] = (
         accepted.writeStream.foreachBatch(
-            flights_board.batch_function(settings, enrichment, lag, JOB)
+            flights_board.batch_function(settings, enrichment, progress, JOB)
         )
         .outputMode("append")
         .option("checkpointLocation", str(checkpoint.with_name(f"{checkpoint.name}.board")))
