@@ -90,6 +90,12 @@ class AlertsParams(JobParams):
     notify: bool = Field(
         default=True, description="send the notifications (false: they wait for the next run)"
     )
+    every_s: float | None = Field(
+        default=None,
+        gt=0,
+        description="long-lived: evaluate every this many seconds until stopped (the service); "
+        "None: once",
+    )
 
 
 # each retention's floor and why (HousekeepingParams._floor)

@@ -203,15 +203,17 @@ JOBS: dict[str, JobSpec] = {
             service=ServiceSpec({"trigger": "10s", "board_trigger": "500ms"}),
         ),
         JobSpec(
-            # every minute in the crontab: the rules of "Needs attention", kept in MongoDB
-            # `alerts`, each opening and closing sent to the webhook and by mail
+            # a long-lived service (cron keeps only its watchdog): the rules of "Needs
+            # attention" every 5 s, kept in MongoDB `alerts`, each opening and closing sent to
+            # the webhook and by mail; `run alerts` evaluates once
             "alerts",
             Path("notebooks/40_alerts.ipynb"),
             AlertsParams,
             timeout_s=120,
-            retries=0,  # the next minute's run is the retry
+            retries=0,  # the next round is the retry
             description="alert rules: open / update / close alerts, webhook and mail",
             module="pipelines.jobs.alerts",
+            service=ServiceSpec({"every_s": "5"}),
         ),
         JobSpec(
             # daily in the crontab: VACUUM, OPTIMIZE, old run records, logs, ledger, rejects

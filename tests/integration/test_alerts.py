@@ -8,23 +8,31 @@ idempotency key; acknowledge records who and when. Both servers are stopped at t
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
 
-from pipelines.core.config import Settings
+from pipelines.core.config import REPO_ROOT, Settings
 from pipelines.core.exceptions import AlertError, NotificationError
 from pipelines.jobs import registry
+from pipelines.orchestration import service
+from pipelines.orchestration.ledger import Ledger
 from pipelines.serving import readmodels as RM
 from pipelines.serving.alerts import store
 from pipelines.stack import mongo
 from pipelines.stack.voila import free_port
+from tests.conftest import write_parameters
 
 pytestmark = pytest.mark.integration
 
@@ -228,3 +236,41 @@ def test_a_run_killed_between_send_and_record_sends_again_with_the_same_key(chan
     assert run(settings)["sent"] == 1
     assert hook.received() == [("open", f"{aid}:open"), ("open", f"{aid}:open")]
     assert len(box.mails) == 1  # the mail was recorded sent: not again
+
+
+def test_the_alerts_service_evaluates_every_few_seconds_and_stops_clean(
+    channels, tmp_path: Path
+) -> None:
+    """``service start alerts`` (the registry's ``every_s=5``, here 1 s): a flight made late
+    while it runs reaches the webhook within a round or two; ``service stop`` ends it (SIGTERM,
+    its Ctrl-C) and leaves no process; its ledger says stopped."""
+    settings, hook, _ = channels
+    params, root = tmp_path / "params", tmp_path / "outputs"
+    write_parameters(settings, params)
+    env = {**os.environ, "TARMAC_PARAMETERS_DIR": str(params), "TARMAC_OUTPUTS_DIR": str(root)}
+
+    def cli(action: str, *extra: str) -> subprocess.CompletedProcess:
+        cmd = [sys.executable, "-m", "pipelines", "service", action, "alerts",
+               "--env", settings.env, *extra]  # fmt: skip
+        return subprocess.run(cmd, env=env, cwd=REPO_ROOT, capture_output=True, text=True,
+                              timeout=120)  # fmt: skip
+
+    paths = service.paths(settings.env, "alerts", root)
+    try:
+        started = cli("start", "-p", "every_s=1")
+        assert started.returncode == 0, started.stderr
+        db = mongo.database(settings)
+        serve(db, rank=1, late_min=30)
+        made_late = time.monotonic()
+        while not hook.received() and time.monotonic() - made_late < 60:
+            time.sleep(0.1)
+        assert hook.received() == [("open", "not_departed:EWR#1:open")], service.tail(paths.log)
+        print(f"alerts service: flight late -> webhook {time.monotonic() - made_late:.1f} s")
+        stopped = cli("stop")
+        assert stopped.returncode == 0, stopped.stderr
+        assert not service.leftovers(paths.tag)
+        runs = Ledger(settings, root / "logs").recent("alerts")
+        assert [r["status"] for r in runs] == ["stopped"], runs
+    finally:
+        cli("stop")
+        service.kill_all(paths.tag)

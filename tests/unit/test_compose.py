@@ -242,7 +242,8 @@ def test_the_runner_s_crontab_leaves_the_stream_to_its_service(
     services: dict[str, Any], tmp_path: Path
 ) -> None:
     """The runner's crontab is the template through the runner's own ``sed``: every line runs
-    a job (`run`), none is the stream's watchdog (a second supervisor in another container)."""
+    a job (`run`), none is a service's watchdog (the stream's, the alerts': a second supervisor
+    in another container)."""
     script = services["runner"]["command"][-1].replace("\\\n", " ")  # joined lines
     sed = re.search(r"(sed .*?)\s+/opt/tarmac/cron/tarmac\.crontab", script, re.DOTALL)
     assert sed, script
@@ -250,7 +251,7 @@ def test_the_runner_s_crontab_leaves_the_stream_to_its_service(
     rendered = subprocess.run([*args, str(REPO / "cron" / "tarmac.crontab")], check=True,
                               capture_output=True, text=True).stdout  # fmt: skip
     lines = [ln for ln in rendered.splitlines() if ln.strip() and not ln.startswith("#")]
-    assert len(lines) == 4 and all(" -m pipelines run " in ln for ln in lines), lines
+    assert len(lines) == 3 and all(" -m pipelines run " in ln for ln in lines), lines
     assert all(ln.startswith(tuple("0123456789*")) and "cd /opt/tarmac && python" in ln
                and "--env compose" in ln for ln in lines)  # fmt: skip
     assert "service ensure" not in rendered.split("# m  h")[1]

@@ -40,7 +40,7 @@ def test_template_lines_run_catalog_jobs_and_log_per_job() -> None:
         "weather_hourly": ("run", "5 * * * *"),
         "flights_stream": ("service ensure", "* * * * *"),
         "housekeeping": ("run", "30 3 * * *"),
-        "alerts": ("run", "* * * * *"),
+        "alerts": ("service ensure", "* * * * *"),
     }
     assert set(jobs) <= set(registry.JOBS)
     for job, (how, schedule) in jobs.items():

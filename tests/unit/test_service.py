@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 def test_the_stream_is_the_registry_s_service_and_its_parameters_are_valid() -> None:
     services = {name for name, spec in JOBS.items() if spec.service is not None}
-    assert services == {"flights_stream"}
+    assert services == {"flights_stream", "alerts"}
     for name in services:  # every service's parameters pass its job's model
         spec = JOBS[name]
         assert spec.service is not None and spec.module is not None
