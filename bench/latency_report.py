@@ -184,9 +184,10 @@ def print_summary(result: dict[str, Any], out: Path) -> None:
         f"stream CPU: {_fmt(cpu.get('cores_avg'))} cores avg, p95 {_fmt(cpu.get('cores_p95'))}"
         f", RSS max {cpu.get('rss_mb_max')} MB (target <= {TARGET_CORES:g} core avg)"
     )
+    phases = mb["board"].get("spark_phases_ms") or {}
     print(f"micro-batches: board {mb['board']['batches']} p50 "
-          f"{_fmt(mb['board']['seconds']['p50'])} s · hour KPIs {mb['hot']['batches']} p50 "
-          f"{_fmt(mb['hot']['seconds']['p50'])} s"
+          f"{_fmt(mb['board']['seconds']['p50'])} s (Spark's phases p50 ms: "
+          + ", ".join(f"{k} {v['p50']}" for k, v in phases.items()) + ")"
           f" · lake {mb['lake']['batches']} p50 {_fmt(mb['lake']['seconds']['p50'])} s · "
           f"refreshes {mb['refresh']['runs']} p50 {_fmt(mb['refresh']['seconds_total']['p50'])} s"
           f" · Kafka delivery p95 {_fmt(result['kafka_delivery_s']['p95'])} s")  # fmt: skip
