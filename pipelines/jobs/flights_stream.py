@@ -122,7 +122,6 @@ def run(
     ``checkpoint`` is the lake path's; the board's is next to it, ``<checkpoint>.board``.
     ``lake_process``: the lake path in a process of its own at a lower priority
     (``jobs/path_process.py``; None = when both paths run long-lived)."""
-    spark = build_session(settings, JOB)
     sinks.ensure_indexes(settings)
     checkpoint = checkpoint or settings.resolve(settings.paths.checkpoints) / JOB
     realtime = trigger != "availableNow"
@@ -138,6 +137,9 @@ def run(
     restarts: dict[str, Callable[[], StreamingQuery]] = {}  # the hot path's, by name
     failures: list[TarmacError] = []  # raised inside a batch: Spark wraps them
     try:
+        if lake and lake_process:  # first: its JVM starts while this one starts and plans
+            children.append(PathProcess(settings, trigger, max_offsets_per_trigger, checkpoint))
+        spark = build_session(settings, JOB)
         if hot:
             enrichment = Enrichment(spark, settings)
             mode = board_trigger if realtime else "availableNow"
@@ -149,9 +151,7 @@ def run(
             queries.append(start())
             restarts[BOARD] = start
 
-        if lake and lake_process:
-            children.append(PathProcess(settings, trigger, max_offsets_per_trigger, checkpoint))
-        elif lake:
+        if lake and not lake_process:
             publisher = Publisher(spark, settings, publish.pending_dates(spark, settings),
                                   interval_s=PUBLISH_EVERY_S if realtime else 0)  # fmt: skip
             source = kafka_reader(spark, settings, max_offsets_per_trigger)
