@@ -201,8 +201,7 @@ def weather_trend(
     """Per airport: ``hours_utc`` (the observed hours of the clock's hour and the ``hours``
     before it, oldest first), the values of ``visib_km``, ``wind_speed_kmh`` and
     ``precip_mm`` at those hours (lists; an hour not landed is skipped, a value not measured
-    is NaN), and per measure ``<field>_arrow`` and ``<field>_worse``. ``newest``: the hour of
-    the newest observation (None when none landed)."""
+    is NaN), and per measure ``<field>_arrow`` and ``<field>_worse``."""
     top = clock_hour(clock)
     window = {top - timedelta(hours=k) for k in range(hours + 1)}
     found: dict[str, list[Mapping[str, Any]]] = {}
@@ -214,7 +213,6 @@ def weather_trend(
     for origin in [o for o in ORIGINS if not airports or o in airports]:
         seen = sorted(found.get(origin, []), key=lambda d: utc(d.get("hour_utc")))
         row: dict[str, Any] = {"origin": origin, "hours_utc": [utc(d["hour_utc"]) for d in seen]}
-        row["newest"] = row["hours_utc"][-1] if seen else None
         for field in STEADY:
             values = [float(v) if isinstance(v := d.get(field), int | float) else float("nan")
                       for d in seen]  # fmt: skip
