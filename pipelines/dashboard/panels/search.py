@@ -134,11 +134,12 @@ class SearchPanel(Panel):
             note += f" · the first {LISTED} listed"
         if ask.kind != "search" and snap.clock is not None:
             note += f" · today up to {snap.clock.astimezone(Q.NY):%H}:59, as the tiles count"
-        self.note.value = note + "</div>"
+        # the list first, the note last: when the browser shows the note, the list is there
         if found.empty:
             self.listing.value = H.empty("No flight found in those days.")
-            return
-        self.listing.value = H.table(listing(found), COLUMNS, attrs='data-table="flights"')
+        else:
+            self.listing.value = H.table(listing(found), COLUMNS, attrs='data-table="flights"')
+        self.note.value = note + "</div>"
 
     def clear(self) -> None:
         self.note.value = ""
