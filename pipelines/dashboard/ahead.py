@@ -39,7 +39,7 @@ WORSE_WHEN = {"visib_km": -1, "wind_speed_kmh": +1, "precip_mm": +1}
 
 AHEAD_COLUMNS = (
     "origin", "hour_utc", "local_hour", "weekday", "label", "now", "scheduled", "not_departed",
-    "usual", "vs_usual", "usual_delay", "usual_days", "usual_basis", "risk", "risk_n",
+    "board", "usual", "vs_usual", "usual_delay", "usual_days", "usual_basis", "risk", "risk_n",
 )  # fmt: skip
 
 
@@ -132,6 +132,13 @@ def usual_slots(kpis: Kpis, clock: datetime) -> Usual:
 # ------------------------------------------------------------------------------- the table
 
 
+def _announced(hour: datetime, clock: datetime, lead: timedelta | None) -> str:
+    """How much of ``hour``'s flights the board holds at ``clock`` (see :func:`ahead_table`)."""
+    if lead is None or hour + timedelta(minutes=59) <= clock + lead:
+        return "complete"
+    return "partial" if hour <= clock + lead else "not yet"
+
+
 def _risk(flights: Sequence[Mapping[str, Any]]) -> tuple[float, int]:
     """The mean ``delay_risk`` of the flights carrying a number there, and how many do."""
     scores = []
@@ -148,6 +155,7 @@ def ahead_table(
     clock: datetime,
     hours: int = AHEAD_DEFAULT,
     airports: Sequence[str] = (),
+    lead: timedelta | None = None,
 ) -> pd.DataFrame:
     """One row per airport (``airports``; empty: all) and hour of :func:`ahead_hours`: the
     flights its board bucket holds (``buckets``: resolved ``flights_by_hour`` documents; an
@@ -155,7 +163,13 @@ def ahead_table(
     the usual for that weekday and local hour (:meth:`Usual.at`; NaN when no complete day is
     loaded), ``vs_usual`` (scheduled - usual), the usual delay, and the bank's mean
     ``delay_risk`` (NaN when no flight carries one) with ``risk_n``. Sorted by airport, then
-    hour; ``now`` marks the clock's hour."""
+    hour; ``now`` marks the clock's hour.
+
+    ``lead``: how long before its departure a flight reaches the board (its ``scheduled``
+    event; ``replay.board_lead_minutes``, 2 h). ``board`` says how much of an hour the board
+    can know at the clock: "complete" (its last minute is within ``clock + lead``),
+    "partial" or "not yet"; ``vs_usual`` is NaN unless complete (an hour not announced yet is
+    not quieter than usual). None: every hour complete."""
     by_id = {str(b.get("_id")): b for b in buckets}
     usual_of = usual_slots(kpis, clock)
     top = clock_hour(clock)
@@ -166,12 +180,15 @@ def ahead_table(
             local = hour.astimezone(NY)
             usual, delay, days, basis = usual_of.at(origin, local.isoweekday(), local.hour)
             risk, risk_n = _risk(flights)
+            board = _announced(hour, clock, lead)
             rows.append({
                 "origin": origin, "hour_utc": hour, "local_hour": local.hour,
                 "weekday": local.isoweekday(), "label": f"{local:%H}:00", "now": hour == top,
                 "scheduled": len(flights),
                 "not_departed": sum(f.get("status_rank") in (None, 1) for f in flights),
-                "usual": usual, "vs_usual": len(flights) - usual, "usual_delay": delay,
+                "board": board, "usual": usual,
+                "vs_usual": len(flights) - usual if board == "complete" else float("nan"),
+                "usual_delay": delay,
                 "usual_days": days, "usual_basis": basis, "risk": risk, "risk_n": risk_n,
             })  # fmt: skip
     return pd.DataFrame(rows, columns=list(AHEAD_COLUMNS))

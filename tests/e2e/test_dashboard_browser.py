@@ -583,11 +583,16 @@ def test_look_ahead_search_and_drill_down(voila: str, browser, served_db) -> Non
                 arg=3 * (hours + 1),
                 timeout=15_000,
             )
-        want = ahead_table(data.buckets, snap.kpis, clock, hours)
+        lead = timedelta(minutes=served_db.replay.board_lead_minutes)
+        want = ahead_table(data.buckets, snap.kpis, clock, hours, lead=lead)
         rows = _cells(page, '.tm-panel-ahead table[data-table="ahead"]')
         assert [r[0] for r in rows] == list(want["origin"])
         assert [r[1].split()[0] for r in rows] == list(want["label"])
-        assert [int(r[2]) for r in rows] == list(want["scheduled"])
+        shown = {"complete": "{}", "partial": "{} so far", "not yet": "—"}
+        assert [r[2] for r in rows] == [
+            shown[b].format(n) for n, b in zip(want["scheduled"], want["board"], strict=True)
+        ]
+        assert "not yet" in set(want["board"])  # the replay announces flights 2 h ahead
         assert [r[3] for r in rows] == [f"{u:,.1f}" for u in want["usual"]]
         assert {r[7] for r in rows} == {"—"}  # no model has scored a flight
         assert sum(want["scheduled"]) > 0
@@ -631,6 +636,8 @@ def test_look_ahead_search_and_drill_down(voila: str, browser, served_db) -> Non
     assert not ERROR_TEXT.search(page.inner_text("body"))
     assert errors == [], errors[:5]
     out = REPO_ROOT / "outputs" / "dashboard_lookahead.png"
+    height = page.evaluate("document.querySelector('.tm-root').scrollHeight")
+    page.set_viewport_size({"width": 1500, "height": int(height) + 60})  # Voila scrolls inside
     page.locator(".tm-panel-ahead").screenshot(path=str(out))
     page.locator(".tm-panel-search").screenshot(path=str(out.with_name("dashboard_search.png")))
     page.close()

@@ -95,9 +95,20 @@ def test_the_next_hours_against_the_usual_of_their_weekday_and_hour() -> None:
     assert (ewr00["usual"], ewr00["usual_days"], ewr00["usual_basis"]) == (4.0, 3, "any day")
     assert ewr00["usual_delay"] == pytest.approx(40 / 12)
     assert (jfk22["usual"], jfk22["usual_delay"]) == (3.5, 10.0)
+    assert set(table["board"]) == {"complete"}  # no lead given: every hour known
     # the bank's delay risk: the mean of the flights that carry one
     assert ewr22["risk"] == pytest.approx(0.35) and ewr22["risk_n"] == 2
     assert math.isnan(jfk22["risk"]) and jfk22["risk_n"] == 0
+
+
+def test_hours_the_board_cannot_hold_yet_are_not_compared() -> None:
+    """Flights reach the board ``lead`` before departure: at 22:30 with 1 h 40 min, 22:00 and
+    23:00 are complete (23:59 <= 00:10), 00:00 partial, 01:00 not yet."""
+    table = A.ahead_table(BOARD, kpis(), CLOCK, 3, ("EWR",), lead=timedelta(minutes=100))
+    assert list(table["board"]) == ["complete", "complete", "partial", "not yet"]
+    assert list(table["vs_usual"][:2]) == [3 - 15.0, 0.0]
+    assert table["vs_usual"][2:].isna().all()
+    assert list(table["usual"]) == [15.0, 0.0, 4.0, 0.0]  # the usual stays shown
 
 
 def test_no_complete_day_means_no_usual_and_unread_days_are_refused() -> None:

@@ -13,6 +13,7 @@ airports filter only (the usual is per airport: the airline filter does not appl
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import ipywidgets as W
@@ -124,7 +125,8 @@ class AheadPanel(Panel):
             return
         airports = self.page.scope().airports
         hours = int(self.w_hours.value or AHEAD_DEFAULT)
-        frame = ahead_table(data.buckets, snap.kpis, data.clock, hours, airports)
+        lead = timedelta(minutes=self.page.settings.replay.board_lead_minutes)
+        frame = ahead_table(data.buckets, snap.kpis, data.clock, hours, airports, lead)
         local = data.clock.astimezone(Q.NY)
         old = "" if self._for is snap else " <i>(updating…)</i>"
         read_ms = self.page.reader.timings.get("ahead_read", data.seconds) * 1000
@@ -133,7 +135,9 @@ class AheadPanel(Panel):
             f"{H.esc(' + '.join(airports) or 'all airports')} · scheduled departures of the "
             f"clock's hour ({local:%H:%M}) and the next {hours} h against the usual "
             f"{H.esc(' / '.join(basis) or '—')} at that hour (mean per day over the complete "
-            f"loaded days) · airline filter not applied · read in {read_ms:.0f} ms{old}"
+            f"loaded days) · a flight reaches the board {H.ago(lead)} before its departure: "
+            "“so far” / — for the hours it cannot hold yet · airline filter not applied · "
+            f"read in {read_ms:.0f} ms{old}"
         )
         self.title.value = H.card_title(TITLE, sub)
         self.table.value = H.table(ahead_rows(frame), COLUMNS, attrs='data-table="ahead"')
@@ -155,21 +159,24 @@ def _signed(value: float) -> str:
 
 
 def ahead_rows(frame: pd.DataFrame) -> pd.DataFrame:
-    """The look-ahead table's cells (``ahead.ahead_table`` rows): busier than usual by a
-    quarter or more in amber, the usual delay coloured like every delay of the page."""
+    """The look-ahead table's cells (``ahead.ahead_table`` rows): the flights of an hour the
+    board does not hold whole yet "so far" (none yet: —), busier than usual by a quarter or
+    more in amber, the usual delay coloured like every delay of the page."""
     vs = []
     for n, usual, diff in zip(frame["scheduled"], frame["usual"], frame["vs_usual"], strict=True):
-        busy = usual == usual and usual > 0 and n >= 1.25 * usual
+        busy = diff == diff and usual > 0 and n >= 1.25 * usual
         color = H.WATCH if busy else H.NEUTRAL
         vs.append(f'<span style="color:{color}">{H.esc(_signed(diff))}</span>')
     return pd.DataFrame({
         "airport": frame["origin"],
         "hour": [f"{lab} <b>now</b>" if now else lab
                  for lab, now in zip(frame["label"], frame["now"], strict=True)],
-        "scheduled": [H.num(v) for v in frame["scheduled"]],
+        "scheduled": [H.num(v) if b == "complete" else f"{H.num(v)} so far" if b == "partial"
+                      else "—" for v, b in zip(frame["scheduled"], frame["board"], strict=True)],
         "usual_txt": [H.num(v, 1) for v in frame["usual"]],
         "vs_txt": vs,
-        "to_go": [H.num(v) for v in frame["not_departed"]],
+        "to_go": [H.num(v) if b != "not yet" else "—"
+                  for v, b in zip(frame["not_departed"], frame["board"], strict=True)],
         "delay_txt": [f'<b style="color:{H.delay_color(v)}">{H.num(v, 0)}</b>'
                       for v in frame["usual_delay"]],
         "risk_txt": ["—" if r != r else f"{r:.0%} ({n})"
