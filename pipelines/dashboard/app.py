@@ -37,10 +37,14 @@ from .filters import FilterBar
 from .follow import Follower, Following
 from .live import LIVE_S
 from .reading import UNREACHABLE, Reader, log, read_then_draw, running_loop
+from .search import Ask
 from .state import State
 
 # the cards of the page, row by row (the keys of ``Dashboard.panels``)
-ROWS = (("hourly", "airports"), ("carriers", "heatmap"), ("map", "weather"), ("board", "rejects"))
+ROWS = (
+    ("ahead", "search"), ("hourly", "airports"), ("carriers", "heatmap"), ("map", "weather"),
+    ("board", "rejects"),
+)  # fmt: skip
 
 
 class Dashboard(Following):
@@ -97,9 +101,12 @@ class Dashboard(Following):
         self.tiles_panel = P.KpiTiles(self)
         self.board_panel = P.BoardPanel(self)
         self.rejects_panel = P.RejectsPanel(self)
+        self.ahead_panel = P.AheadPanel(self)
+        self.search_panel = P.SearchPanel(self)  # drawn when asked (a search, a click)
         # drawn in this order for a scope: the attention list last, from what they kept
         self.scoped: list[P.Panel] = [
             self.tiles_panel,
+            self.ahead_panel,
             P.HourlyPanel(self),
             P.CarriersPanel(self),
             P.AirportsPanel(self),
@@ -110,7 +117,7 @@ class Dashboard(Following):
             P.RoutesPanel(self),
             self.board_panel,
         ]
-        cards = [*self.scoped, self.rejects_panel]
+        cards = [*self.scoped, self.search_panel, self.rejects_panel]
         self.panels: dict[str, W.Box] = {p.key: p.box for p in cards if p.box is not None}
         self.header = self.header_panel.html
         self.attention = self.attention_panel.html
@@ -187,6 +194,11 @@ class Dashboard(Following):
             self._apply,
             self._stop_loading,
         )
+
+    def drill(self, ask: Ask) -> None:
+        """List the flights ``ask`` names in "Find flights" (a search, a click on a tile, an
+        airline or a route)."""
+        self.guarded(lambda: self.search_panel.show(ask))
 
     def reset_filters(self) -> None:
         self.filters.reset()

@@ -90,6 +90,15 @@ table.tm-table tr.tm-cancelled td.st { color: #c62828; font-weight: 600; }
 .tm-filters .widget-label { font-size: 12px; color: #3e4c59; }
 .tm-map svg { pointer-events: none; }
 .tm-wx { font-size: 12px; color: #3e4c59; }
+.tm-hit { position: relative; }
+.tm-hit > .tm-hit-btn { position: absolute; top: 0; left: 0; width: 100% !important;
+  height: 100% !important; margin: 0; padding: 0; opacity: 0; cursor: pointer; z-index: 2; }
+.tm-hit:hover .tm-tile, .tm-hit:hover .tm-route { background: #f3f7fc; }
+.tm-route { display: grid; grid-template-columns: 1fr 60px 50px; gap: 6px; font-size: 12.5px;
+  padding: 3px 6px; border-bottom: 1px solid #edf0f2; font-variant-numeric: tabular-nums; }
+.tm-route.tm-route-head { background: #f3f5f7; font-weight: 600; color: #3e4c59; }
+.tm-route .num { text-align: right; }
+.tm-scope { font-size: 12px; color: #ffd88a; margin-top: 2px; }
 </style>
 """
 

@@ -39,7 +39,8 @@ from tests import serving_docs
 pytestmark = pytest.mark.integration
 
 WINDOW = (datetime(2013, 1, 1, tzinfo=UTC), datetime(2013, 1, 3, tzinfo=UTC))
-PANELS = ("hourly", "airports", "carriers", "heatmap", "map", "weather", "board", "rejects")
+PANELS = ("ahead", "search", "hourly", "airports", "carriers", "heatmap", "map", "weather",
+          "board", "rejects")  # fmt: skip
 ERROR_TEXT = re.compile(
     r"Traceback \(most recent call last\)|Error displaying widget|"
     r"There was an error when executing cell|Failed to load model class|"
@@ -521,6 +522,125 @@ def test_dashboard_renders_filters_and_stays_local(voila: str, browser, served_d
     page.close()
     assert outside == [], f"requests left localhost: {outside[:5]}"
     print(f"data: {SERVED_BY.get('path')}; screenshot: {out}")
+
+
+def _cells(page, selector: str) -> list[list[str]]:
+    return page.eval_on_selector_all(
+        f"{selector} tbody tr", "rows => rows.map(r => Array.from(r.cells).map(c => c.innerText))"
+    )
+
+
+def _asked(page, kind: str, before: str | None) -> tuple[int, str]:
+    """Wait for the listing of an ask of ``kind`` (a new one: its note differs from
+    ``before``); (flights found, the note's text)."""
+    page.wait_for_function(
+        "([k, b]) => { const n = document.querySelector('.tm-panel-search [data-ask]');"
+        " return n && n.dataset.ask === k && n.innerText !== b; }",
+        arg=[kind, before],
+        timeout=30_000,
+    )
+    note = page.locator(".tm-panel-search [data-ask]")
+    return int(note.get_attribute("data-found")), note.inner_text()
+
+
+def test_look_ahead_search_and_drill_down(voila: str, browser, served_db) -> None:
+    """Issue 20, parts 2, 3 and 5 in Chromium: the header says the data holds departures from
+    EWR, JFK and LGA only; "Next hours" shows per airport and hour what
+    ``ahead.ahead_table`` computes from the documents (4 h, then 6 h); a flight number and a
+    tail number typed in "Find flights" list their flights; a click on the Flights tile lists
+    as many flights as the tile counts; a click on an airline's bar and on a route list theirs;
+    no console error."""
+    from pipelines.dashboard import queries as Q
+    from pipelines.dashboard.ahead import ahead_table
+    from pipelines.dashboard.lookups import read_ahead, read_day_flights
+    from pipelines.dashboard.search import Ask, answer
+
+    errors: list[str] = []
+    page = browser.new_page(viewport={"width": 1500, "height": 1000})
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(voila, wait_until="domcontentloaded", timeout=60_000)
+    wait_rendered(page)
+    page.wait_for_selector('.tm-panel-ahead table[data-table="ahead"]', timeout=30_000)
+    page.wait_for_timeout(1500)  # bqplot's first draw logs d3 transform errors: not ours
+    errors.clear()
+
+    scope_line = page.locator('.tm-header [data-scope="departures"]')
+    assert scope_line.is_visible()
+    assert "Departures only, from EWR, JFK and LGA" in scope_line.inner_text()
+
+    # the next hours: what the pure builder computes from the same documents
+    db = mongo.database(served_db)
+    snap = Q.load_snapshot(db, datetime.now(UTC))
+    clock = snap.clock
+    data = read_ahead(db, clock)
+    for hours in (4, 6):
+        if hours != 4:
+            page.locator(".tm-panel-ahead button", has_text=f"{hours} h").click()
+            page.wait_for_function(
+                "n => document.querySelectorAll("
+                "'.tm-panel-ahead table[data-table=\"ahead\"] tbody tr').length === n",
+                arg=3 * (hours + 1),
+                timeout=15_000,
+            )
+        lead = timedelta(minutes=served_db.replay.board_lead_minutes)
+        want = ahead_table(data.buckets, snap.kpis, clock, hours, lead=lead)
+        rows = _cells(page, '.tm-panel-ahead table[data-table="ahead"]')
+        assert [r[0] for r in rows] == list(want["origin"])
+        assert [r[1].split()[0] for r in rows] == list(want["label"])
+        shown = {"complete": "{}", "partial": "{} so far", "not yet": "—"}
+        assert [r[2] for r in rows] == [
+            shown[b].format(n) for n, b in zip(want["scheduled"], want["board"], strict=True)
+        ]
+        assert "not yet" in set(want["board"])  # the replay announces flights 2 h ahead
+        assert [r[3] for r in rows] == [f"{u:,.1f}" for u in want["usual"]]
+        assert {r[7] for r in rows} == {"—"}  # no model has scored a flight
+        assert sum(want["scheduled"]) > 0
+    weather = _cells(page, '.tm-panel-ahead table[data-table="ahead-weather"]')
+    assert [r[0] for r in weather] == ["EWR", "JFK", "LGA"]
+
+    # search: a tail number and a flight number of the day (Today), by _id
+    day = snap.clock_day
+    held = read_day_flights(db, [day]).flights
+    tail = held["tailnum"].dropna().value_counts().index[0]
+    first = held.dropna(subset=["flight"]).iloc[0]
+    note = None
+    for text in (tail.lower(), f"{first['carrier']} {int(first['flight'])}"):
+        want = answer(held, Ask("search", text), Q.Scope(), clock)
+        page.locator(".tm-panel-search .tm-search input").fill(text)
+        page.locator(".tm-panel-search .tm-search input").press("Enter")
+        found, note = _asked(page, "search", note)
+        assert found == len(want) > 0, (text, note)
+        listed = _cells(page, '.tm-panel-search table[data-table="flights"]')
+        assert len(listed) == len(want)
+        assert f"searched {day}" in note and "lookups by _id" in note
+
+    # a click on the Flights tile lists every flight it counts
+    tile = int(float(tile_value(page, "flights")))
+    # (a transparent button lies over the tile: Playwright would call it "intercepted"; the
+    # click lands where a user's would, at the tile's centre)
+    page.locator('[data-kpi="flights"]').click(force=True)
+    found, note = _asked(page, "tile", note)
+    assert found == tile, note
+
+    # a click on an airline's bar, then on a route of the map's table
+    page.locator(".tm-panel-carriers rect.bar").first.click()
+    found, note = _asked(page, "carrier", note)
+    code = re.search(r"airline (\w+)", note).group(1)
+    assert found == len(answer(held, Ask("carrier", code), Q.Scope(), clock)) > 0, note
+    page.locator(".tm-panel-map .tm-hit").first.click()
+    found, note = _asked(page, "route", note)
+    dest = re.search(r"route New York → (\w+)", note).group(1)
+    assert found == len(answer(held, Ask("route", dest), Q.Scope(), clock)), note
+
+    assert not ERROR_TEXT.search(page.inner_text("body"))
+    assert errors == [], errors[:5]
+    out = REPO_ROOT / "outputs" / "dashboard_lookahead.png"
+    height = page.evaluate("document.querySelector('.tm-root').scrollHeight")
+    page.set_viewport_size({"width": 1500, "height": int(height) + 60})  # Voila scrolls inside
+    page.locator(".tm-panel-ahead").screenshot(path=str(out))
+    page.locator(".tm-panel-search").screenshot(path=str(out.with_name("dashboard_search.png")))
+    page.close()
 
 
 def test_unreachable_database_shows_a_message_not_a_traceback(browser, served_db) -> None:

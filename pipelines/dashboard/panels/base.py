@@ -16,6 +16,8 @@ from pipelines.core.config import Settings
 
 from .. import queries as Q
 from .. import widgets as H
+from ..reading import Reader
+from ..search import Ask
 from ..state import State
 
 
@@ -25,8 +27,11 @@ class Page(Protocol):
     settings: Settings
     freshness_rules: dict[str, Q.FreshnessRule]
     state: State
+    reader: Reader  # the page's reads (a panel that reads asks it, in a thread)
 
     def scope(self) -> Q.Scope: ...
+
+    def drill(self, ask: Ask) -> None: ...
 
     def now(self) -> datetime: ...
 
@@ -95,4 +100,20 @@ def delay_legend() -> str:
 def gap(box: W.Box) -> W.Box:
     """ipywidgets' Layout has no ``gap``: a CSS class gives it."""
     box.add_class("tm-gap")
+    return box
+
+
+def hit_box(widget: W.Widget, tooltip: str, on_click: Callable[[], None]) -> W.Box:
+    """``widget`` with a transparent button over the whole of it (CSS ``tm-hit``): a click
+    anywhere on it calls ``on_click`` in the kernel (an HTML widget sends no clicks)."""
+    button = W.Button(tooltip=tooltip, layout=W.Layout(width="auto", height="auto"))
+    button.add_class("tm-hit-btn")
+    button.on_click(lambda _: on_click())
+    box = W.Box(
+        [widget, button],
+        layout=W.Layout(
+            flex=widget.layout.flex or "1 1 0", min_width=widget.layout.min_width or "0"
+        ),
+    )
+    box.add_class("tm-hit")
     return box

@@ -2,7 +2,8 @@
 on-time % (the toggle), worst on top, coloured by delay, and the one slipping most named.
 
 Reads ``snap.kpis`` ``kpi_carrier_daily`` rows through ``queries.carrier_table``; keeps the
-table in ``state.carriers`` (the "Needs attention" list and the board's "Airlines CSV").
+table in ``state.carriers`` (the "Needs attention" list and the board's "Airlines CSV"). A
+click on an airline's bar lists its flights of the selected days in "Find flights".
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from .. import queries as Q
 from .. import widgets as H
 from ..charts import CarrierChart
 from ..filters import scope_text
+from ..search import Ask
 from .base import Page, Panel, waiting
 
 
@@ -32,6 +34,18 @@ class CarriersPanel(Panel):
         )
         self.card(self.title, self.w_metric, self.chart.figure, min_width="340px")
         self.on_change(self.w_metric, self.redraw)
+        self.chart.bars.on_element_click(lambda _, event: self.page.guarded(
+            lambda: self.clicked(event)))  # fmt: skip
+
+    def clicked(self, event: dict) -> None:
+        """A bar was clicked (bqplot's ``element_click``: its ``x`` or ``index``)."""
+        data = event.get("data") or {}
+        codes = list(self.chart.bars.x)
+        code = data.get("x")
+        if code is None and isinstance(data.get("index"), int) and data["index"] < len(codes):
+            code = codes[data["index"]]
+        if code is not None:
+            self.page.drill(Ask("carrier", str(code)))
 
     def draw(self, scope: Q.Scope) -> None:
         self.page.state.carriers = Q.carrier_table(self.snap.kpis, scope)
@@ -45,7 +59,10 @@ class CarriersPanel(Panel):
             frame["carrier_name"] = []
         self.chart.update(frame, self.w_metric.value)
         worst = frame[frame["departed"] >= 5].sort_values("avg_dep_delay", ascending=False)
-        sub = f"{H.esc(scope_text(self.page.scope()))} · worst on top · colour = avg delay"
+        sub = (
+            f"{H.esc(scope_text(self.page.scope()))} · worst on top · colour = avg delay · "
+            "click a bar for its flights"
+        )
         if not worst.empty:
             w = worst.iloc[0]
             sub += (

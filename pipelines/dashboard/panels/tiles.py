@@ -5,7 +5,8 @@ days (today: up to the replay clock's hour), and a line saying what is compared 
 Reads ``snap.kpis`` (the hourly rows: ``kpi_daily``'s, or the stream's newer ``kpi_hourly``
 row of an hour; ``kpi_carrier_daily`` when airlines are selected) through
 ``queries.kpi_summary``; keeps the summary in ``state.kpis`` for the "Needs attention" list.
-Redrawn after every batch of the stream (``Dashboard.follow``).
+Redrawn after every batch of the stream (``Dashboard.follow``). A click on a tile lists its
+flights in "Find flights" (``search.TILE_SLICES``; a transparent button over the tile).
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ import ipywidgets as W
 from .. import queries as Q
 from .. import widgets as H
 from ..filters import scope_text
-from .base import Page, Panel
+from ..search import TILE_SLICES, Ask
+from .base import Page, Panel, hit_box
 
 
 class KpiTiles(Panel):
@@ -31,8 +33,15 @@ class KpiTiles(Panel):
             key: W.HTML(layout=W.Layout(flex="1 1 0", min_width="170px")) for key, _ in H.TILES
         }
         self.note = self.target = W.HTML()
-        self.row = W.HBox(list(self.tiles.values()), layout=W.Layout(width="100%"))
+        boxes = [
+            hit_box(tile, f"list the flights: {TILE_SLICES[key]}", self._drill(key))
+            for key, tile in self.tiles.items()
+        ]
+        self.row = W.HBox(boxes, layout=W.Layout(width="100%"))
         self.row.add_class("tm-gap")
+
+    def _drill(self, key: str):
+        return lambda: self.page.drill(Ask("tile", key))
 
     def draw(self, scope: Q.Scope) -> None:
         snap = self.snap
