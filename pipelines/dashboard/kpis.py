@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from functools import cached_property
 from typing import Any
 
@@ -24,6 +24,7 @@ import pandas as pd
 
 from pipelines.core.domain import MEASURES
 from pipelines.core.domain import NEW_YORK as NY
+from pipelines.serving.readmodels import utc
 
 from .live import overlay
 
@@ -44,22 +45,6 @@ DAY_COLUMNS = ("date", "weekday", "flights", "updated_at")
 
 
 # ------------------------------------------------------------------------------- helpers
-
-
-def utc(value: Any) -> datetime | None:
-    """A BSON date (naive = UTC) or ISO string as an aware UTC datetime; None otherwise."""
-    if value is pd.NaT:
-        return None
-    if isinstance(value, datetime):
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-    if isinstance(value, date):
-        return datetime(value.year, value.month, value.day, tzinfo=UTC)
-    if isinstance(value, str) and value:
-        try:
-            return utc(datetime.fromisoformat(value.replace("Z", "+00:00")))
-        except ValueError:
-            return None
-    return None
 
 
 def local_date(ts: datetime) -> date:

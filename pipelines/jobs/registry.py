@@ -43,22 +43,10 @@ from pipelines.jobs.params import (
     SmokeParams,
     StreamParams,
 )
+from pipelines.serving.alerts.levels import Staleness
 
 BATCH_NICE = 10  # the batch jobs' niceness: a weather run beside the stream slowed its hot
 # micro-batches from 2.8 s to 4 to 8.7 s (bench/latency.py, 2 cores, measured)
-
-
-@dataclass(frozen=True)
-class Staleness:
-    """Ages from which the dashboard shows a job's data amber, then red."""
-
-    amber: timedelta
-    red: timedelta
-
-    def level(self, age: timedelta | None) -> str:
-        if age is None:
-            return "missing"
-        return "red" if age >= self.red else "amber" if age >= self.amber else "ok"
 
 
 @dataclass(frozen=True)

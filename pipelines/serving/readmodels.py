@@ -181,6 +181,23 @@ def naive_utc(value: Any) -> Any:
     return value
 
 
+def utc(value: Any) -> datetime | None:
+    """A BSON date (naive = UTC), a pandas Timestamp (NaT: None) or an ISO string as an aware
+    UTC datetime; None otherwise (the page and the alert rules read times through it)."""
+    if isinstance(value, datetime):
+        if value != value:  # NaT
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day, tzinfo=UTC)
+    if isinstance(value, str) and value:
+        try:
+            return utc(datetime.fromisoformat(value.replace("Z", "+00:00")))
+        except ValueError:
+            return None
+    return None
+
+
 def hour_key(origin: str, hour: datetime) -> str:
     """``ORIGIN|YYYY-MM-DDTHH:MMZ``: the ``_id`` of an hour in ``flights_by_hour``,
     ``kpi_hourly`` and ``weather_hourly``."""

@@ -7,8 +7,10 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol
+
+from pipelines.serving.readmodels import utc
 
 STREAM = "flights_stream"  # the pipeline_state document of the stream
 PATHS = ("hot", "lake")
@@ -17,7 +19,7 @@ NEWEST_KEYS = ("newest_event_time", "newest_data_time", "newest_hour", "snapshot
 
 
 class Level(Protocol):
-    """Ages from which a source is amber, then red (``jobs.registry.Staleness`` is one)."""
+    """Ages from which a source is amber, then red (:class:`Staleness` is one)."""
 
     def level(self, age: timedelta | None) -> str: ...
 
@@ -33,7 +35,10 @@ class SourceLimits(Protocol):
 
 
 @dataclass(frozen=True)
-class Ages:
+class Staleness:
+    """Ages from which a source (or a path of the stream) is amber, then red: the registry's
+    ``stale_wall`` / ``stale_replay`` of each job, the stream's :data:`STREAM_LIMITS`."""
+
     amber: timedelta
     red: timedelta
 
@@ -49,7 +54,7 @@ class StreamLimits:
     records wait for it (``lag`` > 0 when it ran; none waiting, an old batch is an idle
     stream, not a late one), and how many wait (amber / red from)."""
 
-    age: Ages
+    age: Staleness
     lag_amber: int
     lag_red: int
 
@@ -70,8 +75,8 @@ class StreamLimits:
 # ~30 s, a batch taking up to ~20 s. Lags in records behind the topic's end offsets (at 20
 # events/s the hot path runs ~40 behind).
 STREAM_LIMITS: dict[str, StreamLimits] = {
-    "hot": StreamLimits(Ages(timedelta(seconds=10), timedelta(seconds=60)), 2_000, 20_000),
-    "lake": StreamLimits(Ages(timedelta(seconds=90), timedelta(minutes=5)), 10_000, 100_000),
+    "hot": StreamLimits(Staleness(timedelta(seconds=10), timedelta(seconds=60)), 2_000, 20_000),
+    "lake": StreamLimits(Staleness(timedelta(seconds=90), timedelta(minutes=5)), 10_000, 100_000),
 }
 _LEVEL_ORDER = {"ok": 0, "amber": 1, "red": 2, "missing": 3}
 
@@ -82,22 +87,6 @@ def worst(levels: Iterable[str]) -> str:
 
 
 # ------------------------------------------------------------------------------ values
-
-
-def utc(value: Any) -> datetime | None:
-    """A BSON date (naive = UTC), a pandas Timestamp or an ISO string as aware UTC."""
-    if isinstance(value, datetime):
-        if value != value:  # NaT
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-    if isinstance(value, date):
-        return datetime(value.year, value.month, value.day, tzinfo=UTC)
-    if isinstance(value, str) and value:
-        try:
-            return utc(datetime.fromisoformat(value.replace("Z", "+00:00")))
-        except ValueError:
-            return None
-    return None
 
 
 def number(value: Any) -> float | None:
