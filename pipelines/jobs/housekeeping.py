@@ -251,7 +251,8 @@ def prune_hot(db: Any, days: int) -> Freed:
     cutoff = clock - timedelta(days=days)
     old = list(db[RM.BOARD_HOT].find({"hour_utc": {"$lt": cutoff}}))
     ids = [d["_id"] for d in old]
-    lake = {d["_id"]: d.get("version") for d in mongo.find_by_ids(db[RM.BOARD], ids, {"version": 1})}
+    found = mongo.find_by_ids(db[RM.BOARD], ids, {"version": 1})
+    lake = {d["_id"]: d.get("version") for d in found}
     buckets = [retention.HotBucket(d["_id"], d["hour_utc"], RM.hot_board(d)["version"],
                                    lake.get(d["_id"])) for d in old]  # fmt: skip
     doomed = retention.hot_to_delete(buckets, clock, days)

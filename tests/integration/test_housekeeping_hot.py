@@ -54,9 +54,10 @@ def test_hot_buckets_past_the_replay_days_go_when_the_lake_knows_as_much(stack, 
 
         def page() -> dict:
             return {
-                _id: RM.resolve(db[RM.BOARD].find_one({"_id": _id}),
-                                (h := db[RM.BOARD_HOT].find_one({"_id": _id}))
-                                and RM.hot_view(RM.BOARD, h))  # fmt: skip
+                _id: RM.resolve(
+                    db[RM.BOARD].find_one({"_id": _id}),
+                    (h := db[RM.BOARD_HOT].find_one({"_id": _id})) and RM.hot_view(RM.BOARD, h),
+                )  # fmt: skip
                 for _id in ids.values()
             }
 
