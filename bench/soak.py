@@ -106,7 +106,7 @@ class Soak:
                                  every=args.sample_every)  # fmt: skip
         self.samples: list[dict[str, Any]] = []  # RSS samples (wall, clock, groups)
         self.days: list[dict[str, Any]] = []
-        self.day: str | None = None
+        self.day = f"{self.start:%Y-%m-%d}"  # the replayed day (UTC) open now
         self.error: str | None = None
         self.oracle: dict[str, Any] | None = None
         self.drain_s: float | None = None
@@ -199,10 +199,7 @@ class Soak:
                 next_sample = time.monotonic() + self.args.sample_s
             else:
                 self.jobs.poll()
-            day = f"{clock:%Y-%m-%d}" if clock is not None else None
-            if day is not None and self.day is not None and day != self.day:
-                self.close_day(self.day)
-            self.day = day or self.day
+            self.follow_days(clock)
             if self.procs["replay"].poll() is not None:
                 break
             if self.tracker.errors:
@@ -213,8 +210,26 @@ class Soak:
             "housekeeping and the stream, until every KPI equals the oracle"
         )
         self.drain()
-        if self.day is not None:
+        self.follow_days(self.clock())
+        last = f"{self.end - timedelta(microseconds=1):%Y-%m-%d}"
+        while self.day <= last:  # the window's days the clock has not left (the last one)
             self.close_day(self.day)
+            self.day = f"{datetime.fromisoformat(self.day) + timedelta(days=1):%Y-%m-%d}"
+
+    def follow_days(self, clock: datetime | None) -> None:
+        """Close every replayed day the clock has left (a clock that jumped over a day, the
+        stream catching up, closes that day with the same figures, marked ``caught_up``)."""
+        if clock is None:
+            return
+        day = f"{clock:%Y-%m-%d}"
+        while self.day < day:
+            self.close_day(self.day, caught_up=self.days_left_at(clock))
+            self.day = f"{datetime.fromisoformat(self.day) + timedelta(days=1):%Y-%m-%d}"
+
+    def days_left_at(self, clock: datetime) -> bool:
+        """True when the clock is already past the day after :attr:`day` (a day skipped)."""
+        nxt = datetime.fromisoformat(self.day).replace(tzinfo=UTC) + timedelta(days=2)
+        return clock >= nxt
 
     def drain(self) -> None:
         t0 = time.monotonic()
@@ -240,7 +255,9 @@ class Soak:
                              for k, v in self.oracle.items() if isinstance(v, dict)))  # fmt: skip
 
     # -- a replayed day -------------------------------------------------------------------
-    def close_day(self, day: str) -> None:
+    def close_day(self, day: str, caught_up: bool = False) -> None:
+        """Measure now and record ``day`` (``caught_up``: the clock went past it in one
+        step, so its figures are those of the moment the stream left it)."""
         if any(d["day"] == day for d in self.days):
             return
         mine = [s for s in self.samples if s["clock"] is not None
@@ -253,6 +270,7 @@ class Soak:
         page = [r for r in (self.page.refreshes if self.page else []) if r[0] > since]
         record = {
             "day": day,
+            "caught_up": caught_up,
             "closed_at": time.time(),
             "wall_min": round((time.monotonic() - self.t0) / 60, 2),
             "disk_bytes": P.disk(self.settings, self.outputs),
