@@ -112,9 +112,11 @@ def rss(settings: Settings, outputs: Path, voila_pid: int | None,
             if "pipelines.jobs.path_process" in " ".join(p.cmdline()):
                 lake += _tree(p.pid)
     lake_pids = {p.pid for p in lake}
-    me = psutil.Process()
-    chromium = [p for p in me.children(recursive=True)
-                if "chrom" in (p.name() or "").lower() or "headless_shell" in p.name()]  # fmt: skip
+    chromium = []
+    for p in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            if "chrom" in p.name().lower() or "headless_shell" in p.name():
+                chromium.append(p)
     out = {
         "stream": _rss([p for p in stream if p.pid not in lake_pids]),
         "stream_lake": _rss(lake),
