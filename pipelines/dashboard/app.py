@@ -339,14 +339,19 @@ class Dashboard(Following):
     def _stamp(self, what: str, started: float) -> None:
         """Count a redraw (``what``: its timing's name) in the stamp, sent last: when the
         browser shows it, every update of this redraw has arrived (``data-redraw`` counts
-        refreshes and scope changes, ``data-live`` the stream's batches drawn)."""
+        refreshes and scope changes, ``data-live`` the stream's batches drawn; ``data-read-ms``
+        the last snapshot's whole read, ``data-health-ms`` its job-health read: ``bench/soak.py``
+        reads them)."""
         self.last_timings[what] = time.perf_counter() - started
         if what == "redraw":
             self._redraws += 1
+        snap = self.state.snap  # its own reads' timings: the job-health read among them
+        health = snap.timings.get("pipeline_health", 0.0) if snap is not None else 0.0
         self.stamp.value = (
             f'<span data-redraw="{self._redraws}" data-live="{self.live_draws}" '
             f'data-redraw-ms="{self.last_timings[what] * 1000:.1f}" '
-            f'data-read-ms="{self.last_timings.get("read", 0.0) * 1000:.1f}"></span>'
+            f'data-read-ms="{self.last_timings.get("read", 0.0) * 1000:.1f}" '
+            f'data-health-ms="{health * 1000:.1f}"></span>'
         )
 
     def _draw_panel(self, panel: P.Panel, scope: Q.Scope) -> None:

@@ -112,6 +112,12 @@ _FLOORS: dict[str, tuple[int, str]] = {
         "a job's health document (pipeline_health) is rebuilt from its recent runs, and "
         f"operators read the last {retention.RUNS_PAGE_DAYS} days of runs",
     ),
+    "hot_days": (
+        retention.HOT_MIN_DAYS,
+        "the live board raises a flight's hot bucket until the flight's last event (its "
+        "arrival, hours after its scheduled hour), and the page follows the hours around the "
+        "replay clock from the hot buckets",
+    ),
     "ledger_keep_per_job": (
         retention.RUNS_CLI_LIMIT,
         f"`python -m pipelines runs --job <job>` shows the newest {retention.RUNS_CLI_LIMIT}",
@@ -144,8 +150,14 @@ class HousekeepingParams(JobParams):
         default=retention.RUNS_CLI_LIMIT, description="newest runs of each job always kept"
     )
     rejects_days: int = Field(default=30, ge=1, description="MongoDB rejects kept (lake: all)")
+    hot_days: int = Field(
+        default=3,
+        description="hot board buckets (flights_by_hour_hot) kept, in days of the replay clock "
+        "before its newest event, at least 1; older ones go once the lake's bucket knows as "
+        "much",
+    )
 
-    @field_validator("vacuum_retention_hours", "ledger_days", "ledger_keep_per_job")
+    @field_validator("vacuum_retention_hours", "ledger_days", "ledger_keep_per_job", "hot_days")
     @classmethod
     def _floor(cls, value: int, info: ValidationInfo) -> int:
         least, why = _FLOORS[info.field_name]

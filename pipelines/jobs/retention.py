@@ -13,6 +13,10 @@ lists, deletes and measures.
   renamed ``<stem>.<YYYYMMDDTHHMMSS>.log`` (writers that reopen it start a new file; one that
   holds it open keeps writing the rolled one, whose mtime then stays fresh); a rolled log not
   written for the policy's days is deleted;
+- :func:`hot_to_delete`: the hot path's board buckets (``flights_by_hour_hot``) whose hour is
+  more than the policy's days before the replay clock and whose lake bucket (``flights_by_hour``,
+  same ``_id``) knows at least as much (a ``version`` as high): the page resolves such a pair to
+  the lake's document (``readmodels.resolve``), so deleting the hot one changes nothing it shows;
 - :class:`Freed`: what one step freed (files, bytes, documents), its console line and metrics.
 """
 
@@ -30,6 +34,9 @@ RUNNING = "running"
 # last 24 h) and operators read a week of runs; the page itself reads pipeline_health by _id
 RUNS_PAGE_DAYS = 8
 RUNS_CLI_LIMIT = 20  # `python -m pipelines runs` shows the newest 20 (its --limit default)
+# the hot buckets' floor: a flight's last event (its arrival, or a cancellation) comes hours
+# after its scheduled hour, and the live board raises its bucket until then
+HOT_MIN_DAYS = 1
 DELTA_MIN_RETENTION_HOURS = 168  # Delta's deletedFileRetentionDuration default (7 days)
 RUN_ID = re.compile(r"^(?P<stamp>\d{8}T\d{6})-[0-9a-f]{6}$")  # runner.new_run_id
 ROLLED = re.compile(r"^.+\.\d{8}T\d{6}\.log$")  # a log rolled by housekeeping
@@ -150,6 +157,31 @@ def logs_to_delete(files: Iterable[LogFile], now: datetime, days: int) -> list[L
     keeps it fresh)."""
     cutoff = _utc(now) - timedelta(days=days)
     return [f for f in files if ROLLED.match(f.name) and _utc(f.mtime) < cutoff]
+
+
+@dataclass(frozen=True)
+class HotBucket:
+    """A hot board bucket as the ``hot`` step sees it: its hour, what it knows (the
+    ``version`` of ``readmodels.hot_board``) and what the lake's bucket of the same ``_id``
+    knows (None: the lake path has not written it)."""
+
+    id: str
+    hour_utc: datetime
+    version: int
+    lake_version: int | None
+
+
+def hot_to_delete(buckets: Iterable[HotBucket], clock: datetime, days: int) -> list[str]:
+    """The ``_id`` of the hot ``buckets`` whose hour is more than ``days`` before the replay
+    ``clock`` (the stream's newest event time, not the wall clock: a replay runs 2013 at any
+    speed) and whose lake bucket knows at least as much: the page shows the lake's then, so
+    they go unseen. A bucket the lake path has not caught up with stays (reported)."""
+    cutoff = _utc(clock) - timedelta(days=days)
+    return [
+        b.id
+        for b in buckets
+        if _utc(b.hour_utc) < cutoff and b.lake_version is not None and b.lake_version >= b.version
+    ]
 
 
 @dataclass

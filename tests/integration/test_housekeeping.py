@@ -204,7 +204,16 @@ def test_housekeeping_frees_exactly_what_its_policy_says(spark, stack, hk: Setti
     nb = nbformat.read(doc["notebook"], as_version=4)
     text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
     heads = [line.split()[0] for line in text.splitlines() if "  freed " in line]
-    assert heads == ["optimize", "vacuum", "run_records", "logs", "ledger", "rejects", "total"]
+    assert heads == [
+        "optimize",
+        "vacuum",
+        "run_records",
+        "logs",
+        "ledger",
+        "rejects",
+        "hot",
+        "total",
+    ]
 
 
 def test_topics_are_created_with_their_retention(hk: Settings) -> None:

@@ -116,11 +116,33 @@ def test_freed_lines_and_the_summary_reconcile() -> None:
                                          "selected": 3, "removed": 3}  # fmt: skip
 
 
+# ---------------------------------------------------------------------------- hot buckets
+def test_hot_buckets_go_past_the_days_of_the_replay_clock_once_the_lake_knows_as_much() -> None:
+    clock = datetime(2013, 1, 20, 12, 30, tzinfo=UTC)  # the replay clock, not the wall clock
+
+    def bucket(name: str, hours_before: float, version: int, lake: int | None):
+        return retention.HotBucket(name, clock - timedelta(hours=hours_before), version, lake)
+
+    buckets = [
+        bucket("old_lake_equal", 73, 40, 40),  # the page shows the lake's: goes
+        bucket("old_lake_more", 100, 40, 41),  # goes
+        bucket("old_lake_behind", 80, 40, 39),  # the page shows the hot one: stays
+        bucket("old_no_lake", 90, 12, None),  # the lake path never wrote it: stays
+        bucket("at_cutoff", 72, 40, 40),  # exactly 3 days: stays (strictly older goes)
+        bucket("recent", 2, 40, 40),  # stays
+    ]
+    assert retention.hot_to_delete(buckets, clock, 3) == ["old_lake_equal", "old_lake_more"]
+    assert retention.hot_to_delete(buckets, clock, 5) == []
+    naive = retention.HotBucket("naive", datetime(2013, 1, 1), 1, 1)  # pymongo without tz
+    assert retention.hot_to_delete([naive], clock, 3) == ["naive"]
+
+
 # ---------------------------------------------------------------------------- parameters
 def test_defaults() -> None:
     p = SPEC.validate({"env": "ci"})
     assert (p.vacuum_retention_hours, p.run_records_days, p.logs_days, p.ledger_days,
-            p.ledger_keep_per_job, p.rejects_days) == (168, 14, 14, 30, 20, 30)  # fmt: skip
+            p.ledger_keep_per_job, p.rejects_days,
+            p.hot_days) == (168, 14, 14, 30, 20, 30, 3)  # fmt: skip
     assert p.optimize_tables == "raw/flight_events,raw/rejects,raw/weather"
     assert SPEC.validate({"env": "ci", "optimize_tables": ""}).optimize_tables == ""
 
@@ -134,6 +156,7 @@ def test_defaults() -> None:
         ("ledger_keep_per_job", "5", "shows the newest 20"),
         ("optimize_tables", "raw/nope", "unknown lake tables"),
         ("rejects_days", "0", "greater than or equal to 1"),
+        ("hot_days", "0", "hot_days below 1 is refused: the live board raises"),
         ("run_records_days", "x", "valid integer"),
     ],
 )

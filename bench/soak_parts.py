@@ -1,0 +1,258 @@
+"""What the soak (``bench/soak.py``) measures, each piece on its own:
+
+- :func:`disk`: the bytes of each area the product writes, for the soak's own topics, lake,
+  database and outputs only: the lake, Kafka's log folders of its topics, FerretDB's SQLite
+  file of its database, ``outputs/runs`` and ``outputs/logs``, the landing zone (landing,
+  archive, quarantine, replay positions) and the stream's checkpoints;
+- :func:`rss`: the resident memory of each process group (the stream's worker and, apart, its
+  lake child; the alerts service; Voila and its kernels; Kafka; FerretDB; Chromium; the batch
+  jobs running at that moment), summed over the group's processes (``psutil``);
+- :class:`Page`: the dashboard in headless Chromium (Playwright, ``/usr/bin/chromium``), left
+  open with its own auto-refresh (``refresh_s``, 30 s) and follower (1 s), reloaded every
+  ``reload_s`` (a new kernel each time; the old one is culled by Voila once its page is gone):
+  the redraw stamp's ``data-read-ms`` (the whole snapshot read) and ``data-health-ms`` (its
+  job-health read) of every refresh;
+- :class:`Sampled`: ``bench/latency_track.Tracker`` keeping one event in ``every`` (by a hash of
+  its id): event ``produced_at`` -> its board document, as the latency bench measures it;
+- :func:`oracle`: every KPI the stream and the weather job served against the independent
+  pandas computation of ``tests/e2e/test_processing.py`` over the replayed window.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+import zlib
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import psutil
+
+from bench.latency_track import Tracker
+from pipelines.core.config import Settings
+from pipelines.orchestration import service
+from pipelines.serving import readmodels as RM
+from pipelines.stack.services import services
+
+MB = 2**20
+
+
+# ------------------------------------------------------------------------------------ disk
+def _used(path: str | Path) -> int:
+    """Bytes ``path`` takes on disk (its blocks: Kafka's preallocated sparse indexes, 10 MB
+    each by their size, take only what is written)."""
+    return os.lstat(path).st_blocks * 512
+
+
+def du(path: Path, glob: str | None = None) -> int:
+    """Bytes on disk of the files under ``path`` (or of the entries matching ``glob`` in it)."""
+    roots = sorted(path.glob(glob)) if glob else [path]
+    total = 0
+    for root in roots:
+        if root.is_file():
+            with contextlib.suppress(OSError):
+                total += _used(root)
+            continue
+        for dirpath, _, names in os.walk(root):
+            for name in names:
+                with contextlib.suppress(OSError):
+                    total += _used(os.path.join(dirpath, name))
+    return total
+
+
+def disk(settings: Settings, outputs: Path) -> dict[str, int]:
+    """Bytes of each area of the soak's own data (see the module doc)."""
+    home = settings.resolve(settings.stack.home)
+    kafka = home / "kafka" / "data"
+    topics = sum(du(kafka, f"{t.name}-*") for t in settings.kafka.topics.values())
+    return {
+        "lake": du(Path(settings.lake_root)),
+        "kafka": topics,
+        "mongo": du(home / "ferretdb" / "data", f"{settings.mongo.database}.sqlite*"),
+        "runs": du(outputs / "runs"),
+        "logs": du(outputs / "logs"),
+        "landing": du(settings.resolve(settings.paths.data)),
+        "checkpoints": du(settings.resolve(settings.paths.checkpoints)),
+    }
+
+
+def documents(db: Any) -> dict[str, int]:
+    """Documents of each collection that grows (estimated counts: metadata, no scan)."""
+    names = (RM.BOARD, RM.BOARD_HOT, RM.KPI_HOURLY, RM.KPI_DAILY, RM.WEATHER_HOURLY, RM.REJECTS,
+             RM.RUNS, "alerts")  # fmt: skip
+    return {n: db[n].estimated_document_count() for n in names}
+
+
+# ------------------------------------------------------------------------------------ memory
+def _tree(pid: int | None) -> list[psutil.Process]:
+    if pid is None:
+        return []
+    try:
+        root = psutil.Process(pid)
+        return [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return []
+
+
+def _rss(procs: list[psutil.Process]) -> int:
+    total = 0
+    for p in {p.pid: p for p in procs}.values():
+        with contextlib.suppress(psutil.Error):
+            total += p.memory_info().rss
+    return total
+
+
+def rss(settings: Settings, outputs: Path, voila_pid: int | None,
+        batch_pids: list[int]) -> dict[str, float]:  # fmt: skip
+    """Resident MB of each process group (see the module doc). Kafka and FerretDB are the
+    env's shared servers: other users of the stack count in them."""
+    stream = service.leftovers(service.paths(settings.env, "flights_stream", outputs).tag)
+    lake: list[psutil.Process] = []
+    for p in stream:
+        with contextlib.suppress(psutil.Error):
+            if "pipelines.jobs.path_process" in " ".join(p.cmdline()):
+                lake += _tree(p.pid)
+    lake_pids = {p.pid for p in lake}
+    chromium = []
+    for p in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            if "chrom" in p.name().lower() or "headless_shell" in p.name():
+                chromium.append(p)
+    out = {
+        "stream": _rss([p for p in stream if p.pid not in lake_pids]),
+        "stream_lake": _rss(lake),
+        "alerts": _rss(service.leftovers(service.paths(settings.env, "alerts", outputs).tag)),
+        "voila": _rss(_tree(voila_pid)),
+        "chromium": _rss(chromium),
+        "batch_jobs": _rss([p for pid in batch_pids for p in _tree(pid)]),
+    }
+    for svc in services(settings):
+        out[svc.name] = _rss(_tree(svc.pid())) if svc.embedded else 0
+    return {k: round(v / MB, 1) for k, v in out.items()}
+
+
+# ------------------------------------------------------------------------------------ the page
+STAMP = "[data-redraw]"
+
+
+class Page:
+    """Voila's page of the soak's database in headless Chromium, in a thread of its own
+    (Playwright's sync API stays in the thread that started it); :attr:`refreshes` holds
+    (wall time, redraw count, read ms, job-health ms) of each redraw stamp seen."""
+
+    def __init__(self, port: int, reload_s: float, every_s: float = 5.0) -> None:
+        self.url = f"http://127.0.0.1:{port}/"
+        self.reload_s, self.every_s = reload_s, every_s
+        self.refreshes: list[tuple[float, int, float, float]] = []
+        self.loads: list[float] = []  # seconds from navigation to the first stamp, per load
+        self.errors: list[str] = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="soak-page", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def _open(self, context: Any) -> Any:
+        page = context.new_page()
+        t0 = time.monotonic()
+        page.goto(self.url, wait_until="domcontentloaded", timeout=300_000)
+        page.wait_for_selector(STAMP, state="attached", timeout=600_000)
+        self.loads.append(round(time.monotonic() - t0, 1))
+        return page
+
+    def _run(self) -> None:
+        from playwright.sync_api import sync_playwright
+
+        from pipelines.dashboard.browser import launch
+
+        try:
+            with sync_playwright() as p:
+                browser = launch(p)
+                context = browser.new_context(viewport={"width": 1500, "height": 1000})
+                page = self._open(context)
+                opened = time.monotonic()
+                seen: tuple[int, float] | None = None
+                while not self.stop.wait(self.every_s):
+                    if time.monotonic() - opened > self.reload_s:
+                        page.close()  # its kernel: culled once no page is connected to it
+                        page, opened = self._open(context), time.monotonic()
+                        seen = None
+                    try:
+                        el = page.locator(STAMP).first
+                        stamp = (int(el.get_attribute("data-redraw") or 0),
+                                 float(el.get_attribute("data-read-ms") or 0))  # fmt: skip
+                        health = float(el.get_attribute("data-health-ms") or 0)
+                    except Exception as exc:  # noqa: BLE001 - a redraw replaced it: next time
+                        self.errors.append(f"{type(exc).__name__}: {exc}"[:200])
+                        continue
+                    if stamp != seen and stamp[1] > 0:
+                        seen = stamp
+                        self.refreshes.append((time.time(), stamp[0], stamp[1], health))
+                browser.close()
+        except Exception as exc:  # noqa: BLE001 - reported; the soak goes on without the page
+            self.errors.append(f"page stopped: {type(exc).__name__}: {exc}"[:300])
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(timeout=60)
+
+
+# ------------------------------------------------------------------------------------ latency
+@dataclass
+class Sampled(Tracker):
+    """The latency bench's tracker keeping one event in :attr:`every` (a hash of its id, so
+    the sample is spread over the whole replay)."""
+
+    every: int = 20
+
+    def _add(self, msg: dict[str, Any], sent_at: float, now: float) -> None:
+        if zlib.crc32(msg["event_id"].encode()) % self.every == 0:
+            super()._add(msg, sent_at, now)
+
+
+# ------------------------------------------------------------------------------------ oracle
+def oracle(db: Any, start: datetime, end: datetime) -> dict[str, Any]:
+    """Every KPI family served (hourly rows of ``kpi_daily``, carriers, weather, routes, the
+    flights of the board buckets and the days) against the independent computation of
+    ``tests/e2e/test_processing.py`` for the window ``[start, end)``: per family the rows
+    expected, served and differing; ``equal`` when none differs."""
+    from tests.e2e.test_processing import expected_flights, expected_measures, flights_of, served
+    from tests.e2e.test_processing import rows as served_rows
+
+    flights = expected_flights(start, end)
+    hourly = flights.rename(columns={"sched_hour": "hour_utc"})
+    families = {
+        "hours": (lambda: served_rows(db, "kpi_daily", "hours"), ["origin", "hour_utc"], hourly),
+        "carriers": (lambda: served_rows(db, "kpi_daily", "carriers", ("date",)),
+                     ["carrier", "origin", "date"], flights),
+        "weather": (lambda: served_rows(db, "kpi_daily", "weather", ("date",)),
+                    ["origin", "date", "visib_band", "precip", "wind_band"],
+                    flights[flights["visib_band"].notna()]),
+        "routes": (lambda: served_rows(db, "kpi_route_monthly", "routes", ("month",)),
+                   ["origin", "dest", "month"], flights),
+    }  # fmt: skip
+    out: dict[str, Any] = {}
+    for name, (read, keys, frame) in families.items():
+        want = expected_measures(frame, keys)
+        items = read()
+        if not items:
+            out[name] = {"expected": len(want), "served": 0, "differing": len(want)}
+            continue
+        got = served(items, keys)
+        both = want.join(got, how="outer", lsuffix="_want", rsuffix="_got")
+        differ = pd.Series(False, index=both.index)
+        for col in want.columns:
+            differ |= both[f"{col}_want"].ne(both[f"{col}_got"])
+        out[name] = {"expected": len(want), "served": len(got), "differing": int(differ.sum())}
+    days = {d["_id"] for d in db.kpi_daily.find({}, {"_id": 1})}
+    out["flights"] = {"expected": len(flights), "served": len(flights_of(db)),
+                      "differing": abs(len(flights) - len(flights_of(db)))}  # fmt: skip
+    out["days"] = {"expected": len(set(flights["date"])), "served": len(days),
+                   "differing": len(days ^ set(flights["date"]))}  # fmt: skip
+    out["equal"] = all(v["differing"] == 0 for v in out.values() if isinstance(v, dict))
+    return out
