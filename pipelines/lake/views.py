@@ -130,12 +130,15 @@ def ui_line(spark: SparkSession) -> str:
             "false; restart the kernel and call lake_session() first)")  # fmt: skip
 
 
-def lake_session(env: str | None = None, app: str = "lab", echo: bool = True) -> SparkSession:
-    """The Spark session of ``env`` (default: ``TARMAC_ENV``, else ``local``) with the Spark
-    UI on and every written lake table registered as ``<layer>.<table>``; prints the UI's
-    address and what was registered (``echo=False``: silent). In a process that already has a
-    session (a kernel calling it twice), that session is reused and registered again."""
-    settings = config.load(env)
+def lake_session(
+    env: str | Settings | None = None, app: str = "lab", echo: bool = True
+) -> SparkSession:
+    """The Spark session of ``env`` (a name, default ``TARMAC_ENV``, else ``local``; or its
+    :class:`Settings`) with the Spark UI on and every written lake table registered as
+    ``<layer>.<table>``; prints the UI's address and what was registered (``echo=False``:
+    silent). In a process that already has a session (a kernel calling it twice), that session
+    is reused and registered again."""
+    settings = env if isinstance(env, Settings) else config.load(env)
     settings = settings.model_copy(update={"spark": settings.spark.model_copy(update={"ui": True})})
     spark = build_session(settings, app)
     registered = register(spark, settings)

@@ -126,9 +126,12 @@ def _api(port: int, token: str, path: str, method: str = "GET") -> dict[str, obj
     return json.loads(body) if body else {}
 
 
-def run_in_kernel(port: int, token: str, code: str, timeout_s: float = 180.0) -> str:
+def run_in_kernel(
+    port: int, token: str, code: str, timeout_s: float = 180.0, keep: bool = False
+) -> str:
     """Start a kernel of the server on ``port`` (what JupyterLab starts for a new notebook),
-    run ``code`` in it, shut it down; the text it printed (stdout, stderr, results). Raises
+    run ``code`` in it, shut it down (``keep``: leave it running); the text it printed
+    (stdout, stderr, results). Raises
     ``RuntimeError`` with the traceback when the code fails. For ``bench/lab.py`` and tests:
     over the server's own REST and websocket API, as the browser does."""
     import uuid
@@ -166,4 +169,5 @@ def run_in_kernel(port: int, token: str, code: str, timeout_s: float = 180.0) ->
         raise TimeoutError(f"the kernel ran for more than {timeout_s:.0f} s:\n{''.join(out)}")
     finally:
         ws.close()
-        _api(port, token, f"/api/kernels/{kernel}", "DELETE")
+        if not keep:
+            _api(port, token, f"/api/kernels/{kernel}", "DELETE")
