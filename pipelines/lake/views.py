@@ -21,10 +21,12 @@ reads the table's log once and commits nothing (the Delta version is unchanged: 
 Every query reads the table's latest committed version, so a running stream's new data shows up
 in the next query.
 
-Measured (2 cores, idle, pyspark 4.2 + Delta 4.4, a lake of one day of 2013: 14 tables):
-the session 15.7 s (a new JVM with the connector and Delta jars), registering the tables
-2.9 s (4 threads; 7.5 s one after the other), so ``make lab`` to a kernel holding the
-views is ~24 s (``bench/lab.py``: server ready 5.3 s, then a kernel and this call).
+Measured (2 cores shared with a test suite, load 3 to 8; pyspark 4.2 + Delta 4.4; a lake of one
+day of 2013, 16 tables): the session 13 to 18 s (a new JVM with the connector and Delta jars),
+registering 6 to 11 s, of which the session's first SQL statement and catalog ~5 to 6 s (any
+first query pays them) and each table ~0.1 s (``tables.exists`` and ``CREATE TABLE``, which reads
+the table's log once). Again in the same session: 0.4 s. ``make lab`` to a kernel holding the
+tables: ``bench/lab.py`` (32 to 35 s at load 3, against the 30 s target).
 """
 
 from __future__ import annotations

@@ -11,9 +11,10 @@ a wait until it answers, and :func:`serve` (in the foreground until Ctrl-C, SIGT
 - a stop (Ctrl-C, SIGTERM) lets JupyterLab shut its kernels down (each kernel's Spark JVM ends
   with it), then whatever is left of the server's process group is killed.
 
-Measured (2 cores, idle): the server answers ``/api/status`` 5.3 s after ``make lab``; a kernel
-then opens the lake with its tables registered in 18.5 s more (``bench/lab.py``, a lake of one
-day: 14 tables), ~24 s in all against the 30 s target of issue 19.
+Measured (``bench/lab.py``, 2 cores shared with a test suite, load ~3): the server answers
+``/api/status`` 4.3 to 5.3 s after ``make lab``; a new kernel then holds the Spark session and
+the 16 tables of a one-day lake 27 to 30 s later (the session's JVM 13 to 18 s, the tables 6 to
+10 s), 32 to 35 s in all against the 30 s target of issue 19.
 """
 
 from __future__ import annotations
