@@ -9,6 +9,8 @@ FROM   ?= 2013-01-01T00:00:00Z
 TO     ?= 2014-01-02T00:00:00Z
 # the dashboard's port (make dashboard, make demo); DEMO_CYCLES=N stops the demo after N rounds
 DASHBOARD_PORT ?= 8866
+# JupyterLab's port (make lab)
+LAB_PORT ?= 8888
 DEMO_CYCLES ?=
 export TARMAC_LOG_FORMAT ?= kv
 
@@ -106,6 +108,10 @@ cron-remove: install ## remove this checkout's lines from your crontab (nothing 
 .PHONY: dashboard
 dashboard: install ## the Voila dashboard of ENV on http://127.0.0.1:8866 (localhost only; DASHBOARD_PORT=)
 	$(PY) -m pipelines dashboard --env $(ENV) --port $(DASHBOARD_PORT)
+
+.PHONY: lab
+lab: install ## JupyterLab on notebooks/ (kernel: this checkout, ENV's lake as raw.*, clean.*, serving.*; LAB_PORT=)
+	$(PY) -m pipelines lab --env $(ENV) --port $(LAB_PORT)
 
 .PHONY: slides
 slides: install ## the deck: outputs/presentation/tarmac.slides.html (offline reveal.js) + tarmac.pdf, from ENV

@@ -12,6 +12,7 @@ Which command runs a job? Every job is in the one registry (``python -m pipeline
 - ``service``: a long-lived job (the flight stream) supervised in the background: restarted
   when it dies, stopped cleanly; ``service ensure`` is cron's watchdog;
 - ``dashboard``: the Voila page of an env, served until stopped (kernels of closed pages culled);
+- ``lab``: JupyterLab on ``notebooks/`` for exploring an env's lake, served until stopped;
 - ``demo``: the whole product: stack, replay on a clock, the stream as a service, the file jobs
   on their schedule, the dashboard.
 
@@ -36,6 +37,7 @@ from .commands import (
     cmd_demo,
     cmd_job,
     cmd_jobs,
+    cmd_lab,
     cmd_pipeline,
     cmd_replay,
     cmd_run,
@@ -51,6 +53,7 @@ from .commands import (
 SHORT = {  # the one-line help of each command in `--help`; each has a longer --help of its own
     "demo": "the whole product: stack, replay on a clock, stream service, jobs, dashboard",
     "dashboard": "serve the Voila dashboard until Ctrl-C (make dashboard)",
+    "lab": "serve JupyterLab on notebooks/ for exploring ENV's lake until Ctrl-C (make lab)",
     "pipeline": "replay a window of 2013, then every data job once, in order",
     "run": "run a job's notebook as cron does (papermill, lock, retries, ledger)",
     "backfill": "`run` a dated job once per date of a range",
@@ -229,6 +232,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8866, help="port (default 8866)")
     p.add_argument("--ip", default="127.0.0.1", help="listen on (127.0.0.1; a container: 0.0.0.0)")
     p.add_argument("--base-url", default=None, help="a path prefix behind a proxy, e.g. /tarmac/")
+
+    p = add(
+        "lab",
+        cmd_lab,
+        "Serve JupyterLab (notebooks/, this virtualenv's kernel with this checkout's pipelines, "
+        "TARMAC_ENV=ENV) on 127.0.0.1:PORT with a token, until Ctrl-C, SIGTERM or SIGHUP, which "
+        "stop it and its kernels. In a notebook, `from pipelines.lake.views import "
+        "lake_session; spark = lake_session()` opens ENV's lake: raw.*, clean.*, serving.* "
+        "(docs/notebooks.md).",
+    )
+    p.add_argument("--port", type=int, default=8888, help="port (default 8888)")
 
     p = add(
         "submit",

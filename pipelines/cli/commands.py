@@ -94,6 +94,13 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     return voila.serve(settings.env, args.port, settings.dashboard, args.ip, args.base_url)
 
 
+def cmd_lab(args: argparse.Namespace) -> int:
+    from pipelines.stack import lab
+
+    settings = config.load(args.env)  # an unknown env fails here, before a server starts
+    return lab.serve(settings.env, args.port)
+
+
 def cmd_replay(args: argparse.Namespace) -> int:
     from pipelines.sources import replay
 

@@ -1,1 +1,1 @@
-"""The Delta Lake lakehouse: raw, clean and serving tables, their keys, partitions and writes."""
+"""The Delta lakehouse: raw, clean and serving tables, keys, partitions, writes, names by layer."""

@@ -18,6 +18,10 @@ from pipelines.stack import provision
 warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas")
 
 
+# a Delta SQL conf (modifiable: a reused session takes the new job's name)
+COMMIT_LABEL = "spark.databricks.delta.commitInfo.userMetadata"
+
+
 def session_conf(settings: Settings) -> dict[str, str]:
     """Spark configuration of ``settings`` (also rendered as ``--conf`` for spark-submit)."""
     return {
@@ -56,7 +60,8 @@ def jars(settings: Settings) -> list[Path]:
 
 
 def build_session(settings: Settings, app: str) -> SparkSession:
-    """Create (or reuse, under spark-submit) the session of ``app`` for ``settings``."""
+    """Create (or reuse, under spark-submit) the session of ``app`` for ``settings``; the
+    Delta commits it makes from now on are labelled ``app`` (:data:`COMMIT_LABEL`)."""
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     # Spark hands timestamps to Python as naive local times: make local time UTC, here and in
     # the Python workers (they inherit the environment), so what reaches MongoDB is UTC.
@@ -70,6 +75,9 @@ def build_session(settings: Settings, app: str) -> SparkSession:
     for key, value in session_conf(settings).items():
         builder = builder.config(key, value)
     builder = builder.config("spark.jars", ",".join(str(j) for j in jars(settings)))
+    # every Delta commit says which job made it (``DESCRIBE HISTORY``'s userMetadata column):
+    # the lake notebook finds the version a late weather file wrote by it
+    builder = builder.config(COMMIT_LABEL, app)
     with logs.quiet_stderr(logs.log_path().with_name(f"spark-{app}.log")):
         spark = builder.getOrCreate()  # the JVM's warnings: to that file
     spark.sparkContext.setLogLevel("WARN")

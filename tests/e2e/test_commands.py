@@ -24,17 +24,19 @@ import json
 import re
 import subprocess
 import time
+import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 
 from pipelines.core.config import Settings
 from pipelines.jobs.registry import JOBS, PIPELINE
 from pipelines.orchestration import cron
-from pipelines.stack import control, kafka_io, mongo, voila
+from pipelines.stack import control, kafka_io, lab, mongo, voila
 from pipelines.stack.services import stop_group
 from tests.commands import REPO, Sandbox, documented, ok, scratch_crontab
 from tests.conftest import dedicated_stack
@@ -273,6 +275,45 @@ def test_make_dashboard_answers_on_localhost(window: Sandbox, tmp_path: Path) ->
         time.sleep(0.5)
 
 
+@covers("make lab", "python -m pipelines lab")
+def test_make_lab_serves_jupyterlab_whose_kernels_import_this_checkout(
+    plain: Sandbox, tmp_path: Path
+) -> None:
+    """JupyterLab answers its API with the printed token only; a kernel it starts (as a new
+    notebook does) imports this checkout's ``pipelines`` with ``TARMAC_ENV`` set, in
+    ``notebooks/``; a SIGTERM stops the server and its kernel."""
+    port, log, kernel = voila.free_port(), tmp_path / "lab.log", None
+    proc = plain.spawn("make lab", log, LAB_PORT=str(port),
+                       JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"))  # fmt: skip
+    try:
+        line = re.compile(r"^JupyterLab \(local\): http://127\.0\.0\.1:(\d+)/lab\?token=(\S+)"
+                          r"   Ctrl-C to stop$", re.MULTILINE)  # fmt: skip
+        deadline = time.monotonic() + 120
+        while not (found := line.search(log.read_text())):
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.3)
+        assert int(found[1]) == port
+        token = found[2]
+        assert lab.status(port, token)["kernels"] == 0
+        with pytest.raises(urllib.error.HTTPError) as denied:  # no token, no API
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/api/status", timeout=5)
+        assert denied.value.code == 403
+        code = "import os, pipelines as p; print(p.__file__, os.environ['TARMAC_ENV'], os.getcwd())"
+        module, env, cwd = lab.run_in_kernel(port, token, code).split()
+        assert (module, env, cwd) == (str(REPO / "pipelines" / "__init__.py"), "local",
+                                      str(REPO / "notebooks"))  # fmt: skip
+        assert lab.status(port, token)["kernels"] == 0  # run_in_kernel shut it down
+        kernel = int(lab.run_in_kernel(port, token, "import os; print(os.getpid())", keep=True))
+        assert lab.status(port, token)["kernels"] == 1 and _alive(kernel)
+        assert proc.poll() is None, log.read_text()  # it serves until stopped
+    finally:
+        stop_group(proc)  # SIGTERM: the command's Ctrl-C path stops JupyterLab and its kernels
+    deadline = time.monotonic() + 30
+    while _answers_api(port) or (kernel is not None and _alive(kernel)):
+        assert time.monotonic() < deadline, log.read_text()[-3000:]
+        time.sleep(0.5)
+
+
 @covers(
     "python -m pipelines service start flights_stream --env local",
     "make stream-start",
@@ -337,6 +378,24 @@ def _answers(port: int) -> bool:
         urllib.request.urlopen(f"http://127.0.0.1:{port}/voila/static/voila.js", timeout=2)
         return True
     except OSError:
+        return False
+
+
+def _answers_api(port: int) -> bool:
+    try:
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/api/status", timeout=2)
+        return True
+    except urllib.error.HTTPError:
+        return True  # 403 without a token: it answers
+    except OSError:
+        return False
+
+
+def _alive(pid: int) -> bool:
+    """``pid`` runs (a zombie left for its dead parent to reap does not)."""
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
         return False
 
 
