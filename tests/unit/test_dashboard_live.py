@@ -232,3 +232,14 @@ def _snap(states: dict) -> Q.Snapshot:
     return Q.Snapshot(read_at=NOW, clock=None, states=states, kpis=Q.Kpis.empty(),
                       weather_now=pd.DataFrame(), board=None, jobs={}, rejects=pd.DataFrame(),
                       rejects_total=0, airlines={})  # fmt: skip
+
+
+def test_the_dashboard_notebook_polls_as_often_as_the_page_does() -> None:
+    """Voila runs ``notebooks/dashboard.ipynb``: its default ``live_s`` is ``LIVE_S`` (a
+    default of its own kept the served page at 2.5 s while the page said 1 s)."""
+    import re
+    from pathlib import Path
+
+    source = (Path(__file__).resolve().parents[2] / "notebooks" / "dashboard.ipynb").read_text()
+    found = re.search(r'TARMAC_LIVE_S\\", \\"([0-9.]+)\\"', source)
+    assert found and float(found[1]) == live.LIVE_S
