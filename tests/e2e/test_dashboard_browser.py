@@ -647,7 +647,8 @@ def test_look_ahead_search_and_drill_down(voila: str, browser, served_db) -> Non
 
 
 def _selected(page, nth: int) -> list[str]:
-    """The values selected in the filter bar's ``nth`` list (0: airports, 1: airlines)."""
+    """The options selected in the filter bar's ``nth`` list (0: airports, 1: airlines), as
+    shown ('JFK Kennedy', 'AA · American Airlines Inc.')."""
     return (
         page.locator(".tm-filters select")
         .nth(nth)
@@ -691,9 +692,9 @@ def test_a_shared_link_opens_the_same_view_on_a_preheated_kernel(
     by_hand.goto(voila, wait_until="domcontentloaded", timeout=60_000)
     wait_rendered(by_hand)
     assert urllib.parse.urlsplit(by_hand.url).query == ""  # the default view: a plain URL
-    airline = by_hand.locator(".tm-filters select").nth(1).evaluate("s => s.options[0].value")
     by_hand.locator(".tm-filters select").first.select_option(index=[1])  # JFK
-    by_hand.locator(".tm-filters select").nth(1).select_option(value=[airline])
+    by_hand.locator(".tm-filters select").nth(1).select_option(index=[0])  # 'AA · American...'
+    airline = _selected(by_hand, 1)[0].split(" · ")[0]
     by_hand.locator(".tm-filters button", has_text="Last 7 days").click()
     by_hand.wait_for_function("() => location.search.includes('period=7d')", timeout=30_000)
     by_hand.wait_for_timeout(1500)  # the redraw of the last change
@@ -716,7 +717,8 @@ def test_a_shared_link_opens_the_same_view_on_a_preheated_kernel(
             arg=[key, value],
             timeout=30_000,
         )
-    assert _selected(shared, 0) == ["JFK"] and _selected(shared, 1) == [airline]
+    assert _selected(shared, 0) == ["JFK Kennedy"]
+    assert [a.split(" · ")[0] for a in _selected(shared, 1)] == [airline]
     assert _active(shared, ".tm-filters") == ["Last 7 days"]
     assert _active(shared, ".tm-panel-ahead") == ["6 h"]
     assert _active(shared, ".tm-panel-carriers") == ["On-time %"]
@@ -735,7 +737,7 @@ def test_a_shared_link_opens_the_same_view_on_a_preheated_kernel(
         arg=tiles["flights"],
         timeout=30_000,
     )
-    assert _selected(shared, 0) == ["JFK"] and _active(shared, ".tm-panel-ahead") == ["6 h"]
+    assert _selected(shared, 0) == ["JFK Kennedy"] and _active(shared, ".tm-panel-ahead") == ["6 h"]
     assert "not understood" not in shared.inner_text(".tm-url")  # the link was rewritten
     assert not ERROR_TEXT.search(shared.inner_text("body"))
     assert errors == [], errors[:5]
@@ -773,7 +775,7 @@ def test_the_wall_mode(voila: str, browser) -> None:
         assert not page.locator(hidden).first.is_visible(), hidden
     for shown in (".tm-header", ".tm-attn, [data-attention]", '[data-kpi="flights"]'):
         assert page.locator(shown).first.is_visible(), shown
-    assert _selected(page, 0) == ["LGA"]
+    assert _selected(page, 0) == ["LGA LaGuardia"]
     seen = []
     for _ in range(5):  # every row once, then the first again
         slide = page.evaluate("document.documentElement.dataset.slide")
@@ -818,7 +820,7 @@ def test_off_localhost_the_page_asks_a_token(browser, served_db, tmp_path: Path)
         assert f"Using pre-heated kernel: {_kernel_id(page)}" in log.read_text()
         page.reload(wait_until="domcontentloaded")
         wait_rendered(page, timeout_ms=120_000)
-        assert _selected(page, 0) == ["EWR"]
+        assert _selected(page, 0) == ["EWR Newark"]
         page.close()
     finally:
         stop_group(proc)
