@@ -20,6 +20,7 @@ loop keeps drawing meanwhile). :func:`preheated` tells which, :func:`await_reque
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Callable
@@ -30,6 +31,8 @@ from urllib.parse import parse_qs, urlencode
 from pipelines.core.domain import ORIGINS
 
 from .ahead import AHEAD_CHOICES, AHEAD_DEFAULT
+
+log = logging.getLogger(__name__)
 
 # the period buttons (filters.PERIODS) in the URL
 PERIOD_KEYS = {"today": "Today", "yesterday": "Yesterday", "7d": "Last 7 days", "all": "All loaded"}
@@ -196,7 +199,10 @@ def await_request(then: Callable[[str], None]) -> threading.Thread:
     def wait() -> None:
         from voila.utils import wait_for_request
 
-        wait_for_request()  # sets QUERY_STRING and the request's other variables
+        try:
+            wait_for_request()  # sets QUERY_STRING and the request's other variables
+        except Exception:  # noqa: BLE001 - the page must still become shareable
+            log.exception("no request information from Voila: the link's view is not applied")
         then(os.environ.get("QUERY_STRING", ""))
 
     thread = threading.Thread(target=wait, name="voila-request", daemon=True)

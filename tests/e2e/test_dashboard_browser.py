@@ -663,6 +663,12 @@ def _active(page, panel: str) -> list[str]:
     )
 
 
+def wait_view(page, timeout_ms: int = 60_000) -> None:
+    """Until the page's view is the one of its URL: the kernel writes it back once applied (a
+    preheated kernel drew the default view before its request came)."""
+    page.wait_for_selector("[data-tm-url]", state="attached", timeout=timeout_ms)
+
+
 def _kernel_id(page) -> str:
     return page.evaluate(
         "JSON.parse(document.getElementById('jupyter-config-data').textContent).kernelId"
@@ -691,6 +697,7 @@ def test_a_shared_link_opens_the_same_view_on_a_preheated_kernel(
     by_hand.on("pageerror", lambda e: errors.append(str(e)))
     by_hand.goto(voila, wait_until="domcontentloaded", timeout=60_000)
     wait_rendered(by_hand)
+    wait_view(by_hand)
     assert urllib.parse.urlsplit(by_hand.url).query == ""  # the default view: a plain URL
     by_hand.locator(".tm-filters select").first.select_option(index=[1])  # JFK
     by_hand.locator(".tm-filters select").nth(1).select_option(index=[0])  # 'AA · American...'
@@ -710,6 +717,7 @@ def test_a_shared_link_opens_the_same_view_on_a_preheated_kernel(
     shared.on("pageerror", lambda e: errors.append(str(e)))
     shared.goto(link, wait_until="domcontentloaded", timeout=60_000)
     wait_rendered(shared)
+    wait_view(shared)
     shared.wait_for_selector(".tm-url [data-banner]", timeout=30_000)
     for key, value in tiles.items():
         shared.wait_for_function(
@@ -719,7 +727,7 @@ def test_a_shared_link_opens_the_same_view_on_a_preheated_kernel(
         )
     assert _selected(shared, 0) == ["JFK Kennedy"]
     assert [a.split(" · ")[0] for a in _selected(shared, 1)] == [airline]
-    assert _active(shared, ".tm-filters") == ["Last 7 days"]
+    assert _active(shared, ".tm-filters .widget-toggle-buttons") == ["Last 7 days"]
     assert _active(shared, ".tm-panel-ahead") == ["6 h"]
     assert _active(shared, ".tm-panel-carriers") == ["On-time %"]
     assert shared.locator(".tm-panel-board select").input_value() == "Delay (longest first)"
@@ -732,6 +740,7 @@ def test_a_shared_link_opens_the_same_view_on_a_preheated_kernel(
 
     shared.reload(wait_until="domcontentloaded")
     wait_rendered(shared)
+    wait_view(shared)
     shared.wait_for_function(
         "v => document.querySelector('[data-kpi=\"flights\"]').dataset.value === v",
         arg=tiles["flights"],
@@ -761,6 +770,7 @@ def test_the_wall_mode(voila: str, browser) -> None:
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.goto(voila + "?wall=1&rotate=5&airports=LGA", wait_until="domcontentloaded")
     wait_rendered(page)
+    wait_view(page)
     page.wait_for_function("() => document.documentElement.dataset.slide === '1/5'")
     assert page.evaluate("getComputedStyle(document.body).backgroundColor") == "rgb(11, 18, 32)"
     assert page.evaluate(
@@ -811,15 +821,17 @@ def test_off_localhost_the_page_asks_a_token(browser, served_db, tmp_path: Path)
         url = voila_server.wait_ready(proc, port, log)
         page = browser.new_page(viewport={"width": 1500, "height": 1000})
         page.goto(url + "?airports=EWR", wait_until="domcontentloaded")
-        assert page.locator("input[type=password]").is_visible()
+        assert page.locator("#password_input").is_visible()  # Voila's login form
         assert page.locator("[data-kpi]").count() == 0
         page.goto(url + "?airports=EWR&token=tok-123", wait_until="domcontentloaded")
         wait_rendered(page, timeout_ms=120_000)
+        wait_view(page)
         page.wait_for_function("() => !location.search.includes('token')", timeout=30_000)
         assert _query(page.url) == {"airports": ["EWR"]}
         assert f"Using pre-heated kernel: {_kernel_id(page)}" in log.read_text()
         page.reload(wait_until="domcontentloaded")
         wait_rendered(page, timeout_ms=120_000)
+        wait_view(page)
         assert _selected(page, 0) == ["EWR Newark"]
         page.close()
     finally:
