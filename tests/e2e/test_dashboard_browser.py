@@ -565,8 +565,7 @@ def test_look_ahead_search_and_drill_down(voila: str, browser, served_db) -> Non
     page.goto(voila, wait_until="domcontentloaded", timeout=60_000)
     wait_rendered(page)
     page.wait_for_selector('.tm-panel-ahead table[data-table="ahead"]', timeout=30_000)
-    page.wait_for_timeout(1500)  # bqplot's first draw logs d3 transform errors: not ours
-    errors.clear()
+    page.wait_for_timeout(1500)  # bqplot draws asynchronously (no console error since #20)
 
     scope_line = page.locator('.tm-header [data-scope="departures"]')
     assert scope_line.is_visible()
@@ -882,8 +881,7 @@ def test_the_page_follows_the_stream_without_a_reload(voila: str, browser, serve
     page.goto(voila, wait_until="domcontentloaded", timeout=60_000)
     wait_rendered(page)
     page.wait_for_selector('.tm-panel-board table[data-table="board"]')
-    page.wait_for_timeout(1500)  # bqplot's first draw logs d3 transform errors: not ours
-    errors.clear()
+    page.wait_for_timeout(1500)  # bqplot draws asynchronously (no console error since #20)
     before = float(tile_value(page, "flights"))
     board = "document.querySelector('.tm-panel-board .tm-scroll')"  # the widget that scrolls
     page.evaluate(f"() => {{ const b = {board}; b.scrollTop = 90; b.dataset.probe = 'kept'; }}")
