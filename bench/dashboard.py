@@ -27,6 +27,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import socket
 import statistics
 import subprocess
@@ -81,21 +82,28 @@ def _start_voila(env: str, database: str, port: int, log: Path, pool: int) -> su
     raise SystemExit(f"voila did not answer; see {log}")
 
 
-def _kernels(port: int) -> list[dict]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/kernels", timeout=5) as r:
-        return json.loads(r.read())
+def _kernel_state(port: int, kernel_id: str) -> str | None:
+    try:
+        with urllib.request.urlopen(
+            f"http://127.0.0.1:{port}/api/kernels/{kernel_id}", timeout=5
+        ) as r:
+            return json.loads(r.read()).get("execution_state")
+    except OSError:
+        return None
 
 
-def _wait_pool(port: int, open_pages: int, pool: int, timeout_s: float = 300.0) -> float:
-    """Until Voila runs ``open_pages + pool`` kernels, all idle (the pooled ones ran the
-    notebook), then 2 s; the seconds waited."""
+def _wait_pool(
+    port: int, log: Path, loads: int, pool: int, settle_s: float, timeout_s: float = 300.0
+) -> float:
+    """Until Voila has started a kernel for the pool after each of the ``loads`` pages so far
+    and the ``pool`` newest are idle (they ran the notebook), then ``settle_s``; the seconds
+    waited."""
     started = time.monotonic()
     while time.monotonic() - started < timeout_s:
-        kernels = _kernels(port)
-        if len(kernels) >= open_pages + pool and all(
-            k.get("execution_state") == "idle" for k in kernels
-        ):
-            time.sleep(2.0)
+        ids = re.findall(r"Kernel started: ([0-9a-f-]+)", log.read_text())
+        newest = ids[-pool:] if len(ids) >= loads + pool else []
+        if newest and all(_kernel_state(port, k) == "idle" for k in newest):
+            time.sleep(settle_s)
             return time.monotonic() - started
         time.sleep(0.5)
     raise SystemExit(f"the kernel pool was not ready in {timeout_s:.0f} s")
@@ -171,7 +179,13 @@ def _filter_changes(page, changes: int) -> dict:
 
 
 def measure(
-    env: str, database: str | None, loads: int, changes: int, out: Path, pool: int = 1
+    env: str,
+    database: str | None,
+    loads: int,
+    changes: int,
+    out: Path,
+    pool: int = 1,
+    settle_s: float = 2.0,
 ) -> dict:
     """Measure the page of ``env`` on ``database``; write and return the result."""
     settings = config.load(env)
@@ -226,7 +240,7 @@ def measure(
             page = None
             for i in range(loads):
                 # the kernels of the pages loaded so far stay (culled after kernel_idle_s)
-                waited = _wait_pool(port, i, pool) if pool else 0.0
+                waited = _wait_pool(port, log, i, pool, settle_s) if pool else 0.0
                 run = _first_render(context, f"http://127.0.0.1:{port}/", outside)
                 kernel = run["page"].evaluate(
                     "JSON.parse(document.getElementById('jupyter-config-data')"
@@ -278,9 +292,10 @@ def main() -> int:
     ap.add_argument("--loads", type=int, default=4, help="page loads (fresh kernels)")
     ap.add_argument("--changes", type=int, default=20, help="filter changes to time")
     ap.add_argument("--pool", type=int, default=1, help="preheated kernels (0: one per load)")
+    ap.add_argument("--settle", type=float, default=2.0, help="s after the pool is ready")
     ap.add_argument("--out", type=Path, default=REPO_ROOT / "outputs" / "bench" / "dashboard.json")
     args = ap.parse_args()
-    measure(args.env, args.database, args.loads, args.changes, args.out, args.pool)
+    measure(args.env, args.database, args.loads, args.changes, args.out, args.pool, args.settle)
     return 0
 
 
