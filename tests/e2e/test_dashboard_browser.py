@@ -828,10 +828,10 @@ def test_off_localhost_the_page_asks_a_token(browser, served_db, tmp_path: Path)
         page.wait_for_function("() => !location.search.includes('token')", timeout=30_000)
         assert _query(page.url) == {"airports": ["EWR"]}
         assert f"Using pre-heated kernel: {_kernel_id(page)}" in log.read_text()
-        page.reload(wait_until="domcontentloaded")
-        wait_rendered(page, timeout_ms=120_000)
-        wait_view(page)
         assert _selected(page, 0) == ["EWR Newark"]
+        page.reload(wait_until="domcontentloaded")  # no token in the URL now: the cookie
+        wait_rendered(page, timeout_ms=120_000)
+        assert not page.locator("#password_input").count()
         page.close()
     finally:
         stop_group(proc)
