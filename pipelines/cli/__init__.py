@@ -227,10 +227,14 @@ def build_parser() -> argparse.ArgumentParser:
         cmd_dashboard,
         "Serve the dashboard (notebooks/dashboard.ipynb) with Voila on 127.0.0.1:PORT until "
         "Ctrl-C, SIGTERM or SIGHUP, which stop Voila and every kernel. A kernel whose page is "
-        "gone is stopped after dashboard.kernel_idle_s (parameters/<env>.yaml, 600 s).",
+        "gone is stopped after dashboard.kernel_idle_s (parameters/<env>.yaml, 600 s); "
+        "dashboard.pool_size kernels (1) wait preheated for the next visit.",
     )
     p.add_argument("--port", type=int, default=8866, help="port (default 8866)")
-    p.add_argument("--ip", default="127.0.0.1", help="listen on (127.0.0.1; a container: 0.0.0.0)")
+    p.add_argument(
+        "--ip", default="127.0.0.1",
+        help="listen on (127.0.0.1; a container: 0.0.0.0, which needs $TARMAC_DASHBOARD_TOKEN)",
+    )  # fmt: skip
     p.add_argument("--base-url", default=None, help="a path prefix behind a proxy, e.g. /tarmac/")
 
     p = add(

@@ -90,6 +90,8 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
 
     settings = config.load(args.env)
     where = f"http://{args.ip}:{args.port}{args.base_url or '/'}"
+    if voila.token_for(args.ip):  # refused here when not local and no token
+        where += f"?token=${voila.TOKEN_ENV}"
     print(f"Dashboard ({settings.env}): {where}   Ctrl-C to stop", flush=True)
     return voila.serve(settings.env, args.port, settings.dashboard, args.ip, args.base_url)
 

@@ -138,10 +138,13 @@ class DashboardSettings(_Model):
     (~210 MB); a kernel no page has been connected to for ``kernel_idle_s`` seconds is stopped,
     checked every ``cull_interval_s`` seconds: a closed tab, a crashed browser, a laptop put to
     sleep, a lost network. The page's own refreshes do not keep it alive; a page still open
-    is never culled."""
+    is never culled. ``pool_size`` kernels are kept preheated (the notebook already run, the
+    page drawn, ~210 MB each): a visit takes one and the pool is filled again; 0 starts a
+    kernel per visit (bench/dashboard.py: the first complete render, docs/dashboard.md)."""
 
     kernel_idle_s: int = Field(default=600, ge=1)
     cull_interval_s: int = Field(default=60, ge=1)
+    pool_size: int = Field(default=1, ge=0, le=8)
 
 
 class AlertRuleSettings(_Model):

@@ -8,7 +8,11 @@ The page: ``app.Dashboard`` builds it, owns its ``state.State`` and the refresh 
 ``reading.Reader`` in a thread, drawn on the kernel's loop), the auto-refresh loop and, between
 two refreshes, the ``follow.Follower`` that redraws the board and the tiles after every batch
 of the stream (when to read and which hourly row wins: ``live``);
-``filters.FilterBar`` is the filter bar and its scope; ``messages`` is what the banner says;
+``filters.FilterBar`` is the filter bar and its scope; ``share`` is the view in the URL (pure:
+``parse``, ``encode``) and ``sharing`` what the page does with it (applied from the request,
+also in a preheated kernel, written back for the template's ``history.replaceState``; the wall
+mode is the template's, ``jupyter/voila/templates/tarmac/wall.html.j2``); ``messages`` is what
+the banner says;
 ``panels`` has one module per part of the page (``header``: clock, freshness and jobs;
 ``attention``; ``tiles``: the KPIs; ``hourly``; ``airports``; ``carriers``; ``heatmap``;
 ``weather``; ``routes``: the map; ``board``: the live departures; ``rejects``), drawn with

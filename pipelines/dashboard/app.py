@@ -38,6 +38,7 @@ from .follow import Follower, Following
 from .live import LIVE_S
 from .reading import UNREACHABLE, Reader, log, read_then_draw, running_loop
 from .search import Ask
+from .sharing import Sharing
 from .state import State
 
 # the cards of the page, row by row (the keys of ``Dashboard.panels``)
@@ -47,7 +48,7 @@ ROWS = (
 )  # fmt: skip
 
 
-class Dashboard(Following):
+class Dashboard(Following, Sharing):
     """The airport operations dashboard of one env (its MongoDB serving database)."""
 
     def __init__(
@@ -103,12 +104,13 @@ class Dashboard(Following):
         self.rejects_panel = P.RejectsPanel(self)
         self.ahead_panel = P.AheadPanel(self)
         self.search_panel = P.SearchPanel(self)  # drawn when asked (a search, a click)
+        self.carriers_panel = P.CarriersPanel(self)
         # drawn in this order for a scope: the attention list last, from what they kept
         self.scoped: list[P.Panel] = [
             self.tiles_panel,
             self.ahead_panel,
             P.HourlyPanel(self),
-            P.CarriersPanel(self),
+            self.carriers_panel,
             P.AirportsPanel(self),
             # these depend on the airports (and the routes on the months) only: a carrier or
             # day change within the month leaves them as they are
@@ -122,6 +124,9 @@ class Dashboard(Following):
         self.header = self.header_panel.html
         self.attention = self.attention_panel.html
         self.rejects = self.rejects_panel.html
+        self._build_sharing()
+        for panel in (self.search_panel, self.rejects_panel):  # not on the wall (template)
+            self.panels[panel.key].add_class("tm-nowall")
 
         row = {"width": "100%", "align_items": "stretch", "flex_flow": "row wrap"}
         self.root = W.VBox(
@@ -135,6 +140,7 @@ class Dashboard(Following):
                 self.tiles_panel.note,
                 *(W.HBox([self.panels[k] for k in keys], layout=W.Layout(**row)) for keys in ROWS),
                 self.stamp,
+                self.url,
             ],
             layout=W.Layout(padding="8px 14px", width="100%", max_width="1600px", margin="0 auto"),
         )
@@ -143,6 +149,7 @@ class Dashboard(Following):
         for child in self.root.children:
             if isinstance(child, W.HBox):
                 child.add_class("tm-gap")
+                child.add_class("tm-row")  # a slide of the wall mode (the template's script)
 
         self.w_refresh.on_click(lambda _: self.refresh())
         self.w_reset.on_click(lambda _: self.reset_filters())
@@ -152,10 +159,12 @@ class Dashboard(Following):
     # ------------------------------------------------------------------------- public API
 
     def show(self) -> W.VBox:
-        """Display the page, read and draw it, start the auto-refresh."""
+        """Display the page, read and draw it in the view of the request's URL (a preheated
+        kernel: once Voila hands it its request), start the auto-refresh."""
         from IPython.display import display
 
         display(self.root)
+        self._await_claim(running_loop())
         self.refresh()
         self._schedule()
         return self.root
@@ -245,6 +254,7 @@ class Dashboard(Following):
             if not result.has_data:
                 self._show_empty()
                 return
+            self._apply_pending()  # the view of the request's URL, once
             self.banner.value = ""
             self._draw_scope(rejects=True)
             board_next = result.clock is not None

@@ -138,8 +138,13 @@ class HourlyChart:
         self.y_flights.max = _nice(float(np.nanmax(flights)) * 1.05, 10.0) if len(flights) else 10.0
         self.delay_axis.tick_values = _ticks(self.y_delay.min, self.y_delay.max)
         self.flights_axis.tick_values = _ticks(0.0, self.y_flights.max, 4)
+        # only the hours with a delay: bqplot places the line's end label (and its markers) at
+        # the last point, and a NaN there (the hours of a partly loaded day that have no
+        # departure yet) logs "<g> attribute transform: ... translate(787.5,NaN)" in the console
+        known = np.isfinite(delay)
         with self.line.hold_sync():
-            self.line.x, self.line.y = labels, delay
+            self.line.x = [lab for lab, k in zip(labels, known, strict=True) if k]
+            self.line.y = delay[known]
         with self.limit.hold_sync():
             self.limit.x = [labels[0], labels[-1]] if labels else []
             self.limit.y = [15.0, 15.0] if labels else []

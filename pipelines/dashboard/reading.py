@@ -53,7 +53,8 @@ def attempt(
     except UNREACHABLE as exc:
         return exc
     except Exception as exc:  # noqa: BLE001 - shown as a message, logged in full
-        log.exception("%s failed", what)
+        if "interpreter shutdown" not in str(exc):  # the kernel stops (its page closed)
+            log.exception("%s failed", what)
         return exc
     finally:
         timings[key] = time.perf_counter() - started

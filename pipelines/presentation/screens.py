@@ -6,6 +6,10 @@ Started exactly as ``make dashboard`` starts it (the local ``tarmac`` template f
 ``pipelines/dashboard/jupyter``, 127.0.0.1 only) with the build's parameters
 (``TARMAC_PARAMETERS_DIR``), so the screenshots show what the duty manager would see over the
 data the pipeline loaded. Requests leaving localhost are aborted and reported.
+
+Each shot (:data:`SHOTS`) is a page opened at a URL of its own: the overview and the board
+from the plain URL, a view restored from a link's query string (docs/dashboard.md, "Sharing a
+view") and the wall mode at a TV's 1920 x 1080 (``?wall=1``, its first row of panels).
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import contextlib
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from pipelines.core import config
 from pipelines.dashboard import browser
@@ -22,7 +26,21 @@ from pipelines.stack import voila
 from pipelines.stack.services import stop_group
 
 REPO = config.REPO_ROOT
-SHOTS = {"dashboard.png": None, "dashboard_board.png": ".tm-panel-board"}
+
+
+class Shot(NamedTuple):
+    query: str  # the page's query string ('' : the plain URL)
+    selector: str | None  # the element captured (None: the viewport)
+    viewport: tuple[int, int] = (1500, 900)
+
+
+SHARED_VIEW = "?airports=JFK&period=7d&ahead=6&sort=delay&late=1"
+SHOTS = {
+    "dashboard.png": Shot("", None),
+    "dashboard_board.png": Shot("", ".tm-panel-board"),
+    "dashboard_shared.png": Shot(SHARED_VIEW, None),
+    "dashboard_wall.png": Shot("?wall=1&rotate=600", None, (1920, 1080)),
+}
 
 
 class ScreenshotError(RuntimeError):
@@ -64,36 +82,43 @@ def capture(url: str, img_dir: Path, playwright: Any, timeout_ms: int = 90_000) 
     img_dir.mkdir(parents=True, exist_ok=True)
     outside: list[str] = []
     b = browser.launch(playwright)
+    written = []
     try:
-        page = b.new_page(viewport={"width": 1500, "height": 900})
-        page.route(
-            "**/*",
-            lambda r: (
-                r.continue_()
-                if _local(r.request.url)
-                else (outside.append(r.request.url), r.abort())
-            ),
-        )
-        page.goto(url, wait_until="domcontentloaded", timeout=timeout_ms)
-        try:
-            page.wait_for_selector('[data-kpi="flights"][data-value]', timeout=timeout_ms)
-            page.wait_for_selector("[data-clock]", timeout=timeout_ms)
-            page.wait_for_selector(
-                ".tm-panel-board table, .tm-panel-board .tm-empty", timeout=timeout_ms
+        for name, shot in SHOTS.items():
+            page = b.new_page(viewport=dict(zip(("width", "height"), shot.viewport, strict=True)))
+            page.route(
+                "**/*",
+                lambda r: (
+                    r.continue_()
+                    if _local(r.request.url)
+                    else (outside.append(r.request.url), r.abort())
+                ),
             )
-        except Exception as exc:  # Playwright's TimeoutError: say what is missing
-            raise ScreenshotError(f"the dashboard at {url} did not render: {exc}") from exc
-        page.wait_for_timeout(2500)  # bqplot draws asynchronously
-        written = []
-        for name, selector in SHOTS.items():
+            _open(page, url + shot.query, timeout_ms)
             path = img_dir / name
-            if selector is None:
+            if shot.selector is None:
                 page.evaluate("window.scrollTo(0, 0)")
                 page.screenshot(path=str(path))
             else:
-                page.locator(selector).first.screenshot(path=str(path))
+                page.locator(shot.selector).first.screenshot(path=str(path))
             written.append(path)
-        page.close()
+            page.close()
     finally:
         b.close()
     return {"files": written, "outside": outside}
+
+
+def _open(page: Any, url: str, timeout_ms: int) -> None:
+    """Open ``url`` and wait until the page is drawn (tiles, clock, board, charts)."""
+    page.goto(url, wait_until="domcontentloaded", timeout=timeout_ms)
+    try:
+        page.wait_for_selector('[data-kpi="flights"][data-value]', timeout=timeout_ms)
+        page.wait_for_selector("[data-clock]", timeout=timeout_ms)
+        page.wait_for_selector(
+            ".tm-panel-board table, .tm-panel-board .tm-empty",
+            state="attached",
+            timeout=timeout_ms,
+        )
+    except Exception as exc:  # Playwright's TimeoutError: say what is missing
+        raise ScreenshotError(f"the dashboard at {url} did not render: {exc}") from exc
+    page.wait_for_timeout(2500)  # bqplot draws asynchronously

@@ -13,6 +13,19 @@ the timeouts of ``Settings.dashboard`` (``kernel_idle_s``, 10 min; checked every
 ``cull_interval_s``, 60 s), counted from the moment no page is connected
 (:mod:`.voila_kernels`), the page's own redraws (widget messages) not counted as activity.
 A page still open is never culled (``cull_connected=False``).
+
+Preheated kernels. A kernel started for a visit costs the page ~4 s before its first draw
+(the kernel, the imports, the reads: bench/dashboard.py, 4.2 s median over a full year, issue
+20). Voila keeps ``dashboard.pool_size`` kernels (1) that already ran the notebook: a visit
+takes one (the page drawn at once; the kernel reads the request's query string through Voila,
+``pipelines.dashboard.share``) and Voila starts another for the next. Pooled kernels are never
+culled (Voila's own rule); a pooled kernel's page refreshes itself as any page does.
+
+Access. Listening on anything but 127.0.0.1 / localhost needs a token (``$TARMAC_DASHBOARD_TOKEN``,
+docker-compose's ``.env``): :func:`serve` refuses to start without one. The token is passed to
+Voila only (``--Voila.token``), never to its kernels' environment; the first visit gives it
+(``?token=...``, or Voila's login form), a cookie keeps it. 127.0.0.1 stays open (a developer's
+``make dashboard``).
 """
 
 from __future__ import annotations
@@ -27,10 +40,13 @@ from pathlib import Path
 
 from pipelines.core import signals
 from pipelines.core.config import REPO_ROOT, DashboardSettings
+from pipelines.core.exceptions import ConfigError
 from pipelines.stack.services import stop_group
 
 DASHBOARD = REPO_ROOT / "notebooks" / "dashboard.ipynb"
 JUPYTER = REPO_ROOT / "pipelines" / "dashboard" / "jupyter"
+TOKEN_ENV = "TARMAC_DASHBOARD_TOKEN"
+LOCAL_IPS = ("127.0.0.1", "localhost", "::1")
 
 
 def free_port() -> int:
@@ -59,13 +75,22 @@ def command(
     dashboard: DashboardSettings | None = None,
     ip: str = "127.0.0.1",
     base_url: str | None = None,
+    token: str | None = None,
 ) -> list[str]:
     """Voila serving ``notebooks/dashboard.ipynb`` on ``ip:port`` (127.0.0.1 unless a
     container publishes it; under ``base_url`` behind a proxy's path prefix), never a
-    browser, kernels culled as ``dashboard`` says."""
+    browser, kernels culled and preheated as ``dashboard`` says, ``token`` asked of every
+    visitor (None: none)."""
     dashboard = dashboard or DashboardSettings()
     km = "--MappingKernelManager"
     prefix = [f"--Voila.base_url={base_url}"] if base_url else []
+    if token:
+        prefix.append(f"--Voila.token={token}")
+    if dashboard.pool_size:
+        prefix += [
+            "--VoilaConfiguration.preheat_kernel=True",
+            f"--VoilaConfiguration.default_pool_size={dashboard.pool_size}",
+        ]
     return [
         sys.executable, "-m", "voila", str(DASHBOARD), f"--port={port}", *prefix,
         f"--Voila.ip={ip}", "--no-browser", f"--Voila.config_file_paths={JUPYTER}",
@@ -79,8 +104,23 @@ def command(
 
 def environment(env: str, **extra: str) -> dict[str, str]:
     """This process's environment plus what the dashboard's kernels need (``TARMAC_ENV``,
-    our ``JUPYTER_PATH``) and ``extra`` (e.g. ``MONGO_DATABASE``, ``TARMAC_REFRESH_S``)."""
-    return {**os.environ, "TARMAC_ENV": env, "JUPYTER_PATH": str(JUPYTER), **extra}
+    our ``JUPYTER_PATH``) and ``extra`` (e.g. ``MONGO_DATABASE``, ``TARMAC_REFRESH_S``); never
+    the token (the kernels run what a visitor makes them run)."""
+    base = {k: v for k, v in os.environ.items() if k != TOKEN_ENV}
+    return {**base, "TARMAC_ENV": env, "JUPYTER_PATH": str(JUPYTER), **extra}
+
+
+def token_for(ip: str) -> str | None:
+    """The token Voila asks of visitors when it listens on ``ip``: ``$TARMAC_DASHBOARD_TOKEN``
+    (None on 127.0.0.1 / localhost without one). Raises ``ConfigError`` for any other address
+    without a token."""
+    token = os.environ.get(TOKEN_ENV, "").strip() or None
+    if token is None and ip not in LOCAL_IPS:
+        raise ConfigError(
+            f"the dashboard listens on {ip}, not only on this machine: set {TOKEN_ENV} "
+            "(docker compose: in .env, see .env.example) or serve on 127.0.0.1"
+        )
+    return token
 
 
 def wait_ready(proc: subprocess.Popen, port: int, log: Path, timeout_s: float = 90.0) -> str:
@@ -110,9 +150,11 @@ def serve(
     """Voila in the foreground (its output on this terminal) until it exits or this process is
     interrupted (Ctrl-C, or SIGTERM / SIGHUP taken as Ctrl-C by the CLI): then Voila is sent
     SIGTERM (it shuts its kernels down) and its whole process group is gone. Voila's exit
-    code, or 0 when interrupted."""
+    code, or 0 when interrupted. Raises ``ConfigError`` when ``ip`` is not local and no token
+    is set (:func:`token_for`)."""
+    token = token_for(ip)
     proc = subprocess.Popen(
-        command(port, dashboard, ip, base_url), cwd=REPO_ROOT, env=environment(env),
+        command(port, dashboard, ip, base_url, token), cwd=REPO_ROOT, env=environment(env),
         stdin=subprocess.DEVNULL, start_new_session=True,
     )  # fmt: skip
     try:

@@ -29,3 +29,28 @@ class PageKernelManager(AsyncMappingKernelManager):
         kernel = self._kernels.get(kernel_id)
         if kernel is not None and self._kernel_connections.get(kernel_id, 0) <= 0:
             kernel.last_activity = utcnow()
+
+
+def _page_sets_the_xsrf_cookie() -> None:
+    """Voila 0.5.13's page posts its kernel's shutdown on ``beforeunload`` with the ``_xsrf``
+    cookie as form field, a cookie its page handler never sets (only jupyter_server's own
+    templates touch ``xsrf_token``): every shutdown was refused, ``403 '_xsrf' argument
+    missing from POST`` in Voila's log and a console error on every reload (issue 20), and the
+    kernel waited for the culler. The page's handler now sets the cookie (tornado's
+    ``xsrf_token``) after jupyter_server's ``prepare``: the shutdown is accepted (204), the
+    XSRF check itself unchanged. Applied when Voila loads this module (its kernel manager)."""
+    from voila.handler import VoilaHandler
+
+    if getattr(VoilaHandler, "_tarmac_xsrf_cookie", False):
+        return
+    prepare = VoilaHandler.prepare
+
+    async def prepare_and_set_cookie(self: VoilaHandler, *args: object, **kwargs: object) -> None:
+        await prepare(self, *args, **kwargs)
+        _ = self.xsrf_token  # tornado sets the `_xsrf` cookie on first access
+
+    VoilaHandler.prepare = prepare_and_set_cookie  # type: ignore[method-assign]
+    VoilaHandler._tarmac_xsrf_cookie = True  # type: ignore[attr-defined]
+
+
+_page_sets_the_xsrf_cookie()

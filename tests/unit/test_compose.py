@@ -236,6 +236,10 @@ def test_voila_is_served_by_the_dashboard_command(services: dict[str, Any]) -> N
     assert command == ["python", "-m", "pipelines", "dashboard", "--env", "compose",
                        "--ip", "0.0.0.0", "--port", "8866"]  # fmt: skip
     assert services["voila"]["ports"] == ["127.0.0.1:8866:8866"]
+    # 0.0.0.0 inside the container: Voila asks a token, from .env (never inline)
+    token = services["voila"]["environment"]["TARMAC_DASHBOARD_TOKEN"]
+    assert token == "${TARMAC_DASHBOARD_TOKEN:?set it in .env}"
+    assert re.search(r"^TARMAC_DASHBOARD_TOKEN=\S+$", (REPO / ".env.example").read_text(), re.M)
 
 
 def test_the_runner_s_crontab_leaves_the_stream_to_its_service(
