@@ -3,8 +3,9 @@
 Starts the stack; replays 2013 on an accelerated clock in the background (flight events to
 Kafka, one weather file per replayed hour and the reference snapshots of each replayed day to
 the landing zone); runs the flight stream long-lived, as the service cron's watchdog keeps
-(:mod:`pipelines.orchestration.service`: the live board every 500 ms, the hour KPIs every
-second, the lake path every 10 s; started here unless it already runs);
+(:mod:`pipelines.orchestration.service`: the live board every 500 ms, the lake path every
+10 s; started here unless it already runs), and the alerts service beside it (a round of the
+alert rules every 5 s);
 runs the file jobs through the runner (papermill + ledger), each in a process of its own, as
 soon as the replay has landed a file for it; serves the dashboard with Voila. Ctrl-C, SIGTERM or
 SIGHUP stops everything this command started (the stream service and the stack too, unless
@@ -62,6 +63,7 @@ log = structlog.get_logger(__name__)
 
 SPEED = 24.0  # the default replay speed (see the module doc for why)
 STREAM = "flights_stream"
+SERVICES = (STREAM, "alerts")  # long-lived, as cron's watchdog keeps them
 FILE_JOBS = {"weather_hourly": "weather", "reference_daily": "reference"}  # job -> its files
 POLL_S = 1.0
 
@@ -120,15 +122,16 @@ def run(settings: Settings, speed: float | None, start: str, cycles: int | None,
     speed = speed or SPEED
     signals.install()  # SIGTERM / SIGHUP: the Ctrl-C path below
     was_running = {s.name for s in services(settings) if s.pid() is not None}
-    stream_was_running = service.is_running(settings, STREAM)
+    already = {name for name in SERVICES if service.is_running(settings, name)}
     logs_dir = outputs_dir() / "logs"
     py = sys.executable
     procs: dict[str, subprocess.Popen] = {}
     jobs = FileJobs(settings)
     try:
         control.up(settings)
-        _, st = service.start(settings, STREAM)
-        logs.step(f"{STREAM:<24}  service {st['status']} (pid {st['pid']}), log {st['log']}")
+        for name in SERVICES:
+            _, st = service.start(settings, name)
+            logs.step(f"{name:<24}  service {st['status']} (pid {st['pid']}), log {st['log']}")
         procs["replay"] = _spawn([py, "-m", "pipelines", "replay", "all", "--env",
                                   settings.env, "--start", start, "--speed", str(speed),
                                   "--no-progress"], logs_dir / "demo-replay.log")  # fmt: skip
@@ -157,8 +160,9 @@ def run(settings: Settings, speed: float | None, start: str, cycles: int | None,
         jobs.stop()
         for name, proc in procs.items():
             _stop(proc, name)
-        if not stream_was_running:
-            service.stop(settings, STREAM)
+        for name in SERVICES:
+            if name not in already:
+                service.stop(settings, name)
         for svc in services(settings):
             if svc.embedded and svc.name not in was_running:
                 svc.stop()

@@ -1,9 +1,9 @@
 """``python -m pipelines demo`` stopped by SIGTERM leaves nothing running: the replay, Voila, the
-flight stream service (its supervisor, worker, Spark JVM and PySpark daemon), and a file job's
-run caught mid-way (the runner, its papermill kernel and that kernel's Spark JVM). Everything
-the demo starts inherits its environment, so "nothing left" is checked as: no process carries
-the test's own ``TARMAC_PARAMETERS_DIR`` once the demo has exited. The shared ``ci`` stack was
-running before: the demo leaves it running."""
+flight stream service (its supervisor, worker, Spark JVM and PySpark daemon), the alerts
+service, and a file job's run caught mid-way (the runner, its papermill kernel and that kernel's
+Spark JVM). Everything the demo starts inherits its environment, so "nothing left" is checked
+as: no process carries the test's own ``TARMAC_PARAMETERS_DIR`` once the demo has exited. The
+shared ``ci`` stack was running before: the demo leaves it running."""
 
 from __future__ import annotations
 
@@ -65,14 +65,16 @@ def test_sigterm_stops_everything_the_demo_started(
         demo = subprocess.Popen(cmd, env=env, cwd=REPO_ROOT, stdout=out, stderr=subprocess.STDOUT,
                                 start_new_session=True)  # fmt: skip
     svc = service.paths(settings.env, "flights_stream", outputs)
+    alerts = service.paths(settings.env, "alerts", outputs)
     try:
 
         def busy() -> bool:
-            """The stream service up and a weather run's papermill kernel started."""
+            """The stream and alerts services up and a weather run's papermill kernel
+            started."""
             cmdlines = [" ".join(p.cmdline()) for p in _ours(marker) if p.is_running()]
             kernel = any("ipykernel" in c for c in cmdlines)
             weather = any("run weather_hourly" in c for c in cmdlines)
-            return service.held(svc.pidfile) and weather and kernel
+            return service.held(svc.pidfile) and service.held(alerts.pidfile) and weather and kernel
 
         deadline = time.monotonic() + 420
         while not busy():
@@ -88,7 +90,7 @@ def test_sigterm_stops_everything_the_demo_started(
         while (left := _ours(marker)) and time.monotonic() < deadline:
             time.sleep(0.2)
         assert not left, "\n".join(["still running:", *_described(left), "it ran:", *running])
-        assert not service.held(svc.pidfile)
+        assert not service.held(svc.pidfile) and not service.held(alerts.pidfile)
         assert {s.name: s.pid() for s in services(settings)} == stack_before  # shared: kept
     finally:
         if demo.poll() is None:

@@ -14,7 +14,7 @@ The rules (thresholds: :class:`~pipelines.core.config.AlertRuleSettings`, ``aler
 
 - ``stale_source``: a data job's data is late against the replay clock or not updated for a
   while (the registry's ``stale_wall`` / ``stale_replay``);
-- ``stream_behind``: a path of the stream (live board, hour KPIs, lake path) has no recent
+- ``stream_behind``: a path of the stream (live board, lake path) has no recent
   batch while Kafka records wait, or too many wait (:data:`STREAM_LIMITS`);
 - ``failed_job``: a job's last run failed (red), or a run failed in the last 24 h (amber);
 - ``not_departed``: flights past their scheduled departure and not departed, per airport;
