@@ -6,6 +6,8 @@ Which command runs a job? Every job is in the one registry (``python -m pipeline
   parameters checked, a lock, a timeout, retries of transient failures, the run ledger, an HTML
   report of the output notebook;
 - ``backfill``: ``run`` once per date of a range (dates already done are skipped);
+- ``rebuild``: the clean and serving tables and the documents of a range of dates recomputed
+  from the raw lake, with a progress bar (the ``rebuild`` job in this process, its lock taken);
 - ``job``: the job's code in this process, no notebook, no ledger: for debugging;
 - ``submit``: the job with spark-submit, on any Spark master: the cluster path;
 - ``pipeline``: replay a window of 2013, then every data job once, in order (tests, backfills);
@@ -39,6 +41,7 @@ from .commands import (
     cmd_jobs,
     cmd_lab,
     cmd_pipeline,
+    cmd_rebuild,
     cmd_replay,
     cmd_run,
     cmd_runs,
@@ -57,6 +60,7 @@ SHORT = {  # the one-line help of each command in `--help`; each has a longer --
     "pipeline": "replay a window of 2013, then every data job once, in order",
     "run": "run a job's notebook as cron does (papermill, lock, retries, ledger)",
     "backfill": "`run` a dated job once per date of a range",
+    "rebuild": "recompute clean + serving tables and documents from the raw lake (resumable)",
     "job": "run a job's code in this process, no notebook (debugging)",
     "submit": "run a job with spark-submit on any Spark master (cluster)",
     "jobs": "list the jobs of the registry",
@@ -285,6 +289,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--to", dest="date_to", required=True, type=date.fromisoformat, metavar="YYYY-MM-DD"
     )
+
+    p = add(
+        "rebuild",
+        cmd_rebuild,
+        "Recompute clean/* and serving/* and rewrite the MongoDB documents of the local dates "
+        "--from .. --to (default: every date of raw/flight_events) from the raw lake, a month "
+        "at a time, in this process with a progress bar; safe while the stream runs; a rebuild "
+        "that died resumes from the first month it had not finished (--restart: start over). "
+        "The same as `run rebuild -p from_date=.. -p to_date=..` without papermill.",
+    )
+    p.add_argument("--from", dest="date_from", type=date.fromisoformat, metavar="YYYY-MM-DD",
+                   help="first local date (default: the raw log's first)")  # fmt: skip
+    p.add_argument("--to", dest="date_to", type=date.fromisoformat, metavar="YYYY-MM-DD",
+                   help="last local date (default: the raw log's last)")  # fmt: skip
+    p.add_argument(
+        "--restart",
+        action="store_true",
+        help="start over instead of resuming an unfinished rebuild of the same range",
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     p = add("runs", cmd_runs, "The latest runs recorded in the ledger (newest first).")
     p.add_argument("--job", default=None, help="only this job")

@@ -246,6 +246,30 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rebuild(args: argparse.Namespace) -> int:
+    from pipelines.core.config import outputs_dir
+    from pipelines.jobs import rebuild, registry
+    from pipelines.orchestration.locks import JobLock, lock_path
+    from pipelines.orchestration.runner import Paths
+
+    settings = config.load(args.env)
+    spec = registry.get(rebuild.JOB)
+    spec.validate({"env": settings.env, "from_date": args.date_from, "to_date": args.date_to})
+    registry.renice(spec)
+    lock = JobLock(lock_path(Paths(outputs_dir()).locks, settings.env, spec.name),
+                   job=spec.name, env=settings.env)  # fmt: skip
+    with lock:  # the lock of `run rebuild` and cron: one rebuild of an env at a time
+        result = rebuild.run(settings, args.date_from, args.date_to, restart=args.restart,
+                             progress=not args.no_progress)  # fmt: skip
+    steps = " · ".join(f"{k} {v:.1f} s" for k, v in result.get("steps", {}).items())
+    resumed = f", resumed after {result['skipped_chunks']} month(s)" if result["resumed"] else ""
+    print(
+        f"rebuild ({settings.env}): {result['rebuilt_dates']} of {result['dates']} dates in "
+        f"{result['chunks']} month(s){resumed}, {result['seconds']:.1f} s  {steps}".rstrip()
+    )
+    return 0
+
+
 def _short_time(value: object) -> object:
     from datetime import datetime
 

@@ -36,6 +36,28 @@ class DailyParams(JobParams):
     )
 
 
+class RebuildParams(JobParams):
+    """``rebuild`` (:mod:`pipelines.jobs.rebuild`): a range of local dates of the raw log."""
+
+    from_date: dt.date | None = Field(
+        default=None, description="first local date, YYYY-MM-DD (None: the raw log's first)"
+    )
+    to_date: dt.date | None = Field(
+        default=None, description="last local date, YYYY-MM-DD (None: the raw log's last)"
+    )
+    restart: bool = Field(
+        default=False, description="start over instead of resuming an unfinished rebuild"
+    )
+
+    @field_validator("to_date")
+    @classmethod
+    def _ordered(cls, value: dt.date | None, info: ValidationInfo) -> dt.date | None:
+        first = info.data.get("from_date")
+        if value is not None and first is not None and value < first:
+            raise ValueError(f"to_date {value} is before from_date {first}")
+        return value
+
+
 _UNITS = {"ms": "milliseconds", "s": "seconds", "sec": "seconds", "seconds": "seconds",
           "m": "minutes", "min": "minutes", "minutes": "minutes"}  # fmt: skip
 

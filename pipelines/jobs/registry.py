@@ -40,6 +40,7 @@ from pipelines.jobs.params import (
     DailyParams,
     HousekeepingParams,
     JobParams,
+    RebuildParams,
     SmokeParams,
     StreamParams,
 )
@@ -202,6 +203,19 @@ JOBS: dict[str, JobSpec] = {
             description="alert rules: open / update / close alerts, webhook and mail",
             module="pipelines.jobs.alerts",
             service=ServiceSpec({"every_s": "5"}),
+        ),
+        JobSpec(
+            # by hand (python -m pipelines rebuild): the clean and serving tables and their
+            # documents recomputed from the raw lake, a month at a time, resumable
+            "rebuild",
+            Path("notebooks/60_rebuild.ipynb"),
+            RebuildParams,
+            timeout_s=3600,
+            retries=1,  # a rerun resumes from the first month not done
+            retry_backoff_s=60,
+            description="clean + serving tables and documents recomputed from the raw lake",
+            module="pipelines.jobs.rebuild",
+            nice=BATCH_NICE,
         ),
         JobSpec(
             # daily in the crontab: VACUUM, OPTIMIZE, old run records, logs, ledger, rejects

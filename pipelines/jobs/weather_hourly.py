@@ -115,7 +115,7 @@ def _write(
         where = _landed_again(lz, files, days)
         tables.replace_where(spark, raw_rows, settings, tables.RAW_WEATHER, where)
     newest = accepted.agg(F.max("hour_utc")).first()[0]
-    tables.retrying(lambda: _clean_days(settings, spark, days, newest), "clean weather")
+    tables.retrying(lambda: clean_days(settings, spark, days, newest), "clean weather")
     dates = [
         r.d for r in accepted.select(
             F.date_format(F.from_utc_timestamp("hour_utc", LOCAL_TZ), "yyyy-MM-dd").alias("d")
@@ -159,7 +159,7 @@ def _landed_again(lz: LandingZone, files: list[LandedFile], days: list[str]) -> 
     return f"day IN ({quoted(sorted(days))}) AND ({' OR '.join(parts)})"
 
 
-def _clean_days(settings: Settings, spark: Any, days: list[str], newest: datetime) -> None:
+def clean_days(settings: Settings, spark: Any, days: list[str], newest: datetime) -> None:
     """Recompute ``clean/weather`` of ``days`` from ``raw/weather`` and publish the hours of
     the serving horizon."""
     clean = latest_per_hour(tables.read_where(spark, settings, tables.RAW_WEATHER, "day", days))

@@ -1,0 +1,175 @@
+"""``rebuild``: recompute the clean and serving tables of a range of dates from the raw lake and
+rewrite their MongoDB documents; the same results, document for document, as the incremental
+path wrote (``python -m pipelines rebuild [--from DATE] [--to DATE]``, ``run rebuild``,
+``submit rebuild``).
+
+When to use it: after a change to a measure, a cleaning rule, an enrichment or a document's
+shape, to correct the past without replaying 2013 through Kafka; after a ``clean/*`` or
+``serving/*`` table or a collection was lost or damaged (the raw tables are the source of
+truth: ``raw/flight_events`` and ``raw/weather`` are only ever appended).
+
+What it does, one calendar month of local dates at a time (a chunk):
+
+1. ``clean/weather`` of the chunk's UTC days from ``raw/weather`` (the newest landed row of each
+   origin-hour, as ``weather_hourly`` does), and their ``weather_hourly`` documents within the
+   serving horizon of the newest weather hour of the lake;
+2. :func:`pipelines.serving.publish.refresh` of the chunk's dates: ``clean/flights`` from every
+   raw event, the KPI tables, the ``flights_by_hour`` buckets within the serving horizon of the
+   newest event of the lake (the buckets a catch-up of the whole log writes: an older bucket's
+   document, written while it was live, is left as it is), the ``kpi_hourly``, ``kpi_daily`` and
+   ``kpi_route_monthly`` documents;
+3. the chunk recorded as done in the lake (``_ops/rebuild``, a Delta table); once every chunk is,
+   the ``kpi_profile`` document and the rebuild recorded as finished.
+
+Safe while the stream runs: every write replaces whole partitions or whole documents inside a
+Delta transaction; a commit conflict redoes the step and a chunk whose inputs moved meanwhile
+(new events, weather, reference data) is recomputed from the newer data (``refresh``). Resumable:
+a rebuild that died goes on, with the same range, from the first chunk it had not finished
+(``restart=True`` starts over). The reference tables (``clean/airlines``, ``airports``,
+``planes``) are snapshots of a file, not derived from other tables: ``reference_daily`` rewrites
+them.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
+from typing import Any
+
+import structlog
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+from tqdm import tqdm
+
+from pipelines.core import logs
+from pipelines.core.config import Settings
+from pipelines.jobs import weather_hourly
+from pipelines.jobs.params import RebuildParams
+from pipelines.lake import tables
+from pipelines.serving import publish
+from pipelines.stack.spark import build_session
+
+log = structlog.get_logger(__name__)
+
+JOB = "rebuild"
+PROGRESS = tables.Table("_ops/rebuild")  # one row per chunk done, one "*" row per finished run
+PROGRESS_SCHEMA = "run_id string, range string, chunk string, done_at timestamp"
+FINISHED = "*"
+
+
+def raw_dates(spark: SparkSession, settings: Settings, start: date | None,
+              end: date | None) -> list[str]:  # fmt: skip
+    """The local dates of ``raw/flight_events`` within ``[start, end]`` (a bound None: open),
+    from the partition column alone."""
+    frame = tables.read(spark, settings, tables.FLIGHT_EVENTS).select("date")
+    if start is not None:
+        frame = frame.where(F.col("date") >= start.isoformat())
+    if end is not None:
+        frame = frame.where(F.col("date") <= end.isoformat())
+    return sorted(r.date for r in frame.distinct().collect())
+
+
+def chunks(dates: list[str]) -> Iterator[tuple[str, list[str]]]:
+    """``dates`` by calendar month: ``("2013-03", [...])`` in order (a month's route KPIs are
+    computed from its whole days once its chunk is done)."""
+    months: dict[str, list[str]] = {}
+    for d in dates:
+        months.setdefault(d[:7], []).append(d)
+    yield from months.items()
+
+
+def range_key(start: date | None, end: date | None) -> str:
+    """``2013-01-01..2013-03-31`` (``..`` an open end): which rebuild a resumed one continues."""
+    return f"{start or ''}..{end or ''}"
+
+
+def _progress(spark: SparkSession, settings: Settings, key: str) -> tuple[str | None, set[str]]:
+    """The unfinished rebuild of ``key`` (its run id and the chunks it did), or ``(None, {})``."""
+    rows = tables.read(spark, settings, PROGRESS, PROGRESS_SCHEMA).where(F.col("range") == key)
+    last = rows.orderBy(F.col("done_at").desc()).select("run_id").first()
+    if last is None:
+        return None, set()
+    done = {r.chunk for r in rows.where(F.col("run_id") == last.run_id).select("chunk").collect()}
+    return (None, set()) if FINISHED in done else (last.run_id, done)
+
+
+def _record(spark: SparkSession, settings: Settings, run_id: str, key: str, chunk: str) -> None:
+    now = datetime.now(UTC).replace(tzinfo=None)
+    row = spark.createDataFrame([(run_id, key, chunk, now)], PROGRESS_SCHEMA)
+    tables.retrying(lambda: tables.append(row, settings, PROGRESS), "rebuild progress")
+
+
+def _newest(spark: SparkSession, settings: Settings, table: tables.Table, column: str) -> Any:
+    """The newest ``column`` of ``table`` (None when it is empty or absent): the end of the
+    serving horizon the incremental path used when it last wrote."""
+    if not tables.exists(spark, settings, table):
+        return None
+    return tables.read(spark, settings, table).agg(F.max(column)).first()[0]
+
+
+def run(
+    settings: Settings,
+    start: date | None = None,
+    end: date | None = None,
+    restart: bool = False,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Rebuild the local dates ``[start, end]`` of the raw log (see the module); return the counts
+    and the time of each step."""
+    t0 = time.monotonic()
+    spark = build_session(settings, JOB)
+    result: dict[str, Any] = {"dates": 0, "rebuilt_dates": 0, "chunks": 0, "skipped_chunks": 0,
+                              "resumed": False}  # fmt: skip
+    if not tables.exists(spark, settings, tables.FLIGHT_EVENTS):
+        log.info("rebuild.nothing", reason="raw/flight_events does not exist yet")
+        return {**result, "seconds": round(time.monotonic() - t0, 2)}
+    dates = raw_dates(spark, settings, start, end)
+    result["dates"] = len(dates)
+    key = range_key(start, end)
+    run_id, done = (None, set()) if restart else _progress(spark, settings, key)
+    result["resumed"] = run_id is not None
+    run_id = run_id or uuid.uuid4().hex[:12]
+    newest_event = _newest(spark, settings, tables.FLIGHT_EVENTS, "event_time")
+    newest_hour = _newest(spark, settings, tables.RAW_WEATHER, "hour_utc")
+    steps: dict[str, float] = {}
+    todo = [(month, ds) for month, ds in chunks(dates) if month not in done]
+    result["skipped_chunks"] = len(done)
+    bar = tqdm(todo, desc="rebuild", unit="month", disable=not progress)
+    for month, month_dates in bar:
+        bar.set_postfix_str(f"{month} ({len(month_dates)} dates)")
+        c0 = time.monotonic()
+        if newest_hour is not None:
+            days = publish.weather_days(month_dates)
+            tables.retrying(
+                lambda d=days: weather_hourly.clean_days(settings, spark, d, newest_hour),
+                "clean weather",
+            )
+        steps["weather"] = steps.get("weather", 0.0) + time.monotonic() - c0
+        for name, seconds in publish.refresh(
+            spark, settings, month_dates, newest=newest_event, profile=False
+        ).items():
+            steps[name] = steps.get(name, 0.0) + seconds
+        _record(spark, settings, run_id, key, month)
+        result["rebuilt_dates"] += len(month_dates)
+        result["chunks"] += 1
+        if not progress:
+            logs.step(f"rebuild {month}", f"{len(month_dates)} dates",
+                      f"{time.monotonic() - c0:.1f} s")  # fmt: skip
+    p0 = time.monotonic()
+    if dates:
+        publish.publish_profile(spark, settings)
+    steps["profile"] = time.monotonic() - p0
+    _record(spark, settings, run_id, key, FINISHED)
+    result.update(run_id=run_id, first=dates[0] if dates else None,
+                  last=dates[-1] if dates else None,
+                  steps={k: round(v, 2) for k, v in steps.items()},
+                  seconds=round(time.monotonic() - t0, 2))  # fmt: skip
+    log.info("rebuild.done", **result)
+    return result
+
+
+def main(settings: Settings, params: RebuildParams) -> dict[str, Any]:
+    """The registry's entry: :func:`run` of ``params``."""
+    return run(settings, params.from_date, params.to_date, params.restart)
