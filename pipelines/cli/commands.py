@@ -9,6 +9,8 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
+from typing import Any
 
 import structlog
 
@@ -147,11 +149,14 @@ def cmd_job(args: argparse.Namespace) -> int:
 
 def cmd_jobs(args: argparse.Namespace) -> int:
     from pipelines.jobs import registry
+    from pipelines.orchestration import cron
 
+    schedules = cron.schedules()
     rows = [
-        {"job": name, "notebook": str(spec.notebook), "code": spec.module or "-",
+        {"job": name, "notebook": str(spec.notebook), "code": spec.code,
          "in pipeline": "yes" if spec.in_pipeline else "-",
          "service": spec.service.describe() if spec.service else "-",
+         "schedule": schedules.get(name, "-"),
          "parameters": spec.describe_params()}
         for name, spec in registry.jobs().items()
     ]  # fmt: skip
@@ -173,7 +178,29 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
     return 0
 
 
+def _promote(
+    args: argparse.Namespace, settings: config.Settings, spec: Any
+) -> tuple[list[str], Path]:
+    """A notebook-native job's spark-submit command: its notebook as a script, parameters
+    injected as papermill injects them, under ``outputs/submit/<job>/`` (and its metrics file)."""
+    from pipelines.jobs import notebook_jobs
+    from pipelines.jobs.registry import METRICS_PARAM, parse_assignments
+    from pipelines.orchestration import runner
+    from pipelines.orchestration.ledger import now
+    from pipelines.stack.spark import spark_submit
+
+    typed = runner.validate(spec, settings.env, parse_assignments(args.param))
+    folder = config.outputs_dir() / "submit" / spec.name
+    stem = runner.new_run_id(now())
+    metrics = folder / f"{stem}.metrics.json"
+    values = {**typed.model_dump(mode="json"), METRICS_PARAM: str(metrics)}
+    script = notebook_jobs.export_script(spec, values, folder / f"{stem}.py")
+    log.info("submit.script", job=spec.name, notebook=str(spec.notebook), script=str(script))
+    return [*spark_submit(settings), str(script)], metrics
+
+
 def cmd_submit(args: argparse.Namespace) -> int:
+    from pipelines.jobs import notebook_jobs, registry
     from pipelines.stack.spark import submit_command
 
     settings = config.load(args.env)
@@ -181,17 +208,28 @@ def cmd_submit(args: argparse.Namespace) -> int:
         settings = settings.model_copy(
             update={"spark": settings.spark.model_copy(update={"master": args.master})}
         )
-    cmd = submit_command(settings, args.job, args.param or [])
+    spec = registry.get(args.job)
+    metrics = None
+    if spec.native:  # promoted: nbconvert's script of the notebook, run by spark-submit
+        cmd, metrics = _promote(args, settings, spec)
+    else:
+        cmd = submit_command(settings, args.job, args.param or [])
     log.info("spark.submit", cmd=" ".join(cmd))
     # spark-submit starts Python workers and the driver with PYSPARK_PYTHON: this venv's python
     env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
+    if spec.native:  # a script outside the package: this checkout's pipelines first, as for run
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(config.REPO_ROOT),
+                                                          env.get("PYTHONPATH")]))  # fmt: skip
     spark_log = logs.log_path().with_name(f"submit-{args.job}.log")
     with logs.quiet_stderr(spark_log):  # Spark's own lines: to that file (not with --verbose)
-        code = subprocess.call(cmd, env=env)
+        # a notebook job runs where papermill runs it: in the repository's root
+        code = subprocess.call(cmd, env=env, cwd=config.REPO_ROOT if spec.native else None)
     if code != 0 and not logs.is_verbose():
         tail = spark_log.read_text(errors="replace").splitlines()[-25:]
         print("\n".join([*tail, f"spark-submit failed ({code}); its log: {spark_log}"]),
               file=sys.stderr)  # fmt: skip
+    if code == 0 and metrics is not None:  # what the notebook reported, as `job` prints it
+        print(json.dumps(notebook_jobs.read_metrics(metrics), default=str))
     return code
 
 
