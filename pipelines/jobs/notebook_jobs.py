@@ -290,6 +290,26 @@ from IPython.display import display  # noqa: F401  (a kernel's builtin; prints o
 """
 
 
+def _refuse_magics(spec: JobSpec, cells: list[Any]) -> None:
+    """A cell with IPython syntax (``%magic``, ``!shell``, ``x?``) cannot run as a script."""
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    transform = TransformerManager().transform_cell
+    found = []
+    for index, cell in enumerate(cells):
+        if cell.cell_type != "code":
+            continue
+        plain = transform(cell.source)
+        if "get_ipython()" in plain and "get_ipython()" not in cell.source:
+            lines = [ln for ln in cell.source.splitlines() if ln.lstrip()[:1] in ("%", "!")]
+            found.append(f"cell {index}: {(lines or [cell.source])[0].strip()[:60]!r}")
+    if found:
+        raise ConfigError(f"job {spec.name}: {spec.notebook} uses IPython syntax, which a script "
+                          f"run by spark-submit cannot: {'; '.join(found[:3])}; write plain "
+                          "Python (subprocess for !, no %matplotlib: its default backend "
+                          "draws inline)")  # fmt: skip
+
+
 def export_script(spec: JobSpec, params: Mapping[str, Any], target: Path) -> Path:
     """Write ``spec``'s notebook as a Python script at ``target``, ``params`` (validated, JSON
     values, :data:`METRICS_PARAM` included) injected after its parameters cell exactly as
@@ -299,14 +319,9 @@ def export_script(spec: JobSpec, params: Mapping[str, Any], target: Path) -> Pat
     from papermill.parameterize import parameterize_notebook
 
     nb = load_notebook_node(str(spec.notebook_path))  # as papermill reads it for `run`
+    _refuse_magics(spec, nb.cells)
     nb = parameterize_notebook(nb, dict(params), kernel_name="python3", language="python")
     body, _ = ScriptExporter().from_notebook_node(nb)
-    magics = [ln.strip() for ln in body.splitlines() if "get_ipython()" in ln]
-    if magics:
-        raise ConfigError(f"job {spec.name}: {spec.notebook} uses IPython magics, which a "
-                          f"script run by spark-submit cannot: {magics[:3]}; use plain Python "
-                          "(e.g. subprocess instead of !, matplotlib's defaults instead of "
-                          "%matplotlib)")  # fmt: skip
     body = "\n".join(ln for ln in body.splitlines() if not ln.startswith("#!"))
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(_PRELUDE.format(notebook=spec.notebook, job=spec.name) + body + "\n")

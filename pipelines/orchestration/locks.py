@@ -204,7 +204,8 @@ def hold(job: str, env: str | None = None, *, locks_dir: Path | None = None) -> 
     try:
         lock.acquire()
     except JobLockedError as exc:
-        if (holder := _runner_holds(path)) is not None:
+        told = run_lock is not None and Path(run_lock) == path  # by the runner of this kernel
+        if told and (holder := _runner_holds(path)) is not None:
             owner = f"the runner (pid {holder.get('pid')}, run {holder.get('run_id', '?')})"
             return HeldLock(path, job, env, owner)
         raise JobLockedError(
