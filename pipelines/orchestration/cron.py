@@ -103,10 +103,10 @@ def markers(root: Path) -> tuple[str, str]:
     return f"# BEGIN tarmac {root}", f"# END tarmac {root}"
 
 
-def block(template: str, root: Path = REPO_ROOT) -> str:
-    """The rendered template between this checkout's markers."""
+def block(template: str, root: Path = REPO_ROOT, jobs: Mapping[str, JobSpec] | None = None) -> str:
+    """The rendered template between this checkout's markers (``jobs``: as :func:`render`)."""
     begin, end = markers(root)
-    return f"{begin}\n{render(template, root)}{end}\n"
+    return f"{begin}\n{render(template, root, jobs)}{end}\n"
 
 
 def _split(current: str, root: Path) -> tuple[list[str], list[str]]:
