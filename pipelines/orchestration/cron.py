@@ -73,17 +73,22 @@ def notebook_lines(jobs: Mapping[str, JobSpec] | None = None) -> list[str]:
     return lines
 
 
+def expand(template: str, jobs: Mapping[str, JobSpec] | None = None) -> str:
+    """The template with its ``{{NOTEBOOK_JOBS}}`` line replaced by :func:`notebook_lines`
+    (``jobs``: default the registry's; none scheduled: the line goes), ``{{ROOT}}`` kept."""
+    if not any(line.strip() == NOTEBOOK_JOBS for line in template.splitlines()):
+        return template
+    generated = notebook_lines(jobs)
+    lines: list[str] = []
+    for line in template.splitlines():
+        lines += generated if line.strip() == NOTEBOOK_JOBS else [line]
+    return "\n".join(lines) + "\n"
+
+
 def render(template: str, root: Path = REPO_ROOT, jobs: Mapping[str, JobSpec] | None = None) -> str:
     """The crontab template with the notebook jobs' lines in place of ``{{NOTEBOOK_JOBS}}``
-    (``jobs``: default the registry's) and ``{{ROOT}}`` replaced by ``root`` (absolute)."""
-    if any(line.strip() == NOTEBOOK_JOBS for line in template.splitlines()):
-        generated = "\n".join(notebook_lines(jobs))
-        template = "\n".join(
-            generated if line.strip() == NOTEBOOK_JOBS else line
-            for line in template.splitlines()
-            if line.strip() != NOTEBOOK_JOBS or generated
-        )
-    text = template.replace(PLACEHOLDER, _root_for_cron(Path(root).resolve()))
+    (:func:`expand`) and ``{{ROOT}}`` replaced by ``root`` (absolute)."""
+    text = expand(template, jobs).replace(PLACEHOLDER, _root_for_cron(Path(root).resolve()))
     return text if text.endswith("\n") else text + "\n"
 
 
