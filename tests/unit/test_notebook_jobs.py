@@ -304,3 +304,27 @@ def test_the_defaults_are_the_job_specs(tmp_path: Path, monkeypatch) -> None:
         base.timeout_s, base.retries, base.retry_backoff_s, base.nice, base.date_param,
     )  # fmt: skip
     assert spec.description == "" and spec.schedule is None and spec.writes == ()
+
+
+def test_the_spark_submit_entry_point_runs_a_notebook_job_too(tmp_path: Path) -> None:
+    """``spark-submit pipelines/jobs/submit.py <job>``: the one entry point of the registry's
+    jobs takes a notebook job as well (run here by python alone: what its driver runs)."""
+    env = {**os.environ, notebook_jobs.NOTEBOOKS_ENV: "tests/notebooks",
+           "TARMAC_OUTPUTS_DIR": str(tmp_path)}  # fmt: skip
+    res = subprocess.run(
+        [sys.executable, str(REPO / "pipelines" / "jobs" / "submit.py"), "nb_job_hold",
+         "--env", "ci", "-p", "label=entry"],
+        capture_output=True, text=True, cwd=REPO, env=env, timeout=120,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout.splitlines()[-1])["label"] == "entry"
+
+
+def test_backfill_takes_a_notebook_jobs_date_param(test_jobs) -> None:
+    """A notebook job with a ``date_param`` is dated as a module job is: ``backfill`` sets it
+    (an ISO string, validated as a date)."""
+    spec = test_jobs["nb_job_hold"]
+    typed = runner.validate(spec, "ci", {spec.date_param: dt.date(2013, 1, 2).isoformat()})
+    assert typed.model_dump(mode="json") == {
+        "env": "ci", "seconds": 0.0, "label": "hand", "day": "2013-01-02",
+    }  # fmt: skip
