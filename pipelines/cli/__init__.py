@@ -1,6 +1,8 @@
 """``python -m pipelines <command>``: the one command line of Tarmac (``--help`` on each).
 
 Which command runs a job? Every job is in the one registry (``python -m pipelines jobs``):
+a module of pipelines/jobs/ with its notebook, or a notebook-native job (a notebook whose
+metadata holds ``tarmac.job``; docs/notebooks.md); run, backfill, job and submit take either:
 
 - ``run``: the production path, as cron does it: the job's notebook through papermill, its
   parameters checked, a lock, a timeout, retries of transient failures, the run ledger, an HTML
@@ -8,8 +10,11 @@ Which command runs a job? Every job is in the one registry (``python -m pipeline
 - ``backfill``: ``run`` once per date of a range (dates already done are skipped);
 - ``rebuild``: the clean and serving tables and the documents of a range of dates recomputed
   from the raw lake, with a progress bar (the ``rebuild`` job in this process, its lock taken);
-- ``job``: the job's code in this process, no notebook, no ledger: for debugging;
-- ``submit``: the job with spark-submit, on any Spark master: the cluster path;
+- ``job``: the job's code in this process, no notebook, no ledger: for debugging (a
+  notebook-native job: its notebook as a script, no kernel);
+- ``submit``: the job with spark-submit, on any Spark master: the cluster path (a
+  notebook-native job: nbconvert's script of its notebook, parameters injected as papermill
+  does, under outputs/submit/<job>/);
 - ``pipeline``: replay a window of 2013, then every data job once, in order (tests, backfills);
 - ``service``: a long-lived job (the flight stream) supervised in the background: restarted
   when it dies, stopped cleanly; ``service ensure`` is cron's watchdog;
@@ -32,24 +37,26 @@ from pipelines.core import config, logs, signals
 from pipelines.core.exceptions import TarmacError
 
 from .commands import (
-    cmd_backfill,
     cmd_cluster,
     cmd_cron,
     cmd_dashboard,
     cmd_demo,
-    cmd_job,
-    cmd_jobs,
     cmd_lab,
-    cmd_pipeline,
-    cmd_rebuild,
     cmd_replay,
-    cmd_run,
-    cmd_runs,
     cmd_schedule,
     cmd_service,
     cmd_slides,
     cmd_smoke,
     cmd_stack,
+)
+from .jobs import (
+    cmd_backfill,
+    cmd_job,
+    cmd_jobs,
+    cmd_pipeline,
+    cmd_rebuild,
+    cmd_run,
+    cmd_runs,
     cmd_submit,
 )
 
@@ -164,7 +171,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="producer processes for `flights --catch-up` (default: parameters)",
     )
 
-    p = add("jobs", cmd_jobs, "List the jobs of the registry: notebook, code, parameters.")
+    p = add(
+        "jobs",
+        cmd_jobs,
+        "List the jobs of the registry: notebook, code (a module, or `notebook` for a "
+        "notebook-native job), schedule (the crontab's), parameters. Notebook-native jobs: "
+        "notebooks/*.ipynb whose metadata holds tarmac.job, and those of $TARMAC_JOBS_NOTEBOOKS.",
+    )
 
     p = add(
         "job",
@@ -256,7 +269,10 @@ def build_parser() -> argparse.ArgumentParser:
         "submit",
         cmd_submit,
         "Run a job with spark-submit on any Spark master (pipelines/jobs/submit.py, the same "
-        "jars and conf as the notebooks): the cluster path.",
+        "jars and conf as the notebooks): the cluster path. A notebook-native job is promoted: "
+        "nbconvert turns its notebook into outputs/submit/<job>/<stamp>.py with the parameters "
+        "injected as papermill injects them, and spark-submit runs that script; the last line "
+        "printed is what the notebook reported.",
     )
     job_arguments(p)
     p.add_argument(

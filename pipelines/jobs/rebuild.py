@@ -120,8 +120,10 @@ def run(
     and the time of each step."""
     t0 = time.monotonic()
     spark = build_session(settings, JOB)
-    result: dict[str, Any] = {"dates": 0, "rebuilt_dates": 0, "chunks": 0, "skipped_chunks": 0,
-                              "resumed": False}  # fmt: skip
+    result: dict[str, Any] = dict.fromkeys(
+        ("dates", "rebuilt_dates", "chunks", "skipped_chunks", "rows_in", "accepted", "rejected"), 0
+    )
+    result["resumed"] = False
     if not tables.exists(spark, settings, tables.FLIGHT_EVENTS):
         log.info("rebuild.nothing", reason="raw/flight_events does not exist yet")
         return {**result, "seconds": round(time.monotonic() - t0, 2)}
@@ -136,6 +138,8 @@ def run(
     steps: dict[str, float] = {}
     todo = [(month, ds) for month, ds in chunks(dates) if month not in done]
     result["skipped_chunks"] = len(done)
+    result["rows_in"] = sum(len(ds) for _, ds in todo)  # the runner's counts: dates planned,
+    result["rejected"] = 0  # dates rebuilt (accepted), none refused
     bar = tqdm(todo, desc="rebuild", unit="month", disable=not progress)
     for month, month_dates in bar:
         bar.set_postfix_str(f"{month} ({len(month_dates)} dates)")
@@ -153,6 +157,7 @@ def run(
             steps[name] = steps.get(name, 0.0) + seconds
         _record(spark, settings, run_id, key, month)
         result["rebuilt_dates"] += len(month_dates)
+        result["accepted"] = result["rebuilt_dates"]
         result["chunks"] += 1
         if not progress:
             logs.step(f"rebuild {month}", f"{len(month_dates)} dates",

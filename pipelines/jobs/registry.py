@@ -18,6 +18,12 @@ tests run the data jobs in (any order gives the same state).
 
 Tests and plugins add jobs without touching this file: ``TARMAC_JOBS_MODULE=pkg.mod[,other]``
 names modules whose ``JOBS`` dict is merged into the registry (also in subprocesses).
+
+**Notebook-native jobs** need no module and no entry here: a notebook whose metadata holds
+``tarmac.job`` (name, schedule, timeout, retries, what it writes) *is* a job, its parameters read
+from its ``parameters`` cell (:mod:`pipelines.jobs.notebook_jobs`). :func:`jobs` returns them
+with the module jobs: every ``notebooks/*.ipynb`` that declares one, and those of the folders of
+``$TARMAC_JOBS_NOTEBOOKS=dir[:dir]``. A name declared twice is a :class:`ConfigError`.
 """
 
 from __future__ import annotations
@@ -88,13 +94,29 @@ class JobSpec:
     # Spark's JVM and Python workers inherit it): the batch jobs yield the cores to the
     # stream's hot path, which must put an event on the board within seconds (BATCH_NICE)
     nice: int = 0
+    # a notebook-native job (declared by its notebook's metadata, pipelines.jobs.notebook_jobs):
+    # no module; its cron schedule (5 fields, None: not scheduled) and what it writes
+    native: bool = False
+    schedule: str | None = None
+    writes: tuple[str, ...] = ()
 
     def run(self, settings: Any, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        """Run the job in this process with ``params`` (validated; ``env`` from ``settings``)."""
-        if self.module is None:
+        """Run the job in this process with ``params`` (validated; ``env`` from ``settings``):
+        a module job's ``main``; a notebook-native job's notebook as a script (its code cells,
+        parameters injected as papermill does, no kernel), returning what it reported."""
+        if self.module is None and not self.native:
             raise ConfigError(f"job {self.name} has no module to run in-process; use `run`")
         typed = self.validate({"env": settings.env, **(params or {})})
-        return importlib.import_module(self.module).main(settings, typed)
+        if self.native:
+            from pipelines.jobs import notebook_jobs
+
+            return notebook_jobs.run_in_process(self, typed)
+        return importlib.import_module(str(self.module)).main(settings, typed)
+
+    @property
+    def code(self) -> str:
+        """Where the job's code is, for ``jobs``: its module, or ``notebook`` (native)."""
+        return self.module or ("notebook" if self.native else "-")
 
     @property
     def notebook_path(self) -> Path:
@@ -293,8 +315,20 @@ def _extra_jobs() -> dict[str, JobSpec]:
 
 
 def jobs() -> dict[str, JobSpec]:
-    """The catalog: :data:`JOBS` plus the jobs of ``$TARMAC_JOBS_MODULE``."""
-    return {**JOBS, **_extra_jobs()}
+    """The catalog: :data:`JOBS`, the jobs of ``$TARMAC_JOBS_MODULE``, and the notebook-native
+    jobs of ``notebooks/`` and ``$TARMAC_JOBS_NOTEBOOKS`` (a name already taken is refused)."""
+    from pipelines.jobs import notebook_jobs  # it builds JobSpecs: imported once this one is
+
+    known = {**JOBS, **_extra_jobs()}
+    for name, spec in notebook_jobs.discover().items():
+        if name in known:
+            other = known[name].module or known[name].notebook
+            raise ConfigError(
+                f"job '{name}' is declared twice: by notebook {spec.notebook} (its metadata "
+                f"tarmac.job.name) and by {other}; rename the notebook's job"
+            )
+        known[name] = spec
+    return known
 
 
 def get(name: str) -> JobSpec:

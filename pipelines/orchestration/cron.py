@@ -1,7 +1,10 @@
 """``cron/tarmac.crontab``: rendered for this checkout, installed into the user's crontab, or
 run by a foreground scheduler on machines without cron.
 
-- :func:`render` replaces ``{{ROOT}}`` with this checkout's absolute path;
+- :func:`render` replaces ``{{ROOT}}`` with this checkout's absolute path, and the line
+  ``{{NOTEBOOK_JOBS}}`` with one line per notebook-native job that has a ``schedule`` in its
+  notebook's metadata (:func:`notebook_lines`, generated from the registry when rendered: a
+  new scheduled notebook needs no edit of the template, only ``cron install`` again);
 - :func:`merge` / :func:`remove` edit a crontab's text between ``# BEGIN tarmac <root>`` and
   ``# END tarmac <root>`` only, so installing twice never duplicates a line and removing
   leaves every other entry alone (pure functions on strings; :func:`install` /
@@ -17,6 +20,7 @@ import re
 import shlex
 import subprocess
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -26,11 +30,14 @@ from croniter import croniter
 
 from pipelines.core.config import REPO_ROOT
 from pipelines.core.exceptions import ConfigError, TarmacError
+from pipelines.jobs import notebook_jobs, registry
+from pipelines.jobs.registry import JobSpec
 
 log = structlog.get_logger(__name__)
 
 TEMPLATE = REPO_ROOT / "cron" / "tarmac.crontab"
 PLACEHOLDER = "{{ROOT}}"
+NOTEBOOK_JOBS = "{{NOTEBOOK_JOBS}}"  # a line of its own: the scheduled notebook-native jobs
 _ENV_LINE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)$")
 _MAX_CATCH_UP_MIN = 60  # a scheduler that slept longer (suspend) runs at most this many minutes
 
@@ -41,10 +48,59 @@ def _root_for_cron(root: Path) -> str:
     return shlex.quote(str(root)).replace("%", r"\%")
 
 
-def render(template: str, root: Path = REPO_ROOT) -> str:
-    """The crontab template with ``{{ROOT}}`` replaced by ``root`` (absolute)."""
-    text = template.replace(PLACEHOLDER, _root_for_cron(Path(root).resolve()))
+def notebook_lines(jobs: Mapping[str, JobSpec] | None = None) -> list[str]:
+    """The crontab lines of the notebook-native jobs of ``jobs`` (default: the registry's) that
+    have a schedule: ``run <job> --env local`` as every batch line, a comment first. A job of a
+    folder of ``$TARMAC_JOBS_NOTEBOOKS`` gets that variable on its line (relative to the root
+    when inside it), so that cron's ``run`` finds it too."""
+    lines = []
+    jobs = registry.jobs() if jobs is None else jobs
+    default = (REPO_ROOT / notebook_jobs.NOTEBOOKS_DIR).resolve()
+    for name, spec in jobs.items():
+        if not spec.native or not spec.schedule:
+            continue
+        folder = spec.notebook_path.resolve().parent
+        where = ""
+        if folder != default:
+            shown = folder.relative_to(REPO_ROOT) if folder.is_relative_to(REPO_ROOT) else folder
+            where = f"{notebook_jobs.NOTEBOOKS_ENV}={shlex.quote(str(shown))} "
+        about = f": {spec.description}" if spec.description else ""
+        lines += [
+            f"# {name} (notebook-native, {spec.notebook}){about}",
+            f"{spec.schedule} cd {PLACEHOLDER} && {where}.venv/bin/python -m pipelines run {name} "
+            f"--env local >> outputs/logs/cron-{name}.log 2>&1",
+        ]
+    return lines
+
+
+def expand(template: str, jobs: Mapping[str, JobSpec] | None = None) -> str:
+    """The template with its ``{{NOTEBOOK_JOBS}}`` line replaced by :func:`notebook_lines`
+    (``jobs``: default the registry's; none scheduled: the line goes), ``{{ROOT}}`` kept."""
+    if not any(line.strip() == NOTEBOOK_JOBS for line in template.splitlines()):
+        return template
+    generated = notebook_lines(jobs)
+    lines: list[str] = []
+    for line in template.splitlines():
+        lines += generated if line.strip() == NOTEBOOK_JOBS else [line]
+    return "\n".join(lines) + "\n"
+
+
+def render(template: str, root: Path = REPO_ROOT, jobs: Mapping[str, JobSpec] | None = None) -> str:
+    """The crontab template with the notebook jobs' lines in place of ``{{NOTEBOOK_JOBS}}``
+    (:func:`expand`) and ``{{ROOT}}`` replaced by ``root`` (absolute)."""
+    text = expand(template, jobs).replace(PLACEHOLDER, _root_for_cron(Path(root).resolve()))
     return text if text.endswith("\n") else text + "\n"
+
+
+def schedules(template: Path = TEMPLATE) -> dict[str, str]:
+    """``{job: schedule}`` of the rendered crontab's ``run`` lines (``service ensure`` lines:
+    ``service``), for ``python -m pipelines jobs``."""
+    found: dict[str, str] = {}
+    entries, _ = parse(render(template.read_text()))
+    for entry in entries:
+        if m := re.search(r"pipelines (run|service ensure) (\w+)", entry.command):
+            found[m[2]] = "service" if m[1] == "service ensure" else entry.schedule
+    return found
 
 
 def markers(root: Path) -> tuple[str, str]:
@@ -52,10 +108,10 @@ def markers(root: Path) -> tuple[str, str]:
     return f"# BEGIN tarmac {root}", f"# END tarmac {root}"
 
 
-def block(template: str, root: Path = REPO_ROOT) -> str:
-    """The rendered template between this checkout's markers."""
+def block(template: str, root: Path = REPO_ROOT, jobs: Mapping[str, JobSpec] | None = None) -> str:
+    """The rendered template between this checkout's markers (``jobs``: as :func:`render`)."""
     begin, end = markers(root)
-    return f"{begin}\n{render(template, root)}{end}\n"
+    return f"{begin}\n{render(template, root, jobs)}{end}\n"
 
 
 def _split(current: str, root: Path) -> tuple[list[str], list[str]]:

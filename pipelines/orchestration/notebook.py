@@ -1,6 +1,10 @@
 """One papermill execution of a job notebook, watched: the kernel is interrupted at the job's
 timeout and killed (with Spark's JVM) if it does not stop; the error, its cell and traceback are
-kept as data for the ledger; the output notebook is rendered to HTML."""
+kept as data for the ledger; the output notebook is rendered to HTML.
+
+A job notebook's first code cell may call :func:`job_lock` (``lock = job_lock("<job>", env)``):
+run by hand in JupyterLab it takes the job's lock as the runner does (or refuses, naming the run
+that holds it); under the runner it finds the runner's lock (:func:`~.locks.hold`)."""
 
 from __future__ import annotations
 
@@ -19,10 +23,23 @@ from pipelines.core import logs
 from pipelines.core.config import REPO_ROOT
 from pipelines.jobs.registry import JobSpec
 from pipelines.orchestration.ledger import RunLog
+from pipelines.orchestration.locks import HeldLock, hold
 
 KERNEL = "python3"
 INTERRUPT_GRACE_S = 10.0  # after the timeout's interrupt, time left before the kernel is killed
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+# --- called from a job notebook ----------------------------------------------------------------
+def job_lock(job: str, env: str | None = None) -> HeldLock:
+    """The job's lock for this notebook's run (its first code cell): taken by this kernel when
+    run by hand (held until ``lock.release()``, the last cell, or the kernel's end), the
+    runner's when run by ``run`` or cron; :class:`~pipelines.core.exceptions.JobLockedError`
+    naming the holder when another run holds it. Prints which."""
+    held = hold(job, env)
+    until = " until lock.release() or the kernel stops" if held.owner == "this process" else ""
+    print(f"lock {held.path.name}: held by {held.owner}{until}")
+    return held
 
 
 # --- timeout ------------------------------------------------------------------------------------

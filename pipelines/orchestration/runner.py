@@ -21,12 +21,13 @@ validated values); nothing a caller passes is ever spliced into code.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import socket
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,7 @@ from pipelines.jobs.params import JobParams
 from pipelines.jobs.registry import METRICS_PARAM, JobSpec
 from pipelines.orchestration import notebook
 from pipelines.orchestration.ledger import Ledger, RunLog, now
-from pipelines.orchestration.locks import JobLock, lock_path
+from pipelines.orchestration.locks import RUN_LOCK_ENV, JobLock, lock_path
 
 MAX_BACKOFF_S = 900.0
 
@@ -215,9 +216,10 @@ def _attempt(
     t0 = time.monotonic()
     notebook.prefetch_renderer()
     try:
-        status, error = notebook.execute(
-            spec, nb_path, {**params, METRICS_PARAM: str(metrics_path)}, runlog
-        )
+        with _kernel_env({RUN_LOCK_ENV: str(lock.path)}):  # the notebook's job_lock: ours
+            status, error = notebook.execute(
+                spec, nb_path, {**params, METRICS_PARAM: str(metrics_path)}, runlog
+            )
     except KeyboardInterrupt:  # Ctrl-C of a run by hand: record it, then let the CLI exit 130
         doc.update(
             status="failed",
@@ -262,6 +264,21 @@ def _attempt(
         error=error,
     )
     return doc
+
+
+@contextlib.contextmanager
+def _kernel_env(values: Mapping[str, str]) -> Iterator[None]:
+    """``values`` in this process's environment while the kernel starts (it inherits them)."""
+    before = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, old in before.items():
+            if old is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = old
 
 
 def _failure(spec: JobSpec, settings: Settings, result: RunResult) -> JobFailedError:
@@ -313,7 +330,12 @@ def run(
     paths = Paths(outputs or outputs_dir())
     runlog = RunLog(paths.logs)
     ledger = Ledger(settings, paths.logs, runlog)
-    lock = JobLock(lock_path(paths.locks, settings.env, spec.name), job=spec.name, env=settings.env)
+    lock = JobLock(
+        lock_path(paths.locks, settings.env, spec.name),
+        job=spec.name,
+        env=settings.env,
+        info={"trigger": trigger},  # who holds it, in the message of a run it refuses
+    )
     try:
         lock.acquire()
     except JobLockedError as exc:

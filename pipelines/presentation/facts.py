@@ -208,9 +208,12 @@ def _lines(path: Path) -> int:
 
 
 def schedule(crontab: Path = REPO / "cron" / "tarmac.crontab") -> list[dict[str, str]]:
-    """The crontab's job lines: the schedule (5 fields) and the job it runs."""
+    """The crontab's job lines: the schedule (5 fields) and the job it runs (the scheduled
+    notebook-native jobs' lines included, as ``cron install`` renders them)."""
+    from pipelines.orchestration import cron
+
     out = []
-    for line in crontab.read_text().splitlines():
+    for line in cron.expand(crontab.read_text()).splitlines():
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         fields = line.split()

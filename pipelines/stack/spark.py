@@ -84,10 +84,9 @@ def build_session(settings: Settings, app: str) -> SparkSession:
     return spark
 
 
-def submit_command(settings: Settings, job: str, params: list[str]) -> list[str]:
-    """The spark-submit command line of ``job`` (``params``: ``name=value`` strings): the one
-    entry point ``pipelines/jobs/submit.py``, with the same jars and conf as the notebooks."""
-    script = Path(__file__).resolve().parents[1] / "jobs" / "submit.py"
+def spark_submit(settings: Settings) -> list[str]:
+    """``spark-submit --master ... --jars ... --driver-memory ... --conf ...``: the options every
+    submitted job gets (the same jars and conf as :func:`build_session`), before its script."""
     cmd = [
         str(Path(sys.executable).parent / "spark-submit"),
         "--master",
@@ -99,4 +98,13 @@ def submit_command(settings: Settings, job: str, params: list[str]) -> list[str]
     ]
     for key, value in session_conf(settings).items():
         cmd += ["--conf", f"{key}={value}"]
-    return cmd + [str(script), job, "--env", settings.env, *(f"-p{p}" for p in params)]
+    return cmd
+
+
+def submit_command(settings: Settings, job: str, params: list[str]) -> list[str]:
+    """The spark-submit command line of ``job`` (``params``: ``name=value`` strings): the one
+    entry point ``pipelines/jobs/submit.py``, with the same jars and conf as the notebooks."""
+    script = Path(__file__).resolve().parents[1] / "jobs" / "submit.py"
+    return spark_submit(settings) + [
+        str(script), job, "--env", settings.env, *(f"-p{p}" for p in params)
+    ]  # fmt: skip

@@ -35,7 +35,8 @@ import psutil
 import pytest
 
 from pipelines.core.config import Settings
-from pipelines.jobs.registry import JOBS, PIPELINE
+from pipelines.jobs import registry
+from pipelines.jobs.registry import PIPELINE
 from pipelines.orchestration import cron
 from pipelines.stack import control, kafka_io, lab, mongo, voila
 from pipelines.stack.services import stop_group
@@ -159,11 +160,14 @@ def test_make_install_is_up_to_date_and_lint_is_clean(plain: Sandbox) -> None:
 
 
 @covers("python -m pipelines jobs")
-def test_jobs_lists_the_registry(plain: Sandbox) -> None:
+def test_jobs_lists_the_registry(plain: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
     out = ok(plain.sh("python -m pipelines jobs"))
     assert out.split()[:4] == ["JOB", "NOTEBOOK", "CODE", "IN"]
     rows = table(out)
-    assert set(rows) == set(JOBS)
+    monkeypatch.delenv("TARMAC_JOBS_NOTEBOOKS", raising=False)  # as the sandbox: notebooks/ only
+    assert set(rows) == set(registry.jobs())  # the module jobs and the notebook-native ones
+    for name, spec in registry.jobs().items():
+        assert rows[name][1:3] == [str(spec.notebook), spec.code], name
     assert rows["weather_hourly"][1:3] == ["notebooks/20_weather_hourly.ipynb",
                                            "pipelines.jobs.weather_hourly"]  # fmt: skip
 

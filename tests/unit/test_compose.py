@@ -19,6 +19,7 @@ import yaml
 
 from pipelines.core import config
 from pipelines.jobs import registry
+from pipelines.orchestration import cron
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO / "docker-compose.yml"
@@ -245,15 +246,20 @@ def test_voila_is_served_by_the_dashboard_command(services: dict[str, Any]) -> N
 def test_the_runner_s_crontab_leaves_the_stream_to_its_service(
     services: dict[str, Any], tmp_path: Path
 ) -> None:
-    """The runner's crontab is the template through the runner's own ``sed``: every line runs
-    a job (`run`), none is a service's watchdog (the stream's, the alerts': a second supervisor
-    in another container)."""
+    """The runner's crontab is the template rendered by ``cron show`` for /opt/tarmac (the
+    notebook jobs' lines generated), through the runner's own ``sed``: every line runs a job
+    (`run`), none is a service's watchdog (the stream's, the alerts': a second supervisor in
+    another container)."""
     script = services["runner"]["command"][-1].replace("\\\n", " ")  # joined lines
-    sed = re.search(r"(sed .*?)\s+/opt/tarmac/cron/tarmac\.crontab", script, re.DOTALL)
+    show = "python -m pipelines cron show --root /opt/tarmac > /tmp/tarmac.crontab"
+    assert show in script, script
+    sed = re.search(r"(sed .*?)\s+/tmp/tarmac\.crontab", script, re.DOTALL)
     assert sed, script
     args = shlex.split(sed[1].replace("$${TARMAC_ENV}", "compose"))
-    rendered = subprocess.run([*args, str(REPO / "cron" / "tarmac.crontab")], check=True,
-                              capture_output=True, text=True).stdout  # fmt: skip
+    shown = cron.block(cron.TEMPLATE.read_text(), Path("/opt/tarmac"), registry.JOBS)
+    assert cron.NOTEBOOK_JOBS not in shown
+    rendered = subprocess.run(args, input=shown, check=True, capture_output=True,
+                              text=True).stdout  # fmt: skip
     lines = [ln for ln in rendered.splitlines() if ln.strip() and not ln.startswith("#")]
     assert len(lines) == 3 and all(" -m pipelines run " in ln for ln in lines), lines
     assert all(ln.startswith(tuple("0123456789*")) and "cd /opt/tarmac && python" in ln

@@ -30,6 +30,7 @@ def test_template_lines_run_catalog_jobs_and_log_per_job() -> None:
     """Every line runs a job of the registry (`run`) or is the watchdog of one of its services
     (`service ensure`, every minute); the stream is only watched, never run as a pass."""
     lines = [ln for ln in TEMPLATE.splitlines() if ln.strip() and not ln.startswith("#")]
+    assert lines.pop() == cron.NOTEBOOK_JOBS  # the notebook jobs' lines, generated: below
     jobs = {}
     for line in lines:
         match = LINE.match(line)
@@ -103,7 +104,7 @@ def test_a_damaged_block_is_not_touched() -> None:
 
 
 def test_parse_the_template() -> None:
-    entries, env = cron.parse(cron.render(TEMPLATE, ROOT))
+    entries, env = cron.parse(cron.render(TEMPLATE, ROOT, registry.JOBS))  # no notebook job
     assert env == {}
     assert [e.schedule for e in entries] == [
         "0 5 * * *",
@@ -131,9 +132,41 @@ def test_parse_the_template() -> None:
     ],
 )
 def test_due_at_fixed_times(when: datetime, jobs: list[str]) -> None:
-    entries, _ = cron.parse(cron.render(TEMPLATE, ROOT))
+    entries, _ = cron.parse(cron.render(TEMPLATE, ROOT, registry.JOBS))
     due = cron.due(entries, when)
     assert [re.search(r"(?:run|ensure) (\w+)", e.command)[1] for e in due] == jobs
+
+
+def test_a_scheduled_notebook_job_gets_its_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A notebook-native job with a schedule in its metadata gets a `run` line in place of
+    {{NOTEBOOK_JOBS}}, generated when the crontab is rendered; one from a folder of
+    $TARMAC_JOBS_NOTEBOOKS carries that variable, so cron's `run` finds it; one without a
+    schedule gets none."""
+    monkeypatch.setenv("TARMAC_JOBS_NOTEBOOKS", "tests/notebooks")
+    jobs = registry.jobs()
+    assert jobs["nb_job_sum"].schedule == "17 4 * * *" and jobs["nb_job_hold"].schedule is None
+    text = cron.render(TEMPLATE, ROOT)
+    assert "{{" not in text
+    line = (
+        "17 4 * * * cd /srv/tarmac && TARMAC_JOBS_NOTEBOOKS=tests/notebooks .venv/bin/python "
+        "-m pipelines run nb_job_sum --env local >> outputs/logs/cron-nb_job_sum.log 2>&1"
+    )
+    assert line in text.splitlines()
+    assert "nb_job_hold" not in text
+    entries, _ = cron.parse(text)
+    assert entries[-1].command == line.split(None, 5)[5]
+    due = cron.due(entries, datetime(2024, 3, 1, 4, 17))
+    assert [re.search(r"(?:run|ensure) (\w+)", e.command)[1] for e in due] == [
+        "flights_stream", "alerts", "nb_job_sum",
+    ]  # fmt: skip
+    # installed like the rest: once, between this checkout's markers
+    once = cron.merge("", TEMPLATE, ROOT)
+    assert cron.merge(once, TEMPLATE, ROOT) == once and once.count("run nb_job_sum") == 1
+    # without a scheduled notebook job the placeholder leaves nothing behind
+    assert cron.render(TEMPLATE, ROOT, registry.JOBS) == cron.render(
+        TEMPLATE.replace("{{NOTEBOOK_JOBS}}\n", ""), ROOT
+    )
+    assert cron.schedules()["nb_job_sum"] == "17 4 * * *"
 
 
 def test_schedule_once_runs_what_is_due_and_only_that(tmp_path: Path) -> None:

@@ -166,5 +166,6 @@ def test_the_batch_jobs_yield_the_cores_to_the_stream() -> None:
     assert {n: s.nice for n, s in JOBS.items()} == {
         "smoke": 0, "reference_daily": registry.BATCH_NICE, "weather_hourly": registry.BATCH_NICE,
         "flights_stream": 0, "housekeeping": registry.BATCH_NICE, "alerts": 0,
+        "rebuild": registry.BATCH_NICE,
     }  # fmt: skip
     assert registry.BATCH_NICE >= NICE > 0
