@@ -15,7 +15,8 @@ function is done, Kafka offsets not yet committed), ``weather.before_commit`` (r
 downstream, files not yet moved); the hot path's live board ``board.partial_write`` (half its
 buckets raised) and ``board.before_commit`` (its writes done, its offsets not yet committed);
 ``landing.before_read`` (the landed files checked and counted, Spark not yet reading them:
-pause there to rewrite a file in place).
+pause there to rewrite a file in place); ``rebuild.after_chunk`` (a month rebuilt and recorded,
+the next not started).
 
 ``<point>:drop`` does nothing at a point but makes :func:`active` true there, for points where
 the job itself corrupts what it holds on purpose: ``stream.before_count:drop`` drops the rows of
