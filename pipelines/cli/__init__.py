@@ -272,9 +272,13 @@ def build_parser() -> argparse.ArgumentParser:
         "jars and conf as the notebooks): the cluster path. A notebook-native job is promoted: "
         "nbconvert turns its notebook into outputs/submit/<job>/<stamp>.py with the parameters "
         "injected as papermill injects them, and spark-submit runs that script; the last line "
-        "printed is what the notebook reported.",
+        "printed is what the notebook reported. Several jobs run in order in one application "
+        "(one driver and one set of executors), each printing its result as a JSON line; "
+        "-p values go to each of them.",
     )
-    job_arguments(p)
+    p.add_argument("job", nargs="+", help="jobs of `jobs`, run in order, e.g. smoke")
+    p.add_argument("-p", "--param", action="append", metavar="NAME=VALUE",
+                   help="a job parameter, e.g. -p date=2013-01-02 (repeatable)")  # fmt: skip
     p.add_argument(
         "--master",
         default=None,

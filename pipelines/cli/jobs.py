@@ -84,6 +84,7 @@ def _promote(
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
+    from pipelines.core.exceptions import ConfigError
     from pipelines.jobs import notebook_jobs, registry
     from pipelines.stack.spark import submit_command
 
@@ -92,8 +93,14 @@ def cmd_submit(args: argparse.Namespace) -> int:
         settings = settings.model_copy(
             update={"spark": settings.spark.model_copy(update={"master": args.master})}
         )
-    spec = registry.get(args.job)
+    specs = [registry.get(name) for name in args.job]
+    spec = specs[0]
     metrics = None
+    if any(s.native for s in specs) and len(specs) > 1:
+        raise ConfigError(
+            f"submit runs several jobs in one application only when none is a notebook job; "
+            f"submit {', '.join(s.name for s in specs if s.native)} on its own"
+        )
     if spec.native:  # promoted: nbconvert's script of the notebook, run by spark-submit
         cmd, metrics = _promote(args, settings, spec)
     else:
@@ -104,7 +111,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
     if spec.native:  # a script outside the package: this checkout's pipelines first, as for run
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(config.REPO_ROOT),
                                                           env.get("PYTHONPATH")]))  # fmt: skip
-    spark_log = logs.log_path().with_name(f"submit-{args.job}.log")
+    spark_log = logs.log_path().with_name(f"submit-{'+'.join(args.job)}.log")
     with logs.quiet_stderr(spark_log):  # Spark's own lines: to that file (not with --verbose)
         # a notebook job runs where papermill runs it: in the repository's root
         code = subprocess.call(cmd, env=env, cwd=config.REPO_ROOT if spec.native else None)

@@ -101,10 +101,12 @@ def spark_submit(settings: Settings) -> list[str]:
     return cmd
 
 
-def submit_command(settings: Settings, job: str, params: list[str]) -> list[str]:
-    """The spark-submit command line of ``job`` (``params``: ``name=value`` strings): the one
-    entry point ``pipelines/jobs/submit.py``, with the same jars and conf as the notebooks."""
+def submit_command(settings: Settings, jobs: str | list[str], params: list[str]) -> list[str]:
+    """The spark-submit command line of ``jobs`` (one application running them in order;
+    ``params``: ``name=value`` strings for each): the one entry point
+    ``pipelines/jobs/submit.py``, with the same jars and conf as the notebooks."""
     script = Path(__file__).resolve().parents[1] / "jobs" / "submit.py"
+    names = [jobs] if isinstance(jobs, str) else list(jobs)
     return spark_submit(settings) + [
-        str(script), job, "--env", settings.env, *(f"-p{p}" for p in params)
+        str(script), *names, "--env", settings.env, *(f"-p{p}" for p in params)
     ]  # fmt: skip

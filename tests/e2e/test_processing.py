@@ -12,6 +12,7 @@ workers give the same documents.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -385,9 +386,10 @@ def test_a_rebuild_killed_after_a_month_resumes_and_writes_back_every_document(
 
 
 def test_a_spark_cluster_writes_the_same_documents(loaded, spark_cluster, tmp_path) -> None:  # noqa: F811
-    """The jobs by spark-submit on a standalone master with two workers (one core each):
-    the same documents as the local run, hence as the independent computation."""
-    local_settings, local_db, _ = loaded
+    """The jobs by one spark-submit (one application running them in order) on a standalone
+    master with two workers (one core each): the same counts and documents as the local run,
+    hence as the independent computation."""
+    local_settings, local_db, local = loaded
     settings = _isolated(local_settings, tmp_path, "cluster")
     from pipelines.sources import replay
 
@@ -396,12 +398,15 @@ def test_a_spark_cluster_writes_the_same_documents(loaded, spark_cluster, tmp_pa
     write_parameters(settings, params)
     env = {**os.environ, "TARMAC_PARAMETERS_DIR": str(params)}
     db = mongo.database(settings)
-    try:
-        for job in LATE_WEATHER:
-            cmd = [sys.executable, "-m", "pipelines", "submit", "--env", settings.env,
-                   "--master", spark_cluster, job]  # fmt: skip
-            done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
-            assert done.returncode == 0, done.stderr[-3000:]
+    try:  # the three jobs in order in one application: one driver, one set of executors
+        cmd = [sys.executable, "-m", "pipelines", "submit", "--env", settings.env,
+               "--master", spark_cluster, *LATE_WEATHER]  # fmt: skip
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1800)
+        assert done.returncode == 0, done.stderr[-3000:]
+        results = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+        assert [r["accepted"] for r in results] == [
+            local["jobs"][job]["accepted"] for job in LATE_WEATHER
+        ], done.stdout
         assert snapshot(db, times=False) == snapshot(local_db, times=False)
     finally:
         db.client.drop_database(db.name)
