@@ -28,7 +28,6 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -39,6 +38,7 @@ from pymongo.database import Database
 
 from pipelines.core.domain import MEASURES, ORIGINS, STATUS_NAME, VISIB_BANDS, WIND_BANDS
 from pipelines.serving import readmodels as RM
+from pipelines.stack import mongo
 
 from .analytics import (
     BOARD_COLUMNS,
@@ -100,7 +100,6 @@ __all__ = [
     "utc", "weather_impact", "weekday_hour_heatmap", "worst",
 ]  # fmt: skip
 
-READ_THREADS = 4  # lookups by _id in flight at once (FerretDB decodes on several cores)
 CONSISTENCY_ROUNDS = 3  # profile / kpi_daily re-reads when a batch lands during a read
 Reads = Counter  # documents looked up by _id (or read) per collection
 
@@ -111,21 +110,12 @@ Reads = Counter  # documents looked up by _id (or read) per collection
 def by_ids(
     collection: Collection, ids: Iterable[Any], projection: Any = None, reads: Reads | None = None
 ) -> list[dict]:
-    """The documents whose ``_id`` is in ``ids`` (in that order, missing ones skipped): one
-    ``find_one`` each, the lookup FerretDB v1 answers from its index (``$in`` scans)."""
+    """The documents whose ``_id`` is in ``ids`` (in that order, missing ones skipped), read as
+    :func:`pipelines.stack.mongo.find_by_ids` reads them; counted in ``reads``."""
     ids = list(dict.fromkeys(ids))
     if reads is not None:
         reads[collection.name] += len(ids)
-
-    def one(key: Any) -> dict | None:
-        return collection.find_one({"_id": key}, projection)
-
-    if len(ids) <= 2:
-        docs = [one(k) for k in ids]
-    else:
-        with ThreadPoolExecutor(min(READ_THREADS, len(ids))) as pool:
-            docs = list(pool.map(one, ids))
-    return [d for d in docs if d is not None]
+    return mongo.find_by_ids(collection, ids, projection)
 
 
 def resolved(
