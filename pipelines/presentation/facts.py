@@ -95,12 +95,6 @@ def serving(settings: config.Settings) -> dict[str, Any]:
     }
 
 
-def daily_flights(settings: config.Settings) -> dict[str, int]:
-    """``flights`` of every ``kpi_daily`` document, by date (an independent read of the totals)."""
-    db = mongo.database(settings)
-    return {d["_id"]: int(d.get("flights", 0)) for d in db[readmodels.KPI_DAILY].find({})}
-
-
 def ledger(settings: config.Settings, limit: int = 6) -> dict[str, Any]:
     """The run ledger (``pipeline_runs``) of this env: counts by job and status, newest runs."""
     db = mongo.database(settings)

@@ -2,8 +2,9 @@
 (``pipeline_state`` whole: a handful of documents). The page builds the same
 :class:`~.levels.Inputs` from its snapshot (``dashboard/panels/attention.py``).
 About 25 lookups (the states, 3 job documents, the 9 hours' buckets of each writer read in
-parallel by ``mongo.find_by_ids``, the profile, the clock's day); a whole run of the job, these reads included, takes 33 ms p50 on the local
-FerretDB with a small window (``bench/alerts.py``).
+parallel by ``mongo.find_by_ids``, the profile, the clock's day); a whole run of the job, these
+reads included, takes 33 ms p50 on the local FerretDB with a small window (``bench/alerts.py``,
+measured before the parallel reads).
 """
 
 from __future__ import annotations
