@@ -52,20 +52,23 @@ def claim_pending(
     """Claim the pending files of ``source``; ``header_of(file)`` gives the expected header
     (or, for a file this source does not know, which is quarantined: None or the reason)."""
     batch = FileBatch()
-    claimed: set[str] = set()
+    done = lz.processed_sha256(source)  # one query, one transaction, not one per file
+    first: dict[str, LandedFile] = {}
     for f in lz.pending(source, pattern):
-        if lz.is_duplicate(f):
+        if f.sha256 in done:
             lz.skip_duplicate(f)
             batch.duplicates += 1
-            continue
-        if f.sha256 in claimed:  # dropped twice before the first copy was processed
+        elif f.sha256 in first:  # dropped twice before the first copy was processed
             batch.deferred.append(f)
-            continue
-        if not lz.claim(f, wait_s=0):
+        else:
+            first[f.sha256] = f
+    outcomes = lz.claim_all(list(first.values()))
+    for f in first.values():
+        if outcomes[f.name] != "claimed":
             if f.path.exists():  # claimed by another run; a copy's fate is settled after
                 batch.busy += 1
                 batch.deferred.append(f)
-            else:  # processed meanwhile: claim() archived it as a duplicate
+            else:  # processed meanwhile: claim_all() archived it as a duplicate
                 batch.duplicates += 1
             continue
         header = header_of(f)
@@ -80,7 +83,6 @@ def claim_pending(
             continue
         batch.good.append(f)
         batch.checked[f.name] = result.rows_in or 0
-        claimed.add(f.sha256)
     return batch
 
 
@@ -214,12 +216,14 @@ def set_aside(
 
 def commit_all(lz: LandingZone, files: list[LandedFile], counts: dict[str, tuple[int, int]],
                key: Any = lambda f: f.path.name) -> dict[str, int]:  # fmt: skip
-    """Commit every good file with its row counts; return the totals."""
+    """Commit every good file with its row counts (one manifest transaction); the totals."""
     totals = {"rows_in": 0, "accepted": 0, "rejected": 0}
+    done = []
     for f in files:
         ok, bad = counts.get(key(f), (0, 0))
-        lz.commit(f, ok + bad, ok, bad)
+        done.append((f, ok + bad, ok, bad))
         totals["rows_in"] += ok + bad
         totals["accepted"] += ok
         totals["rejected"] += bad
+    lz.commit_all(done)  # one transaction for the batch
     return totals

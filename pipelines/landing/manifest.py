@@ -105,17 +105,31 @@ class Manifest:
         return db
 
     @contextmanager
-    def _locked(self, file: LandedFile) -> Iterator[None]:
-        """Hold the zone lock while ``file`` is recorded and moved, so overlapping runs never
-        act on a file another run is moving; fails if ``file`` changed or is gone."""
-        file.sha256  # noqa: B018 - hashed before taking the lock
+    def _locked(self, *files: LandedFile) -> Iterator[None]:
+        """Hold the zone lock while ``files`` are recorded and moved, so overlapping runs never
+        act on a file another run is moving; fails if one of them changed or is gone."""
+        for file in files:
+            file.sha256  # noqa: B018 - hashed before taking the lock
         with open(self.root / LOCK, "a") as fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
             try:
-                self._unchanged(file)
+                for file in files:
+                    self._unchanged(file)
                 yield
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def processed_sha256(self, source: str) -> set[str]:
+        """The contents (sha256) of ``source`` processed already: one query for a whole batch's
+        duplicate check (``is_duplicate`` asks for one file)."""
+        db = self._connect()
+        try:
+            rows = db.execute(
+                "SELECT sha256 FROM files WHERE source = ? AND status = 'processed'", (source,)
+            )
+            return {r["sha256"] for r in rows}
+        finally:
+            db.close()
 
     @contextmanager
     def _txn(self) -> Iterator[sqlite3.Connection]:

@@ -170,6 +170,21 @@ class LandingZone(Manifest):
                 return outcome == "claimed"
             time.sleep(0.05)
 
+    def claim_all(self, files: Sequence[LandedFile]) -> dict[str, str]:
+        """:meth:`claim` of every file of a batch with ``wait_s=0``, under one zone lock and in
+        one transaction (8,714 weather files of a year: one transaction, not 8,714); each
+        file's outcome by name: ``claimed``; ``processed`` (its content was processed
+        meanwhile: archived here as a duplicate, its path gone); ``busy`` or ``wait``
+        (another live run holds it, or a copy). ``files`` must hold one file per content."""
+        if len({f.sha256 for f in files}) != len(files):
+            raise LandingError("claim_all takes one file per content; defer the copies")
+        with self._locked(*files), self._txn() as db:
+            outcomes = {f.name: self._take(db, f) for f in files}
+        for f in files:
+            if outcomes[f.name] == "processed":
+                self.skip_duplicate(f)
+        return outcomes
+
     def _take(self, db: sqlite3.Connection, file: LandedFile) -> str:
         """One claim attempt: ``claimed``, ``processed`` (content done), ``busy`` (this file is
         claimed by a live run) or ``wait`` (a copy is)."""
@@ -248,6 +263,40 @@ class LandingZone(Manifest):
                      claim["id"]),
                 )  # fmt: skip
             return self._move(file, target, "processed")
+
+    def commit_all(self, done: Sequence[tuple[LandedFile, int, int, int]]) -> list[Path]:
+        """:meth:`commit` of a batch, ``(file, rows_in, rows_accepted, rows_rejected)`` each,
+        under one zone lock and in one transaction (all recorded processed, or none: a file
+        this owner does not hold fails the whole batch before anything is recorded), then each
+        moved to ``archive/<source>/<date>/``; where, in order. A crash between the
+        transaction and the moves leaves files recorded processed but still in ``landing/``:
+        the next run finishes their moves, as after a single commit."""
+        for file, rows_in, accepted, rejected in done:
+            if min(rows_in, accepted, rejected) < 0 or rows_in != accepted + rejected:
+                raise LandingError(
+                    f"{file.name}: rows_in={rows_in} is not accepted={accepted} + "
+                    f"rejected={rejected}; every input row must be accepted or rejected"
+                )
+        files = [d[0] for d in done]
+        with self._locked(*files):
+            targets = []
+            with self._txn() as db:
+                for file, rows_in, accepted, rejected in done:
+                    if (claim := self._own_claim(db, file)) is None:
+                        raise LandingError(
+                            f"{file.source}/{file.name} is not claimed by {self.owner} "
+                            "(committed already, or claim() was skipped); claim before processing"
+                        )
+                    target = self._free(db, self._archive(file.source) / file.name)
+                    db.execute(
+                        "UPDATE files SET status = 'processed', name = ?, rows_in = ?,"
+                        " rows_accepted = ?, rows_rejected = ?, location = ?, finished_at = ?"
+                        " WHERE id = ?",
+                        (file.name, rows_in, accepted, rejected, self._rel(target), _now(),
+                         claim["id"]),
+                    )  # fmt: skip
+                    targets.append(target)
+            return [self._move(f, t, "processed") for f, t in zip(files, targets, strict=True)]
 
     def quarantine(self, file: LandedFile, reason: str | CheckResult) -> Path:
         """Move ``file`` to ``quarantine/<source>/`` with ``<name>.reason.json``; returns where."""

@@ -373,3 +373,54 @@ def test_write_atomic_leaves_a_file_with_the_same_bytes_untouched(tmp_path: Path
     assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
     write_atomic(final, GOOD + b"x")
     assert final.read_bytes() == GOOD + b"x" and final.stat().st_ino != before.st_ino
+
+
+# ------------------------------------------------------- a batch in one manifest transaction
+def _batch(root: Path, n: int) -> list:
+    for i in range(n):
+        drop(root, f"b{i:02d}.csv", GOOD + f"S{i},2024-01-01T00,{i}\n".encode())
+    return LandingZone(root).pending(SRC)
+
+
+def test_claim_all_takes_a_batch_and_commit_all_records_and_moves_it(tmp_path: Path) -> None:
+    lz = LandingZone(tmp_path, owner="a:1")
+    files = _batch(tmp_path, 5)
+    assert set(lz.claim_all(files).values()) == {"claimed"}
+    other = LandingZone(tmp_path, owner="b:2")  # a live run of another host holds them now
+    assert set(other.claim_all(other.pending(SRC)).values()) == {"busy"}
+    where = lz.commit_all([(f, 4, 4, 0) for f in files])
+    assert [p.name for p in where] == [f.name for f in files] and all(p.is_file() for p in where)
+    assert {r["status"] for r in lz.records(SRC)} == {"processed"}
+    assert lz.processed_sha256(SRC) == {f.sha256 for f in files}
+
+
+def test_commit_all_records_all_or_none(tmp_path: Path) -> None:
+    """One file of the batch not claimed by this run: nothing recorded, nothing moved."""
+    lz = LandingZone(tmp_path, owner="a:1")
+    files = _batch(tmp_path, 3)
+    lz.claim_all(files[:2])
+    with pytest.raises(LandingError, match="not claimed by a:1"):
+        lz.commit_all([(f, 4, 4, 0) for f in files])
+    assert {r["status"] for r in lz.records(SRC)} == {"claimed"}
+    assert all(f.path.is_file() for f in files)
+    with pytest.raises(LandingError, match="every input row"):
+        lz.commit_all([(files[0], 4, 3, 0)])
+
+
+def test_claim_all_archives_what_was_processed_meanwhile_and_refuses_copies(
+    tmp_path: Path,
+) -> None:
+    first = LandingZone(tmp_path, owner="a:1")
+    files = _batch(tmp_path, 2)
+    first.claim_all(files[:1])
+    first.commit_all([(files[0], 4, 4, 0)])
+    drop(tmp_path, "again.csv", files[0].path.parent.parent.parent.joinpath(
+        "archive", SRC).rglob("b00.csv").__next__().read_bytes())  # fmt: skip
+    late = LandingZone(tmp_path, owner="b:2")
+    again = [f for f in late.pending(SRC) if f.name == "again.csv"]
+    assert late.claim_all(again) == {"again.csv": "processed"}
+    assert not again[0].path.exists()  # archived as a duplicate
+    assert [r["status"] for r in late.records(SRC) if r["name"] == "again.csv"] == ["duplicate"]
+    copies = _batch(tmp_path / "copies", 1) * 2
+    with pytest.raises(LandingError, match="one file per content"):
+        LandingZone(tmp_path / "copies").claim_all(copies)
