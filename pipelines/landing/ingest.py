@@ -50,20 +50,44 @@ def claim_pending(
     lz: LandingZone, source: str, header_of: Any, job: str, pattern: str = "*.csv"
 ) -> FileBatch:
     """Claim the pending files of ``source``; ``header_of(file)`` gives the expected header
-    (or, for a file this source does not know, which is quarantined: None or the reason)."""
+    (or, for a file this source does not know, which is quarantined: None or the reason).
+
+    The first file of each content (in name order) is claimed, the whole batch in one manifest
+    transaction (``claim_all``); a later copy waits for the first's fate (``deferred``), except
+    when the first is quarantined: the copy is then claimed and checked in its own right (a
+    badly named file does not hold back the same bytes under a good name)."""
     batch = FileBatch()
     done = lz.processed_sha256(source)  # one query, one transaction, not one per file
-    first: dict[str, LandedFile] = {}
+    candidates = []
     for f in lz.pending(source, pattern):
         if f.sha256 in done:
             lz.skip_duplicate(f)
             batch.duplicates += 1
-        elif f.sha256 in first:  # dropped twice before the first copy was processed
-            batch.deferred.append(f)
         else:
-            first[f.sha256] = f
-    outcomes = lz.claim_all(list(first.values()))
-    for f in first.values():
+            candidates.append(f)
+    while candidates:
+        first: dict[str, LandedFile] = {}
+        copies = []
+        for f in candidates:
+            if f.sha256 in first:  # dropped twice before the first copy was processed
+                copies.append(f)
+            else:
+                first[f.sha256] = f
+        refused = _claim_and_check(lz, list(first.values()), header_of, job, source, batch)
+        candidates = [f for f in copies if f.sha256 in refused]
+        batch.deferred += [f for f in copies if f.sha256 not in refused]
+    return batch
+
+
+def _claim_and_check(
+    lz: LandingZone, files: list[LandedFile], header_of: Any, job: str, source: str,
+    batch: FileBatch,
+) -> set[str]:  # fmt: skip
+    """Claim ``files`` (one per content) and check each: good ones join ``batch.good``, bad ones
+    are quarantined; the contents quarantined."""
+    outcomes = lz.claim_all(files)
+    refused: set[str] = set()
+    for f in files:
         if outcomes[f.name] != "claimed":
             if f.path.exists():  # claimed by another run; a copy's fate is settled after
                 batch.busy += 1
@@ -72,18 +96,19 @@ def claim_pending(
                 batch.duplicates += 1
             continue
         header = header_of(f)
-        refused = header if isinstance(header, str) else f"unexpected file {f.name}"
+        why = header if isinstance(header, str) else f"unexpected file {f.name}"
         result = lz.check(f, header) if header is not None and not isinstance(header, str) else None
         if result is None or not result.ok:
-            reason = result.reason if result is not None else refused
+            reason = result.reason if result is not None else why
             lz.quarantine(f, result if result is not None else reason)
+            refused.add(f.sha256)
             batch.quarantined += 1
             batch.rejects.append({"source": job, "reason": reason, "where": f"{source}/{f.name}",
                                   "file": f.name, "kind": "file", "excerpt": ""})  # fmt: skip
             continue
         batch.good.append(f)
         batch.checked[f.name] = result.rows_in or 0
-    return batch
+    return refused
 
 
 def settle_deferred(lz: LandingZone, batch: FileBatch) -> None:

@@ -424,3 +424,23 @@ def test_claim_all_archives_what_was_processed_meanwhile_and_refuses_copies(
     copies = _batch(tmp_path / "copies", 1) * 2
     with pytest.raises(LandingError, match="one file per content"):
         LandingZone(tmp_path / "copies").claim_all(copies)
+
+
+def test_a_copy_of_a_quarantined_file_is_claimed_in_its_own_right(tmp_path: Path) -> None:
+    """``ingest.claim_pending``: the same bytes under a refused name (first in name order)
+    and under a good one: the first quarantined, the copy claimed and checked in the same run;
+    a copy of a good file waits for its fate (deferred)."""
+    from pipelines.landing import ingest
+
+    drop(tmp_path, "a-badly-named.csv", GOOD)
+    drop(tmp_path, "b_good.csv", GOOD)
+    drop(tmp_path, "c_good.csv", GOOD + b"S9,2024-01-01T00,9\n")
+    drop(tmp_path, "d_copy.csv", GOOD + b"S9,2024-01-01T00,9\n")
+    lz = LandingZone(tmp_path)
+
+    def header_of(f):
+        return "bad name" if "badly" in f.name else HEADER
+
+    batch = ingest.claim_pending(lz, SRC, header_of, "weather_hourly")
+    assert sorted(f.name for f in batch.good) == ["b_good.csv", "c_good.csv"]
+    assert batch.quarantined == 1 and [f.name for f in batch.deferred] == ["d_copy.csv"]
