@@ -31,12 +31,16 @@ from pipelines.transform import delay_features, delay_model
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--env", default="local")
     parser.add_argument("--test-from", default="2013-10-01")
-    parser.add_argument("--before", default=None,
-                        help="validation: only the days before this date (e.g. 2013-10-01)")
+    parser.add_argument(
+        "--before",
+        default=None,
+        help="validation: only the days before this date (e.g. 2013-10-01)",
+    )
     parser.add_argument("--drop", default="", help="numeric features left out (ablation)")
     args = parser.parse_args()
     settings = config.load(args.env)

@@ -117,7 +117,9 @@ def origin_hours(flights: DataFrame, hours: DataFrame) -> DataFrame:
     # the local day so far: the departures of H's local date before H, as a running sum over
     # the origin's hours (a scoring hour sorts before the departures of its own hour)
     hourly = dep.groupBy("origin", F.col("dep_hour").alias("H")).agg(
-        F.count(F.lit(1)).alias("n"), F.sum("delay").alias("s"), F.sum("late").alias("l"),
+        F.count(F.lit(1)).alias("n"),
+        F.sum("delay").alias("s"),
+        F.sum("late").alias("l"),
         F.lit(1).alias("t"),
     )
     points = hourly.unionByName(targets.select(
@@ -125,8 +127,10 @@ def origin_hours(flights: DataFrame, hours: DataFrame) -> DataFrame:
                          (("n", "long"), ("s", "double"), ("l", "double"))],
         F.lit(0).alias("t"),
     ))  # fmt: skip
-    so_far = Window.partitionBy("origin", "lday").orderBy("H", "t").rowsBetween(
-        Window.unboundedPreceding, Window.currentRow
+    so_far = (
+        Window.partitionBy("origin", "lday")
+        .orderBy("H", "t")
+        .rowsBetween(Window.unboundedPreceding, Window.currentRow)
     )
     day = (
         points.withColumn("lday", local_day)
@@ -136,8 +140,11 @@ def origin_hours(flights: DataFrame, hours: DataFrame) -> DataFrame:
     )  # fmt: skip
     # backlog: scheduled in [H - 3 h, H), not departed before H (cancelled ones included)
     sched = past.select(
-        "origin", F.date_trunc("hour", "sched_dep_utc").alias("s_hour"), "sched_dep_utc",
-        "dep_time_utc", lag,
+        "origin",
+        F.date_trunc("hour", "sched_dep_utc").alias("s_hour"),
+        "sched_dep_utc",
+        "dep_time_utc",
+        lag,
     ).withColumn("H", F.col("s_hour") + F.make_interval(hours=F.col("k")))
     backlog = (
         sched.where(F.col("dep_time_utc").isNull() | (F.col("dep_time_utc") >= F.col("H")))
@@ -249,8 +256,16 @@ def features(
         .join(carrier, ["origin", "carrier", "score_hour"], "left")
         .join(tail, "flight_key", "left")
         .join(sky, ["origin", "score_hour"], "left")
-        .fillna(0.0, subset=["carrier_n_3h", "carrier_delay_3h", "tail_prev_known",
-                             "tail_prev_delay", "tail_prev_pending"])
+        .fillna(
+            0.0,
+            subset=[
+                "carrier_n_3h",
+                "carrier_delay_3h",
+                "tail_prev_known",
+                "tail_prev_delay",
+                "tail_prev_pending",
+            ],
+        )
         .fillna(TAIL_GAP_MAX, subset=["tail_gap_h"])
         .select(*COLUMNS)
     )

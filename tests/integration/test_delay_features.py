@@ -37,7 +37,8 @@ def flight(key, sched, delay=None, carrier="UA", origin="EWR", tail=None, dep=No
     return {"flight_key": key, "carrier": carrier, "origin": origin, "dest": "ORD",
             "distance": 719, "tailnum": tail, "sched_dep_utc": s, "dep_time_utc": dep,
             "dep_delay": delay, "arr_delay": kw.get("arr_delay"),
-            "status_rank": 1 if delay is None else 3, "cancelled": kw.get("cancelled", False)}  # fmt: skip
+            "status_rank": 1 if delay is None else 3,
+            "cancelled": kw.get("cancelled", False)}  # fmt: skip
 
 
 def day(**target) -> list[dict]:
@@ -57,8 +58,10 @@ def frame(spark, rows: list[dict]) -> DataFrame:
 
 
 def weather(spark) -> DataFrame:
-    rows = [("EWR", T0 - timedelta(hours=1), 16.09, 10.0, 0.0, 3.0),
-            ("EWR", T0 + timedelta(hours=2), 0.4, 40.0, 5.0, 1.0)]  # the scheduled hour's
+    rows = [
+        ("EWR", T0 - timedelta(hours=1), 16.09, 10.0, 0.0, 3.0),
+        ("EWR", T0 + timedelta(hours=2), 0.4, 40.0, 5.0, 1.0),
+    ]  # the scheduled hour's
     return spark.createDataFrame(rows, WEATHER)
 
 
@@ -67,13 +70,30 @@ def features_of(spark, rows: list[dict], key: str = TARGET) -> dict:
     return out.collect()[0].asDict()
 
 
+def week(rows: list[dict], k: int) -> list[dict]:
+    """``rows`` ``k`` weeks later (the same weekday and hours), keys and tails renamed."""
+    shift = timedelta(days=7 * k)
+    return [{**r, "flight_key": f"{k}{r['flight_key']}",
+             "tailnum": r["tailnum"] and f"{r['tailnum']}-{k}",
+             "sched_dep_utc": r["sched_dep_utc"] + shift,
+             "dep_time_utc": r["dep_time_utc"] and r["dep_time_utc"] + shift}
+            for r in rows]  # fmt: skip
+
+
 def test_a_flights_own_outcome_never_changes_its_features(spark) -> None:
-    base = features_of(spark, day())
-    for own in ({"delay": 300}, {"delay": None, "cancelled": True}, {"delay": -10},
-                {"delay": 12, "arr_delay": 400}):  # fmt: skip
-        assert features_of(spark, day(**own)) == base, own
-    assert set(base) == set(DF.COLUMNS)
-    assert not set(base) & set(DF.OWN_OUTCOME)
+    """The same day in 5 January weeks, its target flight's own departure, delay, status and
+    arrival changed in each (one Spark computation): the same features every week."""
+    owns = ({}, {"delay": 300}, {"delay": None, "cancelled": True}, {"delay": -10},
+            {"delay": 12, "arr_delay": 400})  # fmt: skip
+    rows = [r for k, own in enumerate(owns) for r in week(day(**own), k)]
+    feats = DF.features(frame(spark, rows), weather(spark)).where("flight_key LIKE '%T'")
+    found = sorted((r.asDict() for r in feats.collect()), key=lambda r: r["flight_key"])
+    assert len(found) == len(owns)
+    assert set(found[0]) == set(DF.COLUMNS) and not set(found[0]) & set(DF.OWN_OUTCOME)
+    moving = ("flight_key", "scoring_time", "sched_dep_utc", "weather_known", *DF.WEATHER_MEASURES)
+    same = [{k: v for k, v in f.items() if k not in moving} for f in found]
+    assert all(s == same[0] for s in same), same
+    assert same[0]["dep_n_3h"] == 3.0
 
 
 def test_the_guard_refuses_a_feature_table_with_the_flights_own_outcome(spark) -> None:
@@ -116,8 +136,15 @@ def synthetic(spark, n_days: int = 6) -> DataFrame:
     for d in range(n_days):
         for i in range(40):
             late = (i % 4 == 0) or (i > 30 and d % 2 == 0)
-            rows.append(flight(f"F{d}-{i}", d * 24 + i * 0.3, 40 if late else 0,
-                               carrier=("UA", "DL", "AA")[i % 3], tail=f"N{i % 7}"))
+            rows.append(
+                flight(
+                    f"F{d}-{i}",
+                    d * 24 + i * 0.3,
+                    40 if late else 0,
+                    carrier=("UA", "DL", "AA")[i % 3],
+                    tail=f"N{i % 7}",
+                )
+            )
     return frame(spark, rows)
 
 
