@@ -8,7 +8,9 @@ scoring use (``transform.delay_features``): a full-year lake is not needed to tr
 1. features of the 336,776 flights (327,346 departed: labelled), cached;
 2. evaluation: train on the days before ``--test-from``, judge the model and both baselines on
    the days from it on (AUC, Brier, calibration);
-3. the daily retrain: fit on every labelled flight of the year (the time the cron job pays).
+3. the daily retrain: fit on every labelled flight of the year (the time the cron job pays);
+4. scoring: one day's flights (``--score-day``) through the features and the model, what the
+   stream's lake path adds to a refresh of that day's board (3 runs), and loading a model.
 
     python bench/delay_risk.py [--env local] [--test-from 2013-10-01]
 
@@ -20,8 +22,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import tempfile
 import time
 from pathlib import Path
+
+from pyspark.ml import PipelineModel
 
 from pipelines.core import config
 from pipelines.core.config import REPO_ROOT
@@ -41,6 +46,7 @@ def main() -> None:
         default=None,
         help="validation: only the days before this date (e.g. 2013-10-01)",
     )
+    parser.add_argument("--score-day", default="2013-12-20", help="a day scored (timed)")
     parser.add_argument("--drop", default="", help="numeric features left out (ablation)")
     args = parser.parse_args()
     settings = config.load(args.env)
@@ -82,8 +88,25 @@ def main() -> None:
         print(json.dumps(out, indent=2, default=str))
         return
     t0 = time.monotonic()
-    delay_model.train(labelled)
+    served = delay_model.train(labelled)
     out["train_full_year_s"] = round(time.monotonic() - t0, 1)
+
+    # what the lake path adds to a refresh of one day's board: the features of its flights
+    # (from that day's flights and weather) and the model's transform, collected
+    day = flights.where(delay_model.local_date() == args.score_day).cache()
+    out["score_day"], out["score_day_flights"] = args.score_day, day.count()
+    runs = []
+    for _ in range(3):
+        t0 = time.monotonic()
+        feats = delay_features.features(day, weather, history=day)
+        delay_model.score(served, feats).select("flight_key", "delay_risk").collect()
+        runs.append(round(time.monotonic() - t0, 2))
+    out["score_day_s"] = runs
+    with tempfile.TemporaryDirectory() as folder:
+        served.save(f"{folder}/model")
+        t0 = time.monotonic()
+        PipelineModel.load(f"{folder}/model")
+        out["model_load_s"] = round(time.monotonic() - t0, 2)
     out["features_and_train_full_year_s"] = round(out["features_s"] + out["train_full_year_s"], 1)
     out["load_after"] = os.getloadavg()[0]
     spark.stop()
