@@ -194,7 +194,7 @@ def test_the_delay_risk_notebook_trains_saves_and_the_board_carries_the_risk(
     landed, runs, tmp_path
 ) -> None:
     """``40_delay_risk.ipynb`` under papermill on the window (one morning: split at its median
-    hour): every cell runs, its charts are images; the model is saved as a new version with
+    time): every cell runs, its charts are images; the model is saved as a new version with
     the metrics of the model and both baselines; the lake path's next refresh of the day puts
     a ``delay_risk`` in [0, 1] on every flight of its board buckets, and the bucket the page
     shows carries it whichever path's document wins."""
@@ -209,7 +209,8 @@ def test_the_delay_risk_notebook_trains_saves_and_the_board_carries_the_risk(
 
     out = tmp_path / "40_delay_risk.ipynb"
     papermill.execute_notebook(str(RISK_NOTEBOOK), str(out), cwd=str(RISK_NOTEBOOK.parent),
-                               parameters={"env": landed.env}, progress_bar=False)  # fmt: skip
+                               parameters={"env": landed.env, "refit": False},
+                               progress_bar=False)  # fmt: skip
     nb = nbformat.read(out, as_version=4)
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
@@ -230,7 +231,7 @@ def test_the_delay_risk_notebook_trains_saves_and_the_board_carries_the_risk(
     assert sorted(r.scorer for r in rows) == ["carrier_hour", "model", "overall"]
     for r in rows:
         assert r.n_test > 0 and r.n_train > 0 and 0 <= r.brier <= 1 and r.calibration
-        assert r.test_from.startswith(f"{DAY}T")  # one day: split at its median hour
+        assert r.test_from.startswith(f"{DAY}T")  # one day: split at its median time
 
     publish.refresh(spark, landed, [DAY])  # what the stream's lake path runs after a batch
     db = mongo.database(landed)

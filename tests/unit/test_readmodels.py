@@ -34,3 +34,26 @@ def test_resolve_carries_the_lakes_scores_onto_the_hot_bucket_it_shows() -> None
     assert readmodels.resolve(lake, {**hot, "version": 5}) is lake  # the lake's knows more
     unscored = {**lake, "flights": [a, b]}
     assert readmodels.resolve(unscored, hot) == {**unscored, **hot}  # no model: unchanged
+
+
+def test_the_live_board_shows_the_risk_a_model_wrote() -> None:
+    """The board's frame keeps each flight's ``delay_risk`` (NaN where none was written)."""
+    from datetime import UTC
+
+    import pandas as pd
+
+    from pipelines.dashboard import documents, queries
+
+    clock = datetime(2013, 1, 1, 10, 30, tzinfo=UTC)
+    at = datetime(2013, 1, 1, 10, 45)
+    bucket = {"_id": "EWR|2013-01-01T10:00Z", "origin": "EWR", "flights": [
+        {"flight_key": "a", "carrier": "UA", "flight": 1, "sched_dep_utc": at,
+         "status_rank": 1, "delay_risk": 0.42},
+        {"flight_key": "b", "carrier": "UA", "flight": 2, "sched_dep_utc": at, "status_rank": 1},
+    ]}  # fmt: skip
+    frame = documents.board_frame(
+        [bucket], clock - queries.BOARD_BEFORE, clock + queries.BOARD_AFTER
+    )
+    board = queries.live_board(frame, queries.Scope(), clock)
+    risks = dict(zip(board["flight_no"], board["delay_risk"], strict=True))
+    assert risks["UA 1"] == 0.42 and pd.isna(risks["UA 2"])
