@@ -91,7 +91,10 @@ def metrics(spark: SparkSession, settings: Settings) -> DataFrame:
 
 
 def latest_version(spark: SparkSession, settings: Settings) -> tuple[str, str] | None:
-    """(version, path) of the newest model trained, or None before the first run."""
+    """(version, path) of the newest model trained, or None before the first run (then
+    without a Spark job: the lake path asks at every refresh)."""
+    if not tables.exists(spark, settings, METRICS):
+        return None
     row = (
         metrics(spark, settings).where(F.col("scorer") == "model")
         .orderBy(F.col("version").desc()).select("version", "path").first()

@@ -20,6 +20,8 @@ touched (0 s added to its p95 by construction, beside the CPU the lake path alre
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import structlog
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -33,16 +35,17 @@ log = structlog.get_logger(__name__)
 
 def with_risk(
     spark: SparkSession, settings: Settings, touched: DataFrame, flights: DataFrame,
-    weather: DataFrame,
+    weather: Callable[[], DataFrame],
 ) -> DataFrame:  # fmt: skip
     """``touched`` (clean flights of the buckets to write) with ``delay_risk`` from the newest
     model of the lake (its features from ``flights``, the clean flights of the same dates, and
-    ``weather``, the clean weather of their hours); unchanged when no model is trained yet."""
+    ``weather()``, the clean weather of their hours, read only when a model exists);
+    unchanged when no model is trained yet (one look for the metrics table's log)."""
     found = models.latest(spark, settings)
     if found is None:
         return touched
     version, model = found
-    feats = delay_features.features(touched, weather, history=flights)
+    feats = delay_features.features(touched, weather(), history=flights)
     scores = delay_model.score(model, feats).select("flight_key", "delay_risk")
     log.debug("risk.scored", model=version)
     return touched.join(scores, "flight_key", "left").withColumn(
