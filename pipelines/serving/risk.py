@@ -28,9 +28,12 @@ from pyspark.sql import functions as F
 
 from pipelines.core.config import Settings
 from pipelines.lake import models
-from pipelines.transform import delay_features, delay_model
+from pipelines.transform import delay_features, delay_scoring
 
 log = structlog.get_logger(__name__)
+
+
+_SCORERS: dict[str, delay_scoring.LinearScorer] = {}  # model version -> its lookups
 
 
 def with_risk(
@@ -38,16 +41,24 @@ def with_risk(
     weather: Callable[[], DataFrame],
 ) -> DataFrame:  # fmt: skip
     """``touched`` (clean flights of the buckets to write) with ``delay_risk`` from the newest
-    model of the lake (its features from ``flights``, the clean flights of the same dates, and
-    ``weather()``, the clean weather of their hours, read only when a model exists);
+    model of the lake: its features from ``flights`` (the clean flights of the same dates,
+    collected: a few thousand rows) and ``weather()`` (the clean weather of their hours, read
+    only when a model exists), computed and scored on the driver
+    (``transform.delay_scoring``, held equal to the Spark features and the MLlib transform);
     unchanged when no model is trained yet (one look for the metrics table's log)."""
     found = models.latest(spark, settings)
     if found is None:
         return touched
     version, model = found
-    feats = delay_features.features(touched, weather(), history=flights)
-    scores = delay_model.score(model, feats).select("flight_key", "delay_risk")
-    log.debug("risk.scored", model=version)
-    return touched.join(scores, "flight_key", "left").withColumn(
-        "delay_risk", F.round("delay_risk", 4)
-    )
+    if version not in _SCORERS:
+        _SCORERS[version] = delay_scoring.LinearScorer.from_model(model)
+    scorer = _SCORERS[version]
+    fields = sorted({*delay_features.HISTORY_FIELDS, *delay_features.KNOWN_AT_SCORING})
+    rows = [r.asDict() for r in flights.select(*fields).collect()]
+    measures = ("origin", "hour_utc", *delay_features.WEATHER_MEASURES)
+    sky = [r.asDict() for r in weather().select(*measures).collect()]
+    scores = [(f["flight_key"], round(scorer.score(f), 4))
+              for f in delay_scoring.features(rows, sky)]  # fmt: skip
+    log.debug("risk.scored", model=version, flights=len(scores))
+    frame = spark.createDataFrame(scores, "flight_key string, delay_risk double")
+    return touched.join(F.broadcast(frame), "flight_key", "left")

@@ -13,6 +13,7 @@ from pyspark.sql import types as T
 
 from pipelines.transform import delay_features as DF
 from pipelines.transform import delay_model as DM
+from pipelines.transform import delay_scoring
 
 SCHEMA = T.StructType([
     T.StructField("flight_key", T.StringType()), T.StructField("carrier", T.StringType()),
@@ -130,22 +131,20 @@ def test_the_aircraft_and_the_weather_are_as_known_at_scoring_time(spark) -> Non
     assert (f["local_hour"], f["weekday"], f["month"]) == (12, 3, 1)  # 12:30 EST, Wednesday
 
 
-def synthetic(spark, n_days: int = 6) -> DataFrame:
+def synthetic_rows(n_days: int = 6) -> list[dict]:
     """Flights over ``n_days`` days whose lateness follows the origin's recent delays."""
     rows = []
     for d in range(n_days):
         for i in range(40):
             late = (i % 4 == 0) or (i > 30 and d % 2 == 0)
-            rows.append(
-                flight(
-                    f"F{d}-{i}",
-                    d * 24 + i * 0.3,
-                    40 if late else 0,
-                    carrier=("UA", "DL", "AA")[i % 3],
-                    tail=f"N{i % 7}",
-                )
-            )
-    return frame(spark, rows)
+            carrier, origin = ("UA", "DL", "AA")[i % 3], ("EWR", "JFK")[i % 2]
+            rows.append(flight(f"F{d}-{i}", d * 24 + i * 0.3, 40 if late else 0,
+                               carrier=carrier, origin=origin, tail=f"N{i % 7}"))  # fmt: skip
+    return rows
+
+
+def synthetic(spark, n_days: int = 6) -> DataFrame:
+    return frame(spark, synthetic_rows(n_days))
 
 
 def test_the_model_scores_in_0_1_and_is_judged_with_its_baselines(spark) -> None:
@@ -167,3 +166,29 @@ def test_the_model_scores_in_0_1_and_is_judged_with_its_baselines(spark) -> None
     assert all(0 <= b["observed"] <= 1 for b in bands)
     one_class = DM.evaluate(scored.where("late = 1"), "delay_risk")
     assert math.isnan(one_class["auc"]) and one_class["brier"] >= 0
+
+    # the driver's scoring (the lake path's) gives the MLlib transform's probabilities
+    scorer = delay_scoring.LinearScorer.from_model(model)
+    rows = synthetic_rows() + day()
+    sky = [r.asDict() for r in weather(spark).collect()]
+    mine = {f["flight_key"]: f for f in delay_scoring.features(rows, sky)}
+    theirs = DF.features(frame(spark, rows), weather(spark))
+    for r in DM.score(model, theirs).collect():
+        assert scorer.score(mine[r.flight_key]) == pytest.approx(r.delay_risk, abs=1e-9)
+
+
+def test_the_drivers_features_are_the_sparks(spark) -> None:
+    """``delay_scoring.features`` (plain Python, what the lake path scores with) gives every
+    feature of every flight as ``delay_features.features`` (Spark, what the model learns)."""
+    rows = synthetic_rows() + day() + week(day(), 1)
+    sky = [r.asDict() for r in weather(spark).collect()]
+    mine = {f["flight_key"]: f for f in delay_scoring.features(rows, sky)}
+    theirs = {r.flight_key: r.asDict() for r in
+              DF.features(frame(spark, rows), weather(spark)).collect()}  # fmt: skip
+    assert sorted(mine) == sorted(theirs) and len(mine) == len(rows)
+    for key, spark_row in theirs.items():
+        assert set(mine[key]) == set(DF.COLUMNS)
+        for column in DF.COLUMNS:
+            assert mine[key][column] == pytest.approx(spark_row[column]), (key, column)
+    assert {f["backlog_3h"] for f in mine.values()} != {0.0}  # the frames exercise them
+    assert {f["tail_prev_known"] for f in mine.values()} == {0.0, 1.0}
