@@ -9,8 +9,9 @@ scoring use (``transform.delay_features``): a full-year lake is not needed to tr
 2. evaluation: train on the days before ``--test-from``, judge the model and both baselines on
    the days from it on (AUC, Brier, calibration);
 3. the daily retrain: fit on every labelled flight of the year (the time the cron job pays);
-4. scoring: one day's flights (``--score-day``) through the features and the model, what the
-   stream's lake path adds to a refresh of that day's board (3 runs), and loading a model.
+4. scoring: one day's flights (``--score-day``) through the Spark features and the MLlib
+   transform, then the lake path's way (``serving.risk``: the day's rows collected, features
+   and scores on the driver, ``transform.delay_scoring``), 3 runs each; loading a model.
 
     python bench/delay_risk.py [--env local] [--test-from 2013-10-01]
 
@@ -32,7 +33,7 @@ from pipelines.core import config
 from pipelines.core.config import REPO_ROOT
 from pipelines.lake import models
 from pipelines.stack.spark import build_session
-from pipelines.transform import delay_features, delay_model
+from pipelines.transform import delay_features, delay_model, delay_scoring
 
 
 def main() -> None:
@@ -101,7 +102,23 @@ def main() -> None:
         feats = delay_features.features(day, weather, history=day)
         delay_model.score(served, feats).select("flight_key", "delay_risk").collect()
         runs.append(round(time.monotonic() - t0, 2))
-    out["score_day_s"] = runs
+    out["score_day_spark_s"] = runs
+    # the lake path's way (serving.risk): the day's flights and weather collected, features
+    # and scores on the driver (transform.delay_scoring)
+    scorer = delay_scoring.LinearScorer.from_model(served)
+    fields = sorted({*delay_features.HISTORY_FIELDS, *delay_features.KNOWN_AT_SCORING})
+    runs, compute = [], []
+    for _ in range(3):
+        t0 = time.monotonic()
+        rows = [r.asDict() for r in day.select(*fields).collect()]
+        sky = [r.asDict() for r in weather.where(
+            delay_model.local_date("hour_utc") == args.score_day).collect()]  # fmt: skip
+        t1 = time.monotonic()
+        scores = [scorer.score(f) for f in delay_scoring.features(rows, sky)]
+        compute.append(round(time.monotonic() - t1, 3))
+        runs.append(round(time.monotonic() - t0, 2))
+    out["score_day_driver_s"], out["score_day_driver_compute_s"] = runs, compute
+    out["score_day_mean_risk"] = round(sum(scores) / len(scores), 4)
     with tempfile.TemporaryDirectory() as folder:
         served.save(f"{folder}/model")
         t0 = time.monotonic()
