@@ -48,4 +48,4 @@ def test_the_delay_risk_notebook_is_a_job_in_waiting() -> None:
     assert job["name"] == "delay_risk" and job["schedule"] == "30 4 * * *"
     assert (job["timeout_s"], job["retries"]) == (1800, 1)
     assert job["writes"] == ["models/delay_risk/<version>", "models/delay_risk_metrics"]
-    assert job["description"]
+    assert job["description"] and job["nice"] == 10  # a batch job: yields to the hot path
