@@ -282,7 +282,7 @@ def routes(kpis: Kpis, scope: Scope) -> pd.DataFrame:
 
 BOARD_COLUMNS = (
     "sched_local", "flight_no", "carrier", "carrier_name", "origin", "dest", "dest_name",
-    "status", "delay", "delay_kind", "dep_local", "tailnum", "sched_dep_utc",
+    "status", "delay", "delay_kind", "dep_local", "tailnum", "sched_dep_utc", "delay_risk",
 )  # fmt: skip
 
 
@@ -297,7 +297,8 @@ def live_board(
     filters apply, dates do not: this is *now*).
 
     ``delay`` is the actual departure delay, or for a flight still ``scheduled`` past its
-    time the minutes it is late so far (``delay_kind`` = "late, not departed")."""
+    time the minutes it is late so far (``delay_kind`` = "late, not departed"); ``delay_risk``
+    the model's score where the lake path wrote one (NaN otherwise)."""
     if flights.empty:
         return pd.DataFrame({c: pd.Series(dtype="object") for c in BOARD_COLUMNS})
     frame = scope.select(flights, dates=False).copy()
@@ -326,5 +327,7 @@ def live_board(
     frame["carrier_name"] = frame["carrier_name"].fillna(frame["carrier"])
     frame["dest_name"] = frame["dest_name"].fillna(frame["dest"])
     frame["tailnum"] = frame["tailnum"].fillna("")
+    risk = frame["delay_risk"] if "delay_risk" in frame else pd.Series(np.nan, index=frame.index)
+    frame["delay_risk"] = pd.to_numeric(risk, errors="coerce")
     out = frame.loc[:, list(BOARD_COLUMNS)].sort_values("sched_dep_utc", kind="stable")
     return out.reset_index(drop=True)

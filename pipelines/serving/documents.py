@@ -15,7 +15,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from pipelines.core.domain import HOUR_KEY_SPARK, MEASURES, WEATHER_FIELDS
-from pipelines.serving.readmodels import FLIGHT_FIELDS, PROFILE_ID
+from pipelines.serving.readmodels import FLIGHT_FIELDS, PROFILE_ID, SCORE_FIELDS
 
 WEATHER_DOC_FIELDS = ("origin", "hour_utc", "temp_c", "dewp_c", "humid", "wind_dir",
                       "wind_speed_kmh", "wind_gust_kmh", "precip_mm", "pressure_hpa",
@@ -60,13 +60,16 @@ def bucket_versions(flights: DataFrame) -> DataFrame:
 
 def board_docs(flights: DataFrame) -> DataFrame:
     """``flights_by_hour``: one document per (origin, scheduled hour UTC) of ``flights``
-    (clean flights), holding every flight of that hour and the bucket's ``version``."""
+    (clean flights), holding every flight of that hour and the bucket's ``version``; a flight
+    carries the :data:`~pipelines.serving.readmodels.SCORE_FIELDS` ``flights`` has (a model's
+    ``delay_risk``: ``serving.risk``), which ``version`` does not count."""
+    scores = [c for c in SCORE_FIELDS if c in flights.columns]
     return (
         flights.groupBy("origin", "sched_hour_utc")
         .agg(
             F.first("date").alias("date"),
             F.count(F.lit(1)).alias("n"),
-            _sorted(*FLIGHT_FIELDS).alias("flights"),
+            _sorted(*FLIGHT_FIELDS, *scores).alias("flights"),
             F.sum(facts()).cast("long").alias("version"),
         )
         .select(

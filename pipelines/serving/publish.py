@@ -35,7 +35,7 @@ from pyspark.sql import functions as F
 
 from pipelines.core.config import Settings
 from pipelines.lake import tables
-from pipelines.serving import documents, sinks
+from pipelines.serving import documents, risk, sinks
 from pipelines.serving.readmodels import (
     BOARD,
     KPI_DAILY,
@@ -183,6 +183,9 @@ def _refresh(
             if horizon is not None and newest is None:
                 newest = flights.agg(F.max("last_event_time")).first()[0]
             touched = documents.within_horizon(touched, "sched_hour_utc", newest, horizon)
+            days = weather_days(dates)  # the weather is read only when a model exists
+            touched = risk.with_risk(spark, settings, touched, flights, lambda: tables.read_where(
+                spark, settings, tables.WEATHER, "day", days, WEATHER_SCHEMA))  # fmt: skip
             sinks.write(documents.board_docs(touched), settings, BOARD)
     hourly = kpis.kpi_hourly(flights).withColumn("updated_at", F.lit(now)).persist()
     carriers = kpis.kpi_carrier_daily(flights).persist()

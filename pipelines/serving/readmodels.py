@@ -70,6 +70,10 @@ FLIGHT_FIELDS = (
     "weekday", "sched_arr_utc", "dep_time_utc", "dep_delay", "arr_time_utc", "arr_delay",
     "air_time", "status_rank", "status", "cancelled", "last_event_time", "weather",
 )  # fmt: skip
+# what a model wrote on a board flight (``serving.risk``: the lake path's documents carry it,
+# the hot path does not compute it): not a fact of the flight (``facts`` ignores it), and
+# carried by :func:`resolve` onto the hot document when that one is shown
+SCORE_FIELDS = ("delay_risk",)
 # what a board flight shows that its reader derives from ``status_rank`` (a status name does
 # not grow with its rank, so a hot board bucket's monotone map does not hold it)
 RANK_FIELDS = ("status", "cancelled")
@@ -104,8 +108,22 @@ def resolve(lake: dict[str, Any] | None, hot: dict[str, Any] | None) -> dict[str
     lake's shape: :func:`hot_view`), whichever knows more (a higher ``version``; a tie keeps
     the lake's); None when neither exists."""
     if lake is None or (hot is not None and hot.get("version", 0) > lake.get("version", -1)):
-        return hot if lake is None else {**lake, **hot}
+        return hot if lake is None else _scored({**lake, **hot}, lake)
     return lake
+
+
+def _scored(shown: dict[str, Any], lake: dict[str, Any]) -> dict[str, Any]:
+    """``shown`` (the hot document won) with the :data:`SCORE_FIELDS` of the lake document's
+    flights carried onto the same flights (by ``flight_key``) that lack them: a model's score
+    is written by the lake path only, and a newer event of the bucket must not hide it."""
+    scores = {
+        f.get("flight_key"): {k: f[k] for k in SCORE_FIELDS if k in f}
+        for f in lake.get("flights") or () if isinstance(f, dict)
+    }  # fmt: skip
+    if not any(scores.values()) or not isinstance(shown.get("flights"), list):
+        return shown
+    flights = [{**scores.get(f.get("flight_key"), {}), **f} for f in shown["flights"]]
+    return {**shown, "flights": flights}
 
 
 def slot_key(flight_key: str) -> str:

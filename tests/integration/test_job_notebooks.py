@@ -185,3 +185,59 @@ def test_the_lake_notebook_answers_with_spark_sql_and_time_travel(landed, runs, 
     assert 0 == before < after <= n
     assert (f"time travel on {DAY}: clean.flights version {late - 1} -> {late} (weather_hourly): "
             f"flights with their weather {before} -> {after} of {n}") in text  # fmt: skip
+
+
+RISK_NOTEBOOK = REPO_ROOT / "notebooks" / "40_delay_risk.ipynb"
+
+
+def test_the_delay_risk_notebook_trains_saves_and_the_board_carries_the_risk(
+    landed, runs, tmp_path
+) -> None:
+    """``40_delay_risk.ipynb`` under papermill on the window (one morning: split at its median
+    time): every cell runs, its charts are images; the model is saved as a new version with
+    the metrics of the model and both baselines; the lake path's next refresh of the day puts
+    a ``delay_risk`` in [0, 1] on every flight of its board buckets, and the bucket the page
+    shows carries it whichever path's document wins."""
+    from pyspark.ml import PipelineModel
+    from pyspark.sql import functions as F
+
+    from pipelines.dashboard import queries
+    from pipelines.lake import models
+    from pipelines.serving import publish
+    from pipelines.serving.readmodels import BOARD
+    from pipelines.stack.spark import build_session
+
+    out = tmp_path / "40_delay_risk.ipynb"
+    papermill.execute_notebook(str(RISK_NOTEBOOK), str(out), cwd=str(RISK_NOTEBOOK.parent),
+                               parameters={"env": landed.env, "refit": False},
+                               progress_bar=False)  # fmt: skip
+    nb = nbformat.read(out, as_version=4)
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    images = [o for o in outputs if "image/png" in o.get("data", {})]
+    assert len(images) == 4  # late by hour, the signal, ROC + calibration, the weights
+    html, _ = HTMLExporter().from_notebook_node(nb)
+    assert html.count('src="data:image/png;base64,') == 4
+    text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
+    assert "the guard refuses a table with the flight's own departure" in text
+
+    spark = build_session(landed, "tests")
+    version, path = models.latest_version(spark, landed)
+    assert f"model {version} saved at {path}" in text
+    assert path == f"{landed.lake_root}/models/delay_risk/{version}"
+    assert version.endswith(f"-{DAY}")
+    PipelineModel.load(path)  # a model MLlib reads back
+    rows = models.metrics(spark, landed).where(F.col("version") == version).collect()
+    assert sorted(r.scorer for r in rows) == ["carrier_hour", "model", "overall"]
+    for r in rows:
+        assert r.n_test > 0 and r.n_train > 0 and 0 <= r.brier <= 1 and r.calibration
+        assert r.test_from.startswith(f"{DAY}T")  # one day: split at its median time
+
+    publish.refresh(spark, landed, [DAY])  # what the stream's lake path runs after a batch
+    db = mongo.database(landed)
+    lake = list(db[BOARD].find({"date": DAY}))
+    flights = [f for d in lake for f in d["flights"]]
+    assert flights and all(0.0 <= f["delay_risk"] <= 1.0 for f in flights)
+    assert {f.get("status_rank") for f in flights} >= {1}  # not departed yet ones too
+    shown = queries.resolved(db, BOARD, [d["_id"] for d in lake])
+    assert all("delay_risk" in f for d in shown for f in d["flights"])

@@ -151,7 +151,7 @@ def test_types_from_annotations_type_comments_and_defaults(tmp_path: Path, monke
         spec.validate({"env": "x", "limit": "some"})
     # a notebook without tarmac.job is no job, and neither is one whose JSON has no metadata
     _notebook(tmp_path, "explore", None, "x = 1")
-    assert set(notebook_jobs.discover()) == {"typed"}
+    assert set(notebook_jobs.discover()) == {"typed", "delay_risk"}  # + notebooks/'s own
 
 
 def test_a_name_declared_twice_is_refused(tmp_path: Path, monkeypatch) -> None:

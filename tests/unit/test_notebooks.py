@@ -31,3 +31,21 @@ def test_the_lake_notebook_takes_an_env_and_dates() -> None:
         "last_day": "Optional[str]",
     }  # fmt: skip
     assert params["env"]["default"] == '"local"'
+
+
+def test_the_delay_risk_notebook_is_a_job_in_waiting() -> None:
+    """``40_delay_risk.ipynb``: typed papermill parameters, ``env`` first, and the job
+    metadata notebook-native jobs read (``tarmac.job``: name, schedule, timeout, retries,
+    what it writes in the lake)."""
+    path = NOTEBOOKS / "40_delay_risk.ipynb"
+    params = papermill.inspect_notebook(str(path))
+    assert {n: p["inferred_type_name"] for n, p in params.items()} == {
+        "env": "str", "source": "str", "test_from": "Optional[str]", "refit": "bool",
+        "save": "bool", "tarmac_metrics_path": "Optional[str]",
+    }  # fmt: skip
+    assert list(params)[0] == "env" and params["test_from"]["default"] == "None"
+    job = nbformat.read(path, as_version=4).metadata["tarmac"]["job"]
+    assert job["name"] == "delay_risk" and job["schedule"] == "30 4 * * *"
+    assert (job["timeout_s"], job["retries"]) == (1800, 1)
+    assert job["writes"] == ["models/delay_risk/<version>", "models/delay_risk_metrics"]
+    assert job["description"] and job["nice"] == 10  # a batch job: yields to the hot path

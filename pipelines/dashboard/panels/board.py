@@ -1,8 +1,9 @@
 """Live departures board: the flights of the selected airports and airlines scheduled within
 an hour either side of the replay clock, late ones shaded (> 15 min, > 60 min, cancelled),
-"so far" on the delay of a flight past its time and not departed; sortable, "late / cancelled
-only", and CSV exports of the board and of the airline leaderboard. Redrawn after every batch
-of the stream (``Dashboard.follow``), in place: the table scrolls where it was.
+"so far" on the delay of a flight past its time and not departed, the model's delay risk of
+a flight not departed yet (``delay_risk``, where the lake path scored it); sortable, "late /
+cancelled only", and CSV exports of the board and of the airline leaderboard. Redrawn after
+every batch of the stream (``Dashboard.follow``), in place: the table scrolls where it was.
 
 Reads ``snap.board`` (the ``flights_by_hour`` documents around the clock, read after the
 snapshot: until it arrives the panel says so, and a board of the previous read is marked
@@ -37,6 +38,7 @@ COLUMNS = [
     ("dest_txt", "To", "html"),
     ("status", "Status", ""),
     ("delay_txt", "Delay (min)", "num"),
+    ("risk_txt", "Risk > 15 min", "num"),
     ("dep_local", "Departed", ""),
     ("tailnum", "Tail", ""),
 ]
@@ -134,6 +136,11 @@ class BoardPanel(Panel):
                 for d, n in zip(frame["dest"], frame["dest_name"], strict=True)
             ],
             airline=[str(n)[:24] for n in frame["carrier_name"]],
+            # the model's probability of leaving > 15 min late, while it has not departed
+            risk_txt=[
+                f"{r:.0%}" if pd.notna(r) and st == "scheduled" else ""
+                for r, st in zip(frame["delay_risk"], frame["status"], strict=True)
+            ],
         )
         self.board.value = H.table(shown, COLUMNS, row_class=classes, attrs='data-table="board"')
 
