@@ -115,10 +115,13 @@ def resolve(lake: dict[str, Any] | None, hot: dict[str, Any] | None) -> dict[str
 def _scored(shown: dict[str, Any], lake: dict[str, Any]) -> dict[str, Any]:
     """``shown`` (the hot document won) with the :data:`SCORE_FIELDS` of the lake document's
     flights carried onto the same flights (by ``flight_key``) that lack them: a model's score
-    is written by the lake path only, and a newer event of the bucket must not hide it."""
+    is written by the lake path only, and a newer event of the bucket must not hide it. An
+    hour's KPI row (its ``flights`` a count, not a list) is returned as it is."""
+    if not isinstance(lake.get("flights"), list):
+        return shown
     scores = {
         f.get("flight_key"): {k: f[k] for k in SCORE_FIELDS if k in f}
-        for f in lake.get("flights") or () if isinstance(f, dict)
+        for f in lake["flights"] if isinstance(f, dict)
     }  # fmt: skip
     if not any(scores.values()) or not isinstance(shown.get("flights"), list):
         return shown

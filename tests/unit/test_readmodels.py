@@ -34,6 +34,8 @@ def test_resolve_carries_the_lakes_scores_onto_the_hot_bucket_it_shows() -> None
     assert readmodels.resolve(lake, {**hot, "version": 5}) is lake  # the lake's knows more
     unscored = {**lake, "flights": [a, b]}
     assert readmodels.resolve(unscored, hot) == {**unscored, **hot}  # no model: unchanged
+    row = {"_id": lake["_id"], "version": 6, "flights": 2}  # an hour's KPI row: a count
+    assert readmodels.resolve(row, {**row, "version": 9, "flights": 3})["flights"] == 3
 
 
 def test_the_live_board_shows_the_risk_a_model_wrote() -> None:
