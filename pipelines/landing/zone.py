@@ -240,29 +240,7 @@ class LandingZone(Manifest):
         Call only after the downstream write has committed, with ``file`` claimed by this
         owner and ``rows_in == rows_accepted + rows_rejected``.
         """
-        if min(rows_in, rows_accepted, rows_rejected) < 0 or (
-            rows_in != rows_accepted + rows_rejected
-        ):
-            raise LandingError(
-                f"{file.name}: rows_in={rows_in} is not accepted={rows_accepted} + "
-                f"rejected={rows_rejected}; every input row must be accepted or rejected"
-            )
-        with self._locked(file):
-            with self._txn() as db:
-                if (claim := self._own_claim(db, file)) is None:
-                    raise LandingError(
-                        f"{file.source}/{file.name} is not claimed by {self.owner} (committed"
-                        " already, or claim() was skipped); claim before processing"
-                    )
-                target = self._free(db, self._archive(file.source) / file.name)
-                db.execute(
-                    "UPDATE files SET status = 'processed', name = ?, rows_in = ?,"
-                    " rows_accepted = ?, rows_rejected = ?, location = ?, finished_at = ?"
-                    " WHERE id = ?",
-                    (file.name, rows_in, rows_accepted, rows_rejected, self._rel(target), _now(),
-                     claim["id"]),
-                )  # fmt: skip
-            return self._move(file, target, "processed")
+        return self.commit_all([(file, rows_in, rows_accepted, rows_rejected)])[0]
 
     def commit_all(self, done: Sequence[tuple[LandedFile, int, int, int]]) -> list[Path]:
         """:meth:`commit` of a batch, ``(file, rows_in, rows_accepted, rows_rejected)`` each,
