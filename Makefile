@@ -12,7 +12,7 @@ DASHBOARD_PORT ?= 8866
 # JupyterLab's port (make lab)
 LAB_PORT ?= 8888
 DEMO_CYCLES ?=
-# make test's parallel workers (pytest-xdist, one test module per worker at a time; 1 = serial)
+# make test's parallel workers (pytest-xdist, a test module stays in one worker; 0 = one process)
 TEST_WORKERS ?= 3
 export TARMAC_LOG_FORMAT ?= kv
 
