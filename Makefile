@@ -12,6 +12,8 @@ DASHBOARD_PORT ?= 8866
 # JupyterLab's port (make lab)
 LAB_PORT ?= 8888
 DEMO_CYCLES ?=
+# make test's parallel workers (pytest-xdist, a test module stays in one worker; 0 = one process)
+TEST_WORKERS ?= 3
 export TARMAC_LOG_FORMAT ?= kv
 
 .DEFAULT_GOAL := help
@@ -80,7 +82,7 @@ test-deps:
 	    exit 1; fi
 
 test: install test-deps ## the whole test suite (starts and stops the `ci` stack itself)
-	TARMAC_TEST_ENV=ci $(PY) -m pytest
+	TARMAC_TEST_ENV=ci $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 test-unit: install ## tests/unit: pure logic, no service, no Spark, no network
 	$(PY) -m pytest tests/unit

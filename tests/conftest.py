@@ -2,13 +2,18 @@
 no network), ``integration/`` (one stage or job on the real stack) and ``e2e/`` (the whole path,
 the dashboard in a browser). Integration and end-to-end tests run against the real embedded
 stack of env ``ci`` (Kafka on 19092, FerretDB on 27018), started once per session and stopped
-afterwards if this session started it."""
+afterwards if this session started it.
+
+``make test`` runs the modules in parallel (pytest-xdist, ``-n 3 --dist loadfile``: a module's
+tests and its module fixtures stay in one worker). The session's stack is then shared by the
+workers: the first that needs it starts it (``stack up`` holds the env's lock), the controller
+stops it at the end if it was not running when the session began. A test that stops or kills
+a service does it on a stack of its own (:func:`dedicated_stack`)."""
 
 from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,10 +25,26 @@ TEST_ENV = os.environ.get("TARMAC_TEST_ENV", "ci")
 
 
 SERVICE_FIXTURES = {"stack", "spark", "db", "spark_cluster"}
+STACK_BEFORE = pytest.StashKey[dict[str, int | None]]()
+
+
+def _controller(cfg: pytest.Config) -> bool:
+    """The process that owns the session: the only one without pytest-xdist, its controller
+    with it (a worker has ``workerinput``)."""
+    return not hasattr(cfg, "workerinput")
 
 
 def pytest_configure(config: pytest.Config) -> None:
     logs.configure("WARNING")
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Note which of the ``ci`` stack's services already run (those are left running)."""
+    if _controller(session.config):
+        from pipelines.stack.services import services
+
+        before = {svc.name: svc.pid() for svc in services(config.load(TEST_ENV))}
+        session.config.stash[STACK_BEFORE] = before
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -51,6 +72,16 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         if reporter:
             reporter.ensure_newline()
             reporter.write_line(f"FAILED: {skipped} test(s) skipped; Tarmac's suite skips none")
+    if _controller(session.config) and STACK_BEFORE in session.config.stash:
+        _stop_what_the_session_started(session.config.stash[STACK_BEFORE])
+
+
+def _stop_what_the_session_started(before: dict[str, int | None]) -> None:
+    from pipelines.stack.services import services
+
+    for svc in services(config.load(TEST_ENV)):
+        if svc.embedded and before.get(svc.name) is None and svc.pid() is not None:
+            svc.stop()
 
 
 @pytest.fixture(scope="session")
@@ -59,17 +90,13 @@ def settings() -> Settings:
 
 
 @pytest.fixture(scope="session")
-def stack(settings: Settings) -> Iterator[Settings]:
-    """The real local stack, up for the whole session; what we started is stopped at the end."""
+def stack(settings: Settings) -> Settings:
+    """The real local stack, up for the whole session (whichever worker asks first starts it);
+    what the session started is stopped at its end (``pytest_sessionfinish``)."""
     from pipelines.stack import control as stack_mod
-    from pipelines.stack.services import services
 
-    before = {svc.name: svc.pid() for svc in services(settings)}
     stack_mod.up(settings)
-    yield settings
-    for svc in services(settings):
-        if svc.embedded and before.get(svc.name) is None:
-            svc.stop()
+    return settings
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import time
+from collections.abc import Iterator
 
 import structlog
 
@@ -13,18 +16,34 @@ from pipelines.stack.services import services
 log = structlog.get_logger(__name__)
 
 
+@contextlib.contextmanager
+def _one_at_a_time(settings: Settings) -> Iterator[None]:
+    """Hold the env's stack lock (``flock`` on ``<stack.home>/.up.lock``, blocking): two
+    ``up`` at once (two commands, parallel test workers) start each service once; the second
+    waits, then finds them running."""
+    home = settings.resolve(settings.stack.home)
+    home.mkdir(parents=True, exist_ok=True)
+    with open(home / ".up.lock", "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def up(settings: Settings) -> list[dict[str, object]]:
     """Provision (cached) and start every embedded service; external ones are only checked."""
     t0 = time.monotonic()
     provision.spark_kafka_jars(settings)
     provision.delta_jars(settings)
-    for svc in services(settings):
-        if svc.embedded:
-            svc.start()
-        else:
-            log.info("service.external", service=svc.name, address=svc.address)
-    if settings.kafka.embedded or kafka_io.ping(settings):
-        kafka_io.ensure_topics(settings)
+    with _one_at_a_time(settings):
+        for svc in services(settings):
+            if svc.embedded:
+                svc.start()
+            else:
+                log.info("service.external", service=svc.name, address=svc.address)
+        if settings.kafka.embedded or kafka_io.ping(settings):
+            kafka_io.ensure_topics(settings)
     log.info("stack.up", env=settings.env, seconds=round(time.monotonic() - t0, 1))
     return status(settings)
 

@@ -8,24 +8,32 @@
   ``build/version/version.txt`` written (a plain ``go install`` panics at start without it).
 
 Each step writes a ``.complete`` marker last, so an interrupted step is redone, a finished one
-never is.
+never is. Each step holds the cache's lock (``flock`` on ``<cache>/.provision.lock``) while it
+checks and fetches: two processes provisioning at once (two commands, parallel test workers)
+fetch once, the second waits and finds the marker.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import functools
 import json
 import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import structlog
 from tqdm import tqdm
 
 from pipelines.core.config import Settings
 from pipelines.core.exceptions import ProvisionError
+
+T = TypeVar("T")
 
 log = structlog.get_logger(__name__)
 
@@ -91,6 +99,27 @@ def _jar_versions(folder: Path) -> dict[str, str]:
     return found
 
 
+@contextlib.contextmanager
+def cache_lock(settings: Settings) -> Iterator[None]:
+    """Hold the provisioning cache's lock (blocking) for one check-and-fetch."""
+    settings.stack.cache.mkdir(parents=True, exist_ok=True)
+    with open(settings.stack.cache / ".provision.lock", "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _locked(step: Callable[[Settings], T]) -> Callable[[Settings], T]:
+    @functools.wraps(step)
+    def wrapper(settings: Settings) -> T:
+        with cache_lock(settings):
+            return step(settings)
+
+    return wrapper
+
+
 def slf4j_binding(slf4j_api_version: str) -> str:
     """The log4j2 artifact that binds the given slf4j-api (1.x: slf4j-impl, 2.x: slf4j2-impl)."""
     major = slf4j_api_version.split(".", 1)[0]
@@ -99,6 +128,7 @@ def slf4j_binding(slf4j_api_version: str) -> str:
     return "log4j-slf4j2-impl" if major == "2" else "log4j-slf4j-impl"
 
 
+@_locked
 def kafka_home(settings: Settings) -> Path:
     """Folder holding ``libs/`` of the Kafka broker, fetched on first call."""
     home = settings.stack.cache / f"kafka-{settings.stack.kafka_version}"
@@ -136,6 +166,7 @@ def pyspark_jars_dir() -> Path:
     return Path(pyspark.__file__).parent / "jars"
 
 
+@_locked
 def spark_kafka_jars(settings: Settings) -> list[Path]:
     """Spark's Kafka connector jars for the installed pyspark, fetched on first call."""
     import pyspark
@@ -178,6 +209,7 @@ def delta_artifacts(pyspark_version: str, delta_version: str = DELTA_VERSION) ->
     ]
 
 
+@_locked
 def delta_jars(settings: Settings) -> list[Path]:
     """Delta Lake's jars for the installed pyspark, fetched on first call (``mvn``)."""
     import pyspark
@@ -239,6 +271,7 @@ def patch_ferretdb(src: Path) -> None:
         path.write_text(text.replace(old, new))
 
 
+@_locked
 def ferretdb_binary(settings: Settings) -> Path:
     """Path of a FerretDB binary built from the Go module proxy, built on first call."""
     version = settings.stack.ferretdb_version

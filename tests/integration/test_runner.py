@@ -24,10 +24,9 @@ from pipelines.core.exceptions import ConfigError, JobFailedError, JobLockedErro
 from pipelines.orchestration import backfill, notebook, report, runner
 from pipelines.orchestration.ledger import COLLECTION
 from pipelines.orchestration.locks import read_holder
-from pipelines.stack import control as stack_mod
 from pipelines.stack import mongo
 from pipelines.stack.services import FerretDBService
-from tests.conftest import write_parameters
+from tests.conftest import dedicated_stack, write_parameters
 from tests.fixtures.jobs import TINY
 
 REPO = Path(__file__).resolve().parents[2]
@@ -44,13 +43,15 @@ def _env(outputs: Path, **extra: str) -> dict[str, str]:
     }
 
 
-def _cli(outputs: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+def _cli(
+    outputs: Path, *args: str, timeout: float = 120, **env: str
+) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "pipelines", *args],
         capture_output=True,
         text=True,
         cwd=REPO,
-        env=_env(outputs),
+        env=_env(outputs, **env),
         timeout=timeout,
     )
 
@@ -285,13 +286,14 @@ def test_a_run_past_its_timeout_is_interrupted(stack, tmp_path) -> None:
 
 @pytest.mark.integration
 def test_mongo_down_fails_cleanly_then_recovers(stack, tmp_path) -> None:
+    """On a FerretDB of its own (the session's serves the other modules meanwhile): down at
+    first, started before the second run."""
     out = tmp_path / "outputs"
-    ferret = FerretDBService(stack)
-    ferret.stop()
-    try:
-        res = _cli(out, "run", "tiny", "--env", "ci", "-p", "fail=mongo", timeout=180)
-    finally:
-        stack_mod.up(stack)  # FerretDB back, whatever happened above
+    own = dedicated_stack(stack, tmp_path, "tarmac_runner_down")
+    write_parameters(own, tmp_path / "params")
+    params = {"TARMAC_PARAMETERS_DIR": str(tmp_path / "params")}
+    ferret = FerretDBService(own)
+    res = _cli(out, "run", "tiny", "--env", "ci", "-p", "fail=mongo", timeout=180, **params)
 
     # failed, non-zero, after a retry (MongoDB unreachable is transient)
     assert res.returncode == JobFailedError.exit_code == 9, res.stderr[-2000:]
@@ -313,14 +315,20 @@ def test_mongo_down_fails_cleanly_then_recovers(stack, tmp_path) -> None:
     assert {d["status"] for d in pending} == {"running", "failed"}
 
     # back up: the same job succeeds, and the pending documents reach the ledger
-    result = runner.run(TINY, "ci", {"fail": "mongo"}, outputs=out)
-    assert result.status == "success"
-    coll = _ledger(stack)
-    assert coll.find_one({"_id": result.run_id})["status"] == "success"
-    for end in ends:
-        doc = coll.find_one({"_id": end["run_id"]})
-        assert doc["status"] == "failed" and doc["error"]["type"] == "ServiceUnavailableError"
-    assert (out / "logs" / "ledger-pending.jsonl").read_text() == ""
+    ferret.start()
+    try:
+        again = _cli(out, "run", "tiny", "--env", "ci", "-p", "fail=mongo", timeout=180, **params)
+        assert again.returncode == 0, again.stderr[-2000:]
+        (last,) = [e for e in _log(out) if e["event"] == "run.end"][len(ends) :]
+        assert last["status"] == "success"
+        coll = _ledger(own)
+        assert coll.find_one({"_id": last["run_id"]})["status"] == "success"
+        for end in ends:
+            doc = coll.find_one({"_id": end["run_id"]})
+            assert doc["status"] == "failed" and doc["error"]["type"] == "ServiceUnavailableError"
+        assert (out / "logs" / "ledger-pending.jsonl").read_text() == ""
+    finally:
+        ferret.stop()
 
 
 @pytest.mark.integration

@@ -1,18 +1,36 @@
-"""The embedded stack against real processes: status, idempotent up, crash and recovery."""
+"""The embedded stack against real processes: status, idempotent up, crash and recovery.
+
+The tests that kill a service do it on a stack of their own (``dedicated_stack``: Kafka and
+FerretDB on free ports, started once for the module): the session's stack serves the other
+test modules meanwhile (``make test`` runs modules in parallel workers)."""
 
 from __future__ import annotations
 
 import os
 import signal
 import time
+from collections.abc import Iterator
 
 import pytest
 
+from pipelines.core.config import Settings
 from pipelines.stack import control as stack_mod
 from pipelines.stack import mongo
 from pipelines.stack.services import FerretDBService, KafkaService
+from tests.conftest import dedicated_stack
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def own(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    """A stack of this module's own, up for its tests and stopped at the end."""
+    settings = dedicated_stack(stack, tmp_path_factory.mktemp("own-stack"), "tarmac_stack")
+    stack_mod.up(settings)
+    try:
+        yield settings
+    finally:
+        stack_mod.down(settings)
 
 
 def _row(rows: list[dict], name: str) -> dict:
@@ -47,28 +65,28 @@ def _kill(svc) -> None:
     raise AssertionError(f"{svc.name} still reported alive after SIGKILL")
 
 
-def test_killed_ferretdb_is_reported_down_restarted_and_keeps_its_data(stack, unique) -> None:
-    coll = mongo.database(stack)[f"persist_{unique}"]
+def test_killed_ferretdb_is_reported_down_restarted_and_keeps_its_data(own, unique) -> None:
+    coll = mongo.database(own)[f"persist_{unique}"]
     coll.insert_many([{"_id": i, "v": i * i} for i in range(50)])
-    svc = FerretDBService(stack)
+    svc = FerretDBService(own)
     _kill(svc)
-    row = _row(stack_mod.status(stack), "ferretdb")
+    row = _row(stack_mod.status(own), "ferretdb")
     assert row["state"] == "stopped" and row["answers"] is False
-    stack_mod.up(stack)
-    assert _row(stack_mod.status(stack), "ferretdb")["state"] == "running"
-    coll = mongo.database(stack)[f"persist_{unique}"]
+    stack_mod.up(own)
+    assert _row(stack_mod.status(own), "ferretdb")["state"] == "running"
+    coll = mongo.database(own)[f"persist_{unique}"]
     assert coll.count_documents({}) == 50
     assert coll.find_one({"_id": 7})["v"] == 49
     coll.drop()
 
 
-def test_killed_broker_is_reported_down_and_restarted(stack) -> None:
-    svc = KafkaService(stack)
+def test_killed_broker_is_reported_down_and_restarted(own) -> None:
+    svc = KafkaService(own)
     _kill(svc)
-    row = _row(stack_mod.status(stack), "kafka")
+    row = _row(stack_mod.status(own), "kafka")
     assert row["state"] == "stopped" and row["answers"] is False
-    stack_mod.up(stack)
-    row = _row(stack_mod.status(stack), "kafka")
+    stack_mod.up(own)
+    row = _row(stack_mod.status(own), "kafka")
     assert row["state"] == "running" and row["answers"] is True
 
 
