@@ -68,10 +68,10 @@ def load_window(
     jobs: Sequence[str] = PIPELINE,
     echo: bool = False,
 ) -> dict[str, Any]:
-    """Replay [start, end) of every source in catch-up mode, then run every job once."""
+    """Replay [start, end) of every source in catch-up mode (the files and the flights side by
+    side: :func:`replay.run_window`), then run every job once."""
     t0 = time.monotonic()
-    run = replay.make(settings, "all", progress=progress, start=start, end=end, catch_up=True)
-    stats = run.run()
+    stats = replay.run_window(settings, progress=progress, start=start, end=end)
     t_replay = time.monotonic() - t0
     if echo:
         logs.step("replay".ljust(24), sent_line(stats), f"{t_replay:.1f} s")

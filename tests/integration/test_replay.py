@@ -153,6 +153,42 @@ def test_two_workers_send_the_same_events_once(iso: Settings) -> None:
 
 
 @pytest.mark.integration
+def test_a_load_replays_files_and_flights_side_by_side_as_one_ordered_replay(
+    iso: Settings, tmp_path: Path
+) -> None:
+    """``run_window`` (what ``pipeline.load_window`` replays with): the files by one process,
+    the flights by two producers beside it. The same events once each, byte-identical files to
+    one ordered replay's, and positions a later replay resumes after (it sends nothing)."""
+    end = START + timedelta(days=1)  # a midnight inside: one reference snapshot
+    assert iso.replay.workers == 2
+    stats = replay.run_window(iso, progress=False, start=START, end=end)
+    got = _consume(iso, "flights")
+    expected = _expected_counts(START, end)
+    assert Counter(m["event_type"] for m in got) == expected
+    assert len({m["event_id"] for m in got}) == len(got) == stats.sent["flights"]
+    assert (stats.sent["weather"], stats.sent["reference"]) == (24, 1)
+
+    ordered = iso.model_copy(update={"paths": iso.paths.model_copy(
+        update={"data": tmp_path / "ordered"})})  # fmt: skip
+    replay.make(ordered, "weather", progress=False, start=START, end=end, catch_up=True).run()
+    replay.make(ordered, "reference", progress=False, start=START, end=end, catch_up=True).run()
+    landing = Path(iso.paths.data) / "landing"
+
+    def landed(root: Path) -> dict[str, bytes]:
+        return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+    assert landed(landing) == landed(tmp_path / "ordered" / "landing")
+
+    newest = max((m["event_time"], m["event_id"]) for m in got)  # ISO times sort as times
+    saved = json.loads((Path(iso.paths.data) / "replay" / "position.json").read_text())
+    assert saved["flights"]["id"] == newest[1]
+    assert {"weather", "reference"} <= set(saved)
+    again = replay.make(iso, "all", progress=False, start=START, end=end, catch_up=True).run()
+    assert again.sent == {"flights": 0, "weather": 0, "reference": 0}
+    assert again.skipped_before_position == len(got)
+
+
+@pytest.mark.integration
 def test_replay_killed_half_way_resumes_without_missing_events(iso: Settings, tmp_path) -> None:
     params = tmp_path / "params"
     write_parameters(iso, params)
