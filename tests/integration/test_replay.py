@@ -20,7 +20,7 @@ from kafka import KafkaConsumer
 from kafka.serializer import JsonSerializer
 
 from pipelines.core.config import Settings
-from pipelines.sources import nycflights13, replay
+from pipelines.sources import catch_up, nycflights13, replay
 from tests.conftest import write_parameters
 
 START = datetime(2013, 1, 1, 10, tzinfo=UTC)
@@ -142,7 +142,7 @@ def test_busy_morning_produces_exactly_the_expected_events(iso: Settings) -> Non
 @pytest.mark.integration
 def test_two_workers_send_the_same_events_once(iso: Settings) -> None:
     run = replay.make(iso, "flights", progress=False, start=START, end=END, catch_up=True)
-    stats = replay.run_parallel(run, workers=2)
+    stats = catch_up.run_parallel(run, workers=2)
     got = _consume(iso, "flights")
     assert Counter(m["event_type"] for m in got) == _expected_counts(START, END)
     assert len({m["event_id"] for m in got}) == len(got) == stats.sent["flights"]
@@ -161,7 +161,7 @@ def test_a_load_replays_files_and_flights_side_by_side_as_one_ordered_replay(
     one ordered replay's, and positions a later replay resumes after (it sends nothing)."""
     end = START + timedelta(days=1)  # a midnight inside: one reference snapshot
     assert iso.replay.workers == 2
-    stats = replay.run_window(iso, progress=False, start=START, end=end)
+    stats = catch_up.run_window(iso, progress=False, start=START, end=end)
     got = _consume(iso, "flights")
     expected = _expected_counts(START, end)
     assert Counter(m["event_type"] for m in got) == expected
