@@ -23,7 +23,7 @@ import orjson
 
 from pipelines.core import config, logs
 from pipelines.core.config import REPO_ROOT, Settings
-from pipelines.sources import replay
+from pipelines.sources import catch_up, replay
 from pipelines.stack import kafka_io, provision
 
 TARGET = 25_000
@@ -99,7 +99,7 @@ def main() -> None:
                 settings, "flights", progress=True, start=args.start, end=args.end, catch_up=True
             )
             t0 = time.monotonic()
-            stats = replay.run_parallel(run, workers, from_scratch=True)
+            stats = catch_up.run_parallel(run, workers, from_scratch=True)
             wall = time.monotonic() - t0
         kafka_io.delete_topics(base, [t.name for t in settings.kafka.topics.values()])
         producers[f"{workers}_worker{'s' if workers > 1 else ''}"] = {

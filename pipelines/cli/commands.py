@@ -102,7 +102,7 @@ def cmd_lab(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from pipelines.sources import replay
+    from pipelines.sources import catch_up, replay
 
     settings = config.load(args.env)
     run = replay.make(
@@ -115,8 +115,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
         max_rate=args.max_rate,
         catch_up=args.catch_up,
     )
-    workers = args.workers or (settings.replay.workers if replay.parallelizable(run) else 1)
-    stats = replay.run_parallel(run, workers, args.from_scratch)
+    workers = args.workers or (settings.replay.workers if catch_up.parallelizable(run) else 1)
+    stats = catch_up.run_parallel(run, workers, args.from_scratch)
     print(
         json.dumps(
             {

@@ -136,3 +136,11 @@ class NotificationError(TarmacError):
     itself is kept and the failure recorded on it; the next run tries again."""
 
     exit_code = 15
+
+
+class ReplayError(TarmacError):
+    """A part of a replay failed (a producer process, the files written to the landing zone);
+    the message says which and why. What was sent is kept: run the same command again and it
+    resumes after each part's saved position."""
+
+    exit_code = 16

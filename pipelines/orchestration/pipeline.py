@@ -14,7 +14,7 @@ from pipelines.core import logs
 from pipelines.core.config import Settings
 from pipelines.jobs import registry
 from pipelines.jobs.registry import PIPELINE
-from pipelines.sources import replay
+from pipelines.sources import catch_up, replay
 
 log = structlog.get_logger(__name__)
 
@@ -68,10 +68,10 @@ def load_window(
     jobs: Sequence[str] = PIPELINE,
     echo: bool = False,
 ) -> dict[str, Any]:
-    """Replay [start, end) of every source in catch-up mode, then run every job once."""
+    """Replay [start, end) of every source in catch-up mode (the files and the flights side by
+    side: :func:`catch_up.run_window`), then run every job once."""
     t0 = time.monotonic()
-    run = replay.make(settings, "all", progress=progress, start=start, end=end, catch_up=True)
-    stats = run.run()
+    stats = catch_up.run_window(settings, progress=progress, start=start, end=end)
     t_replay = time.monotonic() - t0
     if echo:
         logs.step("replay".ljust(24), sent_line(stats), f"{t_replay:.1f} s")

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import heapq
 import json
-import multiprocessing
 import sys
 import time
 from collections.abc import Iterator
@@ -290,19 +289,20 @@ class Replay:
                 ev = ev[pd.util.hash_pandas_object(ev["flight_key"], index=False) % count == index]
             n_events = len(ev)
             merged.append((m["_time"], "flights", m["msg"]) for m in _messages(ev))
+        # each generator's condition is read lazily, while merging: one name per source
         if "weather" in self.sources:
-            after = p[0] if (p := pos.get("weather")) else None
+            weather_after = p[0] if (p := pos.get("weather")) else None
             merged.append(
                 (t, "weather", rows)
                 for t, rows in weather_hours(opts.start, opts.end)
-                if after is None or t > after
+                if weather_after is None or t > weather_after
             )
         if "reference" in self.sources:
-            after = p[0] if (p := pos.get("reference")) else None
+            reference_after = p[0] if (p := pos.get("reference")) else None
             merged.append(
                 (t, "reference", None)
                 for t in reference_days(opts.start, opts.end)
-                if after is None or t > after
+                if reference_after is None or t > reference_after
             )
         yield n_events
         # files first at equal times (rank), so a flight never precedes its hour's weather
@@ -373,57 +373,6 @@ def _messages(ev: pd.DataFrame) -> Iterator[dict[str, Any]]:
     times = ev["event_time"].dt.to_pydatetime()
     for t, msg in zip(times, events.iter_messages(ev), strict=True):
         yield {"_time": t, "msg": msg}
-
-
-def parallelizable(replay: Replay) -> bool:
-    """Several producer processes make sense for a catch-up replay of flights only."""
-    return replay.sources == ("flights",) and replay.options.catch_up
-
-
-def run_parallel(replay: Replay, workers: int, from_scratch: bool = False) -> ReplayStats:
-    """Catch-up replay of flights by ``workers`` processes, each with its own producer and
-    position, a flight's events all in one worker. Events are derived once, before the fork."""
-    if workers == 1:
-        return replay.run(from_scratch)
-    if not parallelizable(replay):
-        raise ConfigError("--workers > 1 is for `replay flights --catch-up` only")
-    o = replay.options
-    flight_events(o.start, o.end, timedelta(minutes=o.board_lead_minutes))  # warm the cache
-    ctx = multiprocessing.get_context("fork")
-    results = ctx.Queue()
-    procs = [
-        ctx.Process(target=_worker, args=(replay, i, workers, from_scratch, results))
-        for i in range(workers)
-    ]
-    for proc in procs:
-        proc.start()
-    parts: list[ReplayStats] = [results.get() for _ in procs]
-    for proc in procs:
-        proc.join()
-    total = ReplayStats(
-        seconds=max(p.seconds for p in parts), prepare_seconds=max(p.prepare_seconds for p in parts)
-    )
-    for p in parts:
-        total.sent["flights"] += p.sent["flights"]
-        total.dead_lettered += p.dead_lettered
-        total.skipped_before_position += p.skipped_before_position
-        total.interrupted |= p.interrupted
-    total.position = {"flights": min((p.position.get("flights") or "") for p in parts) or None}
-    return total
-
-
-def _worker(replay: Replay, index: int, count: int, from_scratch: bool, out: Any) -> None:
-    shard = Replay(
-        replay.settings,
-        replay.options,
-        replay.sources,
-        progress=replay.progress and index == 0,
-        shard=(index, count),
-    )
-    try:
-        out.put(shard.run(from_scratch))
-    except KeyboardInterrupt:
-        out.put(ReplayStats(interrupted=True))
 
 
 def make(settings: Settings, source: str, progress: bool = True, **overrides: Any) -> Replay:

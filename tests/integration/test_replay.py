@@ -20,7 +20,7 @@ from kafka import KafkaConsumer
 from kafka.serializer import JsonSerializer
 
 from pipelines.core.config import Settings
-from pipelines.sources import nycflights13, replay
+from pipelines.sources import catch_up, nycflights13, replay
 from tests.conftest import write_parameters
 
 START = datetime(2013, 1, 1, 10, tzinfo=UTC)
@@ -142,7 +142,7 @@ def test_busy_morning_produces_exactly_the_expected_events(iso: Settings) -> Non
 @pytest.mark.integration
 def test_two_workers_send_the_same_events_once(iso: Settings) -> None:
     run = replay.make(iso, "flights", progress=False, start=START, end=END, catch_up=True)
-    stats = replay.run_parallel(run, workers=2)
+    stats = catch_up.run_parallel(run, workers=2)
     got = _consume(iso, "flights")
     assert Counter(m["event_type"] for m in got) == _expected_counts(START, END)
     assert len({m["event_id"] for m in got}) == len(got) == stats.sent["flights"]
@@ -150,6 +150,42 @@ def test_two_workers_send_the_same_events_once(iso: Settings) -> None:
     for m in got:  # every flight's events in one partition, in event-time order
         by_flight.setdefault(m["flight_key"], set()).add(m["_partition"])
     assert all(len(parts) == 1 for parts in by_flight.values())
+
+
+@pytest.mark.integration
+def test_a_load_replays_files_and_flights_side_by_side_as_one_ordered_replay(
+    iso: Settings, tmp_path: Path
+) -> None:
+    """``run_window`` (what ``pipeline.load_window`` replays with): the files by one process,
+    the flights by two producers beside it. The same events once each, byte-identical files to
+    one ordered replay's, and positions a later replay resumes after (it sends nothing)."""
+    end = START + timedelta(days=1)  # a midnight inside: one reference snapshot
+    assert iso.replay.workers == 2
+    stats = catch_up.run_window(iso, progress=False, start=START, end=end)
+    got = _consume(iso, "flights")
+    expected = _expected_counts(START, end)
+    assert Counter(m["event_type"] for m in got) == expected
+    assert len({m["event_id"] for m in got}) == len(got) == stats.sent["flights"]
+    assert (stats.sent["weather"], stats.sent["reference"]) == (24, 1)
+
+    ordered = iso.model_copy(update={"paths": iso.paths.model_copy(
+        update={"data": tmp_path / "ordered"})})  # fmt: skip
+    replay.make(ordered, "weather", progress=False, start=START, end=end, catch_up=True).run()
+    replay.make(ordered, "reference", progress=False, start=START, end=end, catch_up=True).run()
+    landing = Path(iso.paths.data) / "landing"
+
+    def landed(root: Path) -> dict[str, bytes]:
+        return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+    assert landed(landing) == landed(tmp_path / "ordered" / "landing")
+
+    newest = max((m["event_time"], m["event_id"]) for m in got)  # ISO times sort as times
+    saved = json.loads((Path(iso.paths.data) / "replay" / "position.json").read_text())
+    assert saved["flights"]["id"] == newest[1]
+    assert {"weather", "reference"} <= set(saved)
+    again = replay.make(iso, "all", progress=False, start=START, end=end, catch_up=True).run()
+    assert again.sent == {"flights": 0, "weather": 0, "reference": 0}
+    assert again.skipped_before_position == len(got)
 
 
 @pytest.mark.integration
