@@ -7,11 +7,13 @@ ENV    ?= local
 FROM   ?= 2013-01-01T00:00:00Z
 # the last flights of 31 Dec 2013 (local) depart and land after midnight UTC
 TO     ?= 2014-01-02T00:00:00Z
-# the dashboard's port (make dashboard, make demo); DEMO_CYCLES=N stops the demo after N rounds
+# the dashboard's port (make dashboard, make demo); DEMO_CYCLES=N stops the demo after N rounds;
+# DEMO_SPEED=S replays at S x instead of 24x (faster: the pills may turn amber, see demo.py)
 DASHBOARD_PORT ?= 8866
 # JupyterLab's port (make lab)
 LAB_PORT ?= 8888
 DEMO_CYCLES ?=
+DEMO_SPEED ?=
 # make test's parallel workers (pytest-xdist, a test module stays in one worker; 0 = one process)
 TEST_WORKERS ?= 3
 export TARMAC_LOG_FORMAT ?= kv
@@ -56,7 +58,7 @@ smoke: stack-up ## Kafka -> Spark -> MongoDB smoke path on ENV
 	$(PY) -m pipelines smoke --env $(ENV) --produce 1000
 
 demo: install ## the whole product live: stack, replay at 24x, the stream service, file jobs, dashboard (DEMO_CYCLES=N: N weather runs)
-	$(PY) -m pipelines demo --env $(ENV) --port $(DASHBOARD_PORT) $(if $(DEMO_CYCLES),--cycles $(DEMO_CYCLES))
+	$(PY) -m pipelines demo --env $(ENV) --port $(DASHBOARD_PORT) $(if $(DEMO_CYCLES),--cycles $(DEMO_CYCLES)) $(if $(DEMO_SPEED),--speed $(DEMO_SPEED))
 
 .PHONY: stream-start stream-stop stream-status
 stream-start: stack-up ## run the flight stream as a supervised service of ENV (log: outputs/logs/service-*)

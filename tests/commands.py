@@ -35,7 +35,8 @@ README = REPO / "README.md"
 SHELL_FENCES = {"bash", "sh", "shell", "console"}
 ENV_NAMES = ("local", "ci")  # what a documented line may pass as --env / ENV=
 # variables a user may have set that would change what a line does: a sandbox sets its own
-_CLEARED = ("ENV", "TARMAC_ENV", "FROM", "TO", "DASHBOARD_PORT", "DEMO_CYCLES", "TARMAC_FAULT",
+_CLEARED = ("ENV", "TARMAC_ENV", "FROM", "TO", "DASHBOARD_PORT", "DEMO_CYCLES", "DEMO_SPEED",
+            "TARMAC_FAULT",
             "KAFKA_BOOTSTRAP_SERVERS", "MONGO_URI", "MONGO_READER_URI", "MONGO_DATABASE",
             "TARMAC_JOBS_MODULE", "TARMAC_JOBS_NOTEBOOKS",
             # a make above pytest (`make test`) makes every make below print "Entering/Leaving

@@ -118,10 +118,29 @@ class MongoSettings(_Model):
 
 
 class SparkSettings(_Model):
+    """The Spark application every job, notebook and spark-submit run builds
+    (``pipelines.stack.spark``). ``conf``: any further Spark property, passed to the session
+    and to ``spark-submit --conf`` as given, winning over Tarmac's own (executor memory and
+    cores, ``spark.hadoop.fs.s3a.*`` for an object-store lake, ``spark.eventLog.*``, JVM
+    options)."""
+
     master: str = "local[*]"
     shuffle_partitions: int = Field(default=4, ge=1)
     driver_memory: str = "2g"
     ui: bool = False
+    conf: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("conf", mode="before")
+    @classmethod
+    def _spark_properties(cls, conf: object) -> object:
+        """Keys are Spark properties; YAML numbers and booleans become Spark's text
+        (``2`` -> ``"2"``, ``true`` -> ``"true"``)."""
+        if not isinstance(conf, dict):
+            return conf
+        if bad := sorted(str(k) for k in conf if not str(k).startswith("spark.")):
+            raise ValueError(f"{bad} are not Spark properties (each starts with 'spark.')")
+        return {k: str(v).lower() if isinstance(v, bool) else
+                (str(v) if isinstance(v, int | float) else v) for k, v in conf.items()}  # fmt: skip
 
 
 class ServingSettings(_Model):

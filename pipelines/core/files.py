@@ -1,10 +1,14 @@
-"""Files that readers never see half-written: an atomic write (temp file, fsync, rename) and a
-folder fsync. Used by the replay, the landing zone and the ledger's state files."""
+"""Files that readers never see half-written: an atomic write (temp file, fsync, rename), a
+folder fsync, and a blocking exclusive lock on a lock file. Used by the replay, the landing
+zone, the ledger, the stack and its provisioning."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import secrets
+from collections.abc import Iterator
 from contextlib import suppress
 from pathlib import Path
 
@@ -44,3 +48,17 @@ def write_atomic(path: Path, data: str | bytes, encoding: str = "utf-8") -> Path
         raise
     fsync_dir(path.parent)
     return path
+
+
+@contextlib.contextmanager
+def exclusive(lock: Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``lock`` (created with its folder if missing), waiting
+    for any other holder; released on exit, or by the kernel if the process dies."""
+    lock = Path(lock)
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)

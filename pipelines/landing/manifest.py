@@ -3,7 +3,6 @@ the queries of :class:`pipelines.landing.zone.LandingZone`, which adds the file 
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import os
 import socket
@@ -16,6 +15,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from pipelines.core import files
 from pipelines.core.exceptions import LandingError
 
 MANIFEST = "_manifest.sqlite"
@@ -105,19 +105,15 @@ class Manifest:
         return db
 
     @contextmanager
-    def _locked(self, *files: LandedFile) -> Iterator[None]:
-        """Hold the zone lock while ``files`` are recorded and moved, so overlapping runs never
-        act on a file another run is moving; fails if one of them changed or is gone."""
-        for file in files:
+    def _locked(self, *landed: LandedFile) -> Iterator[None]:
+        """Hold the zone lock while ``landed`` files are recorded and moved, so overlapping runs
+        never act on a file another run is moving; fails if one of them changed or is gone."""
+        for file in landed:
             file.sha256  # noqa: B018 - hashed before taking the lock
-        with open(self.root / LOCK, "a") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            try:
-                for file in files:
-                    self._unchanged(file)
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+        with files.exclusive(self.root / LOCK):
+            for file in landed:
+                self._unchanged(file)
+            yield
 
     def processed_sha256(self, source: str) -> set[str]:
         """The contents (sha256) of ``source`` processed already: one query for a whole batch's

@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import socket
@@ -26,6 +25,7 @@ from typing import Any
 import structlog
 from pymongo.errors import PyMongoError
 
+from pipelines.core import files
 from pipelines.core.config import Settings
 from pipelines.core.exceptions import ServiceUnavailableError
 from pipelines.orchestration import jobhealth
@@ -56,13 +56,8 @@ def dumps(obj: Any) -> str:
 @contextlib.contextmanager
 def _locked(path: Path) -> Iterator[None]:
     """Exclusive flock on ``path`` + ``.lock`` (appenders and the replay never interleave)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(path.name + ".lock"), "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    with files.exclusive(path.with_name(path.name + ".lock")):
+        yield
 
 
 class RunLog:

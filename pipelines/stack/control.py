@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import time
 from collections.abc import Iterator
 
 import structlog
 
+from pipelines.core import files
 from pipelines.core.config import Settings
 from pipelines.stack import kafka_io, provision
 from pipelines.stack.services import services
@@ -21,14 +21,8 @@ def _one_at_a_time(settings: Settings) -> Iterator[None]:
     """Hold the env's stack lock (``flock`` on ``<stack.home>/.up.lock``, blocking): two
     ``up`` at once (two commands, parallel test workers) start each service once; the second
     waits, then finds them running."""
-    home = settings.resolve(settings.stack.home)
-    home.mkdir(parents=True, exist_ok=True)
-    with open(home / ".up.lock", "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    with files.exclusive(settings.resolve(settings.stack.home) / ".up.lock"):
+        yield
 
 
 def up(settings: Settings) -> list[dict[str, object]]:

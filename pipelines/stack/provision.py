@@ -16,7 +16,6 @@ fetch once, the second waits and finds the marker.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import functools
 import json
 import re
@@ -30,6 +29,7 @@ from typing import TypeVar
 import structlog
 from tqdm import tqdm
 
+from pipelines.core import files
 from pipelines.core.config import Settings
 from pipelines.core.exceptions import ProvisionError
 
@@ -102,13 +102,8 @@ def _jar_versions(folder: Path) -> dict[str, str]:
 @contextlib.contextmanager
 def cache_lock(settings: Settings) -> Iterator[None]:
     """Hold the provisioning cache's lock (blocking) for one check-and-fetch."""
-    settings.stack.cache.mkdir(parents=True, exist_ok=True)
-    with open(settings.stack.cache / ".provision.lock", "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    with files.exclusive(settings.stack.cache / ".provision.lock"):
+        yield
 
 
 def _locked(step: Callable[[Settings], T]) -> Callable[[Settings], T]:

@@ -23,7 +23,12 @@ COMMIT_LABEL = "spark.databricks.delta.commitInfo.userMetadata"
 
 
 def session_conf(settings: Settings) -> dict[str, str]:
-    """Spark configuration of ``settings`` (also rendered as ``--conf`` for spark-submit)."""
+    """Spark configuration of ``settings`` (also rendered as ``--conf`` for spark-submit):
+    Tarmac's, then the parameters' ``spark.conf`` map over it."""
+    return {**_tarmac_conf(settings), **settings.spark.conf}
+
+
+def _tarmac_conf(settings: Settings) -> dict[str, str]:
     return {
         "spark.sql.session.timeZone": "UTC",
         "spark.sql.shuffle.partitions": str(settings.spark.shuffle_partitions),
@@ -87,6 +92,7 @@ def build_session(settings: Settings, app: str) -> SparkSession:
 def spark_submit(settings: Settings) -> list[str]:
     """``spark-submit --master ... --jars ... --driver-memory ... --conf ...``: the options every
     submitted job gets (the same jars and conf as :func:`build_session`), before its script."""
+    conf = session_conf(settings)
     cmd = [
         str(Path(sys.executable).parent / "spark-submit"),
         "--master",
@@ -94,9 +100,9 @@ def spark_submit(settings: Settings) -> list[str]:
         "--jars",
         ",".join(str(j) for j in jars(settings)),
         "--driver-memory",
-        settings.spark.driver_memory,
+        conf["spark.driver.memory"],
     ]
-    for key, value in session_conf(settings).items():
+    for key, value in conf.items():
         cmd += ["--conf", f"{key}={value}"]
     return cmd
 

@@ -356,15 +356,18 @@ def test_the_stream_service_starts_once_reports_and_stops(window: Sandbox) -> No
 @covers("make demo", "python -m pipelines demo")
 def test_make_demo_serves_the_dashboard_and_runs_each_job(window: Sandbox, tmp_path: Path) -> None:
     port, log = voila.free_port(), tmp_path / "demo.log"
-    proc = window.spawn("make demo", log, DASHBOARD_PORT=str(port), DEMO_CYCLES="1")
+    # at 240x the first weather file lands within a minute (at the default 24x, ten: the test
+    # then waited about 10 min for one run, with the stream service busy all along)
+    proc = window.spawn("make demo", log, DASHBOARD_PORT=str(port), DEMO_CYCLES="1",
+                        DEMO_SPEED="240")  # fmt: skip
     try:
         voila.wait_ready(proc, port, log, timeout_s=180)
         assert proc.wait(timeout=1200) == 0, log.read_text()[-4000:]
     finally:
         stop_group(proc)
     out = log.read_text()
-    assert f"python -m pipelines demo --env local --port {port} --cycles 1" in out
-    assert f"Dashboard: http://127.0.0.1:{port}/" in out
+    assert f"python -m pipelines demo --env local --port {port} --cycles 1 --speed 240" in out
+    assert f"Dashboard: http://127.0.0.1:{port}/   (replay clock: 240x)" in out
     # the stream long-lived (a service), the file jobs when their files land: one weather run
     assert re.search(r"^flights_stream +service running \(pid \d+\)", out, re.MULTILINE), out
     ran = re.findall(r"^(\w+) \(local\) +success +in [\d,]+ · out ", out, flags=re.MULTILINE)

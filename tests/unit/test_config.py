@@ -57,3 +57,24 @@ def test_mongo_port_parsing() -> None:
 def test_relative_paths_resolve_against_repo_root() -> None:
     s = config.load("local")
     assert s.resolve(Path("outputs/x")) == config.REPO_ROOT / "outputs/x"
+
+
+def test_spark_conf_reaches_the_session_over_tarmacs_own(tmp_path: Path) -> None:
+    from pipelines.stack.spark import session_conf
+
+    p = tmp_path / "x.yaml"
+    p.write_text("env: x\nspark:\n  driver_memory: 1g\n  conf:\n    spark.executor.cores: 2\n"
+                 "    spark.eventLog.enabled: true\n    spark.driver.memory: 3g\n"
+                 "    spark.hadoop.fs.s3a.endpoint: http://minio:9000\n")  # fmt: skip
+    conf = session_conf(config.load("x", p))
+    assert conf["spark.executor.cores"] == "2" and conf["spark.eventLog.enabled"] == "true"
+    assert conf["spark.hadoop.fs.s3a.endpoint"] == "http://minio:9000"
+    assert conf["spark.driver.memory"] == "3g"  # the map wins over Tarmac's own
+    assert conf["spark.sql.session.timeZone"] == "UTC"
+
+
+def test_spark_conf_takes_spark_properties_only(tmp_path: Path) -> None:
+    p = tmp_path / "x.yaml"
+    p.write_text("env: x\nspark:\n  conf:\n    executor.cores: 2\n")
+    with pytest.raises(ConfigError, match=r"spark\.conf.*'executor\.cores'.*start"):
+        config.load("x", p)
