@@ -63,20 +63,26 @@ def age(root: Path, days: int) -> None:
                 action["remove"]["deletionTimestamp"] = int(old.timestamp() * 1000)
         commit.write_text("".join(json.dumps(a) + "\n" for a in actions))
         commit.with_name(f".{commit.name}.crc").unlink(missing_ok=True)
-    for path in root.rglob("*.parquet"):
-        os.utime(path, (old.timestamp(), old.timestamp()))
+    for path in [*root.rglob("*.parquet"), *root.rglob("_delta_log/*.json")]:
+        os.utime(path, (old.timestamp(), old.timestamp()))  # a commit's time is its file's
 
 
-def housekeeping(settings: config.Settings) -> dict:
+def housekeeping(settings: config.Settings, vacuum_mode: str) -> dict:
     t0 = time.monotonic()
-    result = registry.run_job("housekeeping", settings)
-    return {"seconds": round(time.monotonic() - t0, 1), **result}
+    result = registry.run_job("housekeeping", settings, vacuum_mode=vacuum_mode)
+    return {"seconds": round(time.monotonic() - t0, 1), "vacuum_mode": vacuum_mode, **result}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawTextHelpFormatter)  # fmt: skip
     parser.add_argument("--env", default="local")
+    parser.add_argument(
+        "--vacuum-mode",
+        default="lite",
+        choices=("lite", "full"),
+        help="the housekeeping runs' VACUUM (default lite, the daily one)",
+    )
     parser.add_argument("--out", type=Path,
                         default=REPO_ROOT / "outputs" / "bench" / "housekeeping.json")  # fmt: skip
     args = parser.parse_args()
@@ -102,11 +108,11 @@ def main() -> None:
                  "events": events, "topic_log_bytes": kafka_bytes,
                  "load_seconds": round(loaded, 1)}  # fmt: skip
         print(json.dumps(grown), flush=True)
-        first = housekeeping(settings)
+        first = housekeeping(settings, args.vacuum_mode)
         print(json.dumps(first), flush=True)
         after_first = lake_size(root)
         age(root, 8)
-        week = housekeeping(settings)
+        week = housekeeping(settings, args.vacuum_mode)
         print(json.dumps(week), flush=True)
         out = {
             "benchmark": "housekeeping",

@@ -5,7 +5,9 @@ and its figures in the job's result (the ledger's ``metrics.steps``).
    appends small files); files compacted, bytes rewritten. Nothing is freed yet: the files it
    replaced are freed by a ``vacuum`` once older than its retention.
 2. ``vacuum``: Delta ``VACUUM ... RETAIN n HOURS`` of every lake table (each ``replaceWhere``
-   overwrite of a touched date leaves the files it replaced). What it frees is Delta's own
+   overwrite of a touched date leaves the files it replaced): ``LITE`` (from the log, ~10x
+   cheaper) every day, ``FULL`` (the folders listed: also what a killed job left) on Sundays
+   (``vacuum_mode``). What it frees is Delta's own
    measure, from the ``VACUUM START``/``VACUUM END`` commits it writes (files and bytes of the
    data files deleted; Hadoop's ``.crc`` sidecars of a local file system go with them).
 3. ``run_records``: ``outputs/runs/<job>/<date>/<run_id>.*`` older than ``run_records_days``,
@@ -96,23 +98,44 @@ def optimize(spark: Any, settings: Settings, names: list[str]) -> Freed:
     return freed
 
 
-def vacuum(spark: Any, settings: Settings, hours: int) -> Freed:
+def full_vacuum_today(mode: str, now: datetime) -> bool:
+    """Whether today's run lists every table's folder (``FULL``) rather than reading its log
+    (``LITE``): ``full``, ``lite``, or ``weekly`` (FULL on Sundays, UTC)."""
+    return mode == "full" or (mode == "weekly" and now.weekday() == 6)
+
+
+def vacuum(spark: Any, settings: Settings, hours: int, full: bool = False) -> Freed:
     """``VACUUM`` every lake table once, with Delta's vacuum logging on: its ``VACUUM START``
     commit records the files and bytes it is about to delete (``numFilesToDelete``,
-    ``sizeOfDataToDelete``), its ``VACUUM END`` the files deleted (``numDeletedFiles``). A
-    ``DRY RUN`` first would list the same files at the cost of a second full pass (measured on
-    2 loaded cores: 190 s for the dry run of a 4-file table, 68 s for the VACUUM itself)."""
+    ``sizeOfDataToDelete``), its ``VACUUM END`` the files deleted (``numDeletedFiles``).
+
+    ``LITE`` (Delta 3.3+) finds what to delete in the table's log: the files its commits
+    removed, since the last ``LITE`` run; ``FULL`` lists the table's folders and also deletes
+    files no commit knows (what a job killed mid-write left). Measured on 2 quiet cores, a
+    30-partition table: ``FULL`` 22 s, ``LITE`` 2 s, the same files deleted. A ``LITE`` that
+    Delta refuses (its log no longer reaches back to the last one) runs ``FULL``. A ``DRY
+    RUN`` first would list the same files at the cost of a second pass."""
+    from pyspark.errors import AnalysisException
+
     from pipelines.lake import tables
 
     spark.conf.set("spark.databricks.delta.vacuum.logging.enabled", "true")
     freed = Freed("vacuum")
-    done = 0
+    done, fell_back = 0, 0
     for table in tables.TABLES:
         if not tables.exists(spark, settings, table):
             continue
         uri = table.uri(settings)
         before = tables.version(spark, settings, table)
-        spark.sql(f"VACUUM delta.`{uri}` RETAIN {hours} HOURS").collect()
+        command = f"VACUUM delta.`{uri}` {'FULL' if full else 'LITE'} RETAIN {hours} HOURS"
+        try:
+            spark.sql(command).collect()
+        except AnalysisException as exc:
+            if full or "VACUUM_LITE" not in str(exc):
+                raise
+            log.info("housekeeping.vacuum_full", table=table.name, reason=str(exc)[:200])
+            fell_back += 1
+            spark.sql(command.replace(" LITE ", " FULL ")).collect()
         infos = _commit_infos(spark, uri, before)
         start = [i for i in infos if i.get("operation") == "VACUUM START"]
         end = [i for i in infos if i.get("operation") == "VACUUM END"]
@@ -125,7 +148,9 @@ def vacuum(spark: Any, settings: Settings, hours: int) -> Freed:
         size = int(metrics.get("sizeOfDataToDelete", 0))
         freed.bytes += size if deleted == selected else size * deleted // max(selected, 1)
         done += 1
-    freed.detail = {"tables": done, "retention_hours": hours, "note": f"{done} tables"}
+    mode = "FULL" if full else "LITE" + (f", {fell_back} FULL (log too short)" if fell_back else "")
+    freed.detail = {"tables": done, "retention_hours": hours, "mode": "full" if full else "lite",
+                    "note": f"{done} tables, {mode}"}  # fmt: skip
     return freed
 
 
@@ -286,7 +311,12 @@ def main(settings: Settings, params: HousekeepingParams) -> dict[str, Any]:
     if names:
         steps.append(lambda: optimize(spark, settings, names))
     steps += [
-        lambda: vacuum(spark, settings, params.vacuum_retention_hours),
+        lambda: vacuum(
+            spark,
+            settings,
+            params.vacuum_retention_hours,
+            full_vacuum_today(params.vacuum_mode, now),
+        ),  # fmt: skip
         lambda: prune_run_records(db, outputs / "runs", now, params.run_records_days),
         lambda: prune_logs(outputs / "logs", now, params.logs_days, params.log_roll_bytes),
         lambda: prune_ledger(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
@@ -153,6 +154,11 @@ class HousekeepingParams(JobParams):
     vacuum_retention_hours: int = Field(
         default=retention.DELTA_MIN_RETENTION_HOURS,
         description="Delta VACUUM keeps unreferenced files this long, at least 168",
+    )
+    vacuum_mode: Literal["weekly", "lite", "full"] = Field(
+        default="weekly",
+        description="VACUUM LITE (from the log) or FULL (folders listed: also files a killed "
+        "job left); weekly: FULL on Sundays (UTC), LITE the other days",
     )
     optimize_tables: str = Field(
         default="raw/flight_events,raw/rejects,raw/weather",

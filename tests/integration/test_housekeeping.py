@@ -50,7 +50,8 @@ def hk(iso: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, unique: s
 
 def _age_table(root: Path, now: datetime) -> dict[str, int]:
     """Make the table's history 10 days old, as 10 days of waiting would: every file's mtime
-    and every ``remove`` action's ``deletionTimestamp``. Returns the removed files' sizes."""
+    (the commits' too: a commit's time is its file's, which ``VACUUM LITE`` reads) and every
+    ``remove`` action's ``deletionTimestamp``. Returns the removed files' sizes."""
     old = now - AGE
     removed: dict[str, int] = {}
     for commit in sorted((root / "_delta_log").glob("*.json")):
@@ -63,7 +64,7 @@ def _age_table(root: Path, now: datetime) -> dict[str, int]:
         commit.write_text("".join(json.dumps(a) + "\n" for a in actions))
         # Hadoop's local file system checks a file against its `.<name>.crc`: drop the stale one
         commit.with_name(f".{commit.name}.crc").unlink(missing_ok=True)
-    for path in root.rglob("*.parquet"):
+    for path in [*root.rglob("*.parquet"), *(root / "_delta_log").glob("*.json")]:
         os.utime(path, (old.timestamp(), old.timestamp()))
     return removed
 
@@ -148,7 +149,8 @@ def test_housekeeping_frees_exactly_what_its_policy_says(spark, stack, hk: Setti
     rejects_bytes = sum(len(bson.encode(r)) for r in rejects[:3])
 
     # -- the job, through the runner (papermill, lock, ledger)
-    result = runner.run("housekeeping", hk.env, {"optimize_tables": TABLE.name})
+    result = runner.run("housekeeping", hk.env,
+                        {"optimize_tables": TABLE.name, "vacuum_mode": "lite"})  # fmt: skip
     assert result.status == "success", result.last.get("error")
     # the runner records the run in its env's ledger (the kernel prunes the test's database)
     doc = mongo.database(stack).pipeline_runs.find_one_and_delete({"_id": result.run_id})
@@ -214,6 +216,41 @@ def test_housekeeping_frees_exactly_what_its_policy_says(spark, stack, hk: Setti
         "hot",
         "total",
     ]
+
+
+def test_a_lite_vacuum_leaves_a_file_no_commit_knows_and_a_full_one_takes_it(
+    spark, hk: Settings
+) -> None:
+    """``LITE`` deletes the files the log removed; a file no commit knows (a job killed between
+    writing a file and committing it) is deleted only by ``FULL``, the weekly one."""
+    from pipelines.jobs.housekeeping import full_vacuum_today, vacuum
+
+    now = datetime.now(UTC)
+    rows = spark.range(4).select(
+        F.lit("EWR").alias("origin"),
+        F.lit("X").alias("dest"),
+        F.lit("2013-01").alias("month"),
+        F.col("id").alias("flights"),
+    )
+    tables.overwrite(rows, hk, TABLE)
+    tables.overwrite(rows, hk, TABLE, ["2013-01"])
+    root = Path(TABLE.uri(hk))
+    removed = _age_table(root, now)
+    orphan = root / "month=2013-01" / "part-00000-killed-before-its-commit.c000.snappy.parquet"
+    orphan.write_bytes(next(iter(root.rglob("*.parquet"))).read_bytes())
+    os.utime(orphan, ((now - AGE).timestamp(),) * 2)
+
+    lite = vacuum(spark, hk, 168, full=False)
+    assert (lite.files, lite.bytes) == (len(removed), sum(removed.values())) and removed
+    assert lite.detail["mode"] == "lite" and orphan.exists()
+    size = orphan.stat().st_size
+    full = vacuum(spark, hk, 168, full=True)
+    assert (full.files, full.bytes, full.detail["mode"]) == (1, size, "full")
+    assert not orphan.exists()
+    assert spark.read.format("delta").load(str(root)).count() == 4  # the live data untouched
+    sunday, monday = datetime(2026, 12, 6, tzinfo=UTC), datetime(2026, 12, 7, tzinfo=UTC)
+    assert [full_vacuum_today("weekly", d) for d in (sunday, monday)] == [True, False]
+    assert not full_vacuum_today("lite", sunday) and full_vacuum_today("full", monday)
 
 
 def test_topics_are_created_with_their_retention(hk: Settings) -> None:
