@@ -139,8 +139,7 @@ class SparkSettings(_Model):
             return conf
         if bad := sorted(str(k) for k in conf if not str(k).startswith("spark.")):
             raise ValueError(f"{bad} are not Spark properties (each starts with 'spark.')")
-        return {k: str(v).lower() if isinstance(v, bool) else
-                (str(v) if isinstance(v, int | float) else v) for k, v in conf.items()}  # fmt: skip
+        return {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in conf.items()}
 
 
 class ServingSettings(_Model):
