@@ -16,7 +16,8 @@ What runs, as in production (each a real process, started the way an operator st
   replayed seconds at these speeds);
 - ``housekeeping`` through the runner on an accelerated schedule: when the replay clock passes
   03:30 of every ``--housekeeping-every`` replayed day (cron's 03:30), unless one still runs;
-  with the product's defaults but ``-p hot_days=--hot-days``;
+  with the product's defaults but ``-p hot_days=--hot-days`` and the weekly FULL ``VACUUM`` on
+  the replayed Sunday (LITE the other replayed days);
 - Voila (``pipelines.stack.voila``, kernels culled as configured) and the page open in headless
   Chromium, refreshing itself (every 30 s, following the stream every second) and reloaded
   every ``--reload-min`` (a new kernel; the old one culled).
@@ -63,6 +64,7 @@ from bench.latency_track import consumer, utc  # noqa: E402
 from pipelines.core import config, logs  # noqa: E402
 from pipelines.core.config import REPO_ROOT  # noqa: E402
 from pipelines.dashboard import queries as Q  # noqa: E402
+from pipelines.jobs.housekeeping import full_vacuum_today  # noqa: E402
 from pipelines.orchestration import demo, service  # noqa: E402
 from pipelines.serving import readmodels as RM  # noqa: E402
 from pipelines.stack import kafka_io, mongo, voila  # noqa: E402
@@ -180,9 +182,13 @@ class Soak:
             self.hk_due = self._next_housekeeping(clock) + timedelta(
                 days=self.args.housekeeping_every - 1
             )
+            # the weekly FULL VACUUM on the replayed Sunday, as cron's would be on the real one
+            # (the wall clock's weekday would make every run of a Sunday's soak FULL)
+            mode = "full" if full_vacuum_today("weekly", clock) else "lite"
             self.housekeeping = demo._spawn(  # noqa: SLF001
                 [sys.executable, "-m", "pipelines", "run", "housekeeping", "--env",
-                 self.settings.env, "--trigger", "soak", "-p", f"hot_days={self.args.hot_days}"],
+                 self.settings.env, "--trigger", "soak", "-p", f"hot_days={self.args.hot_days}",
+                 "-p", f"vacuum_mode={mode}"],
                 self.outputs / "logs" / "soak-housekeeping.log",
             )  # fmt: skip
             self.hk_started += 1
