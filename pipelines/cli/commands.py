@@ -1,4 +1,4 @@
-"""What each command of ``python -m pipelines`` does: thin functions over the package, one per
+"""What each command of ``tarmac`` does: thin functions over the package, one per
 command, returning an exit code (the parser is in :mod:`pipelines.cli`)."""
 
 from __future__ import annotations
