@@ -72,7 +72,7 @@ def test_documented_commands_are_the_lines_of_shell_blocks() -> None:
 
     markdown = "\n".join([
         "run `make x` (prose, not a block)", "```mermaid", "flowchart LR", "```", "```bash",
-        "make demo    # a comment", "# a whole comment", "", "A=1 python -m pipelines \\",
+        "make demo    # a comment", "# a whole comment", "", "A=1 tarmac \\",
         "  run job -p d=1", "```", "```python", "print(1)", "```",
     ])  # fmt: skip
-    assert readme_commands(markdown) == ["make demo", "A=1 python -m pipelines run job -p d=1"]
+    assert readme_commands(markdown) == ["make demo", "A=1 tarmac run job -p d=1"]
