@@ -1,4 +1,4 @@
-"""The commands of ``python -m pipelines`` that run the jobs of the registry and read their
+"""The commands of ``tarmac`` that run the jobs of the registry and read their
 ledger: ``job``, ``jobs``, ``pipeline``, ``submit``, ``run``, ``backfill``, ``rebuild``, ``runs``
 (the others, over the stack, the servers and the services, are in :mod:`.commands`)."""
 

@@ -230,7 +230,7 @@ class PathSettings(_Model):
 
 
 class ReplaySettings(_Model):
-    """Defaults of ``python -m pipelines replay``; every CLI option overrides one of these."""
+    """Defaults of ``tarmac replay``; every CLI option overrides one of these."""
 
     start: datetime = datetime(2013, 1, 1, tzinfo=UTC)
     end: datetime = datetime(2014, 1, 1, tzinfo=UTC)

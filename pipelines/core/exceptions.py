@@ -61,7 +61,7 @@ class StreamProcessError(TarmacError):
         super().__init__(
             f"{self.NAMES.get(path, path)} process (pid {pid}) of flights_stream ended ({how}): "
             "its last lines are above in this job's log; the service supervisor restarts the "
-            "stream, or run `python -m pipelines service start flights_stream`"
+            "stream, or run `tarmac service start flights_stream`"
         )
 
 

@@ -33,7 +33,7 @@ RUNNING = "running"
 # the ledger's floor: a job's pipeline_health document is rebuilt from its recent runs (the
 # last 24 h) and operators read a week of runs; the page itself reads pipeline_health by _id
 RUNS_PAGE_DAYS = 8
-RUNS_CLI_LIMIT = 20  # `python -m pipelines runs` shows the newest 20 (its --limit default)
+RUNS_CLI_LIMIT = 20  # `tarmac runs` shows the newest 20 (its --limit default)
 # the hot buckets' floor: a flight's last event (its arrival, or a cancellation) comes hours
 # after its scheduled hour, and the live board raises its bucket until then
 HOT_MIN_DAYS = 1

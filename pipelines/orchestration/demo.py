@@ -104,7 +104,7 @@ class FileJobs:
                 self.runs[job] += 1
                 if proc.returncode != 0:
                     logs.step(f"{job:<24}  failed (exit {proc.returncode}): see "
-                              f"`python -m pipelines runs --job {job}`")  # fmt: skip
+                              f"`tarmac runs --job {job}`")  # fmt: skip
         for job, source in FILE_JOBS.items():
             if job not in self.running and self.zone.pending(source):
                 cmd = [sys.executable, "-m", "pipelines", "run", job, "--env",

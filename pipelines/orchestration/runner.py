@@ -298,7 +298,7 @@ def _failure(spec: JobSpec, settings: Settings, result: RunResult) -> JobFailedE
         f"{error.get('type')}: {error.get('message')}{where}\n"
         f"  notebook: {display_path(doc.get('notebook'))}\n"
         f"  html:     {display_path(doc.get('html'))}\n"
-        f"  run id:   {doc['run_id']} (python -m pipelines runs --env {settings.env})"
+        f"  run id:   {doc['run_id']} (tarmac runs --env {settings.env})"
     )
     exc_type = JobTimeoutError if doc["status"] == "timeout" else JobFailedError
     exc = exc_type(message)

@@ -1,4 +1,4 @@
-"""Long-lived jobs as supervised services: ``python -m pipelines service start|stop|status|run|
+"""Long-lived jobs as supervised services: ``tarmac service start|stop|status|run|
 ensure <job> --env E``. Which jobs are services, and with which parameters, is the registry's
 ``JobSpec.service`` (:class:`~pipelines.jobs.registry.ServiceSpec`); the supervisor itself (the
 foreground ``run``) is :mod:`pipelines.orchestration.supervisor`.

@@ -1,4 +1,4 @@
-"""The supervisor of a long-lived job (``python -m pipelines service run <job>``): what
+"""The supervisor of a long-lived job (``tarmac service run <job>``): what
 ``service start`` detaches, docker-compose's ``stream`` service runs in the foreground.
 
 It holds the service's pid-file lock (one supervisor per env and job) and the job's run lock

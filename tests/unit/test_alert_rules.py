@@ -132,7 +132,7 @@ def test_failed_job_and_failures_of_the_last_day() -> None:
     assert keys(found) == [("failed_job:weather_hourly", "red"), ("failed_job:reference_daily",
                                                                    "amber")]  # fmt: skip
     assert found[0].message == "weather_hourly: last run failed — broker did not answer"
-    assert "python -m pipelines run weather_hourly" in found[0].action
+    assert "`tarmac run weather_hourly`" in found[0].action
 
 
 def test_stale_sources_use_the_page_s_freshness() -> None:
