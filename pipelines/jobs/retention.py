@@ -28,8 +28,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-FAILED = frozenset({"failed", "timeout"})  # a run's statuses that count as a failure
-RUNNING = "running"
+from pipelines.core.domain import RUN_FAILED, RunStatus
+
+FAILED = RUN_FAILED  # a run's statuses that count as a failure (its newest one is kept)
+RUNNING = RunStatus.RUNNING
 # the ledger's floor: a job's pipeline_health document is rebuilt from its recent runs (the
 # last 24 h) and operators read a week of runs; the page itself reads pipeline_health by _id
 RUNS_PAGE_DAYS = 8

@@ -27,6 +27,7 @@ from pymongo.errors import PyMongoError
 
 from pipelines.core import files
 from pipelines.core.config import Settings
+from pipelines.core.domain import RunStatus
 from pipelines.core.exceptions import ServiceUnavailableError
 from pipelines.orchestration import jobhealth
 from pipelines.stack import mongo
@@ -220,10 +221,10 @@ class Ledger:
         try:
             coll = self._collection()
             coll.update_one(
-                {"_id": run_id, "status": "running"},
+                {"_id": run_id, "status": RunStatus.RUNNING.value},
                 {
                     "$set": {
-                        "status": "failed",
+                        "status": RunStatus.FAILED.value,
                         "end": now(),
                         "updated_at": now(),
                         "error": {"type": "Abandoned", "message": message},
