@@ -2,8 +2,9 @@
 
 - ``outputs/logs/runner.log``: one JSON object per line for every runner event, always
   written, whatever MongoDB does.
-- MongoDB ``pipeline_runs``: one document per attempt (``_id`` = run id), written ``running``
-  at the start and replaced at the end; every write is also folded into the job's
+- MongoDB ``pipeline_runs``: one document per attempt (``_id`` = run id, the shape of
+  :class:`~pipelines.orchestration.record.RunRecord`), written ``running`` at the start and
+  replaced at the end; every write is also folded into the job's
   ``pipeline_health`` document (:mod:`~pipelines.orchestration.jobhealth`), what the page reads
   by ``_id`` instead of the ledger.
 - ``outputs/logs/ledger-pending.jsonl``: a ledger write that MongoDB refused (unreachable,
