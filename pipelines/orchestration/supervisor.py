@@ -50,6 +50,7 @@ from pipelines.orchestration.ledger import Ledger, RunLog, now
 from pipelines.orchestration.locks import JobLock, lock_path
 from pipelines.orchestration.record import RunRecord
 from pipelines.orchestration.runner import new_run_id
+from pipelines.orchestration.service import ServiceStatus
 
 log = structlog.get_logger(__name__)
 
@@ -181,7 +182,8 @@ class Supervisor:
                        info={"service": True})  # fmt: skip
         self.state = {
             "job": self.spec.name, "env": self.settings.env, "params": self.params,
-            "status": "starting", "log": str(self.paths.log), "starts": 0, "restarts": 0,
+            "status": ServiceStatus.STARTING, "log": str(self.paths.log), "starts": 0,
+            "restarts": 0,
             "supervisor": {"pid": os.getpid(), "host": socket.gethostname(),
                            "started_at": self.started_at.isoformat()},
         }  # fmt: skip
@@ -208,7 +210,7 @@ class Supervisor:
             except JobLockedError as exc:
                 if not waiting:
                     self.say("waiting_for_job_lock", reason=str(exc))
-                    self._save(status="waiting_for_job_lock")
+                    self._save(status=ServiceStatus.WAITING_FOR_JOB_LOCK)
                     waiting = True
                 self._sleep(LOCK_RETRY_S)
                 continue
@@ -226,7 +228,7 @@ class Supervisor:
             failures = 1 if ran_s >= self.svc.stable_s else failures + 1
             wait = backoff(failures, self.svc)
             self._close_run(code, ran_s, requested=False, wait=wait)
-            self._save(status="backoff", next_start_in_s=wait)
+            self._save(status=ServiceStatus.BACKOFF, next_start_in_s=wait)
             self._sleep(wait)
 
     def _run_worker(self, lock: JobLock) -> tuple[float, int]:
@@ -248,9 +250,9 @@ class Supervisor:
         self.run_id = new_run_id(started)
         lock.update(run_id=self.run_id)
         starts = self.state["starts"] + 1
-        self._save(status="running", starts=starts, restarts=starts - 1, next_start_in_s=None,
-                   run_id=self.run_id, worker={"pid": self.worker.pid,
-                                               "started_at": started.isoformat()})  # fmt: skip
+        self._save(status=ServiceStatus.RUNNING, starts=starts, restarts=starts - 1,
+                   next_start_in_s=None, run_id=self.run_id,
+                   worker={"pid": self.worker.pid, "started_at": started.isoformat()})  # fmt: skip
         self.say("worker_started", pid=self.worker.pid, start=starts, run_id=self.run_id)
         self.record = RunRecord.worker_started(
             run_id=self.run_id, job=self.spec.name, env=self.settings.env,
@@ -301,7 +303,7 @@ class Supervisor:
     def _shutdown(self, lock: JobLock) -> None:
         """Stop the worker if it runs, leave nothing of the service behind, record it."""
         self.stopping = True
-        self._save(status="stopping")
+        self._save(status=ServiceStatus.STOPPING)
         if self.worker is not None and self.worker.poll() is None:  # an error in the loop
             self._term_worker()
             with contextlib.suppress(subprocess.TimeoutExpired):
@@ -312,7 +314,7 @@ class Supervisor:
             last = self.state.get("last_exit") or {}
             self._close_run(code, last.get("ran_s", 0.0), requested=True)
         lock.release()
-        self._save(status="stopped", worker=None, next_start_in_s=None)
+        self._save(status=ServiceStatus.STOPPED, worker=None, next_start_in_s=None)
         self.say("supervisor_stopped", pid=os.getpid())
 
 

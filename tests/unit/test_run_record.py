@@ -37,6 +37,7 @@ from pipelines.orchestration import backfill, notebook, runner, supervisor
 from pipelines.orchestration.locks import JobLock, lock_path
 from pipelines.orchestration.record import RunRecord
 from pipelines.orchestration.runner import RunResult
+from pipelines.orchestration.service import ServiceStatus
 
 START = datetime(2026, 12, 4, 22, 15, 3, tzinfo=UTC)
 END = START + timedelta(seconds=42)
@@ -138,6 +139,13 @@ def test_the_failures_are_failed_and_timeout_member_or_string() -> None:
     assert run_failed("failed") and run_failed("timeout")
     for other in ("success", "running", "skipped_locked", "stopped", None, 3, ""):
         assert not run_failed(other)
+
+
+def test_service_status_is_what_a_supervisor_says() -> None:
+    assert [s.value for s in ServiceStatus] == [
+        "starting", "waiting_for_job_lock", "running", "backoff", "stopping", "stopped",
+    ]  # fmt: skip
+    assert json.dumps({"status": ServiceStatus.BACKOFF}) == '{"status": "backoff"}'
 
 
 # --- RunRecord ----------------------------------------------------------------------------------
