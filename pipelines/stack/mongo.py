@@ -7,7 +7,6 @@ Everything here stays inside what both MongoDB 7 and FerretDB v1 support.
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -55,15 +54,12 @@ def database(settings: Settings) -> Database:
 BULK_CHUNK = 50
 
 
-def bulk_write(collection: Collection, ops: list[Any]) -> BulkStats:
-    """Unordered bulk write of ``ops`` in chunks of BULK_CHUNK; return the summed counts."""
-    stats = BulkStats()
+def bulk_write(collection: Collection, ops: list[Any]) -> None:
+    """Unordered bulk write of ``ops`` in chunks of BULK_CHUNK. Nothing is returned: the
+    callers count what they sent (the sinks: documents written) or read back what is gone
+    (housekeeping); the server's matched / modified counts were summed and never read."""
     for i in range(0, len(ops), BULK_CHUNK):
-        res = collection.bulk_write(ops[i : i + BULK_CHUNK], ordered=False)
-        stats.matched += res.matched_count
-        stats.upserted += res.upserted_count
-        stats.modified += res.modified_count
-    return stats
+        collection.bulk_write(ops[i : i + BULK_CHUNK], ordered=False)
 
 
 # FerretDB v1.24 (SQLite) pushes only ``{_id: <string or ObjectId>}`` filters down to SQLite
@@ -110,10 +106,3 @@ def find_by_ids(collection: Collection, ids: list[Any], projection: Any = None) 
             for d in collection.find({"_id": {"$in": ids[i : i + IN_CHUNK]}}, projection)
         )  # noqa: E501
     return [by_id[k] for k in ids if k in by_id]
-
-
-@dataclass
-class BulkStats:
-    matched: int = 0
-    upserted: int = 0
-    modified: int = 0
