@@ -45,7 +45,7 @@ import structlog
 
 from pipelines.core import files
 from pipelines.core.config import REPO_ROOT, Settings, outputs_dir
-from pipelines.core.exceptions import ServiceStartError
+from pipelines.core.exceptions import ServiceStartError, ServiceUnavailableError
 from pipelines.jobs import registry
 from pipelines.jobs.registry import JobSpec
 
@@ -331,10 +331,12 @@ def health(settings: Settings, spec: JobSpec) -> dict[str, Any]:
     from pipelines.serving.readmodels import STATE
     from pipelines.stack import mongo
 
-    if not mongo.ping(settings, timeout_ms=1500):
+    try:
+        db = mongo.database(settings, timeout_ms=1500)
+    except ServiceUnavailableError:
         return {"error": f"MongoDB at {settings.mongo.safe_uri} does not answer"}
     state_id = (spec.service and spec.service.state_id) or spec.name
-    doc = mongo.database(settings)[STATE].find_one({"_id": state_id}) or {}
+    doc = db[STATE].find_one({"_id": state_id}) or {}
     now = datetime.now(UTC)
     out: dict[str, Any] = {"state": state_id, "updated_s_ago": _age(doc.get("updated_at"), now)}
     for key in ("last_batch_id", "last_batch", "newest_event_time"):

@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from typing import Any
 
+import pymongo
 from pymongo import MongoClient
 from pymongo.collection import Collection
 from pymongo.database import Database
@@ -25,7 +26,9 @@ def _client(uri: str) -> MongoClient:
 
 
 def ping(settings: Settings, timeout_ms: int = 1000) -> bool:
-    """True when the server answers ``ping``."""
+    """True when the server answers ``ping`` (a client of its own, closed at once: the
+    stack's liveness checks). To use the database after, :func:`database` with its
+    ``timeout_ms`` probes and connects in one ping."""
     try:
         with MongoClient(settings.mongo.uri, serverSelectionTimeoutMS=timeout_ms) as client:
             client.admin.command("ping")
@@ -34,11 +37,14 @@ def ping(settings: Settings, timeout_ms: int = 1000) -> bool:
         return False
 
 
-def database(settings: Settings) -> Database:
-    """The serving database of ``settings``; raises a clear error when unreachable."""
+def database(settings: Settings, timeout_ms: int | None = None) -> Database:
+    """The serving database of ``settings`` (the process's client), once it answered a
+    ``ping``; raises a clear error when unreachable. ``timeout_ms``: give up after that
+    rather than the client's 5 s (a quick probe: the ledger, the page, ``service status``)."""
     client = _client(settings.mongo.uri)
     try:
-        client.admin.command("ping")
+        with pymongo.timeout(timeout_ms / 1000 if timeout_ms is not None else None):
+            client.admin.command("ping")
     except PyMongoError as exc:
         raise ServiceUnavailableError(
             f"MongoDB at {settings.mongo.safe_uri} does not answer ({exc.__class__.__name__}); "
