@@ -49,7 +49,7 @@ from pipelines.orchestration import service
 from pipelines.orchestration.ledger import Ledger, RunLog, now
 from pipelines.orchestration.locks import JobLock, lock_path
 from pipelines.orchestration.record import RunRecord
-from pipelines.orchestration.runner import new_run_id
+from pipelines.orchestration.runner import Paths, new_run_id
 from pipelines.orchestration.service import ServiceStatus
 
 log = structlog.get_logger(__name__)
@@ -105,8 +105,8 @@ class Supervisor:
         self.last_json: dict[str, Any] | None = None
         self.run_id: str | None = None
         self.record: RunRecord | None = None  # the ledger's record of the current worker
-        logs_dir = outputs_dir() / "logs"
-        self.ledger = Ledger(settings, logs_dir, RunLog(logs_dir))
+        self.outputs = Paths(outputs_dir())
+        self.ledger = Ledger(settings, self.outputs.logs, RunLog(self.outputs.logs))
         self.out = self._logger()
 
     # ------------------------------------------------------------------------ logging
@@ -177,7 +177,7 @@ class Supervisor:
             )
         os.environ[service.TAG_ENV] = self.paths.tag  # inherited by every child
         signals.on_stop(self._on_signal)  # Ctrl-C, SIGTERM, SIGHUP: a clean stop
-        lock = JobLock(lock_path(outputs_dir() / "locks", self.settings.env, self.spec.name),
+        lock = JobLock(lock_path(self.outputs.locks, self.settings.env, self.spec.name),
                        job=self.spec.name, env=self.settings.env,
                        info={"service": True})  # fmt: skip
         self.state = {
