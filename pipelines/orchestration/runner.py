@@ -243,7 +243,7 @@ def _attempt(run: _Run, attempt: int, first_run_id: str | None) -> RunRecord:
         job=spec.name,
         env=env,
         attempt=attempt,
-        status=status,
+        status=status.value,  # the plain string (the console's key=value lines use repr())
         duration_s=duration,
         rows_in=record.rows_in,
         rows_out=record.rows_out,

@@ -17,6 +17,7 @@ from typing import Any
 
 import bson
 import pytest
+import structlog.testing
 from pydantic import ValidationError
 
 from pipelines.core import config
@@ -269,8 +270,16 @@ def test_run_writes_the_former_documents_of_each_attempt(stand_ins, tmp_path: Pa
     broker = {"type": "NoBrokersAvailable", "message": "NoBrokersAvailable", "cell": None}
     stand_ins += [(RunStatus.FAILED, broker), (RunStatus.SUCCESS, None)]
     waits: list[float] = []
-    result = runner.run(spec, "ci", {"date": "2013-01-02"}, trigger="cron",
-                        outputs=tmp_path, sleep=waits.append)  # fmt: skip
+    with structlog.testing.capture_logs() as echoed:
+        result = runner.run(spec, "ci", {"date": "2013-01-02"}, trigger="cron",
+                            outputs=tmp_path, sleep=waits.append)  # fmt: skip
+    # the console's key=value lines (a failure's at least: the tests log from WARNING) show
+    # the plain string, not the member's repr
+    ends = [e for e in echoed if e["event"] == "run.end"]
+    assert ends and all(type(e["status"]) is str for e in ends)
+    lines = (tmp_path / "logs" / "runner.log").read_text().splitlines()
+    logged = [json.loads(line) for line in lines]
+    assert [e["status"] for e in logged if e["event"] == "run.end"] == ["failed", "success"]
     assert waits == [spec.retry_backoff_s]  # a transient failure, retried once
     assert result.status == RunStatus.SUCCESS and [r.attempt for r in result.records] == [1, 2]
     first = result.records[0].run_id
