@@ -115,6 +115,10 @@ class JobFailedError(TarmacError):
         super().__init__(message)
         self.result = result
 
+    def __reduce__(self) -> tuple[type[JobFailedError], tuple[str, RunOutcome]]:
+        """Pickled with its result (``args`` holds the message only)."""
+        return type(self), (str(self), self.result)
+
 
 class JobTimeoutError(JobFailedError):
     """A job notebook ran past its timeout and was interrupted (then killed if it hung)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import pickle
 import socket
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -398,6 +399,8 @@ def test_job_failed_error_carries_its_result_from_its_constructor() -> None:
         exc = kind("job x failed", result)
         assert isinstance(exc, TarmacError) and exc.result is result
         assert str(exc) == "job x failed" and exc.args == ("job x failed",)
+        again = pickle.loads(pickle.dumps(exc))
+        assert type(again) is kind and str(again) == str(exc) and again.result == result
     assert result.status == RunStatus.FAILED and result.run_id == RUN_ID
     failed = attempt_record(status=RunStatus.FAILED).to_document()
     assert result.last == result.attempts[0] == failed
