@@ -291,7 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add(
         "run",
         cmd_run,
-        "Run a catalog job notebook with papermill: validated parameters, job lock, timeout, "
+        "Run a registry job's notebook with papermill: validated parameters, job lock, timeout, "
         "retries of transient failures, ledger in MongoDB (pipeline_runs).",
     )
     job_arguments(p)

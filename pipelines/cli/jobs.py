@@ -15,6 +15,7 @@ from typing import Any
 import structlog
 
 from pipelines.core import config, logs
+from pipelines.core.domain import RunStatus
 
 from .commands import _print_table
 
@@ -156,7 +157,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     outcomes = backfill.backfill(
         args.job, args.date_from, args.date_to, args.env, params, on_outcome=show
     )
-    ran = sum(o.status == "success" for o in outcomes)
+    ran = sum(o.status == RunStatus.SUCCESS for o in outcomes)
     print(f"backfill of {args.job}: {ran} run, {len(outcomes) - ran} already done")
     return 0
 

@@ -45,7 +45,7 @@ import structlog
 from pipelines.core.config import Settings, outputs_dir
 from pipelines.jobs import retention
 from pipelines.jobs.params import HousekeepingParams
-from pipelines.jobs.retention import Freed, LogFile, RunRecord
+from pipelines.jobs.retention import Freed, LogFile, RunFiles
 from pipelines.serving import readmodels as RM
 from pipelines.stack import mongo
 
@@ -160,14 +160,14 @@ def vacuum(spark: Any, settings: Settings, hours: int, full: bool = False) -> Fr
 
 
 # --- files ------------------------------------------------------------------------------------
-def list_run_records(runs: Path) -> list[RunRecord]:
+def list_run_records(runs: Path) -> list[RunFiles]:
     """The runs under ``runs/<job>/<date>/``, their files grouped by run id."""
     grouped: dict[tuple[str, str], list[tuple[str, int]]] = {}
     for path in sorted(runs.glob("*/*/*")):
         if path.is_file():
             key = (path.parent.parent.name, retention.run_id_of(path.name))
             grouped.setdefault(key, []).append((str(path), path.stat().st_size))
-    return [RunRecord(job, run_id, tuple(files)) for (job, run_id), files in grouped.items()]
+    return [RunFiles(job, run_id, tuple(files)) for (job, run_id), files in grouped.items()]
 
 
 def _unlink(path: Path) -> int | None:

@@ -315,8 +315,9 @@ def _extra_jobs() -> dict[str, JobSpec]:
 
 
 def jobs() -> dict[str, JobSpec]:
-    """The catalog: :data:`JOBS`, the jobs of ``$TARMAC_JOBS_MODULE``, and the notebook-native
-    jobs of ``notebooks/`` and ``$TARMAC_JOBS_NOTEBOOKS`` (a name already taken is refused)."""
+    """Every job of the registry: :data:`JOBS`, the jobs of ``$TARMAC_JOBS_MODULE``, and the
+    notebook-native jobs of ``notebooks/`` and ``$TARMAC_JOBS_NOTEBOOKS`` (a name already taken
+    is refused)."""
     from pipelines.jobs import notebook_jobs  # it builds JobSpecs: imported once this one is
 
     known = {**JOBS, **_extra_jobs()}

@@ -184,7 +184,7 @@ def read_csv(spark: SparkSession, files: list[LandedFile], header: list[str]) ->
 
 
 def row_rejects(frame: DataFrame, source: str, where: list[str], at: Any) -> DataFrame:
-    """The rows of ``frame`` with a ``reject_reason`` as reject rows (``derive.REJECT_SCHEMA``):
+    """The rows of ``frame`` with a ``reject_reason`` as reject rows (``publish.REJECT_SCHEMA``):
     located by the ``where`` columns, the raw line as excerpt."""
     return frame.where(F.col("reject_reason").isNotNull()).select(
         F.lit(source).alias("source"),

@@ -130,7 +130,7 @@ def refresh(
         )
         if versions(spark, settings, inputs) == seen:
             break
-        log.info("derive.inputs_moved", attempt=attempt, dates=len(dates))
+        log.info("publish.inputs_moved", attempt=attempt, dates=len(dates))
     return steps
 
 

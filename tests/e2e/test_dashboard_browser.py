@@ -312,7 +312,7 @@ def _seed(
                     "params": {},
                     "start": begin,
                     "end": begin + timedelta(seconds=20),
-                    "status": "failed" if failed else "succeeded",
+                    "status": "failed" if failed else "success",
                     "duration": 20.0,
                     "rows_in": 100,
                     "rows_out": 100,

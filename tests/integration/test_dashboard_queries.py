@@ -376,7 +376,7 @@ def test_freshness_health_and_rejects(dash, tmp_path) -> None:
         ]
     )
     runs = []
-    for i, status in enumerate(["succeeded", "failed", "failed", "succeeded"]):
+    for i, status in enumerate(["success", "failed", "failed", "success"]):
         runs.append(
             {
                 "_id": f"f{i}",
@@ -430,7 +430,7 @@ def test_freshness_health_and_rejects(dash, tmp_path) -> None:
     assert ref["level"] == "ok" and ref["newest"] is None  # ran, newest unknown: wall age only
 
     health = {r["job"]: r for r in Q.pipeline_health(snap.jobs, NOW)}
-    assert health["flights_stream"]["status"] == "succeeded"
+    assert health["flights_stream"]["status"] == "success"
     assert health["flights_stream"]["failures_24h"] == 2  # runs 11 h and 21 h ago
     assert health["flights_stream"]["level"] == "amber"
     assert health["flights_stream"]["start"] == NOW - timedelta(hours=1)

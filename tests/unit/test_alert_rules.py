@@ -137,9 +137,9 @@ def test_failed_job_and_failures_of_the_last_day() -> None:
 
 def test_stale_sources_use_the_page_s_freshness() -> None:
     old = (NOW - timedelta(hours=4)).replace(tzinfo=None)
+    newest = (CLOCK - timedelta(hours=7)).replace(tzinfo=None)
     states = {"flights_stream": stream_state(),
-              "weather_hourly": {"newest_hour": (CLOCK - timedelta(hours=7)).replace(tzinfo=None),
-                                 "updated_at": old}}  # fmt: skip
+              "weather_hourly": {"newest_event_time": newest, "updated_at": old}}  # fmt: skip
     found = rules.stale_sources(Inputs(now=NOW, states=states), sources())
     assert keys(found) == [("stale_source:weather_hourly", "red"),
                            ("stale_source:reference_daily", "red")][:1]  # fmt: skip

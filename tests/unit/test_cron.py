@@ -29,7 +29,7 @@ LINE = re.compile(
 )
 
 
-def test_template_lines_run_catalog_jobs_and_log_per_job() -> None:
+def test_template_lines_run_registry_jobs_and_log_per_job() -> None:
     """Every line runs a job of the registry (`run`) or is the watchdog of one of its services
     (`service ensure`, every minute); the stream is only watched, never run as a pass."""
     lines = [ln for ln in TEMPLATE.splitlines() if ln.strip() and not ln.startswith("#")]
