@@ -316,7 +316,7 @@ def test_a_failed_run_raises_its_result(stand_ins, tmp_path: Path) -> None:
     assert err.value.args == (message,)
     assert message.startswith("job weather_hourly (env ci) failed: ValueError: bad row\n"
                               "  cell:     4 `run_job(x)`\n  notebook: ")  # fmt: skip
-    assert f"  run id:   {result.run_id} (python -m pipelines runs --env ci)" in message
+    assert f"  run id:   {result.run_id} (tarmac runs --env ci)" in message
 
 
 def test_a_timed_out_run_raises_job_timeout_error(stand_ins, tmp_path: Path) -> None:
