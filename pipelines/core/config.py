@@ -127,7 +127,11 @@ class SparkSettings(_Model):
     master: str = "local[*]"
     shuffle_partitions: int = Field(default=4, ge=1)
     driver_memory: str = "2g"
-    ui: bool = False
+    ui: bool = False  # the Spark UI (port 4040, or the next free one); $TARMAC_SPARK_UI wins
+    # the address the executors reach this driver at, when it is not this machine's loopback
+    # (a container's hostname in compose: ``spark.driver.host``, bound on every interface);
+    # $TARMAC_SPARK_DRIVER_HOST wins (compose sets it per container)
+    driver_host: str | None = None
     conf: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("conf", mode="before")
@@ -322,6 +326,10 @@ def _apply_env_overrides(raw: dict[str, Any]) -> dict[str, Any]:
         raw.setdefault("mongo", {}).update(database=db)
     if hook := os.environ.get("TARMAC_ALERT_WEBHOOK_URL"):
         raw.setdefault("alerts", {}).setdefault("webhook", {}).update(url=hook)
+    if ui := os.environ.get("TARMAC_SPARK_UI"):  # "1"/"true"/"0"/"false": checked as a bool
+        raw.setdefault("spark", {}).update(ui=ui.strip().lower())
+    if host := os.environ.get("TARMAC_SPARK_DRIVER_HOST"):
+        raw.setdefault("spark", {}).update(driver_host=host)
     return raw
 
 

@@ -40,6 +40,8 @@ EXPECTED_HOST_PORTS = {
     7077: "spark-master",
     8888: "jupyter",
     8866: "voila",
+    4040: "stream",  # its Spark UI, when asked (TARMAC_SPARK_UI)
+    4041: "jupyter",  # a notebook's Spark UI
 }
 
 
@@ -182,6 +184,18 @@ def test_tarmac_services_share_the_contract(services: dict[str, Any]) -> None:
             assert deps[infra].get("condition") == "service_healthy", f"{name} -> {infra}"
 
 
+def test_every_spark_driver_is_reachable_from_the_worker(services: dict[str, Any]) -> None:
+    """The containers that run a Spark driver on the cluster (the notebooks, the stream, the
+    runner's jobs) each have a hostname and say they are reached there: the executors on
+    spark-worker connect back to the driver, which would otherwise advertise its loopback."""
+    for name in ("jupyter", "stream", "runner"):
+        svc = services[name]
+        env = svc.get("environment") or {}
+        assert env.get("TARMAC_ENV") == "compose", f"{name}: the common environment is kept"
+        assert svc.get("hostname") == name, name
+        assert env.get("TARMAC_SPARK_DRIVER_HOST") == name, name
+
+
 def test_infra_has_healthchecks(services: dict[str, Any]) -> None:
     assert services["kafka"]["image"] == "apache/kafka:4.1.1"
     assert services["mongo"]["image"].startswith("mongo:7")
@@ -225,7 +239,8 @@ def test_the_stream_runs_long_lived_under_its_supervisor(services: dict[str, Any
     assert spec is not None
     assert _duration_s(stream["stop_grace_period"]) >= spec.stop_grace_s + 15
     assert stream["depends_on"]["spark-master"]["condition"] == "service_started"
-    assert "ports" not in stream  # it serves nothing
+    # it serves nothing but its Spark UI, when asked
+    assert [(h, c) for _, h, c in _ports(stream)] == [(4040, 4040)]
 
 
 def test_voila_is_served_by_the_dashboard_command(services: dict[str, Any]) -> None:
