@@ -143,7 +143,7 @@ def _landed_again(lz: LandingZone, files: list[LandedFile], days: list[str]) -> 
     last commit of the same name), as a Delta predicate over ``days``."""
     names = {f.path.name for f in files}
     last: dict[str, str] = {}
-    for row in lz.records(SOURCE):
+    for row in lz.manifest.records(SOURCE):
         name = PurePosixPath(row["name"]).name
         if row["status"] == "processed" and name in names and row["finished_at"]:
             last[name] = max(last.get(name, ""), row["finished_at"])

@@ -57,7 +57,7 @@ def claim_pending(
     when the first is quarantined: the copy is then claimed and checked in its own right (a
     badly named file does not hold back the same bytes under a good name)."""
     batch = FileBatch()
-    done = lz.processed_sha256(source)  # one query, one transaction, not one per file
+    done = lz.manifest.processed_sha256(source)  # one query, one transaction, not one per file
     candidates = []
     for f in lz.pending(source, pattern):
         if f.sha256 in done:
