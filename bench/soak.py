@@ -63,7 +63,7 @@ from bench.latency_stream import machine, summary  # noqa: E402
 from bench.latency_track import consumer, utc  # noqa: E402
 from pipelines.core import config, logs  # noqa: E402
 from pipelines.core.config import REPO_ROOT  # noqa: E402
-from pipelines.dashboard import queries as Q  # noqa: E402
+from pipelines.dashboard import queries  # noqa: E402
 from pipelines.jobs.housekeeping import full_vacuum_today  # noqa: E402
 from pipelines.orchestration import demo, service  # noqa: E402
 from pipelines.serving import readmodels as RM  # noqa: E402
@@ -270,7 +270,7 @@ class Soak:
                 and f"{s['clock']:%Y-%m-%d}" == day] or self.samples[-1:]  # fmt: skip
         groups = sorted({g for s in mine for g in s["rss_mb"]})
         t0 = time.perf_counter()
-        Q.read_health(self.db)
+        queries.read_health(self.db)
         health_direct = (time.perf_counter() - t0) * 1000
         since = self.days[-1]["closed_at"] if self.days else 0.0
         page = [r for r in (self.page.refreshes if self.page else []) if r[0] > since]

@@ -553,7 +553,7 @@ def test_look_ahead_search_and_drill_down(voila: str, browser, served_db) -> Non
     tail number typed in "Find flights" list their flights; a click on the Flights tile lists
     as many flights as the tile counts; a click on an airline's bar and on a route list theirs;
     no console error."""
-    from pipelines.dashboard import queries as Q
+    from pipelines.dashboard import kpis, queries
     from pipelines.dashboard.ahead import ahead_table
     from pipelines.dashboard.lookups import read_ahead, read_day_flights
     from pipelines.dashboard.search import Ask, answer
@@ -573,7 +573,7 @@ def test_look_ahead_search_and_drill_down(voila: str, browser, served_db) -> Non
 
     # the next hours: what the pure builder computes from the same documents
     db = mongo.database(served_db)
-    snap = Q.load_snapshot(db, datetime.now(UTC))
+    snap = queries.load_snapshot(db, datetime.now(UTC))
     clock = snap.clock
     data = read_ahead(db, clock)
     for hours in (4, 6):
@@ -608,7 +608,7 @@ def test_look_ahead_search_and_drill_down(voila: str, browser, served_db) -> Non
     first = held.dropna(subset=["flight"]).iloc[0]
     note = None
     for text in (tail.lower(), f"{first['carrier']} {int(first['flight'])}"):
-        want = answer(held, Ask("search", text), Q.Scope(), clock)
+        want = answer(held, Ask("search", text), kpis.Scope(), clock)
         page.locator(".tm-panel-search .tm-search input").fill(text)
         page.locator(".tm-panel-search .tm-search input").press("Enter")
         found, note = _asked(page, "search", note)
@@ -629,11 +629,11 @@ def test_look_ahead_search_and_drill_down(voila: str, browser, served_db) -> Non
     page.locator(".tm-panel-carriers rect.bar").first.click()
     found, note = _asked(page, "carrier", note)
     code = re.search(r"airline (\w+)", note).group(1)
-    assert found == len(answer(held, Ask("carrier", code), Q.Scope(), clock)) > 0, note
+    assert found == len(answer(held, Ask("carrier", code), kpis.Scope(), clock)) > 0, note
     page.locator(".tm-panel-map .tm-hit").first.click()
     found, note = _asked(page, "route", note)
     dest = re.search(r"route New York → (\w+)", note).group(1)
-    assert found == len(answer(held, Ask("route", dest), Q.Scope(), clock)), note
+    assert found == len(answer(held, Ask("route", dest), kpis.Scope(), clock)), note
 
     assert not ERROR_TEXT.search(page.inner_text("body"))
     assert errors == [], errors[:5]
