@@ -27,7 +27,7 @@ from pipelines.landing.manifest import LandedFile
 from pipelines.serving import publish, sinks
 from pipelines.serving.readmodels import AIRLINES
 from pipelines.stack.spark import build_session
-from pipelines.transform import cleaning
+from pipelines.transform import cleaning, rejects
 
 log = structlog.get_logger(__name__)
 
@@ -67,10 +67,10 @@ def run(settings: Settings, day: date | None = None) -> dict[str, Any]:
     now = datetime.now(UTC).replace(tzinfo=None)
     spark = build_session(settings, JOB) if batch.good or batch.rejects else None
     if spark is not None and batch.rejects:
-        publish.publish_rejects(settings, publish.file_rejects(spark, batch.rejects, now))
+        publish.publish_rejects(settings, rejects.file_rows(spark, batch.rejects, now))
     mismatches: list[reconcile.FileMismatch] = []
     fates: dict[str, str] = {}
-    rejects: list[dict[str, Any]] = []  # files quarantined because they did not reconcile
+    unreconciled: list[ingest.FileReject] = []  # files quarantined: they did not reconcile
     for table, (header, clean) in TABLES.items() if spark is not None else ():
         files = sorted((f for f in batch.good if _table(f) == table), key=lambda f: f.name)
         if not files:
@@ -84,7 +84,7 @@ def run(settings: Settings, day: date | None = None) -> dict[str, Any]:
         aside = ingest.set_aside(lz, batch, read, JOB, files, key=lambda f: f.name)
         mismatches += aside.mismatches
         fates |= aside.fates
-        rejects += aside.rejects
+        unreconciled += aside.rejects
         files = [f for f in files if f in batch.good]
         if not files:
             cached.unpersist()
@@ -99,13 +99,13 @@ def run(settings: Settings, day: date | None = None) -> dict[str, Any]:
         tables.append(rows, settings, tables.RAW_REFERENCE[table])
         tables.retrying(lambda t=table, r=rows: _publish(spark, settings, t, r), f"clean {table}")
         publish.publish_rejects(
-            settings, ingest.row_rejects(cleaned, JOB, ["file_key", "raw_line"], now)
+            settings, rejects.line_rejects(cleaned, JOB, ["file_key", ingest.RAW_LINE], now)
         )
         done = ingest.commit_all(lz, files, read, key=lambda f: f.name)
         totals = {k: totals[k] + done[k] for k in totals}
         cached.unpersist()
-    if spark is not None and rejects:
-        publish.publish_rejects(settings, publish.file_rejects(spark, rejects, now))
+    if spark is not None and unreconciled:
+        publish.publish_rejects(settings, rejects.file_rows(spark, unreconciled, now))
     ingest.settle_deferred(lz, batch)
     result = {**batch.summary(), **totals, "unreconciled": len(mismatches),
               "seconds": round(time.monotonic() - t0, 2)}  # fmt: skip

@@ -34,7 +34,7 @@ from pipelines.landing.zone import LandingZone
 from pipelines.serving import documents, publish, sinks
 from pipelines.serving.readmodels import WEATHER_HOURLY
 from pipelines.stack.spark import build_session
-from pipelines.transform import cleaning
+from pipelines.transform import cleaning, rejects
 
 log = structlog.get_logger(__name__)
 
@@ -62,7 +62,7 @@ def run(settings: Settings, day: date | None = None) -> dict[str, Any]:
     spark = build_session(settings, JOB) if batch.good or batch.rejects else None
     now = datetime.now(UTC).replace(tzinfo=None)
     if spark is not None and batch.rejects:
-        publish.publish_rejects(settings, publish.file_rejects(spark, batch.rejects, now))
+        publish.publish_rejects(settings, rejects.file_rows(spark, batch.rejects, now))
     aside = ingest.SetAside()
     if spark is not None and batch.good:
         raw = ingest.read_csv(spark, batch.good, cleaning.WEATHER_HEADER)
@@ -71,7 +71,7 @@ def run(settings: Settings, day: date | None = None) -> dict[str, Any]:
         read = ingest.file_counts(cleaned)  # per file, before anything is written
         aside = ingest.set_aside(lz, batch, read, JOB)
         if aside.rejects:
-            publish.publish_rejects(settings, publish.file_rejects(spark, aside.rejects, now))
+            publish.publish_rejects(settings, rejects.file_rows(spark, aside.rejects, now))
         if batch.good:
             newest = _write(settings, spark, lz, batch.good, aside.keep(cleaned), keep, now)
             totals = ingest.commit_all(lz, batch.good, read)
@@ -100,14 +100,11 @@ def _write(
         .withColumn("landed_at", F.lit(now))
         .persist()
     )
-    issues = accepted.where(F.col("value_issues").isNotNull()).select(
-        F.lit(JOB).alias("source"), F.col("value_issues").alias("reason"),
-        F.concat_ws(":", "source_file", "_id").alias("where"), F.lit("value").alias("kind"),
-        F.col("_id").alias("excerpt"), F.lit(now).alias("at"),
-    )  # fmt: skip
     publish.publish_rejects(
         settings,
-        ingest.row_rejects(cleaned, JOB, ["source_file", "raw_line"], now).unionByName(issues),
+        rejects.line_rejects(cleaned, JOB, ["source_file", ingest.RAW_LINE], now).unionByName(
+            rejects.value_rejects(accepted, JOB, now)
+        ),
     )
     days = [r.day for r in accepted.select("day").distinct().collect()]
     raw_rows = accepted.drop("_id", "value_issues")
