@@ -32,11 +32,10 @@ from pipelines.core.config import Settings
 from pipelines.core.exceptions import TarmacError
 from pipelines.jobs.stream_health import batch_record, kafka_lag
 from pipelines.lake import tables
-from pipelines.serving import documents, publish, sinks
-from pipelines.serving.readmodels import REJECTS
+from pipelines.serving import publish, sinks
 from pipelines.stack import kafka_io
 from pipelines.stack.spark import use_pool
-from pipelines.transform import flight_state
+from pipelines.transform import flight_state, rejects
 
 log = structlog.get_logger(__name__)
 
@@ -108,9 +107,8 @@ def process_batch(
     )  # fmt: skip
     faults.point("stream.after_lake_write")
     if rejected:
-        rejects = flight_state.rejects_of(events, JOB)
-        tables.append(rejects, settings, tables.REJECTS, txn=(f"{app_id}:rejects", batch_id))
-        sinks.write(documents.reject_docs(rejects), settings, REJECTS)
+        publish.publish_rejects(settings, rejects.event_rejects(events, JOB),
+                                txn=(f"{app_id}:rejects", batch_id))  # fmt: skip
     dates = sorted({d for p in parts for d in p.dates})
     steps: dict[str, float] = {}
     offsets = [  # a list: topic names hold dots, which BSON keys may not

@@ -1,4 +1,5 @@
-"""The one place a SparkSession is built, for every job, notebook and spark-submit run."""
+"""The one place a SparkSession is built, for every job, notebook and spark-submit run, and the
+one Kafka source of the streaming jobs."""
 
 from __future__ import annotations
 
@@ -6,10 +7,11 @@ import os
 import sys
 import time
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 
 import structlog
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 
 from pipelines.core import logs
 from pipelines.core.config import Settings
@@ -73,6 +75,28 @@ def use_pool(spark: SparkSession, pool: str) -> None:
     """Run the Spark jobs this thread starts from now on in FAIR pool ``pool`` (``board``
     or ``lake``, see ``stack/resources/fairscheduler.xml``)."""
     spark.sparkContext.setLocalProperty("spark.scheduler.pool", pool)
+
+
+def read_kafka(
+    spark: SparkSession, settings: Settings, topic: str, max_offsets: int | None = None,
+    options: Mapping[str, str] | None = None,
+) -> DataFrame:  # fmt: skip
+    """Kafka ``topic`` as a streaming frame (Spark's Kafka source: ``value`` bytes and the
+    record's coordinates), the earliest offsets on a first start (then the query's
+    checkpoint's), failing on data loss; at most ``max_offsets`` records a micro-batch, and the
+    source's ``options`` besides (e.g. ``kafka.fetch.max.wait.ms``)."""
+    reader = (
+        spark.readStream.format("kafka")
+        .option("kafka.bootstrap.servers", settings.kafka.bootstrap_servers)
+        .option("subscribe", topic)
+        .option("startingOffsets", "earliest")
+        .option("failOnDataLoss", "true")
+    )
+    if max_offsets:
+        reader = reader.option("maxOffsetsPerTrigger", max_offsets)
+    for key, value in (options or {}).items():
+        reader = reader.option(key, value)
+    return reader.load()
 
 
 def jars(settings: Settings) -> list[Path]:

@@ -448,3 +448,6 @@ def test_a_copy_of_a_quarantined_file_is_claimed_in_its_own_right(tmp_path: Path
     batch = ingest.claim_pending(lz, SRC, header_of, "weather_hourly")
     assert sorted(f.name for f in batch.good) == ["b_good.csv", "c_good.csv"]
     assert batch.quarantined == 1 and [f.name for f in batch.deferred] == ["d_copy.csv"]
+    # the quarantined file, as its reject row will have it (transform/rejects.file_rows)
+    assert batch.rejects == [ingest.FileReject("weather_hourly", "bad name",
+                                               "weather/a-badly-named.csv")]  # fmt: skip
