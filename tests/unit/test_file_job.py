@@ -81,7 +81,7 @@ def test_good_files_are_processed_committed_and_counted(tmp_path: Path, writes) 
     assert (result["files"], result["quarantined"]) == (1, 1)
     assert (result["rows_in"], result["accepted"], result["rejected"]) == (2, 2, 0)
     assert writes["state"] == [(NEWEST, {"last_run": result})]
-    statuses = {r["name"]: r["status"] for r in LandingZone(tmp_path).records(SOURCE)}
+    statuses = {r["name"]: r["status"] for r in LandingZone(tmp_path).manifest.records(SOURCE)}
     assert statuses == {"a_good.csv": "processed", "b_bad.csv": "quarantined"}
 
 
