@@ -53,10 +53,10 @@ def database(settings: Settings, timeout_ms: int | None = None) -> Database:
     return client[settings.mongo.database]
 
 
-# FerretDB v1.24 (SQLite) can stop answering, for good, an update command of a few hundred
-# operations on existing documents (measured: 100 ops take 0.03 s, 500 never return and the
-# server needs a restart). Every bulk write goes through bulk_write() below, in chunks well
-# under that; MongoDB does not mind.
+# FerretDB v1.24 (SQLite) stopped answering, for good, an update command of 100 operations on
+# existing documents, or two of 50 at once: each statement held one of the database's 100 pool
+# connections until the command ended (fixed by provision.FERRETDB_PATCHES, 2). Bulk writes
+# still go in chunks of BULK_CHUNK, so that one request holds the server a short time only.
 BULK_CHUNK = 50
 
 
