@@ -57,6 +57,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pymongo
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python bench/soak.py`
 from bench import soak_parts as P  # noqa: E402
 from bench.latency_stream import machine, summary  # noqa: E402
@@ -94,7 +96,11 @@ class Soak:
         os.environ["TARMAC_PARAMETERS_DIR"] = str(self.params)
         os.environ["TARMAC_OUTPUTS_DIR"] = str(self.outputs)
         os.environ.pop("MONGO_DATABASE", None)
-        self.db = mongo.database(self.settings)
+        mongo.database(self.settings)  # it answers, or a clear error
+        # its own client, whose reads give up after 2 min: a server that stops answering ends
+        # the soak with that error (and everything stopped) rather than hanging its drain
+        self.db = pymongo.MongoClient(self.settings.mongo.uri, socketTimeoutMS=120_000,
+                                      tz_aware=True)[self.settings.mongo.database]  # fmt: skip
         self.start = args.start
         self.end = args.start + timedelta(days=args.days)
         self.speed = args.speed or args.days * 86400 / (args.minutes * 60)
@@ -333,9 +339,12 @@ class Soak:
                  if service.is_running(self.settings, job, self.outputs)]  # fmt: skip
         self.stopped["services_running_after_stop"] = still
         if not self.args.keep:
-            self.db.client.drop_database(self.settings.mongo.database)
-            topics = [t.name for t in self.settings.kafka.topics.values()]
-            kafka_io.delete_topics(self.base, topics)
+            try:  # a server that stopped answering: said in the result, the folders still go
+                self.db.client.drop_database(self.settings.mongo.database)
+                topics = [t.name for t in self.settings.kafka.topics.values()]
+                kafka_io.delete_topics(self.base, topics)
+            except Exception as exc:  # noqa: BLE001
+                self.stopped["cleanup_error"] = f"{type(exc).__name__}: {exc}"[:300]
             if not self.args.workdir:
                 shutil.rmtree(self.work, ignore_errors=True)
 
@@ -512,7 +521,11 @@ def main() -> int:
         error = f"{type(exc).__name__}: {exc}"
         soak.say(f"FAILED: {error.splitlines()[0][:300]}")
     finally:
-        result_hk = soak.housekeeping_runs()
+        try:  # the ledger's housekeeping runs, if the database still answers
+            result_hk = soak.housekeeping_runs()
+        except Exception as exc:  # noqa: BLE001 - reported; what was started is stopped anyway
+            result_hk = []
+            soak.say(f"housekeeping runs not read: {type(exc).__name__}: {exc}"[:300])
         soak.close()
     result = report(soak, error, result_hk)
     args.out.parent.mkdir(parents=True, exist_ok=True)
