@@ -678,9 +678,11 @@ def _active(page, panel: str) -> list[str]:
     )
 
 
-def wait_view(page, timeout_ms: int = 60_000) -> None:
+def wait_view(page, timeout_ms: int = 120_000) -> None:
     """Until the page's view is the one of its URL: the kernel writes it back once applied (a
-    preheated kernel drew the default view before its request came)."""
+    preheated kernel drew the default view before its request came). Alone it takes a few
+    seconds; in the suite's three workers on 2 cores a preheated kernel was seen to need over
+    60 s (the replacement kernel Voila preheats meanwhile shares the cores)."""
     page.wait_for_selector("[data-tm-url]", state="attached", timeout=timeout_ms)
 
 
