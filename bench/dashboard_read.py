@@ -33,7 +33,7 @@ from pathlib import Path
 
 from pipelines.core import config
 from pipelines.core.config import REPO_ROOT
-from pipelines.dashboard import queries as Q
+from pipelines.dashboard import health, kpis, queries
 from pipelines.orchestration import jobhealth
 from pipelines.serving import readmodels as RM
 from pipelines.stack import mongo
@@ -76,7 +76,7 @@ def seed(db, clock: datetime, buckets: str) -> tuple[dict, dict[str, float]]:
     started = time.perf_counter()
     days = [date.fromordinal(date(2013, 1, 1).toordinal() + i).isoformat() for i in range(365)]
     if buckets == "near":
-        day = Q.local_date(clock)
+        day = kpis.local_date(clock)
         days = [(day + timedelta(days=k)).isoformat() for k in (-1, 0, 1)]
     n = 0
     for i, day in enumerate(days):
@@ -105,7 +105,7 @@ def seed(db, clock: datetime, buckets: str) -> tuple[dict, dict[str, float]]:
     _insert(db[RM.AIRLINES], [{"_id": f"C{i:02d}", "name": f"C{i:02d} Airways"} for i in range(13)])
     runs = [{"_id": f"{job}{i}", "job": job, "status": "succeeded",
              "start": now - timedelta(hours=i), "end": now - timedelta(hours=i, seconds=-20)}
-            for i in range(30) for job in Q.JOBS]  # fmt: skip
+            for i in range(30) for job in health.JOBS]  # fmt: skip
     _insert(db[RM.RUNS], runs)
     for run in runs:  # what the runner keeps beside the ledger (the page reads it by _id)
         jobhealth.record(db[RM.HEALTH], run)
@@ -219,21 +219,21 @@ def main() -> int:
 
         first = []
         for _ in range(args.repeat):
-            snap, seconds = timed(lambda: Q.load_snapshot(db, now))
+            snap, seconds = timed(lambda: queries.load_snapshot(db, now))
             first.append(seconds)
         result["first_render_read"] = {
             "median_s": statistics.median(first), "min_s": min(first), "runs_s": first,
             "documents_read": dict(snap.reads), "steps_s": {k: round(v, 3) for k, v in
                                                             snap.timings.items()},
         }  # fmt: skip
-        unchanged, seconds = timed(lambda: Q.load_snapshot(db, now, previous=snap))
+        unchanged, seconds = timed(lambda: queries.load_snapshot(db, now, previous=snap))
         result["refresh_unchanged"] = {"s": seconds, "documents_read": dict(unchanged.reads)}
         rewrite_day(db, data, unchanged.clock_day)
-        moved, seconds = timed(lambda: Q.load_snapshot(db, now, previous=unchanged))
+        moved, seconds = timed(lambda: queries.load_snapshot(db, now, previous=unchanged))
         result["refresh_one_day_changed"] = {"s": seconds, "documents_read": dict(moved.reads)}
-        everything = Q.Scope(date_from=date(2013, 1, 1), date_to=date(2013, 12, 31))
+        everything = kpis.Scope(date_from=date(2013, 1, 1), date_to=date(2013, 12, 31))
         dates, months = moved.needed(everything)
-        rows, seconds = timed(lambda: Q.read_more(db, dates, months))
+        rows, seconds = timed(lambda: queries.read_more(db, dates, months))
         result["all_loaded_on_demand"] = {"s": seconds, "days": len(dates), "months": len(months)}
         _, seconds = timed(lambda: list(db[RM.KPI_DAILY].find({})))
         result["old_read_every_kpi_daily_s"] = seconds

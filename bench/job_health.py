@@ -32,7 +32,7 @@ import pandas as pd
 
 from pipelines.core import config
 from pipelines.core.config import REPO_ROOT
-from pipelines.dashboard import queries as Q
+from pipelines.dashboard import health, kpis, queries
 from pipelines.dashboard.health import pipeline_health
 from pipelines.orchestration.ledger import Ledger
 from pipelines.serving import readmodels as RM
@@ -45,14 +45,14 @@ PROJ = {"job": 1, "status": 1, "start": 1, "end": 1, "error": 1}
 def read_before(db, now: datetime) -> pd.DataFrame:
     """The page's former read (``queries.read_runs``): 8 days of ``pipeline_runs``."""
     cursor = db[RM.RUNS].find({"start": {"$gte": now - timedelta(days=8)}}, PROJ)
-    frame = Q.frame_of(cursor, PROJ)
+    frame = kpis.frame_of(cursor, PROJ)
     for c in ("start", "end"):
         frame[c] = pd.to_datetime(frame[c], utc=True, errors="coerce")
     return frame
 
 
 def read_after(db, now: datetime) -> list[dict]:
-    return pipeline_health(Q.read_health(db), now)
+    return pipeline_health(queries.read_health(db), now)
 
 
 def median_ms(fn, repeat: int) -> tuple[float, object]:
@@ -65,7 +65,7 @@ def median_ms(fn, repeat: int) -> tuple[float, object]:
 
 
 def run_doc(i: int, start: datetime, env: str) -> dict:
-    job = Q.JOBS[i % len(Q.JOBS)]
+    job = health.JOBS[i % len(health.JOBS)]
     bad = i % 37 == 0
     run_id = f"{start:%Y%m%dT%H%M%S}-{i:06x}"
     return {

@@ -16,7 +16,8 @@ What runs, as in production (each a real process, started the way an operator st
   replayed seconds at these speeds);
 - ``housekeeping`` through the runner on an accelerated schedule: when the replay clock passes
   03:30 of every ``--housekeeping-every`` replayed day (cron's 03:30), unless one still runs;
-  with the product's defaults but ``-p hot_days=--hot-days``;
+  with the product's defaults but ``-p hot_days=--hot-days`` and the weekly FULL ``VACUUM`` on
+  the replayed Sunday (LITE the other replayed days);
 - Voila (``pipelines.stack.voila``, kernels culled as configured) and the page open in headless
   Chromium, refreshing itself (every 30 s, following the stream every second) and reloaded
   every ``--reload-min`` (a new kernel; the old one culled).
@@ -56,13 +57,16 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pymongo
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python bench/soak.py`
 from bench import soak_parts as P  # noqa: E402
 from bench.latency_stream import machine, summary  # noqa: E402
 from bench.latency_track import consumer, utc  # noqa: E402
 from pipelines.core import config, logs  # noqa: E402
 from pipelines.core.config import REPO_ROOT  # noqa: E402
-from pipelines.dashboard import queries as Q  # noqa: E402
+from pipelines.dashboard import queries  # noqa: E402
+from pipelines.jobs.housekeeping import full_vacuum_today  # noqa: E402
 from pipelines.orchestration import demo, service  # noqa: E402
 from pipelines.serving import readmodels as RM  # noqa: E402
 from pipelines.stack import kafka_io, mongo, voila  # noqa: E402
@@ -92,7 +96,11 @@ class Soak:
         os.environ["TARMAC_PARAMETERS_DIR"] = str(self.params)
         os.environ["TARMAC_OUTPUTS_DIR"] = str(self.outputs)
         os.environ.pop("MONGO_DATABASE", None)
-        self.db = mongo.database(self.settings)
+        mongo.database(self.settings)  # it answers, or a clear error
+        # its own client, whose reads give up after 2 min: a server that stops answering ends
+        # the soak with that error (and everything stopped) rather than hanging its drain
+        self.db = pymongo.MongoClient(self.settings.mongo.uri, socketTimeoutMS=120_000,
+                                      tz_aware=True)[self.settings.mongo.database]  # fmt: skip
         self.start = args.start
         self.end = args.start + timedelta(days=args.days)
         self.speed = args.speed or args.days * 86400 / (args.minutes * 60)
@@ -180,9 +188,13 @@ class Soak:
             self.hk_due = self._next_housekeeping(clock) + timedelta(
                 days=self.args.housekeeping_every - 1
             )
+            # the weekly FULL VACUUM on the replayed Sunday, as cron's would be on the real one
+            # (the wall clock's weekday would make every run of a Sunday's soak FULL)
+            mode = "full" if full_vacuum_today("weekly", clock) else "lite"
             self.housekeeping = demo._spawn(  # noqa: SLF001
                 [sys.executable, "-m", "pipelines", "run", "housekeeping", "--env",
-                 self.settings.env, "--trigger", "soak", "-p", f"hot_days={self.args.hot_days}"],
+                 self.settings.env, "--trigger", "soak", "-p", f"hot_days={self.args.hot_days}",
+                 "-p", f"vacuum_mode={mode}"],
                 self.outputs / "logs" / "soak-housekeeping.log",
             )  # fmt: skip
             self.hk_started += 1
@@ -264,7 +276,7 @@ class Soak:
                 and f"{s['clock']:%Y-%m-%d}" == day] or self.samples[-1:]  # fmt: skip
         groups = sorted({g for s in mine for g in s["rss_mb"]})
         t0 = time.perf_counter()
-        Q.read_health(self.db)
+        queries.read_health(self.db)
         health_direct = (time.perf_counter() - t0) * 1000
         since = self.days[-1]["closed_at"] if self.days else 0.0
         page = [r for r in (self.page.refreshes if self.page else []) if r[0] > since]
@@ -327,9 +339,12 @@ class Soak:
                  if service.is_running(self.settings, job, self.outputs)]  # fmt: skip
         self.stopped["services_running_after_stop"] = still
         if not self.args.keep:
-            self.db.client.drop_database(self.settings.mongo.database)
-            topics = [t.name for t in self.settings.kafka.topics.values()]
-            kafka_io.delete_topics(self.base, topics)
+            try:  # a server that stopped answering: said in the result, the folders still go
+                self.db.client.drop_database(self.settings.mongo.database)
+                topics = [t.name for t in self.settings.kafka.topics.values()]
+                kafka_io.delete_topics(self.base, topics)
+            except Exception as exc:  # noqa: BLE001
+                self.stopped["cleanup_error"] = f"{type(exc).__name__}: {exc}"[:300]
             if not self.args.workdir:
                 shutil.rmtree(self.work, ignore_errors=True)
 
@@ -506,7 +521,11 @@ def main() -> int:
         error = f"{type(exc).__name__}: {exc}"
         soak.say(f"FAILED: {error.splitlines()[0][:300]}")
     finally:
-        result_hk = soak.housekeeping_runs()
+        try:  # the ledger's housekeeping runs, if the database still answers
+            result_hk = soak.housekeeping_runs()
+        except Exception as exc:  # noqa: BLE001 - reported; what was started is stopped anyway
+            result_hk = []
+            soak.say(f"housekeeping runs not read: {type(exc).__name__}: {exc}"[:300])
         soak.close()
     result = report(soak, error, result_hk)
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -3,13 +3,16 @@
 
 - :func:`documented`: every command the project names, with where: each line of README.md's
   shell code blocks (comments removed, continuations joined), each target ``make help`` lists
-  and each command ``python -m pipelines --help`` lists;
+  and each command ``tarmac --help`` lists;
 - :class:`Sandbox`: where such a line runs byte for byte, through ``bash -c`` in the checkout.
-  ``python`` is this virtualenv's; the parameters folder (``TARMAC_PARAMETERS_DIR``) maps every
-  env name a line may use (``local``: the default of the README, the Makefile and the CLI;
-  ``ci``) to the sandbox's own settings (topics, folders, database); runs, logs and locks go to
-  its ``TARMAC_OUTPUTS_DIR``. A line that stops a stack runs only in a sandbox that owns its
-  stack (:func:`tests.conftest.dedicated_stack`), never on the session's;
+  ``python`` and ``tarmac`` are this virtualenv's, importing this checkout's ``pipelines`` (on
+  ``PYTHONPATH``: a virtualenv installed from another checkout, as git worktrees sharing one
+  are, would run that checkout's code under ``tarmac``); the parameters folder
+  (``TARMAC_PARAMETERS_DIR``) maps every env name a line may use (``local``: the default of
+  the README, the Makefile and the CLI; ``ci``) to the sandbox's own settings (topics,
+  folders, database); runs, logs and locks go to its ``TARMAC_OUTPUTS_DIR``. A line that
+  stops a stack runs only in a sandbox that owns its stack
+  (:func:`tests.conftest.dedicated_stack`), never on the session's;
 - :func:`scratch_crontab`: the real ``crontab`` command on a scratch crontab.
 """
 
@@ -71,14 +74,14 @@ def readme_commands(markdown: str) -> list[str]:
 
 def documented(make_help: str, cli_help: str) -> dict[str, str]:
     """Every documented command -> where it is named: README.md's lines as written, ``make
-    <target>`` of the ``make help`` output, ``python -m pipelines <command>`` of ``--help``."""
+    <target>`` of the ``make help`` output, ``tarmac <command>`` of ``--help``."""
     found: dict[str, str] = {}
     for line in readme_commands(README.read_text()):
         found.setdefault(line, "a shell block of README.md")
     for target in re.findall(r"^\s+make (\S+)\s", make_help, flags=re.MULTILINE):
         found.setdefault(f"make {target}", "`make help`")
     for command in re.findall(r"^ {4}([a-z][a-z-]*)\s", cli_help, flags=re.MULTILINE):
-        found.setdefault(f"python -m pipelines {command}", "`python -m pipelines --help`")
+        found.setdefault(f"tarmac {command}", "`tarmac --help`")
     return found
 
 
@@ -105,6 +108,7 @@ class Sandbox:
         env = {k: v for k, v in os.environ.items() if k not in _CLEARED}
         env.update(
             PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
+            PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")])),
             TARMAC_PARAMETERS_DIR=str(self.folder / "parameters"),
             TARMAC_OUTPUTS_DIR=str(self.outputs),
             TARMAC_LOG_FORMAT="kv",

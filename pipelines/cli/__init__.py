@@ -1,6 +1,9 @@
-"""``python -m pipelines <command>``: the one command line of Tarmac (``--help`` on each).
+"""``tarmac <command>``: the one command line of Tarmac (``--help`` on each).
 
-Which command runs a job? Every job is in the one registry (``python -m pipelines jobs``):
+``tarmac`` is the console script pyproject.toml declares (``pipelines.cli:main``);
+``python -m pipelines`` runs the same :func:`main`.
+
+Which command runs a job? Every job is in the one registry (``tarmac jobs``):
 a module of pipelines/jobs/ with its notebook, or a notebook-native job (a notebook whose
 metadata holds ``tarmac.job``; docs/notebooks.md); run, backfill, job and submit take either:
 
@@ -92,7 +95,7 @@ def job_arguments(p: argparse.ArgumentParser, what: str = "a job of `jobs`, e.g.
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m pipelines",
+        prog="tarmac",
         description="Tarmac: Kafka -> PySpark -> MongoDB -> Voila, scheduled by cron/papermill.",
         epilog=__doc__[__doc__.index("Which command") :],
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -288,7 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add(
         "run",
         cmd_run,
-        "Run a catalog job notebook with papermill: validated parameters, job lock, timeout, "
+        "Run a registry job's notebook with papermill: validated parameters, job lock, timeout, "
         "retries of transient failures, ledger in MongoDB (pipeline_runs).",
     )
     job_arguments(p)

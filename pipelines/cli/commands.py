@@ -1,4 +1,4 @@
-"""What each command of ``python -m pipelines`` does: thin functions over the package, one per
+"""What each command of ``tarmac`` does: thin functions over the package, one per
 command, returning an exit code (the parser is in :mod:`pipelines.cli`)."""
 
 from __future__ import annotations
@@ -159,10 +159,14 @@ def cmd_cron(args: argparse.Namespace) -> int:
 
     template, root = Path(args.crontab), Path(args.root)
     where = f"crontab: tarmac block for {root.resolve()}"
+    env = cron.Environment.current()  # the lines' PATH and JAVA_HOME
+    if args.action != "remove":
+        env.warn()
     if args.action == "show":
-        print(cron.block(template.read_text(), root), end="")
+        print(cron.block(template.read_text(), root, env=env), end="")
     elif args.action == "install":
-        print(f"{where} {'installed' if cron.install(root, template) else 'already up to date'}")
+        done = cron.install(root, template, env)
+        print(f"{where} {'installed' if done else 'already up to date'}")
     else:
         print(f"{where} {'removed' if cron.uninstall(root) else 'not present'}")
     return 0

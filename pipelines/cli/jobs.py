@@ -1,4 +1,4 @@
-"""The commands of ``python -m pipelines`` that run the jobs of the registry and read their
+"""The commands of ``tarmac`` that run the jobs of the registry and read their
 ledger: ``job``, ``jobs``, ``pipeline``, ``submit``, ``run``, ``backfill``, ``rebuild``, ``runs``
 (the others, over the stack, the servers and the services, are in :mod:`.commands`)."""
 
@@ -15,6 +15,7 @@ from typing import Any
 import structlog
 
 from pipelines.core import config, logs
+from pipelines.core.domain import RunStatus
 
 from .commands import _print_table
 
@@ -156,7 +157,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     outcomes = backfill.backfill(
         args.job, args.date_from, args.date_to, args.env, params, on_outcome=show
     )
-    ran = sum(o.status == "success" for o in outcomes)
+    ran = sum(o.status == RunStatus.SUCCESS for o in outcomes)
     print(f"backfill of {args.job}: {ran} run, {len(outcomes) - ran} already done")
     return 0
 

@@ -127,7 +127,11 @@ class SparkSettings(_Model):
     master: str = "local[*]"
     shuffle_partitions: int = Field(default=4, ge=1)
     driver_memory: str = "2g"
-    ui: bool = False
+    ui: bool = False  # the Spark UI (port 4040, or the next free one); $TARMAC_SPARK_UI wins
+    # the address the executors reach this driver at, when it is not this machine's loopback
+    # (a container's hostname in compose: ``spark.driver.host``, bound on every interface);
+    # $TARMAC_SPARK_DRIVER_HOST wins (compose sets it per container)
+    driver_host: str | None = None
     conf: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("conf", mode="before")
@@ -139,8 +143,7 @@ class SparkSettings(_Model):
             return conf
         if bad := sorted(str(k) for k in conf if not str(k).startswith("spark.")):
             raise ValueError(f"{bad} are not Spark properties (each starts with 'spark.')")
-        return {k: str(v).lower() if isinstance(v, bool) else
-                (str(v) if isinstance(v, int | float) else v) for k, v in conf.items()}  # fmt: skip
+        return {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in conf.items()}
 
 
 class ServingSettings(_Model):
@@ -231,7 +234,7 @@ class PathSettings(_Model):
 
 
 class ReplaySettings(_Model):
-    """Defaults of ``python -m pipelines replay``; every CLI option overrides one of these."""
+    """Defaults of ``tarmac replay``; every CLI option overrides one of these."""
 
     start: datetime = datetime(2013, 1, 1, tzinfo=UTC)
     end: datetime = datetime(2014, 1, 1, tzinfo=UTC)
@@ -323,6 +326,10 @@ def _apply_env_overrides(raw: dict[str, Any]) -> dict[str, Any]:
         raw.setdefault("mongo", {}).update(database=db)
     if hook := os.environ.get("TARMAC_ALERT_WEBHOOK_URL"):
         raw.setdefault("alerts", {}).setdefault("webhook", {}).update(url=hook)
+    if ui := os.environ.get("TARMAC_SPARK_UI"):  # "1"/"true"/"0"/"false": checked as a bool
+        raw.setdefault("spark", {}).update(ui=ui.strip().lower())
+    if host := os.environ.get("TARMAC_SPARK_DRIVER_HOST"):
+        raw.setdefault("spark", {}).update(driver_host=host)
     return raw
 
 

@@ -1,9 +1,11 @@
-"""The domain's constants, in one home: airports, time zone, event types and statuses, the
-additive measures and the weather bands. Plain Python (no Spark, no pymongo), so every stage
-(sources, transforms, jobs, dashboard) imports them without pulling in an engine."""
+"""The domain's constants, in one home: airports, time zone, event types and flight statuses,
+run statuses (:class:`RunStatus`), the additive measures and the weather bands. Plain Python
+(no Spark, no pymongo), so every stage (sources, transforms, jobs, orchestration, dashboard)
+imports them without pulling in an engine."""
 
 from __future__ import annotations
 
+from enum import StrEnum
 from zoneinfo import ZoneInfo
 
 ORIGINS = ("EWR", "JFK", "LGA")
@@ -13,13 +15,35 @@ NEW_YORK = ZoneInfo(LOCAL_TZ)
 EVENT_TYPES = ("scheduled", "departed", "arrived", "cancelled")
 STATUS_RANK = {"scheduled": 1, "departed": 2, "arrived": 3, "cancelled": 4}
 STATUS_NAME = {rank: name for name, rank in STATUS_RANK.items()}
-# a run's status in the ledger that counts as a failure (the page's job pills, the alerts)
-RUN_FAILED = ("failed", "failure", "error", "timeout", "timed_out", "abandoned", "killed")
+
+
+class RunStatus(StrEnum):
+    """A run's status in the ledger (``pipeline_runs.status``, folded into
+    ``pipeline_health``): every value the runner, a notebook's execution and a service's
+    supervisor write, and all the page, the alert rules, ``backfill`` and housekeeping read.
+
+    A :class:`~enum.StrEnum`: a member *is* its string (``RunStatus.FAILED == "failed"``, same
+    hash), so a status read back from MongoDB or JSON compares equal to its member, and the
+    documents hold the plain value."""
+
+    RUNNING = "running"  # written when an attempt (or a service's worker) starts
+    SUCCESS = "success"
+    # the notebook raised, its kernel died, Ctrl-C, a service's worker died, or the run was
+    # abandoned (its process killed holding the lock: ``Ledger.mark_abandoned``)
+    FAILED = "failed"
+    TIMEOUT = "timeout"  # past the job's timeout: interrupted, then killed if it hung
+    SKIPPED_LOCKED = "skipped_locked"  # another run held the job's lock: this one did nothing
+    STOPPED = "stopped"  # a service's worker stopped on request (no alarm)
+
+
+# the statuses that count as a failure (the page's job pills, the alerts, housekeeping's keeps)
+RUN_FAILED = frozenset({RunStatus.FAILED, RunStatus.TIMEOUT})
 
 
 def run_failed(status: object) -> bool:
-    """A run status that counts as a failure (``pipeline_runs``, ``pipeline_health``)."""
-    return isinstance(status, str) and (status.lower() in RUN_FAILED or "fail" in status.lower())
+    """``status`` (a member or the string read back) counts as a failure (``pipeline_runs``,
+    ``pipeline_health``)."""
+    return isinstance(status, str) and status in RUN_FAILED
 
 
 SCHEMA_VERSION = 1

@@ -1,6 +1,12 @@
-"""Every error Tarmac raises on purpose. Messages say what went wrong and what to do next."""
+"""Every error Tarmac raises on purpose. Messages say what went wrong and what to do next.
+
+Also the one list of what a service that went away looks like (:data:`SERVICE_ERRORS`): the
+runner retries those failures (:data:`TRANSIENT_ERRORS`), a job names the service from them
+(:func:`unavailable`)."""
 
 from __future__ import annotations
+
+from typing import Any, Protocol
 
 
 class TarmacError(Exception):
@@ -61,7 +67,7 @@ class StreamProcessError(TarmacError):
         super().__init__(
             f"{self.NAMES.get(path, path)} process (pid {pid}) of flights_stream ended ({how}): "
             "its last lines are above in this job's log; the service supervisor restarts the "
-            "stream, or run `python -m pipelines service start flights_stream`"
+            "stream, or run `tarmac service start flights_stream`"
         )
 
 
@@ -84,10 +90,34 @@ class JobLockedError(TarmacError):
     exit_code = 8
 
 
+class RunOutcome(Protocol):
+    """What a failed run carries: :class:`pipelines.orchestration.runner.RunResult` (named
+    here by its shape: the core imports no later stage)."""
+
+    @property
+    def attempts(self) -> list[dict[str, Any]]: ...  # its ledger documents, one per attempt
+
+    @property
+    def status(self) -> str: ...  # the last attempt's (a ``RunStatus``)
+
+    @property
+    def run_id(self) -> str: ...  # the last attempt's
+
+
 class JobFailedError(TarmacError):
-    """A job notebook raised; the message names the cell, the output notebook and the ledger."""
+    """A job notebook raised; the message names the cell, the output notebook and the ledger.
+    ``result``: the run's attempts as the ledger has them, given when raised (papermill's
+    ``PapermillExecutionError`` carries its cell and error the same way)."""
 
     exit_code = 9
+
+    def __init__(self, message: str, result: RunOutcome) -> None:
+        super().__init__(message)
+        self.result = result
+
+    def __reduce__(self) -> tuple[type[JobFailedError], tuple[str, RunOutcome]]:
+        """Pickled with its result (``args`` holds the message only)."""
+        return type(self), (str(self), self.result)
 
 
 class JobTimeoutError(JobFailedError):
@@ -96,12 +126,29 @@ class JobTimeoutError(JobFailedError):
     exit_code = 10
 
 
-# what an error from deep inside Spark says when a service went away, by service
-_SIGNS = {
+# The errors of each service's Python client that mean "not reachable right now" (pymongo,
+# kafka-python): by name, as a notebook's error reports them (its ``ename``) and as a Spark
+# wrapper's message quotes them.
+SERVICE_ERRORS = {
     "MongoDB": ("ServerSelectionTimeoutError", "AutoReconnect", "NetworkTimeout",
-                "pymongo.errors.ConnectionFailure", "Connection refused"),
-    "Kafka": ("NoBrokersAvailable", "KafkaTimeoutError", "Timed out waiting for a node",
-              "DisconnectException", "Broker may not be available"),
+                "ConnectionFailure"),
+    "Kafka": ("NoBrokersAvailable", "KafkaTimeoutError", "KafkaConnectionError"),
+}  # fmt: skip
+# A failure the runner retries: ours (Kafka or MongoDB does not answer) or a client's above.
+# Spark wraps an error raised in foreachBatch in one of SPARK_WRAPPERS: that counts when the
+# wrapped message names one of these (``runner.is_transient``).
+TRANSIENT_ERRORS = frozenset(
+    {"ServiceUnavailableError", *(name for names in SERVICE_ERRORS.values() for name in names)}
+)
+SPARK_WRAPPERS = frozenset(
+    {"StreamingQueryException", "Py4JJavaError", "PythonException", "SparkException"}
+)
+# What an error from deep inside Spark says when a service went away, by service: its
+# client's error names, and what the JVM's side says of the same failure.
+_SIGNS = {
+    "MongoDB": (*SERVICE_ERRORS["MongoDB"], "Connection refused"),
+    "Kafka": (*SERVICE_ERRORS["Kafka"], "Timed out waiting for a node", "DisconnectException",
+              "Broker may not be available"),
 }  # fmt: skip
 
 

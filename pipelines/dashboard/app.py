@@ -23,18 +23,16 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-import ipywidgets as W
+import ipywidgets
 import pandas as pd
 
-from pipelines.core import config
+from pipelines.core import config, domain
 from pipelines.core.config import Settings
 
-from . import messages as M
-from . import panels as P
-from . import queries as Q
-from . import widgets as H
+from . import kpis, messages, panels, queries, widgets
 from .filters import FilterBar
 from .follow import Follower, Following
+from .health import DEFAULT_FRESHNESS, FreshnessRule
 from .live import LIVE_S
 from .reading import UNREACHABLE, Reader, log, read_then_draw, running_loop
 from .search import Ask
@@ -55,13 +53,13 @@ class Dashboard(Following, Sharing):
         self,
         settings: Settings,
         refresh_s: float = 30.0,
-        freshness_rules: dict[str, Q.FreshnessRule] | None = None,
+        freshness_rules: dict[str, FreshnessRule] | None = None,
         now: Callable[[], datetime] | None = None,
         live_s: float = LIVE_S,
     ) -> None:
         self.settings = settings.for_reader()  # the read-only user where auth is on
         self.refresh_s = refresh_s
-        self.freshness_rules = freshness_rules or Q.DEFAULT_FRESHNESS
+        self.freshness_rules = freshness_rules or DEFAULT_FRESHNESS
         self._now = now or (lambda: datetime.now(UTC))
         self.state = State()
         self._task: asyncio.Task | None = None
@@ -84,8 +82,8 @@ class Dashboard(Following, Sharing):
     # ------------------------------------------------------------------------------ layout
 
     def _build(self) -> None:
-        self.banner = W.HTML()
-        self.stamp = W.HTML()  # data-redraw: a counter for tests and benchmarks
+        self.banner = ipywidgets.HTML()
+        self.stamp = ipywidgets.HTML()  # data-redraw: a counter for tests and benchmarks
         self.filters = FilterBar(
             self.refresh_s,
             snapshot=lambda: self.state.snap,
@@ -97,30 +95,30 @@ class Dashboard(Following, Sharing):
         self.w_auto, self.w_interval = f.w_auto, f.w_interval
         self.w_refresh, self.w_reset = f.w_refresh, f.w_reset
 
-        self.header_panel = P.Header(self)
-        self.attention_panel = P.AttentionPanel(self)
-        self.tiles_panel = P.KpiTiles(self)
-        self.board_panel = P.BoardPanel(self)
-        self.rejects_panel = P.RejectsPanel(self)
-        self.ahead_panel = P.AheadPanel(self)
-        self.search_panel = P.SearchPanel(self)  # drawn when asked (a search, a click)
-        self.carriers_panel = P.CarriersPanel(self)
+        self.header_panel = panels.Header(self)
+        self.attention_panel = panels.AttentionPanel(self)
+        self.tiles_panel = panels.KpiTiles(self)
+        self.board_panel = panels.BoardPanel(self)
+        self.rejects_panel = panels.RejectsPanel(self)
+        self.ahead_panel = panels.AheadPanel(self)
+        self.search_panel = panels.SearchPanel(self)  # drawn when asked (a search, a click)
+        self.carriers_panel = panels.CarriersPanel(self)
         # drawn in this order for a scope: the attention list last, from what they kept
-        self.scoped: list[P.Panel] = [
+        self.scoped: list[panels.Panel] = [
             self.tiles_panel,
             self.ahead_panel,
-            P.HourlyPanel(self),
+            panels.HourlyPanel(self),
             self.carriers_panel,
-            P.AirportsPanel(self),
+            panels.AirportsPanel(self),
             # these depend on the airports (and the routes on the months) only: a carrier or
             # day change within the month leaves them as they are
-            P.HeatmapPanel(self),
-            P.WeatherPanel(self),
-            P.RoutesPanel(self),
+            panels.HeatmapPanel(self),
+            panels.WeatherPanel(self),
+            panels.RoutesPanel(self),
             self.board_panel,
         ]
         cards = [*self.scoped, self.search_panel, self.rejects_panel]
-        self.panels: dict[str, W.Box] = {p.key: p.box for p in cards if p.box is not None}
+        self.panels: dict[str, ipywidgets.Box] = {p.key: p.box for p in cards if p.box is not None}
         self.header = self.header_panel.html
         self.attention = self.attention_panel.html
         self.rejects = self.rejects_panel.html
@@ -129,25 +127,30 @@ class Dashboard(Following, Sharing):
             self.panels[panel.key].add_class("tm-nowall")
 
         row = {"width": "100%", "align_items": "stretch", "flex_flow": "row wrap"}
-        self.root = W.VBox(
+        self.root = ipywidgets.VBox(
             [
-                W.HTML(H.CSS),
+                ipywidgets.HTML(widgets.CSS),
                 self.header,
                 self.banner,
                 self.filters.box,
                 self.attention,
                 self.tiles_panel.row,
                 self.tiles_panel.note,
-                *(W.HBox([self.panels[k] for k in keys], layout=W.Layout(**row)) for keys in ROWS),
+                *(
+                    ipywidgets.HBox([self.panels[k] for k in keys], layout=ipywidgets.Layout(**row))
+                    for keys in ROWS
+                ),
                 self.stamp,
                 self.url,
             ],
-            layout=W.Layout(padding="8px 14px", width="100%", max_width="1600px", margin="0 auto"),
+            layout=ipywidgets.Layout(
+                padding="8px 14px", width="100%", max_width="1600px", margin="0 auto"
+            ),
         )
         self.root.add_class("tm-root")
         self.root.add_class("tm-gap")
         for child in self.root.children:
-            if isinstance(child, W.HBox):
+            if isinstance(child, ipywidgets.HBox):
                 child.add_class("tm-gap")
                 child.add_class("tm-row")  # a slide of the wall mode (the template's script)
 
@@ -158,7 +161,7 @@ class Dashboard(Following, Sharing):
 
     # ------------------------------------------------------------------------- public API
 
-    def show(self) -> W.VBox:
+    def show(self) -> ipywidgets.VBox:
         """Display the page, read and draw it in the view of the request's URL (a preheated
         kernel: once Voila hands it its request), start the auto-refresh."""
         from IPython.display import display
@@ -169,7 +172,7 @@ class Dashboard(Following, Sharing):
         self._schedule()
         return self.root
 
-    def scope(self) -> Q.Scope:
+    def scope(self) -> kpis.Scope:
         """What the filters select."""
         return self.filters.scope()
 
@@ -194,7 +197,7 @@ class Dashboard(Following, Sharing):
         if background is None:
             background = self.state.snap is not None and loop is not None
         self.state.loading = True
-        self.busy.value = M.busy("reading MongoDB…")
+        self.busy.value = messages.busy("reading MongoDB…")
         # what the reader needs from the page, taken here (the read may run in a thread)
         dates, previous = self.scope().dates() or [], self.state.snap
         read_then_draw(
@@ -222,14 +225,14 @@ class Dashboard(Following, Sharing):
             draw()
         except Exception as exc:  # noqa: BLE001
             log.exception("dashboard redraw failed")
-            self.banner.value = M.redraw_failed(exc)
+            self.banner.value = messages.redraw_failed(exc)
 
     # ---------------------------------------------------------------------------- reading
 
     def _stop_loading(self) -> None:
         self.state.loading = False
 
-    def _apply(self, result: Q.Snapshot | BaseException) -> None:
+    def _apply(self, result: queries.Snapshot | BaseException) -> None:
         """Draw a snapshot (or the message of a failed read) into the page, then have the
         live board read."""
         started = time.perf_counter()
@@ -239,7 +242,7 @@ class Dashboard(Following, Sharing):
                 self._show_offline(result)
                 return
             if isinstance(result, BaseException):
-                self.banner.value = M.read_failed(result)
+                self.banner.value = messages.read_failed(result)
                 return
             previous = self.state.snap
             if previous is not None and previous.board is not None:
@@ -260,12 +263,12 @@ class Dashboard(Following, Sharing):
             board_next = result.clock is not None
         except Exception as exc:  # noqa: BLE001 - the page must never show a traceback
             log.exception("dashboard draw failed")
-            self.banner.value = M.draw_failed(exc)
+            self.banner.value = messages.draw_failed(exc)
         finally:
             self.last_timings["draw"] = time.perf_counter() - started
-            stamp = datetime.now(UTC).astimezone(Q.NY).strftime("%H:%M:%S")
+            stamp = datetime.now(UTC).astimezone(domain.NEW_YORK).strftime("%H:%M:%S")
             read = self.last_timings.get("read", 0.0)
-            self.busy.value = M.busy(f"read at {stamp} (wall) in {read:.1f} s")
+            self.busy.value = messages.busy(f"read at {stamp} (wall) in {read:.1f} s")
             if board_next:
                 self._read_board()
             else:
@@ -297,30 +300,30 @@ class Dashboard(Following, Sharing):
         # else: what it needs is being read; the scope is drawn when it arrives
 
     def _read_more(
-        self, snap: Q.Snapshot, dates: list[str], months: list[str], rejects: bool
+        self, snap: queries.Snapshot, dates: list[str], months: list[str], rejects: bool
     ) -> None:
         """Read ``dates`` / ``months`` of the KPIs (in a thread inside a kernel), add them to
         ``snap`` and draw the scope again."""
         asked = {*dates, *months}
         self._pending |= asked
-        self.busy.value = M.busy(f"reading {len(dates)} day(s), {len(months)} month(s)…")
+        self.busy.value = messages.busy(f"reading {len(dates)} day(s), {len(months)} month(s)…")
 
-        def apply(result: Q.Rows | BaseException) -> None:
+        def apply(result: kpis.Rows | BaseException) -> None:
             self._pending -= asked
             if snap is not self.state.snap:  # a newer snapshot draws (and reads) for itself
                 return
             if isinstance(result, BaseException):
                 self.busy.value = ""
-                self.banner.value = M.more_failed(result)
+                self.banner.value = messages.more_failed(result)
                 return
             took = self.last_timings.get("read_more", 0.0)
-            self.busy.value = M.busy(f"read {len(asked)} more in {took:.1f} s")
+            self.busy.value = messages.busy(f"read {len(asked)} more in {took:.1f} s")
             snap.add(result)
             self.guarded(lambda: self._draw_scope(rejects))
 
         read_then_draw(running_loop(), lambda: self.reader.more(dates, months), apply)
 
-    def _apply_board(self, snap: Q.Snapshot, result: pd.DataFrame | BaseException) -> None:
+    def _apply_board(self, snap: queries.Snapshot, result: pd.DataFrame | BaseException) -> None:
         self.state.loading = False
         if snap is not self.state.snap:  # a newer snapshot is drawn: this board is stale
             return
@@ -364,7 +367,7 @@ class Dashboard(Following, Sharing):
             f'data-health-ms="{health * 1000:.1f}"></span>'
         )
 
-    def _draw_panel(self, panel: P.Panel, scope: Q.Scope) -> None:
+    def _draw_panel(self, panel: panels.Panel, scope: kpis.Scope) -> None:
         """Draw one panel (unless it already shows what it depends on of ``scope``, for this
         snapshot); a failure stays in that panel."""
         started = time.perf_counter()
@@ -377,7 +380,7 @@ class Dashboard(Following, Sharing):
                 self._drawn[panel.name] = key
         except Exception as exc:  # noqa: BLE001
             log.exception("panel %s failed", panel.name)
-            panel.target.value = H.empty(
+            panel.target.value = widgets.empty(
                 f"{panel.name}: not available ({type(exc).__name__}); see the Voila log"
             )
         finally:
@@ -385,11 +388,11 @@ class Dashboard(Following, Sharing):
 
     def _show_offline(self, exc: BaseException) -> None:
         self.state.online = False
-        self.banner.value = M.offline(exc, kept=self.state.snap is not None)
+        self.banner.value = messages.offline(exc, kept=self.state.snap is not None)
         self.header_panel.placeholder()
 
     def _show_empty(self) -> None:
-        self.banner.value = M.no_data(self.settings, self.state.snap)
+        self.banner.value = messages.no_data(self.settings, self.state.snap)
         for panel in (self.attention_panel, *self.scoped):
             panel.clear()
         self._draw_panel(self.rejects_panel, self.scope())

@@ -1,5 +1,5 @@
 """The filter bar at the top of the page and its state: which airports, airlines and days the
-duty manager looks at (the :class:`~pipelines.dashboard.queries.Scope` of every panel), the
+duty manager looks at (the :class:`~pipelines.dashboard.kpis.Scope` of every panel), the
 auto-refresh switch and interval, "Refresh now", "Reset filters", and the line saying what is
 being read.
 
@@ -18,7 +18,9 @@ from typing import Any
 
 import ipywidgets as W
 
-from . import queries as Q
+from pipelines.core import domain
+
+from . import kpis, queries
 from .state import clock_day
 
 PERIODS = ("Today", "Yesterday", "Last 7 days", "All loaded")
@@ -30,7 +32,7 @@ class FilterBar:
     def __init__(
         self,
         refresh_s: float,
-        snapshot: Callable[[], Q.Snapshot | None],
+        snapshot: Callable[[], queries.Snapshot | None],
         on_scope: Callable[[], None],
     ) -> None:
         """``snapshot``: the page's current snapshot (the days the periods mean); ``on_scope``:
@@ -41,8 +43,8 @@ class FilterBar:
         self._mute = False  # programmatic filter changes do not trigger redraws
         lay = W.Layout
         self.w_airports = W.SelectMultiple(
-            options=[(f"{o} {Q.ORIGIN_NAMES[o]}", o) for o in Q.ORIGINS],
-            value=Q.ORIGINS,
+            options=[(f"{o} {kpis.ORIGIN_NAMES[o]}", o) for o in domain.ORIGINS],
+            value=domain.ORIGINS,
             rows=3,
             description="Airports",
             layout=lay(width="210px"),
@@ -94,17 +96,17 @@ class FilterBar:
             widget.observe(self._on_dates, names="value")
         self.w_period.observe(self._on_period, names="value")
 
-    def scope(self) -> Q.Scope:
+    def scope(self) -> kpis.Scope:
         """What the filters select (no airport, or all three, is every airport)."""
         airports = tuple(self.w_airports.value)
-        return Q.Scope(
-            airports=() if len(airports) in (0, len(Q.ORIGINS)) else airports,
+        return kpis.Scope(
+            airports=() if len(airports) in (0, len(domain.ORIGINS)) else airports,
             carriers=tuple(self.w_carriers.value),
             date_from=self.w_from.value,
             date_to=self.w_to.value,
         )
 
-    def sync(self, snap: Q.Snapshot | None) -> None:
+    def sync(self, snap: queries.Snapshot | None) -> None:
         """After a read: the airlines of ``snap`` as options (the selected ones kept), and the
         date range moved with the clock while a period is followed."""
         carriers = snap.carriers() if snap else []
@@ -120,7 +122,7 @@ class FilterBar:
     def reset(self) -> None:
         """Every airport, every airline, today (the caller redraws)."""
         with self.muted():
-            self.w_airports.value = Q.ORIGINS
+            self.w_airports.value = domain.ORIGINS
             self.w_carriers.value = ()
             self.follow_today = True
             self.w_period.value = "Today"
@@ -174,7 +176,7 @@ class FilterBar:
             self._on_scope()
 
 
-def scope_text(scope: Q.Scope, carriers: bool = True, dates: bool = True) -> str:
+def scope_text(scope: kpis.Scope, carriers: bool = True, dates: bool = True) -> str:
     """'JFK · AA + DL · Wed 02 Jan 2013': the scope in a panel's subtitle."""
     parts = [" + ".join(scope.airports) if scope.airports else "all airports"]
     if carriers:

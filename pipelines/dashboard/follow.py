@@ -36,7 +36,7 @@ from pipelines.core.config import Settings
 from pipelines.serving import readmodels as RM
 from pipelines.stack import mongo
 
-from . import queries as Q
+from . import kpis, queries
 from .documents import board_frame, hourly_frame
 from .health import stream_levels
 from .live import STREAM, Marks, board_window, hour_ids, live_dates, marks, moved, touched
@@ -70,7 +70,7 @@ def read_state(db: Database, reads: Counter | None = None) -> dict[str, Any] | N
 def read_hot(db: Database, dates: list[str], clock: datetime, reads: Counter | None = None):
     """The ``kpi_hourly`` rows of the hours of ``dates`` started by ``clock``, by ``_id``."""
     # the hot path's row where it knows more
-    return hourly_frame(Q.resolved(db, RM.KPI_HOURLY, hour_ids(dates, clock), reads=reads))
+    return hourly_frame(queries.resolved(db, RM.KPI_HOURLY, hour_ids(dates, clock), reads=reads))
 
 
 FULL_READ_S = 30.0  # a follower's cache is read again whole at least this often
@@ -100,14 +100,14 @@ class Buckets:
         for collection, ids in want.items():
             held = {i: d for i, d in self.lake[collection].items() if i in set(ids)}
             missing = [i for i in ids if i not in held]
-            proj = Q.BOARD_PROJECTION if collection == RM.BOARD else None
-            got = {d["_id"]: d for d in Q.by_ids(db[collection], missing, proj, reads)
+            proj = queries.BOARD_PROJECTION if collection == RM.BOARD else None
+            got = {d["_id"]: d for d in queries.by_ids(db[collection], missing, proj, reads)
                    } if missing else {}  # fmt: skip
             self.lake[collection] = held | {i: got.get(i) for i in missing}
         every = list(dict.fromkeys(i for ids in want.values() for i in ids))
         held = {i: d for i, d in self.hot.items() if i in set(every) and i not in changed}
         missing = [i for i in every if i not in held]
-        got = {d["_id"]: d for d in Q.by_ids(db[RM.BOARD_HOT], missing, None, reads)
+        got = {d["_id"]: d for d in queries.by_ids(db[RM.BOARD_HOT], missing, None, reads)
                } if missing else {}  # fmt: skip
         self.hot = held | {i: got.get(i) for i in missing}
         self.marks = marks(state)
@@ -135,12 +135,12 @@ def poll(
     if state is None:
         return None
     now_marks = marks(state)
-    clock = Q.utc(state.get("newest_event_time"))
+    clock = RM.utc(state.get("newest_event_time"))
     out = LiveRead(state, now_marks, clock, reads=reads)
     if moved(live.seen, now_marks):
         out.full, out.dates = True, list(live.dates)
         if clock is not None and cache is None:
-            out.board = Q.read_board(db, clock, reads=reads)
+            out.board = queries.read_board(db, clock, reads=reads)
             out.hot = read_hot(db, out.dates, clock, reads)
         elif clock is not None:
             keys, start, end = board_window(clock)
@@ -242,9 +242,9 @@ class Following:
     attention_panel: Any
     refresh: Callable[..., None]
     guarded: Callable[[Callable[[], None]], None]
-    scope: Callable[[], Q.Scope]
+    scope: Callable[[], kpis.Scope]
     now: Callable[[], datetime]
-    _draw_panel: Callable[[Any, Q.Scope], None]
+    _draw_panel: Callable[[Any, kpis.Scope], None]
     _stamp: Callable[[str, float], None]
 
     def follow(self) -> LiveRead | None:
@@ -252,7 +252,7 @@ class Following:
         ``live_s`` inside a kernel): what it read, None when nothing changed."""
         return self.follower.once()
 
-    def _follow_scope(self, scope: Q.Scope) -> None:
+    def _follow_scope(self, scope: kpis.Scope) -> None:
         """The selected dates the stream still changes; new ones are read at the next poll."""
         snap, live = self.state.snap, self.state.live
         if snap is None:
@@ -276,7 +276,7 @@ class Following:
         if snap is None or not snap.has_data or self.state.loading:
             return  # a refresh is drawing; the next poll reads again (``seen`` unchanged)
         if result.full and result.clock is not None:
-            if Q.local_date(result.clock).isoformat() != snap.clock_day:
+            if kpis.local_date(result.clock).isoformat() != snap.clock_day:
                 self.refresh(background=True)  # the days the snapshot holds move
                 return
             snap.clock = result.clock

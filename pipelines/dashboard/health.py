@@ -21,7 +21,6 @@ from .kpis import utc
 from .live import STREAM
 
 JOBS = tuple(reversed(registry.PIPELINE))  # newest data first: stream, hourly, daily
-FAILED = jobhealth.FAILED
 REJECTS_CAP = 20_000  # newest rejects read for the panel
 
 

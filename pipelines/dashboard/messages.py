@@ -8,7 +8,7 @@ from __future__ import annotations
 from pipelines.core.config import Settings
 from pipelines.core.exceptions import TarmacError
 
-from . import queries as Q
+from . import queries
 from . import widgets as H
 
 
@@ -23,7 +23,7 @@ def offline(exc: BaseException, kept: bool) -> str:
     )
 
 
-def no_data(settings: Settings, snap: Q.Snapshot | None) -> str:
+def no_data(settings: Settings, snap: queries.Snapshot | None) -> str:
     """The database answers but holds no KPIs yet: what to start, or what is on its way."""
     if snap is not None and snap.has_flights:
         what = "<b>Flights are arriving, the KPIs are not computed yet</b>"

@@ -15,7 +15,7 @@ documents the page needs, computed from the replay clock:
 :func:`load_snapshot` reads it all once per refresh; given the previous snapshot it re-reads only
 the ``kpi_daily`` documents whose ``updated_at`` in the profile moved (and the months of those
 days). Dates selected later are read on demand (:func:`read_more`) and kept. Every filter change
-is answered from memory by the pure functions of ``analytics`` and ``health``, re-exported here.
+is answered from memory by the pure functions of ``analytics`` and ``health``.
 Sums are added up client-side (FerretDB computes only the first accumulator of a ``$group``
 correctly: no ``$group`` here at all).
 
@@ -36,69 +36,14 @@ import pandas as pd
 from pymongo.collection import Collection
 from pymongo.database import Database
 
-from pipelines.core.domain import MEASURES, ORIGINS, STATUS_NAME, VISIB_BANDS, WIND_BANDS
+from pipelines.core.domain import ORIGINS
 from pipelines.serving import readmodels as RM
 from pipelines.stack import mongo
 
-from .analytics import (
-    BOARD_COLUMNS,
-    KpiSummary,
-    airport_table,
-    carrier_table,
-    hourly_series,
-    kpi_summary,
-    live_board,
-    routes,
-    weather_impact,
-    weekday_hour_heatmap,
-)  # fmt: skip
 from .documents import BOARD_FIELDS, board_frame, daily_rows, month_rows, profile_of
-from .health import (
-    DEFAULT_FRESHNESS,
-    JOBS,
-    REJECTS_CAP,
-    FreshnessRule,
-    RejectSummary,
-    Staleness,
-    freshness,
-    pipeline_health,
-    rejects_summary,
-    worst,
-)  # fmt: skip
-from .kpis import (
-    DERIVED,
-    NY,
-    ORIGIN_NAMES,
-    WEEKDAY_NAMES,
-    WEEKDAYS,
-    Kpis,
-    NotRead,
-    Profile,
-    Rows,
-    Scope,
-    date_range,
-    derive,
-    frame_of,
-    iso_weekday,
-    local_date,
-    summarize,
-    utc,
-)
+from .health import JOBS, REJECTS_CAP
+from .kpis import Kpis, Profile, Rows, Scope, frame_of, local_date, utc
 from .live import BOARD_AFTER, BOARD_BEFORE, board_window
-
-# the read API and, re-exported, the pure functions the page computes its figures with
-__all__ = [
-    "BOARD_AFTER", "BOARD_BEFORE", "BOARD_COLUMNS", "DEFAULT_FRESHNESS", "DERIVED", "JOBS",
-    "MEASURES", "NY", "ORIGINS", "ORIGIN_NAMES", "REJECTS_CAP", "STATUS_NAME", "VISIB_BANDS",
-    "WEEKDAYS", "WEEKDAY_NAMES", "WIND_BANDS", "FreshnessRule", "KpiSummary", "Kpis", "NotRead",
-    "Profile", "RejectSummary", "Rows", "Scope", "Snapshot", "Staleness", "airport_table",
-    "board_frame", "by_ids", "carrier_table", "daily_rows", "date_range", "derive",
-    "freshness", "has_flights", "hourly_series", "iso_weekday", "kpi_summary", "live_board",
-    "load_snapshot", "local_date", "month_rows", "pipeline_health", "profile_of", "read_airlines",
-    "read_board", "read_health", "read_kpis", "read_more", "read_profile", "read_rejects",
-    "read_states", "read_weather_near", "rejects_summary", "replay_clock", "routes", "summarize",
-    "utc", "weather_impact", "weekday_hour_heatmap", "worst",
-]  # fmt: skip
 
 CONSISTENCY_ROUNDS = 3  # profile / kpi_daily re-reads when a batch lands during a read
 Reads = Counter  # documents looked up by _id (or read) per collection

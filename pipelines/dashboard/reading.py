@@ -27,7 +27,7 @@ from pipelines.core.config import Settings
 from pipelines.core.exceptions import ServiceUnavailableError
 from pipelines.stack import mongo
 
-from . import queries as Q
+from . import kpis, queries
 
 T = TypeVar("T")
 
@@ -70,20 +70,22 @@ class Reader:
         self.settings, self.now, self.timings = settings, now, timings
 
     def connect(self) -> Database:
-        if not mongo.ping(self.settings, timeout_ms=1500):
+        """The serving database, after one quick ping (1.5 s at most when it is down)."""
+        try:
+            return mongo.database(self.settings, timeout_ms=1500)
+        except ServiceUnavailableError:
             raise ServiceUnavailableError(
                 f"MongoDB at {self.settings.mongo.safe_uri} does not answer "
                 f"(env {self.settings.env}); run `make stack-up ENV={self.settings.env}`"
-            )
-        return mongo.database(self.settings)
+            ) from None
 
     def snapshot(
-        self, dates: list[str] | None = None, previous: Q.Snapshot | None = None
-    ) -> Q.Snapshot | BaseException:
+        self, dates: list[str] | None = None, previous: queries.Snapshot | None = None
+    ) -> queries.Snapshot | BaseException:
         """The KPIs of ``dates`` (default: the replay clock's day), state, runs and rejects,
         without the board; of ``previous`` what has not changed is kept, not read again."""
         return attempt(
-            lambda: Q.load_snapshot(
+            lambda: queries.load_snapshot(
                 self.connect(), self.now(), board=False, dates=dates or (), previous=previous
             ),
             "dashboard read",
@@ -94,7 +96,7 @@ class Reader:
     def board(self, clock: datetime | None) -> pd.DataFrame | BaseException:
         """The ``flights_by_hour`` documents around ``clock``; its time counts in ``read``."""
         result = attempt(
-            lambda: Q.read_board(self.connect(), clock),
+            lambda: queries.read_board(self.connect(), clock),
             "live board read",
             self.timings,
             "board_read",
@@ -102,10 +104,10 @@ class Reader:
         self.timings["read"] = self.timings.get("read", 0.0) + self.timings["board_read"]
         return result
 
-    def more(self, dates: list[str], months: list[str]) -> Q.Rows | BaseException:
+    def more(self, dates: list[str], months: list[str]) -> kpis.Rows | BaseException:
         """The ``kpi_daily`` documents of ``dates``, ``kpi_route_monthly`` of ``months``."""
         return attempt(
-            lambda: Q.read_more(self.connect(), dates, months),
+            lambda: queries.read_more(self.connect(), dates, months),
             "dashboard read of more days",
             self.timings,
             "read_more",

@@ -12,7 +12,7 @@ from typing import Any
 
 import pandas as pd
 
-from . import queries as Q
+from . import analytics, queries
 
 
 @dataclass
@@ -28,11 +28,11 @@ class Live:
 
 @dataclass
 class State:
-    snap: Q.Snapshot | None = None  # the last successful read
+    snap: queries.Snapshot | None = None  # the last successful read
     online: bool = False
     board: pd.DataFrame | None = None  # live board of the current scope
     carriers: pd.DataFrame | None = None
-    kpis: Q.KpiSummary | None = None
+    kpis: analytics.KpiSummary | None = None
     fresh: list[dict[str, Any]] | None = None
     stream: list[dict[str, Any]] | None = None  # health of the stream's hot and lake paths
     health: list[dict[str, Any]] | None = None
@@ -40,20 +40,20 @@ class State:
     live: Live = field(default_factory=Live)
 
 
-def clock_day(snap: Q.Snapshot | None) -> date | None:
+def clock_day(snap: queries.Snapshot | None) -> date | None:
     """The replay clock's local day, None before the first read or the first flight."""
     if snap is None:
         return None
     return date.fromisoformat(snap.clock_day) if snap.clock_day else None
 
 
-def until(snap: Q.Snapshot | None) -> str | None:
+def until(snap: queries.Snapshot | None) -> str | None:
     """The last day the "every loaded day" panels count: the replay clock's (ISO)."""
     day = clock_day(snap)
     return day.isoformat() if day else None
 
 
-def period_text(snap: Q.Snapshot | None) -> str:
+def period_text(snap: queries.Snapshot | None) -> str:
     """'01 Jan 2013 – 30 Dec 2013': the first loaded day to the replay clock's."""
     last = until(snap)
     if snap is None or snap.first is None or last is None:

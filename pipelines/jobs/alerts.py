@@ -1,9 +1,9 @@
 """The ``alerts`` job: evaluate the alert rules on what the page shows, keep every alert in
 MongoDB and send each opening and closing to the webhook and by mail.
 
-A long-lived service (``python -m pipelines service start alerts``; cron keeps its watchdog,
+A long-lived service (``tarmac service start alerts``; cron keeps its watchdog,
 ``service ensure alerts``; compose a service of its own) evaluating every 5 s (``-p every_s=5``,
-its ``ServiceSpec``); ``python -m pipelines run alerts`` evaluates once (the runner's lock,
+its ``ServiceSpec``); ``tarmac run alerts`` evaluates once (the runner's lock,
 ledger and timeout like every job; ``notebooks/40_alerts.ipynb`` is its door). One evaluation:
 read the documents the rules read, by ``_id`` (``serving/alerts/inputs.py``), apply the rules
 (``serving/alerts/rules.py``: the same functions the page's "Needs attention" calls, with the
@@ -17,7 +17,7 @@ Measured (``bench/alerts.py --rounds 20 --runner 3``: local FerretDB, a local ``
 webhook, one flight made late on the board then departed, 2 cores at load 3 to 5): from the
 start of :func:`main` to the webhook's receipt of an opening p50 27 ms, p95 48 ms (a closing
 p50 29 ms, p95 38 ms); a whole in-process run p50 33 ms, p95 51 ms. The way cron runs it
-(``python -m pipelines run alerts``: a process, papermill, a kernel) from the command's start
+(``tarmac run alerts``: a process, papermill, a kernel) from the command's start
 to the webhook p50 5.8 s, p95 6.5 s (6 runs). Hence the service: once the stream has put an
 event on its board bucket, a rule it breaks reaches the webhook within one round (5 s) plus
 ~50 ms; a cron job once a minute would take up to 66 s.

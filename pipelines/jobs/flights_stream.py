@@ -42,7 +42,7 @@ from pipelines.jobs.flights_lake import JOB, PUBLISH_EVERY_S, Publisher, StreamR
 from pipelines.jobs.params import StreamParams, trigger_options
 from pipelines.jobs.path_process import PathProcess
 from pipelines.serving import publish, sinks
-from pipelines.stack.spark import build_session
+from pipelines.stack.spark import build_session, read_kafka
 from pipelines.transform import flight_state
 
 log = structlog.get_logger(__name__)
@@ -58,20 +58,8 @@ def kafka_reader(
     spark: SparkSession, settings: Settings, max_offsets: int | None,
     options: dict[str, str] | None = None,
 ) -> DataFrame:  # fmt: skip
-    """The flight events topic as a streaming frame (earliest offsets on a first start), with
-    the source's ``options`` besides."""
-    reader = (
-        spark.readStream.format("kafka")
-        .option("kafka.bootstrap.servers", settings.kafka.bootstrap_servers)
-        .option("subscribe", settings.kafka.topic("flights").name)
-        .option("startingOffsets", "earliest")
-        .option("failOnDataLoss", "true")
-    )
-    if max_offsets:
-        reader = reader.option("maxOffsetsPerTrigger", max_offsets)
-    for key, value in (options or {}).items():
-        reader = reader.option(key, value)
-    return reader.load()
+    """The flight events topic as a streaming frame (``stack/spark.read_kafka``)."""
+    return read_kafka(spark, settings, settings.kafka.topic("flights").name, max_offsets, options)
 
 
 BOARD = f"{JOB}.board"  # the live board's query name; its checkpoint is <checkpoint>.board

@@ -45,7 +45,7 @@ import structlog
 from pipelines.core.config import Settings, outputs_dir
 from pipelines.jobs import retention
 from pipelines.jobs.params import HousekeepingParams
-from pipelines.jobs.retention import Freed, LogFile, RunRecord
+from pipelines.jobs.retention import Freed, LogFile, RunFiles
 from pipelines.serving import readmodels as RM
 from pipelines.stack import mongo
 
@@ -104,6 +104,10 @@ def full_vacuum_today(mode: str, now: datetime) -> bool:
     return mode == "full" or (mode == "weekly" and now.weekday() == 6)
 
 
+def _vacuum_sql(spark: Any, uri: str, kind: str, hours: int) -> None:
+    spark.sql(f"VACUUM delta.`{uri}` {kind} RETAIN {hours} HOURS").collect()
+
+
 def vacuum(spark: Any, settings: Settings, hours: int, full: bool = False) -> Freed:
     """``VACUUM`` every lake table once, with Delta's vacuum logging on: its ``VACUUM START``
     commit records the files and bytes it is about to delete (``numFilesToDelete``,
@@ -127,15 +131,14 @@ def vacuum(spark: Any, settings: Settings, hours: int, full: bool = False) -> Fr
             continue
         uri = table.uri(settings)
         before = tables.version(spark, settings, table)
-        command = f"VACUUM delta.`{uri}` {'FULL' if full else 'LITE'} RETAIN {hours} HOURS"
         try:
-            spark.sql(command).collect()
+            _vacuum_sql(spark, uri, "FULL" if full else "LITE", hours)
         except AnalysisException as exc:
             if full or "VACUUM_LITE" not in str(exc):
                 raise
             log.info("housekeeping.vacuum_full", table=table.name, reason=str(exc)[:200])
             fell_back += 1
-            spark.sql(command.replace(" LITE ", " FULL ")).collect()
+            _vacuum_sql(spark, uri, "FULL", hours)
         infos = _commit_infos(spark, uri, before)
         start = [i for i in infos if i.get("operation") == "VACUUM START"]
         end = [i for i in infos if i.get("operation") == "VACUUM END"]
@@ -148,21 +151,23 @@ def vacuum(spark: Any, settings: Settings, hours: int, full: bool = False) -> Fr
         size = int(metrics.get("sizeOfDataToDelete", 0))
         freed.bytes += size if deleted == selected else size * deleted // max(selected, 1)
         done += 1
-    mode = "FULL" if full else "LITE" + (f", {fell_back} FULL (log too short)" if fell_back else "")
+    kinds = "FULL" if full else "LITE"
+    if fell_back:
+        kinds += f", {fell_back} FULL (log too short)"
     freed.detail = {"tables": done, "retention_hours": hours, "mode": "full" if full else "lite",
-                    "note": f"{done} tables, {mode}"}  # fmt: skip
+                    "note": f"{done} tables, {kinds}"}  # fmt: skip
     return freed
 
 
 # --- files ------------------------------------------------------------------------------------
-def list_run_records(runs: Path) -> list[RunRecord]:
+def list_run_records(runs: Path) -> list[RunFiles]:
     """The runs under ``runs/<job>/<date>/``, their files grouped by run id."""
     grouped: dict[tuple[str, str], list[tuple[str, int]]] = {}
     for path in sorted(runs.glob("*/*/*")):
         if path.is_file():
             key = (path.parent.parent.name, retention.run_id_of(path.name))
             grouped.setdefault(key, []).append((str(path), path.stat().st_size))
-    return [RunRecord(job, run_id, tuple(files)) for (job, run_id), files in grouped.items()]
+    return [RunFiles(job, run_id, tuple(files)) for (job, run_id), files in grouped.items()]
 
 
 def _unlink(path: Path) -> int | None:

@@ -26,7 +26,7 @@ does (an unknown key, a wrong type or a schedule that is not 5 cron fields is re
   0.5 ms after (2 cores, load ~8, measured).
 - **Promotion** (:func:`export_script`): papermill's parameterization (the same
   ``injected-parameters`` cell a run gets) then nbconvert's ``ScriptExporter``: a plain Python
-  file ``spark-submit`` runs (``python -m pipelines submit <job>``) and ``job <job>`` runs in
+  file ``spark-submit`` runs (``tarmac submit <job>``) and ``job <job>`` runs in
   the calling process (:func:`run_in_process`). IPython syntax (``%magic``, ``!shell``) is
   refused there: a script has no kernel. An export takes 4.4 s the first time in a process
   (importing nbconvert and papermill), 0.07 s after (load ~8, measured).
@@ -341,7 +341,7 @@ def read_metrics(path: Path) -> dict[str, Any]:
 
 
 def run_in_process(spec: JobSpec, params: JobParams) -> dict[str, Any]:
-    """``python -m pipelines job <notebook job>``: its script executed in this process (cwd
+    """``tarmac job <notebook job>``: its script executed in this process (cwd
     the repository root, as papermill runs it), no kernel; returns what it reported."""
     with tempfile.TemporaryDirectory(prefix=f"tarmac-{spec.name}-") as tmp:
         metrics = Path(tmp) / "metrics.json"

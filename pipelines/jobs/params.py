@@ -143,7 +143,7 @@ _FLOORS: dict[str, tuple[int, str]] = {
     ),
     "ledger_keep_per_job": (
         retention.RUNS_CLI_LIMIT,
-        f"`python -m pipelines runs --job <job>` shows the newest {retention.RUNS_CLI_LIMIT}",
+        f"`tarmac runs --job <job>` shows the newest {retention.RUNS_CLI_LIMIT}",
     ),
 }
 

@@ -1,6 +1,6 @@
 """``rebuild``: recompute the clean and serving tables of a range of dates from the raw lake and
 rewrite their MongoDB documents; the same results, document for document, as the incremental
-path wrote (``python -m pipelines rebuild [--from DATE] [--to DATE]``, ``run rebuild``,
+path wrote (``tarmac rebuild [--from DATE] [--to DATE]``, ``run rebuild``,
 ``submit rebuild``).
 
 When to use it: after a change to a measure, a cleaning rule, an enrichment or a document's

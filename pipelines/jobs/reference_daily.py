@@ -9,27 +9,23 @@ their dates are next recomputed (``publish.refresh``)."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Any
 
-import structlog
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
-from pipelines.core import reconcile
 from pipelines.core.config import Settings
+from pipelines.jobs import file_job
+from pipelines.jobs.file_job import FileRun
 from pipelines.jobs.params import DailyParams
 from pipelines.lake import tables
 from pipelines.landing import ingest
 from pipelines.landing.manifest import LandedFile
-from pipelines.serving import publish, sinks
+from pipelines.serving import sinks
 from pipelines.serving.readmodels import AIRLINES
-from pipelines.stack.spark import build_session
-from pipelines.transform import cleaning
-
-log = structlog.get_logger(__name__)
+from pipelines.transform import cleaning, rejects
 
 JOB = "reference_daily"
 SOURCE = "reference"
@@ -53,39 +49,35 @@ def newest_per_key(rows: DataFrame) -> DataFrame:
 
 def run(settings: Settings, day: date | None = None) -> dict[str, Any]:
     """Process every pending reference snapshot once, oldest date first (only the snapshot of
-    ``day`` if given)."""
-    t0 = time.monotonic()
-    lz = ingest.zone(settings)
-    batch = ingest.claim_pending(
-        lz,
+    ``day`` if given): ``file_job.run_file_job`` (claim, quarantine, commit, state), with
+    :func:`process`."""
+    return file_job.run_file_job(
+        settings,
+        JOB,
         SOURCE,
         lambda f: TABLES[_table(f)][0] if _table(f) in TABLES else None,
-        JOB,
         f"{day:%Y-%m-%d}/*.csv" if day else "*.csv",
+        process,
     )
-    totals = {"rows_in": 0, "accepted": 0, "rejected": 0}
-    now = datetime.now(UTC).replace(tzinfo=None)
-    spark = build_session(settings, JOB) if batch.good or batch.rejects else None
-    if spark is not None and batch.rejects:
-        publish.publish_rejects(settings, publish.file_rejects(spark, batch.rejects, now))
-    mismatches: list[reconcile.FileMismatch] = []
-    fates: dict[str, str] = {}
-    rejects: list[dict[str, Any]] = []  # files quarantined because they did not reconcile
-    for table, (header, clean) in TABLES.items() if spark is not None else ():
-        files = sorted((f for f in batch.good if _table(f) == table), key=lambda f: f.name)
+
+
+def process(run: FileRun) -> None:
+    """The good files of a run, table by table, each table's files oldest snapshot first: read,
+    cleaned, each file's rows reconciled with its check before anything is written
+    (``run.set_aside``), appended to ``raw/<table>``, merged into ``clean/<table>``
+    (:func:`_publish`), their refused rows written as rejects, committed. No state time: None."""
+    for table, (header, clean) in TABLES.items():
+        files = sorted((f for f in run.files if _table(f) == table), key=lambda f: f.name)
         if not files:
             continue
-        raw = ingest.read_csv(spark, files, header).withColumn(
+        raw = ingest.read_csv(run.spark, files, header).withColumn(
             "file_key", F.concat_ws("/", "source_dir", "source_file")
         )
-        keep = ("file_key", "source_dir", "raw_line", ingest.CORRUPT)
+        keep = ("file_key", "source_dir", ingest.RAW_LINE, ingest.CORRUPT)
         cached = ingest.with_malformed(clean(raw, keep)).persist()
         read = ingest.file_counts(cached, "file_key")  # per file, before anything is written
-        aside = ingest.set_aside(lz, batch, read, JOB, files, key=lambda f: f.name)
-        mismatches += aside.mismatches
-        fates |= aside.fates
-        rejects += aside.rejects
-        files = [f for f in files if f in batch.good]
+        aside = run.set_aside(read, files, key=lambda f: f.name)
+        files = [f for f in files if f in run.files]
         if not files:
             cached.unpersist()
             continue
@@ -93,27 +85,15 @@ def run(settings: Settings, day: date | None = None) -> dict[str, Any]:
         rows = (
             cleaned.where(F.col("reject_reason").isNull())
             .withColumnRenamed("source_dir", "snapshot")
-            .drop("reject_reason", ingest.CORRUPT, "raw_line")
-            .withColumn("landed_at", F.lit(now))
+            .drop("reject_reason", ingest.CORRUPT, ingest.RAW_LINE)
+            .withColumn("landed_at", F.lit(run.now))
         )
-        tables.append(rows, settings, tables.RAW_REFERENCE[table])
-        tables.retrying(lambda t=table, r=rows: _publish(spark, settings, t, r), f"clean {table}")
-        publish.publish_rejects(
-            settings, ingest.row_rejects(cleaned, JOB, ["file_key", "raw_line"], now)
-        )
-        done = ingest.commit_all(lz, files, read, key=lambda f: f.name)
-        totals = {k: totals[k] + done[k] for k in totals}
+        tables.append(rows, run.settings, tables.RAW_REFERENCE[table])
+        tables.retrying(lambda t=table, r=rows: _publish(run.spark, run.settings, t, r),
+                        f"clean {table}")  # fmt: skip
+        run.reject(rejects.line_rejects(cleaned, JOB, ["file_key", ingest.RAW_LINE], run.now))
+        run.commit(files, read, key=lambda f: f.name)
         cached.unpersist()
-    if spark is not None and rejects:
-        publish.publish_rejects(settings, publish.file_rejects(spark, rejects, now))
-    ingest.settle_deferred(lz, batch)
-    result = {**batch.summary(), **totals, "unreconciled": len(mismatches),
-              "seconds": round(time.monotonic() - t0, 2)}  # fmt: skip
-    sinks.set_state(settings, JOB, None, last_run=result)
-    log.info("reference_daily.done", **result)
-    if mismatches:
-        raise reconcile.files_error(SOURCE, mismatches, fates)
-    return result
 
 
 def _publish(spark: SparkSession, settings: Settings, table: str, rows: DataFrame) -> None:

@@ -7,13 +7,13 @@ a pydantic model of its parameters (:mod:`pipelines.jobs.params`: unknown names 
 are refused before anything runs), a timeout, how often a transient failure is retried and with
 which backoff, which parameter carries the logical date for ``backfill``, and how stale its
 data may get before the dashboard turns amber or red, and, for a job that runs long-lived, its
-:class:`ServiceSpec` (``python -m pipelines service start|stop|status|run|ensure <job>``,
+:class:`ServiceSpec` (``tarmac service start|stop|status|run|ensure <job>``,
 :mod:`pipelines.orchestration.service`). :data:`PIPELINE` is the order the demo, backfills and
 tests run the data jobs in (any order gives the same state).
 
-- ``python -m pipelines run <job> -p k=v``: through papermill
+- ``tarmac run <job> -p k=v``: through papermill
   (:mod:`pipelines.orchestration.runner`);
-- ``python -m pipelines job <job> -p k=v``: in this process (:func:`run_job`);
+- ``tarmac job <job> -p k=v``: in this process (:func:`run_job`);
 - ``spark-submit pipelines/jobs/submit.py <job> --env E -p k=v``: on any master.
 
 Tests and plugins add jobs without touching this file: ``TARMAC_JOBS_MODULE=pkg.mod[,other]``
@@ -71,7 +71,7 @@ class ServiceSpec:
     state_id: str | None = None  # its ``pipeline_state`` document (None: the job's name)
 
     def describe(self) -> str:
-        """``trigger=1s``: for ``python -m pipelines jobs``."""
+        """``trigger=1s``: for ``tarmac jobs``."""
         return " ".join(f"{k}={v}" for k, v in self.params.items()) or "(defaults)"
 
 
@@ -227,7 +227,7 @@ JOBS: dict[str, JobSpec] = {
             service=ServiceSpec({"every_s": "5"}),
         ),
         JobSpec(
-            # by hand (python -m pipelines rebuild): the clean and serving tables and their
+            # by hand (tarmac rebuild): the clean and serving tables and their
             # documents recomputed from the raw lake, a month at a time, resumable
             "rebuild",
             Path("notebooks/60_rebuild.ipynb"),
@@ -315,8 +315,9 @@ def _extra_jobs() -> dict[str, JobSpec]:
 
 
 def jobs() -> dict[str, JobSpec]:
-    """The catalog: :data:`JOBS`, the jobs of ``$TARMAC_JOBS_MODULE``, and the notebook-native
-    jobs of ``notebooks/`` and ``$TARMAC_JOBS_NOTEBOOKS`` (a name already taken is refused)."""
+    """Every job of the registry: :data:`JOBS`, the jobs of ``$TARMAC_JOBS_MODULE``, and the
+    notebook-native jobs of ``notebooks/`` and ``$TARMAC_JOBS_NOTEBOOKS`` (a name already taken
+    is refused)."""
     from pipelines.jobs import notebook_jobs  # it builds JobSpecs: imported once this one is
 
     known = {**JOBS, **_extra_jobs()}

@@ -28,12 +28,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-FAILED = frozenset({"failed", "timeout"})  # a run's statuses that count as a failure
-RUNNING = "running"
+from pipelines.core.domain import RUN_FAILED, RunStatus
+
+FAILED = RUN_FAILED  # a run's statuses that count as a failure (its newest one is kept)
+RUNNING = RunStatus.RUNNING
 # the ledger's floor: a job's pipeline_health document is rebuilt from its recent runs (the
 # last 24 h) and operators read a week of runs; the page itself reads pipeline_health by _id
 RUNS_PAGE_DAYS = 8
-RUNS_CLI_LIMIT = 20  # `python -m pipelines runs` shows the newest 20 (its --limit default)
+RUNS_CLI_LIMIT = 20  # `tarmac runs` shows the newest 20 (its --limit default)
 # the hot buckets' floor: a flight's last event (its arrival, or a cancellation) comes hours
 # after its scheduled hour, and the live board raises its bucket until then
 HOT_MIN_DAYS = 1
@@ -49,8 +51,10 @@ def _utc(value: datetime) -> datetime:
 
 
 @dataclass(frozen=True)
-class RunRecord:
-    """The files of one run under ``outputs/runs/<job>/<date>/``: ``<run_id>.*``."""
+class RunFiles:
+    """The files of one run under ``outputs/runs/<job>/<date>/``: ``<run_id>.*`` (its "run
+    record" on disk, what the step ``run_records`` prunes; its ledger document is
+    :class:`pipelines.orchestration.record.RunRecord`)."""
 
     job: str
     run_id: str
@@ -88,12 +92,12 @@ def newest_failures(docs: Iterable[Mapping[str, Any]]) -> dict[str, str]:
 
 
 def run_records_to_delete(
-    records: Iterable[RunRecord],
+    records: Iterable[RunFiles],
     failures: Mapping[str, str],
     running: Iterable[str],
     now: datetime,
     days: int,
-) -> list[RunRecord]:
+) -> list[RunFiles]:
     """The records started more than ``days`` before ``now``, except each job's newest failure
     (``failures``: job -> run id, :func:`newest_failures`) and the runs still ``running``. A
     record whose name is not a run id is left alone (not ours)."""

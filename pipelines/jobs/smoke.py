@@ -22,7 +22,7 @@ from pipelines.core.config import Settings
 from pipelines.jobs.params import SmokeParams
 from pipelines.serving import sinks
 from pipelines.stack import kafka_io, mongo
-from pipelines.stack.spark import build_session
+from pipelines.stack.spark import build_session, read_kafka
 
 log = structlog.get_logger(__name__)
 
@@ -109,15 +109,8 @@ def run(
         stats["rows"] += n
         log.info("smoke.batch", batch_id=batch_id, rows=n)
 
-    raw = (
-        spark.readStream.format("kafka")
-        .option("kafka.bootstrap.servers", settings.kafka.bootstrap_servers)
-        .option("subscribe", topic)
-        .option("startingOffsets", "earliest")
-        .load()
-    )
     query = (
-        parse(raw)
+        parse(read_kafka(spark, settings, topic))
         .writeStream.foreachBatch(write_batch)
         .option("checkpointLocation", str(checkpoint))
         .trigger(availableNow=True)

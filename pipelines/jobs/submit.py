@@ -3,7 +3,7 @@
     spark-submit [spark options] pipelines/jobs/submit.py <job> [<job> ...] --env <env>
         [-p name=value ...]
 
-``python -m pipelines submit <job> [<job> ...]`` builds that command with the project's jars and
+``tarmac submit <job> [<job> ...]`` builds that command with the project's jars and
 conf. The jobs run one after the other in the driver spark-submit starts (one application: one
 driver and one set of executors for all of them, which a cluster starts in 20 to 40 s), with the
 same code as their notebooks and ``job``; each prints its result as one JSON line. ``-p`` values

@@ -14,7 +14,6 @@ processed), and in = accepted + rejected.
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, date, datetime
 from pathlib import PurePosixPath
 from typing import Any
@@ -23,9 +22,11 @@ import structlog
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from pipelines.core import faults, reconcile
+from pipelines.core import faults
 from pipelines.core.config import Settings
 from pipelines.core.domain import LOCAL_TZ
+from pipelines.jobs import file_job
+from pipelines.jobs.file_job import FileRun
 from pipelines.jobs.params import DailyParams
 from pipelines.lake import tables
 from pipelines.landing import ingest
@@ -33,8 +34,7 @@ from pipelines.landing.manifest import LandedFile
 from pipelines.landing.zone import LandingZone
 from pipelines.serving import documents, publish, sinks
 from pipelines.serving.readmodels import WEATHER_HOURLY
-from pipelines.stack.spark import build_session
-from pipelines.transform import cleaning
+from pipelines.transform import cleaning, rejects
 
 log = structlog.get_logger(__name__)
 
@@ -52,47 +52,33 @@ def latest_per_hour(raw: DataFrame) -> DataFrame:
 
 def run(settings: Settings, day: date | None = None) -> dict[str, Any]:
     """Process every pending weather file once (only those of ``day``, a UTC date, if given);
-    return file and row counts."""
-    t0 = time.monotonic()
-    lz = ingest.zone(settings)
+    return file and row counts (``file_job.run_file_job``: claim, quarantine, commit, state)."""
     pattern = f"weather_{day:%Y%m%d}T*.csv" if day else "*.csv"
-    batch = ingest.claim_pending(lz, SOURCE, _header_of, JOB, pattern)
-    totals = {"rows_in": 0, "accepted": 0, "rejected": 0}
+    return file_job.run_file_job(settings, JOB, SOURCE, _header_of, pattern, process)
+
+
+def process(run: FileRun) -> datetime | None:
+    """The good files of a run: read together, cleaned, each file's rows reconciled with its
+    check before anything is written (``run.set_aside``), then written downstream
+    (:func:`_write`) and committed; return the newest hour (None: every file set aside)."""
+    raw = ingest.read_csv(run.spark, run.files, cleaning.WEATHER_HEADER)
+    keep = (ingest.RAW_LINE, ingest.CORRUPT)
+    cleaned = ingest.with_malformed(cleaning.clean_weather(raw, keep)).persist()
+    read = ingest.file_counts(cleaned)  # per file, before anything is written
+    aside = run.set_aside(read)
     newest = None
-    spark = build_session(settings, JOB) if batch.good or batch.rejects else None
-    now = datetime.now(UTC).replace(tzinfo=None)
-    if spark is not None and batch.rejects:
-        publish.publish_rejects(settings, publish.file_rejects(spark, batch.rejects, now))
-    aside = ingest.SetAside()
-    if spark is not None and batch.good:
-        raw = ingest.read_csv(spark, batch.good, cleaning.WEATHER_HEADER)
-        keep = ("raw_line", ingest.CORRUPT)
-        cleaned = ingest.with_malformed(cleaning.clean_weather(raw, keep)).persist()
-        read = ingest.file_counts(cleaned)  # per file, before anything is written
-        aside = ingest.set_aside(lz, batch, read, JOB)
-        if aside.rejects:
-            publish.publish_rejects(settings, publish.file_rejects(spark, aside.rejects, now))
-        if batch.good:
-            newest = _write(settings, spark, lz, batch.good, aside.keep(cleaned), keep, now)
-            totals = ingest.commit_all(lz, batch.good, read)
-        cleaned.unpersist()
-    ingest.settle_deferred(lz, batch)
-    result = {**batch.summary(), **totals, "unreconciled": len(aside.mismatches),
-              "seconds": round(time.monotonic() - t0, 2)}  # fmt: skip
-    sinks.set_state(settings, JOB, newest, last_run=result)
-    log.info("weather_hourly.done", **result)
-    if aside.mismatches:
-        raise reconcile.files_error(SOURCE, aside.mismatches, aside.fates)
-    return result
+    if run.files:
+        newest = _write(run, aside.keep(cleaned), keep)
+        run.commit(run.files, read)
+    cleaned.unpersist()
+    return newest
 
 
-def _write(
-    settings: Settings, spark: Any, lz: LandingZone, files: list[LandedFile], cleaned: DataFrame,
-    keep: tuple[str, ...], now: datetime,
-) -> datetime:  # fmt: skip
-    """Write the rows of ``files`` (``cleaned``) downstream: rejects, ``raw/weather`` (the rows
-    a crashed attempt wrote replaced), ``clean/weather``, the refreshed flights and KPIs of
+def _write(run: FileRun, cleaned: DataFrame, keep: tuple[str, ...]) -> datetime:
+    """Write the rows of the run's files (``cleaned``) downstream: rejects, ``raw/weather`` (the
+    rows a crashed attempt wrote replaced), ``clean/weather``, the refreshed flights and KPIs of
     their hours; return the newest hour."""
+    settings, spark, now = run.settings, run.spark, run.now
     accepted = (
         cleaned.where(F.col("reject_reason").isNull())
         .drop("reject_reason", *keep)
@@ -100,19 +86,15 @@ def _write(
         .withColumn("landed_at", F.lit(now))
         .persist()
     )
-    issues = accepted.where(F.col("value_issues").isNotNull()).select(
-        F.lit(JOB).alias("source"), F.col("value_issues").alias("reason"),
-        F.concat_ws(":", "source_file", "_id").alias("where"), F.lit("value").alias("kind"),
-        F.col("_id").alias("excerpt"), F.lit(now).alias("at"),
-    )  # fmt: skip
-    publish.publish_rejects(
-        settings,
-        ingest.row_rejects(cleaned, JOB, ["source_file", "raw_line"], now).unionByName(issues),
+    run.reject(
+        rejects.line_rejects(cleaned, JOB, ["source_file", ingest.RAW_LINE], now).unionByName(
+            rejects.value_rejects(accepted, JOB, now)
+        )
     )
     days = [r.day for r in accepted.select("day").distinct().collect()]
     raw_rows = accepted.drop("_id", "value_issues")
     if days:  # rows of these files a crashed run appended are replaced, not doubled
-        where = _landed_again(lz, files, days)
+        where = _landed_again(run.lz, run.files, days)
         tables.replace_where(spark, raw_rows, settings, tables.RAW_WEATHER, where)
     newest = accepted.agg(F.max("hour_utc")).first()[0]
     tables.retrying(lambda: clean_days(settings, spark, days, newest), "clean weather")
@@ -143,7 +125,7 @@ def _landed_again(lz: LandingZone, files: list[LandedFile], days: list[str]) -> 
     last commit of the same name), as a Delta predicate over ``days``."""
     names = {f.path.name for f in files}
     last: dict[str, str] = {}
-    for row in lz.records(SOURCE):
+    for row in lz.manifest.records(SOURCE):
         name = PurePosixPath(row["name"]).name
         if row["status"] == "processed" and name in names and row["finished_at"]:
             last[name] = max(last.get(name, ""), row["finished_at"])

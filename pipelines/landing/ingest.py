@@ -7,7 +7,7 @@ check counted from the bytes equal the rows Spark read from it (:func:`set_aside
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -25,6 +25,15 @@ CORRUPT = "_corrupt"
 RAW_LINE = "raw_line"
 
 
+class FileReject(NamedTuple):
+    """A file quarantined by a run, as its reject row has it (``transform/rejects.file_rows``):
+    the job, why, and where it was (``<source>/<name>``, under ``landing/``)."""
+
+    source: str
+    reason: str
+    where: str
+
+
 @dataclass
 class FileBatch:
     """What one run found in ``landing/<source>/``."""
@@ -33,7 +42,7 @@ class FileBatch:
     duplicates: int = 0
     quarantined: int = 0
     busy: int = 0  # claimed by another run
-    rejects: list[dict[str, Any]] = field(default_factory=list)
+    rejects: list[FileReject] = field(default_factory=list)  # the quarantined files
     deferred: list[LandedFile] = field(default_factory=list)  # same content as a good file
     checked: dict[str, int] = field(default_factory=dict)  # rows the file check counted, by name
 
@@ -57,7 +66,7 @@ def claim_pending(
     when the first is quarantined: the copy is then claimed and checked in its own right (a
     badly named file does not hold back the same bytes under a good name)."""
     batch = FileBatch()
-    done = lz.processed_sha256(source)  # one query, one transaction, not one per file
+    done = lz.manifest.processed_sha256(source)  # one query, one transaction, not one per file
     candidates = []
     for f in lz.pending(source, pattern):
         if f.sha256 in done:
@@ -103,8 +112,7 @@ def _claim_and_check(
             lz.quarantine(f, result if result is not None else reason)
             refused.add(f.sha256)
             batch.quarantined += 1
-            batch.rejects.append({"source": job, "reason": reason, "where": f"{source}/{f.name}",
-                                  "file": f.name, "kind": "file", "excerpt": ""})  # fmt: skip
+            batch.rejects.append(FileReject(job, reason, f"{source}/{f.name}"))
             continue
         batch.good.append(f)
         batch.checked[f.name] = result.rows_in or 0
@@ -183,19 +191,6 @@ def read_csv(spark: SparkSession, files: list[LandedFile], header: list[str]) ->
     )
 
 
-def row_rejects(frame: DataFrame, source: str, where: list[str], at: Any) -> DataFrame:
-    """The rows of ``frame`` with a ``reject_reason`` as reject rows (``derive.REJECT_SCHEMA``):
-    located by the ``where`` columns, the raw line as excerpt."""
-    return frame.where(F.col("reject_reason").isNotNull()).select(
-        F.lit(source).alias("source"),
-        F.col("reject_reason").alias("reason"),
-        F.concat_ws(":", *where).alias("where"),
-        F.lit("row").alias("kind"),
-        F.substring(RAW_LINE, 1, 500).alias("excerpt"),
-        F.lit(at).cast("timestamp").alias("at"),
-    )
-
-
 def with_malformed(cleaned: DataFrame) -> DataFrame:
     """Rows Spark could not split into the header's fields are refused first."""
     return cleaned.withColumn(
@@ -225,7 +220,7 @@ class SetAside:
 
     mismatches: list[FileMismatch] = field(default_factory=list)
     fates: dict[str, str] = field(default_factory=dict)  # file key -> what was done with it
-    rejects: list[dict[str, Any]] = field(default_factory=list)  # the quarantined, as rejects
+    rejects: list[FileReject] = field(default_factory=list)  # the quarantined
 
     def keep(self, frame: DataFrame, by: str = "source_file") -> DataFrame:
         """``frame`` without the rows of the files set aside (``by``: the file key column)."""
@@ -269,8 +264,7 @@ def set_aside(
         where = lz.quarantine(f, CheckResult(ok=False, code="unreconciled", reason=reason,
                                              rows_in=m.checked))  # fmt: skip
         aside.fates[m.name] = f"quarantined as {where.relative_to(lz.root)}"
-        aside.rejects.append({"source": job, "reason": reason, "where": f"{f.source}/{f.name}",
-                              "file": f.name, "kind": "file", "excerpt": ""})  # fmt: skip
+        aside.rejects.append(FileReject(job, reason, f"{f.source}/{f.name}"))
     return aside
 
 

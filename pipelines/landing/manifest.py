@@ -1,5 +1,13 @@
-"""The landing manifest (SQLite) under a zone's root: schema, transactions, the zone lock and
-the queries of :class:`pipelines.landing.zone.LandingZone`, which adds the file operations."""
+"""The landing manifest: the bookkeeping of a zone, one SQLite row per file handled (claimed,
+processed, quarantined or a duplicate) in ``<root>/_manifest.sqlite``, and the zone lock
+(``<root>/_manifest.lock``). :class:`pipelines.landing.zone.LandingZone` *has* a
+:class:`Manifest`; the zone owns the folders, the file moves and the workflow.
+
+SQLite (stdlib ``sqlite3``) rather than JSON lines: ``BEGIN IMMEDIATE`` serializes concurrent
+jobs, a partial unique index on ``(source, sha256)`` makes "processed at most once" a database
+constraint, and a crash cannot leave a torn line. It needs a local filesystem (SQLite and
+``flock`` locking are unreliable over NFS). Locations are stored relative to the zone's root.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +16,7 @@ import os
 import socket
 import sqlite3
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
@@ -20,7 +28,6 @@ from pipelines.core.exceptions import LandingError
 
 MANIFEST = "_manifest.sqlite"
 LOCK = "_manifest.lock"
-TEMP_SUFFIXES = (".tmp", ".part", ".partial", ".inprogress")
 _LIVE = "status IN ('claimed', 'processed')"
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS files (
@@ -45,20 +52,11 @@ _SCHEMA = (
     f"CREATE UNIQUE INDEX IF NOT EXISTS files_once ON files (source, sha256) WHERE {_LIVE}",
     "CREATE INDEX IF NOT EXISTS files_source ON files (source, status)",
 )
-
-
-def _gone(path: Path) -> LandingError:
-    return LandingError(f"{path} is gone; another run moved it, skip it")
+STATUSES = ("claimed", "processed", "quarantined", "duplicate")
 
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
-
-
-def _is_temp(relative: Path) -> bool:
-    return relative.name.endswith(TEMP_SUFFIXES) or any(
-        part.startswith((".", "_")) for part in relative.parts
-    )
 
 
 @dataclass(frozen=True)
@@ -77,58 +75,42 @@ class LandedFile:
             with self.path.open("rb") as fh:
                 return hashlib.file_digest(fh, "sha256").hexdigest()
         except FileNotFoundError:
-            raise _gone(self.path) from None
+            raise self.gone() from None
 
-
-def _reason_path(path: Path) -> Path:
-    return path.with_name(f"{path.name}.reason.json")
+    def gone(self) -> LandingError:
+        """The error for this file vanishing while handled (another run moved it)."""
+        return LandingError(f"{self.path} is gone; another run moved it, skip it")
 
 
 class Manifest:
-    """The manifest half of a landing zone (``root``, ``owner``, ``claim_ttl_s`` and
-    ``manifest`` are set by :class:`~pipelines.landing.zone.LandingZone`)."""
+    """The manifest of the landing zone at ``root``: its rows and its lock.
 
-    root: Path
-    owner: str
-    claim_ttl_s: float
-    manifest: Path
+    ``owner`` names the run in claims. A claim held by someone else is stale (taken over by
+    :meth:`take`) when older than ``claim_ttl_s`` or when its process on this host is gone.
+    Methods taking ``db`` act inside a :meth:`transaction` of the caller, who holds
+    :meth:`locked` while a row and its file's move must not be split by another run.
+    """
 
-    def pending(self, source: str, pattern: str = "*.csv") -> list[LandedFile]:
-        raise NotImplementedError  # LandingZone.pending
+    def __init__(self, root: Path, owner: str, claim_ttl_s: float) -> None:
+        self.root = root
+        self.owner = owner
+        self.claim_ttl_s = claim_ttl_s
+        self.path = root / MANIFEST
+        with self.transaction() as db:
+            for statement in _SCHEMA:
+                db.execute(statement)
 
-    def _rel(self, path: Path) -> str:
-        return path.relative_to(self.root).as_posix()
+    def locked(self) -> AbstractContextManager[None]:
+        """The zone lock (``_manifest.lock``), exclusive across processes."""
+        return files.exclusive(self.root / LOCK)
 
     def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.manifest, timeout=60.0, isolation_level=None)
+        db = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
         db.row_factory = sqlite3.Row
         return db
 
     @contextmanager
-    def _locked(self, *landed: LandedFile) -> Iterator[None]:
-        """Hold the zone lock while ``landed`` files are recorded and moved, so overlapping runs
-        never act on a file another run is moving; fails if one of them changed or is gone."""
-        for file in landed:
-            file.sha256  # noqa: B018 - hashed before taking the lock
-        with files.exclusive(self.root / LOCK):
-            for file in landed:
-                self._unchanged(file)
-            yield
-
-    def processed_sha256(self, source: str) -> set[str]:
-        """The contents (sha256) of ``source`` processed already: one query for a whole batch's
-        duplicate check (``is_duplicate`` asks for one file)."""
-        db = self._connect()
-        try:
-            rows = db.execute(
-                "SELECT sha256 FROM files WHERE source = ? AND status = 'processed'", (source,)
-            )
-            return {r["sha256"] for r in rows}
-        finally:
-            db.close()
-
-    @contextmanager
-    def _txn(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self) -> Iterator[sqlite3.Connection]:
         """One write transaction; ``BEGIN IMMEDIATE`` makes concurrent jobs wait their turn."""
         db = self._connect()
         try:
@@ -142,6 +124,11 @@ class Manifest:
         finally:
             db.close()
 
+    def _rel(self, path: Path) -> str:
+        return path.relative_to(self.root).as_posix()
+
+    # -- reads ------------------------------------------------------------------------------
+
     def records(self, source: str | None = None) -> list[dict[str, Any]]:
         """Manifest rows, oldest first (all sources unless ``source``)."""
         db = self._connect()
@@ -153,21 +140,49 @@ class Manifest:
         finally:
             db.close()
 
-    def _free(self, db: sqlite3.Connection, target: Path) -> Path:
-        """``target``, or ``<stem>.<n><suffix>`` if taken on disk or in the manifest."""
-        candidate, n = target, 0
-        while (
-            candidate.exists()
-            or _reason_path(candidate).exists()
-            or db.execute(
-                "SELECT 1 FROM files WHERE location = ?", (self._rel(candidate),)
-            ).fetchone()
-        ):
-            n += 1
-            candidate = target.with_name(f"{target.stem}.{n}{target.suffix}")
-        return candidate
+    def processed_sha256(self, source: str) -> set[str]:
+        """The contents (sha256) of ``source`` processed already: one query for a whole batch's
+        duplicate check (:meth:`is_processed` asks for one file)."""
+        db = self._connect()
+        try:
+            rows = db.execute(
+                "SELECT sha256 FROM files WHERE source = ? AND status = 'processed'", (source,)
+            )
+            return {r["sha256"] for r in rows}
+        finally:
+            db.close()
 
-    def _unfinished(self, db: sqlite3.Connection, file: LandedFile, status: str) -> Path | None:
+    def is_processed(self, file: LandedFile) -> bool:
+        """True if content with this sha256 was processed already for this source."""
+        db = self._connect()
+        try:
+            return self.processed_id(db, file) is not None
+        finally:
+            db.close()
+
+    def processed_id(self, db: sqlite3.Connection, file: LandedFile) -> int | None:
+        """The row of the processed file with ``file``'s content (source and sha256), if any."""
+        row = db.execute(
+            "SELECT id FROM files WHERE source = ? AND sha256 = ? AND status = 'processed'",
+            (file.source, file.sha256),
+        ).fetchone()
+        return None if row is None else int(row["id"])
+
+    def own_claim(self, db: sqlite3.Connection, file: LandedFile) -> int | None:
+        """The row of this owner's claim on ``file``'s content, if it holds one."""
+        row = db.execute(
+            "SELECT id FROM files WHERE source = ? AND sha256 = ? AND status = 'claimed'"
+            " AND owner = ?",
+            (file.source, file.sha256, self.owner),
+        ).fetchone()
+        return None if row is None else int(row["id"])
+
+    def location_taken(self, db: sqlite3.Connection, path: Path) -> bool:
+        """True if a row records ``path`` as its location."""
+        sql = "SELECT 1 FROM files WHERE location = ?"
+        return db.execute(sql, (self._rel(path),)).fetchone() is not None
+
+    def unfinished(self, db: sqlite3.Connection, file: LandedFile, status: str) -> Path | None:
         """Location of a row of this file (name and content) whose move never happened (crash
         after commit). Content alone is not enough: a quarantined file an operator deleted must
         not lend its place to a later copy under another name."""
@@ -180,12 +195,31 @@ class Manifest:
                 return path
         return None
 
-    def _own_claim(self, db: sqlite3.Connection, file: LandedFile) -> sqlite3.Row | None:
-        return db.execute(
-            "SELECT id FROM files WHERE source = ? AND sha256 = ? AND status = 'claimed'"
-            " AND owner = ?",
-            (file.source, file.sha256, self.owner),
+    # -- writes -----------------------------------------------------------------------------
+
+    def take(self, db: sqlite3.Connection, file: LandedFile) -> str:
+        """One claim attempt: ``claimed``, ``processed`` (content done), ``busy`` (this file is
+        claimed by a live run) or ``wait`` (a copy is)."""
+        row = db.execute(
+            f"SELECT * FROM files WHERE source = ? AND sha256 = ? AND {_LIVE}",
+            (file.source, file.sha256),
         ).fetchone()
+        if row is None:
+            db.execute(
+                "INSERT INTO files (source, name, sha256, size, status, owner, recorded_at,"
+                " claimed_at) VALUES (?, ?, ?, ?, 'claimed', ?, ?, ?)",
+                (file.source, file.name, file.sha256, file.size, self.owner, _now(), _now()),
+            )
+            return "claimed"
+        if row["status"] == "processed":
+            return "processed"
+        if row["owner"] != self.owner and not self._stale(row["owner"], row["claimed_at"]):
+            return "busy" if row["name"] == file.name else "wait"
+        db.execute(
+            "UPDATE files SET name = ?, owner = ?, claimed_at = ? WHERE id = ?",
+            (file.name, self.owner, _now(), row["id"]),
+        )
+        return "claimed"
 
     def _stale(self, owner: str, claimed_at: str) -> bool:
         age = (datetime.now(UTC) - datetime.fromisoformat(claimed_at)).total_seconds()
@@ -201,30 +235,62 @@ class Manifest:
                 return False
         return False
 
-    def reconcile(self, source: str) -> dict[str, int]:
-        """Counts of ``source`` from the manifest (rows over processed files) plus ``pending``
-        files and ``missing`` ones (recorded but not in their folder); raises
-        :class:`LandingError` unless ``rows_in == rows_accepted + rows_rejected``."""
-        rows = self.records(source)
-        counts = {
-            "files_in": len(rows),
-            **{s: 0 for s in ("claimed", "processed", "quarantined", "duplicate")},
-            "rows_in": 0,
-            "rows_accepted": 0,
-            "rows_rejected": 0,
-            "missing": 0,
-            "pending": len(self.pending(source, "*")),
-        }
-        for row in rows:
-            counts[row["status"]] += 1
-            if row["location"] and not (self.root / row["location"]).exists():
-                counts["missing"] += 1
-            if row["status"] == "processed":
-                for key in ("rows_in", "rows_accepted", "rows_rejected"):
-                    counts[key] += row[key]
-        if counts["rows_in"] != counts["rows_accepted"] + counts["rows_rejected"]:
-            raise LandingError(
-                f"{source}: rows_in={counts['rows_in']} is not accepted={counts['rows_accepted']}"
-                f" + rejected={counts['rows_rejected']}; the manifest was edited or is corrupt"
+    def record_processed(
+        self, db: sqlite3.Connection, claim: int, file: LandedFile,
+        counts: tuple[int, int, int], location: Path,
+    ) -> None:  # fmt: skip
+        """Turn the claim row ``claim`` into ``file`` processed, with its ``(rows_in,
+        rows_accepted, rows_rejected)`` and its archive ``location``."""
+        db.execute(
+            "UPDATE files SET status = 'processed', name = ?, rows_in = ?, rows_accepted = ?,"
+            " rows_rejected = ?, location = ?, finished_at = ? WHERE id = ?",
+            (file.name, *counts, self._rel(location), _now(), claim),
+        )
+
+    def record_quarantined(
+        self, db: sqlite3.Connection, claim: int | None, file: LandedFile,
+        counts: tuple[int | None, int | None, int | None], reason: str, location: Path,
+    ) -> None:  # fmt: skip
+        """Record ``file`` quarantined at ``location`` for ``reason``, with the counts its check
+        found: the claim row ``claim`` turned, or a new row when it was not claimed."""
+        values = (file.name, *counts, reason, self._rel(location), _now())
+        if claim is not None:
+            db.execute(
+                "UPDATE files SET status = 'quarantined', name = ?, rows_in = ?,"
+                " rows_accepted = ?, rows_rejected = ?, reason = ?, location = ?,"
+                " finished_at = ? WHERE id = ?",
+                (*values, claim),
             )
-        return counts
+        else:
+            db.execute(
+                "INSERT INTO files (source, sha256, size, status, owner, name,"
+                " rows_in, rows_accepted, rows_rejected, reason, location,"
+                " finished_at, recorded_at)"
+                " VALUES (?, ?, ?, 'quarantined', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (file.source, file.sha256, file.size, self.owner, *values, _now()),
+            )
+
+    def record_duplicate(
+        self, db: sqlite3.Connection, file: LandedFile, original: int, location: Path
+    ) -> None:
+        """Record ``file`` a duplicate of the processed row ``original``, archived at
+        ``location``."""
+        db.execute(
+            "INSERT INTO files (source, name, sha256, size, status, duplicate_of, owner,"
+            " location, recorded_at, finished_at) VALUES (?, ?, ?, ?, 'duplicate', ?, ?, ?, ?, ?)",
+            (file.source, file.name, file.sha256, file.size, original, self.owner,
+             self._rel(location), _now(), _now()),
+        )  # fmt: skip
+
+    def forget(self, db: sqlite3.Connection, row: int) -> None:
+        """Delete the row ``row`` (a claim given up, or superseded by a finished row)."""
+        db.execute("DELETE FROM files WHERE id = ?", (row,))
+
+    def release(self, file: LandedFile) -> bool:
+        """Give up this owner's claim on ``file`` in a transaction of its own; True if a claim
+        was released."""
+        with self.transaction() as db:
+            claim = self.own_claim(db, file)
+            if claim is not None:
+                self.forget(db, claim)
+        return claim is not None

@@ -21,13 +21,12 @@ and ``commit`` leaves the file in ``landing/`` with a stale claim, so the next r
 again; that is harmless because downstream writes are idempotent upserts (``sinks.write``).
 Runs may overlap: a file another run moved meanwhile raises :class:`LandingError` ("is gone").
 
-The manifest is SQLite (stdlib ``sqlite3``) rather than JSON lines: ``BEGIN IMMEDIATE``
-serializes concurrent jobs, a partial unique index on ``(source, sha256)`` makes "processed at
-most once" a database constraint, and a crash cannot leave a torn line. It needs a local
-filesystem (SQLite and ``flock`` locking are unreliable over NFS). Recording and moving a file
-happen under one zone lock (``_manifest.lock``), the row committed first; if a crash stops the
-move, the next call meeting the same content finishes it instead of recording a new row. Moves
-are renames within the root, never over an existing file.
+The bookkeeping, one row per file handled, is the zone's :class:`Manifest` (SQLite, see
+:mod:`pipelines.landing.manifest`); the zone holds it and owns the folders, the moves and the
+contract above. Recording and moving a file happen under one zone lock (``_manifest.lock``),
+the row committed first; if a crash stops the move, the next call meeting the same content
+finishes it instead of recording a new row. Moves are renames within the root, never over an
+existing file.
 """
 
 from __future__ import annotations
@@ -38,7 +37,8 @@ import os
 import socket
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -47,33 +47,31 @@ from typing import Any
 from pipelines.core.exceptions import LandingError
 from pipelines.core.files import write_atomic
 from pipelines.landing.checks import CheckResult, check_csv
-from pipelines.landing.manifest import (  # noqa: F401 - re-exported
-    _LIVE,
-    _SCHEMA,
-    LOCK,
-    MANIFEST,
-    TEMP_SUFFIXES,
-    LandedFile,
-    Manifest,
-    _gone,
-    _is_temp,
-    _now,
-    _reason_path,
-)
+from pipelines.landing.manifest import STATUSES, LandedFile, Manifest
+
+TEMP_SUFFIXES = (".tmp", ".part", ".partial", ".inprogress")
 
 
-class LandingZone(Manifest):
+def _is_temp(relative: Path) -> bool:
+    return relative.name.endswith(TEMP_SUFFIXES) or any(
+        part.startswith((".", "_")) for part in relative.parts
+    )
+
+
+def _reason_path(path: Path) -> Path:
+    return path.with_name(f"{path.name}.reason.json")
+
+
+class LandingZone:
     """Folders and manifest under ``root`` (see the module docstring for the contract).
 
     ``owner`` names this run in claims (default ``host:pid``). A claim held by someone else is
     taken over when older than ``claim_ttl_s`` or when its process on this host is gone.
+    ``manifest`` is the zone's :class:`Manifest` (its rows: ``zone.manifest.records()``).
     """
 
     def __init__(self, root: Path, *, owner: str | None = None, claim_ttl_s: float = 3600.0):
         self.root = Path(root)
-        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}"
-        self.claim_ttl_s = claim_ttl_s
-        self.manifest = self.root / MANIFEST
         try:
             for sub in ("landing", "archive", "quarantine"):
                 (self.root / sub).mkdir(parents=True, exist_ok=True)
@@ -86,11 +84,14 @@ class LandingZone(Manifest):
                 f"landing zone {self.root} {state} ({exc.strerror or exc}): point paths.data "
                 "at a writable local folder, or fix its permissions"
             ) from exc
-        with self._txn() as db:
-            for statement in _SCHEMA:
-                db.execute(statement)
+        owner = owner or f"{socket.gethostname()}:{os.getpid()}"
+        self.manifest = Manifest(self.root, owner, claim_ttl_s)
 
-    # -- manifest ---------------------------------------------------------------------------
+    @property
+    def owner(self) -> str:
+        return self.manifest.owner
+
+    # -- folders ----------------------------------------------------------------------------
 
     def _folder(self, kind: str, source: str) -> Path:
         if not source or source.startswith((".", "_")) or "/" in source or "\\" in source:
@@ -99,6 +100,18 @@ class LandingZone(Manifest):
 
     def _archive(self, source: str) -> Path:
         return self._folder("archive", source) / datetime.now(UTC).date().isoformat()
+
+    def _free(self, db: sqlite3.Connection, target: Path) -> Path:
+        """``target``, or ``<stem>.<n><suffix>`` if taken on disk or in the manifest."""
+        candidate, n = target, 0
+        while (
+            candidate.exists()
+            or _reason_path(candidate).exists()
+            or self.manifest.location_taken(db, candidate)
+        ):
+            n += 1
+            candidate = target.with_name(f"{target.stem}.{n}{target.suffix}")
+        return candidate
 
     # -- files ------------------------------------------------------------------------------
 
@@ -131,21 +144,30 @@ class LandingZone(Manifest):
         try:
             return check_csv(file.path, expected_header, encoding, **options)
         except FileNotFoundError:
-            raise _gone(file.path) from None
+            raise file.gone() from None
 
     def is_duplicate(self, file: LandedFile) -> bool:
         """True if content with this sha256 was processed already for this source."""
-        db = self._connect()
+        return self.manifest.is_processed(file)
+
+    @contextmanager
+    def _locked(self, *landed: LandedFile) -> Iterator[None]:
+        """Hold the zone lock while ``landed`` files are recorded and moved, so overlapping runs
+        never act on a file another run is moving; fails if one of them changed or is gone."""
+        for file in landed:
+            file.sha256  # noqa: B018 - hashed before taking the lock
+        with self.manifest.locked():
+            for file in landed:
+                self._unchanged(file)
+            yield
+
+    def _unchanged(self, file: LandedFile) -> None:
         try:
-            return (
-                db.execute(
-                    "SELECT 1 FROM files WHERE source = ? AND sha256 = ? AND status = 'processed'",
-                    (file.source, file.sha256),
-                ).fetchone()
-                is not None
-            )
-        finally:
-            db.close()
+            st = file.path.stat()
+        except FileNotFoundError:
+            raise file.gone() from None
+        if (st.st_ino, st.st_size, st.st_mtime_ns) != file.fingerprint:
+            raise LandingError(f"{file.path} changed since it was listed; rerun to process it anew")
 
     def claim(self, file: LandedFile, wait_s: float = 30.0) -> bool:
         """Take ``file`` for processing: True if this owner now holds its claim (new, held
@@ -161,8 +183,8 @@ class LandingZone(Manifest):
         """
         deadline = time.monotonic() + wait_s
         while True:
-            with self._locked(file), self._txn() as db:
-                outcome = self._take(db, file)
+            with self._locked(file), self.manifest.transaction() as db:
+                outcome = self.manifest.take(db, file)
             if outcome == "processed":
                 self.skip_duplicate(file)
                 return False
@@ -178,44 +200,12 @@ class LandingZone(Manifest):
         (another live run holds it, or a copy). ``files`` must hold one file per content."""
         if len({f.sha256 for f in files}) != len(files):
             raise LandingError("claim_all takes one file per content; defer the copies")
-        with self._locked(*files), self._txn() as db:
-            outcomes = {f.name: self._take(db, f) for f in files}
+        with self._locked(*files), self.manifest.transaction() as db:
+            outcomes = {f.name: self.manifest.take(db, f) for f in files}
         for f in files:
             if outcomes[f.name] == "processed":
                 self.skip_duplicate(f)
         return outcomes
-
-    def _take(self, db: sqlite3.Connection, file: LandedFile) -> str:
-        """One claim attempt: ``claimed``, ``processed`` (content done), ``busy`` (this file is
-        claimed by a live run) or ``wait`` (a copy is)."""
-        row = db.execute(
-            f"SELECT * FROM files WHERE source = ? AND sha256 = ? AND {_LIVE}",
-            (file.source, file.sha256),
-        ).fetchone()
-        if row is None:
-            db.execute(
-                "INSERT INTO files (source, name, sha256, size, status, owner, recorded_at,"
-                " claimed_at) VALUES (?, ?, ?, ?, 'claimed', ?, ?, ?)",
-                (file.source, file.name, file.sha256, file.size, self.owner, _now(), _now()),
-            )
-            return "claimed"
-        if row["status"] == "processed":
-            return "processed"
-        if row["owner"] != self.owner and not self._stale(row["owner"], row["claimed_at"]):
-            return "busy" if row["name"] == file.name else "wait"
-        db.execute(
-            "UPDATE files SET name = ?, owner = ?, claimed_at = ? WHERE id = ?",
-            (file.name, self.owner, _now(), row["id"]),
-        )
-        return "claimed"
-
-    def _unchanged(self, file: LandedFile) -> None:
-        try:
-            st = file.path.stat()
-        except FileNotFoundError:
-            raise _gone(file.path) from None
-        if (st.st_ino, st.st_size, st.st_mtime_ns) != file.fingerprint:
-            raise LandingError(f"{file.path} changed since it was listed; rerun to process it anew")
 
     def _move(self, file: LandedFile, target: Path, status: str) -> Path:
         try:
@@ -224,7 +214,7 @@ class LandingZone(Manifest):
                 raise FileExistsError(target)
             os.rename(file.path, target)
         except FileNotFoundError:
-            raise _gone(file.path) from None
+            raise file.gone() from None
         except OSError as exc:
             raise LandingError(
                 f"{file.path} is recorded {status} but could not be moved to {target} ({exc}); "
@@ -258,21 +248,16 @@ class LandingZone(Manifest):
         files = [d[0] for d in done]
         with self._locked(*files):
             targets = []
-            with self._txn() as db:
+            with self.manifest.transaction() as db:
                 for file, rows_in, accepted, rejected in done:
-                    if (claim := self._own_claim(db, file)) is None:
+                    if (claim := self.manifest.own_claim(db, file)) is None:
                         raise LandingError(
                             f"{file.source}/{file.name} is not claimed by {self.owner} "
                             "(committed already, or claim() was skipped); claim before processing"
                         )
                     target = self._free(db, self._archive(file.source) / file.name)
-                    db.execute(
-                        "UPDATE files SET status = 'processed', name = ?, rows_in = ?,"
-                        " rows_accepted = ?, rows_rejected = ?, location = ?, finished_at = ?"
-                        " WHERE id = ?",
-                        (file.name, rows_in, accepted, rejected, self._rel(target), _now(),
-                         claim["id"]),
-                    )  # fmt: skip
+                    counts = (rows_in, accepted, rejected)
+                    self.manifest.record_processed(db, claim, file, counts, target)
                     targets.append(target)
             return [self._move(f, t, "processed") for f, t in zip(files, targets, strict=True)]
 
@@ -282,33 +267,18 @@ class LandingZone(Manifest):
         text = reason if isinstance(reason, str) else (reason.reason or "refused")
         counts = (result.rows_in, result.rows_accepted, result.rows_rejected)
         with self._locked(file):
-            with self._txn() as db:
-                claim = self._own_claim(db, file)
-                if target := self._unfinished(db, file, "quarantined"):
-                    if claim:
-                        db.execute("DELETE FROM files WHERE id = ?", (claim["id"],))
+            with self.manifest.transaction() as db:
+                claim = self.manifest.own_claim(db, file)
+                if target := self.manifest.unfinished(db, file, "quarantined"):
+                    if claim is not None:
+                        self.manifest.forget(db, claim)
                 else:
                     target = self._free(db, self._folder("quarantine", file.source) / file.name)
-                    values = (file.name, *counts, text, self._rel(target), _now())
-                    if claim:
-                        db.execute(
-                            "UPDATE files SET status = 'quarantined', name = ?, rows_in = ?,"
-                            " rows_accepted = ?, rows_rejected = ?, reason = ?, location = ?,"
-                            " finished_at = ? WHERE id = ?",
-                            (*values, claim["id"]),
-                        )
-                    else:
-                        db.execute(
-                            "INSERT INTO files (source, sha256, size, status, owner, name,"
-                            " rows_in, rows_accepted, rows_rejected, reason, location,"
-                            " finished_at, recorded_at)"
-                            " VALUES (?, ?, ?, 'quarantined', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                            (file.source, file.sha256, file.size, self.owner, *values, _now()),
-                        )
+                    self.manifest.record_quarantined(db, claim, file, counts, text, target)
             details = {
                 "reason": text,
                 "code": result.code,
-                "detected_at": _now(),
+                "detected_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
                 "source": file.source,
                 "name": file.name,
                 "sha256": file.sha256,
@@ -338,33 +308,47 @@ class LandingZone(Manifest):
         """Give up this owner's claim on ``file`` without recording it processed or moving it:
         it stays in ``landing/`` and the next run checks and reads it anew (a file that changed
         while it was processed). True if a claim was released."""
-        with self._txn() as db:
-            claim = self._own_claim(db, file)
-            if claim is not None:
-                db.execute("DELETE FROM files WHERE id = ?", (claim["id"],))
-        return claim is not None
+        return self.manifest.release(file)
 
     def skip_duplicate(self, file: LandedFile) -> Path:
         """Move ``file``, whose content was processed before, to ``archive/<source>/<date>/
         duplicates/`` with status duplicate; returns where."""
         with self._locked(file):
-            with self._txn() as db:
-                original = db.execute(
-                    "SELECT id FROM files WHERE source = ? AND sha256 = ? AND status = 'processed'",
-                    (file.source, file.sha256),
-                ).fetchone()
+            with self.manifest.transaction() as db:
+                original = self.manifest.processed_id(db, file)
                 if original is None:
                     raise LandingError(f"{file.source}/{file.name} is not a duplicate; process it")
-                target = self._unfinished(db, file, "processed") or self._unfinished(
-                    db, file, "duplicate"
-                )
+                unfinished = self.manifest.unfinished
+                target = unfinished(db, file, "processed") or unfinished(db, file, "duplicate")
                 if target is None:
                     target = self._free(db, self._archive(file.source) / "duplicates" / file.name)
-                    db.execute(
-                        "INSERT INTO files (source, name, sha256, size, status, duplicate_of,"
-                        " owner, location, recorded_at, finished_at)"
-                        " VALUES (?, ?, ?, ?, 'duplicate', ?, ?, ?, ?, ?)",
-                        (file.source, file.name, file.sha256, file.size, original["id"],
-                         self.owner, self._rel(target), _now(), _now()),
-                    )  # fmt: skip
+                    self.manifest.record_duplicate(db, file, original, target)
             return self._move(file, target, "duplicate")
+
+    def reconcile(self, source: str) -> dict[str, int]:
+        """Counts of ``source`` from the manifest (rows over processed files) plus ``pending``
+        files and ``missing`` ones (recorded but not in their folder); raises
+        :class:`LandingError` unless ``rows_in == rows_accepted + rows_rejected``."""
+        rows = self.manifest.records(source)
+        counts = {
+            "files_in": len(rows),
+            **{s: 0 for s in STATUSES},
+            "rows_in": 0,
+            "rows_accepted": 0,
+            "rows_rejected": 0,
+            "missing": 0,
+            "pending": len(self.pending(source, "*")),
+        }
+        for row in rows:
+            counts[row["status"]] += 1
+            if row["location"] and not (self.root / row["location"]).exists():
+                counts["missing"] += 1
+            if row["status"] == "processed":
+                for key in ("rows_in", "rows_accepted", "rows_rejected"):
+                    counts[key] += row[key]
+        if counts["rows_in"] != counts["rows_accepted"] + counts["rows_rejected"]:
+            raise LandingError(
+                f"{source}: rows_in={counts['rows_in']} is not accepted={counts['rows_accepted']}"
+                f" + rejected={counts['rows_rejected']}; the manifest was edited or is corrupt"
+            )
+        return counts

@@ -11,17 +11,21 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.core import config
+from pipelines.core.domain import RunStatus
 from pipelines.core.exceptions import ConfigError, JobFailedError, JobLockedError
 from pipelines.jobs import registry
 from pipelines.jobs.registry import JobSpec
 from pipelines.orchestration.ledger import Ledger, RunLog
 from pipelines.orchestration.runner import Paths, check_notebook, outputs_dir, run, validate
 
+SKIPPED = "skipped"  # a date whose latest run succeeded: not run again (backfill's own word)
+
 
 @dataclass
 class BackfillOutcome:
     date: dt.date
-    status: str  # success | skipped (already succeeded) | failed | timeout | skipped_locked
+    # the run's RunStatus (success, failed, timeout, skipped_locked), or SKIPPED
+    status: str
     run_id: str | None = None
 
 
@@ -65,9 +69,9 @@ def backfill(
             on_outcome(outcome)
 
     for day in days:
-        if ledger.last_status(spec.name, spec.date_param, day) == "success":
+        if ledger.last_status(spec.name, spec.date_param, day) == RunStatus.SUCCESS:
             runlog.event("backfill.skip", job=spec.name, env=settings.env, date=day.isoformat())
-            note(BackfillOutcome(day, "skipped"))
+            note(BackfillOutcome(day, SKIPPED))
             continue
         try:
             result = run(
@@ -79,9 +83,10 @@ def backfill(
                 sleep=sleep,
             )
         except (JobFailedError, JobLockedError) as exc:
-            res = getattr(exc, "result", None)
-            status = res.status if res else "skipped_locked"
-            note(BackfillOutcome(day, status, res.run_id if res else None))
+            if isinstance(exc, JobFailedError):
+                note(BackfillOutcome(day, exc.result.status, exc.result.run_id))
+            else:
+                note(BackfillOutcome(day, RunStatus.SKIPPED_LOCKED))
             exc.outcomes = outcomes  # type: ignore[attr-defined]
             raise
         note(BackfillOutcome(day, result.status, result.run_id))

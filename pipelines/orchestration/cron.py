@@ -1,10 +1,13 @@
 """``cron/tarmac.crontab``: rendered for this checkout, installed into the user's crontab, or
 run by a foreground scheduler on machines without cron.
 
-- :func:`render` replaces ``{{ROOT}}`` with this checkout's absolute path, and the line
+- :func:`render` replaces ``{{ROOT}}`` with this checkout's absolute path, the line
   ``{{NOTEBOOK_JOBS}}`` with one line per notebook-native job that has a ``schedule`` in its
   notebook's metadata (:func:`notebook_lines`, generated from the registry when rendered: a
-  new scheduled notebook needs no edit of the template, only ``cron install`` again);
+  new scheduled notebook needs no edit of the template, only ``cron install`` again), and
+  ``{{BIN}}`` / ``{{JAVA_HOME}}`` of the ``PATH=`` / ``JAVA_HOME=`` lines with the
+  :class:`Environment` of the rendering process: cron gives a command almost no environment,
+  so the lines call ``tarmac`` through that ``PATH``, never a ``.venv`` of the checkout;
 - :func:`merge` / :func:`remove` edit a crontab's text between ``# BEGIN tarmac <root>`` and
   ``# END tarmac <root>`` only, so installing twice never duplicates a line and removing
   leaves every other entry alone (pure functions on strings; :func:`install` /
@@ -15,14 +18,19 @@ run by a foreground scheduler on machines without cron.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
+import sys
 import time
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from importlib import metadata
 from pathlib import Path
 
 import structlog
@@ -38,11 +46,85 @@ log = structlog.get_logger(__name__)
 TEMPLATE = REPO_ROOT / "cron" / "tarmac.crontab"
 PLACEHOLDER = "{{ROOT}}"
 NOTEBOOK_JOBS = "{{NOTEBOOK_JOBS}}"  # a line of its own: the scheduled notebook-native jobs
+BIN = "{{BIN}}"  # in the PATH= line: the bin folder of the Python that renders the crontab
+JAVA_HOME = "{{JAVA_HOME}}"  # in the JAVA_HOME= line: the JDK Spark runs (or none: a comment)
+SCRIPT = "tarmac"  # the console script of pyproject.toml the lines call
 _ENV_LINE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)$")
 _MAX_CATCH_UP_MIN = 60  # a scheduler that slept longer (suspend) runs at most this many minutes
 
 
 # --- render and install -------------------------------------------------------------------------
+def java_home(environ: Mapping[str, str] = os.environ) -> Path | None:
+    """The JDK the stack runs: ``$JAVA_HOME`` when set (pyspark's ``spark-class`` runs its
+    ``bin/java``), else the home of the ``java`` the embedded Kafka starts (``$JAVA``, default
+    ``java`` on ``$PATH``; links resolved: ``/usr/bin/java`` -> ``/usr/lib/jvm/<jdk>``); None
+    when there is neither."""
+    if home := environ.get("JAVA_HOME", "").strip():
+        return Path(home)
+    found = shutil.which(environ.get("JAVA", "java"), path=environ.get("PATH", os.defpath))
+    if found is None:
+        return None
+    java = Path(found).resolve()
+    return java.parent.parent if java.parent.name == "bin" else None
+
+
+def installed_checkout() -> Path | None:
+    """The checkout whose code the environment's ``tarmac`` runs when the project is installed
+    editable there (``make install``: ``pip install -e .``), from pip's ``direct_url.json``;
+    None otherwise."""
+    try:
+        raw = metadata.distribution("tarmac").read_text("direct_url.json") or "{}"
+    except metadata.PackageNotFoundError:
+        return None
+    about = json.loads(raw)
+    url = urllib.parse.urlparse(about.get("url", ""))
+    if not about.get("dir_info", {}).get("editable") or url.scheme != "file":
+        return None
+    return Path(urllib.parse.unquote(url.path)).resolve()
+
+
+@dataclass(frozen=True)
+class Environment:
+    """What the rendered lines need from the machine: ``bin``, the folder where ``tarmac`` is
+    installed (first on the lines' ``PATH``), and ``java_home`` (None: not set, a comment)."""
+
+    bin: Path
+    java_home: Path | None
+
+    @classmethod
+    def current(cls) -> Environment:
+        """This process's: the bin folder of its interpreter (a virtualenv's own, not the
+        Python it links to), the JDK of :func:`java_home`."""
+        return cls(Path(sys.executable).absolute().parent, java_home())
+
+    def warn(self) -> None:
+        """Log what would make the lines fail or run other code: no ``tarmac`` in :attr:`bin`,
+        or one installed from another checkout (it imports the installed package, not the one
+        of the folder it runs in)."""
+        if not (self.bin / SCRIPT).exists():
+            log.warning("cron.no_script", script=SCRIPT, bin=str(self.bin),
+                        fix="install the project in this environment: make install, or "
+                        "pip install -e .")  # fmt: skip
+        elif (source := installed_checkout()) not in (None, REPO_ROOT.resolve()):
+            log.warning("cron.other_checkout", script=str(self.bin / SCRIPT), runs=str(source),
+                        checkout=str(REPO_ROOT.resolve()))  # fmt: skip
+
+    def fill(self, line: str) -> str:
+        """``line`` with ``{{BIN}}`` and ``{{JAVA_HOME}}`` filled in (a ``PATH=`` line without
+        repeated folders; a ``JAVA_HOME`` line without a JDK becomes a comment)."""
+        for value in (self.bin, self.java_home):
+            if value is not None and "\n" in str(value):
+                raise ConfigError(f"a crontab cannot hold the path {str(value)!r}")
+        if JAVA_HOME in line and self.java_home is None:
+            name = line.split("=")[0].strip()
+            return (f"# {name}: none found when rendered (no $JAVA_HOME, no java on PATH); "
+                    "Spark needs a JDK 17+: install one, then render again")  # fmt: skip
+        line = line.replace(BIN, str(self.bin)).replace(JAVA_HOME, str(self.java_home))
+        if (match := _ENV_LINE.match(line.strip())) and match[1] == "PATH":
+            line = f"PATH={os.pathsep.join(dict.fromkeys(match[2].split(os.pathsep)))}"
+        return line
+
+
 def _root_for_cron(root: Path) -> str:
     # shell-quoted for the command, and `%` escaped: cron turns a bare `%` into a newline.
     return shlex.quote(str(root)).replace("%", r"\%")
@@ -67,8 +149,8 @@ def notebook_lines(jobs: Mapping[str, JobSpec] | None = None) -> list[str]:
         about = f": {spec.description}" if spec.description else ""
         lines += [
             f"# {name} (notebook-native, {spec.notebook}){about}",
-            f"{spec.schedule} cd {PLACEHOLDER} && {where}.venv/bin/python -m pipelines run {name} "
-            f"--env local >> outputs/logs/cron-{name}.log 2>&1",
+            f"{spec.schedule} cd {PLACEHOLDER} && {where}{SCRIPT} run {name} --env local "
+            f">> outputs/logs/cron-{name}.log 2>&1",
         ]
     return lines
 
@@ -85,20 +167,29 @@ def expand(template: str, jobs: Mapping[str, JobSpec] | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render(template: str, root: Path = REPO_ROOT, jobs: Mapping[str, JobSpec] | None = None) -> str:
+def render(
+    template: str,
+    root: Path = REPO_ROOT,
+    jobs: Mapping[str, JobSpec] | None = None,
+    env: Environment | None = None,
+) -> str:
     """The crontab template with the notebook jobs' lines in place of ``{{NOTEBOOK_JOBS}}``
-    (:func:`expand`) and ``{{ROOT}}`` replaced by ``root`` (absolute)."""
+    (:func:`expand`), ``{{ROOT}}`` replaced by ``root`` (absolute), ``{{BIN}}`` and
+    ``{{JAVA_HOME}}`` by ``env``'s (default: :meth:`Environment.current`)."""
     text = expand(template, jobs).replace(PLACEHOLDER, _root_for_cron(Path(root).resolve()))
+    if BIN in text or JAVA_HOME in text:
+        env = env or Environment.current()
+        text = "\n".join(env.fill(line) for line in text.splitlines())
     return text if text.endswith("\n") else text + "\n"
 
 
 def schedules(template: Path = TEMPLATE) -> dict[str, str]:
     """``{job: schedule}`` of the rendered crontab's ``run`` lines (``service ensure`` lines:
-    ``service``), for ``python -m pipelines jobs``."""
+    ``service``), for ``tarmac jobs``."""
     found: dict[str, str] = {}
     entries, _ = parse(render(template.read_text()))
     for entry in entries:
-        if m := re.search(r"pipelines (run|service ensure) (\w+)", entry.command):
+        if m := re.search(rf"\b{SCRIPT} (run|service ensure) (\w+)", entry.command):
             found[m[2]] = "service" if m[1] == "service ensure" else entry.schedule
     return found
 
@@ -108,10 +199,16 @@ def markers(root: Path) -> tuple[str, str]:
     return f"# BEGIN tarmac {root}", f"# END tarmac {root}"
 
 
-def block(template: str, root: Path = REPO_ROOT, jobs: Mapping[str, JobSpec] | None = None) -> str:
-    """The rendered template between this checkout's markers (``jobs``: as :func:`render`)."""
+def block(
+    template: str,
+    root: Path = REPO_ROOT,
+    jobs: Mapping[str, JobSpec] | None = None,
+    env: Environment | None = None,
+) -> str:
+    """The rendered template between this checkout's markers (``jobs``, ``env``: as
+    :func:`render`)."""
     begin, end = markers(root)
-    return f"{begin}\n{render(template, root, jobs)}{end}\n"
+    return f"{begin}\n{render(template, root, jobs, env)}{end}\n"
 
 
 def _split(current: str, root: Path) -> tuple[list[str], list[str]]:
@@ -134,10 +231,12 @@ def _join(lines: list[str]) -> str:
     return "\n".join(lines) + "\n" if lines else ""
 
 
-def merge(current: str, template: str, root: Path = REPO_ROOT) -> str:
+def merge(
+    current: str, template: str, root: Path = REPO_ROOT, env: Environment | None = None
+) -> str:
     """``current`` with this checkout's block replaced in place, or appended when absent."""
     before, after = _split(current, root)
-    return _join([*before, *block(template, root).splitlines(), *after])
+    return _join([*before, *block(template, root, env=env).splitlines(), *after])
 
 
 def remove(current: str, root: Path = REPO_ROOT) -> str:
@@ -161,11 +260,13 @@ def write_crontab(text: str) -> None:
         raise TarmacError(f"`crontab -` refused the new crontab: {res.stderr.strip()}")
 
 
-def install(root: Path = REPO_ROOT, template: Path = TEMPLATE) -> bool:
+def install(
+    root: Path = REPO_ROOT, template: Path = TEMPLATE, env: Environment | None = None
+) -> bool:
     """Install or refresh this checkout's block; False when it was already up to date."""
     (Path(root) / "outputs" / "logs").mkdir(parents=True, exist_ok=True)  # lines log there
     current = read_crontab()
-    new = merge(current, template.read_text(), root)
+    new = merge(current, template.read_text(), root, env)
     if new == current:
         return False
     write_crontab(new)
@@ -245,7 +346,9 @@ def schedule(
 ) -> int:
     """Run the crontab's lines at their minutes. ``once``: what is due now, wait, exit code 0
     when every command succeeded, else 1. Otherwise loop until interrupted (exit 0)."""
-    entries, env = parse(render(template.read_text(), root))
+    machine = Environment.current()
+    machine.warn()
+    entries, env = parse(render(template.read_text(), root, env=machine))
     if once:
         when = now or datetime.now()
         procs = [(e, _launch(e, env, root)) for e in due(entries, when)]

@@ -56,6 +56,7 @@ from pipelines.core import logs, signals
 from pipelines.core.config import REPO_ROOT, Settings, outputs_dir
 from pipelines.landing import ingest
 from pipelines.orchestration import service
+from pipelines.orchestration.runner import Paths, display_path
 from pipelines.stack import control, voila
 from pipelines.stack.services import services, stop_group
 
@@ -104,7 +105,7 @@ class FileJobs:
                 self.runs[job] += 1
                 if proc.returncode != 0:
                     logs.step(f"{job:<24}  failed (exit {proc.returncode}): see "
-                              f"`python -m pipelines runs --job {job}`")  # fmt: skip
+                              f"`tarmac runs --job {job}`")  # fmt: skip
         for job, source in FILE_JOBS.items():
             if job not in self.running and self.zone.pending(source):
                 cmd = [sys.executable, "-m", "pipelines", "run", job, "--env",
@@ -123,7 +124,8 @@ def run(settings: Settings, speed: float | None, start: str, cycles: int | None,
     signals.install()  # SIGTERM / SIGHUP: the Ctrl-C path below
     was_running = {s.name for s in services(settings) if s.pid() is not None}
     already = {name for name in SERVICES if service.is_running(settings, name)}
-    logs_dir = outputs_dir() / "logs"
+    paths = Paths(outputs_dir())  # $TARMAC_OUTPUTS_DIR, as the runs' and the services' own
+    logs_dir = paths.logs
     py = sys.executable
     procs: dict[str, subprocess.Popen] = {}
     jobs = FileJobs(settings)
@@ -141,8 +143,8 @@ def run(settings: Settings, speed: float | None, start: str, cycles: int | None,
                                     env=voila.environment(settings.env))  # fmt: skip
             print(f"\n  Dashboard: http://127.0.0.1:{port}/   (replay clock: {speed:g}x)\n",
                   flush=True)  # fmt: skip
-        print(f"  Logs: {logs_dir}/demo-*.log, run notebooks: outputs/runs/   Ctrl-C to stop\n",
-              flush=True)  # fmt: skip
+        print(f"  Logs: {display_path(logs_dir)}/demo-*.log, run notebooks: "
+              f"{display_path(paths.runs)}/   Ctrl-C to stop\n", flush=True)  # fmt: skip
         finished = False
         while cycles is None or jobs.runs["weather_hourly"] < cycles:
             jobs.poll()

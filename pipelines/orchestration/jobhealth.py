@@ -41,7 +41,7 @@ import structlog
 from pymongo.collection import Collection
 from pymongo.errors import DuplicateKeyError
 
-from pipelines.core.domain import RUN_FAILED, run_failed
+from pipelines.core.domain import RunStatus, run_failed
 from pipelines.serving.readmodels import HEALTH
 
 log = structlog.get_logger(__name__)
@@ -50,8 +50,6 @@ COLLECTION = HEALTH
 WINDOW = timedelta(hours=24)  # the page's "failed in 24 h"
 FAILURES_KEPT = 2_000
 WRITE_ATTEMPTS = 5  # compare-and-set rounds before giving up (another writer each time)
-FAILED = RUN_FAILED
-SUCCEEDED = ("success", "succeeded")
 
 
 failed = run_failed  # a run status that counts as a failure on the page (core/domain.py)
@@ -115,7 +113,9 @@ def fold(health: Mapping[str, Any] | None, run: Mapping[str, Any]) -> dict[str, 
     if _replaces(new, out.get("last")):
         out["last"] = new
     status = new.get("status")
-    slot = "last_failure" if failed(status) else "last_success" if status in SUCCEEDED else None
+    slot = "last_success" if status == RunStatus.SUCCESS else None
+    if failed(status):
+        slot = "last_failure"
     for key in ("last_success", "last_failure"):
         held = out.get(key)
         if held is not None and held.get("run_id") == new.get("run_id") and key != slot:

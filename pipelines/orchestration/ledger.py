@@ -2,8 +2,9 @@
 
 - ``outputs/logs/runner.log``: one JSON object per line for every runner event, always
   written, whatever MongoDB does.
-- MongoDB ``pipeline_runs``: one document per attempt (``_id`` = run id), written ``running``
-  at the start and replaced at the end; every write is also folded into the job's
+- MongoDB ``pipeline_runs``: one document per attempt (``_id`` = run id, the shape of
+  :class:`~pipelines.orchestration.record.RunRecord`), written ``running`` at the start and
+  replaced at the end; every write is also folded into the job's
   ``pipeline_health`` document (:mod:`~pipelines.orchestration.jobhealth`), what the page reads
   by ``_id`` instead of the ledger.
 - ``outputs/logs/ledger-pending.jsonl``: a ledger write that MongoDB refused (unreachable,
@@ -27,6 +28,7 @@ from pymongo.errors import PyMongoError
 
 from pipelines.core import files
 from pipelines.core.config import Settings
+from pipelines.core.domain import RunStatus
 from pipelines.core.exceptions import ServiceUnavailableError
 from pipelines.orchestration import jobhealth
 from pipelines.stack import mongo
@@ -97,13 +99,8 @@ class Ledger:
 
     # MongoDB -----------------------------------------------------------------------------
     def _collection(self):
-        # A quick probe first: an unreachable server costs 1 s here, not the client's 5 s.
-        if not mongo.ping(self.settings, timeout_ms=1000):
-            raise ServiceUnavailableError(
-                f"MongoDB at {self.settings.mongo.safe_uri} does not answer "
-                f"(env {self.settings.env})"
-            )
-        return mongo.database(self.settings)[COLLECTION]
+        # A quick probe: an unreachable server costs 1 s here, not the client's 5 s.
+        return mongo.database(self.settings, timeout_ms=1000)[COLLECTION]
 
     @staticmethod
     def _health(coll, doc: dict[str, Any]) -> None:
@@ -220,10 +217,10 @@ class Ledger:
         try:
             coll = self._collection()
             coll.update_one(
-                {"_id": run_id, "status": "running"},
+                {"_id": run_id, "status": RunStatus.RUNNING.value},
                 {
                     "$set": {
-                        "status": "failed",
+                        "status": RunStatus.FAILED.value,
                         "end": now(),
                         "updated_at": now(),
                         "error": {"type": "Abandoned", "message": message},

@@ -209,7 +209,7 @@ def hold(job: str, env: str | None = None, *, locks_dir: Path | None = None) -> 
             owner = f"the runner (pid {holder.get('pid')}, run {holder.get('run_id', '?')})"
             return HeldLock(path, job, env, owner)
         raise JobLockedError(
-            f"{exc}. This notebook was not run: wait for that run to end (python -m pipelines "
+            f"{exc}. This notebook was not run: wait for that run to end (tarmac "
             f"runs --job {job} --env {env}), then run it again"
         ) from None
     held = _HELD[path] = HeldLock(path, job, env, "this process", lock)

@@ -21,6 +21,7 @@ import psutil
 
 from pipelines.core import logs
 from pipelines.core.config import REPO_ROOT
+from pipelines.core.domain import RunStatus
 from pipelines.jobs.registry import JobSpec
 from pipelines.orchestration.ledger import RunLog
 from pipelines.orchestration.locks import HeldLock, hold
@@ -144,8 +145,10 @@ def _mark_notebook(nb_path: Path, text: str) -> None:
 
 def execute(
     spec: JobSpec, nb_path: Path, parameters: dict[str, Any], runlog: RunLog
-) -> tuple[str, dict[str, Any] | None]:
-    """Run the notebook once; return (status, error)."""
+) -> tuple[RunStatus, dict[str, Any] | None]:
+    """Run the notebook once; return (status, error): ``success`` and None, ``timeout`` (past
+    the job's timeout: interrupted, killed if it hung), or ``failed`` (it raised, its kernel
+    died or never started) with the error as data (type, message, cell, traceback)."""
     import papermill
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
     from papermill.exceptions import PapermillExecutionError
@@ -188,7 +191,7 @@ def execute(
         except Exception as exc:  # kernel did not start, notebook unreadable, ...
             error = {"type": exc.__class__.__name__, "message": str(exc)[:2000], "cell": None}
     if error is None:
-        return "success", None
+        return RunStatus.SUCCESS, None
     if watchdog.fired or error["type"] == "CellTimeoutError":
         cell = error.get("cell") or {}
         error = {
@@ -200,10 +203,10 @@ def execute(
             "cause": f"{error['type']}: {error['message']}",
         }
         _mark_notebook(nb_path, f"this run {error['message']}.")
-        return "timeout", error
+        return RunStatus.TIMEOUT, error
     if error["type"] == "DeadKernelError":
         _mark_notebook(nb_path, "the kernel died during this run (out of memory? killed?).")
-    return "failed", error
+    return RunStatus.FAILED, error
 
 
 def read_metrics(path: Path) -> dict[str, Any]:

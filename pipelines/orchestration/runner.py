@@ -9,9 +9,11 @@
 3. executes the notebook with papermill (kernel ``python3``, cwd = repository root) into
    ``outputs/runs/<job>/<YYYY-MM-DD>/<run_id>.ipynb`` and renders ``<run_id>.html`` beside it,
    kept whatever the outcome;
-4. records every attempt in the ledger (:mod:`pipelines.orchestration.ledger`), retries
-   TRANSIENT failures (Kafka / MongoDB unreachable) with exponential backoff, and interrupts a
-   run past its timeout (then kills its kernel if the interrupt does not stop it).
+4. records every attempt in the ledger (:mod:`pipelines.orchestration.ledger`), as a
+   :class:`~pipelines.orchestration.record.RunRecord` with a
+   :class:`~pipelines.core.domain.RunStatus`, retries TRANSIENT failures (Kafka / MongoDB
+   unreachable) with exponential backoff, and interrupts a run past its timeout (then kills
+   its kernel if the interrupt does not stop it).
 
 Notebooks report their row counts with :func:`report`; the runner injects where
 (``tarmac_metrics_path``, a papermill parameter) and reads the JSON sidecar afterwards.
@@ -24,7 +26,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
-import socket
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -34,55 +35,51 @@ from typing import Any
 
 from pipelines.core import config, logs
 from pipelines.core.config import Settings, outputs_dir
-from pipelines.core.exceptions import ConfigError, JobFailedError, JobLockedError, JobTimeoutError
+from pipelines.core.domain import RunStatus
+from pipelines.core.exceptions import (
+    SPARK_WRAPPERS,
+    TRANSIENT_ERRORS,
+    ConfigError,
+    JobFailedError,
+    JobLockedError,
+    JobTimeoutError,
+)
 from pipelines.jobs import registry
 from pipelines.jobs.params import JobParams
 from pipelines.jobs.registry import METRICS_PARAM, JobSpec
 from pipelines.orchestration import notebook
 from pipelines.orchestration.ledger import Ledger, RunLog, now
 from pipelines.orchestration.locks import RUN_LOCK_ENV, JobLock, lock_path
+from pipelines.orchestration.record import RunRecord
 
 MAX_BACKOFF_S = 900.0
 
-# Error names (the notebook error's ``ename``) that mean "a service is not reachable right now":
-# only these are retried. Spark wraps errors raised in foreachBatch; those count when the
-# wrapped message names one of them.
-TRANSIENT_ERRORS = frozenset(
-    {
-        "ServiceUnavailableError",  # ours: Kafka or MongoDB does not answer
-        "ServerSelectionTimeoutError",  # pymongo
-        "AutoReconnect",
-        "NetworkTimeout",
-        "ConnectionFailure",
-        "NoBrokersAvailable",  # kafka-python
-        "KafkaTimeoutError",
-        "KafkaConnectionError",
-    }
-)
-SPARK_WRAPPERS = frozenset(
-    {"StreamingQueryException", "Py4JJavaError", "PythonException", "SparkException"}
-)
 
-
-# --- called from notebooks ----------------------------------------------------------------------
 # --- results ------------------------------------------------------------------------------------
 @dataclass
 class RunResult:
-    """Ledger documents of one run, one per attempt (the last one decides)."""
+    """The records of one run, one per attempt (the last one decides); what :func:`run`
+    returns, and what :class:`JobFailedError` carries as ``.result``."""
 
-    attempts: list[dict[str, Any]] = field(default_factory=list)
+    records: list[RunRecord] = field(default_factory=list)
+
+    @property
+    def attempts(self) -> list[dict[str, Any]]:
+        """The ledger documents of the attempts, oldest first."""
+        return [record.to_document() for record in self.records]
 
     @property
     def last(self) -> dict[str, Any]:
-        return self.attempts[-1]
+        """The ledger document of the last attempt."""
+        return self.records[-1].to_document()
 
     @property
-    def status(self) -> str:
-        return self.last["status"]
+    def status(self) -> RunStatus:
+        return self.records[-1].status
 
     @property
     def run_id(self) -> str:
-        return self.last["run_id"]
+        return self.records[-1].run_id
 
 
 @dataclass
@@ -130,7 +127,10 @@ def new_run_id(start: dt.datetime) -> str:
 
 
 def is_transient(error: Mapping[str, Any] | None) -> bool:
-    """True when a failure means "Kafka or MongoDB not reachable now" (worth a retry)."""
+    """True when a failure means "Kafka or MongoDB not reachable now" (worth a retry): the
+    notebook error's ``type`` (its ``ename``) is one of
+    :data:`~pipelines.core.exceptions.TRANSIENT_ERRORS`, or a Spark wrapper of an error raised
+    in ``foreachBatch`` whose message names one."""
     if not error:
         return False
     ename = str(error.get("type") or "")
@@ -162,80 +162,68 @@ def check_notebook(spec: JobSpec) -> None:
         )
 
 
-def _attempt(
-    spec: JobSpec,
-    settings: Settings,
-    params: dict[str, Any],
-    attempt: int,
-    first_run_id: str | None,
-    paths: Paths,
-    ledger: Ledger,
-    runlog: RunLog,
-    trigger: str,
-    lock: JobLock,
-) -> dict[str, Any]:
+@dataclass(frozen=True)
+class _Run:
+    """What every attempt of one :func:`run` shares."""
+
+    spec: JobSpec
+    settings: Settings
+    params: dict[str, Any]  # validated, as JSON values
+    paths: Paths
+    ledger: Ledger
+    runlog: RunLog
+    trigger: str
+    lock: JobLock
+
+    @property
+    def date(self) -> str | None:
+        """The run's logical date (a dated job's ``date_param``)."""
+        return self.params.get(self.spec.date_param) if self.spec.date_param else None
+
+
+def _attempt(run: _Run, attempt: int, first_run_id: str | None) -> RunRecord:
+    """Attempt ``attempt`` of ``run``: recorded ``running``, the notebook executed, recorded
+    again with its outcome (Ctrl-C: recorded ``failed``, then raised on)."""
+    spec, env, runlog = run.spec, run.settings.env, run.runlog
     start = now()
     run_id = new_run_id(start)
-    lock.update(run_id=run_id)
-    folder = paths.runs / spec.name / start.strftime("%Y-%m-%d")
+    run.lock.update(run_id=run_id)
+    folder = run.paths.runs / spec.name / start.strftime("%Y-%m-%d")
     folder.mkdir(parents=True, exist_ok=True)
     nb_path = folder / f"{run_id}.ipynb"
     html_path = folder / f"{run_id}.html"
     metrics_path = folder / f"{run_id}.metrics.json"
-    doc: dict[str, Any] = {
-        "_id": run_id,
-        "run_id": run_id,
-        "job": spec.name,
-        "env": settings.env,
-        "params": params,
-        "date": params.get(spec.date_param) if spec.date_param else None,
-        "status": "running",
-        "start": start,
-        "end": None,
-        "duration_s": None,
-        "rows_in": None,
-        "rows_out": None,
-        "rows_rejected": None,
-        "metrics": {},
-        "notebook": str(nb_path),
-        "html": None,
-        "log": str(nb_path.with_suffix(".log")),  # the kernel's and Spark's own output
-        "error": None,
-        "attempt": attempt,
-        "max_attempts": spec.retries + 1,
-        "first_run_id": first_run_id or run_id,
-        "timeout_s": spec.timeout_s,
-        "trigger": trigger,
-        "host": socket.gethostname(),
-        "pid": os.getpid(),
-    }
-    ledger.write(doc)
-    runlog.event(
-        "run.start", run_id=run_id, job=spec.name, env=settings.env, attempt=attempt, params=params
-    )
+    record = RunRecord.attempt_started(
+        run_id=run_id, job=spec.name, env=env, params=run.params, date=run.date, start=start,
+        notebook=nb_path, attempt=attempt, max_attempts=spec.retries + 1,
+        first_run_id=first_run_id or run_id, timeout_s=spec.timeout_s, trigger=run.trigger,
+    )  # fmt: skip
+    run.ledger.write(record.to_document())
+    runlog.event("run.start", run_id=run_id, job=spec.name, env=env, attempt=attempt,
+                 params=run.params)  # fmt: skip
     t0 = time.monotonic()
     notebook.prefetch_renderer()
     try:
-        with _kernel_env({RUN_LOCK_ENV: str(lock.path)}):  # the notebook's job_lock: ours
+        with _kernel_env({RUN_LOCK_ENV: str(run.lock.path)}):  # the notebook's job_lock: ours
             status, error = notebook.execute(
-                spec, nb_path, {**params, METRICS_PARAM: str(metrics_path)}, runlog
+                spec, nb_path, {**run.params, METRICS_PARAM: str(metrics_path)}, runlog
             )
     except KeyboardInterrupt:  # Ctrl-C of a run by hand: record it, then let the CLI exit 130
-        doc.update(
-            status="failed",
+        record = record.replace(
+            status=RunStatus.FAILED,
             end=now(),
             duration_s=round(time.monotonic() - t0, 3),
             error={"type": "KeyboardInterrupt", "message": "interrupted", "transient": False},
         )
-        ledger.write(doc)
+        run.ledger.write(record.to_document())
         runlog.event("run.interrupted", level="warning", run_id=run_id, job=spec.name)
         raise
     duration = round(time.monotonic() - t0, 3)
     metrics = notebook.read_metrics(metrics_path)
     html = nb_path.exists() and notebook.render_html(nb_path, html_path, runlog)
     if error is not None:
-        error["transient"] = status == "failed" and is_transient(error)
-    doc.update(
+        error["transient"] = status == RunStatus.FAILED and is_transient(error)
+    record = record.replace(
         status=status,
         end=now(),
         duration_s=duration,
@@ -247,23 +235,23 @@ def _attempt(
         html=str(html_path) if html else None,
         error=error,
     )
-    ledger.write(doc)
+    run.ledger.write(record.to_document())
     runlog.event(
         "run.end",
-        level="info" if status == "success" else "error",
+        level="info" if status == RunStatus.SUCCESS else "error",
         run_id=run_id,
         job=spec.name,
-        env=settings.env,
+        env=env,
         attempt=attempt,
-        status=status,
+        status=status.value,  # the plain string (the console's key=value lines use repr())
         duration_s=duration,
-        rows_in=doc["rows_in"],
-        rows_out=doc["rows_out"],
-        rows_rejected=doc["rows_rejected"],
-        notebook=doc["notebook"],
+        rows_in=record.rows_in,
+        rows_out=record.rows_out,
+        rows_rejected=record.rows_rejected,
+        notebook=record.notebook,
         error=error,
     )
-    return doc
+    return record
 
 
 @contextlib.contextmanager
@@ -282,8 +270,10 @@ def _kernel_env(values: Mapping[str, str]) -> Iterator[None]:
 
 
 def _failure(spec: JobSpec, settings: Settings, result: RunResult) -> JobFailedError:
-    doc = result.last
-    error = doc.get("error") or {}
+    """The error of a run that did not succeed: what failed (and in which cell), where its
+    notebook and report are, its run id; it carries ``result``."""
+    last = result.records[-1]
+    error = last.error or {}
     cell = error.get("cell") or {}
     where = ""
     if cell.get("index") is not None:
@@ -291,19 +281,17 @@ def _failure(spec: JobSpec, settings: Settings, result: RunResult) -> JobFailedE
         where = f"\n  cell:     {cell['index']}" + (
             f" `{first_line[0][:80]}`" if first_line else ""
         )
-    tries = f" after {len(result.attempts)} attempts" if len(result.attempts) > 1 else ""
-    verb = "timed out" if doc["status"] == "timeout" else "failed"
+    attempts = len(result.records)
+    tries = f" after {attempts} attempts" if attempts > 1 else ""
+    timed_out = last.status == RunStatus.TIMEOUT
     message = (
-        f"job {spec.name} (env {settings.env}) {verb}{tries}: "
+        f"job {spec.name} (env {settings.env}) {'timed out' if timed_out else 'failed'}{tries}: "
         f"{error.get('type')}: {error.get('message')}{where}\n"
-        f"  notebook: {display_path(doc.get('notebook'))}\n"
-        f"  html:     {display_path(doc.get('html'))}\n"
-        f"  run id:   {doc['run_id']} (python -m pipelines runs --env {settings.env})"
+        f"  notebook: {display_path(last.notebook)}\n"
+        f"  html:     {display_path(last.html)}\n"
+        f"  run id:   {last.run_id} (tarmac runs --env {settings.env})"
     )
-    exc_type = JobTimeoutError if doc["status"] == "timeout" else JobFailedError
-    exc = exc_type(message)
-    exc.result = result  # type: ignore[attr-defined]
-    return exc
+    return (JobTimeoutError if timed_out else JobFailedError)(message, result)
 
 
 # --- public API ---------------------------------------------------------------------------------
@@ -319,8 +307,9 @@ def run(
     """Run ``job`` in ``env`` with ``params``; return its :class:`RunResult` on success.
 
     Raises :class:`ConfigError` (bad parameters, missing notebook: nothing started),
-    :class:`JobLockedError` (already running), :class:`JobFailedError` /
-    :class:`JobTimeoutError` (``.result`` holds the ledger documents).
+    :class:`JobLockedError` (already running: recorded ``skipped_locked``),
+    :class:`JobFailedError` / :class:`JobTimeoutError` (``.result``: the run's
+    :class:`RunResult`).
     """
     spec = job if isinstance(job, JobSpec) else registry.get(job)
     settings = config.load(env)
@@ -336,33 +325,18 @@ def run(
         env=settings.env,
         info={"trigger": trigger},  # who holds it, in the message of a run it refuses
     )
+    ctx = _Run(spec, settings, typed, paths, ledger, runlog, trigger, lock)
     try:
         lock.acquire()
     except JobLockedError as exc:
         stamp = now()
-        run_id = new_run_id(stamp)
-        ledger.write(
-            {
-                "_id": run_id,
-                "run_id": run_id,
-                "job": spec.name,
-                "env": settings.env,
-                "params": typed,
-                "date": typed.get(spec.date_param) if spec.date_param else None,
-                "status": "skipped_locked",
-                "start": stamp,
-                "end": stamp,
-                "duration_s": 0.0,
-                "error": {"type": "JobLockedError", "message": str(exc)},
-                "attempt": 0,
-                "trigger": trigger,
-                "host": socket.gethostname(),
-                "pid": os.getpid(),
-            }
-        )
-        runlog.event(
-            "run.skipped_locked", level="warning", run_id=run_id, job=spec.name, env=settings.env
-        )
+        refused = RunRecord.locked_out(
+            run_id=new_run_id(stamp), job=spec.name, env=settings.env, params=typed,
+            date=ctx.date, at=stamp, message=str(exc), trigger=trigger,
+        )  # fmt: skip
+        ledger.write(refused.to_document())
+        runlog.event("run.skipped_locked", level="warning", run_id=refused.run_id,
+                     job=spec.name, env=settings.env)  # fmt: skip
         raise
     result = RunResult()
     try:
@@ -376,20 +350,19 @@ def run(
         for attempt in range(1, spec.retries + 2):
             if attempt > 1:
                 ledger.flush_pending()  # why the last attempt failed, once the ledger is back
-            doc = _attempt(
-                spec, settings, typed, attempt,
-                result.attempts[0]["run_id"] if result.attempts else None,
-                paths, ledger, runlog, trigger, lock,
-            )  # fmt: skip
-            result.attempts.append(doc)
-            if doc["status"] == "success":
+            first = result.records[0].run_id if result.records else None
+            record = _attempt(ctx, attempt, first)
+            result.records.append(record)
+            if record.status == RunStatus.SUCCESS:
                 return result
-            if doc["status"] == "failed" and doc["error"]["transient"] and attempt <= spec.retries:
+            retry = record.status == RunStatus.FAILED and record.transient
+            if retry and attempt <= spec.retries:
                 wait = min(spec.retry_backoff_s * 2 ** (attempt - 1), MAX_BACKOFF_S)
+                error = record.error or {}
                 runlog.event(
                     "run.retry", level="warning", job=spec.name, env=settings.env,
-                    run_id=doc["run_id"], attempt=attempt, wait_s=wait,
-                    error=f"{doc['error']['type']}: {doc['error']['message']}",
+                    run_id=record.run_id, attempt=attempt, wait_s=wait,
+                    error=f"{error.get('type')}: {error.get('message')}",
                 )  # fmt: skip
                 sleep(wait)
                 continue

@@ -1,4 +1,4 @@
-"""Long-lived jobs as supervised services: ``python -m pipelines service start|stop|status|run|
+"""Long-lived jobs as supervised services: ``tarmac service start|stop|status|run|
 ensure <job> --env E``. Which jobs are services, and with which parameters, is the registry's
 ``JobSpec.service`` (:class:`~pipelines.jobs.registry.ServiceSpec`); the supervisor itself (the
 foreground ``run``) is :mod:`pipelines.orchestration.supervisor`.
@@ -9,8 +9,9 @@ Per (env, job), under the outputs folder:
   ``flock`` on it for its whole life, so "running" is "the lock is held": the kernel releases it
   however the supervisor ends, a pid file left by a killed supervisor is stale by construction
   (never a reused pid), and a second supervisor cannot start (it is refused at the lock).
-- ``services/<env>/<job>.json``: what the supervisor last said (worker pid, starts, last exit,
-  backoff), rewritten atomically at each event: ``status`` reads it.
+- ``services/<env>/<job>.json``: what the supervisor last said (its :class:`ServiceStatus`,
+  worker pid, starts, last exit, backoff), rewritten atomically at each event: ``status``
+  reads it.
 - ``logs/service-<job>-<env>.log``: the supervisor's lines and its worker's output, rotated at
   10 MB (3 old files kept).
 
@@ -35,6 +36,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +45,7 @@ import structlog
 
 from pipelines.core import files
 from pipelines.core.config import REPO_ROOT, Settings, outputs_dir
-from pipelines.core.exceptions import ServiceStartError
+from pipelines.core.exceptions import ServiceStartError, ServiceUnavailableError
 from pipelines.jobs import registry
 from pipelines.jobs.registry import JobSpec
 
@@ -51,6 +53,20 @@ log = structlog.get_logger(__name__)
 
 TAG_ENV = "TARMAC_SERVICE"  # every process of a service: the path of its pid file
 START_TIMEOUT_S = 120.0  # `start`: the worker is up within this, or the start failed
+
+
+class ServiceStatus(StrEnum):
+    """What a supervisor does, as its state file says (``status`` of
+    ``services/<env>/<job>.json``, of ``service status``); a member is its string. Not a run's
+    status: each worker it starts is a run of the ledger (a
+    :class:`~pipelines.core.domain.RunStatus`)."""
+
+    STARTING = "starting"  # the supervisor is up, no worker yet
+    WAITING_FOR_JOB_LOCK = "waiting_for_job_lock"  # a `run` of the job holds its lock
+    RUNNING = "running"  # its worker runs
+    BACKOFF = "backoff"  # its worker ended: waiting before the next start
+    STOPPING = "stopping"
+    STOPPED = "stopped"  # no supervisor (or one that stopped cleanly)
 
 
 @dataclass(frozen=True)
@@ -228,7 +244,8 @@ def start(
     while time.monotonic() < deadline:
         state = read_state(p)
         ours = state.get("supervisor", {}).get("pid") == proc.pid
-        up = state.get("status") in ("running", "waiting_for_job_lock")  # after a `run` ends
+        # running, or waiting for a `run` of the job to end
+        up = state.get("status") in (ServiceStatus.RUNNING, ServiceStatus.WAITING_FOR_JOB_LOCK)
         if ours and up and held(p.pidfile):
             _check_first_worker(p, settings.env, job)
             return True, status(settings, job, root, with_health=False)
@@ -314,10 +331,12 @@ def health(settings: Settings, spec: JobSpec) -> dict[str, Any]:
     from pipelines.serving.readmodels import STATE
     from pipelines.stack import mongo
 
-    if not mongo.ping(settings, timeout_ms=1500):
+    try:
+        db = mongo.database(settings, timeout_ms=1500)
+    except ServiceUnavailableError:
         return {"error": f"MongoDB at {settings.mongo.safe_uri} does not answer"}
     state_id = (spec.service and spec.service.state_id) or spec.name
-    doc = mongo.database(settings)[STATE].find_one({"_id": state_id}) or {}
+    doc = db[STATE].find_one({"_id": state_id}) or {}
     now = datetime.now(UTC)
     out: dict[str, Any] = {"state": state_id, "updated_s_ago": _age(doc.get("updated_at"), now)}
     for key in ("last_batch_id", "last_batch", "newest_event_time"):
@@ -345,7 +364,7 @@ def status(
     sup = state.get("supervisor", {})
     out: dict[str, Any] = {
         "job": job, "env": settings.env, "running": running,
-        "status": state.get("status", "stopped") if running else "stopped",
+        "status": state.get("status", ServiceStatus.STOPPED) if running else ServiceStatus.STOPPED,
         "pid": read_pid(p.pidfile) if running else None,
         "uptime_s": _age(sup.get("started_at"), now) if running else None,
         "worker": state.get("worker") if running else None,
@@ -353,7 +372,8 @@ def status(
         "params": state.get("params") or (spec.service.params if spec.service else {}),
         "log": str(p.log), "pidfile": str(p.pidfile),
     }  # fmt: skip
-    if not running and p.pidfile.exists() and state.get("status") not in (None, "stopped"):
+    said = state.get("status")
+    if not running and p.pidfile.exists() and said not in (None, ServiceStatus.STOPPED):
         out["note"] = (f"the last supervisor (pid {sup.get('pid')}) ended without stopping "
                        f"cleanly (killed?); `service start` or `ensure` replaces it")  # fmt: skip
     if with_health:

@@ -1,4 +1,4 @@
-"""The supervisor of a long-lived job (``python -m pipelines service run <job>``): what
+"""The supervisor of a long-lived job (``tarmac service run <job>``): what
 ``service start`` detaches, docker-compose's ``stream`` service runs in the foreground.
 
 It holds the service's pid-file lock (one supervisor per env and job) and the job's run lock
@@ -41,13 +41,16 @@ import structlog
 
 from pipelines.core import signals
 from pipelines.core.config import REPO_ROOT, Settings, outputs_dir
+from pipelines.core.domain import RunStatus
 from pipelines.core.exceptions import JobLockedError
 from pipelines.jobs import registry
 from pipelines.jobs.registry import ServiceSpec
 from pipelines.orchestration import service
 from pipelines.orchestration.ledger import Ledger, RunLog, now
 from pipelines.orchestration.locks import JobLock, lock_path
-from pipelines.orchestration.runner import new_run_id
+from pipelines.orchestration.record import RunRecord
+from pipelines.orchestration.runner import Paths, new_run_id
+from pipelines.orchestration.service import ServiceStatus
 
 log = structlog.get_logger(__name__)
 
@@ -67,6 +70,12 @@ def _die_with_parent(parent: int) -> None:
     """In the worker, before exec: SIGTERM when the supervisor dies (Linux)."""
     if not signals.tie_to_parent(parent):  # died before prctl took effect
         os._exit(0)
+
+
+def _count(value: Any) -> int | None:
+    """A count of the worker's result line (the ``job`` command's JSON), or None: any other
+    value is not a count (a JSON line of its output that was not its result)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _exit_text(code: int) -> str:
@@ -95,9 +104,9 @@ class Supervisor:
         self.state: dict[str, Any] = {}
         self.last_json: dict[str, Any] | None = None
         self.run_id: str | None = None
-        self.run_doc: dict[str, Any] | None = None
-        logs_dir = outputs_dir() / "logs"
-        self.ledger = Ledger(settings, logs_dir, RunLog(logs_dir))
+        self.record: RunRecord | None = None  # the ledger's record of the current worker
+        self.outputs = Paths(outputs_dir())
+        self.ledger = Ledger(settings, self.outputs.logs, RunLog(self.outputs.logs))
         self.out = self._logger()
 
     # ------------------------------------------------------------------------ logging
@@ -168,12 +177,13 @@ class Supervisor:
             )
         os.environ[service.TAG_ENV] = self.paths.tag  # inherited by every child
         signals.on_stop(self._on_signal)  # Ctrl-C, SIGTERM, SIGHUP: a clean stop
-        lock = JobLock(lock_path(outputs_dir() / "locks", self.settings.env, self.spec.name),
+        lock = JobLock(lock_path(self.outputs.locks, self.settings.env, self.spec.name),
                        job=self.spec.name, env=self.settings.env,
                        info={"service": True})  # fmt: skip
         self.state = {
             "job": self.spec.name, "env": self.settings.env, "params": self.params,
-            "status": "starting", "log": str(self.paths.log), "starts": 0, "restarts": 0,
+            "status": ServiceStatus.STARTING, "log": str(self.paths.log), "starts": 0,
+            "restarts": 0,
             "supervisor": {"pid": os.getpid(), "host": socket.gethostname(),
                            "started_at": self.started_at.isoformat()},
         }  # fmt: skip
@@ -200,7 +210,7 @@ class Supervisor:
             except JobLockedError as exc:
                 if not waiting:
                     self.say("waiting_for_job_lock", reason=str(exc))
-                    self._save(status="waiting_for_job_lock")
+                    self._save(status=ServiceStatus.WAITING_FOR_JOB_LOCK)
                     waiting = True
                 self._sleep(LOCK_RETRY_S)
                 continue
@@ -218,7 +228,7 @@ class Supervisor:
             failures = 1 if ran_s >= self.svc.stable_s else failures + 1
             wait = backoff(failures, self.svc)
             self._close_run(code, ran_s, requested=False, wait=wait)
-            self._save(status="backoff", next_start_in_s=wait)
+            self._save(status=ServiceStatus.BACKOFF, next_start_in_s=wait)
             self._sleep(wait)
 
     def _run_worker(self, lock: JobLock) -> tuple[float, int]:
@@ -240,20 +250,16 @@ class Supervisor:
         self.run_id = new_run_id(started)
         lock.update(run_id=self.run_id)
         starts = self.state["starts"] + 1
-        self._save(status="running", starts=starts, restarts=starts - 1, next_start_in_s=None,
-                   run_id=self.run_id, worker={"pid": self.worker.pid,
-                                               "started_at": started.isoformat()})  # fmt: skip
+        self._save(status=ServiceStatus.RUNNING, starts=starts, restarts=starts - 1,
+                   next_start_in_s=None, run_id=self.run_id,
+                   worker={"pid": self.worker.pid, "started_at": started.isoformat()})  # fmt: skip
         self.say("worker_started", pid=self.worker.pid, start=starts, run_id=self.run_id)
-        self.run_doc = {
-            "_id": self.run_id, "run_id": self.run_id, "job": self.spec.name,
-            "env": self.settings.env, "params": {"env": self.settings.env, **self.params},
-            "date": None, "status": "running", "start": started, "end": None,
-            "duration_s": None, "rows_in": None, "rows_out": None, "rows_rejected": None,
-            "metrics": {}, "notebook": None, "html": None, "log": str(self.paths.log),
-            "error": None, "attempt": starts, "trigger": "service",
-            "host": socket.gethostname(), "pid": self.worker.pid, "supervisor_pid": parent,
-        }  # fmt: skip
-        self.ledger.write(self.run_doc)
+        self.record = RunRecord.worker_started(
+            run_id=self.run_id, job=self.spec.name, env=self.settings.env,
+            params={"env": self.settings.env, **self.params}, start=started,
+            log=self.paths.log, attempt=starts, pid=self.worker.pid,
+        )  # fmt: skip
+        self.ledger.write(self.record.to_document())
         if self.stopping:  # a signal while it started
             self._term_worker()
         while self.worker.poll() is None:
@@ -270,29 +276,34 @@ class Supervisor:
         return ran_s, code
 
     def _close_run(self, code: int, ran_s: float, requested: bool, wait: float = 0.0) -> None:
-        """The ledger document of the worker that just ended."""
-        doc = self.run_doc
-        if doc is None or doc["status"] != "running":
+        """The ledger's record of the worker that just ended: ``stopped`` (asked to),
+        ``success`` (it ended by itself, e.g. an availableNow pass) or ``failed``, with the
+        counts of its result line when it printed one."""
+        record = self.record
+        if record is None or record.status != RunStatus.RUNNING:
             return
         result = self.last_json or {}
-        doc.update(end=now(), duration_s=ran_s, rows_in=result.get("rows_in"),
-                   rows_out=result.get("accepted", result.get("rows_out")),
-                   rows_rejected=result.get("rejected", result.get("rows_rejected")))  # fmt: skip
+        changes: dict[str, Any] = {
+            "end": now(), "duration_s": ran_s, "rows_in": _count(result.get("rows_in")),
+            "rows_out": _count(result.get("accepted", result.get("rows_out"))),
+            "rows_rejected": _count(result.get("rejected", result.get("rows_rejected"))),
+        }  # fmt: skip
         if requested:
-            doc["status"] = "stopped"
+            changes["status"] = RunStatus.STOPPED
         elif code == 0:
-            doc["status"] = "success"  # it ended by itself (e.g. an availableNow pass)
+            changes["status"] = RunStatus.SUCCESS
         else:
-            doc["status"] = "failed"
-            doc["error"] = {"type": "WorkerExited", "transient": True,
-                            "message": f"{_exit_text(code)} after {ran_s:.0f} s; restarted in "
-                            f"{wait:g} s by its supervisor (log {self.paths.log})"}  # fmt: skip
-        self.ledger.write(doc)
+            message = (f"{_exit_text(code)} after {ran_s:.0f} s; restarted in {wait:g} s by "
+                       f"its supervisor (log {self.paths.log})")  # fmt: skip
+            changes["status"] = RunStatus.FAILED
+            changes["error"] = {"type": "WorkerExited", "transient": True, "message": message}
+        self.record = record.replace(**changes)
+        self.ledger.write(self.record.to_document())
 
     def _shutdown(self, lock: JobLock) -> None:
         """Stop the worker if it runs, leave nothing of the service behind, record it."""
         self.stopping = True
-        self._save(status="stopping")
+        self._save(status=ServiceStatus.STOPPING)
         if self.worker is not None and self.worker.poll() is None:  # an error in the loop
             self._term_worker()
             with contextlib.suppress(subprocess.TimeoutExpired):
@@ -303,7 +314,7 @@ class Supervisor:
             last = self.state.get("last_exit") or {}
             self._close_run(code, last.get("ran_s", 0.0), requested=True)
         lock.release()
-        self._save(status="stopped", worker=None, next_start_in_s=None)
+        self._save(status=ServiceStatus.STOPPED, worker=None, next_start_in_s=None)
         self.say("supervisor_stopped", pid=os.getpid())
 
 

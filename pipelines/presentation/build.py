@@ -1,4 +1,4 @@
-"""``make slides`` (``python -m pipelines slides --env ENV``): the deck, rebuilt from a real run.
+"""``make slides`` (``tarmac slides --env ENV``): the deck, rebuilt from a real run.
 
 In order, each step printed as it starts (``[slides  12.3 s] …``):
 

@@ -235,7 +235,7 @@ class Deck:
             return HTML(
                 B.missing(
                     f"le ledger de l'env {self.settings.env} est vide",
-                    f"python -m pipelines run weather_hourly --env {self.settings.env}",
+                    f"tarmac run weather_hourly --env {self.settings.env}",
                     prefix="Aucun run enregistré",
                 )
                 + B.note(self.where)

@@ -16,6 +16,7 @@ from pyspark.sql import functions as F
 
 from pipelines.core.domain import HOUR_KEY_SPARK, MEASURES, WEATHER_FIELDS
 from pipelines.serving.readmodels import FLIGHT_FIELDS, PROFILE_ID, SCORE_FIELDS
+from pipelines.transform.rejects import EXCERPT_CHARS
 
 WEATHER_DOC_FIELDS = ("origin", "hour_utc", "temp_c", "dewp_c", "humid", "wind_dir",
                       "wind_speed_kmh", "wind_gust_kmh", "precip_mm", "pressure_hpa",
@@ -179,11 +180,12 @@ def weather_docs(weather: DataFrame) -> DataFrame:
 
 
 def reject_docs(rejects: DataFrame) -> DataFrame:
-    """``rejects``: ``_id`` = a hash of source + where + reason, so a rerun adds no copy."""
+    """``rejects``: reject rows (``transform/rejects``) by ``_id`` = a hash of source + where +
+    reason, so a rerun adds no copy."""
     return rejects.select(
         F.substring(F.sha1(F.concat_ws("|", "source", "where", "reason")), 1, 24).alias("_id"),
         "source", "reason", "where", "kind",
-        F.substring(F.coalesce("excerpt", F.lit("")), 1, 500).alias("excerpt"),
+        F.substring(F.coalesce("excerpt", F.lit("")), 1, EXCERPT_CHARS).alias("excerpt"),
         "at",
     )  # fmt: skip
 

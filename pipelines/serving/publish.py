@@ -130,7 +130,7 @@ def refresh(
         )
         if versions(spark, settings, inputs) == seen:
             break
-        log.info("derive.inputs_moved", attempt=attempt, dates=len(dates))
+        log.info("publish.inputs_moved", attempt=attempt, dates=len(dates))
     return steps
 
 
@@ -244,25 +244,14 @@ def publish_profile(spark: SparkSession, settings: Settings) -> None:
     sinks.write(doc, settings, KPI_PROFILE)
 
 
-REJECT_SCHEMA = (
-    "source string, reason string, where string, kind string, excerpt string, at timestamp"
-)
-
-
 def publish_rejects(
     settings: Settings, rejects: DataFrame, txn: tuple[str, int] | None = None
 ) -> None:
-    """Refused records (``REJECT_SCHEMA`` rows) into ``raw/rejects`` and the ``rejects``
-    collection."""
+    """The one writer of refused records, for every job: reject rows (``transform/rejects``)
+    appended to ``raw/rejects`` (exactly once with ``txn``, Delta's application id and version)
+    and written to the ``rejects`` collection by ``_id`` (``documents.reject_docs``)."""
     tables.append(rejects, settings, tables.REJECTS, txn=txn)
     sinks.write(documents.reject_docs(rejects), settings, REJECTS)
-
-
-def file_rejects(spark: SparkSession, rejects: list[dict], at: datetime) -> DataFrame:
-    """The quarantined files of a landing batch (a handful of dicts) as reject rows."""
-    rows = [(r["source"], r["reason"], r.get("where", ""), r.get("kind", "file"),
-             r.get("excerpt") or "", at) for r in rejects]  # fmt: skip
-    return spark.createDataFrame(rows, REJECT_SCHEMA)
 
 
 class _Clock:

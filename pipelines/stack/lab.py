@@ -1,4 +1,4 @@
-"""JupyterLab on the project's environment, for data scientists: ``python -m pipelines lab``
+"""JupyterLab on the project's environment, for data scientists: ``tarmac lab``
 (``make lab``). One launch, beside Voila's (:mod:`.voila`): its command line, its environment,
 a wait until it answers, and :func:`serve` (in the foreground until Ctrl-C, SIGTERM or SIGHUP).
 

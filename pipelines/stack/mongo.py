@@ -7,10 +7,10 @@ Everything here stays inside what both MongoDB 7 and FerretDB v1 support.
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+import pymongo
 from pymongo import MongoClient
 from pymongo.collection import Collection
 from pymongo.database import Database
@@ -26,7 +26,9 @@ def _client(uri: str) -> MongoClient:
 
 
 def ping(settings: Settings, timeout_ms: int = 1000) -> bool:
-    """True when the server answers ``ping``."""
+    """True when the server answers ``ping`` (a client of its own, closed at once: the
+    stack's liveness checks). To use the database after, :func:`database` with its
+    ``timeout_ms`` probes and connects in one ping."""
     try:
         with MongoClient(settings.mongo.uri, serverSelectionTimeoutMS=timeout_ms) as client:
             client.admin.command("ping")
@@ -35,11 +37,14 @@ def ping(settings: Settings, timeout_ms: int = 1000) -> bool:
         return False
 
 
-def database(settings: Settings) -> Database:
-    """The serving database of ``settings``; raises a clear error when unreachable."""
+def database(settings: Settings, timeout_ms: int | None = None) -> Database:
+    """The serving database of ``settings`` (the process's client), once it answered a
+    ``ping``; raises a clear error when unreachable. ``timeout_ms``: give up after that
+    rather than the client's 5 s (a quick probe: the ledger, the page, ``service status``)."""
     client = _client(settings.mongo.uri)
     try:
-        client.admin.command("ping")
+        with pymongo.timeout(timeout_ms / 1000 if timeout_ms is not None else None):
+            client.admin.command("ping")
     except PyMongoError as exc:
         raise ServiceUnavailableError(
             f"MongoDB at {settings.mongo.safe_uri} does not answer ({exc.__class__.__name__}); "
@@ -48,22 +53,19 @@ def database(settings: Settings) -> Database:
     return client[settings.mongo.database]
 
 
-# FerretDB v1.24 (SQLite) can stop answering, for good, an update command of a few hundred
-# operations on existing documents (measured: 100 ops take 0.03 s, 500 never return and the
-# server needs a restart). Every bulk write goes through bulk_write() below, in chunks well
-# under that; MongoDB does not mind.
+# FerretDB v1.24 (SQLite) stopped answering, for good, an update command of 100 operations on
+# existing documents, or two of 50 at once: each statement held one of the database's 100 pool
+# connections until the command ended (fixed by provision.FERRETDB_PATCHES, 2). Bulk writes
+# still go in chunks of BULK_CHUNK, so that one request holds the server a short time only.
 BULK_CHUNK = 50
 
 
-def bulk_write(collection: Collection, ops: list[Any]) -> BulkStats:
-    """Unordered bulk write of ``ops`` in chunks of BULK_CHUNK; return the summed counts."""
-    stats = BulkStats()
+def bulk_write(collection: Collection, ops: list[Any]) -> None:
+    """Unordered bulk write of ``ops`` in chunks of BULK_CHUNK. Nothing is returned: the
+    callers count what they sent (the sinks: documents written) or read back what is gone
+    (housekeeping); the server's matched / modified counts were summed and never read."""
     for i in range(0, len(ops), BULK_CHUNK):
-        res = collection.bulk_write(ops[i : i + BULK_CHUNK], ordered=False)
-        stats.matched += res.matched_count
-        stats.upserted += res.upserted_count
-        stats.modified += res.modified_count
-    return stats
+        collection.bulk_write(ops[i : i + BULK_CHUNK], ordered=False)
 
 
 # FerretDB v1.24 (SQLite) pushes only ``{_id: <string or ObjectId>}`` filters down to SQLite
@@ -110,10 +112,3 @@ def find_by_ids(collection: Collection, ids: list[Any], projection: Any = None) 
             for d in collection.find({"_id": {"$in": ids[i : i + IN_CHUNK]}}, projection)
         )  # noqa: E501
     return [by_id[k] for k in ids if k in by_id]
-
-
-@dataclass
-class BulkStats:
-    matched: int = 0
-    upserted: int = 0
-    modified: int = 0

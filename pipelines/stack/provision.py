@@ -235,19 +235,40 @@ def _dedupe(jars: Iterable[Path], shipped: set[str]) -> list[str]:
     return drop
 
 
-# One fix applied to FerretDB's source before it is built (the cache folder carries the suffix,
-# so a binary built without it is rebuilt). v1.24's SQLite backend creates the unique index of
-# every collection on ``_ferretdb_sjson->"_id"`` but looks documents up by
-# ``_ferretdb_sjson->'$._id'``: SQLite matches index expressions as written, so every find,
-# update, replace and delete by ``_id`` scans the whole table (measured: a find_one at row 30,000
-# of 33,660 takes 233 ms; EXPLAIN QUERY PLAN says SCAN). Same symptom as FerretDB/FerretDB#4646
-# on PostgreSQL. The fix writes the lookup like the index; results are unchanged.
-FERRETDB_BUILD_SUFFIX = "+tarmac.1"
+# Two fixes applied to FerretDB's source before it is built (the cache folder carries the
+# suffix, so a binary built without them is rebuilt):
+#
+# 1. v1.24's SQLite backend creates the unique index of every collection on
+#    ``_ferretdb_sjson->"_id"`` but looks documents up by ``_ferretdb_sjson->'$._id'``: SQLite
+#    matches index expressions as written, so every find, update, replace and delete by ``_id``
+#    scans the whole table (measured: a find_one at row 30,000 of 33,660 takes 233 ms; EXPLAIN
+#    QUERY PLAN says SCAN). Same symptom as FerretDB/FerretDB#4646 on PostgreSQL. The fix writes
+#    the lookup like the index; results are unchanged.
+# 2. v1.24's ``update`` command closes each statement's query with a ``defer`` inside its loop
+#    over the statements (``internal/handler/msg_update.go``), so every statement keeps its
+#    SQLite rows, and a connection of the database's pool (100), until the whole command ends;
+#    the statement's write then waits for one more connection. One command of 100 statements, or
+#    two of 50 at once, hold the whole pool and wait for each other for ever, and with them every
+#    other request on that database (the 30-day soak at 720x stopped this way after 60 min: 99
+#    connections held by two 50-statement bulk writes, goroutine dump). The fix closes each
+#    statement's query when it is done; results are unchanged.
+FERRETDB_BUILD_SUFFIX = "+tarmac.2"
 FERRETDB_PATCHES: list[tuple[str, str, str]] = [
     (
         "internal/backends/sqlite/metadata/metadata.go",
         "IDColumn = DefaultColumn + \"->'$._id'\"",
         "IDColumn = DefaultColumn + \"->'_id'\"",
+    ),
+    (
+        "internal/handler/msg_update.go",
+        "\t\tcloser := iterator.NewMultiCloser()\n\t\tdefer closer.Close()\n",
+        "\t\tcloser := iterator.NewMultiCloser()\n",
+    ),
+    (
+        "internal/handler/msg_update.go",
+        '\t\tresult, err := common.UpdateDocument(ctx, c, "update", iter, &u)\n',
+        '\t\tresult, err := common.UpdateDocument(ctx, c, "update", iter, &u)\n'
+        "\t\tcloser.Close() // tarmac: this statement's rows and connection back now\n",
     ),
 ]
 

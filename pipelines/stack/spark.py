@@ -1,4 +1,5 @@
-"""The one place a SparkSession is built, for every job, notebook and spark-submit run."""
+"""The one place a SparkSession is built, for every job, notebook and spark-submit run, and the
+one Kafka source of the streaming jobs."""
 
 from __future__ import annotations
 
@@ -6,9 +7,11 @@ import os
 import sys
 import time
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 
-from pyspark.sql import SparkSession
+import structlog
+from pyspark.sql import DataFrame, SparkSession
 
 from pipelines.core import logs
 from pipelines.core.config import Settings
@@ -17,6 +20,8 @@ from pipelines.stack import provision
 # pyspark 4.2 warns that pandas 3 is "not yet fully supported"; we use pandas only at the edges.
 warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas")
 
+
+log = structlog.get_logger(__name__)
 
 # a Delta SQL conf (modifiable: a reused session takes the new job's name)
 COMMIT_LABEL = "spark.databricks.delta.commitInfo.userMetadata"
@@ -29,6 +34,20 @@ def session_conf(settings: Settings) -> dict[str, str]:
 
 
 def _tarmac_conf(settings: Settings) -> dict[str, str]:
+    return {**_driver_address(settings), **_common_conf(settings)}
+
+
+def _driver_address(settings: Settings) -> dict[str, str]:
+    """Where the executors reach the driver: by default this machine's loopback
+    (``SPARK_LOCAL_IP``, see :func:`build_session`); with ``spark.driver_host`` (a container
+    in compose), that name, the driver listening on every interface of its container."""
+    host = settings.spark.driver_host
+    if not host:
+        return {}
+    return {"spark.driver.host": host, "spark.driver.bindAddress": "0.0.0.0"}
+
+
+def _common_conf(settings: Settings) -> dict[str, str]:
     return {
         "spark.sql.session.timeZone": "UTC",
         "spark.sql.shuffle.partitions": str(settings.spark.shuffle_partitions),
@@ -58,6 +77,28 @@ def use_pool(spark: SparkSession, pool: str) -> None:
     spark.sparkContext.setLocalProperty("spark.scheduler.pool", pool)
 
 
+def read_kafka(
+    spark: SparkSession, settings: Settings, topic: str, max_offsets: int | None = None,
+    options: Mapping[str, str] | None = None,
+) -> DataFrame:  # fmt: skip
+    """Kafka ``topic`` as a streaming frame (Spark's Kafka source: ``value`` bytes and the
+    record's coordinates), the earliest offsets on a first start (then the query's
+    checkpoint's), failing on data loss; at most ``max_offsets`` records a micro-batch, and the
+    source's ``options`` besides (e.g. ``kafka.fetch.max.wait.ms``)."""
+    reader = (
+        spark.readStream.format("kafka")
+        .option("kafka.bootstrap.servers", settings.kafka.bootstrap_servers)
+        .option("subscribe", topic)
+        .option("startingOffsets", "earliest")
+        .option("failOnDataLoss", "true")
+    )
+    if max_offsets:
+        reader = reader.option("maxOffsetsPerTrigger", max_offsets)
+    for key, value in (options or {}).items():
+        reader = reader.option(key, value)
+    return reader.load()
+
+
 def jars(settings: Settings) -> list[Path]:
     """Jars every session needs: Spark's Kafka connector and Delta Lake, both of the installed
     pyspark version."""
@@ -67,7 +108,8 @@ def jars(settings: Settings) -> list[Path]:
 def build_session(settings: Settings, app: str) -> SparkSession:
     """Create (or reuse, under spark-submit) the session of ``app`` for ``settings``; the
     Delta commits it makes from now on are labelled ``app`` (:data:`COMMIT_LABEL`)."""
-    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    if not settings.spark.driver_host:  # one machine: nothing listens beyond the loopback
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     # Spark hands timestamps to Python as naive local times: make local time UTC, here and in
     # the Python workers (they inherit the environment), so what reaches MongoDB is UTC.
     os.environ["TZ"] = "UTC"
@@ -86,6 +128,8 @@ def build_session(settings: Settings, app: str) -> SparkSession:
     with logs.quiet_stderr(logs.log_path().with_name(f"spark-{app}.log")):
         spark = builder.getOrCreate()  # the JVM's warnings: to that file
     spark.sparkContext.setLogLevel("WARN")
+    if url := spark.sparkContext.uiWebUrl:  # asked for (spark.ui, $TARMAC_SPARK_UI): say where
+        log.info("spark.ui", app=app, url=url)
     return spark
 
 

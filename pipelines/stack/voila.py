@@ -1,4 +1,4 @@
-"""How Voila serves the dashboard, in one place for ``python -m pipelines dashboard`` (``make
+"""How Voila serves the dashboard, in one place for ``tarmac dashboard`` (``make
 dashboard``, docker-compose), the demo, the deck's screenshots, the browser tests and the
 benchmarks: its command line (127.0.0.1 only, our Jupyter config, the culling of kernels whose
 page is gone), its environment (which env and database the kernels read), a wait until it

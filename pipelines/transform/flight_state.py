@@ -235,15 +235,3 @@ def enrich(
                  & (F.col("sched_hour_utc") == F.col("w_hour")), "left")
         .drop("w_origin", "w_hour")
     )  # fmt: skip
-
-
-def rejects_of(events: DataFrame, source: str) -> DataFrame:
-    """The refused events as reject rows (source, reason, where, kind, excerpt, at)."""
-    return events.where(F.col("reject_reason").isNotNull()).select(
-        F.lit(source).alias("source"),
-        F.col("reject_reason").alias("reason"),
-        F.concat_ws(":", "kafka_topic", "kafka_partition", "kafka_offset").alias("where"),
-        F.lit("row").alias("kind"),
-        F.substring("raw", 1, 500).alias("excerpt"),
-        F.col("kafka_timestamp").alias("at"),
-    )

@@ -1,7 +1,7 @@
 """Every command a user is told about, run as a subprocess the way the user types it.
 
 What is documented is collected, not listed here: the lines of README.md's shell blocks, the
-targets of ``make help`` and the commands of ``python -m pipelines --help``
+targets of ``make help`` and the commands of ``tarmac --help``
 (``tests/commands.py``). Each is either run by a test of this module (``@covers``: the exit code
 and the line the user reads are asserted) or named in ``NOT_RUN`` with the reason;
 ``test_every_documented_command_is_run_here_or_says_why_not`` fails on anything else, so a
@@ -55,20 +55,20 @@ NOT_RUN = {
     "make clean": "stops both stacks (the session's `ci` stack included) and deletes outputs/",
     "make slides": "builds the deck (~3 min, the module's whole budget): "
     "tests/e2e/test_presentation.py builds it on the ci stack with build.build, what it runs",
-    "python -m pipelines slides": "as `make slides`, which runs it",
-    "python -m pipelines cluster": "starts a Spark master and two worker JVMs (~30 s): "
+    "tarmac slides": "as `make slides`, which runs it",
+    "tarmac cluster": "starts a Spark master and two worker JVMs (~30 s): "
     "tests/cluster_fixture.py drives the same StandaloneCluster for test_cluster.py and "
     "test_processing.py",
     "cp .env.example .env": "prepares docker compose's passwords in the checkout; no Docker "
     "engine here (tests/unit/test_compose.py checks .env.example)",
-    "python -m pipelines service run flights_stream --env local": "the supervisor in the "
+    "tarmac service run flights_stream --env local": "the supervisor in the "
     "foreground, until stopped: what `service start` runs detached (run here) and docker "
     "compose's `stream` service runs",
-    "python -m pipelines rebuild --from 2013-01-01 --to 2013-01-31": "a rebuild needs a lake of "
+    "tarmac rebuild --from 2013-01-01 --to 2013-01-31": "a rebuild needs a lake of "
     "two months to show its resume: tests/e2e/test_processing.py runs `python -m pipelines "
     "rebuild` on its loaded window (derived tables and documents deleted, the rebuild killed "
     "after its first month, resumed: every document back)",
-    "python -m pipelines rebuild": "as the line above",
+    "tarmac rebuild": "as the line above",
     "docker compose up -d": "no Docker engine on the development machines; "
     "tests/unit/test_compose.py checks docker-compose.yml's services, ports, volumes, users",
 }
@@ -135,7 +135,7 @@ def plain(settings: Settings, tmp_path: Path) -> Sandbox:
 def test_every_documented_command_is_run_here_or_says_why_not(plain: Sandbox) -> None:
     make_help = ok(plain.sh("make help"))
     assert re.search(r"^  make backfill +\S", make_help, flags=re.MULTILINE), make_help
-    named = documented(make_help, ok(plain.sh("python -m pipelines --help")))
+    named = documented(make_help, ok(plain.sh("tarmac --help")))
     problems = [
         f"- `{c}` ({where}) is run by no test. Add a test to tests/e2e/test_commands.py that runs "
         f"it as the user types it (Sandbox.sh) and asserts its exit code and the line the user "
@@ -163,9 +163,9 @@ def test_make_install_is_up_to_date_and_lint_is_clean(plain: Sandbox) -> None:
     assert "All checks passed!" in ok(plain.sh("make lint", timeout=120))
 
 
-@covers("python -m pipelines jobs")
+@covers("tarmac jobs")
 def test_jobs_lists_the_registry(plain: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
-    out = ok(plain.sh("python -m pipelines jobs"))
+    out = ok(plain.sh("tarmac jobs"))
     assert out.split()[:4] == ["JOB", "NOTEBOOK", "CODE", "IN"]
     rows = table(out)
     monkeypatch.delenv("TARMAC_JOBS_NOTEBOOKS", raising=False)  # as the sandbox: notebooks/ only
@@ -177,7 +177,7 @@ def test_jobs_lists_the_registry(plain: Sandbox, monkeypatch: pytest.MonkeyPatch
 
 
 # ------------------------------------------------------------------------ the loaded window
-@covers("make backfill", "python -m pipelines pipeline")
+@covers("make backfill", "tarmac pipeline")
 def test_make_backfill_replays_the_window_and_prints_one_line_per_stage(backfill) -> None:
     out = ok(backfill)
     assert f"python -m pipelines pipeline --env local --start {FROM} --end {TO}" in out
@@ -202,26 +202,26 @@ def test_make_stack_up_on_a_running_stack_changes_nothing(window: Sandbox) -> No
     assert rows["ferretdb"][3] == window.settings.mongo.uri
 
 
-@covers("make smoke", "python -m pipelines smoke")
+@covers("make smoke", "tarmac smoke")
 def test_make_smoke_sends_a_thousand_messages_through_spark_once(window: Sandbox) -> None:
     result = json.loads(ok(window.sh("make smoke")).splitlines()[-1])
     assert (result["rows_read"], result["documents"]) == (1000, 1000)
 
 
-@covers("python -m pipelines run weather_hourly --env local -p date=2013-01-02",
-        "python -m pipelines run")  # fmt: skip
+@covers("tarmac run weather_hourly --env local -p date=2013-01-02",
+        "tarmac run")  # fmt: skip
 def test_run_prints_one_line_per_run(window: Sandbox) -> None:
-    out = ok(window.sh("python -m pipelines run weather_hourly --env local -p date=2013-01-02"))
+    out = ok(window.sh("tarmac run weather_hourly --env local -p date=2013-01-02"))
     # no file of 2 Jan is pending (the window's were processed by the backfill): it finds none
     line = r"^weather_hourly \(local\) +success +in 0 · out 0 · rejected 0 +[\d.]+ s +(\S+\.html)$"
     match = re.search(line, out, flags=re.MULTILINE)
     assert match and Path(match[1]).is_file() and match[1].startswith(str(window.outputs)), out
 
 
-@covers("python -m pipelines backfill reference_daily --from 2013-01-01 --to 2013-01-31",
-        "python -m pipelines backfill", "python -m pipelines runs")  # fmt: skip
+@covers("tarmac backfill reference_daily --from 2013-01-01 --to 2013-01-31",
+        "tarmac backfill", "tarmac runs")  # fmt: skip
 def test_backfill_runs_each_date_once_and_runs_lists_them(window: Sandbox) -> None:
-    readme = "python -m pipelines backfill reference_daily --from 2013-01-01 --to 2013-01-31"
+    readme = "tarmac backfill reference_daily --from 2013-01-01 --to 2013-01-31"
     line = adapted(readme, "--to 2013-01-31", "--to 2013-01-01")  # one run of ~10 s, not 31
     first = ok(window.sh(line))
     runs = re.findall(r"^(2013-01-01)  success   (\S+)$", first, flags=re.MULTILINE)
@@ -230,19 +230,19 @@ def test_backfill_runs_each_date_once_and_runs_lists_them(window: Sandbox) -> No
     again = ok(window.sh(line))
     assert again.splitlines()[-1] == "backfill of reference_daily: 0 run, 1 already done"
 
-    ledger = table(ok(window.sh("python -m pipelines runs")))
+    ledger = table(ok(window.sh("tarmac runs")))
     for date, run_id in runs:
         assert ledger[run_id][1:3] == ["reference_daily", "success"] and date in ledger[run_id]
 
 
-@covers("python -m pipelines job", "python -m pipelines submit")
+@covers("tarmac job", "tarmac submit")
 def test_job_and_submit_print_the_same_result(window: Sandbox) -> None:
     # weather_hourly of a date with nothing pending: the commands' whole path (parameters,
     # registry, spark-submit with the session's jars) without a stream's minute of Spark;
     # tests/integration/test_smoke.py submits a job that runs Spark
     results = []
     for command in ("job", "submit"):
-        out = ok(window.sh(f"python -m pipelines {command} weather_hourly -p date=2013-01-02"))
+        out = ok(window.sh(f"tarmac {command} weather_hourly -p date=2013-01-02"))
         result = json.loads(out.splitlines()[-1])
         results.append({k: v for k, v in result.items() if k != "seconds"})
     assert results[0] == results[1] == {"files": 0, "duplicates": 0, "quarantined": 0, "busy": 0,
@@ -250,7 +250,7 @@ def test_job_and_submit_print_the_same_result(window: Sandbox) -> None:
                                         "unreconciled": 0}  # fmt: skip
 
 
-@covers("python -m pipelines schedule")
+@covers("tarmac schedule")
 def test_schedule_runs_the_crontab_lines_due_this_minute(window: Sandbox, tmp_path: Path) -> None:
     # the README's line runs until Ctrl-C, the lines of cron/tarmac.crontab at their minutes:
     # one tick (--once) of the crontab's weather line, made due every minute, logging here
@@ -259,7 +259,7 @@ def test_schedule_runs_the_crontab_lines_due_this_minute(window: Sandbox, tmp_pa
     )
     command = adapted(weather.split(None, 5)[5], ">> outputs/logs/", f">> {tmp_path}/")
     (tmp_path / "crontab").write_text(f"* * * * * {command}\n")
-    ok(window.sh(f"python -m pipelines schedule --once --crontab {tmp_path / 'crontab'}"))
+    ok(window.sh(f"tarmac schedule --once --crontab {tmp_path / 'crontab'}"))
     log = (tmp_path / "cron-weather_hourly.log").read_text()
     assert re.search(r"^weather_hourly \(local\) +success +in [\d,]+ ", log, flags=re.MULTILINE), (
         log
@@ -267,7 +267,7 @@ def test_schedule_runs_the_crontab_lines_due_this_minute(window: Sandbox, tmp_pa
 
 
 # ------------------------------------------------------------------ long-running commands
-@covers("make dashboard", "python -m pipelines dashboard")
+@covers("make dashboard", "tarmac dashboard")
 def test_make_dashboard_answers_on_localhost(window: Sandbox, tmp_path: Path) -> None:
     port, log = voila.free_port(), tmp_path / "dashboard.log"
     proc = window.spawn("make dashboard", log, DASHBOARD_PORT=str(port))
@@ -284,7 +284,7 @@ def test_make_dashboard_answers_on_localhost(window: Sandbox, tmp_path: Path) ->
         time.sleep(0.5)
 
 
-@covers("make lab", "python -m pipelines lab")
+@covers("make lab", "tarmac lab")
 def test_make_lab_serves_jupyterlab_whose_kernels_import_this_checkout(
     plain: Sandbox, tmp_path: Path
 ) -> None:
@@ -324,18 +324,18 @@ def test_make_lab_serves_jupyterlab_whose_kernels_import_this_checkout(
 
 
 @covers(
-    "python -m pipelines service start flights_stream --env local",
+    "tarmac service start flights_stream --env local",
     "make stream-start",
-    "python -m pipelines service status flights_stream --env local",
+    "tarmac service status flights_stream --env local",
     "make stream-status",
-    "python -m pipelines service ensure flights_stream --env local",
-    "python -m pipelines service stop flights_stream --env local",
+    "tarmac service ensure flights_stream --env local",
+    "tarmac service stop flights_stream --env local",
     "make stream-stop",
-    "python -m pipelines service",
+    "tarmac service",
 )
 def test_the_stream_service_starts_once_reports_and_stops(window: Sandbox) -> None:
     """The README's service lines and the make targets, in the order an operator types them."""
-    cmd = "python -m pipelines service {} flights_stream --env local"
+    cmd = "tarmac service {} flights_stream --env local"
     started = ok(window.sh(cmd.format("start"), timeout=300))
     assert re.search(r"^flights_stream \(env local\): running, pid \d+, .*\(started\)$", started,
                      re.MULTILINE), started  # fmt: skip
@@ -353,7 +353,7 @@ def test_the_stream_service_starts_once_reports_and_stops(window: Sandbox) -> No
     assert "was not running" in ok(window.sh("make stream-stop"))
 
 
-@covers("make demo", "python -m pipelines demo")
+@covers("make demo", "tarmac demo")
 def test_make_demo_serves_the_dashboard_and_runs_each_job(window: Sandbox, tmp_path: Path) -> None:
     port, log = voila.free_port(), tmp_path / "demo.log"
     # at 240x the first weather file lands within a minute (at the default 24x, ten: the test
@@ -373,13 +373,13 @@ def test_make_demo_serves_the_dashboard_and_runs_each_job(window: Sandbox, tmp_p
     ran = re.findall(r"^(\w+) \(local\) +success +in [\d,]+ · out ", out, flags=re.MULTILINE)
     assert "weather_hourly" in ran and set(ran) <= set(PIPELINE), out
     assert not _answers(port)  # the demo stopped its Voila
-    gone = window.sh("python -m pipelines service status flights_stream --env local")
+    gone = window.sh("tarmac service status flights_stream --env local")
     assert gone.returncode == 1 and ": stopped" in gone.stdout  # and its stream service
 
 
-@covers("python -m pipelines replay")  # after the demo: its stream has nothing new to read
+@covers("tarmac replay")  # after the demo: its stream has nothing new to read
 def test_replay_sends_the_next_hour_to_kafka(window: Sandbox) -> None:
-    out = ok(window.sh(f"python -m pipelines replay flights --start {TO} "
+    out = ok(window.sh(f"tarmac replay flights --start {TO} "
                        "--end 2013-01-05T02:00:00Z --catch-up --no-progress"))  # fmt: skip
     result = json.loads(out.splitlines()[-1])
     assert result["sent"]["flights"] > 0 and result["interrupted"] is False
@@ -413,11 +413,11 @@ def _alive(pid: int) -> bool:
 
 # ------------------------------------------------------------ a dedicated stack, a scratch crontab
 EXTERNAL = (  # README: "External Kafka / MongoDB"
-    "KAFKA_BOOTSTRAP_SERVERS=broker:9092 MONGO_URI=mongodb://db:27017/ python -m pipelines stack up"
+    "KAFKA_BOOTSTRAP_SERVERS=broker:9092 MONGO_URI=mongodb://db:27017/ tarmac stack up"
 )
 
 
-@covers("make stack-up", "make stack-status", "make stack-down", "python -m pipelines stack",
+@covers("make stack-up", "make stack-status", "make stack-down", "tarmac stack",
         EXTERNAL)  # fmt: skip
 def test_make_stack_up_status_down_on_a_dedicated_stack(stack: Settings, tmp_path: Path) -> None:
     own = Sandbox.create(dedicated_stack(stack, tmp_path, "tarmac_cmd_stack"), tmp_path / "box",
@@ -446,7 +446,7 @@ def test_make_stack_up_status_down_on_a_dedicated_stack(stack: Settings, tmp_pat
         control.down(own.settings)
 
 
-@covers("make cron-install", "make cron-remove", "python -m pipelines cron")
+@covers("make cron-install", "make cron-remove", "tarmac cron")
 def test_cron_install_show_remove_on_a_scratch_crontab(plain: Sandbox, tmp_path: Path) -> None:
     other = "MAILTO=ops@example.org\n30 2 * * * /usr/local/bin/backup\n"
     where = f"crontab: tarmac block for {REPO}"
@@ -456,7 +456,7 @@ def test_cron_install_show_remove_on_a_scratch_crontab(plain: Sandbox, tmp_path:
         again = ok(plain.sh(scratch("make cron-install"))).splitlines()[-1]
         assert again == f"{where} already up to date"
         installed = ok(plain.sh(scratch("crontab -l")))
-        block = ok(plain.sh("python -m pipelines cron show"))
-        assert installed == other + block and "pipelines service ensure flights_stream" in block
+        block = ok(plain.sh("tarmac cron show"))
+        assert installed == other + block and "tarmac service ensure flights_stream" in block
         assert ok(plain.sh(scratch("make cron-remove"))).splitlines()[-1] == f"{where} removed"
         assert ok(plain.sh(scratch("crontab -l"))) == other

@@ -269,11 +269,11 @@ def test_weather_killed_between_rows_and_moves_processes_each_file_once(
         rc = _finish(_spawn(cmd, _env(settings, tmp_path, "weather.before_commit"), log))
         assert rc == -signal.SIGKILL, log.read_text()
         assert sorted(f.name for f in lz.pending("weather")) == sorted(files)  # none moved
-        assert {r["status"] for r in lz.records("weather")} == {"claimed"}
+        assert {r["status"] for r in lz.manifest.records("weather")} == {"claimed"}
         seconds = _rerun(settings, "weather_hourly")
         print(f"recovery weather@before_commit {seconds:.1f}")
 
-        records = lz.records("weather")
+        records = lz.manifest.records("weather")
         assert sorted((r["name"], r["sha256"]) for r in records) == sorted(files.items())
         assert {r["status"] for r in records} == {"processed"}  # each once, none lost
         counts = lz.reconcile("weather")

@@ -61,11 +61,14 @@ def test_each_replayed_day_is_recorded_and_the_page_kept_refreshing(soak: dict) 
     assert [d["day"] for d in days[:2]] == ["2013-01-01", "2013-01-02"]
     for day in days:
         assert {"lake", "kafka", "mongo", "runs", "logs"} <= set(day["disk_bytes"])
-        assert day["disk_bytes"]["lake"] > 0 and day["disk_bytes"]["mongo"] > 0
+        assert day["disk_bytes"]["mongo"] > 0  # the live board's documents from the first day
         rss = day["rss_mb"]
         assert {"stream", "kafka", "ferretdb", "voila", "chromium"} <= set(rss)
         assert all(rss[p]["max"] > 0 for p in ("stream", "kafka", "ferretdb", "voila"))
         assert day["health_read_ms_direct"] is not None
+    # the last day closes after the drain: the lake path has written by then (a day closed
+    # during the replay may find the niced lake path behind on a loaded machine)
+    assert days[-1]["disk_bytes"]["lake"] > 0
     assert sum(d["page"]["refreshes"] for d in days) > 0
     assert soak["page"]["errors"] == []
 

@@ -15,8 +15,9 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
+from pipelines.core import domain
 from pipelines.core.config import Settings
-from pipelines.dashboard import queries as Q
+from pipelines.dashboard import kpis, queries
 from pipelines.dashboard.follow import Buckets, poll
 from pipelines.dashboard.health import stream_levels
 from pipelines.dashboard.live import board_window, hour_ids, marks
@@ -30,9 +31,9 @@ pytestmark = pytest.mark.integration
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 LATER = S.STAMP + timedelta(seconds=5)
-CLOCK = datetime(2013, 3, 20, 14, 30, tzinfo=Q.NY).astimezone(UTC)  # 18:30Z
+CLOCK = datetime(2013, 3, 20, 14, 30, tzinfo=domain.NEW_YORK).astimezone(UTC)  # 18:30Z
 HOUR = CLOCK.replace(minute=0)
-TODAY = Q.Scope(date_from=date(2013, 3, 20), date_to=date(2013, 3, 20))
+TODAY = kpis.Scope(date_from=date(2013, 3, 20), date_to=date(2013, 3, 20))
 
 
 def batch(batch_id: int, age_s: float = 1.0, lag: int = 0) -> dict:
@@ -109,7 +110,7 @@ def test_a_poll_reads_the_state_alone_until_a_batch_id_moves(live_db) -> None:
     assert reads == {"pipeline_state": 1, "flights_by_hour": 9, "flights_by_hour_hot": 9 + 45,
                      "kpi_hourly": 45}  # fmt: skip
     assert len(read.hot) == 45 and set(read.hot["date"]) == {"2013-03-20"}
-    assert len(read.board) == len(Q.read_board(db, CLOCK)) > 0
+    assert len(read.board) == len(queries.read_board(db, CLOCK)) > 0
 
     shown.seen = read.marks
     db.pipeline_state.update_one({"_id": "flights_stream"}, {"$set": {"lake": batch(4)}})

@@ -15,9 +15,10 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from pymongo import MongoClient, monitoring
 
+from pipelines.core import domain
 from pipelines.core.config import Settings
+from pipelines.dashboard import kpis, queries
 from pipelines.dashboard import lookups as L
-from pipelines.dashboard import queries as Q
 from pipelines.dashboard.ahead import AHEAD_MAX, ahead_table
 from pipelines.dashboard.search import Ask, answer, flights_frame
 from pipelines.serving import readmodels as RM
@@ -27,7 +28,7 @@ from tests import serving_docs as S
 pytestmark = pytest.mark.integration
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
-CLOCK = datetime(2013, 3, 20, 14, 30, tzinfo=Q.NY).astimezone(UTC)  # Wednesday, 18:30Z
+CLOCK = datetime(2013, 3, 20, 14, 30, tzinfo=domain.NEW_YORK).astimezone(UTC)  # Wednesday, 18:30Z
 HOUR = CLOCK.replace(minute=0)
 DAY = "2013-03-20"
 
@@ -133,7 +134,7 @@ def test_the_look_ahead_reads_its_buckets_and_weather_by_id(seeded) -> None:
     assert len(data.buckets) == 3 * (AHEAD_MAX + 1)  # every hour has flights here
     assert sorted(d["origin"] for d in data.weather) == ["EWR"] * 4 + ["JFK"] * 4
 
-    snap = Q.load_snapshot(db, NOW)
+    snap = queries.load_snapshot(db, NOW)
     got = ahead_table(data.buckets, snap.kpis, CLOCK, hours=4)
     # independently: the rows' flights per bucket, the hot flight added
     flights = [*rows["flights"], new]
@@ -150,7 +151,7 @@ def test_the_look_ahead_reads_its_buckets_and_weather_by_id(seeded) -> None:
     assert got["risk_n"].sum() == 1
     # the usual: Wednesday Mar 13 only (Mar 20 is the clock's day), at 15:00 New York
     (wed,) = [r for r in rows["hourly"] if r["origin"] == "JFK" and r["hour_utc"]
-              == datetime(2013, 3, 13, 15, tzinfo=Q.NY).astimezone(UTC)]  # fmt: skip
+              == datetime(2013, 3, 13, 15, tzinfo=domain.NEW_YORK).astimezone(UTC)]  # fmt: skip
     assert (jfk["usual"], jfk["usual_days"], jfk["usual_basis"]) == (
         wed["flights"], 1, "Wednesday")  # fmt: skip
     assert jfk["usual_delay"] == pytest.approx(wed["dep_delay_sum"] / wed["dep_delay_n"])
@@ -163,13 +164,16 @@ def test_the_search_reads_the_days_buckets_by_id(seeded) -> None:
     read_db, commands = watched(settings)
     held = L.read_day_flights(read_db, [DAY])
     assert only_by_id(commands) == {"flights_by_hour": 72, "flights_by_hour_hot": 72}
-    want = sorted(f["flight_key"] for f in [*rows["flights"], new]
-                  if f["sched_dep_utc"].astimezone(Q.NY).date().isoformat() == DAY)  # fmt: skip
+    want = sorted(
+        f["flight_key"]
+        for f in [*rows["flights"], new]
+        if f["sched_dep_utc"].astimezone(domain.NEW_YORK).date().isoformat() == DAY
+    )
     assert sorted(held.flights["flight_key"]) == want
-    found = answer(held.flights, Ask("search", "ZZ 9999"), Q.Scope(), CLOCK)
+    found = answer(held.flights, Ask("search", "ZZ 9999"), kpis.Scope(), CLOCK)
     assert list(found["flight_key"]) == [new["flight_key"]]
     tail = rows["flights"][0]["tailnum"]
-    found = answer(held.flights, Ask("search", tail.lower()), Q.Scope(), CLOCK)
+    found = answer(held.flights, Ask("search", tail.lower()), kpis.Scope(), CLOCK)
     assert sorted(found["flight_key"]) == sorted(
         f["flight_key"] for f in rows["flights"] if f["tailnum"] == tail and f["flight_key"]
         in want)  # fmt: skip
@@ -195,7 +199,7 @@ def test_the_page_draws_the_next_hours_and_lists_what_is_asked(seeded) -> None:
     assert 'data-found="1"' in page.search_panel.note.value
     assert "N999ZZ" in page.search_panel.listing.value
     page.drill(Ask("tile", "flights"))  # a click on the Flights tile
-    held = flights_frame(Q.resolved(db, RM.BOARD, RM.board_keys([DAY])))
+    held = flights_frame(queries.resolved(db, RM.BOARD, RM.board_keys([DAY])))
     want = answer(held, Ask("tile", "flights"), page.scope(), CLOCK)
     assert f'data-found="{len(want)}"' in page.search_panel.note.value
     page.drill(Ask("carrier", "C01"))

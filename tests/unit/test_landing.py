@@ -100,7 +100,7 @@ def test_corpus_each_file_archived_or_quarantined_with_reason(tmp_path: Path) ->
 
     assert sorted(seen) == sorted(CORPUS)
     assert zone.pending(SRC) == []
-    records = {r["name"]: r for r in zone.records(SRC)}
+    records = {r["name"]: r for r in zone.manifest.records(SRC)}
     for name, (status, code, rows_in, accepted, rejected) in EXPECTED.items():
         rec = records[name]
         assert rec["status"] == status, (name, seen[name])
@@ -169,7 +169,7 @@ def test_same_name_again_after_archive(tmp_path: Path) -> None:
     drop(tmp_path, "obs.csv", changed)  # same name, new content: processed, never overwrites
     run(zone)
 
-    statuses = [(r["status"], Path(r["location"]).name) for r in zone.records(SRC)]
+    statuses = [(r["status"], Path(r["location"]).name) for r in zone.manifest.records(SRC)]
     assert statuses == [
         ("processed", "obs.csv"),
         ("duplicate", "obs.csv"),
@@ -196,7 +196,9 @@ def test_crash_between_write_and_commit_reprocesses(tmp_path: Path) -> None:
         crashed.commit(f, 3, 3, 0)
     rerun.commit(f, 3, 3, 0)
 
-    assert [(r["status"], r["owner"]) for r in rerun.records(SRC)] == [("processed", "otherhost:3")]
+    assert [(r["status"], r["owner"]) for r in rerun.manifest.records(SRC)] == [
+        ("processed", "otherhost:3")
+    ]
     assert rerun.reconcile(SRC)["processed"] == 1
 
 
@@ -272,7 +274,7 @@ def test_file_replaced_while_processed_is_not_archived(tmp_path: Path) -> None:
     with pytest.raises(LandingError, match="changed since it was listed"):
         zone.commit(f, 3, 3, 0)
     assert run(LandingZone(tmp_path)) != {}  # the new content is a new file
-    assert [r["status"] for r in zone.records(SRC)] == ["claimed", "processed"]
+    assert [r["status"] for r in zone.manifest.records(SRC)] == ["claimed", "processed"]
 
 
 def test_crash_after_manifest_before_move_is_finished_next_run(
@@ -293,7 +295,7 @@ def test_crash_after_manifest_before_move_is_finished_next_run(
     assert zone.reconcile(SRC)["missing"] == 1
 
     run(zone)  # sees a duplicate of processed content whose archive copy is missing
-    (rec,) = zone.records(SRC)
+    (rec,) = zone.manifest.records(SRC)
     assert rec["status"] == "processed"
     assert (tmp_path / rec["location"]).read_bytes() == GOOD
     assert zone.reconcile(SRC)["missing"] == 0
@@ -390,8 +392,8 @@ def test_claim_all_takes_a_batch_and_commit_all_records_and_moves_it(tmp_path: P
     assert set(other.claim_all(other.pending(SRC)).values()) == {"busy"}
     where = lz.commit_all([(f, 4, 4, 0) for f in files])
     assert [p.name for p in where] == [f.name for f in files] and all(p.is_file() for p in where)
-    assert {r["status"] for r in lz.records(SRC)} == {"processed"}
-    assert lz.processed_sha256(SRC) == {f.sha256 for f in files}
+    assert {r["status"] for r in lz.manifest.records(SRC)} == {"processed"}
+    assert lz.manifest.processed_sha256(SRC) == {f.sha256 for f in files}
 
 
 def test_commit_all_records_all_or_none(tmp_path: Path) -> None:
@@ -401,7 +403,7 @@ def test_commit_all_records_all_or_none(tmp_path: Path) -> None:
     lz.claim_all(files[:2])
     with pytest.raises(LandingError, match="not claimed by a:1"):
         lz.commit_all([(f, 4, 4, 0) for f in files])
-    assert {r["status"] for r in lz.records(SRC)} == {"claimed"}
+    assert {r["status"] for r in lz.manifest.records(SRC)} == {"claimed"}
     assert all(f.path.is_file() for f in files)
     with pytest.raises(LandingError, match="every input row"):
         lz.commit_all([(files[0], 4, 3, 0)])
@@ -420,7 +422,9 @@ def test_claim_all_archives_what_was_processed_meanwhile_and_refuses_copies(
     again = [f for f in late.pending(SRC) if f.name == "again.csv"]
     assert late.claim_all(again) == {"again.csv": "processed"}
     assert not again[0].path.exists()  # archived as a duplicate
-    assert [r["status"] for r in late.records(SRC) if r["name"] == "again.csv"] == ["duplicate"]
+    assert [r["status"] for r in late.manifest.records(SRC) if r["name"] == "again.csv"] == [
+        "duplicate"
+    ]
     copies = _batch(tmp_path / "copies", 1) * 2
     with pytest.raises(LandingError, match="one file per content"):
         LandingZone(tmp_path / "copies").claim_all(copies)
@@ -444,3 +448,6 @@ def test_a_copy_of_a_quarantined_file_is_claimed_in_its_own_right(tmp_path: Path
     batch = ingest.claim_pending(lz, SRC, header_of, "weather_hourly")
     assert sorted(f.name for f in batch.good) == ["b_good.csv", "c_good.csv"]
     assert batch.quarantined == 1 and [f.name for f in batch.deferred] == ["d_copy.csv"]
+    # the quarantined file, as its reject row will have it (transform/rejects.file_rows)
+    assert batch.rejects == [ingest.FileReject("weather_hourly", "bad name",
+                                               "weather/a-badly-named.csv")]  # fmt: skip

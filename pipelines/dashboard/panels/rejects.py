@@ -3,7 +3,7 @@ reason (the twelve most frequent, with when each was last seen, wall time). Tell
 manager whether missing flights are missing or were refused.
 
 Reads ``snap.rejects`` (the newest ``rejects`` documents, capped) and ``snap.rejects_total``
-through ``queries.rejects_summary``; drawn with every new snapshot, not on filter changes.
+through ``health.rejects_summary``; drawn with every new snapshot, not on filter changes.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import ipywidgets as W
 import pandas as pd
 
-from .. import queries as Q
+from .. import health, kpis
 from .. import widgets as H
 from .base import Page, Panel
 
@@ -25,9 +25,9 @@ class RejectsPanel(Panel):
         self.html = self.target = W.HTML()
         self.card(self.html, min_width="340px")
 
-    def draw(self, scope: Q.Scope | None = None) -> None:
+    def draw(self, scope: kpis.Scope | None = None) -> None:
         snap = self.snap
-        summary = Q.rejects_summary(snap.rejects, snap.rejects_total)
+        summary = health.rejects_summary(snap.rejects, snap.rejects_total)
         capped = summary.read < summary.total
         title = H.card_title(
             "Rejected records",

@@ -2,7 +2,7 @@
 months, coloured by average departure delay and sized by flights, beside the ten most
 delayed routes (of those with at least 10 departures when there are any).
 
-Reads ``snap.kpis`` ``kpi_route_monthly`` rows through ``queries.routes``; depends on the
+Reads ``snap.kpis`` ``kpi_route_monthly`` rows through ``analytics.routes``; depends on the
 airports and the months only (a day change within the month leaves it as drawn). A click on a
 route of the table lists its flights of the selected days in "Find flights".
 """
@@ -14,7 +14,7 @@ from typing import Any
 
 import ipywidgets as W
 
-from .. import queries as Q
+from .. import analytics, kpis
 from .. import widgets as H
 from ..charts import RouteMap
 from ..search import Ask
@@ -48,11 +48,11 @@ class RoutesPanel(Panel):
             min_width="860px",
         )
 
-    def drawn_for(self, scope: Q.Scope) -> Any:
+    def drawn_for(self, scope: kpis.Scope) -> Any:
         return scope.airports, tuple(scope.months() or ())
 
-    def draw(self, scope: Q.Scope) -> None:
-        frame = Q.routes(self.snap.kpis, scope)
+    def draw(self, scope: kpis.Scope) -> None:
+        frame = analytics.routes(self.snap.kpis, scope)
         self.map.update(frame)
         months = ", ".join(
             datetime.strptime(m, "%Y-%m").strftime("%b %Y") for m in scope.months() or []

@@ -16,7 +16,9 @@ from typing import Any
 
 import ipywidgets as W
 
-from .. import queries as Q
+from pipelines.core import domain
+
+from .. import kpis
 from .. import widgets as H
 from ..filters import scope_text
 from ..lookups import DayFlights, read_day_flights
@@ -75,7 +77,7 @@ class SearchPanel(Panel):
         held for this snapshot."""
         snap = self.snap
         self.ask = ask
-        days = tuple(search_days(Q.date_range(*self._range()), snap.clock_day))
+        days = tuple(search_days(kpis.date_range(*self._range()), snap.clock_day))
         if self.flights is not None and self._for is snap and self.flights.days == days:
             self.render()
             return
@@ -106,7 +108,7 @@ class SearchPanel(Panel):
     def _range(self) -> tuple[Any, Any]:
         scope = self.page.scope()
         if scope.date_from is None or scope.date_to is None:
-            day = Q.local_date(self.snap.clock) if self.snap.clock else None
+            day = kpis.local_date(self.snap.clock) if self.snap.clock else None
             return day, day
         return scope.date_from, scope.date_to
 
@@ -117,7 +119,7 @@ class SearchPanel(Panel):
             return
         scope = self.page.scope()
         found = answer(held.flights, ask, scope, snap.clock)
-        selected = Q.date_range(*self._range()) if all(self._range()) else []
+        selected = kpis.date_range(*self._range()) if all(self._range()) else []
         capped = len([d for d in selected if not snap.clock_day or d <= snap.clock_day]) > len(
             held.days)  # fmt: skip
         days = ", ".join(held.days) or "—"
@@ -133,7 +135,9 @@ class SearchPanel(Panel):
         if len(found) > LISTED:
             note += f" · the first {LISTED} listed"
         if ask.kind != "search" and snap.clock is not None:
-            note += f" · today up to {snap.clock.astimezone(Q.NY):%H}:59, as the tiles count"
+            note += (
+                f" · today up to {snap.clock.astimezone(domain.NEW_YORK):%H}:59, as the tiles count"
+            )
         # the list first, the note last: when the browser shows the note, the list is there
         if found.empty:
             self.listing.value = H.empty("No flight found in those days.")

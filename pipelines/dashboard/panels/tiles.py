@@ -4,7 +4,7 @@ days (today: up to the replay clock's hour), and a line saying what is compared 
 
 Reads ``snap.kpis`` (the hourly rows: ``kpi_daily``'s, or the stream's newer ``kpi_hourly``
 row of an hour; ``kpi_carrier_daily`` when airlines are selected) through
-``queries.kpi_summary``; keeps the summary in ``state.kpis`` for the "Needs attention" list.
+``analytics.kpi_summary``; keeps the summary in ``state.kpis`` for the "Needs attention" list.
 Redrawn after every batch of the stream (``Dashboard.follow``). A click on a tile lists its
 flights in "Find flights" (``search.TILE_SLICES``; a transparent button over the tile).
 """
@@ -15,9 +15,10 @@ import math
 
 import ipywidgets as W
 
-from .. import queries as Q
+from .. import analytics
 from .. import widgets as H
 from ..filters import scope_text
+from ..kpis import Scope
 from ..search import TILE_SLICES, Ask
 from .base import Page, Panel, hit_box
 
@@ -43,9 +44,9 @@ class KpiTiles(Panel):
     def _drill(self, key: str):
         return lambda: self.page.drill(Ask("tile", key))
 
-    def draw(self, scope: Q.Scope) -> None:
+    def draw(self, scope: Scope) -> None:
         snap = self.snap
-        kpis = Q.kpi_summary(snap.kpis, scope, snap.clock)
+        kpis = analytics.kpi_summary(snap.kpis, scope, snap.clock)
         self.page.state.kpis = kpis
         for key, title in H.TILES:
             extra = ""

@@ -3,7 +3,7 @@ scheduled hour (visibility, precipitation, wind) over every loaded day up to the
 clock's, for the selected airports: whether today's delays are what such weather brings.
 
 Reads ``snap.kpis`` (``kpi_daily`` weather-impact rows and the ``kpi_profile`` sums) through
-``queries.weather_impact``; depends on the airports only.
+``analytics.weather_impact``; depends on the airports only.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 
 import ipywidgets as W
 
-from .. import queries as Q
+from .. import analytics, kpis
 from .. import widgets as H
 from ..charts import WeatherCharts
 from ..state import period_text, until
@@ -34,12 +34,12 @@ class WeatherPanel(Panel):
             min_width="440px",
         )
 
-    def drawn_for(self, scope: Q.Scope) -> Any:
+    def drawn_for(self, scope: kpis.Scope) -> Any:
         return scope.airports
 
-    def draw(self, scope: Q.Scope) -> None:
+    def draw(self, scope: kpis.Scope) -> None:
         snap = self.snap
-        tables = Q.weather_impact(snap.kpis, scope.airports, until(snap))
+        tables = analytics.weather_impact(snap.kpis, scope.airports, until(snap))
         self.charts.update(tables)
         n = float(tables["precip"]["flights"].sum())
         sub = (

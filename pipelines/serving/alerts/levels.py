@@ -15,7 +15,9 @@ from pipelines.serving.readmodels import utc
 STREAM = "flights_stream"  # the pipeline_state document of the stream
 PATHS = ("hot", "lake")
 PATH_NAMES = {"hot": "live board", "lake": "lake path"}
-NEWEST_KEYS = ("newest_event_time", "newest_data_time", "newest_hour", "snapshot_date", "date")
+# a source's newest data time in its ``pipeline_state`` document: the one key every job keeps
+# there (``serving.sinks.set_state``, a ``$max``)
+NEWEST_KEY = "newest_event_time"
 
 
 class Level(Protocol):
@@ -145,7 +147,7 @@ def source_freshness(
     """A source's newest data time, ``updated_at``, replay and wall ages and level (ok /
     amber / red / missing): the header's pill and the ``stale_source`` rule."""
     state = state or {}
-    newest = next((utc(state[k]) for k in NEWEST_KEYS if utc(state.get(k))), None)
+    newest = utc(state.get(NEWEST_KEY))
     updated = utc(state.get("updated_at"))
     wall_age = now - updated if updated else None
     replay_age = clock - newest if (clock and newest) else None

@@ -82,10 +82,9 @@ def stale_sources(inputs: Inputs, sources: Mapping[str, SourceLimits]) -> list[C
         behind = rec["replay_age"]
         words = f"{ago(behind)} behind the replay clock, " if behind is not None else ""
         how = (
-            f"`python -m pipelines service status {source}` (start it if stopped)"
+            f"`tarmac service status {source}` (start it if stopped)"
             if source == STREAM
-            else f"`python -m pipelines runs --job {source}`, then rerun it: "
-            f"`python -m pipelines run {source}`"
+            else f"`tarmac runs --job {source}`, then rerun it: `tarmac run {source}`"
         )
         out.append(Candidate(
             "stale_source", source, rec["level"],
@@ -108,7 +107,7 @@ def stream_behind(inputs: Inputs) -> list[Candidate]:
             "stream_behind", rec["path"], rec["level"],
             f"flights_stream {rec['name']} is {'late' if rec['level'] == 'amber' else 'stale'}: "
             f"last batch {ago(rec['age'])} ago{behind}",
-            "`python -m pipelines service status flights_stream`; if it runs, read its log "
+            "`tarmac service status flights_stream`; if it runs, read its log "
             "(outputs/logs/service-flights_stream-<env>.log); the board lags meanwhile",
             {"path": rec["path"], "age_s": _seconds(rec["age"]), "lag": rec["lag"]},
         ))  # fmt: skip
@@ -132,12 +131,12 @@ def failed_jobs(inputs: Inputs) -> list[Candidate]:
         fails = failures_since(doc, inputs.now - FAILURE_WINDOW)
         facts = {"job": job, "run_id": last.get("run_id"), "status": last.get("status"),
                  "failures_24h": fails}  # fmt: skip
-        rerun = f"read its report (`python -m pipelines runs --job {job}`), fix the cause"
+        rerun = f"read its report (`tarmac runs --job {job}`), fix the cause"
         if run_failed(last.get("status")):
             error = str(last.get("error") or "")[:300]
             out.append(Candidate(
                 "failed_job", job, "red", f"{job}: last run {last.get('status')} — {error}",
-                f"{rerun}, then rerun: `python -m pipelines run {job}`", {**facts, "error": error},
+                f"{rerun}, then rerun: `tarmac run {job}`", {**facts, "error": error},
             ))  # fmt: skip
         elif fails:
             out.append(Candidate(
