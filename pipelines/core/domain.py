@@ -5,6 +5,7 @@ imports them without pulling in an engine."""
 
 from __future__ import annotations
 
+from datetime import date, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
@@ -66,3 +67,10 @@ ISO_UTC_SPARK = "yyyy-MM-dd'T'HH:mm:ssX"
 
 HOUR_KEY_PY = "%Y-%m-%dT%H:%MZ"
 HOUR_KEY_SPARK = "yyyy-MM-dd'T'HH:mm'Z'"
+
+
+def days_of_month(month: str) -> list[str]:
+    """Every ``YYYY-MM-DD`` of ``month`` (``YYYY-MM``)."""
+    first = date.fromisoformat(month + "-01")
+    nxt = (first + timedelta(days=32)).replace(day=1)
+    return [(first + timedelta(days=i)).isoformat() for i in range((nxt - first).days)]

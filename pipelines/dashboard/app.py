@@ -310,7 +310,11 @@ class Dashboard(Following, Sharing):
 
         def apply(result: kpis.Rows | BaseException) -> None:
             self._pending -= asked
-            if snap is not self.state.snap:  # a newer snapshot draws (and reads) for itself
+            if snap is not self.state.snap:
+                # a newer snapshot landed meanwhile: it skipped what was being read here, so
+                # its scope is drawn now, reading again what it still lacks
+                if self.state.snap is not None:
+                    self.guarded(lambda: self._draw_scope(rejects))
                 return
             if isinstance(result, BaseException):
                 self.busy.value = ""

@@ -19,8 +19,8 @@ from pyspark.sql import functions as F
 
 from pipelines.core.config import Settings
 from pipelines.lake import tables
-from pipelines.serving import documents
-from pipelines.serving.publish import REFERENCE_SCHEMAS, WEATHER_SCHEMA, versions
+from pipelines.lake.recompute import REFERENCE_SCHEMAS, WEATHER_SCHEMA, versions
+from pipelines.transform import flight_state
 
 log = structlog.get_logger(__name__)
 
@@ -74,7 +74,7 @@ class Enrichment:
         if newest is None:
             return weather
         first = (datetime.fromisoformat(newest) - timedelta(days=WEATHER_DAYS - 1)).date()
-        return documents.flight_weather(weather.where(F.col("day") >= first.isoformat()))
+        return flight_state.flight_weather(weather.where(F.col("day") >= first.isoformat()))
 
     def _held(self, frame: DataFrame) -> DataFrame:
         """``frame``'s rows as a local relation of the driver's plan: a broadcast join with it

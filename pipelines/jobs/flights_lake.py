@@ -31,7 +31,7 @@ from pipelines.core import faults, reconcile
 from pipelines.core.config import Settings
 from pipelines.core.exceptions import TarmacError
 from pipelines.jobs.stream_health import batch_record, kafka_lag
-from pipelines.lake import tables
+from pipelines.lake import recompute, tables
 from pipelines.serving import publish, sinks
 from pipelines.stack import kafka_io
 from pipelines.stack.spark import use_pool
@@ -142,7 +142,7 @@ class Publisher:
     3-4 min beside the stream made one refresh lose five times in a row, which ended the
     stream's lake path (a restart by its supervisor) before this. Any other failure is
     raised in the next batch and when the stream ends. Dates a killed stream left
-    unrefreshed are found at start (``publish.pending_dates``)."""
+    unrefreshed are found at start (``recompute.pending_dates``)."""
 
     def __init__(
         self, spark: SparkSession, settings: Settings, pending: list[str], interval_s: float = 0
@@ -191,7 +191,7 @@ class Publisher:
             try:
                 # the profile with every refresh: it is the dashboard's index of changed days
                 steps = publish.refresh(self.spark, self.settings, dates,
-                                        inputs=publish.INPUTS[1:])  # fmt: skip
+                                        inputs=recompute.INPUTS[1:])  # fmt: skip
             except BaseException as exc:  # noqa: BLE001 - raised in the stream's thread
                 if tables.is_conflict(exc) and lost + 1 < CONFLICT_ROUNDS:
                     lost += 1

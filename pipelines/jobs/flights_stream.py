@@ -41,7 +41,8 @@ from pipelines.jobs.enrichment import Enrichment
 from pipelines.jobs.flights_lake import JOB, PUBLISH_EVERY_S, Publisher, StreamResult
 from pipelines.jobs.params import StreamParams, trigger_options
 from pipelines.jobs.path_process import PathProcess
-from pipelines.serving import publish, sinks
+from pipelines.lake import recompute
+from pipelines.serving import sinks
 from pipelines.stack.spark import build_session, read_kafka
 from pipelines.transform import flight_state
 
@@ -140,7 +141,7 @@ def run(
             restarts[BOARD] = start
 
         if lake and not lake_process:
-            publisher = Publisher(spark, settings, publish.pending_dates(spark, settings),
+            publisher = Publisher(spark, settings, recompute.pending_dates(spark, settings),
                                   interval_s=PUBLISH_EVERY_S if realtime else 0)  # fmt: skip
             source = kafka_reader(spark, settings, max_offsets_per_trigger)
             queries.append(flights_lake.start_lake(spark, settings, source, checkpoint,

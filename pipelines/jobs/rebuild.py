@@ -47,7 +47,7 @@ from pipelines.core import faults, logs
 from pipelines.core.config import Settings
 from pipelines.jobs import weather_hourly
 from pipelines.jobs.params import RebuildParams
-from pipelines.lake import tables
+from pipelines.lake import recompute, tables
 from pipelines.serving import publish
 from pipelines.stack.spark import build_session
 
@@ -145,14 +145,14 @@ def run(
         bar.set_postfix_str(f"{month} ({len(month_dates)} dates)")
         c0 = time.monotonic()
         if newest_hour is not None:
-            days = publish.weather_days(month_dates)
+            days = recompute.weather_days(month_dates)
             tables.retrying(
                 lambda d=days: weather_hourly.clean_days(settings, spark, d, newest_hour),
                 "clean weather",
             )
         steps["weather"] = steps.get("weather", 0.0) + time.monotonic() - c0
         for name, seconds in publish.refresh(
-            spark, settings, month_dates, newest=newest_event, profile=False
+            spark, settings, month_dates, publish.Board(newest=newest_event), profile=False
         ).items():
             steps[name] = steps.get(name, 0.0) + seconds
         _record(spark, settings, run_id, key, month)

@@ -104,7 +104,7 @@ def _write(run: FileRun, cleaned: DataFrame, keep: tuple[str, ...]) -> datetime:
         ).distinct().collect()
     ]  # fmt: skip
     hours = accepted.select("origin", F.col("hour_utc").alias("sched_hour_utc")).distinct()
-    steps = publish.refresh(spark, settings, dates, hours)
+    steps = publish.refresh(spark, settings, dates, publish.Board(hours))
     faults.point("weather.before_commit")  # tests: rows written, files not moved
     accepted.unpersist()
     log.info("weather_hourly.refreshed", dates=len(dates),

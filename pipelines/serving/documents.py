@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from pipelines.core.domain import HOUR_KEY_SPARK, MEASURES, WEATHER_FIELDS
+from pipelines.core.domain import HOUR_KEY_SPARK, MEASURES
 from pipelines.serving.readmodels import FLIGHT_FIELDS, PROFILE_ID, SCORE_FIELDS
 from pipelines.transform.rejects import EXCERPT_CHARS
 
@@ -188,9 +188,3 @@ def reject_docs(rejects: DataFrame) -> DataFrame:
         F.substring(F.coalesce("excerpt", F.lit("")), 1, EXCERPT_CHARS).alias("excerpt"),
         "at",
     )  # fmt: skip
-
-
-def flight_weather(weather: DataFrame) -> DataFrame:
-    """Clean weather rows as ``flight_state.enrich`` joins them (origin, hour, the fields a flight
-    carries)."""
-    return weather.select("origin", "hour_utc", *WEATHER_FIELDS)

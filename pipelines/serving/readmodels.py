@@ -251,10 +251,3 @@ def hours_of_date(day: str) -> list[datetime]:
 def board_keys(dates: Iterable[str], origins: Iterable[str] = ORIGINS) -> list[str]:
     """``flights_by_hour`` ids of every hour of ``dates`` at ``origins``."""
     return [hour_key(o, h) for d in sorted(set(dates)) for h in hours_of_date(d) for o in origins]
-
-
-def days_of_month(month: str) -> list[str]:
-    """Every ``YYYY-MM-DD`` of ``month`` (``YYYY-MM``)."""
-    first = date.fromisoformat(month + "-01")
-    nxt = (first + timedelta(days=32)).replace(day=1)
-    return [(first + timedelta(days=i)).isoformat() for i in range((nxt - first).days)]

@@ -235,3 +235,9 @@ def enrich(
                  & (F.col("sched_hour_utc") == F.col("w_hour")), "left")
         .drop("w_origin", "w_hour")
     )  # fmt: skip
+
+
+def flight_weather(weather: DataFrame) -> DataFrame:
+    """Clean weather rows as ``flight_state.enrich`` joins them (origin, hour, the fields a flight
+    carries)."""
+    return weather.select("origin", "hour_utc", *WEATHER_FIELDS)

@@ -217,3 +217,59 @@ def test_a_batch_of_the_next_day_refreshes_the_whole_page(live_db) -> None:
     assert page.state.live.dates == ["2013-03-21"] and page.state.live.seen is None
     read = page.follow()  # the new day's hours started by the clock (00:00), by _id
     assert read.full and set(read.hot["date"]) == {"2013-03-21"} and len(read.hot) == 3
+
+
+def test_a_refresh_landing_while_a_filter_reads_its_days_still_draws_the_filter(live_db) -> None:
+    """A refresh started before the duty manager picks "Last 7 days" lands while the days the
+    period needs are still being read: the page draws the 7 days once they arrive (it used to
+    drop them as read for an older snapshot and kept showing today). Both reads are real
+    (MongoDB); the test only holds each back until the moment of the race."""
+    import asyncio
+    import threading
+
+    from pipelines.dashboard import Dashboard
+
+    settings, _, _ = live_db
+    alone = Dashboard(settings, now=lambda: NOW)  # no kernel loop: every read in the caller
+    alone.refresh()
+    alone.filters.w_period.value = "Last 7 days"
+    want = alone.state.kpis.value
+    assert want["flights"] > 0 and alone.scope().date_from == date(2013, 3, 14)
+
+    page = Dashboard(settings, now=lambda: NOW)
+    page.refresh()
+    today = page.state.kpis.value
+    assert today["flights"] < want["flights"]
+    gates = {"snapshot": threading.Event(), "more": threading.Event()}
+
+    def held(name: str, read):
+        def wait_then_read(*args):
+            assert gates[name].wait(60), f"{name} was never released"
+            return read(*args)
+
+        return wait_then_read
+
+    page.reader.snapshot = held("snapshot", page.reader.snapshot)
+    page.reader.more = held("more", page.reader.more)
+
+    async def until(ready, what: str) -> None:
+        for _ in range(600):
+            if ready():
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"never {what}")
+
+    async def race() -> None:
+        first = page.state.snap
+        page.refresh(background=True)  # reads today's dates, held
+        page.filters.w_period.value = "Last 7 days"  # reads the 6 days before, held
+        assert page._pending
+        gates["snapshot"].set()
+        await until(lambda: page.state.snap is not first, "drew the refresh")
+        gates["more"].set()
+        await until(lambda: not page._pending and not page.state.loading, "settled")
+        await asyncio.sleep(0.2)  # a draw scheduled by the last read
+
+    asyncio.run(race())
+    assert page.scope() == alone.scope()
+    assert page.state.kpis.value == pytest.approx(want, nan_ok=True)
