@@ -218,7 +218,7 @@ def measure(
         result["skipped"] = (
             f"no kpi_profile in database {database!r} (env {env}; "
             f"{counts.get(RM.BOARD, 0)} flight buckets): nothing to measure yet, load a "
-            "window first (pipelines.orchestration.pipeline.load_window or `make demo`)"
+            "window first (pipelines.orchestration.loader.load_window or `make demo`)"
         )
         out.write_text(json.dumps(result, indent=2))
         print(result["skipped"])

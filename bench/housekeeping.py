@@ -33,7 +33,7 @@ from pathlib import Path
 from pipelines.core import config, logs
 from pipelines.core.config import REPO_ROOT
 from pipelines.jobs import registry
-from pipelines.orchestration import pipeline
+from pipelines.orchestration import loader
 from pipelines.stack import kafka_io, mongo
 
 
@@ -98,7 +98,7 @@ def main() -> None:
         t0 = time.monotonic()
         events = 0
         for start in (day, day + timedelta(hours=12)):
-            done = pipeline.load_window(settings, start, start + timedelta(hours=12))
+            done = loader.load_window(settings, start, start + timedelta(hours=12))
             events += done["replay"]["sent"]["flights"]
         loaded = time.monotonic() - t0
         topic = settings.kafka.topic("flights").name

@@ -50,12 +50,12 @@ def cmd_jobs(args: argparse.Namespace) -> int:
 
 
 def cmd_pipeline(args: argparse.Namespace) -> int:
-    from pipelines.orchestration import pipeline
+    from pipelines.orchestration import loader
     from pipelines.stack import control
 
     settings = config.load(args.env)
     control.up(settings)
-    result = pipeline.load_window(
+    result = loader.load_window(
         settings, args.start, args.end, progress=not args.no_progress, echo=not args.json
     )
     if args.json:

@@ -40,9 +40,9 @@ from pipelines.core.domain import ORIGINS
 from pipelines.serving import readmodels as RM
 from pipelines.stack import mongo
 
-from .documents import BOARD_FIELDS, board_frame, daily_rows, month_rows, profile_of
+from .decode import BOARD_FIELDS, board_frame, daily_rows, month_rows, profile_of
 from .health import JOBS, REJECTS_CAP
-from .kpis import Kpis, Profile, Rows, Scope, frame_of, local_date, utc
+from .kpi_frames import Kpis, Profile, Rows, Scope, frame_of, local_date, utc
 from .live import BOARD_AFTER, BOARD_BEFORE, board_window
 
 CONSISTENCY_ROUNDS = 3  # profile / kpi_daily re-reads when a batch lands during a read
