@@ -23,10 +23,10 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
+from pipelines.clients import kafka_io, mongo
 from pipelines.core import config, logs
 from pipelines.core.config import REPO_ROOT
 from pipelines.orchestration import loader
-from pipelines.stack import kafka_io, mongo
 
 TARGET_S = 180.0  # the full year, wall time, 2 cores
 

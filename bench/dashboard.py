@@ -36,12 +36,13 @@ import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 
+from pipelines.clients import mongo
 from pipelines.core import config
 from pipelines.core.config import REPO_ROOT, DashboardSettings
 from pipelines.core.exceptions import ServiceUnavailableError
 from pipelines.dashboard.browser import launch
 from pipelines.serving import readmodels as RM
-from pipelines.stack import mongo, voila
+from pipelines.stack import voila
 
 TARGET_FIRST_RENDER_S = 1.0
 TARGET_FILTER_P95_MS = 100.0

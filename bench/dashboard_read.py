@@ -31,12 +31,12 @@ import uuid
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+from pipelines.clients import mongo
 from pipelines.core import config
 from pipelines.core.config import REPO_ROOT
 from pipelines.dashboard import health, kpi_frames, queries
 from pipelines.orchestration import jobhealth
 from pipelines.serving import readmodels as RM
-from pipelines.stack import mongo
 
 sys.path.insert(0, str(REPO_ROOT))  # the documents' builder of the tests
 from tests import serving_docs as S  # noqa: E402

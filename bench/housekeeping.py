@@ -30,11 +30,11 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from pipelines.clients import kafka_io, mongo
 from pipelines.core import config, logs
 from pipelines.core.config import REPO_ROOT
 from pipelines.jobs import registry
 from pipelines.orchestration import loader
-from pipelines.stack import kafka_io, mongo
 
 
 def lake_size(root: Path) -> dict[str, int]:

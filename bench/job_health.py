@@ -30,13 +30,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from pipelines.clients import mongo
 from pipelines.core import config
 from pipelines.core.config import REPO_ROOT
 from pipelines.dashboard import health, kpi_frames, queries
 from pipelines.dashboard.health import pipeline_health
 from pipelines.orchestration.ledger import Ledger
 from pipelines.serving import readmodels as RM
-from pipelines.stack import mongo
 
 TARGET_MS = 50.0
 PROJ = {"job": 1, "status": 1, "start": 1, "end": 1, "error": 1}

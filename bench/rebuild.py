@@ -27,11 +27,11 @@ import uuid
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+from pipelines.clients import kafka_io, mongo
 from pipelines.core import config, logs
 from pipelines.core.config import REPO_ROOT
 from pipelines.jobs import rebuild
 from pipelines.orchestration import loader
-from pipelines.stack import kafka_io, mongo
 
 TARGET_S = 90.0  # the full year, wall time, 2 cores
 SERVING = ["flights_by_hour", "kpi_hourly", "kpi_daily", "kpi_route_monthly", "kpi_profile",

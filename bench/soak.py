@@ -63,13 +63,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python bench/so
 from bench import soak_parts as P  # noqa: E402
 from bench.latency_stream import machine, summary  # noqa: E402
 from bench.latency_track import consumer, utc  # noqa: E402
+from pipelines.clients import kafka_io, mongo
 from pipelines.core import config, logs  # noqa: E402
 from pipelines.core.config import REPO_ROOT  # noqa: E402
 from pipelines.dashboard import queries  # noqa: E402
 from pipelines.jobs.housekeeping import full_vacuum_today  # noqa: E402
 from pipelines.orchestration import demo, service  # noqa: E402
 from pipelines.serving import readmodels as RM  # noqa: E402
-from pipelines.stack import kafka_io, mongo, voila  # noqa: E402
+from pipelines.stack import voila  # noqa: E402
 from pipelines.stack.services import stop_group  # noqa: E402
 
 SERVICES = ("flights_stream", "alerts")

@@ -32,9 +32,9 @@ from typing import Any
 import pandas as pd
 from pymongo.database import Database
 
+from pipelines.clients import mongo
 from pipelines.core.config import Settings
 from pipelines.serving import readmodels as RM
-from pipelines.stack import mongo
 
 from . import kpi_frames, queries
 from .decode import board_frame, hourly_frame

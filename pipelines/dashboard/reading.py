@@ -23,9 +23,9 @@ import pandas as pd
 from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
+from pipelines.clients import mongo
 from pipelines.core.config import Settings
 from pipelines.core.exceptions import ServiceUnavailableError
-from pipelines.stack import mongo
 
 from . import kpi_frames, queries
 

@@ -34,6 +34,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
 
+from pipelines.clients.spark import build_session, read_kafka
 from pipelines.core.config import Settings
 from pipelines.core.exceptions import TarmacError, unavailable
 from pipelines.jobs import flights_board, flights_lake
@@ -43,7 +44,6 @@ from pipelines.jobs.params import StreamParams, trigger_options
 from pipelines.jobs.path_process import PathProcess
 from pipelines.lake import recompute
 from pipelines.serving import sinks
-from pipelines.stack.spark import build_session, read_kafka
 from pipelines.transform import flight_state
 
 log = structlog.get_logger(__name__)

@@ -28,11 +28,11 @@ import pandas as pd
 import psutil
 import pytest
 
+from pipelines.clients import mongo
 from pipelines.core.config import REPO_ROOT, DashboardSettings, Settings
 from pipelines.dashboard.browser import CHROMIUM, SYSTEM_DEPS, launch
 from pipelines.orchestration import jobhealth
 from pipelines.sources import events, nycflights13
-from pipelines.stack import mongo
 from pipelines.stack import voila as voila_server
 from pipelines.stack.services import stop_group
 from tests import serving_docs

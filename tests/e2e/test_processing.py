@@ -26,14 +26,14 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import pytest
 
+from pipelines.clients import mongo
+from pipelines.clients.spark import build_session
 from pipelines.core.config import Settings
 from pipelines.core.domain import MEASURES
 from pipelines.lake import tables
 from pipelines.orchestration import loader
 from pipelines.serving import readmodels
 from pipelines.sources import nycflights13
-from pipelines.stack import mongo
-from pipelines.stack.spark import build_session
 from tests.cluster_fixture import spark_cluster  # noqa: F401
 from tests.conftest import isolate, write_parameters
 

@@ -15,6 +15,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
+from pipelines.clients import mongo
 from pipelines.core import domain
 from pipelines.core.config import Settings
 from pipelines.dashboard import kpi_frames, queries
@@ -23,7 +24,6 @@ from pipelines.dashboard.health import stream_levels
 from pipelines.dashboard.live import board_window, hour_ids, marks
 from pipelines.dashboard.state import Live
 from pipelines.serving import readmodels as RM
-from pipelines.stack import mongo
 from tests import serving_docs as S
 from tests.integration.test_dashboard_reads import frames, reference_summary
 

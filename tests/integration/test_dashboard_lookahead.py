@@ -15,6 +15,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from pymongo import MongoClient, monitoring
 
+from pipelines.clients import mongo
 from pipelines.core import domain
 from pipelines.core.config import Settings
 from pipelines.dashboard import kpi_frames, queries
@@ -22,7 +23,6 @@ from pipelines.dashboard import lookups as L
 from pipelines.dashboard.ahead import AHEAD_MAX, ahead_table
 from pipelines.dashboard.search import Ask, answer, flights_frame
 from pipelines.serving import readmodels as RM
-from pipelines.stack import mongo
 from tests import serving_docs as S
 
 pytestmark = pytest.mark.integration

@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime, timedelta
 import pandas as pd
 import pytest
 
+from pipelines.clients import mongo
 from pipelines.core import domain
 from pipelines.core.config import Settings
 from pipelines.dashboard import analytics, queries
@@ -20,7 +21,6 @@ from pipelines.dashboard.health import FreshnessRule, freshness, pipeline_health
 from pipelines.dashboard.kpi_frames import Kpis, Scope, local_date
 from pipelines.jobs import registry
 from pipelines.orchestration.ledger import Ledger
-from pipelines.stack import mongo
 from tests import serving_docs
 
 pytestmark = pytest.mark.integration

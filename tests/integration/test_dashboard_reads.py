@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from pipelines.clients import mongo
 from pipelines.core import domain
 from pipelines.core.config import Settings
 from pipelines.dashboard import analytics, decode, queries
@@ -37,7 +38,6 @@ from pipelines.dashboard.kpi_frames import (
     rollup,
     summarize,
 )
-from pipelines.stack import mongo
 from tests import serving_docs as S
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)

@@ -27,11 +27,11 @@ from datetime import UTC, datetime
 import pytest
 from kafka import KafkaConsumer
 
+from pipelines.clients import kafka_io, mongo
 from pipelines.core.config import Settings
 from pipelines.jobs import flights_stream
 from pipelines.orchestration import loader
 from pipelines.serving import readmodels
-from pipelines.stack import kafka_io, mongo
 from tests.conftest import isolate
 
 pytestmark = pytest.mark.integration

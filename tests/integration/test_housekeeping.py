@@ -17,11 +17,11 @@ import nbformat
 import pytest
 from pyspark.sql import functions as F
 
+from pipelines.clients import kafka_io, mongo
 from pipelines.core import config
 from pipelines.core.config import DAY_MS, Settings
 from pipelines.lake import tables
 from pipelines.orchestration import runner
-from pipelines.stack import kafka_io, mongo
 
 pytestmark = pytest.mark.integration
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pipelines.clients.spark import read_kafka
 from pipelines.core import config
-from pipelines.stack.spark import read_kafka
 
 
 class _Reader:
