@@ -24,6 +24,7 @@ import argparse
 import json
 import os
 import shutil
+import sys
 import tempfile
 import time
 import uuid
@@ -35,6 +36,9 @@ from pipelines.core import config, logs
 from pipelines.core.config import REPO_ROOT
 from pipelines.jobs import registry
 from pipelines.orchestration import loader
+
+sys.path.insert(0, str(REPO_ROOT))  # the tests' Delta ageing
+from tests import delta_age  # noqa: E402
 
 
 def lake_size(root: Path) -> dict[str, int]:
@@ -55,16 +59,7 @@ def unreferenced(root: Path) -> dict[str, int]:
 
 
 def age(root: Path, days: int) -> None:
-    old = datetime.now(UTC) - timedelta(days=days)
-    for commit in root.rglob("_delta_log/*.json"):
-        actions = [json.loads(line) for line in commit.read_text().splitlines() if line]
-        for action in actions:
-            if "remove" in action:
-                action["remove"]["deletionTimestamp"] = int(old.timestamp() * 1000)
-        commit.write_text("".join(json.dumps(a) + "\n" for a in actions))
-        commit.with_name(f".{commit.name}.crc").unlink(missing_ok=True)
-    for path in [*root.rglob("*.parquet"), *root.rglob("_delta_log/*.json")]:
-        os.utime(path, (old.timestamp(), old.timestamp()))  # a commit's time is its file's
+    delta_age.age_table(root, datetime.now(UTC) - timedelta(days=days))
 
 
 def housekeeping(settings: config.Settings, vacuum_mode: str) -> dict:

@@ -57,8 +57,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import pymongo
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python bench/soak.py`
 from bench import soak_parts as P  # noqa: E402
 from bench.latency_stream import machine, summary  # noqa: E402
@@ -97,11 +95,9 @@ class Soak:
         os.environ["TARMAC_PARAMETERS_DIR"] = str(self.params)
         os.environ["TARMAC_OUTPUTS_DIR"] = str(self.outputs)
         os.environ.pop("MONGO_DATABASE", None)
-        mongo.database(self.settings)  # it answers, or a clear error
-        # its own client, whose reads give up after 2 min: a server that stops answering ends
-        # the soak with that error (and everything stopped) rather than hanging its drain
-        self.db = pymongo.MongoClient(self.settings.mongo.uri, socketTimeoutMS=120_000,
-                                      tz_aware=True)[self.settings.mongo.database]  # fmt: skip
+        # it answers (or a clear error); its reads give up after 2 min: a server that stops
+        # answering ends the soak with that error (and everything stopped) rather than hanging
+        self.db = mongo.database(self.settings, socket_timeout_ms=120_000)
         self.start = args.start
         self.end = args.start + timedelta(days=args.days)
         self.speed = args.speed or args.days * 86400 / (args.minutes * 60)
