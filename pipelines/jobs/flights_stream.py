@@ -59,7 +59,7 @@ def kafka_reader(
     spark: SparkSession, settings: Settings, max_offsets: int | None,
     options: dict[str, str] | None = None,
 ) -> DataFrame:  # fmt: skip
-    """The flight events topic as a streaming frame (``stack/spark.read_kafka``)."""
+    """The flight events topic as a streaming frame (``clients/spark.read_kafka``)."""
     return read_kafka(spark, settings, settings.kafka.topic("flights").name, max_offsets, options)
 
 

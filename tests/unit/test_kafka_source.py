@@ -1,4 +1,4 @@
-"""The one Kafka source of the streaming jobs (``stack/spark.read_kafka``), on a recording
+"""The one Kafka source of the streaming jobs (``clients/spark.read_kafka``), on a recording
 stand-in for ``spark.readStream`` (the real source runs in ``tests/integration``)."""
 
 from __future__ import annotations
