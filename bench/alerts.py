@@ -32,11 +32,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from pipelines.clients import mongo
 from pipelines.core import config
 from pipelines.core.config import REPO_ROOT, Settings
 from pipelines.jobs import registry
 from pipelines.serving import readmodels as RM
-from pipelines.stack import mongo
 
 CLOCK = datetime(2013, 1, 8, 15, 0)
 HOUR = datetime(2013, 1, 8, 14, 0)

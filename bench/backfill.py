@@ -23,10 +23,10 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
+from pipelines.clients import kafka_io, mongo
 from pipelines.core import config, logs
 from pipelines.core.config import REPO_ROOT
-from pipelines.orchestration import pipeline
-from pipelines.stack import kafka_io, mongo
+from pipelines.orchestration import loader
 
 TARGET_S = 180.0  # the full year, wall time, 2 cores
 
@@ -54,7 +54,7 @@ def main() -> None:
         tmp = Path(tempfile.mkdtemp(prefix="tarmac-bench-"))
         settings = base.isolated(tag, tmp, database=f"bench_{tag}")
         t0 = time.monotonic()
-        result = pipeline.load_window(settings, datetime(2013, 1, 1, tzinfo=UTC), end,
+        result = loader.load_window(settings, datetime(2013, 1, 1, tzinfo=UTC), end,
                                       progress=True)  # fmt: skip
         total = time.monotonic() - t0
         db = mongo.database(settings)

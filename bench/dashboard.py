@@ -36,12 +36,13 @@ import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 
+from pipelines.clients import mongo
 from pipelines.core import config
 from pipelines.core.config import REPO_ROOT, DashboardSettings
 from pipelines.core.exceptions import ServiceUnavailableError
 from pipelines.dashboard.browser import launch
 from pipelines.serving import readmodels as RM
-from pipelines.stack import mongo, voila
+from pipelines.stack import voila
 
 TARGET_FIRST_RENDER_S = 1.0
 TARGET_FILTER_P95_MS = 100.0
@@ -218,7 +219,7 @@ def measure(
         result["skipped"] = (
             f"no kpi_profile in database {database!r} (env {env}; "
             f"{counts.get(RM.BOARD, 0)} flight buckets): nothing to measure yet, load a "
-            "window first (pipelines.orchestration.pipeline.load_window or `make demo`)"
+            "window first (pipelines.orchestration.loader.load_window or `make demo`)"
         )
         out.write_text(json.dumps(result, indent=2))
         print(result["skipped"])

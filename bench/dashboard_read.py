@@ -31,12 +31,12 @@ import uuid
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+from pipelines.clients import mongo
 from pipelines.core import config
 from pipelines.core.config import REPO_ROOT
-from pipelines.dashboard import health, kpis, queries
+from pipelines.dashboard import health, kpi_frames, queries
 from pipelines.orchestration import jobhealth
 from pipelines.serving import readmodels as RM
-from pipelines.stack import mongo
 
 sys.path.insert(0, str(REPO_ROOT))  # the documents' builder of the tests
 from tests import serving_docs as S  # noqa: E402
@@ -76,7 +76,7 @@ def seed(db, clock: datetime, buckets: str) -> tuple[dict, dict[str, float]]:
     started = time.perf_counter()
     days = [date.fromordinal(date(2013, 1, 1).toordinal() + i).isoformat() for i in range(365)]
     if buckets == "near":
-        day = kpis.local_date(clock)
+        day = kpi_frames.local_date(clock)
         days = [(day + timedelta(days=k)).isoformat() for k in (-1, 0, 1)]
     n = 0
     for i, day in enumerate(days):
@@ -231,7 +231,7 @@ def main() -> int:
         rewrite_day(db, data, unchanged.clock_day)
         moved, seconds = timed(lambda: queries.load_snapshot(db, now, previous=unchanged))
         result["refresh_one_day_changed"] = {"s": seconds, "documents_read": dict(moved.reads)}
-        everything = kpis.Scope(date_from=date(2013, 1, 1), date_to=date(2013, 12, 31))
+        everything = kpi_frames.Scope(date_from=date(2013, 1, 1), date_to=date(2013, 12, 31))
         dates, months = moved.needed(everything)
         rows, seconds = timed(lambda: queries.read_more(db, dates, months))
         result["all_loaded_on_demand"] = {"s": seconds, "days": len(dates), "months": len(months)}

@@ -29,10 +29,10 @@ from pathlib import Path
 
 from pyspark.ml import PipelineModel
 
+from pipelines.clients.spark import build_session
 from pipelines.core import config
 from pipelines.core.config import REPO_ROOT
 from pipelines.lake import models
-from pipelines.stack.spark import build_session
 from pipelines.transform import delay_features, delay_model, delay_scoring
 
 

@@ -24,17 +24,21 @@ import argparse
 import json
 import os
 import shutil
+import sys
 import tempfile
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from pipelines.clients import kafka_io, mongo
 from pipelines.core import config, logs
 from pipelines.core.config import REPO_ROOT
 from pipelines.jobs import registry
-from pipelines.orchestration import pipeline
-from pipelines.stack import kafka_io, mongo
+from pipelines.orchestration import loader
+
+sys.path.insert(0, str(REPO_ROOT))  # the tests' Delta ageing
+from tests import delta_age  # noqa: E402
 
 
 def lake_size(root: Path) -> dict[str, int]:
@@ -55,16 +59,7 @@ def unreferenced(root: Path) -> dict[str, int]:
 
 
 def age(root: Path, days: int) -> None:
-    old = datetime.now(UTC) - timedelta(days=days)
-    for commit in root.rglob("_delta_log/*.json"):
-        actions = [json.loads(line) for line in commit.read_text().splitlines() if line]
-        for action in actions:
-            if "remove" in action:
-                action["remove"]["deletionTimestamp"] = int(old.timestamp() * 1000)
-        commit.write_text("".join(json.dumps(a) + "\n" for a in actions))
-        commit.with_name(f".{commit.name}.crc").unlink(missing_ok=True)
-    for path in [*root.rglob("*.parquet"), *root.rglob("_delta_log/*.json")]:
-        os.utime(path, (old.timestamp(), old.timestamp()))  # a commit's time is its file's
+    delta_age.age_table(root, datetime.now(UTC) - timedelta(days=days))
 
 
 def housekeeping(settings: config.Settings, vacuum_mode: str) -> dict:
@@ -98,7 +93,7 @@ def main() -> None:
         t0 = time.monotonic()
         events = 0
         for start in (day, day + timedelta(hours=12)):
-            done = pipeline.load_window(settings, start, start + timedelta(hours=12))
+            done = loader.load_window(settings, start, start + timedelta(hours=12))
             events += done["replay"]["sent"]["flights"]
         loaded = time.monotonic() - t0
         topic = settings.kafka.topic("flights").name

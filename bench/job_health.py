@@ -30,13 +30,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from pipelines.clients import mongo
 from pipelines.core import config
 from pipelines.core.config import REPO_ROOT
-from pipelines.dashboard import health, kpis, queries
+from pipelines.dashboard import health, kpi_frames, queries
 from pipelines.dashboard.health import pipeline_health
 from pipelines.orchestration.ledger import Ledger
 from pipelines.serving import readmodels as RM
-from pipelines.stack import mongo
 
 TARGET_MS = 50.0
 PROJ = {"job": 1, "status": 1, "start": 1, "end": 1, "error": 1}
@@ -45,7 +45,7 @@ PROJ = {"job": 1, "status": 1, "start": 1, "end": 1, "error": 1}
 def read_before(db, now: datetime) -> pd.DataFrame:
     """The page's former read (``queries.read_runs``): 8 days of ``pipeline_runs``."""
     cursor = db[RM.RUNS].find({"start": {"$gte": now - timedelta(days=8)}}, PROJ)
-    frame = kpis.frame_of(cursor, PROJ)
+    frame = kpi_frames.frame_of(cursor, PROJ)
     for c in ("start", "end"):
         frame[c] = pd.to_datetime(frame[c], utc=True, errors="coerce")
     return frame

@@ -32,10 +32,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python bench/...`
 from bench.latency_stream import machine, summary  # noqa: E402
+from pipelines.clients.spark import build_session  # noqa: E402
 from pipelines.core import config, logs  # noqa: E402
 from pipelines.core.config import REPO_ROOT, Settings  # noqa: E402
 from pipelines.jobs.flights_board import KAFKA_FETCH_WAIT_MS  # noqa: E402
-from pipelines.stack.spark import build_session  # noqa: E402
 
 
 def measure(spark: Any, settings: Settings, wait_ms: int | None, args: argparse.Namespace,

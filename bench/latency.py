@@ -68,10 +68,11 @@ from bench import latency_stream as S  # noqa: E402
 from bench import page_watch  # noqa: E402
 from bench.latency_report import print_summary, report  # noqa: E402
 from bench.latency_track import STAGES, Tracker, consumer, utc  # noqa: E402
+from pipelines.clients import kafka_io
 from pipelines.core import config, logs  # noqa: E402
 from pipelines.core.config import REPO_ROOT, Settings  # noqa: E402
 from pipelines.sources import replay  # noqa: E402
-from pipelines.stack import kafka_io, mongo  # noqa: E402
+from pipelines.stack import mongo  # noqa: E402
 
 
 def _window(settings: Settings, start: datetime, warmup: int, events: int) -> list[datetime]:

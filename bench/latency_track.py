@@ -37,10 +37,10 @@ from typing import Any
 import orjson
 from kafka import KafkaConsumer, TopicPartition
 
+from pipelines.clients import mongo
 from pipelines.core.config import Settings
 from pipelines.core.domain import STATUS_RANK
 from pipelines.serving import readmodels as RM
-from pipelines.stack import mongo
 
 STAGES = ("board", "hour", "day")
 READ_THREADS = 4  # lookups by _id in flight at once, as the page does

@@ -21,10 +21,11 @@ from pathlib import Path
 
 import orjson
 
+from pipelines.clients import kafka_io
 from pipelines.core import config, logs
 from pipelines.core.config import REPO_ROOT, Settings
 from pipelines.sources import catch_up, replay
-from pipelines.stack import kafka_io, provision
+from pipelines.stack import provision
 
 TARGET = 25_000
 

@@ -6,7 +6,7 @@ Target (issue 22): the full year rebuilt from the raw lake in at most 90 s on 2 
 
     python bench/rebuild.py [--env local] [--months 1,3,12] [--keep | --reuse DIR]
 
-The year (or the largest size asked) is loaded once (``pipeline.load_window``: replay catch-up,
+The year (or the largest size asked) is loaded once (``loader.load_window``: replay catch-up,
 Kafka, Spark, Delta Lake, MongoDB; ~15 min for the year), on its own topics, landing folder and
 database; ``--keep`` leaves them (their folder is printed) and ``--reuse DIR`` starts from such a
 folder instead of loading. Each size then runs the rebuild job in this process (``restart``: a
@@ -27,11 +27,11 @@ import uuid
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+from pipelines.clients import kafka_io, mongo
 from pipelines.core import config, logs
 from pipelines.core.config import REPO_ROOT
 from pipelines.jobs import rebuild
-from pipelines.orchestration import pipeline
-from pipelines.stack import kafka_io, mongo
+from pipelines.orchestration import loader
 
 TARGET_S = 90.0  # the full year, wall time, 2 cores
 SERVING = ["flights_by_hour", "kpi_hourly", "kpi_daily", "kpi_route_monthly", "kpi_profile",
@@ -78,7 +78,7 @@ def main() -> None:
     load = None
     if args.reuse is None:
         t0 = time.monotonic()
-        result = pipeline.load_window(settings, datetime(2013, 1, 1, tzinfo=UTC),
+        result = loader.load_window(settings, datetime(2013, 1, 1, tzinfo=UTC),
                                       _end(sizes[-1]), progress=True)  # fmt: skip
         load = {"seconds": round(time.monotonic() - t0, 1),
                 "events": result["replay"]["sent"]["flights"]}  # fmt: skip

@@ -23,9 +23,9 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
+from pipelines.clients import kafka_io, mongo
 from pipelines.core import config
 from pipelines.core.config import REPO_ROOT, Settings
-from pipelines.stack import kafka_io, mongo
 
 TARGET_PCT = 10.0
 TARGET_S = 5.0

@@ -102,7 +102,7 @@ def stack(settings: Settings) -> Settings:
 @pytest.fixture(scope="session")
 def spark(settings: Settings):
     """One local SparkSession for the whole test session (no service needed)."""
-    from pipelines.stack.spark import build_session
+    from pipelines.clients.spark import build_session
 
     session = build_session(settings, "tests")
     yield session
@@ -111,7 +111,7 @@ def spark(settings: Settings):
 
 @pytest.fixture
 def db(stack: Settings):
-    from pipelines.stack import mongo
+    from pipelines.clients import mongo
 
     return mongo.database(stack)
 

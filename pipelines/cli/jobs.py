@@ -50,12 +50,12 @@ def cmd_jobs(args: argparse.Namespace) -> int:
 
 
 def cmd_pipeline(args: argparse.Namespace) -> int:
-    from pipelines.orchestration import pipeline
+    from pipelines.orchestration import loader
     from pipelines.stack import control
 
     settings = config.load(args.env)
     control.up(settings)
-    result = pipeline.load_window(
+    result = loader.load_window(
         settings, args.start, args.end, progress=not args.no_progress, echo=not args.json
     )
     if args.json:
@@ -68,11 +68,11 @@ def _promote(
 ) -> tuple[list[str], Path]:
     """A notebook-native job's spark-submit command: its notebook as a script, parameters
     injected as papermill injects them, under ``outputs/submit/<job>/`` (and its metrics file)."""
+    from pipelines.clients.spark import spark_submit
     from pipelines.jobs import notebook_jobs
     from pipelines.jobs.registry import METRICS_PARAM, parse_assignments
     from pipelines.orchestration import runner
     from pipelines.orchestration.ledger import now
-    from pipelines.stack.spark import spark_submit
 
     typed = runner.validate(spec, settings.env, parse_assignments(args.param))
     folder = config.outputs_dir() / "submit" / spec.name
@@ -85,9 +85,9 @@ def _promote(
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
+    from pipelines.clients.spark import submit_command
     from pipelines.core.exceptions import ConfigError
     from pipelines.jobs import notebook_jobs, registry
-    from pipelines.stack.spark import submit_command
 
     settings = config.load(args.env)
     if args.master:

@@ -119,7 +119,7 @@ class MongoSettings(_Model):
 
 class SparkSettings(_Model):
     """The Spark application every job, notebook and spark-submit run builds
-    (``pipelines.stack.spark``). ``conf``: any further Spark property, passed to the session
+    (``pipelines.clients.spark``). ``conf``: any further Spark property, passed to the session
     and to ``spark-submit --conf`` as given, winning over Tarmac's own (executor memory and
     cores, ``spark.hadoop.fs.s3a.*`` for an object-store lake, ``spark.eventLog.*``, JVM
     options)."""

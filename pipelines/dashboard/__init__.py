@@ -1,7 +1,7 @@
 """The Voila dashboard of the airport operations control room (notebooks/dashboard.ipynb).
 
 Data, pure and read-only: ``queries`` reads the serving collections (docs/data-model.md) by
-``_id``, ``documents`` turns them into frames held by ``kpis``, ``analytics`` and ``health``
+``_id``, ``decode`` turns them into frames held by ``kpi_frames``, ``analytics`` and ``health``
 compute the figures, ``geo`` shapes the routes of the map.
 
 The page: ``app.Dashboard`` builds it, owns its ``state.State`` and the refresh (reads by

@@ -26,7 +26,7 @@ import pandas as pd
 from pipelines.core.domain import MEASURES, ORIGINS
 from pipelines.serving import readmodels as RM
 
-from .kpis import NY, WEEKDAY_NAMES, Kpis, local_date, numbers, signed, utc
+from .kpi_frames import NY, WEEKDAY_NAMES, Kpis, local_date, numbers, signed, utc
 
 AHEAD_CHOICES = (3, 4, 5, 6)  # hours after the clock's hour the panel can show
 AHEAD_DEFAULT = 4

@@ -16,7 +16,7 @@ import pandas as pd
 
 from pipelines.core.domain import MEASURES, ORIGINS, STATUS_NAME, VISIB_BANDS, WIND_BANDS
 
-from .kpis import (
+from .kpi_frames import (
     DERIVED,
     NY,
     ORIGIN_NAMES,

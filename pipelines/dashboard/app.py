@@ -29,7 +29,7 @@ import pandas as pd
 from pipelines.core import config, domain
 from pipelines.core.config import Settings
 
-from . import kpis, messages, panels, queries, widgets
+from . import kpi_frames, messages, panels, queries, widgets
 from .filters import FilterBar
 from .follow import Follower, Following
 from .health import DEFAULT_FRESHNESS, FreshnessRule
@@ -172,7 +172,7 @@ class Dashboard(Following, Sharing):
         self._schedule()
         return self.root
 
-    def scope(self) -> kpis.Scope:
+    def scope(self) -> kpi_frames.Scope:
         """What the filters select."""
         return self.filters.scope()
 
@@ -308,7 +308,7 @@ class Dashboard(Following, Sharing):
         self._pending |= asked
         self.busy.value = messages.busy(f"reading {len(dates)} day(s), {len(months)} month(s)…")
 
-        def apply(result: kpis.Rows | BaseException) -> None:
+        def apply(result: kpi_frames.Rows | BaseException) -> None:
             self._pending -= asked
             if snap is not self.state.snap:
                 # a newer snapshot landed meanwhile: it skipped what was being read here, so
@@ -371,7 +371,7 @@ class Dashboard(Following, Sharing):
             f'data-health-ms="{health * 1000:.1f}"></span>'
         )
 
-    def _draw_panel(self, panel: panels.Panel, scope: kpis.Scope) -> None:
+    def _draw_panel(self, panel: panels.Panel, scope: kpi_frames.Scope) -> None:
         """Draw one panel (unless it already shows what it depends on of ``scope``, for this
         snapshot); a failure stays in that panel."""
         started = time.perf_counter()

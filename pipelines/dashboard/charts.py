@@ -17,7 +17,7 @@ from traittypes import Array
 from pipelines.core.domain import ORIGINS, VISIB_BANDS, WIND_BANDS
 
 from . import geo
-from .kpis import WEEKDAYS
+from .kpi_frames import WEEKDAYS
 from .widgets import DELAY_MAX, DELAY_PALETTE
 
 _MARGIN = {"top": 12, "bottom": 38, "left": 52, "right": 18}

@@ -1,5 +1,5 @@
 """The filter bar at the top of the page and its state: which airports, airlines and days the
-duty manager looks at (the :class:`~pipelines.dashboard.kpis.Scope` of every panel), the
+duty manager looks at (the :class:`~pipelines.dashboard.kpi_frames.Scope` of every panel), the
 auto-refresh switch and interval, "Refresh now", "Reset filters", and the line saying what is
 being read.
 
@@ -20,7 +20,7 @@ import ipywidgets as W
 
 from pipelines.core import domain
 
-from . import kpis, queries
+from . import kpi_frames, queries
 from .state import clock_day
 
 PERIODS = ("Today", "Yesterday", "Last 7 days", "All loaded")
@@ -43,7 +43,7 @@ class FilterBar:
         self._mute = False  # programmatic filter changes do not trigger redraws
         lay = W.Layout
         self.w_airports = W.SelectMultiple(
-            options=[(f"{o} {kpis.ORIGIN_NAMES[o]}", o) for o in domain.ORIGINS],
+            options=[(f"{o} {kpi_frames.ORIGIN_NAMES[o]}", o) for o in domain.ORIGINS],
             value=domain.ORIGINS,
             rows=3,
             description="Airports",
@@ -96,10 +96,10 @@ class FilterBar:
             widget.observe(self._on_dates, names="value")
         self.w_period.observe(self._on_period, names="value")
 
-    def scope(self) -> kpis.Scope:
+    def scope(self) -> kpi_frames.Scope:
         """What the filters select (no airport, or all three, is every airport)."""
         airports = tuple(self.w_airports.value)
-        return kpis.Scope(
+        return kpi_frames.Scope(
             airports=() if len(airports) in (0, len(domain.ORIGINS)) else airports,
             carriers=tuple(self.w_carriers.value),
             date_from=self.w_from.value,
@@ -176,7 +176,7 @@ class FilterBar:
             self._on_scope()
 
 
-def scope_text(scope: kpis.Scope, carriers: bool = True, dates: bool = True) -> str:
+def scope_text(scope: kpi_frames.Scope, carriers: bool = True, dates: bool = True) -> str:
     """'JFK · AA + DL · Wed 02 Jan 2013': the scope in a panel's subtitle."""
     parts = [" + ".join(scope.airports) if scope.airports else "all airports"]
     if carriers:

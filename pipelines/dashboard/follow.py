@@ -32,12 +32,12 @@ from typing import Any
 import pandas as pd
 from pymongo.database import Database
 
+from pipelines.clients import mongo
 from pipelines.core.config import Settings
 from pipelines.serving import readmodels as RM
-from pipelines.stack import mongo
 
-from . import kpis, queries
-from .documents import board_frame, hourly_frame
+from . import kpi_frames, queries
+from .decode import board_frame, hourly_frame
 from .health import stream_levels
 from .live import STREAM, Marks, board_window, hour_ids, live_dates, marks, moved, touched
 from .reading import UNREACHABLE, log
@@ -242,9 +242,9 @@ class Following:
     attention_panel: Any
     refresh: Callable[..., None]
     guarded: Callable[[Callable[[], None]], None]
-    scope: Callable[[], kpis.Scope]
+    scope: Callable[[], kpi_frames.Scope]
     now: Callable[[], datetime]
-    _draw_panel: Callable[[Any, kpis.Scope], None]
+    _draw_panel: Callable[[Any, kpi_frames.Scope], None]
     _stamp: Callable[[str, float], None]
 
     def follow(self) -> LiveRead | None:
@@ -252,7 +252,7 @@ class Following:
         ``live_s`` inside a kernel): what it read, None when nothing changed."""
         return self.follower.once()
 
-    def _follow_scope(self, scope: kpis.Scope) -> None:
+    def _follow_scope(self, scope: kpi_frames.Scope) -> None:
         """The selected dates the stream still changes; new ones are read at the next poll."""
         snap, live = self.state.snap, self.state.live
         if snap is None:
@@ -276,7 +276,7 @@ class Following:
         if snap is None or not snap.has_data or self.state.loading:
             return  # a refresh is drawing; the next poll reads again (``seen`` unchanged)
         if result.full and result.clock is not None:
-            if kpis.local_date(result.clock).isoformat() != snap.clock_day:
+            if kpi_frames.local_date(result.clock).isoformat() != snap.clock_day:
                 self.refresh(background=True)  # the days the snapshot holds move
                 return
             snap.clock = result.clock

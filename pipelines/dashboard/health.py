@@ -17,7 +17,7 @@ from pipelines.jobs.registry import Staleness
 from pipelines.orchestration import jobhealth
 from pipelines.serving.alerts import levels as L
 
-from .kpis import utc
+from .kpi_frames import utc
 from .live import STREAM
 
 JOBS = tuple(reversed(registry.PIPELINE))  # newest data first: stream, hourly, daily

@@ -20,7 +20,7 @@ Sums are added up client-side (FerretDB computes only the first accumulator of a
 correctly: no ``$group`` here at all).
 
 Errors are not caught here: callers get ``pymongo.errors.PyMongoError`` (or
-``ServiceUnavailableError`` from :func:`pipelines.stack.mongo.database`) and decide what to show.
+``ServiceUnavailableError`` from :func:`pipelines.clients.mongo.database`) and decide what to show.
 """
 
 from __future__ import annotations
@@ -36,13 +36,13 @@ import pandas as pd
 from pymongo.collection import Collection
 from pymongo.database import Database
 
+from pipelines.clients import mongo
 from pipelines.core.domain import ORIGINS
 from pipelines.serving import readmodels as RM
-from pipelines.stack import mongo
 
-from .documents import BOARD_FIELDS, board_frame, daily_rows, month_rows, profile_of
+from .decode import BOARD_FIELDS, board_frame, daily_rows, month_rows, profile_of
 from .health import JOBS, REJECTS_CAP
-from .kpis import Kpis, Profile, Rows, Scope, frame_of, local_date, utc
+from .kpi_frames import Kpis, Profile, Rows, Scope, frame_of, local_date, utc
 from .live import BOARD_AFTER, BOARD_BEFORE, board_window
 
 CONSISTENCY_ROUNDS = 3  # profile / kpi_daily re-reads when a batch lands during a read
@@ -56,7 +56,7 @@ def by_ids(
     collection: Collection, ids: Iterable[Any], projection: Any = None, reads: Reads | None = None
 ) -> list[dict]:
     """The documents whose ``_id`` is in ``ids`` (in that order, missing ones skipped), read as
-    :func:`pipelines.stack.mongo.find_by_ids` reads them; counted in ``reads``."""
+    :func:`pipelines.clients.mongo.find_by_ids` reads them; counted in ``reads``."""
     ids = list(dict.fromkeys(ids))
     if reads is not None:
         reads[collection.name] += len(ids)

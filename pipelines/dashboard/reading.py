@@ -23,11 +23,11 @@ import pandas as pd
 from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
+from pipelines.clients import mongo
 from pipelines.core.config import Settings
 from pipelines.core.exceptions import ServiceUnavailableError
-from pipelines.stack import mongo
 
-from . import kpis, queries
+from . import kpi_frames, queries
 
 T = TypeVar("T")
 
@@ -104,7 +104,7 @@ class Reader:
         self.timings["read"] = self.timings.get("read", 0.0) + self.timings["board_read"]
         return result
 
-    def more(self, dates: list[str], months: list[str]) -> kpis.Rows | BaseException:
+    def more(self, dates: list[str], months: list[str]) -> kpi_frames.Rows | BaseException:
         """The ``kpi_daily`` documents of ``dates``, ``kpi_route_monthly`` of ``months``."""
         return attempt(
             lambda: queries.read_more(self.connect(), dates, months),

@@ -21,7 +21,7 @@ from typing import Any
 
 import pandas as pd
 
-from .kpis import NY, Scope, frame_of, local_date, utc
+from .kpi_frames import NY, Scope, frame_of, local_date, utc
 
 SEARCH_DAYS = 3  # days of board buckets a question reads at most (3 x 24 h x 3 airports)
 LISTED = 200  # flights listed at most (the count says how many matched)

@@ -32,6 +32,7 @@ from typing import Any
 
 import structlog
 
+from pipelines.clients import mongo
 from pipelines.core.config import Settings
 from pipelines.core.exceptions import NotificationError
 from pipelines.jobs import registry
@@ -39,7 +40,6 @@ from pipelines.jobs.params import AlertsParams
 from pipelines.jobs.registry import Staleness
 from pipelines.serving.alerts import rules, store
 from pipelines.serving.alerts.inputs import read_inputs
-from pipelines.stack import mongo
 
 log = structlog.get_logger(__name__)
 

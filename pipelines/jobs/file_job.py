@@ -22,13 +22,13 @@ from typing import Any
 import structlog
 from pyspark.sql import DataFrame, SparkSession
 
+from pipelines.clients.spark import build_session
 from pipelines.core import reconcile
 from pipelines.core.config import Settings
 from pipelines.landing import ingest
 from pipelines.landing.manifest import LandedFile
 from pipelines.landing.zone import LandingZone
 from pipelines.serving import publish, sinks
-from pipelines.stack.spark import build_session
 from pipelines.transform import rejects
 
 log = structlog.get_logger(__name__)

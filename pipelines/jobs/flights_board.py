@@ -56,13 +56,13 @@ import structlog
 from pyspark.sql import DataFrame, Row
 from pyspark.sql import functions as F
 
+from pipelines.clients.spark import use_pool
 from pipelines.core import faults
 from pipelines.core.config import Settings
 from pipelines.jobs.enrichment import Enrichment
 from pipelines.jobs.stream_health import batch_record, kafka_lag
 from pipelines.serving import documents, sinks
 from pipelines.serving.readmodels import BOARD_HOT, BOARD_TOP, FLIGHT_FIELDS, RANK_FIELDS, slot_key
-from pipelines.stack.spark import use_pool
 from pipelines.transform import flight_state
 
 log = structlog.get_logger(__name__)
@@ -139,7 +139,7 @@ def _write_partition(
 ) -> Iterator[tuple[int, datetime | None, list[str]]]:
     from pymongo import MongoClient
 
-    from pipelines.stack.mongo import bulk_write
+    from pipelines.clients.mongo import bulk_write
 
     events = [row.asDict(recursive=True) for row in rows]
     buckets = fold(events)

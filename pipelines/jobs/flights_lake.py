@@ -27,14 +27,14 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
 
+from pipelines.clients import kafka_io
+from pipelines.clients.spark import use_pool
 from pipelines.core import faults, reconcile
 from pipelines.core.config import Settings
 from pipelines.core.exceptions import TarmacError
 from pipelines.jobs.stream_health import batch_record, kafka_lag
 from pipelines.lake import recompute, tables
 from pipelines.serving import publish, sinks
-from pipelines.stack import kafka_io
-from pipelines.stack.spark import use_pool
 from pipelines.transform import flight_state, rejects
 
 log = structlog.get_logger(__name__)

@@ -34,6 +34,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
 
+from pipelines.clients.spark import build_session, read_kafka
 from pipelines.core.config import Settings
 from pipelines.core.exceptions import TarmacError, unavailable
 from pipelines.jobs import flights_board, flights_lake
@@ -43,7 +44,6 @@ from pipelines.jobs.params import StreamParams, trigger_options
 from pipelines.jobs.path_process import PathProcess
 from pipelines.lake import recompute
 from pipelines.serving import sinks
-from pipelines.stack.spark import build_session, read_kafka
 from pipelines.transform import flight_state
 
 log = structlog.get_logger(__name__)
@@ -59,7 +59,7 @@ def kafka_reader(
     spark: SparkSession, settings: Settings, max_offsets: int | None,
     options: dict[str, str] | None = None,
 ) -> DataFrame:  # fmt: skip
-    """The flight events topic as a streaming frame (``stack/spark.read_kafka``)."""
+    """The flight events topic as a streaming frame (``clients/spark.read_kafka``)."""
     return read_kafka(spark, settings, settings.kafka.topic("flights").name, max_offsets, options)
 
 

@@ -42,12 +42,12 @@ from typing import Any
 import bson
 import structlog
 
+from pipelines.clients import mongo
 from pipelines.core.config import Settings, outputs_dir
 from pipelines.jobs import retention
 from pipelines.jobs.params import HousekeepingParams
 from pipelines.jobs.retention import Freed, LogFile, RunFiles
 from pipelines.serving import readmodels as RM
-from pipelines.stack import mongo
 
 log = structlog.get_logger(__name__)
 
@@ -305,7 +305,7 @@ def prune_hot(db: Any, days: int) -> Freed:
 # --- the job ----------------------------------------------------------------------------------
 def main(settings: Settings, params: HousekeepingParams) -> dict[str, Any]:
     """The registry's entry: every step in turn, one line each, the totals as the result."""
-    from pipelines.stack.spark import build_session
+    from pipelines.clients.spark import build_session
 
     now = datetime.now(UTC)
     outputs = outputs_dir()

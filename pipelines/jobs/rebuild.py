@@ -43,13 +43,13 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 from tqdm import tqdm
 
+from pipelines.clients.spark import build_session
 from pipelines.core import faults, logs
 from pipelines.core.config import Settings
 from pipelines.jobs import weather_hourly
 from pipelines.jobs.params import RebuildParams
 from pipelines.lake import recompute, tables
 from pipelines.serving import publish
-from pipelines.stack.spark import build_session
 
 log = structlog.get_logger(__name__)
 

@@ -18,11 +18,11 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from pipelines.clients import kafka_io, mongo
+from pipelines.clients.spark import build_session, read_kafka
 from pipelines.core.config import Settings
 from pipelines.jobs.params import SmokeParams
 from pipelines.serving import sinks
-from pipelines.stack import kafka_io, mongo
-from pipelines.stack.spark import build_session, read_kafka
 
 log = structlog.get_logger(__name__)
 

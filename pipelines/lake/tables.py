@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 import structlog
+from delta import exceptions as delta_errors
+from delta.tables import DeltaTable
 from pyspark.errors import PySparkException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -72,10 +74,8 @@ def exists(spark: SparkSession, settings: Settings, table: Table) -> bool:
     """True when ``table`` has a Delta log (it was written at least once); remembered once
     true, so a real-time batch does not read the log again to know it."""
     uri = table.uri(settings)
-    if uri not in _EXISTING:
-        jvm = spark.sparkContext._jvm  # noqa: SLF001
-        if jvm.io.delta.tables.DeltaTable.isDeltaTable(spark._jsparkSession, uri):  # noqa: SLF001
-            _EXISTING.add(uri)
+    if uri not in _EXISTING and DeltaTable.isDeltaTable(spark, uri):
+        _EXISTING.add(uri)
     return uri in _EXISTING
 
 
@@ -189,8 +189,21 @@ CONFLICTS = ("ConcurrentAppendException", "ConcurrentDeleteReadException",
              "DELTA_CONCURRENT")  # fmt: skip
 
 
+# what Delta's Python API raises for a conflict of a write on the driver (``delta.exceptions``)
+CONFLICT_TYPES = (
+    delta_errors.DeltaConcurrentModificationException, delta_errors.ConcurrentWriteException,
+    delta_errors.MetadataChangedException, delta_errors.ProtocolChangedException,
+    delta_errors.ConcurrentAppendException, delta_errors.ConcurrentDeleteReadException,
+    delta_errors.ConcurrentDeleteDeleteException, delta_errors.ConcurrentTransactionException,
+)  # fmt: skip
+
+
 def is_conflict(exc: BaseException) -> bool:
-    """True for a Delta commit conflict (another job committed the same partitions first)."""
+    """True for a Delta commit conflict (another job committed the same partitions first):
+    Delta's own exception, or one that Spark wrapped (a task's, a streaming batch's) and that
+    only names it in its text."""
+    if isinstance(exc, CONFLICT_TYPES):
+        return True
     text = f"{type(exc).__name__}: {exc}"
     return any(name in text for name in CONFLICTS)
 

@@ -4,7 +4,7 @@
     spark = lake_session()            # TARMAC_ENV (``make lab ENV=...``), else ``local``
 
 returns the Spark session of the env, built the way every job builds it
-(:func:`~pipelines.stack.spark.build_session`: the same jars, Delta, time zone, shuffle
+(:func:`~pipelines.clients.spark.build_session`: the same jars, Delta, time zone, shuffle
 partitions) but with the Spark UI on, its address printed, and every table of
 :data:`~pipelines.lake.tables.TABLES` registered by layer: ``raw.flight_events``,
 ``clean.flights``, ``serving.kpi_hourly``, ... A table not written yet is skipped with one line
@@ -37,11 +37,11 @@ from dataclasses import dataclass, field
 
 from pyspark.sql import SparkSession
 
+from pipelines.clients.spark import build_session
 from pipelines.core import config
 from pipelines.core.config import Settings
 from pipelines.lake import tables
 from pipelines.lake.tables import Table
-from pipelines.stack.spark import build_session
 
 LAYERS = ("raw", "clean", "serving")
 

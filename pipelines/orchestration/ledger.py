@@ -26,12 +26,12 @@ from typing import Any
 import structlog
 from pymongo.errors import PyMongoError
 
+from pipelines.clients import mongo
 from pipelines.core import files
 from pipelines.core.config import Settings
 from pipelines.core.domain import RunStatus
 from pipelines.core.exceptions import ServiceUnavailableError
 from pipelines.orchestration import jobhealth
-from pipelines.stack import mongo
 
 log = structlog.get_logger(__name__)
 

@@ -328,8 +328,8 @@ def health(settings: Settings, spec: JobSpec) -> dict[str, Any]:
     """The job's own word on its health: its ``pipeline_state`` document (age of its last
     batch, newest event, and the ``hot`` / ``lake`` sub-documents when the stream writes them),
     ``{"error": ...}`` when MongoDB does not answer."""
+    from pipelines.clients import mongo
     from pipelines.serving.readmodels import STATE
-    from pipelines.stack import mongo
 
     try:
         db = mongo.database(settings, timeout_ms=1500)

@@ -7,7 +7,7 @@ Modules, one concern each:
 - :mod:`~pipelines.presentation.facts` — every figure, read from the serving collections, the
   run ledger, ``outputs/bench/*.json`` and the repository;
 - :mod:`~pipelines.presentation.excerpts` — code pulled from the source by dotted name;
-- :mod:`~pipelines.presentation.blocks` and :mod:`~pipelines.presentation.charts` — HTML
+- :mod:`~pipelines.presentation.blocks` and :mod:`~pipelines.presentation.figures` — HTML
   blocks and matplotlib PNGs;
 - :mod:`~pipelines.presentation.slides` and :mod:`~pipelines.presentation.slides_results` —
   the content of each slide, what the notebook calls;

@@ -8,7 +8,7 @@ In order, each step printed as it starts (``[slides  12.3 s] …``):
 3. **stack** — the env's embedded Kafka + FerretDB started if they are not running (what this
    build started is stopped at the end, whatever happens);
 4. **data** — when the env serves nothing yet, a small window of 2013 is loaded through the
-   real pipeline (``pipeline.load_window``: replay → Kafka → Spark → Delta → MongoDB);
+   real pipeline (``loader.load_window``: replay → Kafka → Spark → Delta → MongoDB);
 5. **screenshots** — Voila started on a free port, headless Chromium captures the dashboard,
    Voila stopped (:mod:`screens`);
 6. **slides** — the notebook executed and exported (:mod:`render`); a deck with a URL off
@@ -31,7 +31,7 @@ from typing import Any
 from pipelines.core import config
 from pipelines.core.exceptions import SlidesError
 from pipelines.dashboard import browser
-from pipelines.orchestration import pipeline
+from pipelines.orchestration import loader
 from pipelines.presentation import assets, facts, render, screens
 from pipelines.stack import control
 from pipelines.stack import services as services_mod
@@ -88,7 +88,7 @@ def _ensure_data(settings: config.Settings, window: tuple[str, str], say: _Progr
         f"data: {settings.mongo.database} is empty; loading {start:%Y-%m-%d} .. {end:%Y-%m-%d} "
         "through the pipeline (replay -> Kafka -> Spark -> Delta -> MongoDB)"
     )
-    pipeline.load_window(settings, start, end, progress=True)
+    loader.load_window(settings, start, end, progress=True)
     if facts.serving(settings)["empty"]:
         raise SlidesError(f"the window was loaded but {settings.mongo.database} serves nothing")
     return True

@@ -28,10 +28,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from pipelines.clients import mongo
 from pipelines.core import config
 from pipelines.serving import readmodels
 from pipelines.sources import nycflights13
-from pipelines.stack import mongo
 
 REPO = config.REPO_ROOT
 BENCH_DIR = REPO / "outputs" / "bench"

@@ -25,7 +25,7 @@ from IPython.display import HTML
 
 from pipelines.core import config
 from pipelines.presentation import blocks as B
-from pipelines.presentation import charts, excerpts, facts
+from pipelines.presentation import excerpts, facts, figures
 from pipelines.presentation.sections import STAGES
 
 REPO = config.REPO_ROOT
@@ -196,7 +196,7 @@ class Deck:
         )
 
     def architecture(self) -> HTML:
-        path = charts.pipeline_diagram(self.img / "pipeline.png")
+        path = figures.pipeline_diagram(self.img / "pipeline.png")
         return HTML(
             B.image(f"img/{path.name}", "schéma du pipeline", "tm-wide")
             + B.note(

@@ -14,7 +14,7 @@ from typing import Any
 from IPython.display import HTML
 
 from pipelines.presentation import blocks as B
-from pipelines.presentation import charts, facts
+from pipelines.presentation import facts, figures
 from pipelines.presentation.slides import Deck
 
 # (what we use, the alternative we rejected, why) — versions are read at build time
@@ -82,7 +82,7 @@ def served(deck: Deck) -> HTML:
                 f"aucune donnée servie dans {s['database']}", f"make slides ENV={deck.settings.env}"
             )
         )
-    chart = charts.delay_by_hour(s["by_hour"], deck.img / "delay_by_hour.png")
+    chart = figures.delay_by_hour(s["by_hour"], deck.img / "delay_by_hour.png")
     docs = sum(s["counts"][k] for k in s["counts"] if k not in ("pipeline_runs",))
     return HTML(
         B.figures(
@@ -105,7 +105,7 @@ def backfill(deck: Deck) -> HTML:
     if not b["ran"]:
         return HTML(B.missing(b["what"], b["command"]))
     runs = b["data"]["runs"]
-    chart = charts.backfill(runs, deck.img / "backfill.png")
+    chart = figures.backfill(runs, deck.img / "backfill.png")
     year = runs[-1]
     target = year.get("target_seconds")
     verdict = (
@@ -148,7 +148,7 @@ def others(deck: Deck) -> HTML:
                 p95 <= target if target else None,
             )
         )
-        chart = charts.latency(d["latency_s"], target, deck.img / "latency.png")
+        chart = figures.latency(d["latency_s"], target, deck.img / "latency.png")
     else:
         todo.append(lat)
         chart = None

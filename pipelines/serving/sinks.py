@@ -15,10 +15,10 @@ from typing import Any
 
 from pyspark.sql import DataFrame, Row
 
+from pipelines.clients import mongo
 from pipelines.core import faults
 from pipelines.core.config import Settings
 from pipelines.serving.readmodels import INDEXES, STATE
-from pipelines.stack import mongo
 
 
 def strip_nulls(value: Any) -> Any:
@@ -45,7 +45,7 @@ def _write_partition(
 ) -> Iterator[int]:
     from pymongo import MongoClient
 
-    from pipelines.stack.mongo import bulk_write
+    from pipelines.clients.mongo import bulk_write
 
     ops = [operation(strip_nulls(row.asDict(recursive=True))) for row in rows]
     if ops:

@@ -32,12 +32,12 @@ import pandas as pd
 import structlog
 from tqdm import tqdm
 
+from pipelines.clients import kafka_io
 from pipelines.core import files
 from pipelines.core.config import ReplaySettings, Settings
 from pipelines.core.domain import ISO_UTC_PY
 from pipelines.core.exceptions import ConfigError
 from pipelines.sources import events, nycflights13
-from pipelines.stack import kafka_io
 
 log = structlog.get_logger(__name__)
 

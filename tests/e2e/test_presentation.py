@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 
+from pipelines.clients import kafka_io, mongo
 from pipelines.core.config import Settings
 from pipelines.dashboard.browser import CHROMIUM, launch
 from pipelines.presentation import blocks, build, excerpts, facts, render
 from pipelines.presentation.sections import SECTIONS
-from pipelines.stack import kafka_io, mongo
 
 # one day keeps the load (replay + three Spark jobs) short; `make slides` loads two
 WINDOW = ("2013-01-01T00:00:00+00:00", "2013-01-02T00:00:00+00:00")

@@ -26,14 +26,14 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import pytest
 
+from pipelines.clients import mongo
+from pipelines.clients.spark import build_session
 from pipelines.core.config import Settings
 from pipelines.core.domain import MEASURES
 from pipelines.lake import tables
-from pipelines.orchestration import pipeline
+from pipelines.orchestration import loader
 from pipelines.serving import readmodels
 from pipelines.sources import nycflights13
-from pipelines.stack import mongo
-from pipelines.stack.spark import build_session
 from tests.cluster_fixture import spark_cluster  # noqa: F401
 from tests.conftest import isolate, write_parameters
 
@@ -190,7 +190,7 @@ def _isolated(stack: Settings, tmp, tag: str) -> Settings:
 @pytest.fixture(scope="module")
 def loaded(stack: Settings, tmp_path_factory):
     settings = _isolated(stack, tmp_path_factory.mktemp("processing"), "proc")
-    result = pipeline.load_window(settings, START, END, jobs=LATE_WEATHER)
+    result = loader.load_window(settings, START, END, jobs=LATE_WEATHER)
     print("load_window", result)
     db = mongo.database(settings)
     yield settings, db, result
@@ -292,7 +292,7 @@ def test_documents_are_typed_small_and_hold_no_json_text(loaded) -> None:
 def test_running_every_job_again_changes_nothing(loaded) -> None:
     settings, db, _ = loaded
     before = snapshot(db)
-    again = pipeline.run_jobs(settings)
+    again = loader.run_jobs(settings)
     assert again["flights_stream"]["rows_in"] == 0
     assert again["weather_hourly"]["files"] == 0
     assert snapshot(db) == before

@@ -24,8 +24,8 @@ from pathlib import Path
 import psutil
 import pytest
 
+from pipelines.clients import kafka_io, mongo
 from pipelines.core.config import REPO_ROOT, Settings
-from pipelines.stack import kafka_io, mongo
 
 pytestmark = pytest.mark.integration
 

@@ -27,11 +27,11 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import pytest
 
+from pipelines.clients import mongo
 from pipelines.core.config import Settings
 from pipelines.lake import tables
 from pipelines.orchestration import service
 from pipelines.sources import replay
-from pipelines.stack import mongo
 from tests.conftest import isolate
 from tests.e2e.test_processing import expected_flights, expected_measures, flights_of, rows, served
 from tests.integration.test_service import Cli

@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 
+from pipelines.clients import mongo
 from pipelines.core.config import REPO_ROOT, Settings
 from pipelines.core.exceptions import AlertError, NotificationError
 from pipelines.jobs import registry
@@ -30,7 +31,6 @@ from pipelines.orchestration import service
 from pipelines.orchestration.ledger import Ledger
 from pipelines.serving import readmodels as RM
 from pipelines.serving.alerts import store
-from pipelines.stack import mongo
 from pipelines.stack.voila import free_port
 from tests.conftest import write_parameters
 

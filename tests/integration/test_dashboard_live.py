@@ -15,15 +15,15 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
+from pipelines.clients import mongo
 from pipelines.core import domain
 from pipelines.core.config import Settings
-from pipelines.dashboard import kpis, queries
+from pipelines.dashboard import kpi_frames, queries
 from pipelines.dashboard.follow import Buckets, poll
 from pipelines.dashboard.health import stream_levels
 from pipelines.dashboard.live import board_window, hour_ids, marks
 from pipelines.dashboard.state import Live
 from pipelines.serving import readmodels as RM
-from pipelines.stack import mongo
 from tests import serving_docs as S
 from tests.integration.test_dashboard_reads import frames, reference_summary
 
@@ -33,7 +33,7 @@ NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 LATER = S.STAMP + timedelta(seconds=5)
 CLOCK = datetime(2013, 3, 20, 14, 30, tzinfo=domain.NEW_YORK).astimezone(UTC)  # 18:30Z
 HOUR = CLOCK.replace(minute=0)
-TODAY = kpis.Scope(date_from=date(2013, 3, 20), date_to=date(2013, 3, 20))
+TODAY = kpi_frames.Scope(date_from=date(2013, 3, 20), date_to=date(2013, 3, 20))
 
 
 def batch(batch_id: int, age_s: float = 1.0, lag: int = 0) -> dict:

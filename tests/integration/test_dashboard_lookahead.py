@@ -15,14 +15,14 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from pymongo import MongoClient, monitoring
 
+from pipelines.clients import mongo
 from pipelines.core import domain
 from pipelines.core.config import Settings
-from pipelines.dashboard import kpis, queries
+from pipelines.dashboard import kpi_frames, queries
 from pipelines.dashboard import lookups as L
 from pipelines.dashboard.ahead import AHEAD_MAX, ahead_table
 from pipelines.dashboard.search import Ask, answer, flights_frame
 from pipelines.serving import readmodels as RM
-from pipelines.stack import mongo
 from tests import serving_docs as S
 
 pytestmark = pytest.mark.integration
@@ -170,10 +170,10 @@ def test_the_search_reads_the_days_buckets_by_id(seeded) -> None:
         if f["sched_dep_utc"].astimezone(domain.NEW_YORK).date().isoformat() == DAY
     )
     assert sorted(held.flights["flight_key"]) == want
-    found = answer(held.flights, Ask("search", "ZZ 9999"), kpis.Scope(), CLOCK)
+    found = answer(held.flights, Ask("search", "ZZ 9999"), kpi_frames.Scope(), CLOCK)
     assert list(found["flight_key"]) == [new["flight_key"]]
     tail = rows["flights"][0]["tailnum"]
-    found = answer(held.flights, Ask("search", tail.lower()), kpis.Scope(), CLOCK)
+    found = answer(held.flights, Ask("search", tail.lower()), kpi_frames.Scope(), CLOCK)
     assert sorted(found["flight_key"]) == sorted(
         f["flight_key"] for f in rows["flights"] if f["tailnum"] == tail and f["flight_key"]
         in want)  # fmt: skip

@@ -13,14 +13,14 @@ from datetime import UTC, date, datetime, timedelta
 import pandas as pd
 import pytest
 
+from pipelines.clients import mongo
 from pipelines.core import domain
 from pipelines.core.config import Settings
 from pipelines.dashboard import analytics, queries
 from pipelines.dashboard.health import FreshnessRule, freshness, pipeline_health, rejects_summary
-from pipelines.dashboard.kpis import Kpis, Scope, local_date
+from pipelines.dashboard.kpi_frames import Kpis, Scope, local_date
 from pipelines.jobs import registry
 from pipelines.orchestration.ledger import Ledger
-from pipelines.stack import mongo
 from tests import serving_docs
 
 pytestmark = pytest.mark.integration

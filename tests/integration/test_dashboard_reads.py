@@ -20,10 +20,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from pipelines.clients import mongo
 from pipelines.core import domain
 from pipelines.core.config import Settings
-from pipelines.dashboard import analytics, documents, queries
-from pipelines.dashboard.kpis import (
+from pipelines.dashboard import analytics, decode, queries
+from pipelines.dashboard.kpi_frames import (
     ORIGIN_NAMES,
     WEEKDAY_NAMES,
     Kpis,
@@ -37,7 +38,6 @@ from pipelines.dashboard.kpis import (
     rollup,
     summarize,
 )
-from pipelines.stack import mongo
 from tests import serving_docs as S
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
@@ -174,10 +174,10 @@ DOCS = S.documents(**ROWS)
 def kpis_reading(docs: dict, dates, months=()) -> Kpis:
     """The profile and the ``kpi_daily`` / ``kpi_route_monthly`` documents of dates / months."""
     dates, months = set(dates), set(months)
-    rows = documents.daily_rows([d for d in docs["kpi_daily"] if d["_id"] in dates], dates)
+    rows = decode.daily_rows([d for d in docs["kpi_daily"] if d["_id"] in dates], dates)
     monthly = [d for d in docs["kpi_route_monthly"] if d["_id"] in months]
-    rows = rows.merge(documents.month_rows(monthly, months))
-    return Kpis(documents.profile_of(docs["kpi_profile"][0]), rows)
+    rows = rows.merge(decode.month_rows(monthly, months))
+    return Kpis(decode.profile_of(docs["kpi_profile"][0]), rows)
 
 
 def ny(day: str, hour: int, minute: int = 0) -> datetime:
@@ -203,7 +203,7 @@ def test_profile_minus_days_equals_every_day(clock, pick) -> None:
     clock_day = local_date(clock) if clock else date.fromisoformat(hourly["date"].max())
     span, airports, carriers = SCOPES[pick]
     scope = Scope(airports, carriers, *span(clock_day))
-    needed, months = Kpis(documents.profile_of(DOCS["kpi_profile"][0]), Rows.empty()).needed(
+    needed, months = Kpis(decode.profile_of(DOCS["kpi_profile"][0]), Rows.empty()).needed(
         scope, clock_day.isoformat()
     )
     kpis = kpis_reading(DOCS, needed, months)
@@ -282,7 +282,7 @@ def test_a_figure_never_answers_from_days_not_read() -> None:
 
 def test_refreshed_rows_replace_the_old_ones() -> None:
     kpis = kpis_reading(DOCS, ["2013-03-20", "2013-03-21"], ["2013-03"])
-    again = documents.daily_rows([d for d in DOCS["kpi_daily"] if d["_id"] == "2013-03-21"],
+    again = decode.daily_rows([d for d in DOCS["kpi_daily"] if d["_id"] == "2013-03-21"],
                          ["2013-03-21"])  # fmt: skip
     merged = kpis.with_rows(again)
     for name in ("hourly", "carrier_daily", "weather_impact", "route_monthly"):

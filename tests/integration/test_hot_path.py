@@ -27,11 +27,11 @@ from datetime import UTC, datetime
 import pytest
 from kafka import KafkaConsumer
 
+from pipelines.clients import kafka_io, mongo
 from pipelines.core.config import Settings
 from pipelines.jobs import flights_stream
-from pipelines.orchestration import pipeline
+from pipelines.orchestration import loader
 from pipelines.serving import readmodels
-from pipelines.stack import kafka_io, mongo
 from tests.conftest import isolate
 
 pytestmark = pytest.mark.integration
@@ -78,7 +78,7 @@ def window(stack: Settings, tmp_path_factory) -> Iterator[Settings]:
     settings = isolate(stack, tmp, unique)
     settings = settings.model_copy(update={"mongo": settings.mongo.model_copy(
         update={"database": f"{stack.mongo.database}_hot_{unique}"})})  # fmt: skip
-    pipeline.load_window(settings, START, END)
+    loader.load_window(settings, START, END)
     db = mongo.database(settings)
     assert not hot_slots(db, readmodels.BOARD)  # availableNow: the lake path alone
     yield settings

@@ -6,7 +6,6 @@ broker's admin API."""
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from datetime import UTC, datetime, timedelta
@@ -17,11 +16,12 @@ import nbformat
 import pytest
 from pyspark.sql import functions as F
 
+from pipelines.clients import kafka_io, mongo
 from pipelines.core import config
 from pipelines.core.config import DAY_MS, Settings
 from pipelines.lake import tables
 from pipelines.orchestration import runner
-from pipelines.stack import kafka_io, mongo
+from tests import delta_age
 
 pytestmark = pytest.mark.integration
 
@@ -49,24 +49,9 @@ def hk(iso: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, unique: s
 
 
 def _age_table(root: Path, now: datetime) -> dict[str, int]:
-    """Make the table's history 10 days old, as 10 days of waiting would: every file's mtime
-    (the commits' too: a commit's time is its file's, which ``VACUUM LITE`` reads) and every
-    ``remove`` action's ``deletionTimestamp``. Returns the removed files' sizes."""
-    old = now - AGE
-    removed: dict[str, int] = {}
-    for commit in sorted((root / "_delta_log").glob("*.json")):
-        actions = [json.loads(line) for line in commit.read_text().splitlines() if line]
-        for action in actions:
-            if "remove" in action:
-                action["remove"]["deletionTimestamp"] = int(old.timestamp() * 1000)
-                path = root / action["remove"]["path"]
-                removed[str(path)] = path.stat().st_size
-        commit.write_text("".join(json.dumps(a) + "\n" for a in actions))
-        # Hadoop's local file system checks a file against its `.<name>.crc`: drop the stale one
-        commit.with_name(f".{commit.name}.crc").unlink(missing_ok=True)
-    for path in [*root.rglob("*.parquet"), *(root / "_delta_log").glob("*.json")]:
-        os.utime(path, (old.timestamp(), old.timestamp()))
-    return removed
+    """Make the table's history 10 days old, as 10 days of waiting would (``tests/delta_age``).
+    Returns the removed files' sizes."""
+    return delta_age.age_table(root, now - AGE)
 
 
 def _run_files(outputs: Path, job: str, start: datetime, run_id: str) -> list[Path]:

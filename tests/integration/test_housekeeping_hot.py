@@ -11,9 +11,9 @@ from datetime import UTC, datetime, timedelta
 import bson
 import pytest
 
+from pipelines.clients import mongo
 from pipelines.jobs import housekeeping
 from pipelines.serving import readmodels as RM
-from pipelines.stack import mongo
 
 pytestmark = pytest.mark.integration
 

@@ -20,12 +20,12 @@ import papermill
 import pytest
 from nbconvert import HTMLExporter
 
+from pipelines.clients import kafka_io, mongo
+from pipelines.clients.spark import COMMIT_LABEL
 from pipelines.core.config import REPO_ROOT, Settings
 from pipelines.lake import tables, views
 from pipelines.orchestration import runner
 from pipelines.sources import replay
-from pipelines.stack import kafka_io, mongo
-from pipelines.stack.spark import COMMIT_LABEL
 from tests.conftest import isolate, write_parameters
 
 pytestmark = pytest.mark.integration
@@ -161,7 +161,7 @@ def test_the_lake_notebook_answers_with_spark_sql_and_time_travel(landed, runs, 
     """``01_explore_lake.ipynb`` under papermill on the window: every cell runs, its charts are
     images in the outputs (so in the static HTML too), and its time travel shows the late
     weather's commit with the counts the lake holds at those versions."""
-    from pipelines.stack.spark import build_session
+    from pipelines.clients.spark import build_session
 
     out = tmp_path / "01_explore_lake.ipynb"
     papermill.execute_notebook(str(LAKE_NOTEBOOK), str(out), cwd=str(LAKE_NOTEBOOK.parent),
@@ -201,11 +201,11 @@ def test_the_delay_risk_notebook_trains_saves_and_the_board_carries_the_risk(
     from pyspark.ml import PipelineModel
     from pyspark.sql import functions as F
 
+    from pipelines.clients.spark import build_session
     from pipelines.dashboard import queries
     from pipelines.lake import models
     from pipelines.serving import publish
     from pipelines.serving.readmodels import BOARD
-    from pipelines.stack.spark import build_session
 
     out = tmp_path / "40_delay_risk.ipynb"
     papermill.execute_notebook(str(RISK_NOTEBOOK), str(out), cwd=str(RISK_NOTEBOOK.parent),

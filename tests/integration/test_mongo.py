@@ -6,7 +6,7 @@ import pymongo
 import pytest
 from pymongo import UpdateOne
 
-from pipelines.stack import mongo
+from pipelines.clients import mongo
 
 pytestmark = pytest.mark.integration
 

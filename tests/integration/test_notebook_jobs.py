@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 
+from pipelines.clients import mongo
 from pipelines.core.config import Settings
 from pipelines.core.exceptions import JobLockedError
 from pipelines.orchestration.ledger import COLLECTION
 from pipelines.orchestration.locks import read_holder
-from pipelines.stack import mongo
 from tests.cluster_fixture import spark_cluster  # noqa: F401
 from tests.conftest import write_parameters
 

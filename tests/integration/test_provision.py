@@ -2,6 +2,7 @@ from pathlib import Path
 
 import pytest
 
+from pipelines.clients import jars
 from pipelines.core.exceptions import ProvisionError
 from pipelines.stack import provision
 
@@ -28,13 +29,14 @@ def test_dedupe_drops_jars_pyspark_ships_whatever_their_version(tmp_path: Path) 
         "commons-pool2-2.13.1.jar",
     ]
     shipped = {"hadoop-client-runtime", "lz4-java", "spark-core_2.13"}
-    dropped = provision._dedupe([tmp_path / n for n in names], shipped)
+    dropped = jars._dedupe([tmp_path / n for n in names], shipped)
     assert sorted(dropped) == ["hadoop-client-runtime-3.5.0.jar", "lz4-java-1.10.1.jar"]
 
 
 def test_poms_are_shipped_with_the_package() -> None:
-    for pom in ("kafka-pom.xml", "spark-kafka-pom.xml"):
-        assert (provision.RESOURCES / pom).exists()
+    assert (provision.RESOURCES / "kafka-pom.xml").exists()  # the broker's
+    assert (jars.RESOURCES / "spark-kafka-pom.xml").exists()  # the Spark session's
+    assert (jars.RESOURCES / "fairscheduler.xml").exists()
 
 
 def test_ferretdb_patch_applies_once_and_refuses_a_changed_source(tmp_path: Path) -> None:

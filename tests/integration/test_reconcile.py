@@ -27,6 +27,8 @@ import pytest
 from kafka import KafkaConsumer, TopicPartition
 from pyspark.sql import functions as F
 
+from pipelines.clients import mongo
+from pipelines.clients.spark import build_session
 from pipelines.core.config import Settings
 from pipelines.core.exceptions import ReconcileError
 from pipelines.core.files import write_atomic
@@ -34,8 +36,6 @@ from pipelines.jobs import flights_stream, weather_hourly
 from pipelines.lake import tables
 from pipelines.landing import ingest
 from pipelines.sources import replay
-from pipelines.stack import mongo
-from pipelines.stack.spark import build_session
 from tests.conftest import write_parameters
 from tests.integration.test_validation import HOUR, hour_rows
 

@@ -239,7 +239,7 @@ def test_replay_killed_half_way_resumes_without_missing_events(iso: Settings, tm
 
 @pytest.mark.integration
 def test_invalid_event_goes_to_the_dead_letter_topic_with_reasons(iso: Settings) -> None:
-    from pipelines.stack import kafka_io
+    from pipelines.clients import kafka_io
 
     kafka_io.ensure_topics(iso, ["flights", "flights_dlq"])
     run = replay.make(iso, "flights", progress=False)

@@ -20,11 +20,11 @@ import nbformat
 import psutil
 import pytest
 
+from pipelines.clients import mongo
 from pipelines.core.exceptions import ConfigError, JobFailedError, JobLockedError, JobTimeoutError
 from pipelines.orchestration import backfill, notebook, report, runner
 from pipelines.orchestration.ledger import COLLECTION
 from pipelines.orchestration.locks import read_holder
-from pipelines.stack import mongo
 from pipelines.stack.services import FerretDBService
 from tests.conftest import dedicated_stack, write_parameters
 from tests.fixtures.jobs import TINY

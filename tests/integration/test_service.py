@@ -19,13 +19,13 @@ from pathlib import Path
 import psutil
 import pytest
 
+from pipelines.clients import mongo
 from pipelines.core.config import REPO_ROOT, Settings
 from pipelines.jobs.path_process import NICE as LAKE_NICE
 from pipelines.jobs.registry import JOBS
 from pipelines.orchestration import service
 from pipelines.orchestration.ledger import Ledger
 from pipelines.sources import replay
-from pipelines.stack import mongo
 from tests.conftest import isolate, write_parameters
 
 pytestmark = pytest.mark.integration

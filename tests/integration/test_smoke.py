@@ -8,9 +8,9 @@ import sys
 
 import pytest
 
+from pipelines.clients import mongo
 from pipelines.core import config
 from pipelines.jobs import smoke
-from pipelines.stack import mongo
 
 pytestmark = pytest.mark.integration
 

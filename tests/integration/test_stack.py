@@ -13,9 +13,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from pipelines.clients import mongo
 from pipelines.core.config import Settings
 from pipelines.stack import control as stack_mod
-from pipelines.stack import mongo
 from pipelines.stack.services import FerretDBService, KafkaService
 from tests.conftest import dedicated_stack
 

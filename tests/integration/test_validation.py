@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 from pyspark.sql import functions as F
 
+from pipelines.clients import mongo
 from pipelines.core.exceptions import ReconcileError
 from pipelines.core.files import write_atomic
 from pipelines.dashboard import queries
@@ -24,7 +25,6 @@ from pipelines.landing import ingest
 from pipelines.orchestration import report, runner
 from pipelines.orchestration.report import reconciliation
 from pipelines.sources import replay
-from pipelines.stack import mongo
 from pipelines.transform import cleaning
 from tests.conftest import write_parameters
 

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 
 from pipelines.core.config import AlertRuleSettings, AlertSettings
-from pipelines.dashboard import kpis, queries
+from pipelines.dashboard import kpi_frames, queries
 from pipelines.dashboard.health import freshness
 from pipelines.dashboard.panels.attention import attention_items, candidates
 from pipelines.dashboard.state import State
@@ -169,17 +169,17 @@ def test_the_page_lists_the_rules_candidates_in_its_filters() -> None:
     board["sched_dep_utc"] = pd.to_datetime(board["sched_dep_utc"], utc=True)
     board["dep_delay"] = float("nan")
     snap = queries.Snapshot(read_at=NOW, clock=CLOCK, states={"flights_stream": stream_state()},
-                      kpis=kpis.Kpis.empty(), weather_now=pd.DataFrame(), board=board, jobs={},
-                      rejects=pd.DataFrame(), rejects_total=0, airlines={})  # fmt: skip
+                      kpis=kpi_frames.Kpis.empty(), weather_now=pd.DataFrame(), board=board,
+                      jobs={}, rejects=pd.DataFrame(), rejects_total=0, airlines={})  # fmt: skip
     state = State(snap=snap)
     assert keys(candidates(state, NOW)) == [("not_departed:JFK", "red"),
                                             ("not_departed:EWR", "amber")]  # fmt: skip
     # what the job finds in the same documents (the board's flights, as read)
     job = rules.evaluate(inputs(flights=board.to_dict("records")), TH, {})
     assert keys(job) == keys(candidates(state, NOW))
-    only_ewr = candidates(state, NOW, kpis.Scope(airports=("EWR",)))
+    only_ewr = candidates(state, NOW, kpi_frames.Scope(airports=("EWR",)))
     assert keys(only_ewr) == [("not_departed:EWR", "amber")]
-    items = attention_items(state, NOW, kpis.Scope(airports=("EWR",)))
+    items = attention_items(state, NOW, kpi_frames.Scope(airports=("EWR",)))
     assert items == [
         '<li style="border-left-color:#b26a00" data-alert="not_departed:EWR" title="What to '
         f'do: {html.escape(only_ewr[0].action)}">EWR: 1 flight(s) past departure time and not '

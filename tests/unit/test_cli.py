@@ -58,7 +58,7 @@ def test_bad_env_is_a_clear_error_not_a_traceback() -> None:
 
 
 def test_the_pipeline_line_says_what_was_sent_per_source() -> None:
-    from pipelines.orchestration.pipeline import sent_line
+    from pipelines.orchestration.loader import sent_line
     from pipelines.sources.replay import ReplayStats
 
     stats = ReplayStats(sent={"flights": 1234, "weather": 4, "reference": 1})

@@ -60,7 +60,7 @@ def test_relative_paths_resolve_against_repo_root() -> None:
 
 
 def test_spark_conf_reaches_the_session_over_tarmacs_own(tmp_path: Path) -> None:
-    from pipelines.stack.spark import session_conf
+    from pipelines.clients.spark import session_conf
 
     p = tmp_path / "x.yaml"
     p.write_text("env: x\nspark:\n  driver_memory: 1g\n  conf:\n    spark.executor.cores: 2\n"
@@ -86,7 +86,7 @@ def test_a_container_s_driver_address_and_the_spark_ui_come_from_its_environment
     """Compose gives each driver container its name (the executors on spark-worker reach the
     driver there, not on its loopback) and turns the Spark UI on when asked; by default
     neither is set and the driver stays on this machine's loopback."""
-    from pipelines.stack.spark import session_conf
+    from pipelines.clients.spark import session_conf
 
     plain = session_conf(config.load("compose"))
     assert "spark.driver.host" not in plain and plain["spark.ui.enabled"] == "false"

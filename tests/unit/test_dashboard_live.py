@@ -12,10 +12,10 @@ import pandas as pd
 import pytest
 
 from pipelines.core import domain
-from pipelines.dashboard import analytics, documents, live, queries
-from pipelines.dashboard.documents import hourly_frame
+from pipelines.dashboard import analytics, decode, live, queries
+from pipelines.dashboard.decode import hourly_frame
 from pipelines.dashboard.health import STREAM_RULES, stream_health, stream_levels
-from pipelines.dashboard.kpis import Kpis, Scope, date_range
+from pipelines.dashboard.kpi_frames import Kpis, Scope, date_range
 from pipelines.dashboard.panels.attention import attention_items
 from pipelines.dashboard.state import State
 from tests import serving_docs as S
@@ -35,7 +35,7 @@ def _kpis(rows: list[dict], hot: list[dict] | None = None, dates=("2013-03-20", 
     carriers = [c for c in ROWS["carriers"] if c["date"] in days]
     docs = S.documents(hourly=rows, carriers=carriers)
     read = [d for d in docs["kpi_daily"] if d["_id"] in dates]
-    kpis = Kpis(documents.profile_of(docs["kpi_profile"][0]), documents.daily_rows(read, dates))
+    kpis = Kpis(decode.profile_of(docs["kpi_profile"][0]), decode.daily_rows(read, dates))
     return kpis.with_hot(hourly_frame(hot)) if hot is not None else kpis
 
 

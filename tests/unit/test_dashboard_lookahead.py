@@ -14,8 +14,8 @@ import pytest
 
 from pipelines.dashboard import ahead as A
 from pipelines.dashboard import search as F
-from pipelines.dashboard.documents import daily_rows, profile_of
-from pipelines.dashboard.kpis import NY, Kpis, NotRead, Scope
+from pipelines.dashboard.decode import daily_rows, profile_of
+from pipelines.dashboard.kpi_frames import NY, Kpis, NotRead, Scope
 from tests import serving_docs as S
 
 # Wednesday 16 Jan 2013, 22:30 New York (03:30Z on the 17th): the next two hours are 22:00,

@@ -1,12 +1,12 @@
-"""The one Kafka source of the streaming jobs (``stack/spark.read_kafka``), on a recording
+"""The one Kafka source of the streaming jobs (``clients/spark.read_kafka``), on a recording
 stand-in for ``spark.readStream`` (the real source runs in ``tests/integration``)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from pipelines.clients.spark import read_kafka
 from pipelines.core import config
-from pipelines.stack.spark import read_kafka
 
 
 class _Reader:

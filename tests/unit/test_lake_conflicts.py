@@ -42,3 +42,11 @@ def test_any_other_error_is_raised_at_once() -> None:
     with pytest.raises(RuntimeError, match="PATH_NOT_FOUND"):
         tables.retrying(step, "a step")
     assert len(calls) == 1
+
+
+def test_deltas_own_conflict_exception_is_run_again() -> None:
+    """What Delta's Python API raises for a write on the driver (``delta.exceptions``), whatever
+    its message says."""
+    from delta.exceptions import ConcurrentAppendException
+
+    assert tables.is_conflict(ConcurrentAppendException("files were added"))

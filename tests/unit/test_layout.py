@@ -11,7 +11,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[2] / "pipelines"
 # the stages in the order the data flows through them (README, "Architecture")
 STAGES = (
-    "core", "stack", "sources", "landing", "transform", "lake", "serving", "jobs",
+    "core", "clients", "stack", "sources", "landing", "transform", "lake", "serving", "jobs",
     "orchestration", "dashboard", "presentation", "cli", "__main__",
 )  # fmt: skip
 MAX_LINES = 450

@@ -44,7 +44,7 @@ def test_the_live_board_shows_the_risk_a_model_wrote() -> None:
 
     import pandas as pd
 
-    from pipelines.dashboard import analytics, documents, kpis, live
+    from pipelines.dashboard import analytics, decode, kpi_frames, live
 
     clock = datetime(2013, 1, 1, 10, 30, tzinfo=UTC)
     at = datetime(2013, 1, 1, 10, 45)
@@ -53,7 +53,7 @@ def test_the_live_board_shows_the_risk_a_model_wrote() -> None:
          "status_rank": 1, "delay_risk": 0.42},
         {"flight_key": "b", "carrier": "UA", "flight": 2, "sched_dep_utc": at, "status_rank": 1},
     ]}  # fmt: skip
-    frame = documents.board_frame([bucket], clock - live.BOARD_BEFORE, clock + live.BOARD_AFTER)
-    board = analytics.live_board(frame, kpis.Scope(), clock)
+    frame = decode.board_frame([bucket], clock - live.BOARD_BEFORE, clock + live.BOARD_AFTER)
+    board = analytics.live_board(frame, kpi_frames.Scope(), clock)
     risks = dict(zip(board["flight_no"], board["delay_risk"], strict=True))
     assert risks["UA 1"] == 0.42 and pd.isna(risks["UA 2"])

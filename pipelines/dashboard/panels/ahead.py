@@ -21,7 +21,7 @@ import pandas as pd
 
 from pipelines.core import domain
 
-from .. import kpis, queries
+from .. import kpi_frames, queries
 from .. import widgets as H
 from ..ahead import AHEAD_CHOICES, AHEAD_DEFAULT, ahead_table, weather_trend
 from ..lookups import Ahead, read_ahead
@@ -71,10 +71,10 @@ class AheadPanel(Panel):
         )  # fmt: skip
         self.on_change(self.w_hours, self.render)
 
-    def drawn_for(self, scope: kpis.Scope) -> Any:
+    def drawn_for(self, scope: kpi_frames.Scope) -> Any:
         return scope.airports, self._for is self.page.state.snap
 
-    def draw(self, scope: kpis.Scope) -> None:
+    def draw(self, scope: kpi_frames.Scope) -> None:
         snap = self.snap
         if snap.clock is None:
             self.title.value = H.card_title(TITLE)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import ipywidgets as W
 import pandas as pd
 
-from .. import analytics, kpis
+from .. import analytics, kpi_frames
 from .. import widgets as H
 from ..charts import AirportChart
 from ..filters import scope_text
@@ -32,7 +32,7 @@ class AirportsPanel(Panel):
         self.table = self.target = W.HTML()
         self.card(self.title, self.chart.figure, self.table, min_width="380px")
 
-    def draw(self, scope: kpis.Scope) -> None:
+    def draw(self, scope: kpi_frames.Scope) -> None:
         snap = self.snap
         frame = analytics.airport_table(snap.kpis, scope)
         self.chart.update(frame, scope.airports)

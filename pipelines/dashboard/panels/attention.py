@@ -20,7 +20,7 @@ import ipywidgets as W
 from pipelines.core.config import AlertRuleSettings
 from pipelines.serving.alerts import rules as R
 
-from .. import health, kpis
+from .. import health, kpi_frames
 from .. import widgets as H
 from ..state import State
 from .base import Page, Panel
@@ -35,7 +35,7 @@ class AttentionPanel(Panel):
         super().__init__(page)
         self.html = self.target = W.HTML()
 
-    def draw(self, scope: kpis.Scope | None = None) -> None:
+    def draw(self, scope: kpi_frames.Scope | None = None) -> None:
         settings = getattr(self.page, "settings", None)
         thresholds = settings.alerts.rules if settings is not None else None
         items = attention_items(self.page.state, self.page.now(), scope, thresholds)
@@ -76,7 +76,7 @@ def inputs_of(state: State, now: datetime) -> R.Inputs:
 def candidates(
     state: State,
     now: datetime,
-    scope: kpis.Scope | None = None,
+    scope: kpi_frames.Scope | None = None,
     thresholds: AlertRuleSettings | None = None,
 ) -> list[R.Candidate]:
     """What the alert rules find in the page's documents, in the filters' airports and
@@ -105,7 +105,7 @@ def item(c: R.Candidate) -> str:
 def attention_items(
     state: State,
     now: datetime,
-    scope: kpis.Scope | None = None,
+    scope: kpi_frames.Scope | None = None,
     thresholds: AlertRuleSettings | None = None,
 ) -> list[str]:
     """The ``<li>`` of each item, red first (sources, stream, jobs, board, hour, airlines)."""

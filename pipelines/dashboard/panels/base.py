@@ -14,7 +14,7 @@ import ipywidgets as W
 
 from pipelines.core.config import Settings
 
-from .. import health, kpis, queries
+from .. import health, kpi_frames, queries
 from .. import widgets as H
 from ..reading import Reader
 from ..search import Ask
@@ -29,7 +29,7 @@ class Page(Protocol):
     state: State
     reader: Reader  # the page's reads (a panel that reads asks it, in a thread)
 
-    def scope(self) -> kpis.Scope: ...
+    def scope(self) -> kpi_frames.Scope: ...
 
     def drill(self, ask: Ask) -> None: ...
 
@@ -60,10 +60,10 @@ class Panel:
         assert snap is not None
         return snap
 
-    def draw(self, scope: kpis.Scope) -> None:
+    def draw(self, scope: kpi_frames.Scope) -> None:
         raise NotImplementedError
 
-    def drawn_for(self, scope: kpis.Scope) -> Any:
+    def drawn_for(self, scope: kpi_frames.Scope) -> Any:
         """What of ``scope`` the panel depends on when it does not depend on all of it: it is
         not drawn again for the same snapshot while that stays the same. None: always drawn."""
         return None

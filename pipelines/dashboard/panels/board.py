@@ -18,7 +18,7 @@ import pandas as pd
 
 from pipelines.core import domain
 
-from .. import analytics, kpis, live
+from .. import analytics, kpi_frames, live
 from .. import widgets as H
 from ..filters import scope_text
 from .base import Page, Panel, gap
@@ -70,7 +70,7 @@ class BoardPanel(Panel):
         self.on_change(self.w_sort, self.draw_table)
         self.on_change(self.w_late_only, self.draw_table)
 
-    def draw(self, scope: kpis.Scope) -> None:
+    def draw(self, scope: kpi_frames.Scope) -> None:
         snap, state = self.snap, self.page.state
         if snap.clock is None:
             state.board = None
@@ -171,5 +171,5 @@ class BoardPanel(Panel):
         frame = self.page.state.carriers
         if frame is None or frame.empty:
             return ""
-        cols = ["carrier", "carrier_name", *domain.MEASURES, *kpis.DERIVED]
+        cols = ["carrier", "carrier_name", *domain.MEASURES, *kpi_frames.DERIVED]
         return H.csv_link(frame[cols].round(2), f"tarmac_airlines_{stamp}.csv", "Airlines CSV")

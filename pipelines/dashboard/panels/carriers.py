@@ -13,7 +13,7 @@ import pandas as pd
 
 from pipelines.core import domain
 
-from .. import analytics, kpis
+from .. import analytics, kpi_frames
 from .. import widgets as H
 from ..charts import CarrierChart
 from ..filters import scope_text
@@ -49,7 +49,7 @@ class CarriersPanel(Panel):
         if code is not None:
             self.page.drill(Ask("carrier", str(code)))
 
-    def draw(self, scope: kpis.Scope) -> None:
+    def draw(self, scope: kpi_frames.Scope) -> None:
         self.page.state.carriers = analytics.carrier_table(self.snap.kpis, scope)
         self.redraw()
 
@@ -57,7 +57,7 @@ class CarriersPanel(Panel):
         """Draw ``state.carriers`` again (the metric changed; nothing is recomputed)."""
         frame = self.page.state.carriers
         if frame is None or frame.empty:
-            frame = kpis.derive(pd.DataFrame({c: [] for c in ("carrier", *domain.MEASURES)}))
+            frame = kpi_frames.derive(pd.DataFrame({c: [] for c in ("carrier", *domain.MEASURES)}))
             frame["carrier_name"] = []
         self.chart.update(frame, self.w_metric.value)
         worst = frame[frame["departed"] >= 5].sort_values("avg_dep_delay", ascending=False)

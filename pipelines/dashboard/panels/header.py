@@ -21,7 +21,7 @@ import ipywidgets as W
 
 from pipelines.core import domain
 
-from .. import kpis
+from .. import kpi_frames
 from .. import widgets as H
 from ..health import freshness, pipeline_health, stream_health
 from .base import Page, Panel
@@ -41,7 +41,7 @@ class Header(Panel):
         super().__init__(page)
         self.html = self.target = W.HTML()
 
-    def draw(self, scope: kpis.Scope | None = None) -> None:
+    def draw(self, scope: kpi_frames.Scope | None = None) -> None:
         snap, state, now = self.snap, self.page.state, self.page.now()
         state.fresh = freshness(snap.states, snap.clock, now, self.page.freshness_rules)
         state.stream = stream_health(snap.states, now)

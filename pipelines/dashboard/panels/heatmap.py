@@ -13,7 +13,7 @@ from typing import Any
 
 import ipywidgets as W
 
-from .. import analytics, kpis
+from .. import analytics, kpi_frames
 from .. import widgets as H
 from ..charts import HeatmapChart
 from ..state import period_text, until
@@ -30,10 +30,10 @@ class HeatmapPanel(Panel):
         self.title = self.target = W.HTML()
         self.card(self.title, self.chart.figure, flex="2 1 0", min_width="620px")
 
-    def drawn_for(self, scope: kpis.Scope) -> Any:
+    def drawn_for(self, scope: kpi_frames.Scope) -> Any:
         return scope.airports
 
-    def draw(self, scope: kpis.Scope) -> None:
+    def draw(self, scope: kpi_frames.Scope) -> None:
         snap = self.snap
         grid = analytics.weekday_hour_heatmap(snap.kpis, scope.airports, until(snap))
         self.chart.update(grid)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import ipywidgets as W
 import pandas as pd
 
-from .. import analytics, kpis
+from .. import analytics, kpi_frames
 from .. import widgets as H
 from ..charts import HourlyChart
 from ..filters import scope_text
@@ -29,7 +29,7 @@ class HourlyPanel(Panel):
         self.title = self.target = W.HTML()
         self.card(self.title, self.chart.figure, flex="2 1 0", min_width="560px")
 
-    def draw(self, scope: kpis.Scope) -> None:
+    def draw(self, scope: kpi_frames.Scope) -> None:
         snap = self.snap
         frame = analytics.hourly_series(snap.kpis, scope)
         current = None

@@ -11,7 +11,7 @@ from __future__ import annotations
 import ipywidgets as W
 import pandas as pd
 
-from .. import health, kpis
+from .. import health, kpi_frames
 from .. import widgets as H
 from .base import Page, Panel
 
@@ -25,7 +25,7 @@ class RejectsPanel(Panel):
         self.html = self.target = W.HTML()
         self.card(self.html, min_width="340px")
 
-    def draw(self, scope: kpis.Scope | None = None) -> None:
+    def draw(self, scope: kpi_frames.Scope | None = None) -> None:
         snap = self.snap
         summary = health.rejects_summary(snap.rejects, snap.rejects_total)
         capped = summary.read < summary.total

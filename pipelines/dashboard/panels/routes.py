@@ -14,7 +14,7 @@ from typing import Any
 
 import ipywidgets as W
 
-from .. import analytics, kpis
+from .. import analytics, kpi_frames
 from .. import widgets as H
 from ..charts import RouteMap
 from ..search import Ask
@@ -48,10 +48,10 @@ class RoutesPanel(Panel):
             min_width="860px",
         )
 
-    def drawn_for(self, scope: kpis.Scope) -> Any:
+    def drawn_for(self, scope: kpi_frames.Scope) -> Any:
         return scope.airports, tuple(scope.months() or ())
 
-    def draw(self, scope: kpis.Scope) -> None:
+    def draw(self, scope: kpi_frames.Scope) -> None:
         frame = analytics.routes(self.snap.kpis, scope)
         self.map.update(frame)
         months = ", ".join(

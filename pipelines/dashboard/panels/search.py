@@ -18,7 +18,7 @@ import ipywidgets as W
 
 from pipelines.core import domain
 
-from .. import kpis
+from .. import kpi_frames
 from .. import widgets as H
 from ..filters import scope_text
 from ..lookups import DayFlights, read_day_flights
@@ -77,7 +77,7 @@ class SearchPanel(Panel):
         held for this snapshot."""
         snap = self.snap
         self.ask = ask
-        days = tuple(search_days(kpis.date_range(*self._range()), snap.clock_day))
+        days = tuple(search_days(kpi_frames.date_range(*self._range()), snap.clock_day))
         if self.flights is not None and self._for is snap and self.flights.days == days:
             self.render()
             return
@@ -108,7 +108,7 @@ class SearchPanel(Panel):
     def _range(self) -> tuple[Any, Any]:
         scope = self.page.scope()
         if scope.date_from is None or scope.date_to is None:
-            day = kpis.local_date(self.snap.clock) if self.snap.clock else None
+            day = kpi_frames.local_date(self.snap.clock) if self.snap.clock else None
             return day, day
         return scope.date_from, scope.date_to
 
@@ -119,7 +119,7 @@ class SearchPanel(Panel):
             return
         scope = self.page.scope()
         found = answer(held.flights, ask, scope, snap.clock)
-        selected = kpis.date_range(*self._range()) if all(self._range()) else []
+        selected = kpi_frames.date_range(*self._range()) if all(self._range()) else []
         capped = len([d for d in selected if not snap.clock_day or d <= snap.clock_day]) > len(
             held.days)  # fmt: skip
         days = ", ".join(held.days) or "—"

@@ -18,7 +18,7 @@ import ipywidgets as W
 from .. import analytics
 from .. import widgets as H
 from ..filters import scope_text
-from ..kpis import Scope
+from ..kpi_frames import Scope
 from ..search import TILE_SLICES, Ask
 from .base import Page, Panel, hit_box
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import ipywidgets as W
 
-from .. import analytics, kpis
+from .. import analytics, kpi_frames
 from .. import widgets as H
 from ..charts import WeatherCharts
 from ..state import period_text, until
@@ -34,10 +34,10 @@ class WeatherPanel(Panel):
             min_width="440px",
         )
 
-    def drawn_for(self, scope: kpis.Scope) -> Any:
+    def drawn_for(self, scope: kpi_frames.Scope) -> Any:
         return scope.airports
 
-    def draw(self, scope: kpis.Scope) -> None:
+    def draw(self, scope: kpi_frames.Scope) -> None:
         snap = self.snap
         tables = analytics.weather_impact(snap.kpis, scope.airports, until(snap))
         self.charts.update(tables)

@@ -15,9 +15,9 @@ from typing import Any
 
 from pymongo.database import Database
 
+from pipelines.clients import mongo
 from pipelines.core.domain import NEW_YORK
 from pipelines.serving import readmodels as RM
-from pipelines.stack import mongo
 
 from .levels import Inputs, utc
 

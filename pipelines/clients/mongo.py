@@ -21,8 +21,9 @@ from pipelines.core.exceptions import ServiceUnavailableError
 
 
 @lru_cache(maxsize=8)
-def _client(uri: str) -> MongoClient:
-    return MongoClient(uri, serverSelectionTimeoutMS=5000, appname="tarmac", tz_aware=True)
+def _client(uri: str, socket_timeout_ms: int | None = None) -> MongoClient:
+    return MongoClient(uri, serverSelectionTimeoutMS=5000, appname="tarmac", tz_aware=True,
+                       socketTimeoutMS=socket_timeout_ms)  # fmt: skip
 
 
 def ping(settings: Settings, timeout_ms: int = 1000) -> bool:
@@ -37,11 +38,15 @@ def ping(settings: Settings, timeout_ms: int = 1000) -> bool:
         return False
 
 
-def database(settings: Settings, timeout_ms: int | None = None) -> Database:
+def database(
+    settings: Settings, timeout_ms: int | None = None, socket_timeout_ms: int | None = None
+) -> Database:
     """The serving database of ``settings`` (the process's client), once it answered a
     ``ping``; raises a clear error when unreachable. ``timeout_ms``: give up after that
-    rather than the client's 5 s (a quick probe: the ledger, the page, ``service status``)."""
-    client = _client(settings.mongo.uri)
+    rather than the client's 5 s (a quick probe: the ledger, the page, ``service status``).
+    ``socket_timeout_ms``: a client whose every request gives up after that (None: waits; the
+    soak's, so a server that stops answering ends it with that error)."""
+    client = _client(settings.mongo.uri, socket_timeout_ms)
     try:
         with pymongo.timeout(timeout_ms / 1000 if timeout_ms is not None else None):
             client.admin.command("ping")

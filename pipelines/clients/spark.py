@@ -13,9 +13,9 @@ from pathlib import Path
 import structlog
 from pyspark.sql import DataFrame, SparkSession
 
+from pipelines.clients.jars import RESOURCES, delta_jars, spark_kafka_jars
 from pipelines.core import logs
 from pipelines.core.config import Settings
-from pipelines.stack import provision
 
 # pyspark 4.2 warns that pandas 3 is "not yet fully supported"; we use pandas only at the edges.
 warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas")
@@ -67,13 +67,13 @@ def _common_conf(settings: Settings) -> dict[str, str]:
         # the live board's jobs take the next free task slot (pool "board"), the lake path's
         # recomputes the rest (pool "lake")
         "spark.scheduler.mode": "FAIR",
-        "spark.scheduler.allocation.file": str(provision.RESOURCES / "fairscheduler.xml"),
+        "spark.scheduler.allocation.file": str(RESOURCES / "fairscheduler.xml"),
     }
 
 
 def use_pool(spark: SparkSession, pool: str) -> None:
     """Run the Spark jobs this thread starts from now on in FAIR pool ``pool`` (``board``
-    or ``lake``, see ``stack/resources/fairscheduler.xml``)."""
+    or ``lake``, see ``clients/resources/fairscheduler.xml``)."""
     spark.sparkContext.setLocalProperty("spark.scheduler.pool", pool)
 
 
@@ -102,7 +102,7 @@ def read_kafka(
 def jars(settings: Settings) -> list[Path]:
     """Jars every session needs: Spark's Kafka connector and Delta Lake, both of the installed
     pyspark version."""
-    return provision.spark_kafka_jars(settings) + provision.delta_jars(settings)
+    return spark_kafka_jars(settings) + delta_jars(settings)
 
 
 def build_session(settings: Settings, app: str) -> SparkSession:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-from .kpis import (
+from .kpi_frames import (
     CARRIER_KEYS,
     CARRIER_WEEKDAY_KEYS,
     DAY_COLUMNS,
