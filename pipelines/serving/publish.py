@@ -110,7 +110,8 @@ def _refresh(
     """One refresh of ``dates``: the board, the lake, the KPI documents (see the module)."""
     computed_at = datetime.now(UTC).replace(tzinfo=None)  # before reading: see pending_dates
     flights = recompute.flights_of(spark, settings, dates).persist()
-    try:
+    kpi: recompute.Kpis | None = None
+    try:  # an attempt lost to a conflict frees its cached frames too (the stream lives long)
         if board is not None:
             with _timed(steps, "board"):
                 publish_board(spark, settings, flights, dates, board)
@@ -119,8 +120,9 @@ def _refresh(
             monthly = recompute.write(spark, settings, flights, kpi)
         with _timed(steps, "kpi_docs"):
             publish_kpis(spark, settings, flights, kpi, monthly, profile)
-        kpi.unpersist()
     finally:
+        if kpi is not None:
+            kpi.unpersist()
         flights.unpersist()
 
 
