@@ -99,11 +99,12 @@ def run(
     topic = topic or settings.kafka.topic("smoke").name
     checkpoint = checkpoint or settings.resolve(settings.paths.checkpoints) / "smoke"
     stats = {"batches": 0, "rows": 0}
+    store = mongo.Mongo.of(settings)
 
     def write_batch(batch: DataFrame, batch_id: int) -> None:
         batch = batch.persist()
         n = batch.count()
-        sinks.write(batch.where(F.col("_id").isNotNull()), settings, collection)
+        sinks.write(batch.where(F.col("_id").isNotNull()), store, collection)
         batch.unpersist()
         stats["batches"] += 1
         stats["rows"] += n
@@ -117,7 +118,7 @@ def run(
         .start()
     )
     query.awaitTermination()
-    documents = mongo.database(settings)[collection].count_documents({})
+    documents = store.database()[collection].count_documents({})
     result = SmokeResult(stats["batches"], stats["rows"], documents)
     log.info("smoke.done", **asdict(result))
     return result
