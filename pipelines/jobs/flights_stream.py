@@ -69,7 +69,7 @@ BOARD = f"{JOB}.board"  # the live board's query name; its checkpoint is <checkp
 
 
 def _start_board(
-    spark: SparkSession, settings: Settings, store: Mongo, checkpoint: Path, trigger: str,
+    spark: SparkSession, settings: Settings, store: Mongo, checkpoint: str, trigger: str,
     max_offsets: int | None, enrichment: Enrichment,
 ) -> StreamingQuery:  # fmt: skip
     """Start the live board's query (``jobs/flights_board.py``), named :data:`BOARD`, with its
@@ -87,7 +87,7 @@ def _start_board(
             flights_board.batch_function(store, enrichment, progress, JOB)
         )
         .outputMode("append")
-        .option("checkpointLocation", str(checkpoint.with_name(f"{checkpoint.name}.board")))
+        .option("checkpointLocation", f"{checkpoint}.board")
         .trigger(**trigger_options(trigger))
         .queryName(BOARD)
         .start()
@@ -99,7 +99,7 @@ def run(
     settings: Settings,
     trigger: str = "availableNow",
     max_offsets_per_trigger: int | None = 200_000,
-    checkpoint: Path | None = None,
+    checkpoint: str | Path | None = None,
     timeout_s: float | None = None,
     hot: bool | None = None,
     board_trigger: str = "500ms",
@@ -115,7 +115,7 @@ def run(
     (``jobs/path_process.py``; None = when both paths run long-lived)."""
     store = Mongo.of(settings)
     sinks.ensure_indexes(store)
-    checkpoint = checkpoint or settings.resolve(settings.paths.checkpoints) / JOB
+    checkpoint = str(checkpoint or f"{settings.checkpoint_root}/{JOB}")  # a path or any URI
     realtime = trigger != "availableNow"
     hot = realtime if hot is None else hot
     if lake_process is None:

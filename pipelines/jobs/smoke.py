@@ -92,12 +92,12 @@ def run(
     settings: Settings,
     topic: str | None = None,
     collection: str = COLLECTION,
-    checkpoint: Path | None = None,
+    checkpoint: str | Path | None = None,
 ) -> SmokeResult:
     """Drain the smoke topic into MongoDB once (``availableNow``) and report what was read."""
     spark = build_session(settings, "smoke")
     topic = topic or settings.kafka.topic("smoke").name
-    checkpoint = checkpoint or settings.resolve(settings.paths.checkpoints) / "smoke"
+    checkpoint = str(checkpoint or f"{settings.checkpoint_root}/smoke")  # a path or any URI
     stats = {"batches": 0, "rows": 0}
     store = mongo.Mongo.of(settings)
 
@@ -130,7 +130,7 @@ def main(settings: Settings, params: SmokeParams) -> dict[str, Any]:
     tag = produce(settings, params.messages, topic=params.topic)
     log.info("smoke.produced", messages=params.messages, tag=tag,
              bootstrap=settings.kafka.bootstrap_servers)  # fmt: skip
-    checkpoint = Path(params.checkpoint) if params.checkpoint else None
+    checkpoint = params.checkpoint or None
     result = run(settings, params.topic, params.collection, checkpoint)
     n_landed = landed(settings, tag, params.messages, params.collection)
     return {

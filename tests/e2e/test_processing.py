@@ -305,7 +305,7 @@ def _forget_the_stream(settings: Settings, db) -> None:
         db[c].drop()
     spark = build_session(settings, "tests")
     Lake.of(spark, settings).drop(tables.STREAM_TABLES)
-    shutil.rmtree(settings.resolve(settings.paths.checkpoints) / "flights_stream")
+    shutil.rmtree(f"{settings.checkpoint_root}/flights_stream")
     db.pipeline_state.delete_one({"_id": "flights_stream"})
 
 
