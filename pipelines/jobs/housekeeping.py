@@ -37,7 +37,7 @@ import os
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import bson
 import structlog
@@ -49,11 +49,14 @@ from pipelines.jobs.params import HousekeepingParams
 from pipelines.jobs.retention import Freed, LogFile, RunFiles
 from pipelines.serving import readmodels as RM
 
+if TYPE_CHECKING:  # Spark is imported when a lake step runs, not when the job is listed
+    from pipelines.lake.tables import Lake
+
 log = structlog.get_logger(__name__)
 
 
 # --- the lake ---------------------------------------------------------------------------------
-def _commit_infos(lake: Any, uri: str, after: int) -> list[dict[str, Any]]:
+def _commit_infos(lake: Lake, uri: str, after: int) -> list[dict[str, Any]]:
     """The ``commitInfo`` of each commit of the table at ``uri`` after version ``after``,
     read from its ``_delta_log`` through Hadoop's file system (no Spark job)."""
     from pipelines.clients.hadoop import HadoopFiles
@@ -69,7 +72,7 @@ def _commit_infos(lake: Any, uri: str, after: int) -> list[dict[str, Any]]:
     return infos
 
 
-def optimize(lake: Any, names: list[str]) -> Freed:
+def optimize(lake: Lake, names: list[str]) -> Freed:
     """``OPTIMIZE`` each table of ``names`` that exists; its own metrics (files removed and
     added, bytes rewritten) from Delta's result."""
     from pipelines.lake import tables
@@ -103,7 +106,7 @@ def _vacuum_sql(spark: Any, uri: str, kind: str, hours: int) -> None:
     spark.sql(f"VACUUM delta.`{uri}` {kind} RETAIN {hours} HOURS").collect()
 
 
-def vacuum(lake: Any, hours: int, full: bool = False) -> Freed:
+def vacuum(lake: Lake, hours: int, full: bool = False) -> Freed:
     """``VACUUM`` every lake table once, with Delta's vacuum logging on: its ``VACUUM START``
     commit records the files and bytes it is about to delete (``numFilesToDelete``,
     ``sizeOfDataToDelete``), its ``VACUUM END`` the files deleted (``numDeletedFiles``).
