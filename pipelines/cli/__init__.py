@@ -331,6 +331,8 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="start over instead of resuming an unfinished rebuild of the same range",
     )
+    p.add_argument("--by", choices=("month", "quarter", "year"), default="month",
+                   help="rebuilt at once and recorded when done (default month)")  # fmt: skip
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     p = add("runs", cmd_runs, "The latest runs recorded in the ledger (newest first).")
