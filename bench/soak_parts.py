@@ -77,7 +77,7 @@ def disk(settings: Settings, outputs: Path) -> dict[str, int]:
         "runs": du(outputs / "runs"),
         "logs": du(outputs / "logs"),
         "landing": du(settings.resolve(settings.paths.data)),
-        "checkpoints": du(settings.resolve(settings.paths.checkpoints)),
+        "checkpoints": du(Path(settings.checkpoint_root)),
     }
 
 

@@ -1,9 +1,11 @@
 """A real Spark standalone cluster (1 master, 2 workers) for the whole test session.
 
 Import it where it is needed (``from tests.cluster_fixture import spark_cluster  # noqa: F401``) or
-from ``conftest.py``. A cluster of env ``ci`` already running (``python -m pipelines cluster
-up --env ci``) is reused and left running; one this session starts is stopped at the end,
-also when a test or the start itself fails.
+from ``conftest.py``. Like the stack, it is shared by the test workers: the first that needs it
+starts it (``StandaloneCluster.up`` holds the cluster's lock), and the session's controller
+stops it at the end if it was not running when the session began (``conftest``,
+``pytest_sessionfinish``). No worker stops it: a worker whose tests were done took it down
+while another worker's test was starting on it (seen in a clean clone's run).
 """
 
 from __future__ import annotations
@@ -21,11 +23,4 @@ WORKERS = 2
 @pytest.fixture(scope="session")
 def spark_cluster(settings: Settings) -> Iterator[str]:
     """The master URL (``spark://127.0.0.1:<port>``) of a 2-worker standalone cluster."""
-    cluster = StandaloneCluster(settings, workers=WORKERS)
-    running = {r["service"] for r in cluster.status() if r["state"] == "running"}
-    ours = "spark-master" not in running
-    try:
-        yield cluster.up()
-    finally:
-        if ours:
-            cluster.down()
+    yield StandaloneCluster(settings, workers=WORKERS).up()

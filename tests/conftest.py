@@ -26,6 +26,7 @@ TEST_ENV = os.environ.get("TARMAC_TEST_ENV", "ci")
 
 SERVICE_FIXTURES = {"stack", "spark", "db", "spark_cluster"}
 STACK_BEFORE = pytest.StashKey[dict[str, int | None]]()
+CLUSTER = "spark-master"  # in STACK_BEFORE: the standalone cluster of tests.cluster_fixture
 
 
 def _controller(cfg: pytest.Config) -> bool:
@@ -43,7 +44,9 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     if _controller(session.config):
         from pipelines.stack.services import services
 
-        before = {svc.name: svc.pid() for svc in services(config.load(TEST_ENV))}
+        settings = config.load(TEST_ENV)
+        before = {svc.name: svc.pid() for svc in services(settings)}
+        before[CLUSTER] = 1 if _cluster_running(settings) else None
         session.config.stash[STACK_BEFORE] = before
 
 
@@ -76,10 +79,21 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         _stop_what_the_session_started(session.config.stash[STACK_BEFORE])
 
 
+def _cluster_running(settings: Settings) -> bool:
+    from pipelines.stack.cluster import StandaloneCluster
+
+    cluster = StandaloneCluster(settings)
+    return any(r["state"] == "running" for r in cluster.status() if r["service"] == CLUSTER)
+
+
 def _stop_what_the_session_started(before: dict[str, int | None]) -> None:
+    from pipelines.stack.cluster import StandaloneCluster
     from pipelines.stack.services import services
 
-    for svc in services(config.load(TEST_ENV)):
+    settings = config.load(TEST_ENV)
+    if before.get(CLUSTER) is None and _cluster_running(settings):
+        StandaloneCluster(settings).down()  # tests.cluster_fixture: the workers' shared one
+    for svc in services(settings):
         if svc.embedded and before.get(svc.name) is None and svc.pid() is not None:
             svc.stop()
 

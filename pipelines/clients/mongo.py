@@ -7,6 +7,7 @@ Everything here stays inside what both MongoDB 7 and FerretDB v1 support.
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -38,24 +39,51 @@ def ping(settings: Settings, timeout_ms: int = 1000) -> bool:
         return False
 
 
+@dataclass(frozen=True)
+class Mongo:
+    """The serving database of one environment (built once, :meth:`of`): what the writers
+    take instead of the whole settings. Picklable (strings only), so the executors' sinks
+    get it as is and open their own clients."""
+
+    uri: str
+    name: str  # the database
+    safe_uri: str  # the URI without its password, for messages
+    env: str
+
+    @classmethod
+    def of(cls, settings: Settings) -> Mongo:
+        m = settings.mongo
+        return cls(m.uri, m.database, m.safe_uri, settings.env)
+
+    def __repr__(self) -> str:
+        return f"Mongo({self.safe_uri!r}, {self.name!r})"
+
+    def database(
+        self, timeout_ms: int | None = None, socket_timeout_ms: int | None = None
+    ) -> Database:
+        """The database (the process's client), once it answered a ``ping``; raises a clear
+        error when unreachable. ``timeout_ms``: give up after that rather than the client's
+        5 s (a quick probe: the ledger, the page, ``service status``). ``socket_timeout_ms``:
+        a client whose every request gives up after that (None: waits; the soak's, so a
+        server that stops answering ends it with that error)."""
+        client = _client(self.uri, socket_timeout_ms)
+        try:
+            with pymongo.timeout(timeout_ms / 1000 if timeout_ms is not None else None):
+                client.admin.command("ping")
+        except PyMongoError as exc:
+            raise ServiceUnavailableError(
+                f"MongoDB at {self.safe_uri} does not answer ({exc.__class__.__name__}); "
+                f"run `make stack-up` (env {self.env}) or fix mongo.uri"
+            ) from exc
+        return client[self.name]
+
+
 def database(
     settings: Settings, timeout_ms: int | None = None, socket_timeout_ms: int | None = None
 ) -> Database:
-    """The serving database of ``settings`` (the process's client), once it answered a
-    ``ping``; raises a clear error when unreachable. ``timeout_ms``: give up after that
-    rather than the client's 5 s (a quick probe: the ledger, the page, ``service status``).
-    ``socket_timeout_ms``: a client whose every request gives up after that (None: waits; the
-    soak's, so a server that stops answering ends it with that error)."""
-    client = _client(settings.mongo.uri, socket_timeout_ms)
-    try:
-        with pymongo.timeout(timeout_ms / 1000 if timeout_ms is not None else None):
-            client.admin.command("ping")
-    except PyMongoError as exc:
-        raise ServiceUnavailableError(
-            f"MongoDB at {settings.mongo.safe_uri} does not answer ({exc.__class__.__name__}); "
-            f"run `make stack-up` (env {settings.env}) or fix mongo.uri"
-        ) from exc
-    return client[settings.mongo.database]
+    """``Mongo.of(settings).database(...)``: for the edges that hold settings only (the
+    command line, the page, the ledger)."""
+    return Mongo.of(settings).database(timeout_ms, socket_timeout_ms)
 
 
 # FerretDB v1.24 (SQLite) stopped answering, for good, an update command of 100 operations on

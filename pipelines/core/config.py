@@ -226,7 +226,8 @@ class AlertSettings(_Model):
 
 
 class PathSettings(_Model):
-    checkpoints: Path = Path("outputs/checkpoints/local")
+    # the streaming queries' checkpoints: like the lake, a local path or any Hadoop URI
+    checkpoints: str = "outputs/checkpoints/local"
     data: Path = Path("outputs/data/local")  # landing/, archive/, quarantine/, replay state
     # the Delta Lake lakehouse: a local path (relative to the repository) or any Hadoop URI
     # (hdfs://, s3a://, file://) that every Spark node reaches
@@ -282,7 +283,7 @@ class Settings(_Model):
             "paths": self.paths.model_copy(
                 update={
                     "data": folder / "data",
-                    "checkpoints": folder / "checkpoints",
+                    "checkpoints": str(folder / "checkpoints"),
                     "lake": str(folder / "lake"),
                 }
             ),
@@ -304,9 +305,17 @@ class Settings(_Model):
     @property
     def lake_root(self) -> str:
         """``paths.lake`` as Spark reads it: a URI as is, a path made absolute."""
-        if "://" in self.paths.lake:
-            return self.paths.lake.rstrip("/")
-        return str(self.resolve(Path(self.paths.lake)))
+        return self._uri(self.paths.lake)
+
+    @property
+    def checkpoint_root(self) -> str:
+        """``paths.checkpoints`` as Spark reads it: a URI as is, a path made absolute."""
+        return self._uri(self.paths.checkpoints)
+
+    def _uri(self, where: str) -> str:
+        if "://" in where:
+            return where.rstrip("/")
+        return str(self.resolve(Path(where)))
 
     def resolve(self, path: Path) -> Path:
         """A path from the parameters, made absolute against the repository root."""

@@ -35,9 +35,8 @@ read fail the query itself (``failOnDataLoss``).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 from pipelines.core.exceptions import ReconcileError
 
@@ -179,18 +178,20 @@ def _offsets(line: str) -> dict[tuple[str, int], int]:
     return {(topic, int(p)): int(o) for topic, parts in data.items() for p, o in parts.items()}
 
 
-def batch_ranges(checkpoint: Path, batch_id: int) -> list[OffsetRange] | None:
-    """The offsets ``batch_id`` of the Kafka query checkpointed at ``checkpoint`` planned, from
-    its offset log (``offsets/<n>``: a version line ``v1``, the batch's metadata, then one line
-    per source; ``sources/0/0``: the first batch's start); None when the log is not in that
-    format. A partition absent from the start (added to the topic meanwhile) starts at 0."""
+def batch_ranges(read: Callable[[str], str], batch_id: int) -> list[OffsetRange] | None:
+    """The offsets ``batch_id`` of a Kafka query planned, from the offset log of its checkpoint
+    (``read(name)``: the text of the checkpoint's file ``name``, wherever it lives: a local
+    folder, any Hadoop URI; ``OSError`` when absent). ``offsets/<n>``: a version line ``v1``,
+    the batch's metadata, then one line per source; ``sources/0/0``: the first batch's start.
+    None when the log is not in that format. A partition absent from the start (added to the
+    topic meanwhile) starts at 0."""
     try:
-        end_lines = (checkpoint / "offsets" / str(batch_id)).read_text().splitlines()
+        end_lines = read(f"offsets/{batch_id}").splitlines()
         if batch_id > 0:
-            start_lines = (checkpoint / "offsets" / str(batch_id - 1)).read_text().splitlines()
+            start_lines = read(f"offsets/{batch_id - 1}").splitlines()
             start_line = start_lines[2] if start_lines[0] == "v1" else ""
         else:
-            start_lines = (checkpoint / "sources" / "0" / "0").read_text().splitlines()
+            start_lines = read("sources/0/0").splitlines()
             start_line = start_lines[-1] if start_lines[0].lstrip("\x00") == "v1" else ""
         if end_lines[0] != "v1" or not start_line:
             return None

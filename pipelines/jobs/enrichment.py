@@ -14,12 +14,12 @@ import threading
 from datetime import datetime, timedelta
 
 import structlog
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from pipelines.core.config import Settings
 from pipelines.lake import tables
-from pipelines.lake.recompute import REFERENCE_SCHEMAS, WEATHER_SCHEMA, versions
+from pipelines.lake.recompute import REFERENCE_SCHEMAS, WEATHER_SCHEMA
+from pipelines.lake.tables import Lake
 from pipelines.transform import flight_state
 
 log = structlog.get_logger(__name__)
@@ -35,8 +35,8 @@ class Enrichment:
     airports, 3,322 planes, 504 weather hours), so a micro-batch joins them without reading
     the lake. A daemon thread reloads them when one of their Delta tables has a new version."""
 
-    def __init__(self, spark: SparkSession, settings: Settings, every_s: float = REFRESH_EVERY_S):
-        self.spark, self.settings, self.every_s = spark, settings, every_s
+    def __init__(self, lake: Lake, every_s: float = REFRESH_EVERY_S):
+        self.lake, self.spark, self.every_s = lake, lake.spark, every_s
         self.seen: tuple[int, ...] | None = None
         self.current: tuple[DataFrame, ...] = ()
         self.loads = 0
@@ -51,7 +51,7 @@ class Enrichment:
 
     def reload(self) -> bool:
         """Load the frames again if a table moved; True when it did."""
-        seen = versions(self.spark, self.settings, INPUTS)
+        seen = self.lake.versions(INPUTS)
         if seen == self.seen:
             return False
         frames = [self._held(self._reference(name)) for name in REFERENCE_SCHEMAS]
@@ -64,12 +64,10 @@ class Enrichment:
     def _reference(self, name: str) -> DataFrame:
         schema = REFERENCE_SCHEMAS[name]
         columns = [c.split()[0] for c in schema.split(", ")]
-        return tables.read(self.spark, self.settings, tables.REFERENCE[name], schema).select(
-            *columns
-        )
+        return self.lake.read(tables.REFERENCE[name], schema).select(*columns)
 
     def _weather(self) -> DataFrame:
-        weather = tables.read(self.spark, self.settings, tables.WEATHER, WEATHER_SCHEMA)
+        weather = self.lake.read(tables.WEATHER, WEATHER_SCHEMA)
         newest = weather.agg(F.max("day")).first()[0]
         if newest is None:
             return weather

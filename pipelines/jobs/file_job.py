@@ -22,9 +22,11 @@ from typing import Any
 import structlog
 from pyspark.sql import DataFrame, SparkSession
 
+from pipelines.clients.mongo import Mongo
 from pipelines.clients.spark import build_session
 from pipelines.core import reconcile
 from pipelines.core.config import Settings
+from pipelines.lake.tables import Lake
 from pipelines.landing import ingest
 from pipelines.landing.manifest import LandedFile
 from pipelines.landing.zone import LandingZone
@@ -42,17 +44,23 @@ def _no_rows() -> dict[str, int]:
 class FileRun:
     """One run of a file job, as its ``process`` sees it: the good files (:attr:`files`), the
     session, the run's time (``now``: its rows' ``landed_at``, its rejects' ``at``) and what
-    the run has counted so far."""
+    the run has counted so far; the stores it writes (the environment's lake and serving
+    database, built once for the run)."""
 
     settings: Settings
     job: str
     lz: LandingZone
     batch: ingest.FileBatch
-    spark: SparkSession
+    lake: Lake
+    store: Mongo
     now: datetime
     totals: dict[str, int] = field(default_factory=_no_rows)  # of the committed files
     mismatches: list[reconcile.FileMismatch] = field(default_factory=list)
     fates: dict[str, str] = field(default_factory=dict)  # of the unreconciled files, by key
+
+    @property
+    def spark(self) -> SparkSession:
+        return self.lake.spark
 
     @property
     def files(self) -> list[LandedFile]:
@@ -77,7 +85,7 @@ class FileRun:
 
     def reject(self, rows: DataFrame) -> None:
         """Write reject rows (``transform/rejects``) to the lake and MongoDB."""
-        publish.publish_rejects(self.settings, rows)
+        publish.publish_rejects(self.lake, self.store, rows)
 
     def reject_files(self, files: list[ingest.FileReject]) -> None:
         """Write quarantined files as rejects, refused at the run's time."""
@@ -112,8 +120,11 @@ def run_file_job(
     lz = ingest.zone(settings)
     batch = ingest.claim_pending(lz, source, header_of, job, pattern)
     now = datetime.now(UTC).replace(tzinfo=None)
-    spark = build_session(settings, job) if batch.good or batch.rejects else None
-    run = None if spark is None else FileRun(settings, job, lz, batch, spark, now)
+    store = Mongo.of(settings)
+    run = None
+    if batch.good or batch.rejects:
+        lake = Lake.of(build_session(settings, job), settings)
+        run = FileRun(settings, job, lz, batch, lake, store, now)
     newest = None
     if run is not None:
         if batch.rejects:
@@ -125,7 +136,7 @@ def run_file_job(
     result = {**batch.summary(), **(run.totals if run is not None else _no_rows()),
               "unreconciled": len(mismatches),
               "seconds": round(time.monotonic() - t0, 2)}  # fmt: skip
-    sinks.set_state(settings, job, newest, last_run=result)
+    sinks.set_state(store, job, newest, last_run=result)
     log.info(f"{job}.done", **result)
     if run is not None and mismatches:
         raise reconcile.files_error(source, mismatches, run.fates)

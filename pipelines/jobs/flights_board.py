@@ -56,9 +56,9 @@ import structlog
 from pyspark.sql import DataFrame, Row
 from pyspark.sql import functions as F
 
+from pipelines.clients.mongo import Mongo
 from pipelines.clients.spark import use_pool
 from pipelines.core import faults
-from pipelines.core.config import Settings
 from pipelines.jobs.enrichment import Enrichment
 from pipelines.jobs.stream_health import batch_record, kafka_lag
 from pipelines.serving import documents, sinks
@@ -155,7 +155,7 @@ def _write_partition(
 
 
 def batch_function(
-    settings: Settings,
+    store: Mongo,
     enrichment: Enrichment,
     progress: Callable[[], dict[str, Any] | None],
     job: str,
@@ -164,7 +164,7 @@ def batch_function(
     enrich and write in one stage), whose partitions hand the driver their event count, newest
     event time and the buckets they raised; then the batch's health in ``pipeline_state``
     (:data:`STATE_KEY`), with the buckets of the last :data:`RECENT_BATCHES` batches."""
-    uri, database = settings.mongo.uri, settings.mongo.database
+    uri, database = store.uri, store.name
     recent: deque[dict[str, Any]] = deque(maxlen=RECENT_BATCHES)  # this run's batches only
     lag = kafka_lag(progress)
 
@@ -180,7 +180,7 @@ def batch_function(
         newest = max((p[1] for p in parts if p[1] is not None), default=None)
         recent.append({"batch_id": batch_id, "buckets": sorted({b for p in parts for b in p[2]})})
         health = batch_record(batch_id, events, lag, started) | {"recent": list(recent)}
-        sinks.set_state(settings, job, newest, **{STATE_KEY: health})
+        sinks.set_state(store, job, newest, **{STATE_KEY: health})
         # the previous batch's phases as Spark timed them (latestOffset, walCommit, addBatch:
         # this function, commitOffsets...): what a micro-batch costs besides its own work
         phases = (progress() or {}).get("durationMs")

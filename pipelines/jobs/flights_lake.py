@@ -19,21 +19,23 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import structlog
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
 
 from pipelines.clients import kafka_io
+from pipelines.clients.hadoop import HadoopFiles
+from pipelines.clients.mongo import Mongo
 from pipelines.clients.spark import use_pool
 from pipelines.core import faults, reconcile
 from pipelines.core.config import Settings
 from pipelines.core.exceptions import TarmacError
 from pipelines.jobs.stream_health import batch_record, kafka_lag
 from pipelines.lake import recompute, tables
+from pipelines.lake.tables import Lake
 from pipelines.serving import publish, sinks
 from pipelines.transform import flight_state, rejects
 
@@ -60,8 +62,8 @@ class StreamResult:
 
 
 def process_batch(
-    spark: SparkSession,
-    settings: Settings,
+    lake: Lake,
+    store: Mongo,
     batch: DataFrame,
     batch_id: int,
     app_id: str,
@@ -99,18 +101,18 @@ def process_batch(
     newest = max((p.newest for p in parts if p.newest is not None), default=None)
     if rows_in == 0:
         events.unpersist()
-        sinks.set_state(settings, JOB, None, lake=batch_record(batch_id, 0, lag, started))
+        sinks.set_state(store, JOB, None, lake=batch_record(batch_id, 0, lag, started))
         return {"rows_in": 0, "accepted": 0, "rejected": 0, "dates": 0, "touched": []}
     accepted = events.where(F.col("reject_reason").isNull()).drop("reject_reason")
-    tables.append(
+    lake.append(
         accepted.withColumn("ingested_at", F.current_timestamp()).withColumn(
             "batch_id", F.lit(batch_id).cast("long")
         ),
-        settings, tables.FLIGHT_EVENTS, txn=(app_id, batch_id),
+        tables.FLIGHT_EVENTS, txn=(app_id, batch_id),
     )  # fmt: skip
     faults.point("stream.after_lake_write")
     if rejected:
-        publish.publish_rejects(settings, rejects.event_rejects(events, JOB),
+        publish.publish_rejects(lake, store, rejects.event_rejects(events, JOB),
                                 txn=(f"{app_id}:rejects", batch_id))  # fmt: skip
     dates = sorted({d for p in parts for d in p.dates})
     steps: dict[str, float] = {}
@@ -123,7 +125,7 @@ def process_batch(
     summary = {k: v for k, v in result.items() if k != "touched"}
     steps["total"] = time.monotonic() - started
     health = batch_record(batch_id, rows_in, lag, started)
-    sinks.set_state(settings, JOB, newest, last_batch_id=batch_id, last_batch=summary,
+    sinks.set_state(store, JOB, newest, last_batch_id=batch_id, last_batch=summary,
                     offsets=offsets, lake=health)  # fmt: skip
     log.info("flights_stream.batch", batch_id=batch_id, **summary,
              seconds={k: round(v, 2) for k, v in steps.items()})  # fmt: skip
@@ -145,9 +147,10 @@ class Publisher:
     unrefreshed are found at start (``recompute.pending_dates``)."""
 
     def __init__(
-        self, spark: SparkSession, settings: Settings, pending: list[str], interval_s: float = 0
-    ) -> None:
-        self.spark, self.settings, self.interval_s = spark, settings, interval_s
+        self, lake: Lake, store: Mongo, pending: list[str], horizon: int | None = None,
+        interval_s: float = 0,
+    ) -> None:  # fmt: skip
+        self.lake, self.store, self.horizon, self.interval_s = lake, store, horizon, interval_s
         self.compact: set[str] = set()
         self.dirty: set[str] = set(pending)
         self.cond = threading.Condition()
@@ -174,7 +177,7 @@ class Publisher:
             raise self.error
 
     def _loop(self) -> None:
-        use_pool(self.spark, "lake")
+        use_pool(self.lake.spark, "lake")
         lost = 0  # rounds in a row lost to a commit conflict
         while True:
             with self.cond:
@@ -190,7 +193,7 @@ class Publisher:
                 return
             try:
                 # the profile with every refresh: it is the dashboard's index of changed days
-                steps = publish.refresh(self.spark, self.settings, dates,
+                steps = publish.refresh(self.lake, self.store, dates, horizon=self.horizon,
                                         inputs=recompute.INPUTS[1:])  # fmt: skip
             except BaseException as exc:  # noqa: BLE001 - raised in the stream's thread
                 if tables.is_conflict(exc) and lost + 1 < CONFLICT_ROUNDS:
@@ -210,7 +213,7 @@ class Publisher:
             with self.cond:
                 compact, self.compact = sorted(self.compact), set()
             if compact:  # after the refresh: both read the same small files once
-                tables.compact(self.spark, self.settings, tables.FLIGHT_EVENTS, compact)
+                self.lake.compact(tables.FLIGHT_EVENTS, compact)
                 log.info("flights_stream.compacted", dates=len(compact))
             for k, v in steps.items():
                 self.steps[k] = round(self.steps.get(k, 0.0) + v, 2)
@@ -230,11 +233,12 @@ class Publisher:
 
 
 def start_lake(
-    spark: SparkSession, settings: Settings, source: DataFrame, checkpoint: Path,
+    lake: Lake, settings: Settings, source: DataFrame, checkpoint: str,
     trigger: dict[str, object], publisher: Publisher, result: StreamResult,
     failures: list[TarmacError],
 ) -> StreamingQuery:  # fmt: skip
-    """Start the lake path's query over ``source`` (the Kafka topic as a streaming frame) with
+    """Start the lake path's query over ``source`` (the Kafka topic of ``settings``, as a
+    streaming frame) into ``lake`` and the ``publisher``'s serving database, with
     ``trigger`` (``DataStreamWriter.trigger``'s arguments): raw append, rejects, then the
     publisher's refresh (a Tarmac error raised in a batch also goes to ``failures``: Spark
     raises it wrapped)."""
@@ -243,16 +247,18 @@ def start_lake(
     query_id: dict[str, str] = {}
     progress: dict[str, StreamingQuery] = {}
     lag = kafka_lag(lambda: progress["q"].lastProgress if "q" in progress else None)
+    files = HadoopFiles(lake.spark)  # the checkpoint's offset log, wherever it lives
 
     def on_batch(batch: DataFrame, batch_id: int) -> None:
-        use_pool(spark, "lake")
+        use_pool(lake.spark, "lake")
         started.wait(60)  # the query id is known once start() has returned
         if "why" not in gaps:  # the first batch: the topic exists
             gaps["why"] = kafka_io.offset_gaps(settings, "flights")
-        ranges = reconcile.batch_ranges(checkpoint, batch_id)
+        ranges = reconcile.batch_ranges(lambda name: files.read_text(f"{checkpoint}/{name}"),
+                                        batch_id)  # fmt: skip
         try:
-            counts = process_batch(spark, settings, batch, batch_id, f"{JOB}:{query_id['id']}",
-                                   lag, ranges, gaps["why"])  # fmt: skip
+            counts = process_batch(lake, publisher.store, batch, batch_id,
+                                   f"{JOB}:{query_id['id']}", lag, ranges, gaps["why"])  # fmt: skip
         except TarmacError as exc:
             failures.append(exc)
             raise

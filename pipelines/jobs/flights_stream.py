@@ -34,6 +34,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
 
+from pipelines.clients.mongo import Mongo
 from pipelines.clients.spark import build_session, read_kafka
 from pipelines.core.config import Settings
 from pipelines.core.exceptions import TarmacError, unavailable
@@ -43,6 +44,7 @@ from pipelines.jobs.flights_lake import JOB, PUBLISH_EVERY_S, Publisher, StreamR
 from pipelines.jobs.params import StreamParams, trigger_options
 from pipelines.jobs.path_process import PathProcess
 from pipelines.lake import recompute
+from pipelines.lake.tables import Lake
 from pipelines.serving import sinks
 from pipelines.transform import flight_state
 
@@ -67,7 +69,7 @@ BOARD = f"{JOB}.board"  # the live board's query name; its checkpoint is <checkp
 
 
 def _start_board(
-    spark: SparkSession, settings: Settings, checkpoint: Path, trigger: str,
+    spark: SparkSession, settings: Settings, store: Mongo, checkpoint: str, trigger: str,
     max_offsets: int | None, enrichment: Enrichment,
 ) -> StreamingQuery:  # fmt: skip
     """Start the live board's query (``jobs/flights_board.py``), named :data:`BOARD`, with its
@@ -82,10 +84,10 @@ def _start_board(
 
     handle["q"] = (
         accepted.writeStream.foreachBatch(
-            flights_board.batch_function(settings, enrichment, progress, JOB)
+            flights_board.batch_function(store, enrichment, progress, JOB)
         )
         .outputMode("append")
-        .option("checkpointLocation", str(checkpoint.with_name(f"{checkpoint.name}.board")))
+        .option("checkpointLocation", f"{checkpoint}.board")
         .trigger(**trigger_options(trigger))
         .queryName(BOARD)
         .start()
@@ -97,7 +99,7 @@ def run(
     settings: Settings,
     trigger: str = "availableNow",
     max_offsets_per_trigger: int | None = 200_000,
-    checkpoint: Path | None = None,
+    checkpoint: str | Path | None = None,
     timeout_s: float | None = None,
     hot: bool | None = None,
     board_trigger: str = "500ms",
@@ -111,8 +113,9 @@ def run(
     ``checkpoint`` is the lake path's; the board's is next to it, ``<checkpoint>.board``.
     ``lake_process``: the lake path in a process of its own at a lower priority
     (``jobs/path_process.py``; None = when both paths run long-lived)."""
-    sinks.ensure_indexes(settings)
-    checkpoint = checkpoint or settings.resolve(settings.paths.checkpoints) / JOB
+    store = Mongo.of(settings)
+    sinks.ensure_indexes(store)
+    checkpoint = str(checkpoint or f"{settings.checkpoint_root}/{JOB}")  # a path or any URI
     realtime = trigger != "availableNow"
     hot = realtime if hot is None else hot
     if lake_process is None:
@@ -129,22 +132,24 @@ def run(
         if lake and lake_process:  # first: its JVM starts while this one starts and plans
             children.append(PathProcess(settings, trigger, max_offsets_per_trigger, checkpoint))
         spark = build_session(settings, JOB)
+        lakehouse = Lake.of(spark, settings)
         if hot:
-            enrichment = Enrichment(spark, settings)
+            enrichment = Enrichment(lakehouse)
             mode = board_trigger if realtime else "availableNow"
 
             def start() -> StreamingQuery:
-                return _start_board(spark, settings, checkpoint, mode, max_offsets_per_trigger,
-                                    enrichment)  # fmt: skip
+                return _start_board(spark, settings, store, checkpoint, mode,
+                                    max_offsets_per_trigger, enrichment)  # fmt: skip
 
             queries.append(start())
             restarts[BOARD] = start
 
         if lake and not lake_process:
-            publisher = Publisher(spark, settings, recompute.pending_dates(spark, settings),
+            publisher = Publisher(lakehouse, store, recompute.pending_dates(lakehouse),
+                                  horizon=settings.serving.board_hours,
                                   interval_s=PUBLISH_EVERY_S if realtime else 0)  # fmt: skip
             source = kafka_reader(spark, settings, max_offsets_per_trigger)
-            queries.append(flights_lake.start_lake(spark, settings, source, checkpoint,
+            queries.append(flights_lake.start_lake(lakehouse, settings, source, checkpoint,
                 trigger_options(trigger), publisher, result, failures))  # fmt: skip
         _await(queries, timeout_s, restarts, stop,
                (lambda: [c.check() for c in children]) if children else None)  # fmt: skip

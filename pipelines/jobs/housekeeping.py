@@ -37,7 +37,7 @@ import os
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import bson
 import structlog
@@ -49,32 +49,30 @@ from pipelines.jobs.params import HousekeepingParams
 from pipelines.jobs.retention import Freed, LogFile, RunFiles
 from pipelines.serving import readmodels as RM
 
+if TYPE_CHECKING:  # Spark is imported when a lake step runs, not when the job is listed
+    from pipelines.lake.tables import Lake
+
 log = structlog.get_logger(__name__)
 
 
 # --- the lake ---------------------------------------------------------------------------------
-def _commit_infos(spark: Any, uri: str, after: int) -> list[dict[str, Any]]:
+def _commit_infos(lake: Lake, uri: str, after: int) -> list[dict[str, Any]]:
     """The ``commitInfo`` of each commit of the table at ``uri`` after version ``after``,
     read from its ``_delta_log`` through Hadoop's file system (no Spark job)."""
-    jvm = spark.sparkContext._jvm  # noqa: SLF001
-    conf = spark.sparkContext._jsc.hadoopConfiguration()  # noqa: SLF001
-    path_cls = jvm.org.apache.hadoop.fs.Path
-    fs = path_cls(uri).getFileSystem(conf)
+    from pipelines.clients.hadoop import HadoopFiles
+
+    files = HadoopFiles(lake.spark)
     infos = []
     version = after + 1
-    while fs.exists(commit := path_cls(f"{uri}/_delta_log/{version:020d}.json")):
-        stream = fs.open(commit)
-        try:
-            text = jvm.org.apache.commons.io.IOUtils.toString(stream, "UTF-8")
-        finally:
-            stream.close()
+    while files.exists(commit := f"{uri}/_delta_log/{version:020d}.json"):
+        text = files.read_text(commit)
         infos += [json.loads(line)["commitInfo"] for line in text.splitlines()
                   if line.startswith('{"commitInfo"')]  # fmt: skip
         version += 1
     return infos
 
 
-def optimize(spark: Any, settings: Settings, names: list[str]) -> Freed:
+def optimize(lake: Lake, names: list[str]) -> Freed:
     """``OPTIMIZE`` each table of ``names`` that exists; its own metrics (files removed and
     added, bytes rewritten) from Delta's result."""
     from pipelines.lake import tables
@@ -82,9 +80,9 @@ def optimize(spark: Any, settings: Settings, names: list[str]) -> Freed:
     freed = Freed("optimize")
     compacted = added = rewritten = 0
     for table in (t for t in tables.TABLES if t.name in names):
-        if not tables.exists(spark, settings, table):
+        if not lake.exists(table):
             continue
-        row = spark.sql(f"OPTIMIZE delta.`{table.uri(settings)}`").collect()[0]
+        row = lake.spark.sql(f"OPTIMIZE delta.`{lake.uri(table)}`").collect()[0]
         metrics = row["metrics"]
         compacted += int(metrics["numFilesRemoved"])
         added += int(metrics["numFilesAdded"])
@@ -108,7 +106,7 @@ def _vacuum_sql(spark: Any, uri: str, kind: str, hours: int) -> None:
     spark.sql(f"VACUUM delta.`{uri}` {kind} RETAIN {hours} HOURS").collect()
 
 
-def vacuum(spark: Any, settings: Settings, hours: int, full: bool = False) -> Freed:
+def vacuum(lake: Lake, hours: int, full: bool = False) -> Freed:
     """``VACUUM`` every lake table once, with Delta's vacuum logging on: its ``VACUUM START``
     commit records the files and bytes it is about to delete (``numFilesToDelete``,
     ``sizeOfDataToDelete``), its ``VACUUM END`` the files deleted (``numDeletedFiles``).
@@ -123,14 +121,15 @@ def vacuum(spark: Any, settings: Settings, hours: int, full: bool = False) -> Fr
 
     from pipelines.lake import tables
 
+    spark = lake.spark
     spark.conf.set("spark.databricks.delta.vacuum.logging.enabled", "true")
     freed = Freed("vacuum")
     done, fell_back = 0, 0
     for table in tables.TABLES:
-        if not tables.exists(spark, settings, table):
+        if not lake.exists(table):
             continue
-        uri = table.uri(settings)
-        before = tables.version(spark, settings, table)
+        uri = lake.uri(table)
+        before = lake.version(table)
         try:
             _vacuum_sql(spark, uri, "FULL" if full else "LITE", hours)
         except AnalysisException as exc:
@@ -139,7 +138,7 @@ def vacuum(spark: Any, settings: Settings, hours: int, full: bool = False) -> Fr
             log.info("housekeeping.vacuum_full", table=table.name, reason=str(exc)[:200])
             fell_back += 1
             _vacuum_sql(spark, uri, "FULL", hours)
-        infos = _commit_infos(spark, uri, before)
+        infos = _commit_infos(lake, uri, before)
         start = [i for i in infos if i.get("operation") == "VACUUM START"]
         end = [i for i in infos if i.get("operation") == "VACUUM END"]
         metrics = start[-1].get("operationMetrics", {}) if start else {}
@@ -306,19 +305,19 @@ def prune_hot(db: Any, days: int) -> Freed:
 def main(settings: Settings, params: HousekeepingParams) -> dict[str, Any]:
     """The registry's entry: every step in turn, one line each, the totals as the result."""
     from pipelines.clients.spark import build_session
+    from pipelines.lake.tables import Lake
 
     now = datetime.now(UTC)
     outputs = outputs_dir()
     db = mongo.database(settings)
     steps: list[Callable[[], Freed]] = []
     names = [n for n in params.optimize_tables.split(",") if n]
-    spark = build_session(settings, "housekeeping")
+    lake = Lake.of(build_session(settings, "housekeeping"), settings)
     if names:
-        steps.append(lambda: optimize(spark, settings, names))
+        steps.append(lambda: optimize(lake, names))
     steps += [
         lambda: vacuum(
-            spark,
-            settings,
+            lake,
             params.vacuum_retention_hours,
             full_vacuum_today(params.vacuum_mode, now),
         ),  # fmt: skip

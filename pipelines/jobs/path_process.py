@@ -67,7 +67,7 @@ class PathProcess:
         settings: Settings,
         trigger: str,
         max_offsets: int | None,
-        checkpoint: Path,
+        checkpoint: str,
         nice: int = NICE,
     ) -> None:
         self.path = PATH
@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--env", required=True)
     parser.add_argument("--parameters", type=Path, required=True, help="settings file (YAML)")
     parser.add_argument("--trigger", required=True, help="an interval such as 10s")
-    parser.add_argument("--checkpoint", type=Path, required=True)
+    parser.add_argument("--checkpoint", required=True, help="a local path or any Hadoop URI")
     parser.add_argument("--result", type=Path, required=True, help="where its counts go")
     parser.add_argument("--max-offsets", type=int, default=None)
     parser.add_argument("--parent", type=int, required=True, help="the driver's pid")

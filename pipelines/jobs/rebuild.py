@@ -39,16 +39,17 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import structlog
-from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 from tqdm import tqdm
 
+from pipelines.clients.mongo import Mongo
 from pipelines.clients.spark import build_session
 from pipelines.core import faults, logs
 from pipelines.core.config import Settings
 from pipelines.jobs import weather_hourly
 from pipelines.jobs.params import RebuildParams
 from pipelines.lake import recompute, tables
+from pipelines.lake.tables import Lake
 from pipelines.serving import publish
 
 log = structlog.get_logger(__name__)
@@ -59,11 +60,10 @@ PROGRESS_SCHEMA = "run_id string, range string, chunk string, done_at timestamp"
 FINISHED = "*"
 
 
-def raw_dates(spark: SparkSession, settings: Settings, start: date | None,
-              end: date | None) -> list[str]:  # fmt: skip
+def raw_dates(lake: Lake, start: date | None, end: date | None) -> list[str]:
     """The local dates of ``raw/flight_events`` within ``[start, end]`` (a bound None: open),
     from the partition column alone."""
-    frame = tables.read(spark, settings, tables.FLIGHT_EVENTS).select("date")
+    frame = lake.read(tables.FLIGHT_EVENTS).select("date")
     if start is not None:
         frame = frame.where(F.col("date") >= start.isoformat())
     if end is not None:
@@ -85,9 +85,9 @@ def range_key(start: date | None, end: date | None) -> str:
     return f"{start or ''}..{end or ''}"
 
 
-def _progress(spark: SparkSession, settings: Settings, key: str) -> tuple[str | None, set[str]]:
+def _progress(lake: Lake, key: str) -> tuple[str | None, set[str]]:
     """The unfinished rebuild of ``key`` (its run id and the chunks it did), or ``(None, {})``."""
-    rows = tables.read(spark, settings, PROGRESS, PROGRESS_SCHEMA).where(F.col("range") == key)
+    rows = lake.read(PROGRESS, PROGRESS_SCHEMA).where(F.col("range") == key)
     last = rows.orderBy(F.col("done_at").desc()).select("run_id").first()
     if last is None:
         return None, set()
@@ -95,18 +95,18 @@ def _progress(spark: SparkSession, settings: Settings, key: str) -> tuple[str | 
     return (None, set()) if FINISHED in done else (last.run_id, done)
 
 
-def _record(spark: SparkSession, settings: Settings, run_id: str, key: str, chunk: str) -> None:
+def _record(lake: Lake, run_id: str, key: str, chunk: str) -> None:
     now = datetime.now(UTC).replace(tzinfo=None)
-    row = spark.createDataFrame([(run_id, key, chunk, now)], PROGRESS_SCHEMA)
-    tables.retrying(lambda: tables.append(row, settings, PROGRESS), "rebuild progress")
+    row = lake.spark.createDataFrame([(run_id, key, chunk, now)], PROGRESS_SCHEMA)
+    tables.retrying(lambda: lake.append(row, PROGRESS), "rebuild progress")
 
 
-def _newest(spark: SparkSession, settings: Settings, table: tables.Table, column: str) -> Any:
+def _newest(lake: Lake, table: tables.Table, column: str) -> Any:
     """The newest ``column`` of ``table`` (None when it is empty or absent): the end of the
     serving horizon the incremental path used when it last wrote."""
-    if not tables.exists(spark, settings, table):
+    if not lake.exists(table):
         return None
-    return tables.read(spark, settings, table).agg(F.max(column)).first()[0]
+    return lake.read(table).agg(F.max(column)).first()[0]
 
 
 def run(
@@ -119,22 +119,23 @@ def run(
     """Rebuild the local dates ``[start, end]`` of the raw log (see the module); return the counts
     and the time of each step."""
     t0 = time.monotonic()
-    spark = build_session(settings, JOB)
+    lake, store = Lake.of(build_session(settings, JOB), settings), Mongo.of(settings)
+    horizon = settings.serving.board_hours
     result: dict[str, Any] = dict.fromkeys(
         ("dates", "rebuilt_dates", "chunks", "skipped_chunks", "rows_in", "accepted", "rejected"), 0
     )
     result["resumed"] = False
-    if not tables.exists(spark, settings, tables.FLIGHT_EVENTS):
+    if not lake.exists(tables.FLIGHT_EVENTS):
         log.info("rebuild.nothing", reason="raw/flight_events does not exist yet")
         return {**result, "seconds": round(time.monotonic() - t0, 2)}
-    dates = raw_dates(spark, settings, start, end)
+    dates = raw_dates(lake, start, end)
     result["dates"] = len(dates)
     key = range_key(start, end)
-    run_id, done = (None, set()) if restart else _progress(spark, settings, key)
+    run_id, done = (None, set()) if restart else _progress(lake, key)
     result["resumed"] = run_id is not None
     run_id = run_id or uuid.uuid4().hex[:12]
-    newest_event = _newest(spark, settings, tables.FLIGHT_EVENTS, "event_time")
-    newest_hour = _newest(spark, settings, tables.RAW_WEATHER, "hour_utc")
+    newest_event = _newest(lake, tables.FLIGHT_EVENTS, "event_time")
+    newest_hour = _newest(lake, tables.RAW_WEATHER, "hour_utc")
     steps: dict[str, float] = {}
     todo = [(month, ds) for month, ds in chunks(dates) if month not in done]
     result["skipped_chunks"] = len(done)
@@ -147,15 +148,16 @@ def run(
         if newest_hour is not None:
             days = recompute.weather_days(month_dates)
             tables.retrying(
-                lambda d=days: weather_hourly.clean_days(settings, spark, d, newest_hour),
+                lambda d=days: weather_hourly.clean_days(lake, store, d, newest_hour, horizon),
                 "clean weather",
             )
         steps["weather"] = steps.get("weather", 0.0) + time.monotonic() - c0
         for name, seconds in publish.refresh(
-            spark, settings, month_dates, publish.Board(newest=newest_event), profile=False
-        ).items():
+            lake, store, month_dates, publish.Board(newest=newest_event), horizon=horizon,
+            profile=False,
+        ).items():  # fmt: skip
             steps[name] = steps.get(name, 0.0) + seconds
-        _record(spark, settings, run_id, key, month)
+        _record(lake, run_id, key, month)
         result["rebuilt_dates"] += len(month_dates)
         result["accepted"] = result["rebuilt_dates"]
         result["chunks"] += 1
@@ -165,9 +167,9 @@ def run(
         faults.point("rebuild.after_chunk")  # tests: a month done, the next not started
     p0 = time.monotonic()
     if dates:
-        publish.publish_profile(spark, settings)
+        publish.publish_profile(lake, store)
     steps["profile"] = time.monotonic() - p0
-    _record(spark, settings, run_id, key, FINISHED)
+    _record(lake, run_id, key, FINISHED)
     result.update(run_id=run_id, first=dates[0] if dates else None,
                   last=dates[-1] if dates else None,
                   steps={k: round(v, 2) for k, v in steps.items()},

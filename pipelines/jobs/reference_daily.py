@@ -13,14 +13,16 @@ from collections.abc import Callable
 from datetime import date
 from typing import Any
 
-from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
+from pipelines.clients.mongo import Mongo
 from pipelines.core.config import Settings
 from pipelines.jobs import file_job
 from pipelines.jobs.file_job import FileRun
 from pipelines.jobs.params import DailyParams
 from pipelines.lake import tables
+from pipelines.lake.tables import Lake
 from pipelines.landing import ingest
 from pipelines.landing.manifest import LandedFile
 from pipelines.serving import sinks
@@ -88,25 +90,25 @@ def process(run: FileRun) -> None:
             .drop("reject_reason", ingest.CORRUPT, ingest.RAW_LINE)
             .withColumn("landed_at", F.lit(run.now))
         )
-        tables.append(rows, run.settings, tables.RAW_REFERENCE[table])
-        tables.retrying(lambda t=table, r=rows: _publish(run.spark, run.settings, t, r),
+        run.lake.append(rows, tables.RAW_REFERENCE[table])
+        tables.retrying(lambda t=table, r=rows: _publish(run.lake, run.store, t, r),
                         f"clean {table}")  # fmt: skip
         run.reject(rejects.line_rejects(cleaned, JOB, ["file_key", ingest.RAW_LINE], run.now))
         run.commit(files, read, key=lambda f: f.name)
         cached.unpersist()
 
 
-def _publish(spark: SparkSession, settings: Settings, table: str, rows: DataFrame) -> None:
+def _publish(lake: Lake, store: Mongo, table: str, rows: DataFrame) -> None:
     """``clean/<table>`` = the previous clean table + the new rows, newest snapshot winning."""
     target = tables.REFERENCE[table]
     merged = rows
-    if tables.exists(spark, settings, target):
-        merged = tables.read(spark, settings, target).unionByName(rows, allowMissingColumns=True)
+    if lake.exists(target):
+        merged = lake.read(target).unionByName(rows, allowMissingColumns=True)
     # localCheckpoint: the table is overwritten from a frame that reads it
     clean = newest_per_key(merged).localCheckpoint()
-    tables.overwrite(clean, settings, target)
+    lake.overwrite(clean, target)
     if table in SERVED:
-        sinks.write(clean.select("_id", "name"), settings, SERVED[table])
+        sinks.write(clean.select("_id", "name"), store, SERVED[table])
 
 
 def main(settings: Settings, params: DailyParams) -> dict[str, Any]:

@@ -92,18 +92,19 @@ def run(
     settings: Settings,
     topic: str | None = None,
     collection: str = COLLECTION,
-    checkpoint: Path | None = None,
+    checkpoint: str | Path | None = None,
 ) -> SmokeResult:
     """Drain the smoke topic into MongoDB once (``availableNow``) and report what was read."""
     spark = build_session(settings, "smoke")
     topic = topic or settings.kafka.topic("smoke").name
-    checkpoint = checkpoint or settings.resolve(settings.paths.checkpoints) / "smoke"
+    checkpoint = str(checkpoint or f"{settings.checkpoint_root}/smoke")  # a path or any URI
     stats = {"batches": 0, "rows": 0}
+    store = mongo.Mongo.of(settings)
 
     def write_batch(batch: DataFrame, batch_id: int) -> None:
         batch = batch.persist()
         n = batch.count()
-        sinks.write(batch.where(F.col("_id").isNotNull()), settings, collection)
+        sinks.write(batch.where(F.col("_id").isNotNull()), store, collection)
         batch.unpersist()
         stats["batches"] += 1
         stats["rows"] += n
@@ -117,7 +118,7 @@ def run(
         .start()
     )
     query.awaitTermination()
-    documents = mongo.database(settings)[collection].count_documents({})
+    documents = store.database()[collection].count_documents({})
     result = SmokeResult(stats["batches"], stats["rows"], documents)
     log.info("smoke.done", **asdict(result))
     return result
@@ -129,7 +130,7 @@ def main(settings: Settings, params: SmokeParams) -> dict[str, Any]:
     tag = produce(settings, params.messages, topic=params.topic)
     log.info("smoke.produced", messages=params.messages, tag=tag,
              bootstrap=settings.kafka.bootstrap_servers)  # fmt: skip
-    checkpoint = Path(params.checkpoint) if params.checkpoint else None
+    checkpoint = params.checkpoint or None
     result = run(settings, params.topic, params.collection, checkpoint)
     n_landed = landed(settings, tag, params.messages, params.collection)
     return {

@@ -22,6 +22,7 @@ import structlog
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
+from pipelines.clients.mongo import Mongo
 from pipelines.core import faults
 from pipelines.core.config import Settings
 from pipelines.core.domain import LOCAL_TZ
@@ -29,6 +30,7 @@ from pipelines.jobs import file_job
 from pipelines.jobs.file_job import FileRun
 from pipelines.jobs.params import DailyParams
 from pipelines.lake import tables
+from pipelines.lake.tables import Lake
 from pipelines.landing import ingest
 from pipelines.landing.manifest import LandedFile
 from pipelines.landing.zone import LandingZone
@@ -78,7 +80,7 @@ def _write(run: FileRun, cleaned: DataFrame, keep: tuple[str, ...]) -> datetime:
     """Write the rows of the run's files (``cleaned``) downstream: rejects, ``raw/weather`` (the
     rows a crashed attempt wrote replaced), ``clean/weather``, the refreshed flights and KPIs of
     their hours; return the newest hour."""
-    settings, spark, now = run.settings, run.spark, run.now
+    lake, now = run.lake, run.now
     accepted = (
         cleaned.where(F.col("reject_reason").isNull())
         .drop("reject_reason", *keep)
@@ -95,16 +97,17 @@ def _write(run: FileRun, cleaned: DataFrame, keep: tuple[str, ...]) -> datetime:
     raw_rows = accepted.drop("_id", "value_issues")
     if days:  # rows of these files a crashed run appended are replaced, not doubled
         where = _landed_again(run.lz, run.files, days)
-        tables.replace_where(spark, raw_rows, settings, tables.RAW_WEATHER, where)
+        lake.replace_where(raw_rows, tables.RAW_WEATHER, where)
     newest = accepted.agg(F.max("hour_utc")).first()[0]
-    tables.retrying(lambda: clean_days(settings, spark, days, newest), "clean weather")
+    horizon = run.settings.serving.board_hours
+    tables.retrying(lambda: clean_days(lake, run.store, days, newest, horizon), "clean weather")
     dates = [
         r.d for r in accepted.select(
             F.date_format(F.from_utc_timestamp("hour_utc", LOCAL_TZ), "yyyy-MM-dd").alias("d")
         ).distinct().collect()
     ]  # fmt: skip
     hours = accepted.select("origin", F.col("hour_utc").alias("sched_hour_utc")).distinct()
-    steps = publish.refresh(spark, settings, dates, publish.Board(hours))
+    steps = publish.refresh(lake, run.store, dates, publish.Board(hours), horizon=horizon)
     faults.point("weather.before_commit")  # tests: rows written, files not moved
     accepted.unpersist()
     log.info("weather_hourly.refreshed", dates=len(dates),
@@ -141,14 +144,16 @@ def _landed_again(lz: LandingZone, files: list[LandedFile], days: list[str]) -> 
     return f"day IN ({quoted(sorted(days))}) AND ({' OR '.join(parts)})"
 
 
-def clean_days(settings: Settings, spark: Any, days: list[str], newest: datetime) -> None:
+def clean_days(
+    lake: Lake, store: Mongo, days: list[str], newest: datetime, horizon: int | None
+) -> None:
     """Recompute ``clean/weather`` of ``days`` from ``raw/weather`` and publish the hours of
-    the serving horizon."""
-    clean = latest_per_hour(tables.read_where(spark, settings, tables.RAW_WEATHER, "day", days))
+    the serving horizon (``horizon`` hours up to ``newest``; None: all)."""
+    clean = latest_per_hour(lake.read_where(tables.RAW_WEATHER, "day", days))
     clean = clean.drop("landed_at").persist()
-    tables.overwrite(clean, settings, tables.WEATHER, days)
-    served = documents.within_horizon(clean, "hour_utc", newest, settings.serving.board_hours)
-    sinks.write(documents.weather_docs(served), settings, WEATHER_HOURLY)
+    lake.overwrite(clean, tables.WEATHER, days)
+    served = documents.within_horizon(clean, "hour_utc", newest, horizon)
+    sinks.write(documents.weather_docs(served), store, WEATHER_HOURLY)
     clean.unpersist()
 
 

@@ -27,9 +27,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from pipelines.core.config import Settings
-from pipelines.lake import tables
-from pipelines.lake.tables import Table
+from pipelines.lake.tables import Lake, Table
 from pipelines.sources import nycflights13
 from pipelines.sources.events import derive_events
 from pipelines.transform.cleaning import clean_weather
@@ -55,9 +53,9 @@ METRICS_SCHEMA = T.StructType([
 _LOADED: dict[str, PipelineModel] = {}  # path -> model, once per process
 
 
-def root(settings: Settings) -> str:
+def root(lake: Lake) -> str:
     """Where the versions of the delay-risk model are saved."""
-    return f"{settings.lake_root}/models/{MODEL}"
+    return lake.uri(f"models/{MODEL}")
 
 
 def new_version(train_to: str, now: datetime | None = None) -> str:
@@ -66,13 +64,10 @@ def new_version(train_to: str, now: datetime | None = None) -> str:
     return f"{now:%Y%m%dT%H%M%SZ}-{train_to}"
 
 
-def save(
-    spark: SparkSession, settings: Settings, model: PipelineModel, version: str,
-    metrics: list[dict[str, Any]],
-) -> str:  # fmt: skip
+def save(lake: Lake, model: PipelineModel, version: str, metrics: list[dict[str, Any]]) -> str:
     """Save ``model`` as ``version`` (never overwriting one) and append its ``metrics`` rows
     (:data:`METRICS_SCHEMA`; ``version`` and ``path`` filled in); return the model's path."""
-    path = f"{root(settings)}/{version}"
+    path = f"{root(lake)}/{version}"
     model.save(path)
     rows = []
     for m in metrics:
@@ -81,31 +76,31 @@ def save(
         for k in ("auc", "brier", "rate"):
             row[k] = None if row[k] is None or math.isnan(row[k]) else float(row[k])
         rows.append(row)
-    tables.append(spark.createDataFrame(rows, METRICS_SCHEMA), settings, METRICS)
+    lake.append(lake.spark.createDataFrame(rows, METRICS_SCHEMA), METRICS)
     return path
 
 
-def metrics(spark: SparkSession, settings: Settings) -> DataFrame:
+def metrics(lake: Lake) -> DataFrame:
     """Every run's metrics (an empty frame before the first run)."""
-    return tables.read(spark, settings, METRICS, METRICS_SCHEMA)
+    return lake.read(METRICS, METRICS_SCHEMA)
 
 
-def latest_version(spark: SparkSession, settings: Settings) -> tuple[str, str] | None:
+def latest_version(lake: Lake) -> tuple[str, str] | None:
     """(version, path) of the newest model trained, or None before the first run (then
     without a Spark job: the lake path asks at every refresh)."""
-    if not tables.exists(spark, settings, METRICS):
+    if not lake.exists(METRICS):
         return None
     row = (
-        metrics(spark, settings).where(F.col("scorer") == "model")
+        metrics(lake).where(F.col("scorer") == "model")
         .orderBy(F.col("version").desc()).select("version", "path").first()
     )  # fmt: skip
     return None if row is None else (row["version"], row["path"])
 
 
-def latest(spark: SparkSession, settings: Settings) -> tuple[str, PipelineModel] | None:
+def latest(lake: Lake) -> tuple[str, PipelineModel] | None:
     """(version, model) of the newest model, loaded once per process; None before the first
     training run."""
-    found = latest_version(spark, settings)
+    found = latest_version(lake)
     if found is None:
         return None
     version, path = found

@@ -16,10 +16,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from pipelines.core.config import Settings
 from pipelines.core.domain import days_of_month
 from pipelines.lake import tables
 from pipelines.transform import flight_state, kpis
@@ -36,24 +35,20 @@ REFERENCE_SCHEMAS = {
 INPUTS = (tables.FLIGHT_EVENTS, tables.WEATHER, *tables.REFERENCE.values())
 
 
-_REFERENCE: dict[tuple[object, ...], tuple[DataFrame, ...]] = {}
-
-
-def reference_frames(spark: SparkSession, settings: Settings) -> tuple[DataFrame, ...]:
+def reference_frames(lake: tables.Lake) -> tuple[DataFrame, ...]:
     """airlines, airports, planes from the lake (empty, typed, before the first snapshot),
-    cached until one of the tables gets a new version (a real-time batch then reads none)."""
-    key = (settings.lake_root, versions(spark, settings, tuple(tables.REFERENCE.values())))
-    if key not in _REFERENCE:
-        for old in [k for k in _REFERENCE if k[0] == settings.lake_root]:
-            for frame in _REFERENCE.pop(old):
-                frame.unpersist()
-        frames = []
-        for name, schema in REFERENCE_SCHEMAS.items():
-            columns = [c.split()[0] for c in schema.split(", ")]
-            table = tables.read(spark, settings, tables.REFERENCE[name], schema).select(*columns)
-            frames.append(table.cache())
-        _REFERENCE[key] = tuple(frames)
-    return _REFERENCE[key]
+    cached by the lake until one of the tables gets a new version (a real-time batch then
+    reads none)."""
+
+    def build() -> list[DataFrame]:
+        return [
+            lake.read(tables.REFERENCE[name], schema).select(
+                *[c.split()[0] for c in schema.split(", ")]
+            )
+            for name, schema in REFERENCE_SCHEMAS.items()
+        ]
+
+    return lake.cached("reference", tables.REFERENCE.values(), build)
 
 
 def weather_days(dates: Iterable[str]) -> list[str]:
@@ -65,18 +60,17 @@ def weather_days(dates: Iterable[str]) -> list[str]:
     return sorted(days)
 
 
-def weather_of(spark: SparkSession, settings: Settings, dates: Iterable[str]) -> DataFrame:
+def weather_of(lake: tables.Lake, dates: Iterable[str]) -> DataFrame:
     """The clean weather hours of the New York ``dates``."""
-    return tables.read_where(spark, settings, tables.WEATHER, "day", weather_days(dates),
-                             WEATHER_SCHEMA)  # fmt: skip
+    return lake.read_where(tables.WEATHER, "day", weather_days(dates), WEATHER_SCHEMA)
 
 
-def flights_of(spark: SparkSession, settings: Settings, dates: list[str]) -> DataFrame:
+def flights_of(lake: tables.Lake, dates: list[str]) -> DataFrame:
     """The clean flights of ``dates``, recomputed from every raw event of those dates."""
-    events = tables.read_where(spark, settings, tables.FLIGHT_EVENTS, "date", dates)
-    weather = flight_state.flight_weather(weather_of(spark, settings, dates))
+    events = lake.read_where(tables.FLIGHT_EVENTS, "date", dates)
+    weather = flight_state.flight_weather(weather_of(lake, dates))
     updates = flight_state.flight_updates(events)
-    return flight_state.enrich(updates, *reference_frames(spark, settings), weather)
+    return flight_state.enrich(updates, *reference_frames(lake), weather)
 
 
 @dataclass(frozen=True)
@@ -112,13 +106,13 @@ def kpis_of(flights: DataFrame, dates: list[str], computed_at: datetime) -> Kpis
     )
 
 
-def write(spark: SparkSession, settings: Settings, flights: DataFrame, kpi: Kpis) -> DataFrame:
+def write(lake: tables.Lake, flights: DataFrame, kpi: Kpis) -> DataFrame:
     """Overwrite the lake partitions of the dates (``clean/flights`` and the daily KPI tables,
     their Spark jobs and Delta commits side by side), then the route-months of their months
     from every route-day of those months. Returns the route-months written (checkpointed)."""
     dates, months = kpi.dates, kpi.months
     in_parallel(
-        *[lambda f=frame, t=table: tables.overwrite(f, settings, t, dates)
+        *[lambda f=frame, t=table: lake.overwrite(f, t, dates)
           for frame, table in ((flights, tables.FLIGHTS), (kpi.hourly, tables.KPI_HOURLY),
                                (kpi.carriers, tables.KPI_CARRIER_DAILY),
                                (kpi.weather, tables.KPI_WEATHER_DAILY),
@@ -126,36 +120,23 @@ def write(spark: SparkSession, settings: Settings, flights: DataFrame, kpi: Kpis
     )  # fmt: skip
     month_days = [d for m in months for d in days_of_month(m)]
     monthly = kpis.kpi_route_monthly(
-        tables.read_where(spark, settings, tables.KPI_ROUTE_DAILY, "date", month_days)
+        lake.read_where(tables.KPI_ROUTE_DAILY, "date", month_days)
     ).localCheckpoint()
-    tables.overwrite(monthly, settings, tables.KPI_ROUTE_MONTHLY, months)
+    lake.overwrite(monthly, tables.KPI_ROUTE_MONTHLY, months)
     return monthly
 
 
-def versions(
-    spark: SparkSession, settings: Settings, which: tuple[tables.Table, ...] = INPUTS
-) -> tuple[int, ...]:
-    """The Delta versions of ``which`` (-1: not written yet)."""
-    return tuple(tables.version(spark, settings, t) for t in which)
-
-
-def pending_dates(spark: SparkSession, settings: Settings) -> list[str]:
+def pending_dates(lake: tables.Lake) -> list[str]:
     """Local dates whose raw events were ingested after their KPIs were last computed (or
     never computed): what a stream that died between its fast path and its refresh left."""
-    if not tables.exists(spark, settings, tables.FLIGHT_EVENTS):
+    if not lake.exists(tables.FLIGHT_EVENTS):
         return []
     raw = (
-        tables.read(spark, settings, tables.FLIGHT_EVENTS)
-        .groupBy("date")
-        .agg(F.max("ingested_at").alias("ingested"))
+        lake.read(tables.FLIGHT_EVENTS).groupBy("date").agg(F.max("ingested_at").alias("ingested"))
     )
-    if not tables.exists(spark, settings, tables.KPI_HOURLY):
+    if not lake.exists(tables.KPI_HOURLY):
         return [r.date for r in raw.select("date").collect()]
-    done = (
-        tables.read(spark, settings, tables.KPI_HOURLY)
-        .groupBy("date")
-        .agg(F.max("updated_at").alias("computed"))
-    )
+    done = lake.read(tables.KPI_HOURLY).groupBy("date").agg(F.max("updated_at").alias("computed"))
     stale = raw.join(done, "date", "left").where(
         F.col("computed").isNull() | (F.col("ingested") > F.col("computed"))
     )

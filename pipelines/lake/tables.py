@@ -1,10 +1,11 @@
 """The Delta Lake lakehouse of ``docs/data-model.md``: every table, where it lives, how it is
-partitioned, and the three ways a job writes it.
+partitioned, and the :class:`Lake` of an environment, the one object that reads and writes
+them (built once per job, beside its Spark session).
 
-- :func:`append`: the raw tables, optionally idempotent (``txnAppId`` + ``txnVersion``: Delta
-  skips a version it has already committed for that application, so a replayed micro-batch
-  appends nothing; measured 0.07 s for the skip).
-- :func:`overwrite`: a clean or serving table's partitions for the keys a job touched
+- :meth:`Lake.append`: the raw tables, optionally idempotent (``txnAppId`` + ``txnVersion``:
+  Delta skips a version it has already committed for that application, so a replayed
+  micro-batch appends nothing; measured 0.07 s for the skip).
+- :meth:`Lake.overwrite`: a clean or serving table's partitions for the keys a job touched
   (``replaceWhere``), recomputed whole: reruns change nothing.
 - :func:`retrying`: the stream and the weather job may overwrite the same date at the same
   time; Delta's optimistic concurrency makes the later commit fail, and the step is redone
@@ -19,7 +20,7 @@ import json
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import structlog
 from delta import exceptions as delta_errors
@@ -29,6 +30,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from pipelines.clients.hadoop import HadoopFiles
 from pipelines.core.config import Settings
 
 log = structlog.get_logger(__name__)
@@ -40,9 +42,6 @@ T_ = TypeVar("T_")
 class Table:
     name: str  # "<layer>/<table>", its folder under the lake root
     partition_by: tuple[str, ...] = ()
-
-    def uri(self, settings: Settings) -> str:
-        return f"{settings.lake_root}/{self.name}"
 
 
 FLIGHT_EVENTS = Table("raw/flight_events", ("date",))
@@ -67,117 +66,153 @@ STREAM_TABLES = (FLIGHT_EVENTS, FLIGHTS, KPI_HOURLY, KPI_CARRIER_DAILY, KPI_WEAT
                  KPI_ROUTE_DAILY, KPI_ROUTE_MONTHLY)  # fmt: skip
 
 
-_EXISTING: set[str] = set()  # tables seen with a Delta log (only drop() removes one)
+class Lake:
+    """The lakehouse of one environment on one Spark session: built once (:meth:`of`, at a
+    job's start, beside its session) and passed to what reads or writes a table, which then
+    needs neither the session nor the settings. It holds what is cached about the lake:
+    the tables known to exist (a Delta log, once seen, only :meth:`drop` removes) and the
+    frames and lookups cached until the tables they come from move (:meth:`cached`,
+    :attr:`memo`), so two environments in one process never share them."""
 
+    def __init__(self, spark: SparkSession, root: str) -> None:
+        self.spark = spark
+        self.root = root.rstrip("/")
+        self.memo: dict[str, Any] = {}  # small per-lake lookups (risk: the newest model)
+        self._existing: set[str] = set()
+        self._frames: dict[str, tuple[tuple[int, ...], tuple[DataFrame, ...]]] = {}
 
-def exists(spark: SparkSession, settings: Settings, table: Table) -> bool:
-    """True when ``table`` has a Delta log (it was written at least once); remembered once
-    true, so a real-time batch does not read the log again to know it."""
-    uri = table.uri(settings)
-    if uri not in _EXISTING and DeltaTable.isDeltaTable(spark, uri):
-        _EXISTING.add(uri)
-    return uri in _EXISTING
+    @classmethod
+    def of(cls, spark: SparkSession, settings: Settings) -> Lake:
+        """The lake of ``settings`` (``paths.lake``: a local path or any Hadoop URI)."""
+        return cls(spark, settings.lake_root)
 
+    def __repr__(self) -> str:
+        return f"Lake({self.root!r})"
 
-def version(spark: SparkSession, settings: Settings, table: Table) -> int:
-    """The table's latest committed Delta version (-1 before its first write), found without
-    listing the log: from ``_delta_log/_last_checkpoint`` (written every 10 commits), probe
-    the commit files after it (a handful of ``exists`` calls, however long the log)."""
-    jvm = spark.sparkContext._jvm  # noqa: SLF001
-    conf = spark.sparkContext._jsc.hadoopConfiguration()  # noqa: SLF001
-    log_dir = f"{table.uri(settings)}/_delta_log"
-    fs = jvm.org.apache.hadoop.fs.Path(log_dir).getFileSystem(conf)
+    def uri(self, table: Table | str) -> str:
+        """Where ``table`` (or a folder of the lake, by name) lives."""
+        return f"{self.root}/{table.name if isinstance(table, Table) else table}"
 
-    def present(name: str) -> bool:
-        return bool(fs.exists(jvm.org.apache.hadoop.fs.Path(f"{log_dir}/{name}")))
+    def exists(self, table: Table) -> bool:
+        """True when ``table`` has a Delta log (it was written at least once); remembered once
+        true, so a real-time batch does not read the log again to know it."""
+        uri = self.uri(table)
+        if uri not in self._existing and DeltaTable.isDeltaTable(self.spark, uri):
+            self._existing.add(uri)
+        return uri in self._existing
 
-    last = -1
-    if present("_last_checkpoint"):
-        stream = fs.open(jvm.org.apache.hadoop.fs.Path(f"{log_dir}/_last_checkpoint"))
-        try:
-            text = jvm.org.apache.commons.io.IOUtils.toString(stream, "UTF-8")
-        finally:
-            stream.close()
-        last = int(json.loads(text)["version"])
-    while present(f"{last + 1:020d}.json"):
-        last += 1
-    return last
+    def version(self, table: Table) -> int:
+        """The table's latest committed Delta version (-1 before its first write), found
+        without listing the log: from ``_delta_log/_last_checkpoint`` (written every 10
+        commits), probe the commit files after it (a handful of ``exists`` calls, however long
+        the log)."""
+        log_dir = f"{self.uri(table)}/_delta_log"
+        files = HadoopFiles(self.spark)
+        last = -1
+        if files.exists(f"{log_dir}/_last_checkpoint"):
+            last = int(json.loads(files.read_text(f"{log_dir}/_last_checkpoint"))["version"])
+        while files.exists(f"{log_dir}/{last + 1:020d}.json"):
+            last += 1
+        return last
 
+    def versions(self, which: Iterable[Table]) -> tuple[int, ...]:
+        """The Delta versions of ``which`` (-1: not written yet)."""
+        return tuple(self.version(t) for t in which)
 
-def read(
-    spark: SparkSession, settings: Settings, table: Table, schema: T.StructType | str | None = None
-) -> DataFrame:
-    """The table as a DataFrame; an empty frame of ``schema`` when it does not exist yet."""
-    if exists(spark, settings, table):
-        return spark.read.format("delta").load(table.uri(settings))
-    if schema is None:
-        raise LookupError(f"lake table {table.name} does not exist yet at {table.uri(settings)}")
-    return spark.createDataFrame([], schema)
+    def read(self, table: Table, schema: T.StructType | str | None = None) -> DataFrame:
+        """The table as a DataFrame; an empty frame of ``schema`` when it does not exist yet."""
+        if self.exists(table):
+            return self.spark.read.format("delta").load(self.uri(table))
+        if schema is None:
+            raise LookupError(f"lake table {table.name} does not exist yet at {self.uri(table)}")
+        return self.spark.createDataFrame([], schema)
 
+    def read_where(
+        self, table: Table, column: str, keys: Iterable[str],
+        schema: T.StructType | str | None = None,
+    ) -> DataFrame:  # fmt: skip
+        """The rows of ``table`` whose ``column`` (a partition column) is in ``keys``."""
+        return self.read(table, schema).where(F.col(column).isin(sorted(set(keys))))
 
-def read_where(
-    spark: SparkSession, settings: Settings, table: Table, column: str, keys: Iterable[str],
-    schema: T.StructType | str | None = None,
-) -> DataFrame:  # fmt: skip
-    """The rows of ``table`` whose ``column`` (a partition column) is in ``keys``."""
-    return read(spark, settings, table, schema).where(F.col(column).isin(sorted(set(keys))))
+    def append(self, frame: DataFrame, table: Table, txn: tuple[str, int] | None = None) -> None:
+        """Append ``frame``; with ``txn`` = (application id, version) a version already
+        committed by that application is skipped (exactly-once appends from a replayed
+        batch)."""
+        writer = frame.write.format("delta").mode("append")
+        if table.partition_by:
+            writer = writer.partitionBy(*table.partition_by)
+        if txn is not None:
+            writer = writer.option("txnAppId", txn[0]).option("txnVersion", txn[1])
+        writer.save(self.uri(table))
 
+    def overwrite(self, frame: DataFrame, table: Table, keys: Iterable[str] | None = None) -> None:
+        """Replace the partitions of ``keys`` (values of the table's first partition column)
+        with ``frame``; ``keys=None`` replaces the whole table. ``frame`` must hold only rows
+        of those partitions (Delta checks it)."""
+        writer = frame.write.format("delta").mode("overwrite")
+        if table.partition_by:
+            writer = writer.partitionBy(*table.partition_by)
+        if keys is not None:
+            values = sorted(set(keys))
+            if not values:
+                return
+            writer = writer.option(
+                "replaceWhere", f"{table.partition_by[0]} IN ({_quoted(values)})"
+            )
+        else:
+            writer = writer.option("overwriteSchema", "true")
+        writer.save(self.uri(table))
 
-def append(
-    frame: DataFrame, settings: Settings, table: Table, txn: tuple[str, int] | None = None
-) -> None:
-    """Append ``frame``; with ``txn`` = (application id, version) a version already committed
-    by that application is skipped (exactly-once appends from a replayed batch)."""
-    writer = frame.write.format("delta").mode("append")
-    if table.partition_by:
-        writer = writer.partitionBy(*table.partition_by)
-    if txn is not None:
-        writer = writer.option("txnAppId", txn[0]).option("txnVersion", txn[1])
-    writer.save(table.uri(settings))
-
-
-def overwrite(
-    frame: DataFrame, settings: Settings, table: Table, keys: Iterable[str] | None = None
-) -> None:
-    """Replace the partitions of ``keys`` (values of the table's first partition column) with
-    ``frame``; ``keys=None`` replaces the whole table. ``frame`` must hold only rows of those
-    partitions (Delta checks it)."""
-    writer = frame.write.format("delta").mode("overwrite")
-    if table.partition_by:
-        writer = writer.partitionBy(*table.partition_by)
-    if keys is not None:
-        values = sorted(set(keys))
-        if not values:
+    def replace_where(self, frame: DataFrame, table: Table, predicate: str) -> None:
+        """In one Delta commit, delete the rows matching ``predicate`` and append ``frame``
+        (whose rows must all match it): an append a crashed earlier attempt may have made
+        already."""
+        if not self.exists(table):
+            self.append(frame, table)
             return
-        quoted = ", ".join("'" + v.replace("'", "''") + "'" for v in values)
-        writer = writer.option("replaceWhere", f"{table.partition_by[0]} IN ({quoted})")
-    else:
-        writer = writer.option("overwriteSchema", "true")
-    writer.save(table.uri(settings))
+        writer = frame.write.format("delta").mode("overwrite").option("replaceWhere", predicate)
+        if table.partition_by:
+            writer = writer.partitionBy(*table.partition_by)
+        writer.save(self.uri(table))
+
+    def compact(self, table: Table, keys: Iterable[str]) -> None:
+        """Bin-pack the small files that appends left in the partitions of ``keys`` (Delta
+        ``OPTIMIZE``: a rewrite that changes no data, so concurrent appends do not conflict)."""
+        values = sorted(set(keys))
+        if values and self.exists(table):
+            where = (
+                f" WHERE {table.partition_by[0]} IN ({_quoted(values)})"
+                if table.partition_by
+                else ""
+            )
+            self.spark.sql(f"OPTIMIZE delta.`{self.uri(table)}`{where}")
+
+    def cached(
+        self, name: str, which: Iterable[Table], build: Callable[[], Iterable[DataFrame]]
+    ) -> tuple[DataFrame, ...]:
+        """The frames ``build()`` gives (cached), kept until one of ``which`` gets a new Delta
+        version; the frames they replace are unpersisted. ``name`` tells the sets apart."""
+        seen = self.versions(which)
+        held = self._frames.get(name)
+        if held is None or held[0] != seen:
+            if held is not None:
+                for frame in held[1]:
+                    frame.unpersist()
+            held = (seen, tuple(frame.cache() for frame in build()))
+            self._frames[name] = held
+        return held[1]
+
+    def drop(self, tables: Iterable[Table]) -> None:
+        """Delete ``tables`` (folders included), for tests and a full replay from scratch."""
+        files = HadoopFiles(self.spark)
+        for table in tables:
+            self._existing.discard(self.uri(table))
+            files.delete(self.uri(table))
+        self._frames.clear()
 
 
-def replace_where(
-    spark: SparkSession, frame: DataFrame, settings: Settings, table: Table, predicate: str
-) -> None:
-    """In one Delta commit, delete the rows matching ``predicate`` and append ``frame`` (whose
-    rows must all match it): an append a crashed earlier attempt may have made already."""
-    if not exists(spark, settings, table):
-        append(frame, settings, table)
-        return
-    writer = frame.write.format("delta").mode("overwrite").option("replaceWhere", predicate)
-    if table.partition_by:
-        writer = writer.partitionBy(*table.partition_by)
-    writer.save(table.uri(settings))
-
-
-def compact(spark: SparkSession, settings: Settings, table: Table, keys: Iterable[str]) -> None:
-    """Bin-pack the small files that appends left in the partitions of ``keys`` (Delta
-    ``OPTIMIZE``: a rewrite that changes no data, so concurrent appends do not conflict)."""
-    values = sorted(set(keys))
-    if values and exists(spark, settings, table):
-        quoted = ", ".join("'" + v.replace("'", "''") + "'" for v in values)
-        where = f" WHERE {table.partition_by[0]} IN ({quoted})" if table.partition_by else ""
-        spark.sql(f"OPTIMIZE delta.`{table.uri(settings)}`{where}")
+def _quoted(values: list[str]) -> str:
+    return ", ".join("'" + v.replace("'", "''") + "'" for v in values)
 
 
 # ProtocolChangedException: two writers created the same table in an empty folder at once
@@ -221,13 +256,3 @@ def retrying(step: Callable[[], T_], what: str, attempts: int = 5) -> T_:
                         error=type(exc).__name__)  # fmt: skip
             time.sleep(0.5 * attempt)
     raise AssertionError("unreachable")
-
-
-def drop(spark: SparkSession, settings: Settings, tables: Iterable[Table]) -> None:
-    """Delete ``tables`` (folders included), for tests and a full replay from scratch."""
-    jvm = spark.sparkContext._jvm  # noqa: SLF001
-    conf = spark.sparkContext._jsc.hadoopConfiguration()  # noqa: SLF001
-    for table in tables:
-        _EXISTING.discard(table.uri(settings))
-        path = jvm.org.apache.hadoop.fs.Path(table.uri(settings))
-        path.getFileSystem(conf).delete(path, True)

@@ -93,11 +93,11 @@ def _path(uri: str) -> str:
     return uri.rstrip("/")
 
 
-def _register_one(spark: SparkSession, settings: Settings, table: Table) -> bool:
+def _register_one(lake: tables.Lake, table: Table) -> bool:
     """Name ``table`` in the catalog (True), or False when it has no Delta log yet."""
-    if not tables.exists(spark, settings, table):
+    if not lake.exists(table):
         return False
-    name, uri = table_name(table), table.uri(settings)
+    spark, name, uri = lake.spark, table_name(table), lake.uri(table)
     where = _location(spark, table)
     if where is not None and _path(where) == _path(uri):
         return True  # already registered, to this lake
@@ -116,8 +116,9 @@ def register(spark: SparkSession, settings: Settings) -> Registered:
     folder = tempfile.mkdtemp(prefix="tarmac-catalog-")
     for layer in LAYERS:  # the catalog's own folder of each layer: never the lake's
         spark.sql(f"CREATE DATABASE IF NOT EXISTS {layer} LOCATION '{folder}/{layer}.db'")
-    done = [_register_one(spark, settings, table) for table in tables.TABLES]
-    result = Registered(settings.env, settings.lake_root, seconds=time.monotonic() - t0)
+    lake = tables.Lake.of(spark, settings)
+    done = [_register_one(lake, table) for table in tables.TABLES]
+    result = Registered(settings.env, lake.root, seconds=time.monotonic() - t0)
     for table, ok in zip(tables.TABLES, done, strict=True):
         (result.names if ok else result.skipped).append(table_name(table))
     return result

@@ -1,6 +1,6 @@
 """Real code on the slides: a function or class pulled from the source by its dotted name.
 
-The deck never pastes code. A slide names a symbol (``"pipelines.lake.tables.append"``,
+The deck never pastes code. A slide names a symbol (``"pipelines.lake.tables.Lake.append"``,
 ``"pipelines.landing.zone.LandingZone.claim"``) and :func:`excerpt` finds it at build time:
 
 1. import the longest importable module prefix of the name and walk the attributes, then take

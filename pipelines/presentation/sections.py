@@ -64,7 +64,7 @@ STAGES: tuple[Stage, ...] = (
     ),
     Stage(
         "Delta Lake : ajout exactement une fois",
-        "pipelines.lake.tables.append",
+        "pipelines.lake.tables.Lake.append",
         "Les événements bruts sont ajoutés avec txnAppId / txnVersion : un batch rejoué après "
         "un crash est ignoré par Delta.",
     ),

@@ -30,10 +30,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import structlog
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from pipelines.core.config import Settings
+from pipelines.clients.mongo import Mongo
 from pipelines.lake import recompute, tables
 from pipelines.serving import documents, risk, sinks
 from pipelines.serving.readmodels import (
@@ -65,27 +65,30 @@ EVERY_HOUR = Board()
 
 
 def refresh(
-    spark: SparkSession,
-    settings: Settings,
+    lake: tables.Lake,
+    store: Mongo,
     dates: Iterable[str],
     board: Board | None = EVERY_HOUR,
+    *,
+    horizon: int | None,
     inputs: tuple[tables.Table, ...] = recompute.INPUTS,
     profile: bool = True,
     attempts: int = ATTEMPTS,
 ) -> dict[str, float]:
     """Recompute and publish the local ``dates``: clean flights, KPI tables, their MongoDB
-    documents and the profile. ``board``: the live board's buckets to rewrite (None: none).
+    documents and the profile. ``board``: the live board's buckets to rewrite (None: none),
+    within ``horizon`` hours before the newest event (``serving.board_hours``; None: all).
     ``inputs``: the tables whose moving during the refresh makes it run again. ``profile``:
     also recompute ``kpi_profile`` (the dashboard's index of changed days: keep it with every
     KPI write). Returns step timings (seconds, summed over attempts)."""
     dates = sorted(set(dates))
-    if not dates or not tables.exists(spark, settings, tables.FLIGHT_EVENTS):
+    if not dates or not lake.exists(tables.FLIGHT_EVENTS):
         return {}
     steps: dict[str, float] = {}
     for attempt in range(1, attempts + 1):
-        seen = recompute.versions(spark, settings, inputs)
+        seen = lake.versions(inputs)
         try:
-            _refresh(spark, settings, dates, board, profile, steps)
+            _refresh(lake, store, dates, board, horizon, profile, steps)
         except Exception as exc:  # noqa: BLE001 - py4j errors are not PySparkException
             if attempt == attempts or not tables.is_conflict(exc):
                 raise
@@ -93,57 +96,60 @@ def refresh(
                         error=type(exc).__name__)  # fmt: skip
             time.sleep(0.5 * attempt)
             continue
-        if recompute.versions(spark, settings, inputs) == seen:
+        if lake.versions(inputs) == seen:
             break
         log.info("publish.inputs_moved", attempt=attempt, dates=len(dates))
     return steps
 
 
 def _refresh(
-    spark: SparkSession,
-    settings: Settings,
+    lake: tables.Lake,
+    store: Mongo,
     dates: list[str],
     board: Board | None,
+    horizon: int | None,
     profile: bool,
     steps: dict[str, float],
 ) -> None:
     """One refresh of ``dates``: the board, the lake, the KPI documents (see the module)."""
     computed_at = datetime.now(UTC).replace(tzinfo=None)  # before reading: see pending_dates
-    flights = recompute.flights_of(spark, settings, dates).persist()
-    try:
+    flights = recompute.flights_of(lake, dates).persist()
+    kpi: recompute.Kpis | None = None
+    try:  # an attempt lost to a conflict frees its cached frames too (the stream lives long)
         if board is not None:
             with _timed(steps, "board"):
-                publish_board(spark, settings, flights, dates, board)
+                publish_board(lake, store, flights, dates, board, horizon)
         kpi = recompute.kpis_of(flights, dates, computed_at)
         with _timed(steps, "lake"):
-            monthly = recompute.write(spark, settings, flights, kpi)
+            monthly = recompute.write(lake, flights, kpi)
         with _timed(steps, "kpi_docs"):
-            publish_kpis(spark, settings, flights, kpi, monthly, profile)
-        kpi.unpersist()
+            publish_kpis(lake, store, flights, kpi, monthly, profile)
     finally:
+        if kpi is not None:
+            kpi.unpersist()
         flights.unpersist()
 
 
 def publish_board(
-    spark: SparkSession, settings: Settings, flights: DataFrame, dates: list[str], board: Board
-) -> None:
+    lake: tables.Lake, store: Mongo, flights: DataFrame, dates: list[str], board: Board,
+    horizon: int | None,
+) -> None:  # fmt: skip
     """The ``flights_by_hour`` buckets of ``board``'s hours among ``flights`` (the clean
-    flights of ``dates``), within the serving horizon, with their delay risk when a model
-    exists (the weather is then read)."""
+    flights of ``dates``), within ``horizon`` hours of the newest, with their delay risk when
+    a model exists (the weather is then read)."""
     touched = flights if board.hours is None else flights.join(
         F.broadcast(board.hours), ["origin", "sched_hour_utc"], "left_semi")  # fmt: skip
-    horizon, newest = settings.serving.board_hours, board.newest
+    newest = board.newest
     if horizon is not None and newest is None:
         newest = flights.agg(F.max("last_event_time")).first()[0]
     touched = documents.within_horizon(touched, "sched_hour_utc", newest, horizon)
-    touched = risk.with_risk(spark, settings, touched, flights,
-                             lambda: recompute.weather_of(spark, settings, dates))  # fmt: skip
-    sinks.write(documents.board_docs(touched), settings, BOARD)
+    touched = risk.with_risk(lake, touched, flights, lambda: recompute.weather_of(lake, dates))
+    sinks.write(documents.board_docs(touched), store, BOARD)
 
 
 def publish_kpis(
-    spark: SparkSession,
-    settings: Settings,
+    lake: tables.Lake,
+    store: Mongo,
     flights: DataFrame,
     kpi: recompute.Kpis,
     monthly: DataFrame,
@@ -153,17 +159,17 @@ def publish_kpis(
     profile when ``profile``."""
     recompute.in_parallel(
         lambda: sinks.write(documents.daily_docs(kpi.hourly, kpi.carriers, kpi.weather),
-                            settings, KPI_DAILY),
+                            store, KPI_DAILY),
         lambda: sinks.write(documents.hourly_docs(kpi.hourly, documents.bucket_versions(flights)),
-                            settings, KPI_HOURLY),
-        lambda: sinks.write(documents.route_month_docs(monthly), settings, KPI_ROUTE_MONTHLY),
-        *([lambda: publish_profile(spark, settings)] if profile else []),
+                            store, KPI_HOURLY),
+        lambda: sinks.write(documents.route_month_docs(monthly), store, KPI_ROUTE_MONTHLY),
+        *([lambda: publish_profile(lake, store)] if profile else []),
     )  # fmt: skip
 
 
-def publish_profile(spark: SparkSession, settings: Settings) -> None:
+def publish_profile(lake: tables.Lake, store: Mongo) -> None:
     """Recompute the ``kpi_profile`` document from the lake's KPI tables (every loaded day)."""
-    hourly = tables.read(spark, settings, tables.KPI_HOURLY)
+    hourly = lake.read(tables.KPI_HOURLY)
     doc = documents.profile_doc(
         hourly.groupBy("date").agg(
             F.first("weekday").alias("weekday"),
@@ -171,20 +177,20 @@ def publish_profile(spark: SparkSession, settings: Settings) -> None:
             F.max("updated_at").alias("updated_at"),
         ),
         kpis.profile_weekday_hour(hourly),
-        kpis.profile_carrier_weekday(tables.read(spark, settings, tables.KPI_CARRIER_DAILY)),
-        kpis.profile_weather(tables.read(spark, settings, tables.KPI_WEATHER_DAILY)),
+        kpis.profile_carrier_weekday(lake.read(tables.KPI_CARRIER_DAILY)),
+        kpis.profile_weather(lake.read(tables.KPI_WEATHER_DAILY)),
     )
-    sinks.write(doc, settings, KPI_PROFILE)
+    sinks.write(doc, store, KPI_PROFILE)
 
 
 def publish_rejects(
-    settings: Settings, rejects: DataFrame, txn: tuple[str, int] | None = None
+    lake: tables.Lake, store: Mongo, rejects: DataFrame, txn: tuple[str, int] | None = None
 ) -> None:
     """The one writer of refused records, for every job: reject rows (``transform/rejects``)
     appended to ``raw/rejects`` (exactly once with ``txn``, Delta's application id and version)
     and written to the ``rejects`` collection by ``_id`` (``documents.reject_docs``)."""
-    tables.append(rejects, settings, tables.REJECTS, txn=txn)
-    sinks.write(documents.reject_docs(rejects), settings, REJECTS)
+    lake.append(rejects, tables.REJECTS, txn=txn)
+    sinks.write(documents.reject_docs(rejects), store, REJECTS)
 
 
 class _timed:  # noqa: N801 - used as a statement: ``with _timed(steps, "lake"):``

@@ -26,51 +26,49 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from typing import Any
 
 import structlog
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from pipelines.core.config import Settings
 from pipelines.lake import models
+from pipelines.lake.tables import Lake
 from pipelines.transform import delay_features, delay_scoring
 
 log = structlog.get_logger(__name__)
 
 
-_SCORERS: dict[str, delay_scoring.LinearScorer] = {}  # model version -> its lookups
 CHECK_EVERY_S = 60.0  # how often the lake path looks for a newer model (a small Delta read)
-_LATEST: dict[str, tuple[float, tuple[str, Any] | None]] = {}  # lake root -> (when, found)
 
 
-def newest(spark: SparkSession, settings: Settings) -> tuple[str, Any] | None:
-    """``lake.models.latest``, looked up at most every :data:`CHECK_EVERY_S` per lake (the
-    daily retrain's new version is picked up within a minute)."""
-    at, found = _LATEST.get(settings.lake_root, (-math.inf, None))
+def newest(lake: Lake) -> tuple[str, delay_scoring.LinearScorer] | None:
+    """(version, scorer) of ``lake.models.latest``, looked up at most every
+    :data:`CHECK_EVERY_S` (the daily retrain's new version is picked up within a minute);
+    remembered by the lake (``Lake.memo``), the scorer built once per version."""
+    at, found = lake.memo.get("risk.newest", (-math.inf, None))
     if time.monotonic() - at >= CHECK_EVERY_S:
-        found = models.latest(spark, settings)
-        _LATEST[settings.lake_root] = (time.monotonic(), found)
+        latest = models.latest(lake)
+        if latest is None:
+            found = None
+        elif found is None or found[0] != latest[0]:
+            found = (latest[0], delay_scoring.LinearScorer.from_model(latest[1]))
+        lake.memo["risk.newest"] = (time.monotonic(), found)
     return found
 
 
 def with_risk(
-    spark: SparkSession, settings: Settings, touched: DataFrame, flights: DataFrame,
-    weather: Callable[[], DataFrame],
-) -> DataFrame:  # fmt: skip
+    lake: Lake, touched: DataFrame, flights: DataFrame, weather: Callable[[], DataFrame]
+) -> DataFrame:
     """``touched`` (clean flights of the buckets to write) with ``delay_risk`` from the newest
     model of the lake: its features from ``flights`` (the clean flights of the same dates,
     collected: a few thousand rows) and ``weather()`` (the clean weather of their hours, read
     only when a model exists), computed and scored on the driver
     (``transform.delay_scoring``, held equal to the Spark features and the MLlib transform);
     unchanged when no model is trained yet (one look for the metrics table's log)."""
-    found = newest(spark, settings)
+    found = newest(lake)
     if found is None:
         return touched
-    version, model = found
-    if version not in _SCORERS:
-        _SCORERS[version] = delay_scoring.LinearScorer.from_model(model)
-    scorer = _SCORERS[version]
+    version, scorer = found
     fields = sorted({*delay_features.HISTORY_FIELDS, *delay_features.KNOWN_AT_SCORING})
     rows = [r.asDict() for r in flights.select(*fields).collect()]
     measures = ("origin", "hour_utc", *delay_features.WEATHER_MEASURES)
@@ -78,5 +76,5 @@ def with_risk(
     scores = [(f["flight_key"], round(scorer.score(f), 4))
               for f in delay_scoring.features(rows, sky)]  # fmt: skip
     log.debug("risk.scored", model=version, flights=len(scores))
-    frame = spark.createDataFrame(scores, "flight_key string, delay_risk double")
+    frame = lake.spark.createDataFrame(scores, "flight_key string, delay_risk double")
     return touched.join(F.broadcast(frame), "flight_key", "left")

@@ -17,7 +17,6 @@ from pyspark.sql import DataFrame, Row
 
 from pipelines.clients import mongo
 from pipelines.core import faults
-from pipelines.core.config import Settings
 from pipelines.serving.readmodels import INDEXES, STATE
 
 
@@ -58,12 +57,12 @@ def _write_partition(
 
 
 def write(
-    frame: DataFrame, settings: Settings, collection: str, fault: str = "sink.partial_write"
+    frame: DataFrame, store: mongo.Mongo, collection: str, fault: str = "sink.partial_write"
 ) -> int:
     """Write every row of ``frame`` (one column ``_id``) as the whole document of its ``_id``
     (:func:`operation`), from the executors; the documents written. ``fault``: the point
     between a partition's two halves."""
-    uri, db = settings.mongo.uri, settings.mongo.database
+    uri, db = store.uri, store.name
     return sum(
         frame.rdd.mapPartitions(
             lambda rows: _write_partition(rows, uri, db, collection, fault)
@@ -71,18 +70,18 @@ def write(
     )
 
 
-def set_state(settings: Settings, job: str, newest: datetime | None, **fields: Any) -> None:
+def set_state(store: mongo.Mongo, job: str, newest: datetime | None, **fields: Any) -> None:
     """The job's freshness in ``pipeline_state`` (job state: written, never read to compute)."""
     fields = strip_nulls(fields)  # an unknown value (a lag before the first batch) is absent
     update: dict[str, Any] = {"$set": {**fields, "updated_at": datetime.now(UTC)}}
     if newest is not None:
         update["$max"] = {"newest_event_time": newest}
-    mongo.database(settings)[STATE].update_one({"_id": job}, update, upsert=True)
+    store.database()[STATE].update_one({"_id": job}, update, upsert=True)
 
 
-def ensure_indexes(settings: Settings) -> None:
+def ensure_indexes(store: mongo.Mongo) -> None:
     """The serving indexes of ``readmodels.INDEXES`` (idempotent)."""
-    db = mongo.database(settings)
+    db = store.database()
     for collection, indexes in INDEXES.items():
         for keys in indexes:
             db[collection].create_index(keys)

@@ -42,6 +42,7 @@ import psutil
 import pyspark
 import structlog
 
+from pipelines.core import files
 from pipelines.core.config import Settings
 from pipelines.core.exceptions import ServiceStartError
 from pipelines.stack.services import Service, _reap, _tail
@@ -203,7 +204,15 @@ class StandaloneCluster:
         return int(doc.get("aliveworkers", 0)) if doc else 0
 
     def up(self) -> str:
-        """Start what is not running yet, wait for ``workers`` ALIVE workers, return the URL."""
+        """Start what is not running yet, wait for ``workers`` ALIVE workers, return the URL.
+        One ``up`` at a time per cluster home (``flock`` on ``<home>/.up.lock``): two at once
+        (two commands, parallel test workers) start each daemon once; the second waits, then
+        finds them running."""
+        self.home.mkdir(parents=True, exist_ok=True)
+        with files.exclusive(self.home / ".up.lock"):
+            return self._up()
+
+    def _up(self) -> str:
         state = self._state()
         if not state or self._daemons(state)[0].pid() is None:
             self.down()  # workers left behind by a master that is gone

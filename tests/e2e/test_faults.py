@@ -51,6 +51,7 @@ from pipelines.core.config import Settings
 from pipelines.core.exceptions import LandingError
 from pipelines.jobs import flights_stream, reference_daily, registry, weather_hourly
 from pipelines.lake import tables
+from pipelines.lake.tables import Lake
 from pipelines.landing import ingest
 from pipelines.landing.zone import LandingZone
 from pipelines.orchestration.ledger import Ledger
@@ -282,7 +283,7 @@ def test_weather_killed_between_rows_and_moves_processes_each_file_once(
         archived = sorted(p.name for p in (lz.root / "archive" / "weather").rglob("*.csv"))
         assert archived == sorted(files)
         spark = build_session(settings, "tests")
-        raw = tables.read(spark, settings, tables.RAW_WEATHER)
+        raw = Lake.of(spark, settings).read(tables.RAW_WEATHER)
         assert raw.count() == counts["rows_accepted"]  # the killed run's rows replaced
         docs = without_times(list(mongo.database(settings).weather_hourly.find({})))
         assert sorted(docs, key=lambda d: d["_id"]) == uninterrupted["weather_hourly"]
@@ -372,7 +373,7 @@ def test_broker_killed_while_replaying_loses_and_doubles_no_event(
     try:
         flights_stream.run(settings, max_offsets_per_trigger=int(BATCH))
         spark = build_session(settings, "tests")
-        raw = tables.read(spark, settings, tables.FLIGHT_EVENTS).select("event_id")
+        raw = Lake.of(spark, settings).read(tables.FLIGHT_EVENTS).select("event_id")
         ids = {r.event_id for r in raw.distinct().collect()}
         assert ids == set(sent["event_id"])  # every acknowledged event, none invented
         assert raw.count() == len(ids)  # none twice

@@ -139,10 +139,10 @@ def test_a_benchmark_not_run_is_named_with_its_command(tmp_path: Path) -> None:
 
 
 def test_an_excerpt_is_found_after_its_module_moved() -> None:
-    moved = excerpts.excerpt("pipelines.somewhere_else.lake.append")
+    moved = excerpts.excerpt("pipelines.somewhere_else.lake.Lake.append")
     assert moved.found_by == "ast" and moved.file.endswith("lake/tables.py")
     assert moved.code.startswith("def append(")
-    assert excerpts.excerpt("pipelines.lake.tables.append").found_by == "import"
+    assert excerpts.excerpt("pipelines.lake.tables.Lake.append").found_by == "import"
     nested = excerpts.excerpt("pipelines.moved.LandingZone.claim", 8)
     assert nested.code.startswith("def claim(") and len(nested.code.splitlines()) == 8
     with pytest.raises(excerpts.SymbolNotFound):

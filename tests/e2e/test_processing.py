@@ -31,6 +31,7 @@ from pipelines.clients.spark import build_session
 from pipelines.core.config import Settings
 from pipelines.core.domain import MEASURES
 from pipelines.lake import tables
+from pipelines.lake.tables import Lake
 from pipelines.orchestration import loader
 from pipelines.serving import readmodels
 from pipelines.sources import nycflights13
@@ -303,8 +304,8 @@ def _forget_the_stream(settings: Settings, db) -> None:
     for c in STREAM_OWNED:
         db[c].drop()
     spark = build_session(settings, "tests")
-    tables.drop(spark, settings, tables.STREAM_TABLES)
-    shutil.rmtree(settings.resolve(settings.paths.checkpoints) / "flights_stream")
+    Lake.of(spark, settings).drop(tables.STREAM_TABLES)
+    shutil.rmtree(f"{settings.checkpoint_root}/flights_stream")
     db.pipeline_state.delete_one({"_id": "flights_stream"})
 
 
@@ -364,7 +365,7 @@ def test_a_rebuild_killed_after_a_month_resumes_and_writes_back_every_document(
         if collection != "airlines":  # the reference snapshot: reference_daily's, not derived
             db[collection].delete_many({})
     for table in (tables.WEATHER, tables.FLIGHTS, tables.KPI_HOURLY, tables.KPI_ROUTE_MONTHLY):
-        shutil.rmtree(table.uri(settings))  # the lake's derived tables gone too
+        shutil.rmtree(f"{settings.lake_root}/{table.name}")  # the derived tables gone too
     params = tmp_path / "params"
     write_parameters(settings, params)
     env = {**os.environ, "TARMAC_PARAMETERS_DIR": str(params)}

@@ -30,6 +30,7 @@ import pytest
 from pipelines.clients import mongo
 from pipelines.core.config import Settings
 from pipelines.lake import tables
+from pipelines.lake.tables import Lake
 from pipelines.orchestration import service
 from pipelines.sources import replay
 from tests.conftest import isolate
@@ -95,7 +96,7 @@ def test_the_watchdog_brings_the_killed_stream_back_with_every_event_counted_onc
         os.killpg(state["worker"]["pid"], signal.SIGKILL)  # the lake path's process with it
         killed_at = time.monotonic() - t0
         # the lake path's progress: the events its committed batches appended to the raw log
-        partial = tables.read(spark, settings, tables.FLIGHT_EVENTS).count()
+        partial = Lake.of(spark, settings).read(tables.FLIGHT_EVENTS).count()
         assert 0 < partial < len(sent), "the stream was not killed mid-stream"
 
         back = cli("ensure")  # cron's watchdog line
@@ -112,7 +113,7 @@ def test_the_watchdog_brings_the_killed_stream_back_with_every_event_counted_onc
         print(f"killed after {killed_at:.0f} s ({partial} of {len(sent)} events in the lake), "
               f"converged {converged_at:.0f} s, stopped {time.monotonic() - t0:.0f} s")  # fmt: skip
 
-        raw = tables.read(spark, settings, tables.FLIGHT_EVENTS).select("event_id")
+        raw = Lake.of(spark, settings).read(tables.FLIGHT_EVENTS).select("event_id")
         ids = [r.event_id for r in raw.collect()]
         assert set(ids) == set(sent["event_id"])  # none lost, none invented
         assert len(ids) == len(set(ids))  # none twice

@@ -273,3 +273,40 @@ def test_a_refresh_landing_while_a_filter_reads_its_days_still_draws_the_filter(
     asyncio.run(race())
     assert page.scope() == alone.scope()
     assert page.state.kpis.value == pytest.approx(want, nan_ok=True)
+
+
+def test_a_claimed_kernel_sends_its_view_to_the_page_again(live_db, monkeypatch) -> None:
+    """A preheated kernel claimed by a link applies the link's view, then sends the state of
+    the view's controls again a few times (``sharing.RESEND_AFTER_S``): a page still loading
+    its widgets when the claim landed dropped the first update (seen in Chromium under load:
+    JFK's figures, every airport selected), and gets the controls right from the next one."""
+    import asyncio
+
+    import ipywidgets
+
+    from pipelines.dashboard import Dashboard, sharing
+
+    settings, _, _ = live_db
+    monkeypatch.setattr(sharing, "RESEND_AFTER_S", (0.05, 0.1))
+    sent: list[tuple[str, object]] = []
+
+    def send_state(widget, key=None) -> None:  # what the page would receive
+        if key is None:  # the whole state (a change of a trait sends that trait alone)
+            sent.append((type(widget).__name__, widget.get_state().get("index")))
+
+    monkeypatch.setattr(ipywidgets.Widget, "send_state", send_state)
+    page = Dashboard(settings, now=lambda: NOW)
+    page.refresh()
+    assert page.filters.w_airports.value == domain.ORIGINS
+
+    async def claim() -> None:
+        page._claimed("airports=JFK&period=7d")
+        sent.clear()  # what the claim itself sent: the update a loading page may drop
+        await asyncio.sleep(0.5)
+
+    asyncio.run(claim())
+    assert page.filters.w_airports.value == ("JFK",)
+    jfk = (domain.ORIGINS.index("JFK"),)
+    resent = [index for name, index in sent if name == "SelectMultiple"]
+    assert resent.count(jfk) == 2  # the airports, once per re-send, with JFK selected
+    assert len(sent) == 2 * (len(page._view_widgets()) + 1)  # the controls and the URL

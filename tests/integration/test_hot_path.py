@@ -60,7 +60,7 @@ def hot_slots(db, collection: str) -> dict[str, dict]:
 def _with(settings: Settings, tmp, *, database: str, lake: str | None = None,
           topic: str | None = None) -> Settings:  # fmt: skip
     """``settings`` with its own checkpoints and database, and a lake or flights topic."""
-    paths = {"checkpoints": tmp / "checkpoints"} | ({"lake": lake} if lake else {})
+    paths = {"checkpoints": str(tmp / "checkpoints")} | ({"lake": lake} if lake else {})
     update: dict = {"paths": settings.paths.model_copy(update=paths),
                     "mongo": settings.mongo.model_copy(update={"database": database})}  # fmt: skip
     if topic:

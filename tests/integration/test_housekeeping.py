@@ -20,6 +20,7 @@ from pipelines.clients import kafka_io, mongo
 from pipelines.core import config
 from pipelines.core.config import DAY_MS, Settings
 from pipelines.lake import tables
+from pipelines.lake.tables import Lake
 from pipelines.orchestration import runner
 from tests import delta_age
 
@@ -76,10 +77,11 @@ def test_housekeeping_frees_exactly_what_its_policy_says(spark, stack, hk: Setti
                 .select(F.lit("EWR").alias("origin"), F.col("id").cast("string").alias("dest"),
                         F.lit(name).alias("month"), F.col("id").alias("flights")))  # fmt: skip
 
-    tables.overwrite(month("2013-01", 10).unionByName(month("2013-02", 10)), hk, TABLE)
-    tables.overwrite(month("2013-01", 12), hk, TABLE, ["2013-01"])
-    tables.overwrite(month("2013-01", 14), hk, TABLE, ["2013-01"])
-    root = Path(TABLE.uri(hk))
+    lake = Lake.of(spark, hk)
+    lake.overwrite(month("2013-01", 10).unionByName(month("2013-02", 10)), TABLE)
+    lake.overwrite(month("2013-01", 12), TABLE, ["2013-01"])
+    lake.overwrite(month("2013-01", 14), TABLE, ["2013-01"])
+    root = Path(lake.uri(TABLE))
     removed = _age_table(root, now)
     assert len(removed) == 4  # 2013-01's two files of v0, then of v1
     live_before = {str(p) for p in root.rglob("*.parquet")} - set(removed)
@@ -217,19 +219,20 @@ def test_a_lite_vacuum_leaves_a_file_no_commit_knows_and_a_full_one_takes_it(
         F.lit("2013-01").alias("month"),
         F.col("id").alias("flights"),
     )
-    tables.overwrite(rows, hk, TABLE)
-    tables.overwrite(rows, hk, TABLE, ["2013-01"])
-    root = Path(TABLE.uri(hk))
+    lake = Lake.of(spark, hk)
+    lake.overwrite(rows, TABLE)
+    lake.overwrite(rows, TABLE, ["2013-01"])
+    root = Path(lake.uri(TABLE))
     removed = _age_table(root, now)
     orphan = root / "month=2013-01" / "part-00000-killed-before-its-commit.c000.snappy.parquet"
     orphan.write_bytes(next(iter(root.rglob("*.parquet"))).read_bytes())
     os.utime(orphan, ((now - AGE).timestamp(),) * 2)
 
-    lite = vacuum(spark, hk, 168, full=False)
+    lite = vacuum(lake, 168, full=False)
     assert (lite.files, lite.bytes) == (len(removed), sum(removed.values())) and removed
     assert lite.detail["mode"] == "lite" and orphan.exists()
     size = orphan.stat().st_size
-    full = vacuum(spark, hk, 168, full=True)
+    full = vacuum(lake, 168, full=True)
     assert (full.files, full.bytes, full.detail["mode"]) == (1, size, "full")
     assert not orphan.exists()
     assert spark.read.format("delta").load(str(root)).count() == 4  # the live data untouched

@@ -24,6 +24,7 @@ from pipelines.clients import kafka_io, mongo
 from pipelines.clients.spark import COMMIT_LABEL
 from pipelines.core.config import REPO_ROOT, Settings
 from pipelines.lake import tables, views
+from pipelines.lake.tables import Lake
 from pipelines.orchestration import runner
 from pipelines.sources import replay
 from tests.conftest import isolate, write_parameters
@@ -97,22 +98,25 @@ def test_each_job_notebook_runs_through_the_runner(stack, landed, runs) -> None:
 # ------------------------------------------------------------------ the lake, as explored
 def _commits(spark, settings: Settings, table: tables.Table) -> list[tuple[int, str]]:
     """(version, the job that made it) of each commit of ``table``, oldest first."""
-    rows = spark.sql(f"DESCRIBE HISTORY delta.`{table.uri(settings)}`").collect()
+    uri = Lake.of(spark, settings).uri(table)
+    rows = spark.sql(f"DESCRIBE HISTORY delta.`{uri}`").collect()
     return sorted((r.version, r.userMetadata) for r in rows)
 
 
 def _with_weather(spark, settings: Settings, version: int) -> tuple[int, int]:
     """(flights of DAY, those that know their weather) in ``clean/flights`` at ``version``."""
     frame = spark.read.format("delta").option("versionAsOf", version)
-    row = frame.load(tables.FLIGHTS.uri(settings)).where(f"date = '{DAY}'").selectExpr(
+    flights = frame.load(Lake.of(spark, settings).uri(tables.FLIGHTS))
+    row = flights.where(f"date = '{DAY}'").selectExpr(
         "count(*) AS n", "count(weather) AS known").first()  # fmt: skip
     return row.n, row.known
 
 
 def test_lake_session_names_every_written_table_by_layer(landed, runs, capsys) -> None:
     spark = views.lake_session(landed)
-    written = [t for t in tables.TABLES if tables.exists(spark, landed, t)]
-    before = {t.name: tables.version(spark, landed, t) for t in written}
+    lake = Lake.of(spark, landed)
+    written = [t for t in tables.TABLES if lake.exists(t)]
+    before = {t.name: lake.version(t) for t in written}
     printed = capsys.readouterr().out.splitlines()
     assert printed[0] == views.ui_line(spark)  # the URL, or why none (a session made earlier)
     assert printed[1].startswith(f"lake of env {landed.env}: {landed.lake_root} "
@@ -127,14 +131,14 @@ def test_lake_session_names_every_written_table_by_layer(landed, runs, capsys) -
 
     for table in written:  # each name reads its table, whole
         name = views.table_name(table)
-        assert spark.table(name).count() == tables.read(spark, landed, table).count(), name
+        assert spark.table(name).count() == lake.read(table).count(), name
     assert spark.table("raw.flight_events").count() == runs["flights_stream"].last["rows_in"]
     # registering committed nothing; again, or after a DROP, it names the same tables
-    assert {t.name: tables.version(spark, landed, t) for t in written} == before
+    assert {t.name: lake.version(t) for t in written} == before
     spark.sql("DROP TABLE clean.flights")  # an external table: the lake keeps its files
     again = views.register(spark, landed)
     assert again.names == [views.table_name(t) for t in written] and again.skipped == skipped
-    assert {t.name: tables.version(spark, landed, t) for t in written} == before
+    assert {t.name: lake.version(t) for t in written} == before
     # Delta's own SQL on the names: the late weather's commit, and time travel across it
     history = spark.sql("DESCRIBE HISTORY clean.flights").orderBy("version").collect()
     assert [(h.version, h.userMetadata) for h in history] == _commits(spark, landed, tables.FLIGHTS)
@@ -222,22 +226,26 @@ def test_the_delay_risk_notebook_trains_saves_and_the_board_carries_the_risk(
     assert "the guard refuses a table with the flight's own departure" in text
 
     spark = build_session(landed, "tests")
-    version, path = models.latest_version(spark, landed)
+    from pipelines.clients.mongo import Mongo
+
+    lake = Lake.of(spark, landed)
+    version, path = models.latest_version(lake)
     assert f"model {version} saved at {path}" in text
     assert path == f"{landed.lake_root}/models/delay_risk/{version}"
     assert version.endswith(f"-{DAY}")
     PipelineModel.load(path)  # a model MLlib reads back
-    rows = models.metrics(spark, landed).where(F.col("version") == version).collect()
+    rows = models.metrics(lake).where(F.col("version") == version).collect()
     assert sorted(r.scorer for r in rows) == ["carrier_hour", "model", "overall"]
     for r in rows:
         assert r.n_test > 0 and r.n_train > 0 and 0 <= r.brier <= 1 and r.calibration
         assert r.test_from.startswith(f"{DAY}T")  # one day: split at its median time
 
-    publish.refresh(spark, landed, [DAY])  # what the stream's lake path runs after a batch
+    # what the stream's lake path runs after a batch
+    publish.refresh(lake, Mongo.of(landed), [DAY], horizon=landed.serving.board_hours)
     db = mongo.database(landed)
-    lake = list(db[BOARD].find({"date": DAY}))
-    flights = [f for d in lake for f in d["flights"]]
+    docs = list(db[BOARD].find({"date": DAY}))
+    flights = [f for d in docs for f in d["flights"]]
     assert flights and all(0.0 <= f["delay_risk"] <= 1.0 for f in flights)
     assert {f.get("status_rank") for f in flights} >= {1}  # not departed yet ones too
-    shown = queries.resolved(db, BOARD, [d["_id"] for d in lake])
+    shown = queries.resolved(db, BOARD, [d["_id"] for d in docs])
     assert all("delay_risk" in f for d in shown for f in d["flights"])

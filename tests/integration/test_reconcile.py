@@ -34,6 +34,7 @@ from pipelines.core.exceptions import ReconcileError
 from pipelines.core.files import write_atomic
 from pipelines.jobs import flights_stream, weather_hourly
 from pipelines.lake import tables
+from pipelines.lake.tables import Lake
 from pipelines.landing import ingest
 from pipelines.sources import replay
 from tests.conftest import write_parameters
@@ -111,7 +112,7 @@ def test_a_file_rewritten_between_check_and_read_fails_the_run_and_is_retried(
     assert (again["files"], again["rows_in"], again["unreconciled"]) == (1, len(second), 0)
     assert db.weather_hourly.count_documents({}) == len(first) + len(second)
     spark = build_session(settings, "tests")
-    raw = tables.read(spark, settings, tables.RAW_WEATHER)
+    raw = Lake.of(spark, settings).read(tables.RAW_WEATHER)
     assert raw.groupBy("source_file").count().orderBy("source_file").collect() == [
         ("weather_20130304T15Z.csv", len(first)), ("weather_20130304T16Z.csv", len(second)),
     ]  # fmt: skip
@@ -170,10 +171,10 @@ def test_a_batch_losing_rows_before_the_count_fails_naming_the_partition(
     assert f"micro-batch 0 does not reconcile with its Kafka offsets: {topic} partition 0: " in out
     assert "rows lost between Kafka and the count; the topic is neither compacted nor" in out
     spark = build_session(settings, "tests")
-    assert not tables.exists(spark, settings, tables.FLIGHT_EVENTS)  # nothing written
+    assert not Lake.of(spark, settings).exists(tables.FLIGHT_EVENTS)  # nothing written
 
     result = flights_stream.run(settings, max_offsets_per_trigger=100)  # no fault
     assert (result.rows_in, result.accepted + result.rejected) == (produced, produced)
-    events = tables.read(spark, settings, tables.FLIGHT_EVENTS)
+    events = Lake.of(spark, settings).read(tables.FLIGHT_EVENTS)
     counts = events.agg(F.count("*"), F.countDistinct("event_id")).first()
     assert tuple(counts) == (produced - result.rejected, produced - result.rejected)

@@ -40,9 +40,9 @@ def writes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, list[An
                         lambda settings, app: seen["sessions"].append(app) or "spark")  # fmt: skip
     monkeypatch.setattr(file_job.rejects, "file_rows", lambda spark, files, at: list(files))
     monkeypatch.setattr(file_job.publish, "publish_rejects",
-                        lambda settings, rows: seen["rejects"].extend(rows))  # fmt: skip
+                        lambda lake, store, rows: seen["rejects"].extend(rows))  # fmt: skip
 
-    def set_state(settings: object, job: str, newest: datetime | None, **kw: Any) -> None:
+    def set_state(store: object, job: str, newest: datetime | None, **kw: Any) -> None:
         seen["state"].append((newest, kw))
 
     monkeypatch.setattr(file_job.sinks, "set_state", set_state)

@@ -20,12 +20,13 @@ CONFLICT = RuntimeError(
 )
 
 
-def _spark() -> Any:  # what use_pool touches of a session
-    return SimpleNamespace(sparkContext=SimpleNamespace(setLocalProperty=lambda k, v: None))
+def _lake() -> Any:  # what use_pool touches of the lake's session
+    spark = SimpleNamespace(sparkContext=SimpleNamespace(setLocalProperty=lambda k, v: None))
+    return SimpleNamespace(spark=spark)
 
 
 def _refresh(outcomes: list[BaseException | None], calls: list[list[str]]):
-    def refresh(spark: Any, settings: Any, dates: list[str], inputs: Any = None) -> dict:
+    def refresh(lake: Any, store: Any, dates: list[str], **options: Any) -> dict:
         calls.append(list(dates))
         outcome = outcomes.pop(0) if outcomes else None
         if outcome is not None:
@@ -45,7 +46,7 @@ def test_dates_lost_to_a_conflict_are_refreshed_in_a_later_round(
 ) -> None:
     calls: list[list[str]] = []
     monkeypatch.setattr(flights_lake.publish, "refresh", _refresh([CONFLICT, CONFLICT], calls))
-    publisher = flights_lake.Publisher(_spark(), SimpleNamespace(), ["2013-01-06"])
+    publisher = flights_lake.Publisher(_lake(), SimpleNamespace(), ["2013-01-06"])
     publisher.close()  # refreshes what is pending, raises its failure if any
     assert calls == [["2013-01-06"]] * 3
     assert (publisher.refreshes, publisher.deferred, publisher.error) == (1, 2, None)
@@ -57,7 +58,7 @@ def test_a_refresh_that_keeps_losing_ends_the_stream_with_the_conflict(
     calls: list[list[str]] = []
     monkeypatch.setattr(flights_lake, "CONFLICT_ROUNDS", 3)
     monkeypatch.setattr(flights_lake.publish, "refresh", _refresh([CONFLICT] * 5, calls))
-    publisher = flights_lake.Publisher(_spark(), SimpleNamespace(), ["2013-01-06"])
+    publisher = flights_lake.Publisher(_lake(), SimpleNamespace(), ["2013-01-06"])
     with pytest.raises(RuntimeError, match="ConcurrentAppendException"):
         publisher.close()
     assert len(calls) == 3 and publisher.deferred == 2 and publisher.refreshes == 0
@@ -67,7 +68,7 @@ def test_any_other_failure_ends_the_stream_at_once(monkeypatch: pytest.MonkeyPat
     calls: list[list[str]] = []
     monkeypatch.setattr(flights_lake.publish, "refresh",
                         _refresh([ValueError("bad partition")], calls))  # fmt: skip
-    publisher = flights_lake.Publisher(_spark(), SimpleNamespace(), ["2013-01-06"])
+    publisher = flights_lake.Publisher(_lake(), SimpleNamespace(), ["2013-01-06"])
     with pytest.raises(ValueError, match="bad partition"):
         publisher.close()
     assert len(calls) == 1 and publisher.deferred == 0

@@ -116,13 +116,17 @@ def test_batch_ranges_come_from_the_querys_offset_log(tmp_path: Path) -> None:
     _log(tmp_path, "sources/0/0", '\x00v1\n{"t":{"0":5,"1":0}}')
     _log(tmp_path, "offsets/0", f'v1\n{meta}\n{{"t":{{"0":8,"1":2}}}}')
     _log(tmp_path, "offsets/1", f'v1\n{meta}\n{{"t":{{"0":9,"1":2,"2":4}}}}')
-    assert batch_ranges(tmp_path, 0) == [OffsetRange("t", 0, 5, 8), OffsetRange("t", 1, 0, 2)]
-    assert batch_ranges(tmp_path, 1) == [
+
+    def read(name: str) -> str:
+        return (tmp_path / name).read_text()
+
+    assert batch_ranges(read, 0) == [OffsetRange("t", 0, 5, 8), OffsetRange("t", 1, 0, 2)]
+    assert batch_ranges(read, 1) == [
         OffsetRange("t", 0, 8, 9), OffsetRange("t", 1, 2, 2), OffsetRange("t", 2, 0, 4),
     ]  # fmt: skip
-    assert batch_ranges(tmp_path, 2) is None  # no such batch
+    assert batch_ranges(read, 2) is None  # no such batch
     _log(tmp_path, "offsets/2", f'v9\n{meta}\n{{"t":{{"0":9}}}}')
-    assert batch_ranges(tmp_path, 2) is None  # a format this code does not know
+    assert batch_ranges(read, 2) is None  # a format this code does not know
 
 
 def test_whitespace_only_lines_are_blank_to_the_check_as_to_spark(tmp_path: Path) -> None:

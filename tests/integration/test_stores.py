@@ -1,0 +1,83 @@
+"""The stores of an environment as objects (issue 21, part 2): a :class:`Lake` reads and writes
+its tables at any Hadoop URI and keeps its caches to itself; the stream's offset log is read
+through the session's Hadoop file systems, so a checkpoint may be a URI like the lake."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pyspark.sql import functions as F
+
+from pipelines.clients.hadoop import HadoopFiles
+from pipelines.core.config import Settings
+from pipelines.core.reconcile import OffsetRange, batch_ranges
+from pipelines.lake import recompute, tables
+from pipelines.lake.tables import Lake
+
+TABLE = tables.Table("serving/kpi_route_monthly", ("month",))
+
+
+def _rows(spark, month: str, n: int):
+    return spark.range(n).select(F.lit("EWR").alias("origin"), F.lit(month).alias("month"),
+                                 F.col("id").alias("flights"))  # fmt: skip
+
+
+def test_a_lake_at_a_file_uri_reads_writes_and_counts_its_versions(spark, tmp_path: Path) -> None:
+    lake = Lake(spark, f"file://{tmp_path}/lake/")
+    assert lake.root == f"file://{tmp_path}/lake" and lake.version(TABLE) == -1
+    assert not lake.exists(TABLE)
+    assert lake.read(TABLE, "origin string, month string, flights long").count() == 0
+    lake.overwrite(_rows(spark, "2013-01", 3).unionByName(_rows(spark, "2013-02", 2)), TABLE)
+    lake.overwrite(_rows(spark, "2013-01", 5), TABLE, ["2013-01"])
+    assert lake.exists(TABLE) and lake.version(TABLE) == 1
+    assert (tmp_path / "lake" / "serving" / "kpi_route_monthly" / "_delta_log").is_dir()
+    got = {r.month: r.n for r in lake.read(TABLE).groupBy("month").agg(F.count("*").alias("n"))
+           .collect()}  # fmt: skip
+    assert got == {"2013-01": 5, "2013-02": 2}
+    assert lake.read_where(TABLE, "month", ["2013-02"]).count() == 2
+    lake.drop([TABLE])
+    assert not lake.exists(TABLE) and not (tmp_path / "lake" / "serving").joinpath(
+        "kpi_route_monthly").exists()  # fmt: skip
+
+
+def test_two_lakes_in_one_process_keep_their_own_cached_frames(spark, tmp_path: Path) -> None:
+    """The reference frames are cached by each lake until its tables move: two environments
+    in one process (a test beside a bench) never see each other's."""
+    first, second = Lake(spark, str(tmp_path / "a")), Lake(spark, str(tmp_path / "b"))
+    airlines = tables.REFERENCE["airlines"]
+    first.overwrite(spark.createDataFrame([("AA", "American")], "_id string, name string"),
+                    airlines)  # fmt: skip
+    a = recompute.reference_frames(first)
+    assert [r._id for r in a[0].collect()] == ["AA"]
+    assert recompute.reference_frames(second)[0].count() == 0  # empty, typed: not the first's
+    assert recompute.reference_frames(first) == a  # cached while the table has not moved
+    first.overwrite(spark.createDataFrame([("UA", "United")], "_id string, name string"),
+                    airlines)  # fmt: skip
+    again = recompute.reference_frames(first)
+    assert again != a and [r._id for r in again[0].collect()] == ["UA"]
+
+
+def test_the_offset_log_is_read_through_hadoops_file_systems(spark, tmp_path: Path) -> None:
+    """``reconcile.batch_ranges`` over ``HadoopFiles`` at a ``file://`` checkpoint: the same
+    ranges as from the folder (the files as Spark 4.2 writes them, NUL byte included)."""
+    meta = '{"batchWatermarkMs":0,"batchTimestampMs":1,"conf":{}}'
+    for name, text in (("sources/0/0", '\x00v1\n{"t":{"0":5}}'),
+                       ("offsets/0", f'v1\n{meta}\n{{"t":{{"0":8}}}}'),
+                       ("offsets/1", f'v1\n{meta}\n{{"t":{{"0":9,"1":4}}}}')):  # fmt: skip
+        (tmp_path / "ckpt" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "ckpt" / name).write_text(text)
+    files = HadoopFiles(spark)
+
+    def read(name: str) -> str:
+        return files.read_text(f"file://{tmp_path}/ckpt/{name}")
+
+    assert batch_ranges(read, 0) == [OffsetRange("t", 0, 5, 8)]
+    assert batch_ranges(read, 1) == [OffsetRange("t", 0, 8, 9), OffsetRange("t", 1, 0, 4)]
+    assert batch_ranges(read, 2) is None  # not written yet: FileNotFoundError, an OSError
+
+
+def test_checkpoints_may_be_uris_like_the_lake(settings: Settings) -> None:
+    uri = settings.model_copy(update={"paths": settings.paths.model_copy(
+        update={"checkpoints": "hdfs://namenode:8020/tarmac/checkpoints/"})})  # fmt: skip
+    assert uri.checkpoint_root == "hdfs://namenode:8020/tarmac/checkpoints"
+    assert Path(settings.checkpoint_root).is_absolute()
