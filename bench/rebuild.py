@@ -64,7 +64,7 @@ def main() -> None:
                                      formatter_class=argparse.RawTextHelpFormatter)  # fmt: skip
     parser.add_argument("--env", default="local")
     parser.add_argument("--months", default="1,3,12", help="rebuilt sizes, from 2013-01-01")
-    parser.add_argument("--by", default="month",
+    parser.add_argument("--by", default="quarter",
                         help="chunk sizes timed on each size: month, quarter, year")  # fmt: skip
     parser.add_argument("--keep", action="store_true", help="keep the loaded lake and database")
     parser.add_argument("--reuse", type=Path, default=None,

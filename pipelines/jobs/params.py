@@ -50,7 +50,7 @@ class RebuildParams(JobParams):
         default=False, description="start over instead of resuming an unfinished rebuild"
     )
     by: Literal["month", "quarter", "year"] = Field(
-        default="month", description="what is rebuilt at once and recorded when done"
+        default="quarter", description="what is rebuilt at once and recorded when done"
     )
 
     @field_validator("to_date")

@@ -8,7 +8,8 @@ shape, to correct the past without replaying 2013 through Kafka; after a ``clean
 ``serving/*`` table or a collection was lost or damaged (the raw tables are the source of
 truth: ``raw/flight_events`` and ``raw/weather`` are only ever appended).
 
-What it does, one calendar month of local dates at a time (a chunk):
+What it does, a calendar quarter of local dates at a time by default (a chunk; ``by``: a month
+or a year):
 
 1. ``clean/weather`` of the chunk's UTC days from ``raw/weather`` (the newest landed row of each
    origin-hour, as ``weather_hourly`` does), and their ``weather_hourly`` documents within the
@@ -130,10 +131,15 @@ def run(
     end: date | None = None,
     restart: bool = False,
     progress: bool = False,
-    by: str = "month",
+    by: str = "quarter",
 ) -> dict[str, Any]:
     """Rebuild the local dates ``[start, end]`` of the raw log (see the module), ``by`` month,
-    quarter or year at a time; return the counts and the time of each step."""
+    quarter or year at a time; return the counts and the time of each step.
+
+    The chunk trades speed for the resume grain. The year of 2013 (1,001,615 events) on 2
+    quiet cores (``bench/rebuild.py``): by month 152 s, by quarter 89 s, by year 67 s, every
+    document identical each way. Each chunk pays its Delta commits (about ten) and its Spark
+    jobs again: the lake's overwrites took 81, 41 and 32 s of those."""
     chunk_of(date.min.isoformat(), by)  # an unknown chunk size fails before any work
     t0 = time.monotonic()
     lake, store = Lake.of(build_session(settings, JOB), settings), Mongo.of(settings)
