@@ -40,6 +40,8 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true",
                         help="keep each window's database (bench_<N>m...) for bench/dashboard.py "
                              "--database")  # fmt: skip
+    parser.add_argument("--max-offsets", type=int, default=loader.CATCH_UP_BATCH,
+                        help="events per micro-batch of the stream")  # fmt: skip
     parser.add_argument("--out", type=Path,
                         default=REPO_ROOT / "outputs" / "bench" / "backfill.json")  # fmt: skip
     args = parser.parse_args()
@@ -54,8 +56,8 @@ def main() -> None:
         tmp = Path(tempfile.mkdtemp(prefix="tarmac-bench-"))
         settings = base.isolated(tag, tmp, database=f"bench_{tag}")
         t0 = time.monotonic()
-        result = loader.load_window(settings, datetime(2013, 1, 1, tzinfo=UTC), end,
-                                      progress=True)  # fmt: skip
+        result = loader.load_window(settings, datetime(2013, 1, 1, tzinfo=UTC), end, progress=True,
+                                    max_offsets_per_trigger=args.max_offsets)  # fmt: skip
         total = time.monotonic() - t0
         db = mongo.database(settings)
         runs.append({

@@ -4,7 +4,8 @@ each step, and whether every document came back identical.
 
 Target (issue 22): the full year rebuilt from the raw lake in at most 90 s on 2 cores.
 
-    python bench/rebuild.py [--env local] [--months 1,3,12] [--keep | --reuse DIR]
+    python bench/rebuild.py [--env local] [--months 1,3,12] [--by month,quarter]
+                            [--keep | --reuse DIR]
 
 The year (or the largest size asked) is loaded once (``loader.load_window``: replay catch-up,
 Kafka, Spark, Delta Lake, MongoDB; ~15 min for the year), on its own topics, landing folder and
@@ -63,6 +64,8 @@ def main() -> None:
                                      formatter_class=argparse.RawTextHelpFormatter)  # fmt: skip
     parser.add_argument("--env", default="local")
     parser.add_argument("--months", default="1,3,12", help="rebuilt sizes, from 2013-01-01")
+    parser.add_argument("--by", default="quarter",
+                        help="chunk sizes timed on each size: month, quarter, year")  # fmt: skip
     parser.add_argument("--keep", action="store_true", help="keep the loaded lake and database")
     parser.add_argument("--reuse", type=Path, default=None,
                         help="a folder a --keep run left: rebuild it, load nothing")  # fmt: skip
@@ -86,15 +89,15 @@ def main() -> None:
     db = mongo.database(settings)
     loaded = _documents(db)
     runs = []
-    for months in sizes:
+    for months, by in [(m, b) for m in sizes for b in args.by.split(",")]:
         last = date.fromordinal(_end(months).date().toordinal() - 1)
         last = min(last, date(2013, 12, 31))
         t0 = time.monotonic()
-        done = rebuild.run(settings, date(2013, 1, 1), last, restart=True, progress=True)
+        done = rebuild.run(settings, date(2013, 1, 1), last, restart=True, progress=True, by=by)
         wall = time.monotonic() - t0
         same = _documents(db) == loaded
         runs.append({
-            "months": months, "dates": done["dates"], "chunks": done["chunks"],
+            "months": months, "by": by, "dates": done["dates"], "chunks": done["chunks"],
             "steps_seconds": done["steps"], "job_seconds": done["seconds"],
             "wall_seconds": round(wall, 1), "documents_identical": same,
             "target_seconds": TARGET_S if months >= 12 else None,

@@ -170,18 +170,21 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
 
     settings = config.load(args.env)
     spec = registry.get(rebuild.JOB)
-    spec.validate({"env": settings.env, "from_date": args.date_from, "to_date": args.date_to})
+    spec.validate({"env": settings.env, "from_date": args.date_from, "to_date": args.date_to,
+                   "by": args.by})  # fmt: skip
     registry.renice(spec)
     lock = JobLock(lock_path(Paths(outputs_dir()).locks, settings.env, spec.name),
                    job=spec.name, env=settings.env)  # fmt: skip
     with lock:  # the lock of `run rebuild` and cron: one rebuild of an env at a time
         result = rebuild.run(settings, args.date_from, args.date_to, restart=args.restart,
-                             progress=not args.no_progress)  # fmt: skip
+                             progress=not args.no_progress, by=args.by)  # fmt: skip
     steps = " · ".join(f"{k} {v:.1f} s" for k, v in result.get("steps", {}).items())
-    resumed = f", resumed after {result['skipped_chunks']} month(s)" if result["resumed"] else ""
+    resumed = (
+        f", resumed after {result['skipped_chunks']} {args.by}(s)" if result["resumed"] else ""
+    )
     print(
         f"rebuild ({settings.env}): {result['rebuilt_dates']} of {result['dates']} dates in "
-        f"{result['chunks']} month(s){resumed}, {result['seconds']:.1f} s  {steps}".rstrip()
+        f"{result['chunks']} {args.by}(s){resumed}, {result['seconds']:.1f} s  {steps}".rstrip()
     )
     return 0
 

@@ -49,6 +49,9 @@ class RebuildParams(JobParams):
     restart: bool = Field(
         default=False, description="start over instead of resuming an unfinished rebuild"
     )
+    by: Literal["month", "quarter", "year"] = Field(
+        default="quarter", description="what is rebuilt at once and recorded when done"
+    )
 
     @field_validator("to_date")
     @classmethod

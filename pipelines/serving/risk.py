@@ -66,8 +66,8 @@ def with_risk(
     (``transform.delay_scoring``, held equal to the Spark features and the MLlib transform);
     unchanged when no model is trained yet (one look for the metrics table's log)."""
     found = newest(lake)
-    if found is None:
-        return touched
+    if found is None or touched.isEmpty():  # no model, or no bucket to write (a rebuild's
+        return touched  # past chunks, outside the serving horizon): nothing collected
     version, scorer = found
     fields = sorted({*delay_features.HISTORY_FIELDS, *delay_features.KNOWN_AT_SCORING})
     rows = [r.asDict() for r in flights.select(*fields).collect()]

@@ -369,7 +369,9 @@ def test_a_rebuild_killed_after_a_month_resumes_and_writes_back_every_document(
     params = tmp_path / "params"
     write_parameters(settings, params)
     env = {**os.environ, "TARMAC_PARAMETERS_DIR": str(params)}
-    cmd = [sys.executable, "-m", "pipelines", "rebuild", "--env", settings.env, "--no-progress"]
+    # by month: two chunks in the window, February then March
+    cmd = [sys.executable, "-m", "pipelines", "rebuild", "--env", settings.env, "--no-progress",
+           "--by", "month"]  # fmt: skip
     killed = subprocess.run(cmd, env={**env, "TARMAC_FAULT": "rebuild.after_chunk"},
                             capture_output=True, text=True, timeout=900,
                             start_new_session=True)  # fmt: skip
