@@ -24,7 +24,7 @@ in the next query.
 Measured (2 cores shared with a test suite, load 3 to 8; pyspark 4.2 + Delta 4.4; a lake of one
 day of 2013, 16 tables): the session 13 to 18 s (a new JVM with the connector and Delta jars),
 registering 6 to 11 s, of which the session's first SQL statement and catalog ~5 to 6 s (any
-first query pays them) and each table ~0.1 s (``tables.exists`` and ``CREATE TABLE``, which reads
+first query pays them) and each table ~0.1 s (``Lake.exists`` and ``CREATE TABLE``, which reads
 the table's log once). Again in the same session: 0.4 s. ``make lab`` to a kernel holding the
 tables: ``bench/lab.py`` (32 to 35 s at load 3, against the 30 s target).
 """
