@@ -32,11 +32,17 @@ class HadoopFiles:
         return bool(fs.exists(path))
 
     def read_text(self, uri: str) -> str:
-        """The whole file as UTF-8 text; ``FileNotFoundError`` when it is not there."""
+        """The whole file as UTF-8 text; ``FileNotFoundError`` when it is not there (one call
+        to the file system: no ``exists`` first)."""
+        from py4j.protocol import Py4JJavaError
+
         fs, path = self._fs(uri)
-        if not fs.exists(path):
-            raise FileNotFoundError(uri)
-        stream = fs.open(path)
+        try:
+            stream = fs.open(path)
+        except Py4JJavaError as exc:
+            if exc.java_exception.getClass().getName() == "java.io.FileNotFoundException":
+                raise FileNotFoundError(uri) from None
+            raise
         try:
             jvm = self.spark.sparkContext._jvm  # noqa: SLF001
             return str(jvm.org.apache.commons.io.IOUtils.toString(stream, "UTF-8"))

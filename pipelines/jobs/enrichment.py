@@ -18,7 +18,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from pipelines.lake import tables
-from pipelines.lake.recompute import REFERENCE_SCHEMAS, WEATHER_SCHEMA
+from pipelines.lake.recompute import REFERENCE_SCHEMAS, WEATHER_SCHEMA, reference_table
 from pipelines.lake.tables import Lake
 from pipelines.transform import flight_state
 
@@ -54,17 +54,12 @@ class Enrichment:
         seen = self.lake.versions(INPUTS)
         if seen == self.seen:
             return False
-        frames = [self._held(self._reference(name)) for name in REFERENCE_SCHEMAS]
+        frames = [self._held(reference_table(self.lake, name)) for name in REFERENCE_SCHEMAS]
         frames.append(self._held(self._weather()))
         self.current, self.seen = tuple(frames), seen
         self.loads += 1
         log.info("enrichment.loaded", versions=seen)
         return True
-
-    def _reference(self, name: str) -> DataFrame:
-        schema = REFERENCE_SCHEMAS[name]
-        columns = [c.split()[0] for c in schema.split(", ")]
-        return self.lake.read(tables.REFERENCE[name], schema).select(*columns)
 
     def _weather(self) -> DataFrame:
         weather = self.lake.read(tables.WEATHER, WEATHER_SCHEMA)

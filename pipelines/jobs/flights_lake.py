@@ -27,7 +27,6 @@ from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
 
 from pipelines.clients import kafka_io
-from pipelines.clients.hadoop import HadoopFiles
 from pipelines.clients.mongo import Mongo
 from pipelines.clients.spark import use_pool
 from pipelines.core import faults, reconcile
@@ -247,15 +246,15 @@ def start_lake(
     query_id: dict[str, str] = {}
     progress: dict[str, StreamingQuery] = {}
     lag = kafka_lag(lambda: progress["q"].lastProgress if "q" in progress else None)
-    files = HadoopFiles(lake.spark)  # the checkpoint's offset log, wherever it lives
 
     def on_batch(batch: DataFrame, batch_id: int) -> None:
         use_pool(lake.spark, "lake")
         started.wait(60)  # the query id is known once start() has returned
         if "why" not in gaps:  # the first batch: the topic exists
             gaps["why"] = kafka_io.offset_gaps(settings, "flights")
-        ranges = reconcile.batch_ranges(lambda name: files.read_text(f"{checkpoint}/{name}"),
-                                        batch_id)  # fmt: skip
+        # the checkpoint's offset log, wherever it lives (Hadoop's file systems, like the lake)
+        ranges = reconcile.batch_ranges(
+            lambda name: lake.files.read_text(f"{checkpoint}/{name}"), batch_id)  # fmt: skip
         try:
             counts = process_batch(lake, publisher.store, batch, batch_id,
                                    f"{JOB}:{query_id['id']}", lag, ranges, gaps["why"])  # fmt: skip

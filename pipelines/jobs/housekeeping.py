@@ -59,17 +59,16 @@ log = structlog.get_logger(__name__)
 def _commit_infos(lake: Lake, uri: str, after: int) -> list[dict[str, Any]]:
     """The ``commitInfo`` of each commit of the table at ``uri`` after version ``after``,
     read from its ``_delta_log`` through Hadoop's file system (no Spark job)."""
-    from pipelines.clients.hadoop import HadoopFiles
-
-    files = HadoopFiles(lake.spark)
     infos = []
     version = after + 1
-    while files.exists(commit := f"{uri}/_delta_log/{version:020d}.json"):
-        text = files.read_text(commit)
+    while True:
+        try:
+            text = lake.files.read_text(f"{uri}/_delta_log/{version:020d}.json")
+        except FileNotFoundError:
+            return infos
         infos += [json.loads(line)["commitInfo"] for line in text.splitlines()
                   if line.startswith('{"commitInfo"')]  # fmt: skip
         version += 1
-    return infos
 
 
 def optimize(lake: Lake, names: list[str]) -> Freed:

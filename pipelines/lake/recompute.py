@@ -41,14 +41,18 @@ def reference_frames(lake: tables.Lake) -> tuple[DataFrame, ...]:
     reads none)."""
 
     def build() -> list[DataFrame]:
-        return [
-            lake.read(tables.REFERENCE[name], schema).select(
-                *[c.split()[0] for c in schema.split(", ")]
-            )
-            for name, schema in REFERENCE_SCHEMAS.items()
-        ]
+        return [reference_table(lake, name) for name in REFERENCE_SCHEMAS]
 
     return lake.cached("reference", tables.REFERENCE.values(), build)
+
+
+def reference_table(lake: tables.Lake, name: str) -> DataFrame:
+    """``clean/<name>`` with the columns of :data:`REFERENCE_SCHEMAS` (empty, typed, before the
+    first snapshot): what the lake path and the live board's enrichment join."""
+    schema = REFERENCE_SCHEMAS[name]
+    return lake.read(tables.REFERENCE[name], schema).select(
+        *[c.split()[0] for c in schema.split(", ")]
+    )
 
 
 def weather_days(dates: Iterable[str]) -> list[str]:

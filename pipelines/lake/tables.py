@@ -77,6 +77,7 @@ class Lake:
     def __init__(self, spark: SparkSession, root: str) -> None:
         self.spark = spark
         self.root = root.rstrip("/")
+        self.files = HadoopFiles(spark)  # its logs, and other files beside it (checkpoints)
         self.memo: dict[str, Any] = {}  # small per-lake lookups (risk: the newest model)
         self._existing: set[str] = set()
         self._frames: dict[str, tuple[tuple[int, ...], tuple[DataFrame, ...]]] = {}
@@ -107,11 +108,11 @@ class Lake:
         commits), probe the commit files after it (a handful of ``exists`` calls, however long
         the log)."""
         log_dir = f"{self.uri(table)}/_delta_log"
-        files = HadoopFiles(self.spark)
-        last = -1
-        if files.exists(f"{log_dir}/_last_checkpoint"):
-            last = int(json.loads(files.read_text(f"{log_dir}/_last_checkpoint"))["version"])
-        while files.exists(f"{log_dir}/{last + 1:020d}.json"):
+        try:
+            last = int(json.loads(self.files.read_text(f"{log_dir}/_last_checkpoint"))["version"])
+        except FileNotFoundError:
+            last = -1
+        while self.files.exists(f"{log_dir}/{last + 1:020d}.json"):
             last += 1
         return last
 
@@ -204,10 +205,12 @@ class Lake:
 
     def drop(self, tables: Iterable[Table]) -> None:
         """Delete ``tables`` (folders included), for tests and a full replay from scratch."""
-        files = HadoopFiles(self.spark)
         for table in tables:
             self._existing.discard(self.uri(table))
-            files.delete(self.uri(table))
+            self.files.delete(self.uri(table))
+        for _, frames in self._frames.values():
+            for frame in frames:
+                frame.unpersist()
         self._frames.clear()
 
 
