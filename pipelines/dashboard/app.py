@@ -35,6 +35,7 @@ from .follow import Follower, Following
 from .health import DEFAULT_FRESHNESS, FreshnessRule
 from .live import LIVE_S
 from .reading import UNREACHABLE, Reader, log, read_then_draw, running_loop
+from .resync import Resync
 from .search import Ask
 from .sharing import Sharing
 from .state import State
@@ -148,6 +149,8 @@ class Dashboard(Following, Sharing):
             ),
         )
         self.root.add_class("tm-root")
+        self.resync = Resync(self.root)  # what a loading page may drop, sent again
+        self.root.children = (*self.root.children, self.resync.ready)
         self.root.add_class("tm-gap")
         for child in self.root.children:
             if isinstance(child, ipywidgets.HBox):
@@ -163,10 +166,12 @@ class Dashboard(Following, Sharing):
 
     def show(self) -> ipywidgets.VBox:
         """Display the page, read and draw it in the view of the request's URL (a preheated
-        kernel: once Voila hands it its request), start the auto-refresh."""
+        kernel: once Voila hands it its request), start the auto-refresh; what changes while
+        the page loads its widgets is sent again once it has (``resync``)."""
         from IPython.display import display
 
         display(self.root)
+        self.resync.start(running_loop())  # a preheated kernel starts again when claimed
         self._await_claim(running_loop())
         self.refresh()
         self._schedule()

@@ -27,13 +27,11 @@ from pipelines.core.domain import ORIGINS
 from . import share
 from . import widgets as H
 from .reading import running_loop
+from .resync import Resync
 from .share import View
 
 log = logging.getLogger(__name__)
 CLAIM_FRESH_S = 5.0  # a preheated kernel's snapshot older than this is read again on claim
-# after a claim, the view's controls are sent to the page again this long after (seconds):
-# see Sharing._resend_view
-RESEND_AFTER_S = (2.0, 5.0, 15.0, 45.0)
 
 
 class Sharing:
@@ -47,6 +45,7 @@ class Sharing:
     board_panel: Any
     search_panel: Any
     refresh: Callable[..., None]
+    resync: Resync
     guarded: Callable[[Callable[[], None]], None]
     now: Callable[[], datetime]
     _draw_scope: Callable[..., None]
@@ -145,9 +144,11 @@ class Sharing:
         share.await_request(lambda query: loop.call_soon_threadsafe(self._claimed, query))
 
     def _claimed(self, query: str) -> None:
-        """A preheated kernel was given its request: its view, drawn; its data, fresh; its
-        controls sent to the page again a few times (:meth:`_resend_view`)."""
+        """A preheated kernel was given its request: its view, drawn; its data, fresh; what
+        that changes sent to the page again once it has built its widgets (``resync``: the
+        page is loading while the claim draws, and may drop those updates)."""
         log.info("preheated kernel claimed, query %r", query)
+        self.resync.start(running_loop())
         self._view_pending = share.parse(query)
         snap = self.state.snap
         if snap is not None and snap.has_data:
@@ -155,21 +156,3 @@ class Sharing:
             self.guarded(self._draw_scope)
         if snap is None or (self.now() - snap.read_at).total_seconds() > CLAIM_FRESH_S:
             self.refresh(background=True)
-        loop = running_loop()
-        for delay in RESEND_AFTER_S if loop is not None else ():
-            loop.call_later(delay, self._resend_view)
-
-    def _resend_view(self) -> None:
-        """Send the state of the view's controls to the page again (no change in the kernel).
-
-        A claim can land while the page is still loading its widgets: the page asks the kernel
-        for every widget's state, then opens a comm for each; an update the kernel sends in
-        between (the claim's view applied) reaches no comm and is dropped by the page, which
-        keeps the state of the reply. The figures heal at the next draw (the claim's own read
-        draws again), a control does not: seen in Chromium under load, a reloaded link showing
-        JFK's figures with every airport selected. Sending the same state again is a no-op for
-        a page that has it."""
-        if not self._view_ready:
-            return
-        for widget in (*self._view_widgets(), self.url):
-            widget.send_state()

@@ -494,11 +494,7 @@ def test_dashboard_renders_filters_and_stays_local(voila: str, browser, served_d
     assert "read 1 more" in page.inner_text(".tm-filters")  # Jan 1, by _id
     assert not ERROR_TEXT.search(page.inner_text("body"))
     page.locator(".tm-filters button", has_text="Today").click()
-    page.wait_for_function(
-        "v => document.querySelector('[data-kpi=\"flights\"]').dataset.value == v",
-        arg=f"{after:.4f}",
-        timeout=15_000,
-    )
+    _wait_tile(page, "flights", f"{after:.4f}")
 
     # the export link carries the live board as CSV
     with page.expect_download() as dl:
@@ -507,11 +503,7 @@ def test_dashboard_renders_filters_and_stays_local(voila: str, browser, served_d
     assert csv.splitlines()[0].startswith("sched_local,flight_no")
 
     page.locator(".tm-filters select").first.select_option(index=[0, 1, 2])
-    page.wait_for_function(
-        "v => document.querySelector('[data-kpi=\"flights\"]').dataset.value == v",
-        arg=f"{before:.4f}",
-        timeout=15_000,
-    )
+    _wait_tile(page, "flights", f"{before:.4f}")
     page.wait_for_timeout(1500)
     out = REPO_ROOT / "outputs" / "dashboard.png"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -700,6 +692,24 @@ def _settled_tiles(page, keys: tuple[str, ...], quiet_ms: int = 1500,
         last = now
         page.wait_for_timeout(quiet_ms)
     raise AssertionError(f"the page kept redrawing for {timeout_s:.0f} s: {last}")
+
+
+def _wait_tile(page, key: str, value: str, timeout_ms: int = 30_000) -> None:
+    """Until the tile ``key`` shows ``value``; else fail saying what the page showed."""
+    try:
+        page.wait_for_function(
+            '([k, v]) => document.querySelector(`[data-kpi="${k}"]`).dataset.value === v',
+            arg=[key, value],
+            timeout=timeout_ms,
+        )
+    except Exception as exc:  # noqa: BLE001 - say what it showed instead
+        shown = {
+            "tile": tile_value(page, key),
+            "filters": page.inner_text(".tm-filters"),
+            "redraw": page.get_attribute("[data-redraw]", "data-redraw"),
+        }
+        said = f"tile {key} never showed {value} in {timeout_ms} ms: {shown}"
+        raise AssertionError(said) from exc
 
 
 def _kernel_id(page) -> str:

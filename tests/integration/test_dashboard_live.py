@@ -275,38 +275,62 @@ def test_a_refresh_landing_while_a_filter_reads_its_days_still_draws_the_filter(
     assert page.state.kpis.value == pytest.approx(want, nan_ok=True)
 
 
-def test_a_claimed_kernel_sends_its_view_to_the_page_again(live_db, monkeypatch) -> None:
-    """A preheated kernel claimed by a link applies the link's view, then sends the state of
-    the view's controls again a few times (``sharing.RESEND_AFTER_S``): a page still loading
-    its widgets when the claim landed dropped the first update (seen in Chromium under load:
-    JFK's figures, every airport selected), and gets the controls right from the next one."""
+def test_a_claimed_kernel_sends_again_what_its_claim_changed(live_db, monkeypatch) -> None:
+    """A preheated kernel claimed by a link applies the link's view; every update that sends
+    (the controls, the tiles, the charts, the URL) is sent again, with the same state, when the
+    page says it has built its widgets and at each fallback (``resync.AFTER_S``): a page still
+    building its widgets when the claim landed dropped the first updates (seen in Chromium under
+    load: the default view's tiles, 797 flights for 70, under a link for JFK, one airline, 7
+    days). What changes later (the 7 days read by the claim) is sent again too. After the last
+    fallback nothing is recorded any more."""
     import asyncio
 
     import ipywidgets
 
-    from pipelines.dashboard import Dashboard, sharing
+    from pipelines.dashboard import Dashboard, resync
 
     settings, _, _ = live_db
-    monkeypatch.setattr(sharing, "RESEND_AFTER_S", (0.05, 0.1))
-    sent: list[tuple[str, object]] = []
+    monkeypatch.setattr(resync, "AFTER_S", (0.05, 0.1))
+    sent: list[tuple[ipywidgets.Widget, dict]] = []  # what the page would receive
 
-    def send_state(widget, key=None) -> None:  # what the page would receive
-        if key is None:  # the whole state (a change of a trait sends that trait alone)
-            sent.append((type(widget).__name__, widget.get_state().get("index")))
+    def _send(widget, msg, buffers=None) -> None:
+        sent.append((widget, msg["state"]))
 
-    monkeypatch.setattr(ipywidgets.Widget, "send_state", send_state)
+    monkeypatch.setattr(ipywidgets.Widget, "_send", _send)
     page = Dashboard(settings, now=lambda: NOW)
     page.refresh()
     assert page.filters.w_airports.value == domain.ORIGINS
+    flights = page.tiles_panel.tiles["flights"]
+    default_tile = flights.value
 
-    async def claim() -> None:
+    def updates(batch) -> set[tuple[int, str]]:
+        return {(id(w), key) for w, state in batch for key in state}
+
+    async def claim() -> tuple[set, list, list]:
+        sent.clear()
         page._claimed("airports=JFK&period=7d")
-        sent.clear()  # what the claim itself sent: the update a loading page may drop
-        await asyncio.sleep(0.5)
+        claimed = updates(sent)
+        sent.clear()
+        page.resync.ready.click()  # the template, once the page has built its widgets
+        on_ready = list(sent)
+        sent.clear()
+        await asyncio.sleep(0.4)
+        return claimed, on_ready, list(sent)
 
-    asyncio.run(claim())
+    claimed, on_ready, fallbacks = asyncio.run(claim())
     assert page.filters.w_airports.value == ("JFK",)
+    assert claimed  # the claim changed the page
+    assert updates(on_ready) == claimed  # everything it changed, once more
+    # at each of the two fallbacks (the 7 days read since by the claim draw meanwhile)
+    twice = Counter((id(w), key) for w, state in fallbacks for key in state)
+    assert min(twice[item] for item in claimed) >= 2
+    assert flights.value != default_tile  # JFK's 7 days, sent again as the kernel has it
+    assert [state for w, state in fallbacks if w is flights][-1] == {"value": flights.value}
     jfk = (domain.ORIGINS.index("JFK"),)
-    resent = [index for name, index in sent if name == "SelectMultiple"]
-    assert resent.count(jfk) == 2  # the airports, once per re-send, with JFK selected
-    assert len(sent) == 2 * (len(page._view_widgets()) + 1)  # the controls and the URL
+    assert (page.filters.w_airports.model_id, jfk) in {
+        (w.model_id, state.get("index")) for w, state in on_ready
+    }
+    assert not page.resync.active  # stopped at the last fallback
+    sent.clear()
+    page.resync.ready.click()
+    assert sent == []

@@ -1,0 +1,101 @@
+"""``dashboard.resync``: what changed since a start is sent again, once per send, as the kernel
+has it; widgets created since are sent whole; nothing once stopped. Widgets without a frontend:
+what they send is taken at ``Widget._send``."""
+
+from __future__ import annotations
+
+import asyncio
+
+import ipywidgets as W
+import pytest
+
+from pipelines.dashboard import resync
+from pipelines.dashboard.resync import Resync, tree
+
+
+@pytest.fixture
+def sent(monkeypatch) -> list[tuple[W.Widget, dict]]:
+    out: list[tuple[W.Widget, dict]] = []
+    monkeypatch.setattr(W.Widget, "_send", lambda w, msg, buffers=None: out.append((w, msg)))
+    return out
+
+
+def test_the_tree_holds_every_widget_once_through_any_synced_trait() -> None:
+    a, b = W.HTML("a"), W.HTML("b")
+    inner = W.HBox([a, b])
+    root = W.VBox([inner, a])
+    found = list(tree(root))
+    assert len(found) == len({id(w) for w in found})
+    for widget in (root, inner, a, b, a.layout, b.layout, root.layout, a.style):
+        assert any(w is widget for w in found)
+    b.close()
+    assert not any(w is b for w in tree(root))  # closed: no comm, nothing to send
+
+
+def test_changes_since_start_are_sent_again_as_the_kernel_has_them(sent) -> None:
+    a, b = W.HTML("a"), W.IntSlider(1)
+    root = W.VBox([a, b])
+    page = Resync(root)
+    a.value = "before"  # before the start: the page's answer holds it
+    page.start(None)
+    a.value = "x"
+    a.value = "y"
+    b.max, b.value = 50, 40
+    sent.clear()
+    assert page.send() == 2
+    assert sorted((w.model_id, sorted(m["state"])) for w, m in sent) == sorted(
+        [(a.model_id, ["value"]), (b.model_id, ["max", "value"])]
+    )
+    assert {w.model_id: m["state"] for w, m in sent}[a.model_id] == {"value": "y"}
+    sent.clear()
+    assert page.send() == 2  # again: a send is not a promise the page got it
+    assert len(sent) == 2
+
+
+def test_a_widget_created_since_the_start_is_sent_whole(sent) -> None:
+    root = W.VBox([W.HTML("a")])
+    page = Resync(root)
+    page.start(None)
+    new = W.HTML("new")
+    root.children = (*root.children, new)
+    sent.clear()
+    page.send()
+    states = {w.model_id: m["state"] for w, m in sent}
+    assert states[root.model_id] == {"children": [f"IPY_MODEL_{c.model_id}" for c in root.children]}
+    assert states[new.model_id]["value"] == "new" and "layout" in states[new.model_id]
+
+
+def test_the_ready_click_sends_and_the_last_fallback_stops(sent, monkeypatch) -> None:
+    monkeypatch.setattr(resync, "AFTER_S", (0.02, 0.05))
+    a = W.HTML("a")
+    page = Resync(W.VBox([a]))
+
+    async def run() -> list[int]:
+        page.start(asyncio.get_running_loop())
+        a.value = "changed"
+        sent.clear()
+        page.ready.click()
+        counts = [len(sent)]
+        await asyncio.sleep(0.03)
+        counts.append(len(sent))
+        await asyncio.sleep(0.05)
+        counts.append(len(sent))
+        return counts
+
+    assert asyncio.run(run()) == [1, 2, 3]  # the click, the first fallback, the last
+    assert not page.active
+    a.value = "later"  # not recorded any more
+    sent.clear()
+    assert page.send() == 0 and sent == []
+
+
+def test_start_again_forgets_what_was_recorded(sent) -> None:
+    a = W.HTML("a")
+    page = Resync(W.VBox([a]))
+    page.start(None)
+    a.value = "preheat"
+    page.start(None)  # the claim
+    sent.clear()
+    assert page.send() == 0
+    page.stop()
+    assert not page.active
