@@ -115,9 +115,12 @@ def stack(settings: Settings) -> Settings:
 
 @pytest.fixture(scope="session")
 def spark(settings: Settings):
-    """One local SparkSession for the whole test session (no service needed)."""
+    """One local SparkSession for the whole test session (no service needed), its JVM on the
+    class archive ``stack up`` builds (built here if no worker's stack is up yet)."""
+    from pipelines.clients import cds
     from pipelines.clients.spark import build_session
 
+    cds.ensure(settings)
     session = build_session(settings, "tests")
     yield session
     session.stop()

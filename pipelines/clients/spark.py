@@ -13,6 +13,7 @@ from pathlib import Path
 import structlog
 from pyspark.sql import DataFrame, SparkSession
 
+from pipelines.clients import cds
 from pipelines.clients.jars import RESOURCES, delta_jars, spark_kafka_jars
 from pipelines.core import logs
 from pipelines.core.config import Settings
@@ -29,8 +30,13 @@ COMMIT_LABEL = "spark.databricks.delta.commitInfo.userMetadata"
 
 def session_conf(settings: Settings) -> dict[str, str]:
     """Spark configuration of ``settings`` (also rendered as ``--conf`` for spark-submit):
-    Tarmac's, then the parameters' ``spark.conf`` map over it."""
-    return {**_tarmac_conf(settings), **settings.spark.conf}
+    Tarmac's, then the parameters' ``spark.conf`` map over it; the driver's class archive
+    (:mod:`pipelines.clients.cds`) added to the driver's JVM options when there is one."""
+    conf = {**_tarmac_conf(settings), **settings.spark.conf}
+    if extra := cds.java_options(settings):
+        key = "spark.driver.extraJavaOptions"
+        conf[key] = f"{conf.get(key, '')} {extra}".strip()
+    return conf
 
 
 def _tarmac_conf(settings: Settings) -> dict[str, str]:

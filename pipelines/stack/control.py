@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import structlog
 
-from pipelines.clients import jars, kafka_io
+from pipelines.clients import cds, jars, kafka_io
 from pipelines.core import files
 from pipelines.core.config import Settings
 from pipelines.stack.services import services
@@ -31,6 +31,7 @@ def up(settings: Settings) -> list[dict[str, object]]:
     jars.spark_kafka_jars(settings)
     jars.delta_jars(settings)
     with _one_at_a_time(settings):
+        cds.ensure(settings)  # once per machine (JDK and jars): every job's JVM starts faster
         for svc in services(settings):
             if svc.embedded:
                 svc.start()
@@ -64,6 +65,7 @@ def status(settings: Settings) -> list[dict[str, object]]:
             "address": settings.spark.master,
             "pid": None,
             "log": f"{len(found)} connector + Delta jars; lake {settings.lake_root}"
+            + ("; class archive" if cds.archive(settings).exists() else "")
             if found
             else "run `make stack-up`",
         }
