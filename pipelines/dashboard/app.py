@@ -171,9 +171,9 @@ class Dashboard(Following, Sharing):
         from IPython.display import display
 
         display(self.root)
-        self.resync.start(running_loop())  # a preheated kernel starts again when claimed
         self._await_claim(running_loop())
-        self.refresh()
+        self.refresh()  # the first one in this call: drawn before the page asks for its state
+        self.resync.start(running_loop())  # a preheated kernel starts again when claimed
         self._schedule()
         return self.root
 

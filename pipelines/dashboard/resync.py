@@ -14,9 +14,11 @@ the suite's three workers on 2 cores: a shared link (JFK, one airline, the last 
 the default view's tiles, 797 flights for 70, for over 30 s, and controls reset to the default.
 
 :class:`Resync` records which synced traits of which widgets of a page change from a moment on
-and sends those traits again when asked: when the page says its widgets are built (the template
-clicks a hidden button, :attr:`Resync.ready`), and a few times after as a fallback
-(:data:`AFTER_S`). Widgets created since are sent whole. To a page that has that state already
+(a claim; for a kernel started for its page, the end of its first draw, which the page's state
+request comes after) and sends those traits again: when the page says its widgets are built
+(the template clicks a hidden button, :attr:`Resync.ready`, once the page's DOM has been quiet
+for a moment) and once more :data:`AGAIN_S` later; without that word, at each of
+:data:`AFTER_S`. Widgets created since are sent whole. To a page that has that state already
 this changes nothing. Measured on the tests' data: 398 widgets watched; what a claim for JFK and
 7 days changed, sent again, is 50 widgets and 47 KB.
 """
@@ -33,6 +35,7 @@ import ipywidgets as W
 log = logging.getLogger(__name__)
 
 AFTER_S = (2.0, 5.0, 15.0, 45.0)  # the fallback sends, seconds after start; the last one stops
+AGAIN_S = 3.0  # after the page said it is built: one more send this much later, then stop
 
 
 def tree(root: W.Widget) -> Iterator[W.Widget]:
@@ -68,10 +71,11 @@ class Resync:
         self.root = root
         self.ready = W.Button(layout=W.Layout(display="none"))  # the template clicks it
         self.ready.add_class("tm-ready")
-        self.ready.on_click(lambda _: self.send("the page is built"))
+        self.ready.on_click(lambda _: self._built())
         self._watched: dict[int, tuple[W.Widget, list[str]]] = {}
         self._changed: dict[int, set[str]] = {}
         self._timers: list[asyncio.TimerHandle] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def active(self) -> bool:
@@ -85,6 +89,7 @@ class Resync:
             names = list(widget.keys)
             widget.observe(self._record, names=names)
             self._watched[id(widget)] = (widget, names)
+        self._loop = loop
         if loop is not None:
             *early, last = AFTER_S
             self._timers = [loop.call_later(s, self.send, f"{s:g} s after") for s in early]
@@ -118,6 +123,15 @@ class Resync:
     def _record(self, change: dict[str, Any]) -> None:
         self._changed.setdefault(id(change["owner"]), set()).add(change["name"])
 
+    def _built(self) -> None:
+        """The page says its widgets are built: send now, once more :data:`AGAIN_S` later (a
+        model still loading its module when the page drew the button), then stop."""
+        self.send("the page is built")
+        if self.active and self._loop is not None:
+            for timer in self._timers:
+                timer.cancel()
+            self._timers = [self._loop.call_later(AGAIN_S, self._last)]
+
     def _last(self) -> None:
-        self.send(f"{AFTER_S[-1]:g} s after, the last")
+        self.send("the last")
         self.stop()

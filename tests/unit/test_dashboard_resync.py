@@ -65,7 +65,9 @@ def test_a_widget_created_since_the_start_is_sent_whole(sent) -> None:
     assert states[new.model_id]["value"] == "new" and "layout" in states[new.model_id]
 
 
-def test_the_ready_click_sends_and_the_last_fallback_stops(sent, monkeypatch) -> None:
+def test_without_word_from_the_page_each_fallback_sends_and_the_last_stops(
+    sent, monkeypatch
+) -> None:
     monkeypatch.setattr(resync, "AFTER_S", (0.02, 0.05))
     a = W.HTML("a")
     page = Resync(W.VBox([a]))
@@ -74,19 +76,39 @@ def test_the_ready_click_sends_and_the_last_fallback_stops(sent, monkeypatch) ->
         page.start(asyncio.get_running_loop())
         a.value = "changed"
         sent.clear()
-        page.ready.click()
+        counts = []
+        for _ in range(2):
+            await asyncio.sleep(0.03)
+            counts.append(len(sent))
+        return counts
+
+    assert asyncio.run(run()) == [1, 2]  # the first fallback, the last
+    assert not page.active
+    a.value = "later"  # not recorded any more
+    sent.clear()
+    assert page.send() == 0 and sent == []
+
+
+def test_the_page_built_sends_now_once_more_later_then_stops(sent, monkeypatch) -> None:
+    monkeypatch.setattr(resync, "AFTER_S", (0.02, 0.5))
+    monkeypatch.setattr(resync, "AGAIN_S", 0.05)
+    a = W.HTML("a")
+    page = Resync(W.VBox([a]))
+
+    async def run() -> list[int]:
+        page.start(asyncio.get_running_loop())
+        a.value = "changed"
+        sent.clear()
+        page.ready.click()  # the template, the page's DOM quiet
         counts = [len(sent)]
-        await asyncio.sleep(0.03)
+        await asyncio.sleep(0.03)  # the 0.02 s fallback: cancelled
         counts.append(len(sent))
         await asyncio.sleep(0.05)
         counts.append(len(sent))
         return counts
 
-    assert asyncio.run(run()) == [1, 2, 3]  # the click, the first fallback, the last
+    assert asyncio.run(run()) == [1, 1, 2]
     assert not page.active
-    a.value = "later"  # not recorded any more
-    sent.clear()
-    assert page.send() == 0 and sent == []
 
 
 def test_start_again_forgets_what_was_recorded(sent) -> None:
