@@ -126,7 +126,8 @@ class Resync:
     def _built(self) -> None:
         """The page says its widgets are built: send now, once more :data:`AGAIN_S` later (a
         model still loading its module when the page drew the button), then stop."""
-        self.send("the page is built")
+        sent = self.send("the page is built")
+        self.ready.tooltip = f"sent again: {sent} widget(s)"  # its title: the page can tell
         if self.active and self._loop is not None:
             for timer in self._timers:
                 timer.cancel()

@@ -761,6 +761,9 @@ def test_a_shared_link_opens_the_same_view_on_a_preheated_kernel(
     wait_rendered(shared)
     wait_view(shared)
     shared.wait_for_selector(".tm-url [data-banner]", timeout=30_000)
+    # the page said it was built (the template's click) and the kernel answered
+    shared.wait_for_selector('button.tm-ready[title^="sent again: "]', state="attached",
+                             timeout=30_000)  # fmt: skip
     for key, value in tiles.items():
         try:
             shared.wait_for_function(
