@@ -65,6 +65,13 @@ def test_a_widget_created_since_the_start_is_sent_whole(sent) -> None:
     assert states[new.model_id]["value"] == "new" and "layout" in states[new.model_id]
 
 
+async def _started_and_changed(page: Resync, a: W.HTML, sent: list) -> None:
+    """Recording on the running loop, ``a`` changed since, what that sent forgotten."""
+    page.start(asyncio.get_running_loop())
+    a.value = "changed"
+    sent.clear()
+
+
 def test_without_word_from_the_page_each_fallback_sends_and_the_last_stops(
     sent, monkeypatch
 ) -> None:
@@ -73,9 +80,7 @@ def test_without_word_from_the_page_each_fallback_sends_and_the_last_stops(
     page = Resync(W.VBox([a]))
 
     async def run() -> list[int]:
-        page.start(asyncio.get_running_loop())
-        a.value = "changed"
-        sent.clear()
+        await _started_and_changed(page, a, sent)
         counts = []
         for _ in range(2):
             await asyncio.sleep(0.03)
@@ -96,9 +101,7 @@ def test_the_page_built_sends_now_once_more_later_then_stops(sent, monkeypatch) 
     page = Resync(W.VBox([a]))
 
     async def run() -> list[int]:
-        page.start(asyncio.get_running_loop())
-        a.value = "changed"
-        sent.clear()
+        await _started_and_changed(page, a, sent)
         page.ready.click()  # the template, the page's DOM quiet
         counts = [len(of_a())]
         await asyncio.sleep(0.03)  # the 0.02 s fallback: cancelled
