@@ -5,17 +5,19 @@ classes of Spark, Delta and Kafka before doing any work: with the suite's JVM op
 CPU-seconds for a session that counts ten rows and 10.6 for one that writes, merges and reads a
 Delta table (2 cores). A dynamic CDS archive (JDK 13+, ``-XX:ArchiveClassesAtExit``) holds
 those classes parsed and verified, mapped into each new JVM: 2.3 and 7.8 CPU-seconds (wall 4.1
--> 2.3 s and 9.0 -> 6.3 s). Measured with ``/tmp`` probes of this module's workload, JDK 17.
+-> 2.3 s and 9.0 -> 6.3 s). Measured with probes of this module's workload, JDK 17, 2 cores.
 
-:func:`ensure` builds the archive once per machine (``stack up`` calls it, after the jars): a
-child process runs :func:`_workload` (a Delta write, merge and read, a micro-batch stream into
-Delta, a Python UDF) with ``-XX:ArchiveClassesAtExit``, 12 s and ~200 MB under the stack's cache.
-:func:`java_options` then adds ``-XX:SharedArchiveFile`` to the driver's JVM options. The
-archive's name carries a digest of what it depends on (the JDK, pyspark's jars, Tarmac's jars):
-anything else gets a new archive, never a wrong one. The JVM checks it again and, on a mismatch,
-starts as if there were none (its CDS messages are turned off: nothing to act on). A JDK that
-cannot dump leaves a ``.failed`` note, and sessions start without the archive.
-``spark.class_data_sharing: false`` in the parameters turns it off.
+:func:`ensure` builds the archive once per Python environment (``stack up`` calls it, after the
+jars): a child process runs :func:`_workload` (a Delta write, merge and read, a micro-batch
+stream into Delta, a Python UDF) with ``-XX:ArchiveClassesAtExit``, ~25 s and ~200 MB in
+``<sys.prefix>/share/tarmac/cds/`` (``.venv/share/...``). :func:`java_options` then adds
+``-XX:SharedArchiveFile`` to the driver's JVM options. The archive's name carries a digest of
+what it depends on (the JDK, pyspark's jars and their folder, Tarmac's jars): anything else gets
+a new archive, never a wrong one. The JVM checks it again and, on a mismatch, starts as if there
+were none (its CDS messages are turned off: nothing to act on; the integration test checks that
+the classes do come from the archive). A JDK that cannot dump leaves a ``.failed`` note, and
+sessions start without the archive. ``spark.class_data_sharing: false`` in the parameters
+turns it off.
 """
 
 from __future__ import annotations
@@ -40,8 +42,10 @@ QUIET = "-Xlog:cds=off -Xlog:cds+dynamic=off"
 
 
 def archive(settings: Settings) -> Path:
-    """Where the archive for this JDK and these jars is (whether it exists or not)."""
-    return settings.stack.cache / "cds" / f"spark-driver-{_digest(settings)}.jsa"
+    """Where the archive for this JDK and these jars is (whether it exists or not): in the
+    Python environment whose pyspark jars it holds (a JVM refuses an archive made on another
+    class path, so two checkouts with their own ``.venv`` each need their own)."""
+    return Path(sys.prefix) / "share" / "tarmac" / "cds" / f"spark-driver-{_digest(settings)}.jsa"
 
 
 def java_options(settings: Settings) -> str:
@@ -108,8 +112,9 @@ def _digest(settings: Settings) -> str:
     release = java.parent.parent / "release"
     if release.exists():
         h.update(release.read_bytes())
-    spark_jars = Path(pyspark.__file__).parent / "jars"
+    spark_jars = (Path(pyspark.__file__).parent / "jars").resolve()
     h.update(pyspark.__version__.encode())
+    h.update(str(spark_jars).encode())  # the JVM's class path: where, not only which
     h.update("\n".join(sorted(p.name for p in spark_jars.glob("*.jar"))).encode())
     h.update("\n".join(str(j) for j in jars(settings)).encode())
     return h.hexdigest()[:16]

@@ -132,8 +132,8 @@ class SparkSettings(_Model):
     # (a container's hostname in compose: ``spark.driver.host``, bound on every interface);
     # $TARMAC_SPARK_DRIVER_HOST wins (compose sets it per container)
     driver_host: str | None = None
-    # the driver's JVM maps a class archive built once per machine by ``stack up``: a job's JVM
-    # starts on ~30 % fewer CPU-seconds (``pipelines.clients.cds``)
+    # the driver's JVM maps a class archive built once per Python environment by ``stack up``:
+    # a job's JVM starts on ~30 % fewer CPU-seconds (``pipelines.clients.cds``)
     class_data_sharing: bool = True
     conf: dict[str, str] = Field(default_factory=dict)
 

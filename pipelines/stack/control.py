@@ -31,7 +31,7 @@ def up(settings: Settings) -> list[dict[str, object]]:
     jars.spark_kafka_jars(settings)
     jars.delta_jars(settings)
     with _one_at_a_time(settings):
-        cds.ensure(settings)  # once per machine (JDK and jars): every job's JVM starts faster
+        cds.ensure(settings)  # once per .venv, JDK and jars: every job's JVM starts faster
         for svc in services(settings):
             if svc.embedded:
                 svc.start()
