@@ -67,8 +67,13 @@ def ensure(settings: Settings) -> Path | None:
     path = archive(settings)
     if path.exists():
         return path
-    with files.exclusive(path.parent / ".lock"):  # one builder; the others wait and find it
-        return path if path.exists() else _build(settings, path)
+    try:
+        with files.exclusive(path.parent / ".lock"):  # one builder; the others wait, find it
+            return path if path.exists() else _build(settings, path)
+    except OSError as exc:  # a Python environment this user cannot write to: no archive
+        log.warning("cds.unwritable", folder=str(path.parent), error=str(exc),
+                    hint="jobs start without the class archive")  # fmt: skip
+        return None
 
 
 def _build(settings: Settings, path: Path, timeout_s: float = 600) -> Path | None:

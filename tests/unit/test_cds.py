@@ -50,3 +50,11 @@ def test_added_to_the_parameters_jvm_options(archive: Path) -> None:
     conf = spark.session_conf(settings)
     assert conf["spark.driver.extraJavaOptions"] == f"{own} {cds.java_options(settings)}"
     assert "SharedArchiveFile" not in conf.get("spark.executor.extraJavaOptions", "")
+
+
+def test_a_folder_that_cannot_be_written_means_no_archive(tmp_path: Path, monkeypatch) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setattr(cds, "archive", lambda settings: blocker / "cds" / "spark-driver-x.jsa")
+    assert cds.ensure(config.load("ci")) is None  # `stack up` goes on without it
+    assert cds.java_options(config.load("ci")) == ""
