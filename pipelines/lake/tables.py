@@ -16,13 +16,10 @@ The root is ``paths.lake`` (:attr:`Settings.lake_root`): a local path or any Had
 
 from __future__ import annotations
 
-import contextlib
 import json
 import time
-import urllib.parse
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, TypeVar
 
 import structlog
@@ -34,7 +31,6 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from pipelines.clients.hadoop import HadoopFiles
-from pipelines.core import files as local_files
 from pipelines.core.config import Settings
 
 log = structlog.get_logger(__name__)
@@ -93,23 +89,6 @@ class Lake:
 
     def __repr__(self) -> str:
         return f"Lake({self.root!r})"
-
-    @contextlib.contextmanager
-    def writing(self) -> Iterator[None]:
-        """Hold the lake's writer lock while a refresh writes its tables: on a lake that is a
-        local folder, an ``flock`` on ``<root>/.refresh.lock`` (files starting with a dot are
-        not Delta's), so the stream's lake path and a file job refreshing the same dates on
-        one machine take turns instead of losing to each other's commits. Seen in a clean
-        clone's ``make demo`` under the suite's load: a weather run lost 8 attempts in a row
-        to the stream's lake path, which commits every 10 s while one attempt took ~30 s. On
-        any other URI (HDFS, S3, several machines): no lock; Delta's conflict detection and
-        the refresh's retry decide, as before."""
-        folder = _local_folder(self.root)
-        if folder is None:
-            yield
-            return
-        with local_files.exclusive(folder / ".refresh.lock"):
-            yield
 
     def uri(self, table: Table | str) -> str:
         """Where ``table`` (or a folder of the lake, by name) lives."""
@@ -242,14 +221,6 @@ def _quoted(values: list[str]) -> str:
 # ProtocolChangedException: two writers created the same table in an empty folder at once
 # (a fresh lake: the first weather run's refresh beside the stream's, seen in bench/soak.py);
 # the one run again finds the table the other created
-def _local_folder(root: str) -> Path | None:
-    """``root`` as a local folder (a path, or a ``file:`` URI), or None (another scheme)."""
-    parsed = urllib.parse.urlparse(root)
-    if parsed.scheme == "file":
-        return Path(urllib.parse.unquote(parsed.path))
-    return Path(root) if not parsed.scheme else None
-
-
 CONFLICTS = ("ConcurrentAppendException", "ConcurrentDeleteReadException",
              "ConcurrentDeleteDeleteException", "ConcurrentTransactionException",
              "ConcurrentWriteException", "MetadataChangedException", "ProtocolChangedException",

@@ -88,8 +88,7 @@ def refresh(
     for attempt in range(1, attempts + 1):
         seen = lake.versions(inputs)
         try:
-            with lake.writing():  # one refresh at a time on a local lake (Lake.writing)
-                _refresh(lake, store, dates, board, horizon, profile, steps)
+            _refresh(lake, store, dates, board, horizon, profile, steps)
         except Exception as exc:  # noqa: BLE001 - py4j errors are not PySparkException
             if attempt == attempts or not tables.is_conflict(exc):
                 raise

@@ -81,34 +81,3 @@ def test_checkpoints_may_be_uris_like_the_lake(settings: Settings) -> None:
         update={"checkpoints": "hdfs://namenode:8020/tarmac/checkpoints/"})})  # fmt: skip
     assert uri.checkpoint_root == "hdfs://namenode:8020/tarmac/checkpoints"
     assert Path(settings.checkpoint_root).is_absolute()
-
-
-def test_refreshes_of_a_local_lake_take_turns(spark, tmp_path: Path) -> None:
-    """``Lake.writing``: a second writer of the same local lake (here a thread; the stream's
-    lake path and a file job are two processes, which ``flock`` serves alike) waits until the
-    first is done, whether the lake is named by path or by ``file:`` URI; another scheme takes
-    no lock (Delta's conflicts and the retry decide there)."""
-    import threading
-
-    by_path, by_uri = Lake(spark, str(tmp_path)), Lake(spark, f"file://{tmp_path}")
-    order: list[str] = []
-    inside = threading.Event()
-
-    def second() -> None:
-        inside.wait(10)
-        with by_uri.writing():
-            order.append("second in")
-
-    thread = threading.Thread(target=second)
-    thread.start()
-    with by_path.writing():
-        inside.set()
-        thread.join(1.0)  # it cannot get in meanwhile
-        order.append("first out")
-    thread.join(10)
-    assert order == ["first out", "second in"]
-    assert (tmp_path / ".refresh.lock").exists()
-    assert tables._local_folder("hdfs://namenode:8020/lake") is None
-    assert tables._local_folder("s3a://bucket/lake") is None
-    with Lake(spark, "s3a://bucket/lake").writing():  # no lock, no file system touched
-        pass
