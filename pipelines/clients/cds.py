@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -33,6 +32,7 @@ from pathlib import Path
 
 import structlog
 
+from pipelines.clients.jars import java_home
 from pipelines.core import files
 from pipelines.core.config import Settings
 
@@ -110,13 +110,12 @@ def _build(settings: Settings, path: Path, timeout_s: float = 600) -> Path | Non
 def _digest(settings: Settings) -> str:
     import pyspark
 
-    from pipelines.clients.spark import jars
+    from pipelines.clients.spark import jars  # spark imports this module
 
     h = hashlib.sha256()
-    java = _java()
-    h.update(str(java).encode())
-    release = java.parent.parent / "release"
-    if release.exists():
+    home = java_home()  # the JDK the stack runs, as the crontab's JAVA_HOME line names it
+    h.update(str(home).encode())
+    if home is not None and (release := home / "release").exists():
         h.update(release.read_bytes())
     spark_jars = (Path(pyspark.__file__).parent / "jars").resolve()
     h.update(pyspark.__version__.encode())
@@ -124,12 +123,6 @@ def _digest(settings: Settings) -> str:
     h.update("\n".join(sorted(p.name for p in spark_jars.glob("*.jar"))).encode())
     h.update("\n".join(str(j) for j in jars(settings)).encode())
     return h.hexdigest()[:16]
-
-
-def _java() -> Path:
-    home = os.environ.get("JAVA_HOME")
-    found = Path(home) / "bin" / "java" if home else shutil.which("java")
-    return Path(found).resolve() if found else Path("java")
 
 
 def _workload(settings: Settings) -> None:

@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TypeVar
 
@@ -191,3 +192,17 @@ def _dedupe(jars: Iterable[Path], shipped: set[str]) -> list[str]:
         if m and m["name"] in shipped:
             drop.append(jar.name)
     return drop
+
+
+def java_home(environ: Mapping[str, str] = os.environ) -> Path | None:
+    """The JDK the stack runs: ``$JAVA_HOME`` when set (pyspark's ``spark-class`` runs its
+    ``bin/java``), else the home of the ``java`` the embedded Kafka starts (``$JAVA``, default
+    ``java`` on ``$PATH``; links resolved: ``/usr/bin/java`` -> ``/usr/lib/jvm/<jdk>``); None
+    when there is neither."""
+    if home := environ.get("JAVA_HOME", "").strip():
+        return Path(home)
+    found = shutil.which(environ.get("JAVA", "java"), path=environ.get("PATH", os.defpath))
+    if found is None:
+        return None
+    java = Path(found).resolve()
+    return java.parent.parent if java.parent.name == "bin" else None

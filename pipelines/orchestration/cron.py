@@ -22,7 +22,6 @@ import json
 import os
 import re
 import shlex
-import shutil
 import subprocess
 import sys
 import time
@@ -36,6 +35,7 @@ from pathlib import Path
 import structlog
 from croniter import croniter
 
+from pipelines.clients.jars import java_home  # the JDK the stack runs (also the lines')
 from pipelines.core.config import REPO_ROOT
 from pipelines.core.exceptions import ConfigError, TarmacError
 from pipelines.jobs import notebook_jobs, registry
@@ -54,20 +54,6 @@ _MAX_CATCH_UP_MIN = 60  # a scheduler that slept longer (suspend) runs at most t
 
 
 # --- render and install -------------------------------------------------------------------------
-def java_home(environ: Mapping[str, str] = os.environ) -> Path | None:
-    """The JDK the stack runs: ``$JAVA_HOME`` when set (pyspark's ``spark-class`` runs its
-    ``bin/java``), else the home of the ``java`` the embedded Kafka starts (``$JAVA``, default
-    ``java`` on ``$PATH``; links resolved: ``/usr/bin/java`` -> ``/usr/lib/jvm/<jdk>``); None
-    when there is neither."""
-    if home := environ.get("JAVA_HOME", "").strip():
-        return Path(home)
-    found = shutil.which(environ.get("JAVA", "java"), path=environ.get("PATH", os.defpath))
-    if found is None:
-        return None
-    java = Path(found).resolve()
-    return java.parent.parent if java.parent.name == "bin" else None
-
-
 def installed_checkout() -> Path | None:
     """The checkout whose code the environment's ``tarmac`` runs when the project is installed
     editable there (``make install``: ``pip install -e .``), from pip's ``direct_url.json``;
