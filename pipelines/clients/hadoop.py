@@ -1,7 +1,7 @@
-"""Files at any Hadoop URI (a local path, ``file://``, ``hdfs://``, ``s3a://``), read and
-removed through the Spark session's own file systems and configuration (its
-``spark.hadoop.*``): what the lake's log probes and the stream's offset log need wherever
-they live, with no client of our own.
+"""Files at any Hadoop URI (a local path, ``file://``, ``hdfs://``, ``s3a://``), read, listed,
+written and removed through the Spark session's own file systems and configuration (its
+``spark.hadoop.*``): what the lake's log probes, the stream's offset log and the refreshes'
+turns (``lake/turns``) need wherever they live, with no client of our own.
 
 Each call goes through py4j to the driver's JVM (about 1 ms locally); the callers read a
 handful of small files (a Delta log's newest commits, a micro-batch's two offset files).
@@ -48,6 +48,27 @@ class HadoopFiles:
             return str(jvm.org.apache.commons.io.IOUtils.toString(stream, "UTF-8"))
         finally:
             stream.close()
+
+    def write_text(self, uri: str, text: str) -> None:
+        """Create (or replace) the file ``uri`` holding ``text`` (UTF-8), its folders too."""
+        fs, path = self._fs(uri)
+        stream = fs.create(path, True)
+        try:
+            stream.write(bytearray(text.encode()))
+        finally:
+            stream.close()
+
+    def names(self, uri: str) -> list[str]:
+        """The names of what the folder ``uri`` holds (none when it is not there)."""
+        from py4j.protocol import Py4JJavaError
+
+        fs, path = self._fs(uri)
+        try:
+            return [str(status.getPath().getName()) for status in fs.listStatus(path)]
+        except Py4JJavaError as exc:
+            if exc.java_exception.getClass().getName() == "java.io.FileNotFoundException":
+                return []
+            raise
 
     def delete(self, uri: str) -> bool:
         """Remove ``uri`` (a folder with everything in it); False when it was not there."""

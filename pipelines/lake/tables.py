@@ -32,6 +32,7 @@ from pyspark.sql import types as T
 
 from pipelines.clients.hadoop import HadoopFiles
 from pipelines.core.config import Settings
+from pipelines.lake.turns import Turns
 
 log = structlog.get_logger(__name__)
 
@@ -78,6 +79,7 @@ class Lake:
         self.spark = spark
         self.root = root.rstrip("/")
         self.files = HadoopFiles(spark)  # its logs, and other files beside it (checkpoints)
+        self.turns = Turns(self.files, self.root)  # a refresh that lost goes next (turns)
         self.memo: dict[str, Any] = {}  # small per-lake lookups (risk: the newest model)
         self._existing: set[str] = set()
         self._frames: dict[str, tuple[tuple[int, ...], tuple[DataFrame, ...]]] = {}

@@ -20,6 +20,11 @@ state. Two jobs may refresh the same date at once (late weather re-enriches flig
 loop runs the whole refresh again, from the committed data, when a Delta commit conflicts or
 when its *inputs* moved while it ran (new events, weather or reference data committed
 meanwhile: their Delta versions changed), so the last writer of a date used the latest inputs.
+A refresh that lost an attempt takes a turn (``lake/turns``): the other refreshes of the lake
+wait before their next attempt until it is done, so a slow refresh is not beaten forever by a
+frequent one (the stream's lake path), and it is not run again for inputs that moved: the
+jobs that commit flight events or weather refresh their dates after, and those refreshes wait
+for this one (new reference data is picked up at a date's next refresh, as always).
 """
 
 from __future__ import annotations
@@ -85,20 +90,31 @@ def refresh(
     if not dates or not lake.exists(tables.FLIGHT_EVENTS):
         return {}
     steps: dict[str, float] = {}
-    for attempt in range(1, attempts + 1):
-        seen = lake.versions(inputs)
-        try:
-            _refresh(lake, store, dates, board, horizon, profile, steps)
-        except Exception as exc:  # noqa: BLE001 - py4j errors are not PySparkException
-            if attempt == attempts or not tables.is_conflict(exc):
-                raise
-            log.warning("publish.conflict_retry", attempt=attempt, dates=len(dates),
-                        error=type(exc).__name__)  # fmt: skip
-            time.sleep(0.5 * attempt)
-            continue
-        if lake.versions(inputs) == seen:
-            break
-        log.info("publish.inputs_moved", attempt=attempt, dates=len(dates))
+    ticket: str | None = None  # taken once an attempt is lost: the others let this one go
+    try:
+        for attempt in range(1, attempts + 1):
+            waited = lake.turns.wait(ticket)  # the refreshes that lost before go first
+            if waited:
+                steps["turn_wait"] = steps.get("turn_wait", 0.0) + waited
+            seen = lake.versions(inputs)
+            try:
+                _refresh(lake, store, dates, board, horizon, profile, steps)
+            except Exception as exc:  # noqa: BLE001 - py4j errors are not PySparkException
+                if attempt == attempts or not tables.is_conflict(exc):
+                    raise
+                log.warning("publish.conflict_retry", attempt=attempt, dates=len(dates),
+                            error=type(exc).__name__)  # fmt: skip
+                ticket = ticket or lake.turns.take()
+                continue
+            if ticket is not None or lake.versions(inputs) == seen:
+                # holding a turn: the jobs that moved inputs meanwhile refresh their dates
+                # after this attempt (their refreshes waited for it), not run again
+                break
+            log.info("publish.inputs_moved", attempt=attempt, dates=len(dates))
+            ticket = lake.turns.take()
+    finally:
+        if ticket is not None:
+            lake.turns.give_back(ticket)
     return steps
 
 
