@@ -128,3 +128,41 @@ def test_start_again_forgets_what_was_recorded(sent) -> None:
     assert page.send() == 0
     page.stop()
     assert not page.active
+
+
+def test_what_the_page_changed_itself_is_never_sent_back(sent) -> None:
+    """A filter the duty manager picked: the page has it; sent again it could cross a newer
+    click on the wire. What the kernel changes on the same widget still is."""
+    a = W.SelectMultiple(options=["EWR", "JFK", "LGA"], value=["EWR", "JFK", "LGA"])
+    page = Resync(W.VBox([a]))
+    page.start(None)
+    a.index = (0,)  # the kernel (a claim applying a link's view)
+    a.set_state({"index": [1]})  # then the page (a click)
+    sent.clear()
+    assert page.send() == 0 and sent == []
+    a.rows = 3  # the kernel again, another trait
+    sent.clear()
+    assert page.send() == 1
+    assert [m["state"] for _, m in sent] == [{"rows": 3}]
+
+
+def test_the_second_send_carries_only_what_changed_before_the_page_was_built(
+    sent, monkeypatch
+) -> None:
+    monkeypatch.setattr(resync, "AFTER_S", (0.5, 1.0))
+    monkeypatch.setattr(resync, "AGAIN_S", 0.05)
+    a, b = W.HTML("a"), W.HTML("b")
+    root = W.VBox([a, b])
+    page = Resync(root)
+
+    async def run() -> list[tuple[str, dict]]:
+        await _started_and_changed(page, a, sent)
+        page.ready.click()
+        b.value = "a redraw on the built page"
+        root.children = (*root.children, W.HTML("new on the built page"))
+        sent.clear()
+        await asyncio.sleep(0.08)
+        return [(w.model_id, m["state"]) for w, m in sent]
+
+    assert asyncio.run(run()) == [(a.model_id, {"value": "changed"})]
+    assert not page.active
