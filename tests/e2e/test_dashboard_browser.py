@@ -496,7 +496,10 @@ def test_dashboard_renders_filters_and_stays_local(voila: str, browser, served_d
     page.locator(".tm-filters button", has_text="Today").click()
     _wait_tile(page, "flights", f"{after:.4f}")
 
-    # the export link carries the live board as CSV
+    # the export link carries the live board as CSV. Clicked once the page has drawn the whole
+    # redraw of "Today" (the tile comes before the board's link in it): a link replaced between
+    # the press and the release of a click gets no click, seen once on a loaded machine
+    _settled_tiles(page, ("flights",))
     with page.expect_download() as dl:
         page.locator('[data-export^="tarmac_live_board"]').click()
     csv = Path(dl.value.path()).read_text()
