@@ -706,13 +706,36 @@ def _wait_tile(page, key: str, value: str, timeout_ms: int = 30_000) -> None:
             timeout=timeout_ms,
         )
     except Exception as exc:  # noqa: BLE001 - say what it showed instead
-        shown = {
-            "tile": tile_value(page, key),
-            "filters": page.inner_text(".tm-filters"),
-            "redraw": page.get_attribute("[data-redraw]", "data-redraw"),
-        }
+        try:
+            shown = _showing(page, key)
+        except Exception as also:  # noqa: BLE001
+            shown = {"unreadable": repr(also)}
         said = f"tile {key} never showed {value} in {timeout_ms} ms: {shown}"
         raise AssertionError(said) from exc
+
+
+def _showing(page, key: str) -> dict[str, object]:
+    """What the page shows of tile ``key``, the scope its tiles were drawn for, the filters."""
+    return {
+        "tile": tile_value(page, key),
+        "tiles": page.locator(f'[data-kpi="{key}"]').count(),
+        # what the kernel drew the tiles for (their note) against what the controls show
+        "tiles_scope": page.evaluate(
+            "Array.from(document.querySelectorAll('.tm-card-sub'))"
+            ".map(e => e.innerText).filter(t => t.includes('compared') || "
+            "t.includes('no comparison'))"
+        ),
+        "airports_shown": page.evaluate(
+            "Array.from(document.querySelector('.tm-filters select').selectedOptions)"
+            ".map(o => o.text)"
+        ),
+        "period_shown": page.evaluate(
+            "Array.from(document.querySelectorAll('.tm-filters .mod-active')).map(e => e.innerText)"
+        ),
+        "url": page.url,
+        "filters": page.inner_text(".tm-filters"),
+        "redraw": page.get_attribute("[data-redraw]", "data-redraw"),
+    }
 
 
 def _kernel_id(page) -> str:
