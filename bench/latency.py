@@ -72,7 +72,7 @@ from pipelines.clients import kafka_io
 from pipelines.core import config, logs  # noqa: E402
 from pipelines.core.config import REPO_ROOT, Settings  # noqa: E402
 from pipelines.sources import replay  # noqa: E402
-from pipelines.stack import mongo  # noqa: E402
+from pipelines.clients import mongo  # noqa: E402
 
 
 def _window(settings: Settings, start: datetime, warmup: int, events: int) -> list[datetime]:
