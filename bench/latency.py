@@ -1,4 +1,4 @@
-"""Real time, end to end: from an event's ``produced_at`` to its board document, its hour's KPI
+"""Real time, end to end: from an event's production to its board document, its hour's KPI
 row, its day document and the page in Chromium, with ``flights_stream`` long-lived (hot path
 + lake path) and the weather job landing a day of files midway; and the stream's CPU.
 
@@ -23,11 +23,12 @@ events by ``_id`` (``bench/latency_track.py``) and stamp, per event, the first r
    one. The board shows flights scheduled within an hour of the replay clock: the events it
    can show are counted, and how many of them were matched.
 
-Latency is the wall time of that read minus ``produced_at`` (same machine, same clock).
-Resolution: ``produced_at`` is floored to the second (the figures are conservative by up to
-1 s; ``board_from_send_s`` measures from the record's millisecond Kafka timestamp), plus the poll
-cycle (``--poll`` for 1 and 2, ``--lake-poll`` for 3, reported) and, for the page, its own poll
-of the stream's state every 2.5 s.
+Latency is the wall time of that read minus the moment the event was produced: the record's
+Kafka timestamp, which the producer sets to the millisecond when the replay sends it (same
+machine, same clock). Until 2026-12-06 it was the message's ``produced_at``, which the replay
+floors to the second: every figure was up to 1 s too high (0.5 s on average; they are still
+reported, ``latency_from_produced_at_s``). Resolution: the poll cycle (``--poll`` for 1 and 2,
+``--lake-poll`` for 3, reported) and, for the page, its own poll of the stream's state.
 
 The stream's CPU: its whole process tree (driver, JVM, Python workers), sampled each second with
 ``psutil`` during the measured phase, average and p95 in cores, and its resident memory. The
@@ -68,11 +69,10 @@ from bench import latency_stream as S  # noqa: E402
 from bench import page_watch  # noqa: E402
 from bench.latency_report import print_summary, report  # noqa: E402
 from bench.latency_track import STAGES, Tracker, consumer, utc  # noqa: E402
-from pipelines.clients import kafka_io
+from pipelines.clients import kafka_io, mongo  # noqa: E402
 from pipelines.core import config, logs  # noqa: E402
 from pipelines.core.config import REPO_ROOT, Settings  # noqa: E402
 from pipelines.sources import replay  # noqa: E402
-from pipelines.clients import mongo  # noqa: E402
 
 
 def _window(settings: Settings, start: datetime, warmup: int, events: int) -> list[datetime]:

@@ -80,10 +80,13 @@ class Tracked:
     def rank(self) -> int:
         return STATUS_RANK[self.event_type]
 
-    def latency(self, stage: str) -> float | None:
-        """Seconds from ``produced_at`` to the first read of ``stage`` (or the page)."""
+    def latency(self, stage: str, since: str = "sent_at") -> float | None:
+        """Seconds from the event's production to the first read of ``stage`` (or the page):
+        from the moment the producer handed it to Kafka (``sent_at``, the record's timestamp to
+        the millisecond), or from ``since="produced_at"`` (the message's field, floored to the
+        second: up to 1 s more)."""
         at = self.page_at if stage == "page" else self.at.get(stage)
-        return None if at is None else at - self.produced_at
+        return None if at is None else at - getattr(self, since)
 
 
 def page_label(msg: dict[str, Any]) -> str:

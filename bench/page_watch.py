@@ -5,13 +5,13 @@ Chromium (Playwright, ``pipelines.dashboard.browser.launch``) opens it, waits fo
 and installs a ``MutationObserver`` on the board panel. On every change of its DOM the observer
 scans the board's rows (``panels/board.py``: cells ``origin``, ``flight_no``, ``sched_local``,
 ``status``) and records ``performance.timeOrigin + performance.now()`` (epoch ms, the machine's
-clock, as ``produced_at``) when a flight's row first appears or its status text changes. The
+clock, as the events' send times) when a flight's row first appears or its status text changes. The
 watcher thread (Playwright's sync API stays in the thread that started it) drains the records
 every second.
 
 :func:`match` pairs them with the events: an event (status scheduled -> departed ->
 arrived / cancelled) is visible when its flight's row first shows a status of the same rank or
-higher, at or after its ``produced_at``. The page shows only flights scheduled within an hour
+higher, at or after it was sent. The page shows only flights scheduled within an hour
 either side of the replay clock (``dashboard.live.BOARD_BEFORE`` / ``BOARD_AFTER``), so most
 "scheduled" events (2 h ahead) and late arrivals never appear: :func:`candidates` names the
 events the page can show (scheduled within that window of the clock the page reads after they
@@ -146,7 +146,7 @@ def candidates(events: Iterable[Any], clock_at: Callable[[float], Any]) -> list[
 
 def match(events: Iterable[Any], sightings: list[tuple[str, str, float]]) -> dict[str, int]:
     """Set ``page_at`` of each event the page showed: the first sighting of its flight's row
-    with a status of its rank or higher, at or after its ``produced_at``. Returns counts."""
+    with a status of its rank or higher, at or after it was sent. Returns counts."""
     by_label: dict[str, list[tuple[float, int]]] = defaultdict(list)
     unknown = 0
     for label, status, t in sightings:
@@ -160,7 +160,7 @@ def match(events: Iterable[Any], sightings: list[tuple[str, str, float]]) -> dic
         shown = sorted(by_label.get(e.label, ()))
         for t, rank in shown:
             if rank >= e.rank:
-                if t >= e.produced_at:
+                if t >= e.sent_at:
                     e.page_at = t
                 else:
                     early += 1  # shown before it was sent: another flight with this label?

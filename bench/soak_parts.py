@@ -13,7 +13,7 @@
   the redraw stamp's ``data-read-ms`` (the whole snapshot read) and ``data-health-ms`` (its
   job-health read) of every refresh;
 - :class:`Sampled`: ``bench/latency_track.Tracker`` keeping one event in ``every`` (by a hash of
-  its id): event ``produced_at`` -> its board document, as the latency bench measures it;
+  its id): event (its send to Kafka) -> its board document, as the latency bench measures it;
 - :func:`oracle`: every KPI the stream and the weather job served against the independent
   pandas computation of ``tests/e2e/test_processing.py`` over the replayed window.
 """
