@@ -40,7 +40,7 @@ class HadoopFiles:
         try:
             stream = fs.open(path)
         except Py4JJavaError as exc:
-            if exc.java_exception.getClass().getName() == "java.io.FileNotFoundException":
+            if _not_found(exc):
                 raise FileNotFoundError(uri) from None
             raise
         try:
@@ -66,7 +66,7 @@ class HadoopFiles:
         try:
             return [str(status.getPath().getName()) for status in fs.listStatus(path)]
         except Py4JJavaError as exc:
-            if exc.java_exception.getClass().getName() == "java.io.FileNotFoundException":
+            if _not_found(exc):
                 return []
             raise
 
@@ -74,3 +74,8 @@ class HadoopFiles:
         """Remove ``uri`` (a folder with everything in it); False when it was not there."""
         fs, path = self._fs(uri)
         return bool(fs.delete(path, True))
+
+
+def _not_found(exc: Any) -> bool:
+    """True when a py4j error is Hadoop's "no such file" (``java.io.FileNotFoundException``)."""
+    return exc.java_exception.getClass().getName() == "java.io.FileNotFoundException"

@@ -35,7 +35,7 @@ from pathlib import Path
 import structlog
 from croniter import croniter
 
-from pipelines.clients.jars import java_home  # the JDK the stack runs (also the lines')
+from pipelines.clients.jars import java_home  # the JDK the stack runs, named in the lines
 from pipelines.core.config import REPO_ROOT
 from pipelines.core.exceptions import ConfigError, TarmacError
 from pipelines.jobs import notebook_jobs, registry
