@@ -22,6 +22,11 @@ STAGE_NAMES = {
 }
 
 
+def _latencies(events: list[Any], stage: str, since: str = "sent_at") -> list[float]:
+    """The latencies of ``events`` that reached ``stage`` (``Tracked.latency``)."""
+    return [v for e in events if (v := e.latency(stage, since)) is not None]
+
+
 def _stage(values: list[float], target: float | None) -> dict[str, Any]:
     out = S.summary(values)
     if target is not None:
@@ -49,16 +54,15 @@ def report(run: Any, exit_code: int | None) -> dict[str, Any]:
                  "matched_of_those": sum(e.page_at is not None for e in can),
                  "matched_in_all": sum(e.page_at is not None for e in measured)}  # fmt: skip
     stages = run.stages
-    lat = {s: [v for e in measured if (v := e.latency(s)) is not None] for s in (*stages, "page")}
+    # the page's figure is over the events it can show when they reach their board document
+    # (the board's window around the clock); the others appear when the window reaches their
+    # flight, up to its hours later: not the time the event took. Until 2026-12-06 every match
+    # was counted (the tail then held those): still reported
+    of = {**{s: measured for s in stages}, "page": can if run.page is not None else measured}
+    lat = {s: _latencies(events, s) for s, events in of.items()}
+    floored = {s: _latencies(events, s, "produced_at") for s, events in of.items()}
     if run.page is not None:
-        # the page's figure is over the events it can show when they reach their board
-        # document (the board's window around the clock); the others appear when the window
-        # reaches their flight, up to its hours later: not the time the event took. Until
-        # 2026-12-06 every match was counted (the tail then held those): still reported
-        page["latency_all_matched_s"] = S.summary(lat["page"])
-        lat["page"] = [v for e in can if (v := e.latency("page")) is not None]
-    floored = {s: [v for e in (can if s == "page" else measured)
-                   if (v := e.latency(s, "produced_at")) is not None] for s in lat}  # fmt: skip
+        page["latency_all_matched_s"] = S.summary(_latencies(measured, "page"))
     missing = {s: [e for e in measured if s not in e.at] for s in stages}
     sent = got["n_meas"] or run.sent["measured"]
     unconsumed = sent - len(measured)
