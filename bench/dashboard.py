@@ -120,19 +120,23 @@ def _wait_pool(
 # chain of waits, each a round trip to the browser, which added 150 to 350 ms to the first
 # render (0.88 to 0.95 s in the page, 1.05 to 1.27 s seen from Playwright, the same loads) and
 # 5 to 10 ms to a filter change.
+# the milestones, in JavaScript: one definition for the page's clock and Playwright's waits
+CHARTS_DRAWN = (
+    "['hourly', 'airports', 'carriers', 'heatmap', 'map', 'weather'].every("
+    "n => document.querySelector(`.tm-panel-${n} svg .mark, .tm-panel-${n} svg path`))"
+)
+BOARD_DRAWN = '.tm-panel-board table[data-table="board"], .tm-panel-board .tm-empty'
 PAGE_CLOCK = """
 (() => {
   const marks = window.__tm_marks = {}, changes = window.__tm_changes = [];
   const redraws = window.__tm_redraws = [];
   const mark = (k) => { if (!(k in marks)) { marks[k] = -1;
     requestAnimationFrame(() => { marks[k] = performance.now(); }); } };
-  const charts = ['hourly', 'airports', 'carriers', 'heatmap', 'map', 'weather'];
-  const drawn = (n) => document.querySelector(`.tm-panel-${n} svg .mark, .tm-panel-${n} svg path`);
-  const board = '.tm-panel-board table[data-table="board"], .tm-panel-board .tm-empty';
+  const board = 'BOARD_DRAWN';
   let seen = null;
   new MutationObserver(() => {
     if (document.querySelector('[data-kpi="flights"][data-value]')) mark('tiles');
-    if (charts.every(drawn)) mark('figures');
+    if (CHARTS_DRAWN) mark('figures');
     if (document.querySelector(board)) mark('board');
     const stamp = document.querySelector('[data-redraw]');
     if (stamp && stamp.dataset.redraw !== seen) {
@@ -145,7 +149,7 @@ PAGE_CLOCK = """
     if (e.target.closest && e.target.closest('.tm-filters')) changes.push(performance.now());
   }, true);
 })();
-"""
+""".replace("CHARTS_DRAWN", CHARTS_DRAWN).replace("BOARD_DRAWN", BOARD_DRAWN)
 
 
 def _page_marks(page, keys: tuple[str, ...]) -> dict[str, float]:
@@ -177,15 +181,9 @@ def _first_render(context, url: str, outside: list[str]) -> dict:
     page.goto(url, wait_until="domcontentloaded", timeout=120_000)
     page.wait_for_selector("[data-redraw]", state="attached", timeout=300_000)
     page.wait_for_selector('[data-kpi="flights"][data-value]', timeout=60_000)
-    page.wait_for_function(
-        "() => ['hourly','airports','carriers','heatmap','map','weather'].every("
-        "n => document.querySelector(`.tm-panel-${n} svg .mark, .tm-panel-${n} svg path`))",
-        timeout=60_000,
-    )
+    page.wait_for_function(f"() => {CHARTS_DRAWN}", timeout=60_000)
     figures = time.perf_counter() - started
-    page.wait_for_selector(
-        '.tm-panel-board table[data-table="board"], .tm-panel-board .tm-empty', timeout=300_000
-    )
+    page.wait_for_selector(BOARD_DRAWN, timeout=300_000)
     seconds = time.perf_counter() - started
     _, redraw_ms, read_ms = _stamp(page)
     marks = _page_marks(page, ("tiles", "figures", "board"))
