@@ -44,7 +44,7 @@ log 100 ms, commit 120 ms, planning 72 ms; an event reached its board bucket, an
 hour's row, p50 3.5 s, p95 6.2 s (``bench/latency.py``). Measured again on 2026-12-06 with
 nothing else running, from the event's send to Kafka (the figures above count from its
 ``produced_at``, floored to the second): a batch p50 0.32 s; an event on its board p50 0.92 s,
-p95 1.80 to 2.73 s in three runs, the slow batches (1 to 1.9 s) in the seconds when the weather
+p95 1.80 to 2.73 s in four runs, the slow batches (1 to 1.9 s) in the seconds when the weather
 job starts beside the lake path's refresh.
 """
 
