@@ -145,9 +145,14 @@ def run(
             restarts[BOARD] = start
 
         if lake and not lake_process:
-            publisher = Publisher(lakehouse, store, recompute.pending_dates(lakehouse),
-                                  horizon=settings.serving.board_hours,
-                                  interval_s=PUBLISH_EVERY_S if realtime else 0)  # fmt: skip
+            interval = PUBLISH_EVERY_S if realtime and hot else 0  # see PUBLISH_EVERY_S
+            publisher = Publisher(
+                lakehouse,
+                store,
+                recompute.pending_dates(lakehouse),
+                horizon=settings.serving.board_hours,
+                interval_s=interval,
+            )
             source = kafka_reader(spark, settings, max_offsets_per_trigger)
             queries.append(flights_lake.start_lake(lakehouse, settings, source, checkpoint,
                 trigger_options(trigger), publisher, result, failures))  # fmt: skip

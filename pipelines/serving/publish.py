@@ -9,11 +9,18 @@ the executors:
    buckets seconds after an event in ``flights_by_hour_hot``, under the same ``_id``, and an
    hour's row is derived from its bucket when read; ``readmodels.resolve`` shows the one that
    knows more);
-3. overwrites the lake's ``clean/flights`` and KPI partitions of those dates, and the
+3. writes the ``kpi_hourly`` rows and ``kpi_daily`` documents of the dates
+   (:func:`publish_days`: second, before the lake's commits, which take longest: the page's
+   day figures follow the board by seconds, not by the lake's write);
+4. overwrites the lake's ``clean/flights`` and KPI partitions of those dates, and the
    route-months of their months (``lake/recompute.write``);
-4. writes the ``kpi_hourly`` rows and ``kpi_daily`` documents of the dates, the
-   ``kpi_route_monthly`` documents of the months and the ``kpi_profile`` document
-   (:func:`publish_kpis`).
+5. writes the ``kpi_route_monthly`` documents of the months and the ``kpi_profile`` document,
+   which are read back from the lake's KPI tables (:func:`publish_months`).
+
+Documents written before the lake's commits are safe for the same reason as the board's: an
+attempt that then loses its commit (a conflict) runs again and rewrites them from the
+committed inputs, and a process killed between the two leaves its dates pending
+(``recompute.pending_dates``), refreshed at the next start.
 
 Every write replaces whole partitions or whole documents, so running it again gives the same
 state. Two jobs may refresh the same date at once (late weather re-enriches flights): one retry
@@ -136,10 +143,12 @@ def _refresh(
             with _timed(steps, "board"):
                 publish_board(lake, store, flights, dates, board, horizon)
         kpi = recompute.kpis_of(flights, dates, computed_at)
+        with _timed(steps, "kpi_docs"):
+            publish_days(store, flights, kpi)
         with _timed(steps, "lake"):
             monthly = recompute.write(lake, flights, kpi)
-        with _timed(steps, "kpi_docs"):
-            publish_kpis(lake, store, flights, kpi, monthly, profile)
+        with _timed(steps, "month_docs"):
+            publish_months(lake, store, monthly, profile)
     finally:
         if kpi is not None:
             kpi.unpersist()
@@ -163,24 +172,24 @@ def publish_board(
     sinks.write(documents.board_docs(touched), store, BOARD)
 
 
-def publish_kpis(
-    lake: tables.Lake,
-    store: Mongo,
-    flights: DataFrame,
-    kpi: recompute.Kpis,
-    monthly: DataFrame,
-    profile: bool,
-) -> None:
-    """The KPI documents of ``kpi``'s dates and months (written side by side), and the
-    profile when ``profile``."""
+def publish_days(store: Mongo, flights: DataFrame, kpi: recompute.Kpis) -> None:
+    """The ``kpi_daily`` documents and ``kpi_hourly`` rows of ``kpi``'s dates (written side
+    by side; the rows' versions from ``flights``, the clean flights of those dates)."""
     recompute.in_parallel(
         lambda: sinks.write(documents.daily_docs(kpi.hourly, kpi.carriers, kpi.weather),
                             store, KPI_DAILY),
         lambda: sinks.write(documents.hourly_docs(kpi.hourly, documents.bucket_versions(flights)),
                             store, KPI_HOURLY),
+    )  # fmt: skip
+
+
+def publish_months(lake: tables.Lake, store: Mongo, monthly: DataFrame, profile: bool) -> None:
+    """The ``kpi_route_monthly`` documents of ``monthly`` (the route-months written) and,
+    when ``profile``, the profile, side by side: both read the lake's KPI tables."""
+    recompute.in_parallel(
         lambda: sinks.write(documents.route_month_docs(monthly), store, KPI_ROUTE_MONTHLY),
         *([lambda: publish_profile(lake, store)] if profile else []),
-    )  # fmt: skip
+    )
 
 
 def publish_profile(lake: tables.Lake, store: Mongo) -> None:
