@@ -197,7 +197,9 @@ def print_summary(result: dict[str, Any], out: Path) -> None:
               + (f"; error: {page['error']}" if page.get("error") else ""))  # fmt: skip
     print(
         f"stream CPU: {_fmt(cpu.get('cores_avg'))} cores avg, p95 {_fmt(cpu.get('cores_p95'))}"
-        f", RSS max {cpu.get('rss_mb_max')} MB (target <= {TARGET_CORES:g} core avg)"
+        f" (live board {_fmt(cpu.get('hot_path_cores_avg'))}, lake path"
+        f" {_fmt(cpu.get('lake_path_cores_avg'))}), RSS max {cpu.get('rss_mb_max')} MB"
+        f" (target <= {TARGET_CORES:g} core avg)"
     )
     phases = mb["board"].get("spark_phases_ms") or {}
     print(f"micro-batches: board {mb['board']['batches']} p50 "

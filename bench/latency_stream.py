@@ -125,11 +125,12 @@ def failure(path: Path, context: int = 6) -> list[str]:
 
 class CpuSampler:
     """Samples the process tree rooted at ``pid`` every ``every_s`` in a daemon thread:
-    (wall time, cores used since the previous sample, resident bytes, processes)."""
+    (wall time, cores used since the previous sample, resident bytes, processes, cores of
+    the lake path's process and its descendants: ``jobs/path_process.py``, its JVM)."""
 
     def __init__(self, pid: int, every_s: float = 1.0) -> None:
         self.root, self.every_s = pid, every_s
-        self.samples: list[tuple[float, float, int, int]] = []
+        self.samples: list[tuple[float, float, int, int, float]] = []
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, name="bench-cpu", daemon=True)
         self.thread.start()
@@ -152,9 +153,11 @@ class CpuSampler:
         seen: dict[tuple[int, float], float] = {}  # (pid, create time) -> CPU seconds
         last = time.monotonic()
         while not self.stop.wait(self.every_s):
-            used, rss, n = 0.0, 0, 0
+            used, rss, n, lake = 0.0, 0, 0, 0.0
             now_seen: dict[tuple[int, float], float] = {}
-            for proc in self._tree():
+            tree = self._tree()
+            lake_pids = _lake_pids(tree)
+            for proc in tree:
                 try:
                     with proc.oneshot():
                         key = (proc.pid, proc.create_time())
@@ -166,6 +169,8 @@ class CpuSampler:
                     continue
                 # a process born since the last sample: all its CPU time is in this interval
                 used += cpu - seen.get(key, 0.0)
+                if proc.pid in lake_pids:
+                    lake += cpu - seen.get(key, 0.0)
                 now_seen[key] = cpu
                 rss += mem
                 n += 1
@@ -173,7 +178,8 @@ class CpuSampler:
                 continue
             now = time.monotonic()
             if seen:
-                self.samples.append((time.time(), used / (now - last), rss, n))
+                self.samples.append((time.time(), used / (now - last), rss, n,
+                                     lake / (now - last)))  # fmt: skip
             seen, last = now_seen, now
 
     def close(self) -> None:
@@ -184,6 +190,7 @@ class CpuSampler:
         """Cores (average, p95, max) and resident memory of the samples within [start, end]."""
         mine = [s for s in self.samples if start <= s[0] <= end]
         cores = [s[1] for s in mine]
+        lake = [s[4] for s in mine]
         rss = [s[2] / 2**20 for s in mine]
         return {
             "samples": len(mine),
@@ -193,7 +200,25 @@ class CpuSampler:
             "rss_mb_avg": round(statistics.fmean(rss), 1) if rss else None,
             "rss_mb_max": round(max(rss), 1) if rss else None,
             "processes_max": max((s[3] for s in mine), default=None),
+            # the split: the lake path's process (at its lower priority) and the rest (the
+            # driver, the live board's JVM and workers)
+            "lake_path_cores_avg": round(statistics.fmean(lake), 3) if lake else None,
+            "hot_path_cores_avg": (
+                round(statistics.fmean(cores) - statistics.fmean(lake), 3) if lake else None
+            ),  # fmt: skip
         }
+
+
+def _lake_pids(tree: list[psutil.Process]) -> set[int]:
+    """The pids of the lake path's process (``python -m pipelines.jobs.path_process``) and
+    its descendants, among ``tree``."""
+    for proc in tree:
+        try:
+            if "pipelines.jobs.path_process" in proc.cmdline():
+                return {proc.pid, *(c.pid for c in proc.children(recursive=True))}
+        except psutil.Error:
+            continue
+    return set()
 
 
 # ------------------------------------------------------------------------------------ log
