@@ -2,9 +2,9 @@
 row, its day document and the page in Chromium, with ``flights_stream`` long-lived (hot path
 + lake path) and the weather job landing a day of files midway; and the stream's CPU.
 
-    python bench/latency.py [--env ci] [--events 2000] [--rate 20] [--trigger 15s]
+    python bench/latency.py [--env ci] [--events 2000] [--rate 20] [--trigger 10s]
 
-The stream runs as a subprocess (``python -m pipelines job flights_stream -p trigger=15s
+The stream runs as a subprocess (``python -m pipelines job flights_stream -p trigger=10s
 -p board_trigger=500ms``) on its own topics, lake, checkpoints and database,
 all dropped afterwards.
 A Kafka consumer learns every produced event; poll threads read the documents of the pending
@@ -72,6 +72,7 @@ from bench.latency_track import STAGES, Tracker, consumer, utc  # noqa: E402
 from pipelines.clients import kafka_io, mongo  # noqa: E402
 from pipelines.core import config, logs  # noqa: E402
 from pipelines.core.config import REPO_ROOT, Settings  # noqa: E402
+from pipelines.jobs.registry import JOBS  # noqa: E402
 from pipelines.sources import replay  # noqa: E402
 
 
@@ -284,8 +285,17 @@ def main() -> int:
     add("--events", type=int, default=2000, help="measured events, at least (default 2000)")
     add("--rate", type=float, default=20.0, help="events per wall second (default 20)")
     add("--warmup", type=int, default=100, help="warm-up events, excluded (default 100)")
-    add("--trigger", default="15s", help="the lake path's trigger (default 15s)")
-    add("--board-trigger", default="500ms", help="the live board's trigger (default 500ms)")
+    service = JOBS["flights_stream"].service.params  # the product's triggers, as it runs
+    add(
+        "--trigger",
+        default=service["trigger"],
+        help=f"the lake path's trigger (default {service['trigger']}: the service's)",
+    )
+    add(
+        "--board-trigger",
+        default=service["board_trigger"],
+        help=f"the live board's trigger (default {service['board_trigger']}: the service's)",
+    )
     add(
         "--poll",
         type=float,
