@@ -12,7 +12,8 @@ data already loaded in an env's database, Debian's Chromium (Playwright) measure
   reads + draw), as before issue 20;
 - time per filter change: an airport selection's change event -> the frame painting the redraw
   stamp of that change (every widget update of a redraw is sent before the stamp), on the
-  page's clock, p50 / p95 over ``--changes``.
+  page's clock, p50 / p95 over ``--changes``, back to back or ``--pause`` seconds apart (a
+  duty manager's pace: the page has finished drawing the last one).
 
     python bench/dashboard.py [--env local] [--database tarmac] [--loads 4] [--changes 20]
                               [--pool 1]
@@ -199,10 +200,11 @@ def _first_render(context, url: str, outside: list[str]) -> dict:
     }
 
 
-def _filter_changes(page, changes: int) -> dict:
+def _filter_changes(page, changes: int, pause_s: float = 0.0) -> dict:
     select = page.locator(".tm-filters select").first
     client, kernel, seen = [], [], []
     for i in range(changes):
+        time.sleep(pause_s)  # 0: the next change once the last redraw's stamp is painted
         seq, _, _ = _stamp(page)
         started = time.perf_counter()
         select.select_option(index=SELECTIONS[i % len(SELECTIONS)])
@@ -219,6 +221,7 @@ def _filter_changes(page, changes: int) -> dict:
         client.append(drawn - changed)
     return {
         "n": changes,
+        "pause_s": pause_s,
         "client_ms": {
             "p50": round(_percentile(client, 0.50), 1),
             "p95": round(_percentile(client, 0.95), 1),
@@ -244,6 +247,7 @@ def measure(
     out: Path,
     pool: int = 1,
     settle_s: float = 2.0,
+    pause_s: float = 0.0,
 ) -> dict:
     """Measure the page of ``env`` on ``database``; write and return the result."""
     settings = config.load(env)
@@ -321,7 +325,7 @@ def measure(
                     statistics.median(x["seen_by_playwright_s"] for x in warm), 3
                 ),
             }
-            result["filter_change"] = _filter_changes(page, changes)
+            result["filter_change"] = _filter_changes(page, changes, pause_s)
             browser.close()
     finally:
         proc.terminate()
@@ -355,9 +359,17 @@ def main() -> int:
     ap.add_argument("--changes", type=int, default=20, help="filter changes to time")
     ap.add_argument("--pool", type=int, default=1, help="preheated kernels (0: one per load)")
     ap.add_argument("--settle", type=float, default=2.0, help="s after the pool is ready")
+    ap.add_argument(
+        "--pause",
+        type=float,
+        default=0.0,
+        help="s between filter changes (default 0: back to back, each once the "
+        "last redraw's stamp is painted, while Chromium may still draw it)",
+    )
     ap.add_argument("--out", type=Path, default=REPO_ROOT / "outputs" / "bench" / "dashboard.json")
     args = ap.parse_args()
-    measure(args.env, args.database, args.loads, args.changes, args.out, args.pool, args.settle)
+    measure(args.env, args.database, args.loads, args.changes, args.out, args.pool, args.settle,
+            args.pause)  # fmt: skip
     return 0
 
 

@@ -16,6 +16,12 @@ import numpy as np
 
 NEW_YORK = (-73.93, 40.70)  # (lon, lat) between EWR, JFK and LGA: one point at map scale
 Ring = list[list[float]]
+# Every route is sent again at each filter change (its dot's size moves), so its points are few
+# and short: 0.01 degree is ~0.15 px on the page's AlbersUSA map (about 900 px for 60 degrees of
+# longitude), 10 segments draw a great circle across the country without visible corners, and a
+# dot of at most 12 px is a decagon. Measured on a synthetic full year: an airport change sends
+# the map 49 KB instead of 74 KB (4 decimals, 14 segments and 14-gons before).
+DIGITS = 2
 
 
 def _to_xyz(lon: float, lat: float) -> np.ndarray:
@@ -56,18 +62,18 @@ def clockwise(ring: Ring) -> Ring:
     return ring[::-1] if _signed_area(ring) > 0 else ring
 
 
-def dot(lon: float, lat: float, radius_deg: float, n: int = 14) -> Ring:
+def dot(lon: float, lat: float, radius_deg: float, n: int = 10) -> Ring:
     """A small circle (in degrees of latitude) around a point."""
     k = 1.0 / max(0.2, math.cos(math.radians(lat)))
     ring = [
         [lon + radius_deg * k * math.cos(t), lat + radius_deg * math.sin(t)]
         for t in np.linspace(0.0, 2 * math.pi, n, endpoint=False)
     ]
-    return clockwise([[round(x, 4), round(y, 4)] for x, y in ring])
+    return clockwise([[round(x, DIGITS), round(y, DIGITS)] for x, y in ring])
 
 
 def ribbon(
-    a: tuple[float, float], b: tuple[float, float], half_width_deg: float, n: int = 14
+    a: tuple[float, float], b: tuple[float, float], half_width_deg: float, n: int = 10
 ) -> Ring:
     """A ribbon from ``a`` to ``b`` that widens from a thin start to ``half_width_deg``."""
     path = great_circle(a, b, n)
@@ -81,8 +87,8 @@ def ribbon(
         norm = math.hypot(dx, dy) or 1.0
         w = half_width_deg * (0.2 + 0.8 * i / (len(path) - 1))
         nx, ny = -dy / norm * w / max(0.2, math.cos(math.radians(y))), dx / norm * w
-        left.append([round(x + nx, 4), round(y + ny, 4)])
-        right.append([round(x - nx, 4), round(y - ny, 4)])
+        left.append([round(x + nx, DIGITS), round(y + ny, DIGITS)])
+        right.append([round(x - nx, DIGITS), round(y - ny, DIGITS)])
     return clockwise(left + right[::-1])
 
 
