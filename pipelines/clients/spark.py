@@ -69,6 +69,11 @@ def _common_conf(settings: Settings) -> dict[str, str]:
         "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
         "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
         "spark.databricks.delta.snapshotPartitions": "2",
+        # the log's retention and checkpoint interval of every table this session creates
+        **{
+            f"spark.databricks.delta.properties.defaults.{k.removeprefix('delta.')}": v
+            for k, v in settings.spark.delta_table_properties().items()
+        },
         # when the stream's two paths share one application (a run that is not long-lived),
         # the live board's jobs take the next free task slot (pool "board"), the lake path's
         # recomputes the rest (pool "lake")

@@ -135,7 +135,26 @@ class SparkSettings(_Model):
     # the driver's JVM maps a class archive built once per Python environment by ``stack up``:
     # a job's JVM starts on ~30 % fewer CPU-seconds (``pipelines.clients.cds``)
     class_data_sharing: bool = True
+    # the ``_delta_log`` of every lake table created from now on (housekeeping sets them on
+    # the tables that exist: step ``delta_log``). At the production clock the stream's lake
+    # path commits each of six tables about 1,000 times a day, each commit ~10 KB of log and
+    # every ``checkpointInterval`` commits a checkpoint listing every live file of the table
+    # (~1.5 MB for clean/flights with a year loaded): with Delta's defaults (30 days, 10)
+    # that log grows to ~18 GB and ~800,000 files (``bench/lake_growth.py``). The retention
+    # is at least VACUUM's 7 days plus 2: a daily ``VACUUM LITE`` reads the log back to the
+    # oldest version its last run kept (~8 days), and Delta refuses it (a FULL, 10x dearer,
+    # runs instead) once that part of the log is gone.
+    delta_log_retention_days: int = Field(default=10, ge=9)
+    delta_checkpoint_interval: int = Field(default=100, ge=10)
     conf: dict[str, str] = Field(default_factory=dict)
+
+    def delta_table_properties(self) -> dict[str, str]:
+        """The Delta table properties of :attr:`delta_log_retention_days` and
+        :attr:`delta_checkpoint_interval` (Delta's names and values)."""
+        return {
+            "delta.logRetentionDuration": f"interval {self.delta_log_retention_days} days",
+            "delta.checkpointInterval": str(self.delta_checkpoint_interval),
+        }
 
     @field_validator("conf", mode="before")
     @classmethod

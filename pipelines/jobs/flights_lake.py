@@ -108,16 +108,17 @@ def process_batch(
         sinks.set_state(store, JOB, None, lake=batch_record(batch_id, 0, lag, started))
         return {"rows_in": 0, "accepted": 0, "rejected": 0, "dates": 0, "touched": []}
     accepted = events.where(F.col("reject_reason").isNull()).drop("reject_reason")
-    lake.append(
-        accepted.withColumn("ingested_at", F.current_timestamp()).withColumn(
-            "batch_id", F.lit(batch_id).cast("long")
-        ),
-        tables.FLIGHT_EVENTS, txn=(app_id, batch_id),
-    )  # fmt: skip
+    # both appends exactly once (Delta's txn), so run again after a conflict (a commit that
+    # changed the table's metadata meanwhile: housekeeping's ``delta_log``)
+    raw = accepted.withColumn("ingested_at", F.current_timestamp()).withColumn(
+        "batch_id", F.lit(batch_id).cast("long"))  # fmt: skip
+    tables.retrying(lambda: lake.append(raw, tables.FLIGHT_EVENTS, txn=(app_id, batch_id)),
+                    "raw flight events")  # fmt: skip
     faults.point("stream.after_lake_write")
     if rejected:
-        publish.publish_rejects(lake, store, rejects.event_rejects(events, JOB),
-                                txn=(f"{app_id}:rejects", batch_id))  # fmt: skip
+        tables.retrying(lambda: publish.publish_rejects(
+            lake, store, rejects.event_rejects(events, JOB), txn=(f"{app_id}:rejects", batch_id)),
+            "rejects")  # fmt: skip
     dates = sorted({d for p in parts for d in p.dates})
     steps: dict[str, float] = {}
     offsets = [  # a list: topic names hold dots, which BSON keys may not

@@ -4,22 +4,26 @@ and its figures in the job's result (the ledger's ``metrics.steps``).
 1. ``optimize``: Delta ``OPTIMIZE`` of the append-only tables (a micro-batch or a file run
    appends small files); files compacted, bytes rewritten. Nothing is freed yet: the files it
    replaced are freed by a ``vacuum`` once older than its retention.
-2. ``vacuum``: Delta ``VACUUM ... RETAIN n HOURS`` of every lake table (each ``replaceWhere``
+2. ``delta_log``: every lake table gets the log's retention and checkpoint interval of the
+   settings (``spark.delta_log_retention_days``, 10; ``spark.delta_checkpoint_interval``, 100)
+   where it has others: Delta's defaults (30 days, 10) let the stream's ~1,000 commits a day
+   of each table keep ~18 GB of log with a year loaded (``bench/lake_growth.py``).
+3. ``vacuum``: Delta ``VACUUM ... RETAIN n HOURS`` of every lake table (each ``replaceWhere``
    overwrite of a touched date leaves the files it replaced): ``LITE`` (from the log, ~10x
    cheaper) every day, ``FULL`` (the folders listed: also what a killed job left) on Sundays
    (``vacuum_mode``). What it frees is Delta's own
    measure, from the ``VACUUM START``/``VACUUM END`` commits it writes (files and bytes of the
    data files deleted; Hadoop's ``.crc`` sidecars of a local file system go with them).
-3. ``run_records``: ``outputs/runs/<job>/<date>/<run_id>.*`` older than ``run_records_days``,
+4. ``run_records``: ``outputs/runs/<job>/<date>/<run_id>.*`` older than ``run_records_days``,
    except each job's newest failure (from the ledger) and runs still going.
-4. ``logs``: ``outputs/logs/*.log`` past ``log_roll_bytes`` rolled, rolled logs not written
+5. ``logs``: ``outputs/logs/*.log`` past ``log_roll_bytes`` rolled, rolled logs not written
    for ``logs_days`` deleted.
-5. ``ledger``: ``pipeline_runs`` of this env the page and ``runs`` no longer show
+6. ``ledger``: ``pipeline_runs`` of this env the page and ``runs`` no longer show
    (:func:`retention.ledger_to_delete`), deleted by ``_id``.
-6. ``rejects``: MongoDB ``rejects`` whose ``at`` is older than ``rejects_days`` (the lake's
+7. ``rejects``: MongoDB ``rejects`` whose ``at`` is older than ``rejects_days`` (the lake's
    ``raw/rejects`` keeps them all). On FerretDB v1.24 the ``{at: {$lt: …}}`` filter scans the
    collection (only ``_id`` is served from an index): acceptable once a day, ~140 µs a document.
-7. ``hot``: the live board's buckets (``flights_by_hour_hot``, 3 origins x 24 hours a replayed
+8. ``hot``: the live board's buckets (``flights_by_hour_hot``, 3 origins x 24 hours a replayed
    day) whose hour is more than ``hot_days`` before the replay clock
    (``pipeline_state.flights_stream.newest_event_time``) and whose lake bucket knows as much
    (:func:`retention.hot_to_delete`): the page resolves such a pair to the lake's document.
@@ -92,6 +96,35 @@ def optimize(lake: Lake, names: list[str]) -> Freed:
         "rewritten_bytes": rewritten,
         "note": f"{compacted} small files -> {added}; freed by a VACUUM later",
     }
+    return freed
+
+
+def delta_log(lake: Lake, properties: dict[str, str]) -> Freed:
+    """Give every lake table the log's ``properties`` (``SparkSettings.delta_table_properties``:
+    its retention and checkpoint interval) where it has others: the tables created before
+    those settings, or before they changed (a new table gets them from the session). One
+    ``ALTER TABLE ... SET TBLPROPERTIES`` commit a table, once; Delta then drops the log older
+    than the retention when it next writes a checkpoint (nothing is freed by this step
+    itself). A writer that committed meanwhile retries (a metadata change is a conflict: the
+    stream's appends are idempotent and retried, a refresh runs again)."""
+    from pipelines.lake import tables
+
+    freed = Freed("delta_log")
+    changed = []
+    for table in tables.TABLES:
+        if not lake.exists(table):
+            continue
+        uri = lake.uri(table)
+        current = lake.spark.sql(f"DESCRIBE DETAIL delta.`{uri}`").first()["properties"] or {}
+        if all(current.get(k) == v for k, v in properties.items()):
+            continue
+        values = ", ".join(f"'{k}' = '{v}'" for k, v in sorted(properties.items()))
+        sql = f"ALTER TABLE delta.`{uri}` SET TBLPROPERTIES ({values})"
+        tables.retrying(lambda q=sql: lake.spark.sql(q), f"{table.name} properties")
+        changed.append(table.name)
+    note = (f"{len(changed)} tables given the log's retention and checkpoint interval"
+            if changed else "every table has the log's settings")  # fmt: skip
+    freed.detail = {"tables_changed": changed, "note": note}
     return freed
 
 
@@ -315,6 +348,7 @@ def main(settings: Settings, params: HousekeepingParams) -> dict[str, Any]:
     if names:
         steps.append(lambda: optimize(lake, names))
     steps += [
+        lambda: delta_log(lake, settings.spark.delta_table_properties()),
         lambda: vacuum(
             lake,
             params.vacuum_retention_hours,

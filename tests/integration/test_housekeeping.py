@@ -84,6 +84,10 @@ def test_housekeeping_frees_exactly_what_its_policy_says(spark, stack, hk: Setti
     root = Path(lake.uri(TABLE))
     removed = _age_table(root, now)
     assert len(removed) == 4  # 2013-01's two files of v0, then of v1
+    # a table created before the log's settings: Delta's own defaults
+    spark.sql(f"ALTER TABLE delta.`{root}` SET TBLPROPERTIES "
+              "('delta.logRetentionDuration' = 'interval 30 days', "
+              "'delta.checkpointInterval' = '10')")  # fmt: skip
     live_before = {str(p) for p in root.rglob("*.parquet")} - set(removed)
 
     # -- run records: weather_hourly's newest failure (18 days) stays, older ones go
@@ -153,6 +157,14 @@ def test_housekeeping_frees_exactly_what_its_policy_says(spark, stack, hk: Setti
     data = spark.read.format("delta").load(str(root)).groupBy("month").count().collect()
     assert {r["month"]: r["count"] for r in data} == {"2013-01": 14, "2013-02": 10}
 
+    # the log's settings given to the table that had Delta's defaults
+    assert steps["delta_log"]["tables_changed"] == [TABLE.name]
+    detail = spark.sql(f"DESCRIBE DETAIL delta.`{root}`").first()["properties"]
+    assert {k: detail[k] for k in hk.spark.delta_table_properties()} == {
+        "delta.logRetentionDuration": "interval 10 days",
+        "delta.checkpointInterval": "100",
+    }
+
     # run records: the old ones gone but weather_hourly's newest failure and the recent one
     for key, paths in files.items():
         assert all(p.exists() != (key in doomed_runs) for p in paths), key
@@ -195,6 +207,7 @@ def test_housekeeping_frees_exactly_what_its_policy_says(spark, stack, hk: Setti
     heads = [line.split()[0] for line in text.splitlines() if "  freed " in line]
     assert heads == [
         "optimize",
+        "delta_log",
         "vacuum",
         "run_records",
         "logs",

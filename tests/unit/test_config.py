@@ -73,6 +73,27 @@ def test_spark_conf_reaches_the_session_over_tarmacs_own(tmp_path: Path) -> None
     assert conf["spark.sql.session.timeZone"] == "UTC"
 
 
+def test_every_table_the_session_creates_gets_the_log_s_retention_and_checkpoint_interval(
+    tmp_path: Path,
+) -> None:
+    """Delta's defaults (30 days, a checkpoint every 10 commits) would keep ~18 GB of log at
+    the production clock; the session gives new tables Tarmac's, and a retention under
+    VACUUM's 7 days plus 2 (what VACUUM LITE reads back) is refused."""
+    from pipelines.clients.spark import session_conf
+
+    conf = session_conf(config.load("local"))
+    prefix = "spark.databricks.delta.properties.defaults."
+    assert conf[prefix + "logRetentionDuration"] == "interval 10 days"
+    assert conf[prefix + "checkpointInterval"] == "100"
+    p = tmp_path / "x.yaml"
+    p.write_text("env: x\nspark:\n  delta_log_retention_days: 30\n"
+                 "  delta_checkpoint_interval: 50\n")  # fmt: skip
+    assert session_conf(config.load("x", p))[prefix + "logRetentionDuration"] == "interval 30 days"
+    p.write_text("env: x\nspark:\n  delta_log_retention_days: 7\n")
+    with pytest.raises(ConfigError, match="delta_log_retention_days"):
+        config.load("x", p)
+
+
 def test_spark_conf_takes_spark_properties_only(tmp_path: Path) -> None:
     p = tmp_path / "x.yaml"
     p.write_text("env: x\nspark:\n  conf:\n    executor.cores: 2\n")
