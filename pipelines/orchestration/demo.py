@@ -35,6 +35,11 @@ registry's ``Staleness`` rules, drawn by ``pipelines/dashboard/health.py``):
   above ~22 for that night, above ~13 for the others.
 - ``reference_daily``, wall age, amber at 26 h: a run every replayed day is every hour.
 
+A fresh demo does not wait through the night: 2013 opens at midnight UTC (19:00 in New York)
+and the first flight event comes 8 h 15 min later, 20 minutes of an idle page at 24x. The
+hours before it are landed at once (the day's reference snapshot, the weather hours), and the
+paced replay starts 30 replayed minutes before the first event (:func:`quiet_start`).
+
 So 22x < S < 3600 / D: 24x, a day of 2013 in an hour of demo, about 1 event/s. At the old
 300x a weather run fell 5 to 6 hours of 2013 behind (red at 6 h). On a machine so loaded that
 a weather run takes more than 150 s (measured: 9 min at a load average of 16 on 2 cores),
@@ -47,6 +52,7 @@ import logging
 import subprocess
 import sys
 import time
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO
 
@@ -63,6 +69,10 @@ from pipelines.stack.services import services, stop_group
 log = structlog.get_logger(__name__)
 
 SPEED = 24.0  # the default replay speed (see the module doc for why)
+# replayed time the paced replay starts before the first flight event, when the window opens on
+# hours without flights (``quiet_start``): 75 s of wall time at 24x
+LEAD_IN = timedelta(minutes=30)
+QUIET_WALL_S = 60.0  # less than this much wall time before the first event: nothing skipped
 STREAM = "flights_stream"
 SERVICES = (STREAM, "alerts")  # long-lived, as cron's watchdog keeps them
 FILE_JOBS = {"weather_hourly": "weather", "reference_daily": "reference"}  # job -> its files
@@ -117,6 +127,28 @@ class FileJobs:
             _stop(proc, job)
 
 
+def quiet_start(settings: Settings, start: str, speed: float) -> datetime | None:
+    """Where the paced replay starts when the window opens on hours without flights, or None.
+
+    2013 begins at midnight UTC, 19:00 in New York: the first flight event (a flight entering
+    the board 2 h before its 05:15 departure) comes 8 h 15 min later, and the first weather
+    hour at 07:00 UTC: at 24x, 20 minutes of an idle page. The demo lands those hours' files
+    at once (``replay --catch-up``: the day's reference snapshot, the weather hours) and paces
+    from :data:`LEAD_IN` before the first event. Only on a fresh start: a replay that already
+    sent flights resumes from its saved position, as before."""
+    from pipelines.sources import replay  # noqa: PLC0415 - pandas and the data set, only here
+
+    if replay.make(settings, "all", progress=False).position().get("flights") is not None:
+        return None
+    t0 = datetime.fromisoformat(start.replace("Z", "+00:00"))
+    lead = timedelta(minutes=settings.replay.board_lead_minutes)
+    events = replay.flight_events(t0, t0 + timedelta(days=2), lead)
+    if events.empty:
+        return None
+    warm = events["event_time"].min().to_pydatetime() - LEAD_IN
+    return warm if (warm - t0).total_seconds() / speed > QUIET_WALL_S else None
+
+
 def run(settings: Settings, speed: float | None, start: str, cycles: int | None, port: int) -> int:
     """Run the demo until Ctrl-C / SIGTERM / SIGHUP (or ``cycles`` runs of the weather job);
     return an exit code."""
@@ -134,6 +166,16 @@ def run(settings: Settings, speed: float | None, start: str, cycles: int | None,
         for name in SERVICES:
             _, st = service.start(settings, name)
             logs.step(f"{name:<24}  service {st['status']} (pid {st['pid']}), log {st['log']}")
+        if (warm := quiet_start(settings, start, speed)) is not None:
+            until = warm.isoformat().replace("+00:00", "Z")
+            logs.step(f"{'replay':<24}  {start} -> {until} at once (no flight before), "
+                      f"then {speed:g}x")  # fmt: skip
+            with open(logs_dir / "demo-replay.log", "ab") as out:
+                subprocess.run([py, "-m", "pipelines", "replay", "all", "--env", settings.env,
+                                "--start", start, "--end", until, "--catch-up", "--no-progress"],
+                               stdout=out, stderr=subprocess.STDOUT, cwd=REPO_ROOT,
+                               check=True)  # fmt: skip
+            start = until
         procs["replay"] = _spawn([py, "-m", "pipelines", "replay", "all", "--env",
                                   settings.env, "--start", start, "--speed", str(speed),
                                   "--no-progress"], logs_dir / "demo-replay.log")  # fmt: skip

@@ -19,8 +19,9 @@ the executors:
 
 Documents written before the lake's commits are safe for the same reason as the board's: an
 attempt that then loses its commit (a conflict) runs again and rewrites them from the
-committed inputs, and a process killed between the two leaves its dates pending
-(``recompute.pending_dates``), refreshed at the next start.
+committed inputs; a stream killed between the two leaves its dates pending
+(``recompute.pending_dates``: raw events newer than their KPIs), refreshed at its next start,
+and a file job killed there is run again (its retry, or cron), which refreshes its dates.
 
 Every write replaces whole partitions or whole documents, so running it again gives the same
 state. Two jobs may refresh the same date at once (late weather re-enriches flights): one retry
