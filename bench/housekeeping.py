@@ -23,21 +23,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sys
-import tempfile
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from pipelines.clients import kafka_io, mongo
 from pipelines.core import config, logs
 from pipelines.core.config import REPO_ROOT
 from pipelines.jobs import registry
 from pipelines.orchestration import loader
 
 sys.path.insert(0, str(REPO_ROOT))  # the tests' Delta ageing
+from bench.sandbox import sandbox  # noqa: E402
 from tests import delta_age  # noqa: E402
 
 
@@ -83,12 +80,8 @@ def main() -> None:
     args = parser.parse_args()
     logs.configure("WARNING")
     base = config.load(args.env)
-    tag = f"hk{uuid.uuid4().hex[:6]}"
-    tmp = Path(tempfile.mkdtemp(prefix="tarmac-bench-"))
-    os.environ["TARMAC_OUTPUTS_DIR"] = str(tmp / "outputs")
-    settings = base.isolated(tag, tmp, database=f"bench_{tag}")
-    root = Path(settings.lake_root)
-    try:
+    with sandbox(base, "hk") as settings:
+        root = Path(settings.lake_root)
         day = datetime(2013, 1, 1, tzinfo=UTC)
         t0 = time.monotonic()
         events = 0
@@ -123,10 +116,6 @@ def main() -> None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(out, indent=2, default=str))
         print(json.dumps(out, indent=2, default=str))
-    finally:
-        mongo.database(settings).client.drop_database(settings.mongo.database)
-        kafka_io.delete_topics(base, [t.name for t in settings.kafka.topics.values()])
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -31,22 +31,20 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import statistics
 import sys
-import tempfile
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from pipelines.clients import kafka_io, mongo
 from pipelines.core import config, logs
 from pipelines.core.config import REPO_ROOT
 from pipelines.orchestration import loader
 from pipelines.sources import replay
 
 sys.path.insert(0, str(REPO_ROOT))
+from bench.sandbox import sandbox  # noqa: E402
+
 DAY = 86_400
 MEASURE_INTERVAL = 10
 DELTA_DEFAULTS = (30, 10)  # delta.logRetentionDuration (days), delta.checkpointInterval
@@ -115,11 +113,12 @@ def main() -> None:
                         default=REPO_ROOT / "outputs" / "bench" / "lake_growth.json")  # fmt: skip
     args = parser.parse_args()
     logs.configure("WARNING")
-    base = config.load(args.env)
-    tag = f"lg{uuid.uuid4().hex[:6]}"
-    tmp = Path(tempfile.mkdtemp(prefix="tarmac-bench-"))
-    os.environ["TARMAC_OUTPUTS_DIR"] = str(tmp / "outputs")
-    settings = base.isolated(tag, tmp, database=f"bench_{tag}")
+    with sandbox(config.load(args.env), "lg") as settings:
+        measure(args, settings)
+
+
+def measure(args: argparse.Namespace, settings: config.Settings) -> None:
+    """Load, refresh, measure (see the module); write ``args.out``."""
     configured = settings.spark  # what the production figures are computed for
     # measured with a checkpoint every MEASURE_INTERVAL commits, so that the refreshes write
     # some: a checkpoint's size does not depend on the interval, its share of a refresh does
@@ -129,96 +128,91 @@ def main() -> None:
     start = datetime(2013, 1, 1, 5, tzinfo=UTC)  # midnight in New York
     end = start + timedelta(days=args.days)
     date = (end - timedelta(days=1)).date().isoformat()  # the last full local date
-    try:
-        t0 = time.monotonic()
-        loader.load_window(settings, start, end)
-        loaded = round(time.monotonic() - t0, 1)
-        print(f"loaded {args.days} days in {loaded} s", flush=True)
-        from pipelines.clients.mongo import Mongo  # noqa: PLC0415 - Spark after the load
-        from pipelines.clients.spark import build_session  # noqa: PLC0415
-        from pipelines.lake.tables import Lake  # noqa: PLC0415
-        from pipelines.serving import publish  # noqa: PLC0415
+    t0 = time.monotonic()
+    loader.load_window(settings, start, end)
+    loaded = round(time.monotonic() - t0, 1)
+    print(f"loaded {args.days} days in {loaded} s", flush=True)
+    from pipelines.clients.mongo import Mongo  # noqa: PLC0415 - Spark after the load
+    from pipelines.clients.spark import build_session  # noqa: PLC0415
+    from pipelines.lake.tables import Lake  # noqa: PLC0415
+    from pipelines.serving import publish  # noqa: PLC0415
 
-        spark = build_session(settings, "lake_growth")
-        lake, store = Lake.of(spark, settings), Mongo.of(settings)
-        horizon = settings.serving.board_hours
-        publish.refresh(lake, store, [date], horizon=horizon)  # warm: plans, caches
-        before = table_files(root)
-        seconds = []
-        for i in range(args.refreshes):
-            t = time.monotonic()
-            publish.refresh(lake, store, [date], horizon=horizon)
-            seconds.append(time.monotonic() - t)
-            print(f"refresh {i + 1}/{args.refreshes}: {seconds[-1]:.1f} s", flush=True)
-        after = table_files(root)
-        properties = {
-            table: spark.sql(f"DESCRIBE DETAIL delta.`{root / table}`").first()["properties"]
-            for table in after
-        }
-        spark.stop()
-        per = growth(before, after, args.refreshes)
-        rate = minutes_with_events(start, end)
-        per_day = rate["minutes_with_events_per_day"]
-        total = per["all"]
-        tables_ = [r for t, r in per.items() if t != "all"]
-        checkpoints_year = sum(r["checkpoint_bytes"] for r in tables_) * 365 / args.days
-        # a refresh's log without its checkpoints' share (one every MEASURE_INTERVAL commits
-        # of each table), and the files of it (a checkpoint: 2 with Hadoop's sidecar)
-        entries = total["log_bytes_per_refresh"] - total["checkpoint_bytes"] / MEASURE_INTERVAL
-        entry_files = total["log_files_per_refresh"] - 2 * len(tables_) / MEASURE_INTERVAL
+    spark = build_session(settings, "lake_growth")
+    lake, store = Lake.of(spark, settings), Mongo.of(settings)
+    horizon = settings.serving.board_hours
+    publish.refresh(lake, store, [date], horizon=horizon)  # warm: plans, caches
+    before = table_files(root)
+    seconds = []
+    for i in range(args.refreshes):
+        t = time.monotonic()
+        publish.refresh(lake, store, [date], horizon=horizon)
+        seconds.append(time.monotonic() - t)
+        print(f"refresh {i + 1}/{args.refreshes}: {seconds[-1]:.1f} s", flush=True)
+    after = table_files(root)
+    properties = {
+        table: spark.sql(f"DESCRIBE DETAIL delta.`{root / table}`").first()["properties"]
+        for table in after
+    }
+    spark.stop()
+    per = growth(before, after, args.refreshes)
+    rate = minutes_with_events(start, end)
+    per_day = rate["minutes_with_events_per_day"]
+    total = per["all"]
+    tables_ = [r for t, r in per.items() if t != "all"]
+    checkpoints_year = sum(r["checkpoint_bytes"] for r in tables_) * 365 / args.days
+    # a refresh's log without its checkpoints' share (one every MEASURE_INTERVAL commits
+    # of each table), and the files of it (a checkpoint: 2 with Hadoop's sidecar)
+    entries = total["log_bytes_per_refresh"] - total["checkpoint_bytes"] / MEASURE_INTERVAL
+    entry_files = total["log_files_per_refresh"] - 2 * len(tables_) / MEASURE_INTERVAL
 
-        def held(days: int, interval: int) -> dict[str, float]:
-            """The log a table set keeps at the production clock, a year loaded."""
-            per_refresh = entries + checkpoints_year / interval
-            files = entry_files + 2 * len(tables_) / interval
-            return {"log_retention_days": days, "checkpoint_interval": interval,
-                    "log_bytes_per_day": round(per_refresh * per_day),
-                    "log_bytes_held": round(per_refresh * per_day * days),
-                    "log_files_held": round(files * per_day * days)}  # fmt: skip
+    def held(days: int, interval: int) -> dict[str, float]:
+        """The log a table set keeps at the production clock, a year loaded."""
+        per_refresh = entries + checkpoints_year / interval
+        files = entry_files + 2 * len(tables_) / interval
+        return {"log_retention_days": days, "checkpoint_interval": interval,
+                "log_bytes_per_day": round(per_refresh * per_day),
+                "log_bytes_held": round(per_refresh * per_day * days),
+                "log_files_held": round(files * per_day * days)}  # fmt: skip
 
-        out = {
-            "benchmark": "lake_growth",
-            "when": datetime.now(UTC).isoformat(timespec="seconds"),
-            "machine": {"cores": os.cpu_count(), "load": os.getloadavg()},
-            "window": [start.isoformat(), end.isoformat()],
-            "days_loaded": args.days,
-            "load_seconds": loaded,
-            "refreshed_date": date,
-            "refreshes": args.refreshes,
-            "refresh_seconds": {
-                "p50": round(statistics.median(seconds), 2),
-                "max": round(max(seconds), 2),
-            },  # fmt: skip
-            "per_refresh": per,
-            "table_properties": properties,
-            "production_clock": {
-                **rate,
-                "refreshes_per_day": per_day,
-                "replaced_bytes_per_day": round(total["data_bytes_per_refresh"] * per_day),
-                "replaced_bytes_held_by_vacuum_7_days": round(
-                    total["data_bytes_per_refresh"] * per_day * 7
-                ),
-                "log_entry_bytes_per_refresh": round(entries),
-                "checkpoints_of_a_year_bytes": round(checkpoints_year),
-                "with_delta_defaults": held(*DELTA_DEFAULTS),
-                "with_tarmac_settings": held(
-                    configured.delta_log_retention_days, configured.delta_checkpoint_interval
-                ),
-                "refresh_seconds_per_day": round(statistics.median(seconds) * per_day),
-            },
-            "lake_after": {
-                "data_bytes": sum(t["data_bytes"] for t in after.values()),
-                "log_bytes": sum(t["log_bytes"] for t in after.values()),
-                "log_files": sum(t["log_files"] for t in after.values()),
-            },  # fmt: skip
-        }
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(out, indent=2, default=str))
-        print(json.dumps(out, indent=2, default=str))
-    finally:
-        mongo.database(settings).client.drop_database(settings.mongo.database)
-        kafka_io.delete_topics(base, [t.name for t in settings.kafka.topics.values()])
-        shutil.rmtree(tmp, ignore_errors=True)
+    out = {
+        "benchmark": "lake_growth",
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {"cores": os.cpu_count(), "load": os.getloadavg()},
+        "window": [start.isoformat(), end.isoformat()],
+        "days_loaded": args.days,
+        "load_seconds": loaded,
+        "refreshed_date": date,
+        "refreshes": args.refreshes,
+        "refresh_seconds": {
+            "p50": round(statistics.median(seconds), 2),
+            "max": round(max(seconds), 2),
+        },  # fmt: skip
+        "per_refresh": per,
+        "table_properties": properties,
+        "production_clock": {
+            **rate,
+            "refreshes_per_day": per_day,
+            "replaced_bytes_per_day": round(total["data_bytes_per_refresh"] * per_day),
+            "replaced_bytes_held_by_vacuum_7_days": round(
+                total["data_bytes_per_refresh"] * per_day * 7
+            ),
+            "log_entry_bytes_per_refresh": round(entries),
+            "checkpoints_of_a_year_bytes": round(checkpoints_year),
+            "with_delta_defaults": held(*DELTA_DEFAULTS),
+            "with_tarmac_settings": held(
+                configured.delta_log_retention_days, configured.delta_checkpoint_interval
+            ),
+            "refresh_seconds_per_day": round(statistics.median(seconds) * per_day),
+        },
+        "lake_after": {
+            "data_bytes": sum(t["data_bytes"] for t in after.values()),
+            "log_bytes": sum(t["log_bytes"] for t in after.values()),
+            "log_files": sum(t["log_files"] for t in after.values()),
+        },  # fmt: skip
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(out, indent=2, default=str))
+    print(json.dumps(out, indent=2, default=str))
 
 
 if __name__ == "__main__":
