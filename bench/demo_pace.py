@@ -29,7 +29,6 @@ import argparse
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -41,14 +40,9 @@ from pathlib import Path
 from pipelines.clients import mongo
 from pipelines.core import config
 from pipelines.core.config import REPO_ROOT
+from pipelines.stack.voila import free_port
 
 SELF_RULES = ("stale_source", "failed_job")  # the rules about the pipeline itself
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _utc(when: datetime) -> datetime:
