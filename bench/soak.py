@@ -16,8 +16,11 @@ What runs, as in production (each a real process, started the way an operator st
   replayed seconds at these speeds);
 - ``housekeeping`` through the runner on an accelerated schedule: when the replay clock passes
   03:30 of every ``--housekeeping-every`` replayed day (cron's 03:30), unless one still runs;
-  with the product's defaults but ``-p hot_days=--hot-days`` and the weekly FULL ``VACUUM`` on
-  the replayed Sunday (LITE the other replayed days);
+  with the product's defaults but ``-p hot_days=--hot-days``, the weekly FULL ``VACUUM`` on
+  the replayed Sunday (LITE the other replayed days) and every retention in replayed time
+  (``-p clock_speed=<the replay's speed>``: at 720x, VACUUM's 7 days keep a replaced file 15
+  wall minutes, its floor; the run records' 14 days, 28 minutes), so that the soak's hour
+  prunes what a month at 1x would (``--wall-retention``: the wall's, as a real install);
 - Voila (``pipelines.stack.voila``, kernels culled as configured) and the page open in headless
   Chromium, refreshing itself (every 30 s, following the stream every second) and reloaded
   every ``--reload-min`` (a new kernel; the old one culled).
@@ -101,6 +104,9 @@ class Soak:
         self.start = args.start
         self.end = args.start + timedelta(days=args.days)
         self.speed = args.speed or args.days * 86400 / (args.minutes * 60)
+        # housekeeping's retentions in replayed time (its clock_speed): 14 days of run records
+        # last 28 wall minutes at 720x, so the soak's hour shows what a month at 1x prunes
+        self.retention_speed = 1.0 if args.wall_retention else self.speed
         self.procs: dict[str, subprocess.Popen] = {}
         self.jobs = demo.FileJobs(self.settings)
         self.housekeeping: subprocess.Popen | None = None
@@ -191,7 +197,7 @@ class Soak:
             self.housekeeping = demo._spawn(  # noqa: SLF001
                 [sys.executable, "-m", "pipelines", "run", "housekeeping", "--env",
                  self.settings.env, "--trigger", "soak", "-p", f"hot_days={self.args.hot_days}",
-                 "-p", f"vacuum_mode={mode}"],
+                 "-p", f"vacuum_mode={mode}", "-p", f"clock_speed={self.retention_speed}"],
                 self.outputs / "logs" / "soak-housekeeping.log",
             )  # fmt: skip
             self.hk_started += 1
@@ -308,8 +314,9 @@ class Soak:
         mb = {k: v / P.MB for k, v in d.items()}
         rss = " ".join(f"{g} {r[g]['max']:.0f}" for g in r)
         self.say(
-            f"day {day}: disk MB lake {mb['lake']:.1f} kafka {mb['kafka']:.1f} mongo "
-            f"{mb['mongo']:.1f} runs {mb['runs']:.1f} logs {mb['logs']:.1f} | RSS MB max {rss} | "
+            f"day {day}: disk MB lake {mb['lake']:.1f} (log {mb['lake_log']:.1f}) kafka "
+            f"{mb['kafka']:.1f} mongo {mb['mongo']:.1f} runs {mb['runs']:.1f} logs "
+            f"{mb['logs']:.1f} | RSS MB max {rss} | "
             f"page read p50 {record['page']['read_ms']['p50']} ms, health p50 "
             f"{record['page']['health_ms']['p50']} ms ({len(page)} refreshes) | hot buckets "
             f"{record['documents'][RM.BOARD_HOT]} | restarts {sum(record['restarts'].values())} "
@@ -415,6 +422,7 @@ def report(soak: Soak, code_error: str | None,
         "env": soak.settings.env,
         "window": [soak.start.isoformat(), soak.end.isoformat()],
         "speed": soak.speed,
+        "retention_clock_speed": soak.retention_speed,
         "wall_min": round((time.monotonic() - soak.t0) / 60, 1),
         "sample_every": soak.args.sample_every,
         "machine": machine(),
@@ -474,6 +482,12 @@ def main() -> int:
         help="replay start, ISO UTC (default 2013-01-01T05:00:00Z: midnight in New York)",
     )
     add("--hot-days", type=int, default=3, help="housekeeping's hot_days (default 3)")
+    add(
+        "--wall-retention",
+        action="store_true",
+        help="housekeeping's retentions in wall time (default: in replayed time, its "
+        "clock_speed the replay's speed, as months at 1x would prune)",
+    )
     add(
         "--housekeeping-every",
         type=int,

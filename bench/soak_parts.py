@@ -1,7 +1,8 @@
 """What the soak (``bench/soak.py``) measures, each piece on its own:
 
 - :func:`disk`: the bytes of each area the product writes, for the soak's own topics, lake,
-  database and outputs only: the lake, Kafka's log folders of its topics, FerretDB's SQLite
+  database and outputs only: the lake (and apart, its tables' ``_delta_log``: the part
+  Delta's own log retention bounds, 10 days), Kafka's log folders of its topics, FerretDB's SQLite
   file of its database, ``outputs/runs`` and ``outputs/logs``, the landing zone (landing,
   archive, quarantine, replay positions) and the stream's checkpoints;
 - :func:`rss`: the resident memory of each process group (the stream's worker and, apart, its
@@ -70,8 +71,10 @@ def disk(settings: Settings, outputs: Path) -> dict[str, int]:
     home = settings.resolve(settings.stack.home)
     kafka = home / "kafka" / "data"
     topics = sum(du(kafka, f"{t.name}-*") for t in settings.kafka.topics.values())
+    lake = Path(settings.lake_root)
     return {
-        "lake": du(Path(settings.lake_root)),
+        "lake": du(lake),
+        "lake_log": du(lake, "*/*/_delta_log"),
         "kafka": topics,
         "mongo": du(home / "ferretdb" / "data", f"{settings.mongo.database}.sqlite*"),
         "runs": du(outputs / "runs"),

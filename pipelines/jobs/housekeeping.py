@@ -134,11 +134,11 @@ def full_vacuum_today(mode: str, now: datetime) -> bool:
     return mode == "full" or (mode == "weekly" and now.weekday() == 6)
 
 
-def _vacuum_sql(spark: Any, uri: str, kind: str, hours: int) -> None:
-    spark.sql(f"VACUUM delta.`{uri}` {kind} RETAIN {hours} HOURS").collect()
+def _vacuum_sql(spark: Any, uri: str, kind: str, hours: float) -> None:
+    spark.sql(f"VACUUM delta.`{uri}` {kind} RETAIN {hours:.4f} HOURS").collect()
 
 
-def vacuum(lake: Lake, hours: int, full: bool = False) -> Freed:
+def vacuum(lake: Lake, hours: float, full: bool = False) -> Freed:
     """``VACUUM`` every lake table once, with Delta's vacuum logging on: its ``VACUUM START``
     commit records the files and bytes it is about to delete (``numFilesToDelete``,
     ``sizeOfDataToDelete``), its ``VACUUM END`` the files deleted (``numDeletedFiles``).
@@ -148,13 +148,32 @@ def vacuum(lake: Lake, hours: int, full: bool = False) -> Freed:
     files no commit knows (what a job killed mid-write left). Measured on 2 quiet cores, a
     30-partition table: ``FULL`` 22 s, ``LITE`` 2 s, the same files deleted. A ``LITE`` that
     Delta refuses (its log no longer reaches back to the last one) runs ``FULL``. A ``DRY
-    RUN`` first would list the same files at the cost of a second pass."""
+    RUN`` first would list the same files at the cost of a second pass.
+
+    ``hours`` under Delta's 168 come only from an accelerated clock (``clock_speed``: the
+    parameters refuse them otherwise): Delta's ``retentionDurationCheck`` is lifted for these
+    VACUUMs only, the wall floor (:data:`retention.VACUUM_WALL_MIN_HOURS`) being ours."""
+    spark = lake.spark
+    spark.conf.set("spark.databricks.delta.vacuum.logging.enabled", "true")
+    check = "spark.databricks.delta.retentionDurationCheck.enabled"
+    before = spark.conf.get(check, None)
+    if hours < retention.DELTA_MIN_RETENTION_HOURS:
+        spark.conf.set(check, "false")
+    try:
+        return _vacuum_tables(lake, hours, full)
+    finally:
+        if before is None:
+            spark.conf.unset(check)
+        else:
+            spark.conf.set(check, before)
+
+
+def _vacuum_tables(lake: Lake, hours: float, full: bool) -> Freed:
     from pyspark.errors import AnalysisException
 
     from pipelines.lake import tables
 
     spark = lake.spark
-    spark.conf.set("spark.databricks.delta.vacuum.logging.enabled", "true")
     freed = Freed("vacuum")
     done, fell_back = 0, 0
     for table in tables.TABLES:
@@ -185,8 +204,10 @@ def vacuum(lake: Lake, hours: int, full: bool = False) -> Freed:
     kinds = "FULL" if full else "LITE"
     if fell_back:
         kinds += f", {fell_back} FULL (log too short)"
-    freed.detail = {"tables": done, "retention_hours": hours, "mode": "full" if full else "lite",
-                    "note": f"{done} tables, {kinds}"}  # fmt: skip
+    kept = retention.span(hours * 3600)
+    freed.detail = {"tables": done, "retention_hours": round(hours, 4),
+                    "mode": "full" if full else "lite",
+                    "note": f"{done} tables, {kinds}, {kept} kept"}  # fmt: skip
     return freed
 
 
@@ -212,7 +233,9 @@ def _unlink(path: Path) -> int | None:
         return None
 
 
-def prune_run_records(db: Any, runs: Path, now: datetime, days: int) -> Freed:
+def prune_run_records(
+    db: Any, runs: Path, now: datetime, days: float, clock: retention.Clock | None = None
+) -> Freed:
     """Delete the run records :func:`retention.run_records_to_delete` picks (newest failure of
     each job from the ledger, every env of this database: ``outputs/runs`` is shared)."""
     coll = db[RM.RUNS]
@@ -221,7 +244,10 @@ def prune_run_records(db: Any, runs: Path, now: datetime, days: int) -> Freed:
         coll.find({"status": {"$in": sorted(retention.FAILED)}}, proj)
     )
     running = [d["_id"] for d in coll.find({"status": retention.RUNNING}, {"_id": 1})]
-    doomed = retention.run_records_to_delete(list_run_records(runs), failures, running, now, days)
+    clock = clock or retention.Clock()
+    doomed = retention.run_records_to_delete(
+        list_run_records(runs), failures, running, now, clock.days(days)
+    )
     freed = Freed("run_records", selected=len(doomed))
     for record in doomed:
         sizes = [_unlink(Path(p)) for p, _ in record.files]
@@ -232,7 +258,7 @@ def prune_run_records(db: Any, runs: Path, now: datetime, days: int) -> Freed:
         if folder.is_dir() and not any(folder.iterdir()):
             folder.rmdir()
     freed.detail = {"runs": freed.removed, "kept_failures": sorted(failures.values()),
-                    "note": f"{freed.removed} runs older than {days} days"}  # fmt: skip
+                    "note": f"{freed.removed} runs older than {clock.says(days)}"}  # fmt: skip
     return freed
 
 
@@ -245,12 +271,15 @@ def _log_files(folder: Path) -> list[LogFile]:
     return out
 
 
-def prune_logs(folder: Path, now: datetime, days: int, roll_bytes: int) -> Freed:
+def prune_logs(
+    folder: Path, now: datetime, days: float, roll_bytes: int, clock: retention.Clock | None = None
+) -> Freed:
     """Roll the big live logs, then delete the rolled ones not written for ``days``."""
     rolled = retention.logs_to_roll(_log_files(folder), roll_bytes)
     for f in rolled:
         os.replace(folder / f.name, folder / retention.rolled_name(f.name, now))
-    doomed = retention.logs_to_delete(_log_files(folder), now, days)
+    clock = clock or retention.Clock()
+    doomed = retention.logs_to_delete(_log_files(folder), now, clock.days(days))
     freed = Freed("logs", selected=len(doomed))
     for f in doomed:
         size = _unlink(folder / f.name)
@@ -258,20 +287,28 @@ def prune_logs(folder: Path, now: datetime, days: int, roll_bytes: int) -> Freed
             freed.files += 1
             freed.bytes += size
             freed.removed += 1
-    note = f"{len(rolled)} rolled, deleted when not written for {days} days"
+    note = f"{len(rolled)} rolled, deleted when not written for {clock.says(days)}"
     freed.detail = {"rolled": [f.name for f in rolled], "note": note}
     return freed
 
 
 # --- MongoDB ----------------------------------------------------------------------------------
-def prune_ledger(db: Any, env: str, now: datetime, days: int, keep_per_job: int) -> Freed:
+def prune_ledger(
+    db: Any,
+    env: str,
+    now: datetime,
+    days: float,
+    keep_per_job: int,
+    clock: retention.Clock | None = None,
+) -> Freed:
     """Delete the ledger documents of ``env`` :func:`retention.ledger_to_delete` picks, one
     ``_id`` at a time (FerretDB serves ``{_id: value}`` from its index)."""
     from pymongo import DeleteOne
 
     coll = db[RM.RUNS]
     docs = {d["_id"]: d for d in coll.find({"env": env})}  # a scan: once a day
-    doomed = retention.ledger_to_delete(docs.values(), now, days, keep_per_job)
+    clock = clock or retention.Clock()
+    doomed = retention.ledger_to_delete(docs.values(), now, clock.days(days), keep_per_job)
     mongo.bulk_write(coll, [DeleteOne({"_id": _id}) for _id in doomed])
     left = {d["_id"] for d in mongo.find_by_ids(coll, doomed, {"_id": 1})}
     gone = [_id for _id in doomed if _id not in left]
@@ -282,16 +319,19 @@ def prune_ledger(db: Any, env: str, now: datetime, days: int, keep_per_job: int)
     return freed
 
 
-def prune_rejects(db: Any, now: datetime, days: int) -> Freed:
+def prune_rejects(
+    db: Any, now: datetime, days: float, clock: retention.Clock | None = None
+) -> Freed:
     """Delete the ``rejects`` older than ``days`` (by ``at``; a scan on FerretDB v1.24), their
     BSON sizes measured first."""
     coll = db[RM.REJECTS]
-    old = {"at": {"$lt": now - timedelta(days=days)}}
+    clock = clock or retention.Clock()
+    old = {"at": {"$lt": now - timedelta(days=clock.days(days))}}
     sizes = [len(bson.encode(d)) for d in coll.find(old)]
     deleted = coll.delete_many(old).deleted_count
     freed = Freed("rejects", selected=len(sizes), removed=deleted, documents=deleted)
     freed.bytes = sum(sizes) if deleted == len(sizes) else sum(sorted(sizes)[:deleted])
-    freed.detail = {"note": f"older than {days} days; the lake's raw/rejects keeps all"}
+    freed.detail = {"note": f"older than {clock.says(days)}; the lake's raw/rejects keeps all"}
     return freed
 
 
@@ -344,6 +384,7 @@ def main(settings: Settings, params: HousekeepingParams) -> dict[str, Any]:
     db = mongo.database(settings)
     steps: list[Callable[[], Freed]] = []
     names = [n for n in params.optimize_tables.split(",") if n]
+    clock = retention.Clock(params.clock_speed)
     lake = Lake.of(build_session(settings, "housekeeping"), settings)
     if names:
         steps.append(lambda: optimize(lake, names))
@@ -351,15 +392,17 @@ def main(settings: Settings, params: HousekeepingParams) -> dict[str, Any]:
         lambda: delta_log(lake, settings.spark.delta_table_properties()),
         lambda: vacuum(
             lake,
-            params.vacuum_retention_hours,
+            clock.vacuum_hours(params.vacuum_retention_hours),
             full_vacuum_today(params.vacuum_mode, now),
         ),  # fmt: skip
-        lambda: prune_run_records(db, outputs / "runs", now, params.run_records_days),
-        lambda: prune_logs(outputs / "logs", now, params.logs_days, params.log_roll_bytes),
-        lambda: prune_ledger(
-            db, settings.env, now, params.ledger_days, params.ledger_keep_per_job
+        lambda: prune_run_records(db, outputs / "runs", now, params.run_records_days, clock),
+        lambda: prune_logs(
+            outputs / "logs", now, params.logs_days, params.log_roll_bytes, clock
         ),  # fmt: skip
-        lambda: prune_rejects(db, now, params.rejects_days),
+        lambda: prune_ledger(
+            db, settings.env, now, params.ledger_days, params.ledger_keep_per_job, clock
+        ),  # fmt: skip
+        lambda: prune_rejects(db, now, params.rejects_days, clock),
         lambda: prune_hot(db, params.hot_days),
     ]
     done = []

@@ -187,6 +187,15 @@ class HousekeepingParams(JobParams):
         "before its newest event, at least 1; older ones go once the lake's bucket knows as "
         "much",
     )
+    clock_speed: float = Field(
+        default=1.0,
+        ge=1.0,
+        le=100_000,
+        description="the product's clock over the wall's (1: production): the retentions above "
+        "are in the product's time and last 1/clock_speed of it on the wall; a soak replaying "
+        "at 720x passes 720 so that its hour shows what a month prunes. The floors hold in the "
+        "product's time; VACUUM keeps a replaced file at least 15 wall minutes",
+    )
 
     @field_validator("vacuum_retention_hours", "ledger_days", "ledger_keep_per_job", "hot_days")
     @classmethod

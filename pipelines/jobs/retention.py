@@ -17,6 +17,10 @@ lists, deletes and measures.
   more than the policy's days before the replay clock and whose lake bucket (``flights_by_hour``,
   same ``_id``) knows at least as much (a ``version`` as high): the page resolves such a pair to
   the lake's document (``readmodels.resolve``), so deleting the hot one changes nothing it shows;
+- :class:`Clock`: the product's clock over the wall's. Every retention is set in the product's
+  time; at 1x (production) that is the wall's. A soak replaying 2013 at 720x passes its speed,
+  so 14 days of run records last 28 wall minutes there, as 14 days would in production: the
+  prune then happens within the soak, and its disk shows what months at 1x would;
 - :class:`Freed`: what one step freed (files, bytes, documents), its console line and metrics.
 """
 
@@ -40,10 +44,50 @@ RUNS_CLI_LIMIT = 20  # `tarmac runs` shows the newest 20 (its --limit default)
 # after its scheduled hour, and the live board raises its bucket until then
 HOT_MIN_DAYS = 1
 DELTA_MIN_RETENTION_HOURS = 168  # Delta's deletedFileRetentionDuration default (7 days)
+# at an accelerated clock, VACUUM still keeps a replaced file this long in wall time: the longest
+# reader of an older snapshot measured at a soak's load (a lake refresh, 1 to 6 min; a weather
+# run, up to 336 s) with a margin of 2.5x
+VACUUM_WALL_MIN_HOURS = 0.25
 RUN_ID = re.compile(r"^(?P<stamp>\d{8}T\d{6})-[0-9a-f]{6}$")  # runner.new_run_id
 ROLLED = re.compile(r"^.+\.\d{8}T\d{6}\.log$")  # a log rolled by housekeeping
 # logs another mechanism bounds, or that are not logs: never rolled nor deleted here
 KEEP_LOGS = re.compile(r"^(service-.*\.log(\.\d+)?|ledger-pending\.jsonl|.*\.lock)$")
+
+
+@dataclass(frozen=True)
+class Clock:
+    """How much faster than the wall the product's clock runs (1: production; a replay's
+    speed in a soak). A retention of the product's time lasts ``1 / speed`` of it on the wall,
+    the clock that file times, run ids and the ledger's ``start`` are in."""
+
+    speed: float = 1.0
+
+    def days(self, days: float) -> float:
+        """Wall days that ``days`` of the product's time last."""
+        return days / self.speed
+
+    def vacuum_hours(self, hours: float) -> float:
+        """Wall hours ``VACUUM`` keeps a replaced file for ``hours`` of the product's time:
+        never under :data:`VACUUM_WALL_MIN_HOURS` (a reader of an older snapshot needs it)."""
+        return hours if self.speed == 1 else max(hours / self.speed, VACUUM_WALL_MIN_HOURS)
+
+    def says(self, days: float) -> str:
+        """``14 days``, or at an accelerated clock ``14 days (28 min of wall time at 720x)``."""
+        text = f"{days:g} days"
+        if self.speed == 1:
+            return text
+        return f"{text} ({span(self.days(days) * 86400)} of wall time at {self.speed:g}x)"
+
+
+def span(seconds: float) -> str:
+    """``45 s``, ``28 min``, ``3.5 h``, ``2.0 days``."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
 
 
 def _utc(value: datetime) -> datetime:
@@ -96,7 +140,7 @@ def run_records_to_delete(
     failures: Mapping[str, str],
     running: Iterable[str],
     now: datetime,
-    days: int,
+    days: float,
 ) -> list[RunFiles]:
     """The records started more than ``days`` before ``now``, except each job's newest failure
     (``failures``: job -> run id, :func:`newest_failures`) and the runs still ``running``. A
@@ -107,7 +151,7 @@ def run_records_to_delete(
 
 
 def ledger_to_delete(
-    docs: Iterable[Mapping[str, Any]], now: datetime, days: int, keep_per_job: int
+    docs: Iterable[Mapping[str, Any]], now: datetime, days: float, keep_per_job: int
 ) -> list[str]:
     """The ``_id`` of the ledger ``docs`` (one env's) that neither the page nor ``runs``
     shows any more: started more than ``days`` before ``now``, not among the newest
@@ -156,7 +200,7 @@ def rolled_name(name: str, now: datetime) -> str:
     return f"{name.removesuffix('.log')}.{_utc(now):%Y%m%dT%H%M%S}.log"
 
 
-def logs_to_delete(files: Iterable[LogFile], now: datetime, days: int) -> list[LogFile]:
+def logs_to_delete(files: Iterable[LogFile], now: datetime, days: float) -> list[LogFile]:
     """Rolled logs not written for more than ``days`` (their mtime: a writer holding one open
     keeps it fresh)."""
     cutoff = _utc(now) - timedelta(days=days)

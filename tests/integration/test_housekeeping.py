@@ -254,6 +254,36 @@ def test_a_lite_vacuum_leaves_a_file_no_commit_knows_and_a_full_one_takes_it(
     assert not full_vacuum_today("lite", sunday) and full_vacuum_today("full", monday)
 
 
+def test_an_accelerated_clock_vacuums_what_its_replayed_week_replaced(spark, hk: Settings) -> None:
+    """At ``clock_speed`` 720 (a soak), VACUUM's 7 days are 15 wall minutes (its floor): a file
+    replaced 20 minutes ago goes, where the production clock keeps it a week; the live data
+    stays whole. Delta's own ``retentionDurationCheck`` would refuse the short retention."""
+    from pipelines.jobs.housekeeping import vacuum
+    from pipelines.jobs.retention import Clock
+
+    now = datetime.now(UTC)
+    rows = spark.range(3).select(
+        F.lit("JFK").alias("origin"),
+        F.lit("Y").alias("dest"),
+        F.lit("2013-02").alias("month"),
+        F.col("id").alias("flights"),
+    )
+    lake = Lake.of(spark, hk)
+    lake.overwrite(rows, TABLE)
+    lake.overwrite(rows, TABLE, ["2013-02"])
+    root = Path(lake.uri(TABLE))
+    removed = delta_age.age_table(root, now - timedelta(minutes=20))
+    assert removed
+    kept = vacuum(lake, Clock().vacuum_hours(168))
+    assert (kept.files, kept.detail["retention_hours"]) == (0, 168)
+    assert all(Path(p).exists() for p in removed)
+    soak = vacuum(lake, Clock(720).vacuum_hours(168))
+    assert (soak.files, soak.bytes) == (len(removed), sum(removed.values()))
+    assert soak.detail["retention_hours"] == 0.25 and "15 min kept" in soak.detail["note"]
+    assert not any(Path(p).exists() for p in removed)
+    assert spark.read.format("delta").load(str(root)).count() == 3
+
+
 def test_topics_are_created_with_their_retention(hk: Settings) -> None:
     # the YAML the fixture wrote: the typed retention read back from a parameters file
     settings = config.load(hk.env, Path(os.environ["TARMAC_PARAMETERS_DIR"]) / f"{hk.env}.yaml")

@@ -142,7 +142,7 @@ def test_defaults() -> None:
     p = SPEC.validate({"env": "ci"})
     assert (p.vacuum_retention_hours, p.run_records_days, p.logs_days, p.ledger_days,
             p.ledger_keep_per_job, p.rejects_days,
-            p.hot_days) == (168, 14, 14, 30, 20, 30, 3)  # fmt: skip
+            p.hot_days, p.clock_speed) == (168, 14, 14, 30, 20, 30, 3, 1.0)  # fmt: skip
     assert p.optimize_tables == "raw/flight_events,raw/rejects,raw/weather"
     assert SPEC.validate({"env": "ci", "optimize_tables": ""}).optimize_tables == ""
 
@@ -158,11 +158,32 @@ def test_defaults() -> None:
         ("rejects_days", "0", "greater than or equal to 1"),
         ("hot_days", "0", "hot_days below 1 is refused: the live board raises"),
         ("run_records_days", "x", "valid integer"),
+        ("clock_speed", "0.5", "greater than or equal to 1"),
     ],
 )
 def test_refusals_say_why(name: str, value: str, why: str) -> None:
     with pytest.raises(ConfigError, match=why):
         SPEC.validate({"env": "ci", name: value})
+
+
+# ---------------------------------------------------------------------------- the clock
+def test_production_clock_keeps_every_retention_in_wall_time() -> None:
+    clock = retention.Clock()
+    assert (clock.days(14), clock.vacuum_hours(168), clock.says(14)) == (14, 168, "14 days")
+
+
+def test_an_accelerated_clock_shortens_each_retention_on_the_wall_down_to_vacuums_floor() -> None:
+    clock = retention.Clock(720)
+    assert clock.days(14) == pytest.approx(14 / 720)  # 28 wall minutes
+    assert clock.says(14) == "14 days (28 min of wall time at 720x)"
+    assert clock.vacuum_hours(168) == retention.VACUUM_WALL_MIN_HOURS  # 14 min: the 15 min floor
+    assert retention.Clock(360).vacuum_hours(168) == pytest.approx(168 / 360)  # 28 min
+    # what a record 20 wall minutes old and one 40 minutes old become at 720x: 14 replayed
+    # days are 28 wall minutes
+    records = [record("smoke", 20 / 1440, "000001"), record("smoke", 40 / 1440, "000002")]
+    doomed = retention.run_records_to_delete(records, {}, [], NOW, clock.days(14))
+    assert [r.run_id for r in doomed] == [records[1].run_id]
+    assert retention.span(45) == "45 s" and retention.span(3 * 3600) == "3.0 h"
 
 
 def test_the_lake_tables_and_the_limits_match_their_owners() -> None:
