@@ -152,6 +152,11 @@ def test_job_notebook_is_a_thin_typed_door(name: str) -> None:
     assert "None" not in inferred.values()  # every parameter typed
     code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
     assert f'registry.run_job("{name}", settings' in code
+    call = code[code.index(f'registry.run_job("{name}"') :]
+    call = call[: call.index(")")]
+    # every parameter reaches the job (one left out is silently its default)
+    missing = [f for f in spec.params.model_fields if f != "env" and f"{f}={f}" not in call]
+    assert missing == []
     assert "report.report_job(result, tarmac_metrics_path)" in nb.cells[-1].source
     for cell in nb.cells:
         if cell.cell_type == "code":
