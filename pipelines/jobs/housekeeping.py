@@ -37,6 +37,7 @@ created (:meth:`pipelines.core.config.TopicSettings.configs`).
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -134,11 +135,12 @@ def full_vacuum_today(mode: str, now: datetime) -> bool:
     return mode == "full" or (mode == "weekly" and now.weekday() == 6)
 
 
-def _vacuum_sql(spark: Any, uri: str, kind: str, hours: float) -> None:
-    spark.sql(f"VACUUM delta.`{uri}` {kind} RETAIN {hours:.4f} HOURS").collect()
+def _vacuum_sql(spark: Any, uri: str, kind: str, hours: float | None) -> None:
+    retain = "" if hours is None else f" RETAIN {math.ceil(hours)} HOURS"
+    spark.sql(f"VACUUM delta.`{uri}` {kind}{retain}").collect()
 
 
-def vacuum(lake: Lake, hours: float, full: bool = False) -> Freed:
+def vacuum(lake: Lake, hours: float, full: bool = False, by_table: bool = False) -> Freed:
     """``VACUUM`` every lake table once, with Delta's vacuum logging on: its ``VACUUM START``
     commit records the files and bytes it is about to delete (``numFilesToDelete``,
     ``sizeOfDataToDelete``), its ``VACUUM END`` the files deleted (``numDeletedFiles``).
@@ -150,25 +152,17 @@ def vacuum(lake: Lake, hours: float, full: bool = False) -> Freed:
     Delta refuses (its log no longer reaches back to the last one) runs ``FULL``. A ``DRY
     RUN`` first would list the same files at the cost of a second pass.
 
-    ``hours`` under Delta's 168 come only from an accelerated clock (``clock_speed``: the
-    parameters refuse them otherwise): Delta's ``retentionDurationCheck`` is lifted for these
-    VACUUMs only, the wall floor (:data:`retention.VACUUM_WALL_MIN_HOURS`) being ours."""
-    spark = lake.spark
-    spark.conf.set("spark.databricks.delta.vacuum.logging.enabled", "true")
-    check = "spark.databricks.delta.retentionDurationCheck.enabled"
-    before = spark.conf.get(check, None)
-    if hours < retention.DELTA_MIN_RETENTION_HOURS:
-        spark.conf.set(check, "false")
-    try:
-        return _vacuum_tables(lake, hours, full)
-    finally:
-        if before is None:
-            spark.conf.unset(check)
-        else:
-            spark.conf.set(check, before)
+    ``RETAIN n HOURS`` counts whole hours: Delta rounds ``0.25`` to 0 (measured: its ``VACUUM
+    START`` recorded ``specifiedRetentionMillis`` 0, which deletes a file a reader of the
+    previous snapshot still needs). An accelerated clock's retention (``clock_speed``, under an
+    hour) is therefore each table's ``delta.deletedFileRetentionDuration``, set by the
+    ``delta_log`` step (:func:`retention.file_retention`), and ``by_table`` runs ``VACUUM``
+    without ``RETAIN``: Delta then keeps what the table says, its safety check satisfied."""
+    lake.spark.conf.set("spark.databricks.delta.vacuum.logging.enabled", "true")
+    return _vacuum_tables(lake, None if by_table else hours, full, hours)
 
 
-def _vacuum_tables(lake: Lake, hours: float, full: bool) -> Freed:
+def _vacuum_tables(lake: Lake, retain: float | None, full: bool, hours: float) -> Freed:
     from pyspark.errors import AnalysisException
 
     from pipelines.lake import tables
@@ -182,13 +176,13 @@ def _vacuum_tables(lake: Lake, hours: float, full: bool) -> Freed:
         uri = lake.uri(table)
         before = lake.version(table)
         try:
-            _vacuum_sql(spark, uri, "FULL" if full else "LITE", hours)
+            _vacuum_sql(spark, uri, "FULL" if full else "LITE", retain)
         except AnalysisException as exc:
             if full or "VACUUM_LITE" not in str(exc):
                 raise
             log.info("housekeeping.vacuum_full", table=table.name, reason=str(exc)[:200])
             fell_back += 1
-            _vacuum_sql(spark, uri, "FULL", hours)
+            _vacuum_sql(spark, uri, "FULL", retain)
         infos = _commit_infos(lake, uri, before)
         start = [i for i in infos if i.get("operation") == "VACUUM START"]
         end = [i for i in infos if i.get("operation") == "VACUUM END"]
@@ -204,10 +198,12 @@ def _vacuum_tables(lake: Lake, hours: float, full: bool) -> Freed:
     kinds = "FULL" if full else "LITE"
     if fell_back:
         kinds += f", {fell_back} FULL (log too short)"
-    kept = retention.span(hours * 3600)
+    kept = retention.span(hours * 3600) + " kept"
+    if retain is None:
+        kept += ", as each table says"
     freed.detail = {"tables": done, "retention_hours": round(hours, 4),
                     "mode": "full" if full else "lite",
-                    "note": f"{done} tables, {kinds}, {kept} kept"}  # fmt: skip
+                    "note": f"{done} tables, {kinds}, {kept}"}  # fmt: skip
     return freed
 
 
@@ -385,15 +381,20 @@ def main(settings: Settings, params: HousekeepingParams) -> dict[str, Any]:
     steps: list[Callable[[], Freed]] = []
     names = [n for n in params.optimize_tables.split(",") if n]
     clock = retention.Clock(params.clock_speed)
+    keep_hours = clock.vacuum_hours(params.vacuum_retention_hours)
+    properties = settings.spark.delta_table_properties()
+    if clock.speed != 1:  # a retention under an hour: the tables' own (see vacuum)
+        properties |= retention.file_retention(keep_hours)
     lake = Lake.of(build_session(settings, "housekeeping"), settings)
     if names:
         steps.append(lambda: optimize(lake, names))
     steps += [
-        lambda: delta_log(lake, settings.spark.delta_table_properties()),
+        lambda: delta_log(lake, properties),
         lambda: vacuum(
             lake,
-            clock.vacuum_hours(params.vacuum_retention_hours),
+            keep_hours,
             full_vacuum_today(params.vacuum_mode, now),
+            by_table=clock.speed != 1,
         ),  # fmt: skip
         lambda: prune_run_records(db, outputs / "runs", now, params.run_records_days, clock),
         lambda: prune_logs(

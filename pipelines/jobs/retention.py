@@ -26,6 +26,7 @@ lists, deletes and measures.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -77,6 +78,12 @@ class Clock:
         if self.speed == 1:
             return text
         return f"{text} ({span(self.days(days) * 86400)} of wall time at {self.speed:g}x)"
+
+
+def file_retention(hours: float) -> dict[str, str]:
+    """The table property that keeps a replaced file ``hours`` (whole minutes, rounded up),
+    for a ``VACUUM`` without ``RETAIN``: Delta's ``RETAIN`` counts whole hours only."""
+    return {"delta.deletedFileRetentionDuration": f"interval {math.ceil(hours * 60)} minutes"}
 
 
 def span(seconds: float) -> str:

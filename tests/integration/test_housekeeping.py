@@ -255,11 +255,12 @@ def test_a_lite_vacuum_leaves_a_file_no_commit_knows_and_a_full_one_takes_it(
 
 
 def test_an_accelerated_clock_vacuums_what_its_replayed_week_replaced(spark, hk: Settings) -> None:
-    """At ``clock_speed`` 720 (a soak), VACUUM's 7 days are 15 wall minutes (its floor): a file
-    replaced 20 minutes ago goes, where the production clock keeps it a week; the live data
-    stays whole. Delta's own ``retentionDurationCheck`` would refuse the short retention."""
-    from pipelines.jobs.housekeeping import vacuum
-    from pipelines.jobs.retention import Clock
+    """At ``clock_speed`` 720 (a soak), VACUUM's 7 days are 15 wall minutes (its floor), kept
+    through the table's ``delta.deletedFileRetentionDuration`` (Delta's ``RETAIN`` rounds a
+    quarter hour to 0): a file replaced 10 minutes ago stays, one replaced 20 minutes ago goes,
+    where the production clock keeps both a week; the live data stays whole."""
+    from pipelines.jobs.housekeeping import delta_log, vacuum
+    from pipelines.jobs.retention import Clock, file_retention
 
     now = datetime.now(UTC)
     rows = spark.range(3).select(
@@ -272,12 +273,18 @@ def test_an_accelerated_clock_vacuums_what_its_replayed_week_replaced(spark, hk:
     lake.overwrite(rows, TABLE)
     lake.overwrite(rows, TABLE, ["2013-02"])
     root = Path(lake.uri(TABLE))
-    removed = delta_age.age_table(root, now - timedelta(minutes=20))
+    week = vacuum(lake, Clock().vacuum_hours(168))
+    assert (week.files, week.detail["retention_hours"]) == (0, 168)
+    hours = Clock(720).vacuum_hours(168)
+    assert file_retention(hours) == {"delta.deletedFileRetentionDuration": "interval 15 minutes"}
+    assert delta_log(lake, file_retention(hours)).detail["tables_changed"] == [TABLE.name]
+    assert delta_log(lake, file_retention(hours)).detail["tables_changed"] == []  # once
+    removed = delta_age.age_table(root, now - timedelta(minutes=10))
     assert removed
-    kept = vacuum(lake, Clock().vacuum_hours(168))
-    assert (kept.files, kept.detail["retention_hours"]) == (0, 168)
-    assert all(Path(p).exists() for p in removed)
-    soak = vacuum(lake, Clock(720).vacuum_hours(168))
+    early = vacuum(lake, hours, by_table=True)
+    assert early.files == 0 and all(Path(p).exists() for p in removed)
+    delta_age.age_table(root, now - timedelta(minutes=20))
+    soak = vacuum(lake, hours, by_table=True)
     assert (soak.files, soak.bytes) == (len(removed), sum(removed.values()))
     assert soak.detail["retention_hours"] == 0.25 and "15 min kept" in soak.detail["note"]
     assert not any(Path(p).exists() for p in removed)
