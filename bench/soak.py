@@ -65,7 +65,7 @@ from bench import soak_parts as P  # noqa: E402
 from bench.latency_stream import machine, summary  # noqa: E402
 from bench.latency_track import consumer, utc  # noqa: E402
 from pipelines.clients import kafka_io, mongo
-from pipelines.core import config, logs  # noqa: E402
+from pipelines.core import config, logs, signals  # noqa: E402
 from pipelines.core.config import REPO_ROOT  # noqa: E402
 from pipelines.dashboard import queries  # noqa: E402
 from pipelines.jobs.housekeeping import full_vacuum_today  # noqa: E402
@@ -531,6 +531,9 @@ def main() -> int:
         help="the result (JSON)")  # fmt: skip
     args = parser.parse_args()
     logs.configure("WARNING")
+    # Ctrl-C, SIGTERM and SIGHUP end the soak through its cleanup, also when it was started in
+    # the background of a script (which leaves SIGINT ignored: `kill -INT` did nothing)
+    signals.on_stop(signals.as_ctrl_c)
     soak = Soak(args)
     soak.say(f"soak: {args.days} days of 2013 from {soak.start:%Y-%m-%d %H:%M}Z at "
              f"{soak.speed:g}x (~{args.days * 86400 / soak.speed / 60:.0f} min of replay), "
@@ -542,6 +545,7 @@ def main() -> int:
         error = f"{type(exc).__name__}: {exc}"
         soak.say(f"FAILED: {error.splitlines()[0][:300]}")
     finally:
+        signals.ignore()  # a second signal does not cut the cleanup short
         try:  # the ledger's housekeeping runs, if the database still answers
             result_hk = soak.housekeeping_runs()
         except Exception as exc:  # noqa: BLE001 - reported; what was started is stopped anyway
