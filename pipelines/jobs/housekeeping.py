@@ -370,12 +370,16 @@ def prune_hot(db: Any, days: int) -> Freed:
 
 
 # --- the job ----------------------------------------------------------------------------------
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
 def main(settings: Settings, params: HousekeepingParams) -> dict[str, Any]:
     """The registry's entry: every step in turn, one line each, the totals as the result."""
     from pipelines.clients.spark import build_session
     from pipelines.lake.tables import Lake
 
-    now = datetime.now(UTC)
+    now = datetime.now(UTC)  # the run's day (FULL VACUUM on Sundays); each step ages by its own
     outputs = outputs_dir()
     db = mongo.database(settings)
     steps: list[Callable[[], Freed]] = []
@@ -396,14 +400,16 @@ def main(settings: Settings, params: HousekeepingParams) -> dict[str, Any]:
             full_vacuum_today(params.vacuum_mode, now),
             by_table=clock.speed != 1,
         ),  # fmt: skip
-        lambda: prune_run_records(db, outputs / "runs", now, params.run_records_days, clock),
+        # each step's ages from its own start: a FULL VACUUM before them took 20 min in the
+        # soak, and the run records of those minutes stayed (a 21-min retention at 960x)
+        lambda: prune_run_records(db, outputs / "runs", _now(), params.run_records_days, clock),
         lambda: prune_logs(
-            outputs / "logs", now, params.logs_days, params.log_roll_bytes, clock
+            outputs / "logs", _now(), params.logs_days, params.log_roll_bytes, clock
         ),  # fmt: skip
         lambda: prune_ledger(
-            db, settings.env, now, params.ledger_days, params.ledger_keep_per_job, clock
+            db, settings.env, _now(), params.ledger_days, params.ledger_keep_per_job, clock
         ),  # fmt: skip
-        lambda: prune_rejects(db, now, params.rejects_days, clock),
+        lambda: prune_rejects(db, _now(), params.rejects_days, clock),
         lambda: prune_hot(db, params.hot_days),
     ]
     done = []
