@@ -34,6 +34,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pipelines.core.domain import RUN_FAILED, RunStatus
+from pipelines.serving.alerts.levels import ago
 
 FAILED = RUN_FAILED  # a run's statuses that count as a failure (its newest one is kept)
 RUNNING = RunStatus.RUNNING
@@ -87,14 +88,8 @@ def file_retention(hours: float) -> dict[str, str]:
 
 
 def span(seconds: float) -> str:
-    """``45 s``, ``28 min``, ``3.5 h``, ``2.0 days``."""
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min"
-    if seconds < 172800:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86400:.1f} days"
+    """``45 s``, ``28 min``, ``3 h``, ``7 d``: as the page and the alerts say an age."""
+    return ago(timedelta(seconds=seconds))
 
 
 def _utc(value: datetime) -> datetime:
