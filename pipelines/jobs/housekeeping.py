@@ -158,16 +158,13 @@ def vacuum(lake: Lake, hours: float, full: bool = False, by_table: bool = False)
     hour) is therefore each table's ``delta.deletedFileRetentionDuration``, set by the
     ``delta_log`` step (:func:`retention.file_retention`), and ``by_table`` runs ``VACUUM``
     without ``RETAIN``: Delta then keeps what the table says, its safety check satisfied."""
-    lake.spark.conf.set("spark.databricks.delta.vacuum.logging.enabled", "true")
-    return _vacuum_tables(lake, None if by_table else hours, full, hours)
-
-
-def _vacuum_tables(lake: Lake, retain: float | None, full: bool, hours: float) -> Freed:
     from pyspark.errors import AnalysisException
 
     from pipelines.lake import tables
 
     spark = lake.spark
+    spark.conf.set("spark.databricks.delta.vacuum.logging.enabled", "true")
+    retain = None if by_table else hours
     freed = Freed("vacuum")
     done, fell_back = 0, 0
     for table in tables.TABLES:
@@ -230,7 +227,7 @@ def _unlink(path: Path) -> int | None:
 
 
 def prune_run_records(
-    db: Any, runs: Path, now: datetime, days: float, clock: retention.Clock | None = None
+    db: Any, runs: Path, now: datetime, days: float, clock: retention.Clock = retention.PRODUCTION
 ) -> Freed:
     """Delete the run records :func:`retention.run_records_to_delete` picks (newest failure of
     each job from the ledger, every env of this database: ``outputs/runs`` is shared)."""
@@ -240,7 +237,6 @@ def prune_run_records(
         coll.find({"status": {"$in": sorted(retention.FAILED)}}, proj)
     )
     running = [d["_id"] for d in coll.find({"status": retention.RUNNING}, {"_id": 1})]
-    clock = clock or retention.Clock()
     doomed = retention.run_records_to_delete(
         list_run_records(runs), failures, running, now, clock.days(days)
     )
@@ -268,13 +264,16 @@ def _log_files(folder: Path) -> list[LogFile]:
 
 
 def prune_logs(
-    folder: Path, now: datetime, days: float, roll_bytes: int, clock: retention.Clock | None = None
+    folder: Path,
+    now: datetime,
+    days: float,
+    roll_bytes: int,
+    clock: retention.Clock = retention.PRODUCTION,
 ) -> Freed:
     """Roll the big live logs, then delete the rolled ones not written for ``days``."""
     rolled = retention.logs_to_roll(_log_files(folder), roll_bytes)
     for f in rolled:
         os.replace(folder / f.name, folder / retention.rolled_name(f.name, now))
-    clock = clock or retention.Clock()
     doomed = retention.logs_to_delete(_log_files(folder), now, clock.days(days))
     freed = Freed("logs", selected=len(doomed))
     for f in doomed:
@@ -295,7 +294,7 @@ def prune_ledger(
     now: datetime,
     days: float,
     keep_per_job: int,
-    clock: retention.Clock | None = None,
+    clock: retention.Clock = retention.PRODUCTION,
 ) -> Freed:
     """Delete the ledger documents of ``env`` :func:`retention.ledger_to_delete` picks, one
     ``_id`` at a time (FerretDB serves ``{_id: value}`` from its index)."""
@@ -303,7 +302,6 @@ def prune_ledger(
 
     coll = db[RM.RUNS]
     docs = {d["_id"]: d for d in coll.find({"env": env})}  # a scan: once a day
-    clock = clock or retention.Clock()
     doomed = retention.ledger_to_delete(docs.values(), now, clock.days(days), keep_per_job)
     mongo.bulk_write(coll, [DeleteOne({"_id": _id}) for _id in doomed])
     left = {d["_id"] for d in mongo.find_by_ids(coll, doomed, {"_id": 1})}
@@ -316,12 +314,11 @@ def prune_ledger(
 
 
 def prune_rejects(
-    db: Any, now: datetime, days: float, clock: retention.Clock | None = None
+    db: Any, now: datetime, days: float, clock: retention.Clock = retention.PRODUCTION
 ) -> Freed:
     """Delete the ``rejects`` older than ``days`` (by ``at``; a scan on FerretDB v1.24), their
     BSON sizes measured first."""
     coll = db[RM.REJECTS]
-    clock = clock or retention.Clock()
     old = {"at": {"$lt": now - timedelta(days=clock.days(days))}}
     sizes = [len(bson.encode(d)) for d in coll.find(old)]
     deleted = coll.delete_many(old).deleted_count

@@ -81,6 +81,9 @@ class Clock:
         return f"{text} ({span(self.days(days) * 86400)} of wall time at {self.speed:g}x)"
 
 
+PRODUCTION = Clock()  # the product's clock is the wall's
+
+
 def file_retention(hours: float) -> dict[str, str]:
     """The table property that keeps a replaced file ``hours`` (whole minutes, rounded up),
     for a ``VACUUM`` without ``RETAIN``: Delta's ``RETAIN`` counts whole hours only."""

@@ -218,6 +218,21 @@ def test_housekeeping_frees_exactly_what_its_policy_says(spark, stack, hk: Setti
     ]
 
 
+def _replaced_once(spark, hk: Settings, month: str, n: int) -> tuple[Lake, Path]:
+    """:data:`TABLE` with ``n`` rows in ``month``, written then overwritten: its first files
+    removed by the second commit, for a VACUUM to find. The lake and the table's folder."""
+    rows = spark.range(n).select(
+        F.lit("EWR").alias("origin"),
+        F.lit("X").alias("dest"),
+        F.lit(month).alias("month"),
+        F.col("id").alias("flights"),
+    )
+    lake = Lake.of(spark, hk)
+    lake.overwrite(rows, TABLE)
+    lake.overwrite(rows, TABLE, [month])
+    return lake, Path(lake.uri(TABLE))
+
+
 def test_a_lite_vacuum_leaves_a_file_no_commit_knows_and_a_full_one_takes_it(
     spark, hk: Settings
 ) -> None:
@@ -226,16 +241,7 @@ def test_a_lite_vacuum_leaves_a_file_no_commit_knows_and_a_full_one_takes_it(
     from pipelines.jobs.housekeeping import full_vacuum_today, vacuum
 
     now = datetime.now(UTC)
-    rows = spark.range(4).select(
-        F.lit("EWR").alias("origin"),
-        F.lit("X").alias("dest"),
-        F.lit("2013-01").alias("month"),
-        F.col("id").alias("flights"),
-    )
-    lake = Lake.of(spark, hk)
-    lake.overwrite(rows, TABLE)
-    lake.overwrite(rows, TABLE, ["2013-01"])
-    root = Path(lake.uri(TABLE))
+    lake, root = _replaced_once(spark, hk, "2013-01", 4)
     removed = _age_table(root, now)
     orphan = root / "month=2013-01" / "part-00000-killed-before-its-commit.c000.snappy.parquet"
     orphan.write_bytes(next(iter(root.rglob("*.parquet"))).read_bytes())
@@ -263,16 +269,7 @@ def test_an_accelerated_clock_vacuums_what_its_replayed_week_replaced(spark, hk:
     from pipelines.jobs.retention import Clock, file_retention
 
     now = datetime.now(UTC)
-    rows = spark.range(3).select(
-        F.lit("JFK").alias("origin"),
-        F.lit("Y").alias("dest"),
-        F.lit("2013-02").alias("month"),
-        F.col("id").alias("flights"),
-    )
-    lake = Lake.of(spark, hk)
-    lake.overwrite(rows, TABLE)
-    lake.overwrite(rows, TABLE, ["2013-02"])
-    root = Path(lake.uri(TABLE))
+    lake, root = _replaced_once(spark, hk, "2013-02", 3)
     week = vacuum(lake, Clock().vacuum_hours(168))
     assert (week.files, week.detail["retention_hours"]) == (0, 168)
     hours = Clock(720).vacuum_hours(168)
