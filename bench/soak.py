@@ -111,6 +111,7 @@ class Soak:
         self.jobs = demo.FileJobs(self.settings)
         self.housekeeping: subprocess.Popen | None = None
         self.hk_due: datetime = self._next_housekeeping(self.start)
+        self.full_due: datetime = self._next_full(self.start)
         self.hk_started = 0
         self.page: P.Page | None = None
         self.tracker = P.Sampled(self.settings, self.start, args.poll, 5.0,
@@ -140,6 +141,13 @@ class Soak:
     def _next_housekeeping(self, after: datetime) -> datetime:
         day = after.replace(hour=3, minute=30, second=0, microsecond=0)
         return day if day > after else day + timedelta(days=1)
+
+    def _next_full(self, after: datetime) -> datetime:
+        """03:30 of the first replayed Sunday after ``after`` (``full_vacuum_today``'s week)."""
+        day = self._next_housekeeping(after)
+        while not full_vacuum_today("weekly", day):
+            day += timedelta(days=1)
+        return day
 
     def restarts(self) -> dict[str, int]:
         return {job: int(service.read_state(service.paths(self.settings.env, job,
@@ -192,8 +200,12 @@ class Soak:
                 days=self.args.housekeeping_every - 1
             )
             # the weekly FULL VACUUM on the replayed Sunday, as cron's would be on the real one
-            # (the wall clock's weekday would make every run of a Sunday's soak FULL)
-            mode = "full" if full_vacuum_today("weekly", clock) else "lite"
+            # (the wall clock's weekday would make every run of a Sunday's soak FULL), or the
+            # first run after it when one still ran then (the last soak then missed two of four)
+            full = clock >= self.full_due
+            if full:
+                self.full_due = self._next_full(clock)
+            mode = "full" if full else "lite"
             self.housekeeping = demo._spawn(  # noqa: SLF001
                 [sys.executable, "-m", "pipelines", "run", "housekeeping", "--env",
                  self.settings.env, "--trigger", "soak", "-p", f"hot_days={self.args.hot_days}",
