@@ -91,7 +91,7 @@ def _children_cpu_s() -> float:
 
 
 def sample(seen: dict[int, dict], started: float) -> None:
-    for proc in psutil.process_iter(["pid", "create_time", "cmdline"]):
+    for proc in psutil.process_iter(["create_time", "cmdline"]):
         try:
             if proc.info["create_time"] < started:
                 continue

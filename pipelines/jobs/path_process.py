@@ -35,6 +35,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import psutil
 import structlog
 
 from pipelines.core import config, logs, signals
@@ -58,16 +59,6 @@ def _tie_to(parent: int, nice: int) -> None:
         raise SystemExit(0)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's
-        return True
-    return True
-
-
 def prune_orphans(root: Path) -> list[Path]:
     """Remove the folders under ``root`` of lake paths whose driver is gone (a driver
     SIGKILLed, by its supervisor or a crash, never reached :meth:`PathProcess.stop`: 14 such
@@ -77,7 +68,7 @@ def prune_orphans(root: Path) -> list[Path]:
     removed = []
     for folder in root.glob(f"tarmac-{PATH}-*-*"):
         pid = folder.name.split("-")[2]
-        if folder.is_dir() and pid.isdigit() and not _alive(int(pid)):
+        if folder.is_dir() and pid.isdigit() and not psutil.pid_exists(int(pid)):
             shutil.rmtree(folder, ignore_errors=True)
             removed.append(folder)
     return removed
