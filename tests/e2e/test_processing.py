@@ -1,7 +1,7 @@
 """The processing jobs through the real stack, checked against an independent computation.
 
-A window of 2013 that crosses a month boundary and the spring DST change (2013-03-10: a local
-day of 23 hours) is replayed (Kafka events, weather files, reference snapshots), and the three
+A window of 2013 that crosses a month boundary and the autumn DST change (2013-11-03: a local
+day of 25 hours, whose 01:00-02:00 comes twice) is replayed (Kafka events, weather files, reference snapshots), and the three
 jobs run with the stream *before* the weather job, so every weather row lands late and must
 reach its flights and KPIs. Every served KPI row is compared with measures computed here with
 pandas straight from the raw CSVs (no pipeline code). Then: a rerun changes nothing; a stream
@@ -40,8 +40,13 @@ from tests.conftest import isolate, write_parameters
 
 pytestmark = pytest.mark.integration
 
-START = datetime(2013, 2, 28, 18, tzinfo=UTC)
-END = datetime(2013, 3, 11, 12, tzinfo=UTC)  # 2013-02-28 18:00Z .. 2013-03-11 07:00 local
+# 2013-10-31 14:00 .. 2013-11-04 07:00 local: a month boundary two days before the autumn DST
+# change: the shortest window with both (3.75 days, 9,325 events, 85 weather files). The spring
+# change (2013-03-10) is 9 days from a month's end: its window of 10.75 days made this module,
+# which processes its window four times, the suite's longest (1,061 s in the suite; 332 s alone
+# now). The spring change is the pure tests' (tests/unit/test_events.py, test_readmodels.py).
+START = datetime(2013, 10, 31, 18, tzinfo=UTC)
+END = datetime(2013, 11, 4, 12, tzinfo=UTC)
 LEAD = timedelta(hours=2)
 ZONES = {"BQN": "America/Puerto_Rico", "PSE": "America/Puerto_Rico",
          "SJU": "America/Puerto_Rico", "STT": "America/St_Thomas"}  # fmt: skip
@@ -231,10 +236,14 @@ def test_the_window_covers_a_dst_day_and_a_month_boundary(loaded) -> None:
         doc = db.kpi_daily.find_one({"_id": day})
         return {(h["hour_utc"].hour - h["local_hour"]) % 24 for h in doc["hours"]}
 
-    # spring forward at 2:00 local on 2013-03-10 (a 23-hour day): EST before, EDT after
-    assert offsets("2013-03-09") == {5} and offsets("2013-03-10") == {4}
-    assert len(readmodels.hours_of_date("2013-03-10")) == 23
-    assert {d["_id"] for d in db.kpi_route_monthly.find({}, {"_id": 1})} == {"2013-02", "2013-03"}
+    # fall back at 2:00 local on 2013-11-03 (a 25-hour day): EDT before, EST after
+    assert offsets("2013-11-02") == {4} and offsets("2013-11-03") == {5}
+    assert len(readmodels.hours_of_date("2013-11-03")) == 25
+    # VX 413 JFK -> LAX left at 22:17 on 2013-11-02 and landed at 01:14 in Los Angeles, a wall
+    # clock that came twice that night: the first one (PDT), as the oracle's pandas says
+    vx = next(f for f in flights_of(db) if f["flight_key"].startswith("2013-11-02|VX|413|JFK|"))
+    assert vx["arr_time_utc"].replace(tzinfo=None) == datetime(2013, 11, 3, 8, 14)
+    assert {d["_id"] for d in db.kpi_route_monthly.find({}, {"_id": 1})} == {"2013-10", "2013-11"}
 
 
 def test_profile_is_the_sum_of_the_daily_documents(loaded) -> None:
@@ -260,8 +269,8 @@ def test_serving_documents_carry_what_the_dashboard_needs(loaded) -> None:
     assert any("tailnum" not in f for f in flights)  # cancelled flights without a tail number
     assert {f["status"] for f in flights} == {"scheduled", "departed", "arrived", "cancelled"}
     assert len({f["flight_key"] for f in flights}) == len(flights)  # every flight once
-    bucket = db.flights_by_hour.find_one({"_id": "JFK|2013-03-05T15:00Z"})
-    assert bucket["date"] == "2013-03-05" and bucket["n"] == len(bucket["flights"])
+    bucket = db.flights_by_hour.find_one({"_id": "JFK|2013-11-01T14:00Z"})
+    assert bucket["date"] == "2013-11-01" and bucket["n"] == len(bucket["flights"])
     keys = [(f["sched_dep_utc"], f["flight_key"]) for f in bucket["flights"]]
     assert keys == sorted(keys) and {f["local_hour"] for f in bucket["flights"]} == {10}
     state = db.pipeline_state.find_one({"_id": "flights_stream"})
@@ -355,8 +364,8 @@ def test_a_rebuild_killed_after_a_month_resumes_and_writes_back_every_document(
     loaded, tmp_path
 ) -> None:
     """Derived tables and documents lost: ``python -m pipelines rebuild`` of the window (two
-    months: 28 February, then March) killed once its first month is done; run again, it
-    resumes with March alone, and every document the incremental path wrote is back, field for
+    months: 31 October, then November) killed once its first month is done; run again, it
+    resumes with November alone, and every document the incremental path wrote is back, field for
     field (only the ``updated_at`` stamps differ)."""
     settings, db, _ = loaded
     before = snapshot(db, times=False)
@@ -369,21 +378,21 @@ def test_a_rebuild_killed_after_a_month_resumes_and_writes_back_every_document(
     params = tmp_path / "params"
     write_parameters(settings, params)
     env = {**os.environ, "TARMAC_PARAMETERS_DIR": str(params)}
-    # by month: two chunks in the window, February then March
+    # by month: two chunks in the window, October then November
     cmd = [sys.executable, "-m", "pipelines", "rebuild", "--env", settings.env, "--no-progress",
            "--by", "month"]  # fmt: skip
     killed = subprocess.run(cmd, env={**env, "TARMAC_FAULT": "rebuild.after_chunk"},
                             capture_output=True, text=True, timeout=900,
                             start_new_session=True)  # fmt: skip
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
-    assert re.search(r"^rebuild 2013-02  1 dates", killed.stdout, re.M), killed.stdout
-    assert "rebuild 2013-03" not in killed.stdout
+    assert re.search(r"^rebuild 2013-10  1 dates", killed.stdout, re.M), killed.stdout
+    assert "rebuild 2013-11" not in killed.stdout
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
-    march = len({d["_id"] for d in before["kpi_daily"]} - {"2013-02-28"})
+    november = len({d["_id"] for d in before["kpi_daily"]} - {"2013-10-31"})
     summary = done.stdout.splitlines()[-1]
     print(summary)  # -s: each step's time
-    line = rf"rebuild \({settings.env}\): {march} of {march + 1} dates in 1 month\(s\), resumed "
+    line = rf"rebuild \({settings.env}\): {november} of {november + 1} dates in 1 month\(s\), resumed "
     assert re.match(line + r"after 1 month\(s\), [\d.]+ s ", summary), done.stdout
     assert snapshot(db, times=False) == before
 
