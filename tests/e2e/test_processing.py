@@ -1,13 +1,13 @@
 """The processing jobs through the real stack, checked against an independent computation.
 
 A window of 2013 that crosses a month boundary and the autumn DST change (2013-11-03: a local
-day of 25 hours, whose 01:00-02:00 comes twice) is replayed (Kafka events, weather files, reference snapshots), and the three
-jobs run with the stream *before* the weather job, so every weather row lands late and must
-reach its flights and KPIs. Every served KPI row is compared with measures computed here with
-pandas straight from the raw CSVs (no pipeline code). Then: a rerun changes nothing; a stream
-SIGKILLed mid-run and restarted from nothing (weather now landed first) ends in the same state,
-document for document; and the same jobs run by spark-submit on a standalone cluster of two
-workers give the same documents.
+day of 25 hours, whose 01:00-02:00 comes twice) is replayed (Kafka events, weather files,
+reference snapshots), and the three jobs run with the stream *before* the weather job, so every
+weather row lands late and must reach its flights and KPIs. Every served KPI row is compared
+with measures computed here with pandas straight from the raw CSVs (no pipeline code). Then: a
+rerun changes nothing; a stream SIGKILLed mid-run and restarted from nothing (weather now
+landed first) ends in the same state, document for document; and the same jobs run by spark-
+submit on a standalone cluster of two workers give the same documents.
 """
 
 from __future__ import annotations
@@ -389,10 +389,10 @@ def test_a_rebuild_killed_after_a_month_resumes_and_writes_back_every_document(
     assert "rebuild 2013-11" not in killed.stdout
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
-    november = len({d["_id"] for d in before["kpi_daily"]} - {"2013-10-31"})
+    nov = len({d["_id"] for d in before["kpi_daily"]} - {"2013-10-31"})
     summary = done.stdout.splitlines()[-1]
     print(summary)  # -s: each step's time
-    line = rf"rebuild \({settings.env}\): {november} of {november + 1} dates in 1 month\(s\), resumed "
+    line = rf"rebuild \({settings.env}\): {nov} of {nov + 1} dates in 1 month\(s\), resumed "
     assert re.match(line + r"after 1 month\(s\), [\d.]+ s ", summary), done.stdout
     assert snapshot(db, times=False) == before
 
