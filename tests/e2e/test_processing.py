@@ -6,8 +6,8 @@ reference snapshots), and the three jobs run with the stream *before* the weathe
 weather row lands late and must reach its flights and KPIs. Every served KPI row is compared
 with measures computed here with pandas straight from the raw CSVs (no pipeline code). Then: a
 rerun changes nothing; a stream SIGKILLed mid-run and restarted from nothing (weather now
-landed first) ends in the same state, document for document; and the same jobs run by spark-
-submit on a standalone cluster of two workers give the same documents.
+landed first) ends in the same state, document for document; and the same jobs run by
+spark-submit on a standalone cluster of two workers give the same documents.
 """
 
 from __future__ import annotations
