@@ -106,6 +106,7 @@ def sample(seen: dict[int, dict], started: float) -> None:
                     "kind": kind,
                     "owner": _owner(proc) if kind in ON_BEHALF else None,
                     "cpu_s": 0.0,
+                    "line": line[:120] if kind == "other" else None,
                 }
             entry["cpu_s"] = max(entry["cpu_s"], cpu)
         except psutil.Error:
@@ -127,6 +128,10 @@ def summarize(seen: dict[int, dict], wall_s: float, machine_s: float) -> dict:
         return {k: {"cpu_s": round(v["cpu_s"], 1), "processes": v["processes"]}
                 for k, v in sorted(groups.items(), key=lambda kv: -kv[1]["cpu_s"])}  # fmt: skip
 
+    others: dict[str, float] = defaultdict(float)  # what "other" is: its command lines
+    for entry in seen.values():
+        if entry.get("line") is not None:
+            others[entry["line"]] += entry["cpu_s"]
     counted = sum(e["cpu_s"] for e in seen.values())
     return {
         "wall_s": round(wall_s, 1),
@@ -135,6 +140,9 @@ def summarize(seen: dict[int, dict], wall_s: float, machine_s: float) -> dict:
         "processes_seen": len(seen),
         "by_kind": ordered(by_kind),
         "by_owner": ordered(by_owner),
+        "other_top": dict(
+            sorted(((k, round(v, 1)) for k, v in others.items()), key=lambda kv: -kv[1])[:10]
+        ),  # fmt: skip
     }
 
 

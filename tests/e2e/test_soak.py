@@ -34,7 +34,7 @@ pytestmark = pytest.mark.integration
 def soak(stack: Settings, tmp_path_factory) -> dict:
     tmp = tmp_path_factory.mktemp("soak")
     out = tmp / "soak.json"
-    cmd = [sys.executable, "bench/soak.py", "--env", stack.env, "--days", "2", "--minutes", "1.5",
+    cmd = [sys.executable, "bench/soak.py", "--env", stack.env, "--days", "1", "--minutes", "0.75",
            "--drain-timeout", "900", "--out", str(out)]  # fmt: skip
     done = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=1800)
     print(done.stdout[-3000:])  # -s: its console, one line a replayed day
