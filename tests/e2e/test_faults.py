@@ -66,8 +66,10 @@ pytestmark = pytest.mark.integration
 
 START = datetime(2013, 3, 4, 10, tzinfo=UTC)
 END = datetime(2013, 3, 4, 20, tzinfo=UTC)  # 10 h: ~1,500 events, ~30 weather files
-BATCH = "400"  # max offsets per micro-batch: the window (1,514 events) is 4 batches, a kill in
-# the first leaves three unprocessed
+BATCH = "400"  # max offsets per micro-batch of a run to kill: the window (1,514 events) is 4
+# batches, a kill in the first leaves three unprocessed. The uninterrupted run and the reruns
+# take the job's default (the whole window in one batch; a rerun replays the killed batch as
+# its offset log planned it, then the rest at once): the documents may not depend on batching
 
 
 def _fresh(base: Settings, tmp: Path, tag: str) -> Settings:
@@ -180,7 +182,7 @@ def uninterrupted(
 ) -> Iterator[dict[str, list[dict]]]:
     """The documents of the window after reference, weather and stream ran undisturbed."""
     settings = _branch(prepared, stack, tmp_path_factory.mktemp("faults_ref"), "ref")
-    flights_stream.run(settings, max_offsets_per_trigger=int(BATCH))
+    flights_stream.run(settings)
     yield snapshot(mongo.database(settings), times=False)
     _drop(settings)
 
@@ -202,7 +204,7 @@ def test_stream_killed_inside_a_batch_ends_in_the_same_state(
         cmd = _job(settings, "flights_stream", *(a for p in params for a in ("-p", p)))
         rc = _finish(_spawn(cmd, _env(settings, tmp_path, point), log))
         assert rc == -signal.SIGKILL and (tmp_path / f"{point}.killed").exists(), log.read_text()
-        seconds = _rerun(settings, "flights_stream", *params)
+        seconds = _rerun(settings, "flights_stream")
         print(f"recovery stream@{point} {seconds:.1f}")
         assert snapshot(mongo.database(settings), times=False) == uninterrupted
     finally:
@@ -240,7 +242,7 @@ def test_hot_path_killed_inside_a_batch_serves_the_lake_paths_documents(
             assert rc == -signal.SIGKILL and (tmp_path / f"{point}.killed").exists(), (
                 log.read_text()[-3000:]
             )
-        seconds = _rerun(settings, "flights_stream", *params)
+        seconds = _rerun(settings, "flights_stream", *params[:2])
         print(f"recovery hot@{'+'.join(points)} {seconds:.1f}")
         db = mongo.database(settings)
         for collection in (readmodels.BOARD, readmodels.KPI_HOURLY):
@@ -363,7 +365,7 @@ def test_broker_killed_while_replaying_loses_and_doubles_no_event(
     lead = timedelta(minutes=settings.replay.board_lead_minutes)
     sent = replay.flight_events(START, END, lead)
     try:
-        flights_stream.run(settings, max_offsets_per_trigger=int(BATCH))
+        flights_stream.run(settings)
         spark = build_session(settings, "tests")
         raw = Lake.of(spark, settings).read(tables.FLIGHT_EVENTS).select("event_id")
         ids = {r.event_id for r in raw.distinct().collect()}
@@ -417,7 +419,7 @@ def test_ferretdb_killed_mid_batch_fails_clearly_and_the_next_run_converges(
         restart = _restart(ferret, pid)
         # the next run in this process (the runner's next run after a failed one:
         # tests/integration/test_runner.py's test_mongo_down_fails_cleanly_then_recovers)
-        seconds = _rerun(settings, "flights_stream", f"max_offsets_per_trigger={BATCH}")
+        seconds = _rerun(settings, "flights_stream")
         print(f"recovery ferretdb failed_after {failed_after:.1f} restart {restart:.1f} "
               f"next_run {seconds:.1f}")  # fmt: skip
         ledger = Ledger(settings, outputs / "logs")
