@@ -196,8 +196,8 @@ class Soak:
         """One round: the file jobs, housekeeping when due, a memory sample."""
         self.jobs.poll()
         self.housekeeping_when_due(clock)
-        mem = P.rss(self.settings, self.outputs, self.procs["voila"].pid, self.batch_pids())
-        self.samples.append({"wall": time.time(), "clock": clock, "rss_mb": mem})
+        mem = P.memory(self.settings, self.outputs, self.procs["voila"].pid, self.batch_pids())
+        self.samples.append({"wall": time.time(), "clock": clock, **mem})
 
     def housekeeping_when_due(self, clock: datetime | None) -> None:
         """Start housekeeping through the runner when ``clock`` passed its 03:30 and none
@@ -311,15 +311,18 @@ class Soak:
             "wall_min": round((time.monotonic() - self.t0) / 60, 2),
             "disk_bytes": P.disk(self.settings, self.outputs),
             "documents": P.documents(self.db),
-            "rss_mb": {
-                g: {
-                    "max": max(s["rss_mb"].get(g, 0) for s in mine),
-                    "last": mine[-1]["rss_mb"].get(g, 0),
+            **{
+                kind: {
+                    g: {
+                        "max": max(s[kind].get(g, 0) for s in mine),
+                        "last": mine[-1][kind].get(g, 0),
+                    }
+                    for g in groups
                 }
-                for g in groups
-            }
-            if mine
-            else {},  # fmt: skip
+                if mine
+                else {}
+                for kind in ("rss_mb", "pss_mb")  # PSS: forked workers' shared pages once
+            },
             "page": {
                 "refreshes": len(page),
                 "read_ms": summary([r[2] for r in page], 1),
@@ -334,10 +337,12 @@ class Soak:
         d, r = record["disk_bytes"], record["rss_mb"]
         mb = {k: v / P.MB for k, v in d.items()}
         rss = " ".join(f"{g} {r[g]['max']:.0f}" for g in r)
+        pss = " ".join(f"{g} {v['max']:.0f}" for g, v in record["pss_mb"].items()
+                       if g in ("stream", "stream_lake", "batch_jobs"))  # fmt: skip
         self.say(
             f"day {day}: disk MB lake {mb['lake']:.1f} (log {mb['lake_log']:.1f}) kafka "
             f"{mb['kafka']:.1f} mongo {mb['mongo']:.1f} runs {mb['runs']:.1f} logs "
-            f"{mb['logs']:.1f} | RSS MB max {rss} | "
+            f"{mb['logs']:.1f} | RSS MB max {rss} (PSS {pss}) | "
             f"page read p50 {record['page']['read_ms']['p50']} ms, health p50 "
             f"{record['page']['health_ms']['p50']} ms ({len(page)} refreshes) | hot buckets "
             f"{record['documents'][RM.BOARD_HOT]} | restarts {sum(record['restarts'].values())} "
@@ -435,6 +440,10 @@ def report(soak: Soak, code_error: str | None,
     rss_last = days[-1]["rss_mb"] if days else {}
     rss = {g: {"day2_max": rss_first.get(g, {}).get("max"), "last_max": v["max"]}
            for g, v in rss_last.items()}  # fmt: skip
+    pss_first = days[1].get("pss_mb", {}) if len(days) > 2 else {}
+    pss_last = days[-1].get("pss_mb", {}) if days else {}
+    pss = {g: {"day2_max": pss_first.get(g, {}).get("max"), "last_max": v["max"]}
+           for g, v in pss_last.items()}  # fmt: skip
     areas = days[-1]["disk_bytes"].keys() if days else ()
     growth = {a: _growth(days, a) for a in areas}
     result = {
@@ -463,6 +472,7 @@ def report(soak: Soak, code_error: str | None,
         "targets": {
             "disk_growth": growth,
             "rss_mb": rss,
+            "pss_mb": pss,
             "job_health_read_ms_last_day": last_health,
             "job_health_ok": last_health is not None and last_health <= TARGET_HEALTH_MS,
             "latency_p95_first_last": [p95[0], p95[-1]] if p95 else None,

@@ -5,9 +5,11 @@
   Delta's own log retention bounds, 10 days), Kafka's log folders of its topics, FerretDB's SQLite
   file of its database, ``outputs/runs`` and ``outputs/logs``, the landing zone (landing,
   archive, quarantine, replay positions) and the stream's checkpoints;
-- :func:`rss`: the resident memory of each process group (the stream's worker and, apart, its
-  lake child; the alerts service; Voila and its kernels; Kafka; FerretDB; Chromium; the batch
-  jobs running at that moment), summed over the group's processes (``psutil``);
+- :func:`memory`: the resident and the proportional memory (RSS, PSS) of each process group
+  (the stream's worker and, apart, its lake child; the alerts service; Voila and its kernels;
+  Kafka; FerretDB; Chromium; the batch jobs running at that moment), summed over the group's
+  processes (``psutil``; PSS from ``smaps_rollup``: pages shared by forked PySpark workers
+  counted once, where RSS counts them in each);
 - :class:`Page`: the dashboard in headless Chromium (Playwright, ``/usr/bin/chromium``), left
   open with its own auto-refresh (``refresh_s``, 30 s) and follower (1 s), reloaded every
   ``reload_s`` (a new kernel each time; the old one is culled by Voila once its page is gone):
@@ -115,16 +117,31 @@ def _rss(procs: list[psutil.Process]) -> int:
     return total
 
 
+def _pss(procs: list[psutil.Process]) -> int:
+    """Proportional set size: each shared page divided among the processes mapping it (the
+    PySpark workers forked from one daemon share most of theirs: RSS counts them once each).
+    From ``/proc/<pid>/smaps_rollup`` (Linux 4.14+), a read of a few microseconds."""
+    total = 0
+    for pid in {p.pid for p in procs}:
+        with contextlib.suppress(OSError, ValueError):
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1]) * 1024
+                    break
+    return total
+
+
 # the lake path's process once seen: a sample that could not read its cmdline or list its tree
 # (a child ending meanwhile) counted its 2.7 GB JVM in the stream's group (a soak's "stream" max
 # of 5.8 GB against 3.1 GB at the day's close)
 _LAKE_ROOTS: set[int] = set()
 
 
-def rss(settings: Settings, outputs: Path, voila_pid: int | None,
-        batch_pids: list[int]) -> dict[str, float]:  # fmt: skip
-    """Resident MB of each process group (see the module doc). Kafka and FerretDB are the
-    env's shared servers: other users of the stack count in them."""
+def memory(settings: Settings, outputs: Path, voila_pid: int | None,
+           batch_pids: list[int]) -> dict[str, dict[str, float]]:  # fmt: skip
+    """Resident (``rss_mb``) and proportional (``pss_mb``) MB of each process group (see the
+    module doc). Kafka and FerretDB are the env's shared servers: other users of the stack
+    count in them."""
     stream = service.leftovers(service.paths(settings.env, "flights_stream", outputs).tag)
     lake: list[psutil.Process] = []
     for p in stream:
@@ -138,17 +155,20 @@ def rss(settings: Settings, outputs: Path, voila_pid: int | None,
         with contextlib.suppress(psutil.Error):
             if "chrom" in p.name().lower() or "headless_shell" in p.name():
                 chromium.append(p)
-    out = {
-        "stream": _rss([p for p in stream if p.pid not in lake_pids]),
-        "stream_lake": _rss(lake),
-        "alerts": _rss(service.leftovers(service.paths(settings.env, "alerts", outputs).tag)),
-        "voila": _rss(_tree(voila_pid)),
-        "chromium": _rss(chromium),
-        "batch_jobs": _rss([p for pid in batch_pids for p in _tree(pid)]),
+    groups = {
+        "stream": [p for p in stream if p.pid not in lake_pids],
+        "stream_lake": lake,
+        "alerts": service.leftovers(service.paths(settings.env, "alerts", outputs).tag),
+        "voila": _tree(voila_pid),
+        "chromium": chromium,
+        "batch_jobs": [p for pid in batch_pids for p in _tree(pid)],
     }
     for svc in services(settings):
-        out[svc.name] = _rss(_tree(svc.pid())) if svc.embedded else 0
-    return {k: round(v / MB, 1) for k, v in out.items()}
+        groups[svc.name] = _tree(svc.pid()) if svc.embedded else []
+    return {
+        "rss_mb": {k: round(_rss(v) / MB, 1) for k, v in groups.items()},
+        "pss_mb": {k: round(_pss(v) / MB, 1) for k, v in groups.items()},
+    }
 
 
 # ------------------------------------------------------------------------------------ the page
