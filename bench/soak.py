@@ -115,6 +115,7 @@ class Soak:
         self.hk_due: datetime = self._next_housekeeping(self.start)
         self.full_due: datetime = self._next_full(self.start)
         self.hk_started = 0
+        self.hk_modes: list[str] = []  # the vacuum mode of each housekeeping run, in order
         self.page: P.Page | None = None
         self.tracker = P.Sampled(self.settings, self.start, args.poll, 5.0,
                                  every=args.sample_every)  # fmt: skip
@@ -222,6 +223,7 @@ class Soak:
                 self.outputs / "logs" / "soak-housekeeping.log",
             )  # fmt: skip
             self.hk_started += 1
+            self.hk_modes.append(mode)
 
     def run(self) -> None:
         self.begin()
@@ -380,7 +382,9 @@ class Soak:
 
     def housekeeping_runs(self) -> list[dict[str, Any]]:
         docs = self.db[RM.RUNS].find({"job": "housekeeping"}).sort("start", 1)
+        modes = iter(self.hk_modes)  # of the runs started here, in start order
         return [{"status": d.get("status"), "seconds": d.get("duration_s"),
+                 "vacuum_mode": next(modes, None),
                  "freed_bytes": (d.get("metrics") or {}).get("freed_bytes"),
                  "freed_documents": (d.get("metrics") or {}).get("freed_documents"),
                  "steps": {k: {f: v.get(f) for f in ("files", "bytes", "documents")}
