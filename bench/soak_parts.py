@@ -200,6 +200,18 @@ class Page:
         self.loads.append(round(time.monotonic() - t0, 1))
         return page
 
+    def _reload(self, context: Any, page: Any) -> Any:
+        """A new page in place of ``page`` (closed: its kernel is culled once no page is
+        connected to it), or None when it did not show its stamp (the error recorded; the next
+        round tries again, so one stalled load does not end the page's figures for the soak)."""
+        if page is not None:
+            page.close()
+        try:
+            return self._open(context)
+        except Exception as exc:  # noqa: BLE001 - Playwright's timeout, a crashed tab
+            self.errors.append(f"reload failed: {type(exc).__name__}: {exc}"[:300])
+            return None
+
     def _run(self) -> None:
         from playwright.sync_api import sync_playwright
 
@@ -213,10 +225,10 @@ class Page:
                 opened = time.monotonic()
                 seen: tuple[int, float] | None = None
                 while not self.stop.wait(self.every_s):
-                    if time.monotonic() - opened > self.reload_s:
-                        page.close()  # its kernel: culled once no page is connected to it
-                        page, opened = self._open(context), time.monotonic()
-                        seen = None
+                    if page is None or time.monotonic() - opened > self.reload_s:
+                        page, opened, seen = self._reload(context, page), time.monotonic(), None
+                        if page is None:
+                            continue
                     try:
                         el = page.locator(STAMP).first
                         stamp = (int(el.get_attribute("data-redraw") or 0),
