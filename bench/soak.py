@@ -119,7 +119,7 @@ class Soak:
         self.page: P.Page | None = None
         self.tracker = P.Sampled(self.settings, self.start, args.poll, 5.0,
                                  every=args.sample_every)  # fmt: skip
-        self.samples: list[dict[str, Any]] = []  # RSS samples (wall, clock, groups)
+        self.samples: list[dict[str, Any]] = []  # memory samples (wall, clock, RSS and PSS by group)
         self.days: list[dict[str, Any]] = []
         self.day = f"{self.start:%Y-%m-%d}"  # the replayed day (UTC) open now
         self.error: str | None = None
@@ -300,7 +300,6 @@ class Soak:
             return
         mine = [s for s in self.samples if s["clock"] is not None
                 and f"{s['clock']:%Y-%m-%d}" == day] or self.samples[-1:]  # fmt: skip
-        groups = sorted({g for s in mine for g in s["rss_mb"]})
         t0 = time.perf_counter()
         queries.read_health(self.db)
         health_direct = (time.perf_counter() - t0) * 1000
@@ -313,18 +312,7 @@ class Soak:
             "wall_min": round((time.monotonic() - self.t0) / 60, 2),
             "disk_bytes": P.disk(self.settings, self.outputs),
             "documents": P.documents(self.db),
-            **{
-                kind: {
-                    g: {
-                        "max": max(s[kind].get(g, 0) for s in mine),
-                        "last": mine[-1][kind].get(g, 0),
-                    }
-                    for g in groups
-                }
-                if mine
-                else {}
-                for kind in ("rss_mb", "pss_mb")  # PSS: forked workers' shared pages once
-            },
+            **{kind: _day_memory(mine, kind) for kind in MEMORY},
             "page": {
                 "refreshes": len(page),
                 "read_ms": summary([r[2] for r in page], 1),
@@ -393,6 +381,25 @@ class Soak:
 
 
 # ---------------------------------------------------------------------------------- report
+MEMORY = ("rss_mb", "pss_mb")  # resident, and proportional (forked workers' shared pages once)
+
+
+def _day_memory(samples: list[dict[str, Any]], kind: str) -> dict[str, dict[str, float]]:
+    """Each process group's max and last MB of ``kind`` over a day's ``samples``."""
+    groups = sorted({g for s in samples for g in s[kind]})
+    return {g: {"max": max(s[kind].get(g, 0) for s in samples),
+                "last": samples[-1][kind].get(g, 0)} for g in groups}  # fmt: skip
+
+
+def _memory_target(days: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
+    """Each group's max of ``kind`` on the second day (the first is a partial one) and on the
+    last: flat memory means the two stay close."""
+    first = days[1].get(kind, {}) if len(days) > 2 else {}
+    last = days[-1].get(kind, {}) if days else {}
+    return {g: {"day2_max": first.get(g, {}).get("max"), "last_max": v["max"]}
+            for g, v in last.items()}  # fmt: skip
+
+
 def _latency_by_day(soak: Soak) -> dict[str, dict[str, Any]]:
     by: dict[str, list[float]] = {}
     missing: dict[str, int] = {}
@@ -440,14 +447,7 @@ def report(soak: Soak, code_error: str | None,
     drift = abs(p95[-1] - p95[0]) / p95[0] if len(p95) >= 2 and p95[0] else None
     last_health = days[-1]["page"]["health_ms"]["p50"] if days else None
     restarts = days[-1]["restarts"] if days else soak.restarts()
-    rss_first = days[1]["rss_mb"] if len(days) > 2 else {}
-    rss_last = days[-1]["rss_mb"] if days else {}
-    rss = {g: {"day2_max": rss_first.get(g, {}).get("max"), "last_max": v["max"]}
-           for g, v in rss_last.items()}  # fmt: skip
-    pss_first = days[1].get("pss_mb", {}) if len(days) > 2 else {}
-    pss_last = days[-1].get("pss_mb", {}) if days else {}
-    pss = {g: {"day2_max": pss_first.get(g, {}).get("max"), "last_max": v["max"]}
-           for g, v in pss_last.items()}  # fmt: skip
+    memory = {kind: _memory_target(days, kind) for kind in MEMORY}
     areas = days[-1]["disk_bytes"].keys() if days else ()
     growth = {a: _growth(days, a) for a in areas}
     result = {
@@ -475,8 +475,7 @@ def report(soak: Soak, code_error: str | None,
         "stopped": soak.stopped,
         "targets": {
             "disk_growth": growth,
-            "rss_mb": rss,
-            "pss_mb": pss,
+            **memory,
             "job_health_read_ms_last_day": last_health,
             "job_health_ok": last_health is not None and last_health <= TARGET_HEALTH_MS,
             "latency_p95_first_last": [p95[0], p95[-1]] if p95 else None,

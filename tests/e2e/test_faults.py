@@ -234,7 +234,8 @@ def test_hot_path_killed_inside_a_batch_serves_the_lake_paths_documents(
     settings = _branch(prepared, stack, tmp_path, "hot")
     try:
         log = tmp_path / "hot.log"
-        params = ["hot=true", "lake=false", f"max_offsets_per_trigger={BATCH}"]
+        hot_only = ["hot=true", "lake=false"]
+        params = [*hot_only, f"max_offsets_per_trigger={BATCH}"]
         cmd = _job(settings, "flights_stream", *(a for p in params for a in ("-p", p)))
         points = ("board.partial_write", "board.before_commit")
         for point in points:
@@ -242,7 +243,7 @@ def test_hot_path_killed_inside_a_batch_serves_the_lake_paths_documents(
             assert rc == -signal.SIGKILL and (tmp_path / f"{point}.killed").exists(), (
                 log.read_text()[-3000:]
             )
-        seconds = _rerun(settings, "flights_stream", *params[:2])
+        seconds = _rerun(settings, "flights_stream", *hot_only)
         print(f"recovery hot@{'+'.join(points)} {seconds:.1f}")
         db = mongo.database(settings)
         for collection in (readmodels.BOARD, readmodels.KPI_HOURLY):

@@ -108,9 +108,7 @@ def test_the_page_built_sends_now_once_more_later_then_stops(monkeypatch) -> Non
         sends.append(time.monotonic()) if w is a else None))  # fmt: skip
 
     async def run() -> tuple[float, int]:
-        page.start(asyncio.get_running_loop())
-        a.value = "changed"
-        sends.clear()
+        await _started_and_changed(page, a, sends)
         clicked = time.monotonic()
         page.ready.click()  # the template, the page's DOM quiet
         at_once = len(sends)
