@@ -119,7 +119,7 @@ class Soak:
         self.page: P.Page | None = None
         self.tracker = P.Sampled(self.settings, self.start, args.poll, 5.0,
                                  every=args.sample_every)  # fmt: skip
-        self.samples: list[dict[str, Any]] = []  # memory samples (wall, clock, RSS and PSS by group)
+        self.samples: list[dict[str, Any]] = []  # memory: wall, clock, RSS, PSS
         self.days: list[dict[str, Any]] = []
         self.day = f"{self.start:%Y-%m-%d}"  # the replayed day (UTC) open now
         self.error: str | None = None
