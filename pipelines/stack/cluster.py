@@ -9,11 +9,12 @@ each in its own session (process group) with a pid file and a log under
 sets ``SPARK_HOME`` to the pyspark package, ``SPARK_LOCAL_IP=127.0.0.1``, ``TZ=UTC`` and
 ``PYSPARK_PYTHON`` to this interpreter; executors and their Python workers inherit it.
 
-Ports are free ones (bound to port 0) unless given, and are kept in ``cluster.json`` so that
-``status()`` and ``down()`` of a later process find the cluster. ``up()`` is idempotent and
-returns the master URL once the master's JSON UI (``http://127.0.0.1:W/json/``) reports N
-ALIVE workers; if that does not happen within ``stack.start_timeout_s`` it stops what it
-started and raises :class:`~pipelines.core.exceptions.ServiceStartError` with the logs' tails.
+Ports are free ones (``stack/ports``: outside the ephemeral range) unless given, kept in
+``cluster.json`` so that ``status()`` and ``down()`` of a later process find the cluster.
+``up()`` is idempotent and returns the master URL once the master's JSON UI
+(``http://127.0.0.1:W/json/``) reports N ALIVE workers; if that does not happen within
+``stack.start_timeout_s`` it stops what it started and raises
+:class:`~pipelines.core.exceptions.ServiceStartError` with the logs' tails.
 ``down()`` sends SIGTERM to each whole process group (a worker's executors and their Python
 workers too), SIGKILL after a timeout. The master's REST server (fixed port 6066) is off.
 For 2 cores: 1 core and 1g per worker (one 1g executor each), 512m per daemon JVM.
@@ -30,7 +31,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import sys
 import time
 import urllib.request
@@ -45,6 +45,7 @@ import structlog
 from pipelines.core import files
 from pipelines.core.config import Settings
 from pipelines.core.exceptions import ServiceStartError
+from pipelines.stack import ports
 from pipelines.stack.services import Service, _reap, _tail
 
 log = structlog.get_logger(__name__)
@@ -56,15 +57,6 @@ WORKER = "org.apache.spark.deploy.worker.Worker"
 def spark_home() -> Path:
     """The pyspark package folder: a complete Spark distribution (``bin/``, ``jars/``)."""
     return Path(pyspark.__file__).resolve().parent
-
-
-def _free_ports(count: int) -> list[int]:
-    """``count`` distinct ports the kernel calls free now (all held open while choosing)."""
-    with contextlib.ExitStack() as stack:
-        socks = [stack.enter_context(socket.socket()) for _ in range(count)]
-        for sock in socks:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in socks]
 
 
 def _get_json(url: str) -> dict[str, Any] | None:
@@ -216,11 +208,11 @@ class StandaloneCluster:
         state = self._state()
         if not state or self._daemons(state)[0].pid() is None:
             self.down()  # workers left behind by a master that is gone
-            port, ui = _free_ports(2)
+            port, ui = ports.free_ports(2)
             state = {"port": self.port or port, "webui_port": self.webui_port or ui}
             state["workers"] = []
         if len(state["workers"]) < self.workers:
-            state["workers"] += _free_ports(self.workers - len(state["workers"]))
+            state["workers"] += ports.free_ports(self.workers - len(state["workers"]))
         self.home.mkdir(parents=True, exist_ok=True)
         self.state_file.write_text(json.dumps(state))
         daemons = self._daemons(state)[: 1 + self.workers]

@@ -31,7 +31,6 @@ Voila only (``--Voila.token``), never to its kernels' environment; the first vis
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -41,6 +40,7 @@ from pathlib import Path
 from pipelines.core import signals
 from pipelines.core.config import REPO_ROOT, DashboardSettings
 from pipelines.core.exceptions import ConfigError
+from pipelines.stack import ports
 from pipelines.stack.services import stop_group
 
 DASHBOARD = REPO_ROOT / "notebooks" / "dashboard.ipynb"
@@ -50,10 +50,8 @@ LOCAL_IPS = ("127.0.0.1", "localhost", "::1")
 
 
 def free_port() -> int:
-    """A free TCP port on 127.0.0.1 (bound to port 0, then released)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free TCP port on 127.0.0.1, outside the ephemeral range (``stack/ports``)."""
+    return ports.free_port()
 
 
 # what the page's kernel sends by itself, page or no page (its refreshes redraw widgets: comm
