@@ -26,6 +26,7 @@ log = structlog.get_logger(__name__)
 
 # a Delta SQL conf (modifiable: a reused session takes the new job's name)
 COMMIT_LABEL = "spark.databricks.delta.commitInfo.userMetadata"
+CODEGEN_CACHE = 1000  # generated classes a session keeps compiled (Spark's default: 100)
 
 
 def session_conf(settings: Settings) -> dict[str, str]:
@@ -61,6 +62,12 @@ def _common_conf(settings: Settings) -> dict[str, str]:
         "spark.ui.enabled": str(settings.spark.ui).lower(),
         "spark.ui.showConsoleProgress": "false",
         "spark.sql.streaming.forceDeleteTempCheckpointLocation": "true",
+        # generated classes kept: Spark's default of 100 is less than one lake refresh needs
+        # (a refresh of one date compiled ~260 classes again every time, then the JIT compiled
+        # them again): 1,000 keeps them all, 4 compiles a refresh. Measured on a lake path's
+        # refresh of one date, 2 cores, rounds 2 to 4 of a session: 18.9 -> 14.8, 16.5 ->
+        # 14.1, 14.0 -> 13.4 CPU-s (the JIT still warming up on both sides)
+        "spark.sql.codegen.cache.maxEntries": str(CODEGEN_CACHE),
         # Python workers on every executor turn timestamps into naive local times: make that
         # local time UTC on the executors too, so what reaches MongoDB is UTC on any cluster
         "spark.executorEnv.TZ": "UTC",

@@ -181,3 +181,25 @@ def test_order_duplicates_and_batches_do_not_change_the_documents(
     finally:
         mongo.database(settings).client.drop_database(database)
         kafka_io.delete_topics(window, [topic])
+
+
+def test_a_second_refresh_of_the_lake_path_compiles_next_to_no_class(window: Settings) -> None:
+    """A refresh of one date needs ~270 generated classes, more than Spark's default cache
+    holds (100): each refresh compiled ~260 of them again (and the JIT after it), the lake
+    path's steady CPU. With ``spark.sql.codegen.cache.maxEntries`` (``clients/spark``) the
+    second refresh finds them compiled (measured: 4)."""
+    from pipelines.clients.spark import build_session
+    from pipelines.lake import recompute
+    from pipelines.lake.tables import Lake
+    from pipelines.serving import publish
+
+    spark = build_session(window, "tests")
+    lake, store = Lake.of(spark, window), mongo.Mongo.of(window)
+    codegen = spark.sparkContext._jvm.org.apache.spark.metrics.source.CodegenMetrics
+    compiled = []
+    for _ in range(2):
+        before = codegen.METRIC_COMPILATION_TIME().getCount()
+        publish.refresh(lake, store, [f"{START:%Y-%m-%d}"], horizon=None,
+                        inputs=recompute.INPUTS[1:])  # fmt: skip
+        compiled.append(codegen.METRIC_COMPILATION_TIME().getCount() - before)
+    assert compiled[1] <= 20, compiled
