@@ -17,7 +17,9 @@ import random
 import socket
 from pathlib import Path
 
-LOW = 20000  # the lowest port chosen (above the usual fixed ports of Kafka, MongoDB, Jupyter)
+# the lowest port chosen: above the fixed ports of the stacks (Kafka 9092/19092, MongoDB and
+# FerretDB 27017/27018, Voila 8866, Jupyter 8888), which must stay free for them to start
+LOW = 28000
 EPHEMERAL = Path("/proc/sys/net/ipv4/ip_local_port_range")
 
 

@@ -21,6 +21,19 @@ def test_ports_are_chosen_below_the_ephemeral_range_else_above_else_by_the_kerne
     assert ports.candidates((20500, 65000)) == range(0)  # nor above: bind to 0
 
 
+def test_the_stacks_fixed_ports_are_never_chosen() -> None:
+    """Voila on MongoDB's port would keep the local stack's FerretDB from starting later."""
+    from pipelines.core import config
+
+    fixed = {8866, 8888}
+    for env in ("local", "ci"):
+        settings = config.load(env)
+        fixed |= {int(settings.kafka.bootstrap_servers.rsplit(":", 1)[1]),
+                  settings.kafka.controller_port, settings.mongo.port}  # fmt: skip
+    pool = ports.candidates((32768, 60999))
+    assert not fixed & set(pool), sorted(fixed & set(pool))
+
+
 def test_free_ports_are_distinct_bindable_and_outside_the_ephemeral_range() -> None:
     low, high = ports.ephemeral_range()
     chosen = ports.free_ports(5)
