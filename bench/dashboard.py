@@ -32,7 +32,6 @@ import json
 import os
 import platform
 import re
-import socket
 import statistics
 import subprocess
 import time
@@ -46,19 +45,13 @@ from pipelines.core.config import REPO_ROOT, DashboardSettings
 from pipelines.core.exceptions import ServiceUnavailableError
 from pipelines.dashboard.browser import launch
 from pipelines.serving import readmodels as RM
-from pipelines.stack import voila
+from pipelines.stack import ports, voila
 
 TARGET_FIRST_RENDER_S = 1.0
 TARGET_FILTER_P95_MS = 100.0
 COLLECTIONS = (*RM.SERVING, RM.STATE, RM.RUNS, RM.HEALTH)
 # airport selections (option indexes EWR, JFK, LGA), cycled: consecutive ones always differ
 SELECTIONS = ([1], [0], [2], [0, 1, 2], [0, 1], [1, 2])
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -288,7 +281,7 @@ def measure(
 
     from playwright.sync_api import sync_playwright
 
-    port = _free_port()
+    port = ports.free_port()
     log = out.with_suffix(".voila.log")
     proc = _start_voila(env, database, port, log, pool)
     outside: list[str] = []

@@ -40,7 +40,7 @@ from pathlib import Path
 from pipelines.clients import mongo
 from pipelines.core import config
 from pipelines.core.config import REPO_ROOT
-from pipelines.stack.voila import free_port
+from pipelines.stack.ports import free_port
 
 SELF_RULES = ("stale_source", "failed_job")  # the rules about the pipeline itself
 

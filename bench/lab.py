@@ -28,8 +28,8 @@ from pathlib import Path
 
 from pipelines.core.config import REPO_ROOT
 from pipelines.stack import lab
+from pipelines.stack.ports import free_port
 from pipelines.stack.services import stop_group
-from pipelines.stack.voila import free_port
 
 TARGET_S = 30.0
 CODE = "from pipelines.lake.views import lake_session\nspark = lake_session()"

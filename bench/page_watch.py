@@ -31,7 +31,7 @@ from typing import Any
 from pipelines.core.config import REPO_ROOT
 from pipelines.core.domain import STATUS_RANK
 from pipelines.dashboard.live import BOARD_AFTER, BOARD_BEFORE, LIVE_S
-from pipelines.stack import voila
+from pipelines.stack import ports, voila
 
 BOARD_TABLE = '.tm-panel-board table[data-table="board"]'
 OBSERVER = """() => {
@@ -70,7 +70,7 @@ class PageWatch:
         self.load_s: float | None = None  # navigation -> board table drawn
         self.rows_at_start = 0
         self.voila: subprocess.Popen | None = None
-        self.port = voila.free_port()
+        self.port = ports.free_port()
         self.thread = threading.Thread(target=self._run, name="bench-page", daemon=True)
 
     def start_server(self) -> None:

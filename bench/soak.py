@@ -73,7 +73,7 @@ from pipelines.dashboard import queries  # noqa: E402
 from pipelines.jobs.housekeeping import full_vacuum_today  # noqa: E402
 from pipelines.orchestration import demo, service  # noqa: E402
 from pipelines.serving import readmodels as RM  # noqa: E402
-from pipelines.stack import voila  # noqa: E402
+from pipelines.stack import ports, voila  # noqa: E402
 from pipelines.stack.services import stop_group  # noqa: E402
 
 SERVICES = ("flights_stream", "alerts")
@@ -176,7 +176,7 @@ class Soak:
              "--speed", f"{self.speed:g}", "--no-progress"],
             logs_dir / "soak-replay.log",
         )  # fmt: skip
-        port = voila.free_port()
+        port = ports.free_port()
         self.procs["voila"] = demo._spawn(  # noqa: SLF001
             voila.command(port, self.settings.dashboard), logs_dir / "soak-voila.log",
             env=voila.environment(self.settings.env),

@@ -153,7 +153,7 @@ def dedicated_stack(settings: Settings, home: Path, database: str) -> Settings:
     """``settings`` on an embedded stack of its own: Kafka and FerretDB on free ports of
     127.0.0.1, their folders under ``home``; a test may stop or kill its services without
     harming the session's stack (start it with ``control.up``, stop it with ``control.down``)."""
-    from pipelines.stack.voila import free_port
+    from pipelines.stack.ports import free_port
 
     return settings.model_copy(update={
         "stack": settings.stack.model_copy(update={"home": home / "stack"}),

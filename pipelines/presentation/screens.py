@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 
 from pipelines.core import config
 from pipelines.dashboard import browser
-from pipelines.stack import voila
+from pipelines.stack import ports, voila
 from pipelines.stack.services import stop_group
 
 REPO = config.REPO_ROOT
@@ -50,7 +50,7 @@ class ScreenshotError(RuntimeError):
 @contextlib.contextmanager
 def serve(env: dict[str, str], log: Path, timeout_s: float = 90.0) -> Iterator[str]:
     """Voila on a free 127.0.0.1 port with ``env`` added; yields its URL, stops it after."""
-    port = voila.free_port()
+    port = ports.free_port()
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "wb") as out:
         proc = subprocess.Popen(

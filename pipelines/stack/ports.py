@@ -1,5 +1,5 @@
-"""Free TCP ports for the services Tarmac starts on a chosen port (Voila, the standalone
-cluster's master and workers), taken outside the kernel's ephemeral range.
+"""Free TCP ports for what Tarmac starts on a chosen port (Voila, Lab, the standalone
+cluster's master and workers, a test's own stack), taken outside the kernel's ephemeral range.
 
 A port bound to 0 comes from the ephemeral range (``/proc/sys/net/ipv4/ip_local_port_range``,
 32768-60999 on Linux), the range every outgoing connection also takes its local port from.

@@ -40,18 +40,12 @@ from pathlib import Path
 from pipelines.core import signals
 from pipelines.core.config import REPO_ROOT, DashboardSettings
 from pipelines.core.exceptions import ConfigError
-from pipelines.stack import ports
 from pipelines.stack.services import stop_group
 
 DASHBOARD = REPO_ROOT / "notebooks" / "dashboard.ipynb"
 JUPYTER = REPO_ROOT / "pipelines" / "dashboard" / "jupyter"
 TOKEN_ENV = "TARMAC_DASHBOARD_TOKEN"
 LOCAL_IPS = ("127.0.0.1", "localhost", "::1")
-
-
-def free_port() -> int:
-    """A free TCP port on 127.0.0.1, outside the ephemeral range (``stack/ports``)."""
-    return ports.free_port()
 
 
 # what the page's kernel sends by itself, page or no page (its refreshes redraw widgets: comm

@@ -38,7 +38,7 @@ from pipelines.core.config import Settings
 from pipelines.jobs import registry
 from pipelines.jobs.registry import PIPELINE
 from pipelines.orchestration import cron
-from pipelines.stack import control, lab, voila
+from pipelines.stack import control, lab, ports, voila
 from pipelines.stack.services import stop_group
 from tests.commands import REPO, Sandbox, documented, ok, scratch_crontab
 from tests.conftest import dedicated_stack
@@ -270,7 +270,7 @@ def test_schedule_runs_the_crontab_lines_due_this_minute(window: Sandbox, tmp_pa
 # ------------------------------------------------------------------ long-running commands
 @covers("make dashboard", "tarmac dashboard")
 def test_make_dashboard_answers_on_localhost(window: Sandbox, tmp_path: Path) -> None:
-    port, log = voila.free_port(), tmp_path / "dashboard.log"
+    port, log = ports.free_port(), tmp_path / "dashboard.log"
     proc = window.spawn("make dashboard", log, DASHBOARD_PORT=str(port))
     try:
         url = voila.wait_ready(proc, port, log)
@@ -292,7 +292,7 @@ def test_make_lab_serves_jupyterlab_whose_kernels_import_this_checkout(
     """JupyterLab answers its API with the printed token only; a kernel it starts (as a new
     notebook does) imports this checkout's ``pipelines`` with ``TARMAC_ENV`` set, in
     ``notebooks/``; a SIGTERM stops the server and its kernel."""
-    port, log, kernel = voila.free_port(), tmp_path / "lab.log", None
+    port, log, kernel = ports.free_port(), tmp_path / "lab.log", None
     proc = plain.spawn("make lab", log, LAB_PORT=str(port),
                        JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"))  # fmt: skip
     try:
@@ -356,7 +356,7 @@ def test_the_stream_service_starts_once_reports_and_stops(window: Sandbox) -> No
 
 @covers("make demo", "tarmac demo")
 def test_make_demo_serves_the_dashboard_and_runs_each_job(window: Sandbox, tmp_path: Path) -> None:
-    port, log = voila.free_port(), tmp_path / "demo.log"
+    port, log = ports.free_port(), tmp_path / "demo.log"
     # at 240x the first weather file lands within a minute (at the default 24x, ten: the test
     # then waited about 10 min for one run, with the stream service busy all along)
     proc = window.spawn("make demo", log, DASHBOARD_PORT=str(port), DEMO_CYCLES="1",

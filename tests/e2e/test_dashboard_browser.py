@@ -33,6 +33,7 @@ from pipelines.core.config import REPO_ROOT, DashboardSettings, Settings
 from pipelines.dashboard.browser import CHROMIUM, SYSTEM_DEPS, launch
 from pipelines.orchestration import jobhealth
 from pipelines.sources import events, nycflights13
+from pipelines.stack import ports
 from pipelines.stack import voila as voila_server
 from pipelines.stack.services import stop_group
 from tests import serving_docs
@@ -378,7 +379,7 @@ def voila_env(settings: Settings) -> dict[str, str]:
 @pytest.fixture(scope="session")
 def voila(served_db: Settings, tmp_path_factory) -> Iterator[str]:
     """Voila serving the dashboard on a free localhost port; stopped at the end."""
-    port = voila_server.free_port()
+    port = ports.free_port()
     log = tmp_path_factory.mktemp("voila") / "voila.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(
@@ -886,7 +887,7 @@ def test_off_localhost_the_page_asks_a_token(browser, served_db, tmp_path: Path)
     ``$TARMAC_DASHBOARD_TOKEN``; here on 127.0.0.1): without it, a login form and no data;
     with ``?token=``, the page (from a preheated kernel), the token taken out of the address
     bar; a reload without it is let in by the cookie."""
-    port, log = voila_server.free_port(), tmp_path / "voila.log"
+    port, log = ports.free_port(), tmp_path / "voila.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             voila_server.command(port, token="tok-123"), cwd=REPO_ROOT, env=voila_env(served_db),
@@ -918,7 +919,7 @@ def test_unreachable_database_shows_a_message_not_a_traceback(browser, served_db
     settings = served_db.model_copy(
         update={"mongo": served_db.mongo.model_copy(update={"uri": "mongodb://127.0.0.1:9/"})}
     )
-    port = voila_server.free_port()
+    port = ports.free_port()
     env = {**voila_env(settings), "MONGO_URI": "mongodb://127.0.0.1:9/"}
     proc = subprocess.Popen(
         voila_server.command(port), cwd=REPO_ROOT, env=env,
@@ -1045,7 +1046,7 @@ def test_kernels_of_closed_pages_are_stopped(browser, served_db, tmp_path: Path)
     every 2 s. The tab still open keeps its kernel (culling takes only kernels without a page);
     closed in turn, its kernel goes too, and Voila serves on."""
     culling = DashboardSettings(kernel_idle_s=20, cull_interval_s=1, pool_size=0)  # its pages
-    port, log = voila_server.free_port(), tmp_path / "voila.log"
+    port, log = ports.free_port(), tmp_path / "voila.log"
     env = {**voila_env(served_db), "TARMAC_REFRESH_S": "2", "TARMAC_LIVE_S": "1"}
     with open(log, "wb") as out:
         proc = subprocess.Popen(

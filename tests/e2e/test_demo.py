@@ -21,7 +21,7 @@ import pytest
 from pipelines.clients import mongo
 from pipelines.core.config import REPO_ROOT, Settings
 from pipelines.orchestration import service
-from pipelines.stack import voila
+from pipelines.stack import ports
 from pipelines.stack.services import services
 from tests.conftest import isolate, write_parameters
 
@@ -57,7 +57,7 @@ def test_sigterm_stops_everything_the_demo_started(
     write_parameters(settings, params)
     marker = str(params)
     env = {**os.environ, "TARMAC_PARAMETERS_DIR": marker, "TARMAC_OUTPUTS_DIR": str(outputs)}
-    port = voila.free_port()
+    port = ports.free_port()
     cmd = [sys.executable, "-m", "pipelines", "demo", "--env", settings.env, "--port", str(port),
            "--speed", "600", "--start", "2013-03-04T10:00:00Z"]  # fmt: skip
     stack_before = {s.name: s.pid() for s in services(settings)}

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from pipelines.core.config import REPO_ROOT, Settings
-from pipelines.stack import voila
+from pipelines.stack import ports, voila
 from tests.conftest import write_parameters
 from tests.e2e.test_demo import _described, _ours
 
@@ -65,7 +65,7 @@ def test_dashboard_stops_voila_and_its_kernels(
 ) -> None:
     params, log = tmp_path / "params", tmp_path / "dashboard.log"
     write_parameters(stack, params)
-    port = voila.free_port()
+    port = ports.free_port()
     cmd = [sys.executable, "-m", "pipelines", "dashboard", "--env", stack.env, "--port", str(port)]
     proc = _spawn(cmd, params, log)
     try:

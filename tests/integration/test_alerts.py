@@ -31,7 +31,7 @@ from pipelines.orchestration import service
 from pipelines.orchestration.ledger import Ledger
 from pipelines.serving import readmodels as RM
 from pipelines.serving.alerts import store
-from pipelines.stack.voila import free_port
+from pipelines.stack.ports import free_port
 from tests.conftest import write_parameters
 
 pytestmark = pytest.mark.integration
