@@ -114,7 +114,6 @@ class Soak:
         self.housekeeping: subprocess.Popen | None = None
         self.hk_due: datetime = self._next_housekeeping(self.start)
         self.full_due: datetime = self._next_full(self.start)
-        self.hk_started = 0
         self.hk_modes: list[str] = []  # the vacuum mode of each housekeeping run, in order
         self.page: P.Page | None = None
         self.tracker = P.Sampled(self.settings, self.start, args.poll, 5.0,
@@ -222,7 +221,6 @@ class Soak:
                  "-p", f"vacuum_mode={mode}", "-p", f"clock_speed={self.retention_speed}"],
                 self.outputs / "logs" / "soak-housekeeping.log",
             )  # fmt: skip
-            self.hk_started += 1
             self.hk_modes.append(mode)
 
     def run(self) -> None:
@@ -321,7 +319,7 @@ class Soak:
             "health_read_ms_direct": round(health_direct, 1),
             "restarts": self.restarts(),
             "file_job_runs": dict(self.jobs.runs),
-            "housekeeping_started": self.hk_started,
+            "housekeeping_started": len(self.hk_modes),
         }
         self.days.append(record)
         d, r = record["disk_bytes"], record["rss_mb"]
@@ -336,7 +334,7 @@ class Soak:
             f"page read p50 {record['page']['read_ms']['p50']} ms, health p50 "
             f"{record['page']['health_ms']['p50']} ms ({len(page)} refreshes) | hot buckets "
             f"{record['documents'][RM.BOARD_HOT]} | restarts {sum(record['restarts'].values())} "
-            f"| housekeeping {self.hk_started}"
+            f"| housekeeping {len(self.hk_modes)}"
         )
 
     # -- the end --------------------------------------------------------------------------
