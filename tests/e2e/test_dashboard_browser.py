@@ -1014,10 +1014,16 @@ def test_the_page_follows_the_stream_without_a_reload(voila: str, browser, serve
 
 def _kernels(voila_proc: subprocess.Popen) -> list[psutil.Process]:
     """The page kernels Voila runs (its ``ipykernel`` children)."""
-    with contextlib.suppress(psutil.Error):
+    try:
         children = psutil.Process(voila_proc.pid).children(recursive=True)
-        return [c for c in children if "ipykernel" in " ".join(c.cmdline())]
-    return []
+    except psutil.Error:
+        return []
+    kernels = []
+    for child in children:  # one that ended since it was listed is left out, not all of them
+        with contextlib.suppress(psutil.Error):
+            if "ipykernel" in " ".join(child.cmdline()):
+                kernels.append(child)
+    return kernels
 
 
 def _kernel_alive(url: str, kernel_id: str) -> bool:

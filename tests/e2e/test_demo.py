@@ -39,6 +39,16 @@ def _ours(marker: str) -> list[psutil.Process]:
     return found
 
 
+def _cmdlines(procs: list[psutil.Process]) -> list[str]:
+    """The command lines of ``procs`` still running (one that ended since it was listed, or
+    became a zombie, is left out: a short-lived child can)."""
+    out = []
+    for p in procs:
+        with contextlib.suppress(psutil.Error):
+            out.append(" ".join(p.cmdline()))
+    return out
+
+
 def _described(procs: list[psutil.Process]) -> list[str]:
     out = []
     for p in procs:
@@ -72,7 +82,7 @@ def test_sigterm_stops_everything_the_demo_started(
         def busy() -> bool:
             """The stream and alerts services up and a weather run's papermill kernel
             started."""
-            cmdlines = [" ".join(p.cmdline()) for p in _ours(marker) if p.is_running()]
+            cmdlines = _cmdlines(_ours(marker))
             kernel = any("ipykernel" in c for c in cmdlines)
             weather = any("run weather_hourly" in c for c in cmdlines)
             return service.held(svc.pidfile) and service.held(alerts.pidfile) and weather and kernel
