@@ -10,7 +10,6 @@ that ran is printed (``-s``).
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import re
@@ -36,7 +35,7 @@ from pipelines.sources import events, nycflights13
 from pipelines.stack import ports
 from pipelines.stack import voila as voila_server
 from pipelines.stack.services import stop_group
-from tests import serving_docs
+from tests import processes, serving_docs
 
 pytestmark = pytest.mark.integration
 
@@ -1015,15 +1014,9 @@ def test_the_page_follows_the_stream_without_a_reload(voila: str, browser, serve
 def _kernels(voila_proc: subprocess.Popen) -> list[psutil.Process]:
     """The page kernels Voila runs (its ``ipykernel`` children)."""
     try:
-        children = psutil.Process(voila_proc.pid).children(recursive=True)
+        return processes.kernels(psutil.Process(voila_proc.pid).children(recursive=True))
     except psutil.Error:
         return []
-    kernels = []
-    for child in children:  # one that ended since it was listed is left out, not all of them
-        with contextlib.suppress(psutil.Error):
-            if "ipykernel" in " ".join(child.cmdline()):
-                kernels.append(child)
-    return kernels
 
 
 def _kernel_alive(url: str, kernel_id: str) -> bool:

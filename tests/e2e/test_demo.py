@@ -24,37 +24,9 @@ from pipelines.orchestration import service
 from pipelines.stack import ports
 from pipelines.stack.services import services
 from tests.conftest import isolate, write_parameters
+from tests.processes import described, ours, running
 
 pytestmark = pytest.mark.integration
-
-
-def _ours(marker: str) -> list[psutil.Process]:
-    """Live processes started (directly or not) with ``TARMAC_PARAMETERS_DIR=marker``."""
-    found = []
-    for proc in psutil.process_iter():
-        with contextlib.suppress(psutil.Error):
-            mine = proc.environ().get("TARMAC_PARAMETERS_DIR") == marker
-            if mine and proc.pid != os.getpid() and proc.status() != psutil.STATUS_ZOMBIE:
-                found.append(proc)
-    return found
-
-
-def _cmdlines(procs: list[psutil.Process]) -> list[str]:
-    """The command lines of ``procs`` still running (one that ended since it was listed, or
-    became a zombie, is left out: a short-lived child can)."""
-    out = []
-    for p in procs:
-        with contextlib.suppress(psutil.Error):
-            out.append(" ".join(p.cmdline()))
-    return out
-
-
-def _described(procs: list[psutil.Process]) -> list[str]:
-    out = []
-    for p in procs:
-        with contextlib.suppress(psutil.Error):
-            out.append(f"{p.pid} {' '.join(p.cmdline())[:120]}")
-    return out
 
 
 def test_sigterm_stops_everything_the_demo_started(
@@ -82,7 +54,7 @@ def test_sigterm_stops_everything_the_demo_started(
         def busy() -> bool:
             """The stream and alerts services up and a weather run's papermill kernel
             started."""
-            cmdlines = _cmdlines(_ours(marker))
+            cmdlines = [line for _, line in running(ours(marker))]
             kernel = any("ipykernel" in c for c in cmdlines)
             weather = any("run weather_hourly" in c for c in cmdlines)
             return service.held(svc.pidfile) and service.held(alerts.pidfile) and weather and kernel
@@ -92,22 +64,22 @@ def test_sigterm_stops_everything_the_demo_started(
             assert demo.poll() is None, log.read_text(errors="replace")[-3000:]
             assert time.monotonic() < deadline, log.read_text(errors="replace")[-3000:]
             time.sleep(0.5)
-        running = _described(_ours(marker))
+        ran = described(ours(marker))
         t0 = time.monotonic()
         demo.send_signal(signal.SIGTERM)
         assert demo.wait(240) == 0, log.read_text(errors="replace")[-3000:]
-        print(f"demo stopped in {time.monotonic() - t0:.1f} s; it ran {len(running)} processes")
+        print(f"demo stopped in {time.monotonic() - t0:.1f} s; it ran {len(ran)} processes")
         deadline = time.monotonic() + 10  # a JVM whose driver is gone exits on its own
-        while (left := _ours(marker)) and time.monotonic() < deadline:
+        while (left := ours(marker)) and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert not left, "\n".join(["still running:", *_described(left), "it ran:", *running])
+        assert not left, "\n".join(["still running:", *described(left), "it ran:", *ran])
         assert not service.held(svc.pidfile) and not service.held(alerts.pidfile)
         assert {s.name: s.pid() for s in services(settings)} == stack_before  # shared: kept
     finally:
         if demo.poll() is None:
             os.killpg(demo.pid, signal.SIGKILL)
             demo.wait()
-        for proc in _ours(marker):
+        for proc in ours(marker):
             with contextlib.suppress(psutil.Error):
                 proc.kill()
         db = mongo.database(settings)

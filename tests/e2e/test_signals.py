@@ -16,13 +16,12 @@ import time
 import urllib.request
 from pathlib import Path
 
-import psutil
 import pytest
 
 from pipelines.core.config import REPO_ROOT, Settings
 from pipelines.stack import ports, voila
 from tests.conftest import write_parameters
-from tests.e2e.test_demo import _described, _ours
+from tests.processes import described, kernels, ours
 
 pytestmark = pytest.mark.integration
 SIGNALS = [signal.SIGTERM, signal.SIGHUP]
@@ -39,30 +38,21 @@ def _spawn(cmd: list[str], marker: Path, log: Path) -> subprocess.Popen:
 def _stops_cleanly(proc: subprocess.Popen, sig: signal.Signals, marker: Path, log: Path) -> None:
     """``sig`` to the command alone (not its group, as ``kill PID`` does): exit 0 and, within
     a few seconds, nothing of what it started still running."""
-    running = _described(_ours(str(marker)))
+    running = described(ours(str(marker)))
     try:
         proc.send_signal(sig)
         assert proc.wait(120) == 0, log.read_text(errors="replace")[-3000:]
         deadline = time.monotonic() + 15
-        while (left := _ours(str(marker))) and time.monotonic() < deadline:
+        while (left := ours(str(marker))) and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert not left, "\n".join(["still running:", *_described(left), "it ran:", *running])
+        assert not left, "\n".join(["still running:", *described(left), "it ran:", *running])
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-        for p in _ours(str(marker)):
+        for p in ours(str(marker)):
             with contextlib.suppress(Exception):
                 p.kill()
-
-
-def _kernels(marker: Path) -> list:
-    kernels = []
-    for p in _ours(str(marker)):  # one that ended since it was listed is left out
-        with contextlib.suppress(psutil.Error):
-            if "ipykernel" in " ".join(p.cmdline()):
-                kernels.append(p)
-    return kernels
 
 
 @pytest.mark.parametrize("sig", SIGNALS, ids=lambda s: s.name)
@@ -80,9 +70,9 @@ def test_dashboard_stops_voila_and_its_kernels(
             assert "Tarmac" in page.read().decode()
         expected = 1 + stack.dashboard.pool_size  # the visit's kernel and the refilled pool
         deadline = time.monotonic() + 120
-        while len(_kernels(params)) != expected and time.monotonic() < deadline:
+        while len(kernels(ours(str(params)))) != expected and time.monotonic() < deadline:
             time.sleep(0.5)
-        assert len(_kernels(params)) == expected, _described(_ours(str(params)))
+        assert len(kernels(ours(str(params)))) == expected, described(ours(str(params)))
     finally:
         _stops_cleanly(proc, sig, params, log)
     assert f"http://127.0.0.1:{port}/" in log.read_text()
