@@ -85,6 +85,7 @@ class Dashboard(Following, Sharing):
     def _build(self) -> None:
         self.banner = ipywidgets.HTML()
         self.stamp = ipywidgets.HTML()  # data-redraw: a counter for tests and benchmarks
+        self.stamp.add_class("tm-stamp")  # their observers look inside it, not the whole page
         self.filters = FilterBar(
             self.refresh_s,
             snapshot=lambda: self.state.snap,
