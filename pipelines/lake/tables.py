@@ -17,6 +17,7 @@ The root is ``paths.lake`` (:attr:`Settings.lake_root`): a local path or any Had
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from pyspark.sql import types as T
 
 from pipelines.clients.hadoop import HadoopFiles
 from pipelines.core.config import Settings
+from pipelines.lake import deltalog
 from pipelines.lake.turns import Turns
 
 log = structlog.get_logger(__name__)
@@ -83,6 +85,8 @@ class Lake:
         self.memo: dict[str, Any] = {}  # small per-lake lookups (risk: the newest model)
         self._existing: set[str] = set()
         self._frames: dict[str, tuple[tuple[int, ...], tuple[DataFrame, ...]]] = {}
+        self._kept: dict[str, tuple[int, DataFrame]] = {}  # read_kept: version, rows
+        self._kept_lock = threading.Lock()
 
     @classmethod
     def of(cls, spark: SparkSession, settings: Settings) -> Lake:
@@ -129,6 +133,63 @@ class Lake:
         if schema is None:
             raise LookupError(f"lake table {table.name} does not exist yet at {self.uri(table)}")
         return self.spark.createDataFrame([], schema)
+
+    def read_version(self, table: Table, version: int) -> DataFrame:
+        """The table as it was at Delta ``version`` (time travel)."""
+        return self.spark.read.format("delta").option("versionAsOf", version).load(self.uri(table))
+
+    def read_kept(self, table: Table) -> DataFrame:
+        """The whole ``table`` (partitioned) at its latest version, kept in memory between calls:
+        a call reads again only the partitions that the commits since the kept version touched
+        (``deltalog.touched_partitions``: any writer's), the rest comes from memory. For reads
+        of a whole table that is small in rows but spread over many files, again and again: the
+        profile's read of the daily KPI tables in every refresh of the stream's lake path (on a
+        lake of 2013, 1,460 files a table: 5.2 to 6.8 s a profile, 1.4 to 1.7 s from memory).
+
+        Exact: the rows of an untouched partition are the same at both versions, the touched
+        ones are read at the new version, and a log that cannot say (cleaned up, a schema
+        change) makes it read the whole table. The frame is a local checkpoint (its lineage
+        cut, so it does not grow call after call): an executor lost with its blocks fails the
+        next action that uses it (:func:`lost_kept_block`); :meth:`forget_kept` then drops it."""
+        (column,) = table.partition_by[:1] or (None,)
+        if column is None:
+            raise ValueError(f"read_kept needs a partitioned table, not {table.name}")
+        with self._kept_lock:
+            version = self.version(table)
+            if version < 0:
+                return self.read(table)  # not written yet: LookupError
+            held = self._kept.get(table.name)
+            if held is not None and held[0] == version:
+                return held[1]
+            touched = None
+            if held is not None:
+                touched = deltalog.touched_partitions(
+                    self.files, self.uri(table), column, held[0], version
+                )
+            if held is not None and touched == set():  # no file added or removed
+                self._kept[table.name] = (version, held[1])
+                return held[1]
+            at = self.read_version(table, version)
+            if held is None or touched is None:
+                frame = at
+            else:
+                keys = sorted(touched)
+                kept = held[1].where(~F.col(column).isin(keys))
+                frame = kept.unionByName(at.where(F.col(column).isin(keys)))
+            frame = frame.localCheckpoint(eager=True)
+            if held is not None:
+                held[1].unpersist()
+            self._kept[table.name] = (version, frame)
+            log.debug("lake.kept", table=table.name, version=version,
+                      read=None if touched is None else len(touched))  # fmt: skip
+            return frame
+
+    def forget_kept(self) -> None:
+        """Drop every frame :meth:`read_kept` keeps (the next call reads its table whole)."""
+        with self._kept_lock:
+            for _, frame in self._kept.values():
+                frame.unpersist()
+            self._kept.clear()
 
     def read_where(
         self, table: Table, column: str, keys: Iterable[str],
@@ -214,6 +275,13 @@ class Lake:
             for frame in frames:
                 frame.unpersist()
         self._frames.clear()
+        self.forget_kept()
+
+
+def lost_kept_block(exc: BaseException) -> bool:
+    """True when ``exc`` is Spark's failure to find a block of a local checkpoint (the
+    executor that held it is gone): a frame of :meth:`Lake.read_kept` to read again."""
+    return "Checkpoint block" in f"{exc}"
 
 
 def _quoted(values: list[str]) -> str:

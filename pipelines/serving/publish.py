@@ -15,7 +15,10 @@ the executors:
 4. overwrites the lake's ``clean/flights`` and KPI partitions of those dates, and the
    route-months of their months (``lake/recompute.write``);
 5. writes the ``kpi_route_monthly`` documents of the months and the ``kpi_profile`` document,
-   which are read back from the lake's KPI tables (:func:`publish_months`).
+   which are read back from the lake's KPI tables (:func:`publish_months`): the profile from
+   every loaded day, kept in memory by the lake between refreshes and read again only where
+   commits touched it since (``Lake.read_kept``), so its cost does not grow with the history
+   a long-lived stream has loaded.
 
 Documents written before the lake's commits are safe for the same reason as the board's: an
 attempt that then loses its commit (a conflict) runs again and rewrites them from the
@@ -38,7 +41,7 @@ for this one (new reference data is picked up at a date's next refresh, as alway
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -194,19 +197,32 @@ def publish_months(lake: tables.Lake, store: Mongo, monthly: DataFrame, profile:
 
 
 def publish_profile(lake: tables.Lake, store: Mongo) -> None:
-    """Recompute the ``kpi_profile`` document from the lake's KPI tables (every loaded day)."""
-    hourly = lake.read(tables.KPI_HOURLY)
-    doc = documents.profile_doc(
+    """Recompute the ``kpi_profile`` document from the lake's KPI tables (every loaded day),
+    read through :meth:`~pipelines.lake.tables.Lake.read_kept`: a long-lived process (the
+    stream's lake path) reads again only the dates written since its last profile."""
+    try:
+        sinks.write(profile_of(lake.read_kept), store, KPI_PROFILE)
+    except Exception as exc:  # noqa: BLE001 - py4j errors are not PySparkException
+        if not tables.lost_kept_block(exc):
+            raise
+        log.warning("publish.profile_kept_lost", error=type(exc).__name__)
+        lake.forget_kept()
+        sinks.write(profile_of(lake.read_kept), store, KPI_PROFILE)
+
+
+def profile_of(read: Callable[[tables.Table], DataFrame]) -> DataFrame:
+    """The ``kpi_profile`` document from the KPI tables as ``read`` gives them."""
+    hourly = read(tables.KPI_HOURLY)
+    return documents.profile_doc(
         hourly.groupBy("date").agg(
             F.first("weekday").alias("weekday"),
             F.sum("flights").cast("long").alias("flights"),
             F.max("updated_at").alias("updated_at"),
         ),
         kpis.profile_weekday_hour(hourly),
-        kpis.profile_carrier_weekday(lake.read(tables.KPI_CARRIER_DAILY)),
-        kpis.profile_weather(lake.read(tables.KPI_WEATHER_DAILY)),
+        kpis.profile_carrier_weekday(read(tables.KPI_CARRIER_DAILY)),
+        kpis.profile_weather(read(tables.KPI_WEATHER_DAILY)),
     )
-    sinks.write(doc, store, KPI_PROFILE)
 
 
 def publish_rejects(

@@ -11,7 +11,7 @@ from pyspark.sql import functions as F
 from pipelines.clients.hadoop import HadoopFiles
 from pipelines.core.config import Settings
 from pipelines.core.reconcile import OffsetRange, batch_ranges
-from pipelines.lake import recompute, tables
+from pipelines.lake import deltalog, recompute, tables
 from pipelines.lake.tables import Lake
 
 TABLE = tables.Table("serving/kpi_route_monthly", ("month",))
@@ -81,3 +81,69 @@ def test_checkpoints_may_be_uris_like_the_lake(settings: Settings) -> None:
         update={"checkpoints": "hdfs://namenode:8020/tarmac/checkpoints/"})})  # fmt: skip
     assert uri.checkpoint_root == "hdfs://namenode:8020/tarmac/checkpoints"
     assert Path(settings.checkpoint_root).is_absolute()
+
+
+def _table(frame) -> list[tuple]:
+    return sorted(tuple(r) for r in frame.collect())
+
+
+def test_a_kept_table_reads_again_only_the_partitions_commits_touched(
+    spark, tmp_path: Path, monkeypatch
+) -> None:
+    """``Lake.read_kept`` (the profile's read of the KPI tables): the whole table, from memory
+    but for the partitions the commits since the kept version touched, whoever wrote them;
+    the whole table again when the log cannot tell (a schema change, commits not there)."""
+    lake, other = Lake(spark, f"file://{tmp_path}/lake"), Lake(spark, f"file://{tmp_path}/lake")
+    seen: list[set[str] | None] = []
+    touched = deltalog.touched_partitions
+
+    def spy(*args, **kwargs):
+        seen.append(touched(*args, **kwargs))
+        return seen[-1]
+
+    monkeypatch.setattr(deltalog, "touched_partitions", spy)
+    three = _rows(spark, "2013-01", 3).unionByName(_rows(spark, "2013-02", 2))
+    lake.overwrite(three.unionByName(_rows(spark, "2013-03", 1)), TABLE)
+    lake.append(_rows(spark, "2013-03", 1), TABLE)  # a second file in March
+    kept = lake.read_kept(TABLE)
+    assert _table(kept) == _table(lake.read(TABLE)) and seen == []  # first: read whole
+    assert lake.read_kept(TABLE) is kept  # no commit since: the same frame, nothing read
+
+    lake.overwrite(_rows(spark, "2013-01", 4), TABLE, ["2013-01"])  # its own refresh
+    other.append(_rows(spark, "2013-04", 2), TABLE)  # another job's commit
+    before = lake.version(TABLE)
+    other.compact(TABLE, ["2013-03"])  # OPTIMIZE: March's two files rewritten as one
+    assert lake.version(TABLE) == before + 1
+    again = lake.read_kept(TABLE)
+    assert seen[-1] == {"2013-01", "2013-04", "2013-03"}  # February from memory
+    assert _table(again) == _table(lake.read(TABLE))
+    assert {r.month: r.n for r in again.groupBy("month").agg(F.count("*").alias("n")).collect()
+            } == {"2013-01": 4, "2013-02": 2, "2013-03": 2, "2013-04": 2}  # fmt: skip
+
+    # a new column (the whole table overwritten with its schema): read whole
+    other.overwrite(_rows(spark, "2013-05", 1).withColumn("extra", F.lit(1)), TABLE)
+    whole = lake.read_kept(TABLE)
+    assert seen[-1] is None and "extra" in whole.columns
+    assert _table(whole) == _table(lake.read(TABLE))
+
+    # commits the log does not hold (cleaned up): the log cannot tell
+    uri, version = lake.uri(TABLE), lake.version(TABLE)
+    assert touched(lake.files, uri, "month", version, version + 2) is None
+
+
+def test_a_kept_frame_whose_blocks_are_lost_is_read_again(spark, tmp_path: Path) -> None:
+    """A kept frame is a local checkpoint: blocks lost with their executor fail the next
+    action with Spark's "Checkpoint block ... not found", which ``publish_profile`` takes as
+    the sign to forget the kept frames and read the tables again."""
+    lake = Lake(spark, str(tmp_path / "lake"))
+    lake.overwrite(_rows(spark, "2013-01", 3), TABLE)
+    kept = lake.read_kept(TABLE)
+    kept._jdf.queryExecution().analyzed().rdd().unpersist(True)  # as if its executor died
+    try:
+        kept.count()
+    except Exception as exc:  # noqa: BLE001 - py4j's error
+        assert tables.lost_kept_block(exc), exc
+    else:
+        raise AssertionError("the lost blocks were not noticed")
+    lake.forget_kept()
+    assert lake.read_kept(TABLE).count() == 3
