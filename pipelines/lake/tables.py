@@ -178,7 +178,7 @@ class Lake:
                 frame = kept.unionByName(at.where(F.col(column).isin(keys)))
             frame = frame.localCheckpoint(eager=True)
             if held is not None:
-                _release(held[1])
+                release(held[1])
             self._kept[table.name] = (version, frame)
             log.debug("lake.kept", table=table.name, version=version,
                       read=None if touched is None else len(touched))  # fmt: skip
@@ -188,7 +188,7 @@ class Lake:
         """Drop every frame :meth:`read_kept` keeps (the next call reads its table whole)."""
         with self._kept_lock:
             for _, frame in self._kept.values():
-                _release(frame)
+                release(frame)
             self._kept.clear()
 
     def read_where(
@@ -278,11 +278,11 @@ class Lake:
         self.forget_kept()
 
 
-def _release(frame: DataFrame) -> None:
-    """Free the blocks of a local checkpoint now. ``DataFrame.unpersist`` does not reach them
-    (the frame is not in Spark's cache manager): left to Spark's context cleaner, they would
-    wait for a JVM garbage collection (every 30 min by default), a refresh every few seconds
-    adding a frame each."""
+def release(frame: DataFrame) -> None:
+    """Free the blocks of a local checkpoint (``DataFrame.localCheckpoint``) now:
+    ``DataFrame.unpersist`` does not reach them (the frame is not in Spark's cache manager).
+    Left to Spark's context cleaner, they would wait for a JVM garbage collection (every 30 min
+    by default), a refresh every few seconds adding a frame each."""
     try:
         frame._jdf.queryExecution().analyzed().rdd().unpersist(False)
     except Exception:  # noqa: BLE001 - not a checkpointed frame: nothing of its own to free

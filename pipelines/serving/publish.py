@@ -153,6 +153,7 @@ def _refresh(
             monthly = recompute.write(lake, flights, kpi)
         with _timed(steps, "month_docs"):
             publish_months(lake, store, monthly, profile)
+        tables.release(monthly)  # a local checkpoint: its blocks now, not at the next JVM GC
     finally:
         if kpi is not None:
             kpi.unpersist()
