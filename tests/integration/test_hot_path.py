@@ -183,11 +183,15 @@ def test_order_duplicates_and_batches_do_not_change_the_documents(
         kafka_io.delete_topics(window, [topic])
 
 
-def test_a_second_refresh_of_the_lake_path_compiles_next_to_no_class(window: Settings) -> None:
+def test_a_steady_refresh_of_the_lake_path_compiles_next_to_no_class(window: Settings) -> None:
     """A refresh of one date needs ~270 generated classes, more than Spark's default cache
     holds (100): each refresh compiled ~260 of them again (and the JIT after it), the lake
-    path's steady CPU. With ``spark.sql.codegen.cache.maxEntries`` (``clients/spark``) the
-    second refresh finds them compiled (measured: 4)."""
+    path's steady CPU. With ``spark.sql.codegen.cache.maxEntries`` (``clients/spark``) a
+    steady refresh finds them compiled (measured: 4 for the second refresh). Since the
+    profile's tables are kept (``Lake.read_kept``: the first refresh reads them whole, the
+    second is the first to bring them up to date, with plans of its own) the third is the one
+    held to it: six refreshes compiled 32, 16, 10, 8, 6 and 6 classes (30, 20, 14 in another
+    run)."""
     from pipelines.clients.spark import build_session
     from pipelines.lake import recompute
     from pipelines.lake.tables import Lake
@@ -197,9 +201,10 @@ def test_a_second_refresh_of_the_lake_path_compiles_next_to_no_class(window: Set
     lake, store = Lake.of(spark, window), mongo.Mongo.of(window)
     codegen = spark.sparkContext._jvm.org.apache.spark.metrics.source.CodegenMetrics
     compiled = []
-    for _ in range(2):
+    for _ in range(3):
         before = codegen.METRIC_COMPILATION_TIME().getCount()
         publish.refresh(lake, store, [f"{START:%Y-%m-%d}"], horizon=None,
                         inputs=recompute.INPUTS[1:])  # fmt: skip
         compiled.append(codegen.METRIC_COMPILATION_TIME().getCount() - before)
-    assert compiled[1] <= 20, compiled
+    print("classes compiled by each refresh:", compiled)
+    assert compiled[2] <= 20, compiled
