@@ -24,6 +24,7 @@ MAX_COMMITS = 200  # more commits than this since the kept version: read the tab
 
 
 def commit_file(table_uri: str, version: int) -> str:
+    """Where the commit of ``version`` lives (``Lake.version`` probes them too)."""
     return f"{table_uri}/_delta_log/{version:020d}.json"
 
 

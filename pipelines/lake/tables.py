@@ -118,7 +118,7 @@ class Lake:
             last = int(json.loads(self.files.read_text(f"{log_dir}/_last_checkpoint"))["version"])
         except FileNotFoundError:
             last = -1
-        while self.files.exists(f"{log_dir}/{last + 1:020d}.json"):
+        while self.files.exists(deltalog.commit_file(self.uri(table), last + 1)):
             last += 1
         return last
 
@@ -151,9 +151,9 @@ class Lake:
         change) makes it read the whole table. The frame is a local checkpoint (its lineage
         cut, so it does not grow call after call): an executor lost with its blocks fails the
         next action that uses it (:func:`lost_kept_block`); :meth:`forget_kept` then drops it."""
-        (column,) = table.partition_by[:1] or (None,)
-        if column is None:
+        if not table.partition_by:
             raise ValueError(f"read_kept needs a partitioned table, not {table.name}")
+        column = table.partition_by[0]
         with self._kept_lock:
             version = self.version(table)
             if version < 0:

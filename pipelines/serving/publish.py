@@ -41,7 +41,7 @@ for this one (new reference data is picked up at a date's next refresh, as alway
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -202,17 +202,18 @@ def publish_profile(lake: tables.Lake, store: Mongo) -> None:
     read through :meth:`~pipelines.lake.tables.Lake.read_kept`: a long-lived process (the
     stream's lake path) reads again only the dates written since its last profile."""
     try:
-        sinks.write(profile_of(lake.read_kept), store, KPI_PROFILE)
+        sinks.write(profile_frame(lake), store, KPI_PROFILE)
     except Exception as exc:  # noqa: BLE001 - py4j errors are not PySparkException
         if not tables.lost_kept_block(exc):
             raise
         log.warning("publish.profile_kept_lost", error=type(exc).__name__)
         lake.forget_kept()
-        sinks.write(profile_of(lake.read_kept), store, KPI_PROFILE)
+        sinks.write(profile_frame(lake), store, KPI_PROFILE)
 
 
-def profile_of(read: Callable[[tables.Table], DataFrame]) -> DataFrame:
-    """The ``kpi_profile`` document from the KPI tables as ``read`` gives them."""
+def profile_frame(lake: tables.Lake) -> DataFrame:
+    """The ``kpi_profile`` document from the lake's KPI tables, as it keeps them."""
+    read = lake.read_kept
     hourly = read(tables.KPI_HOURLY)
     return documents.profile_doc(
         hourly.groupBy("date").agg(
