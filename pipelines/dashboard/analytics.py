@@ -74,7 +74,8 @@ def kpi_summary(kpis: Kpis, scope: Scope, clock: datetime | None) -> KpiSummary:
     # the baseline subtracts the rows the profile was computed with; the values are the
     # newest rows (the stream's kpi_hourly over kpi_daily)
     frame = scope.select(rows, carriers=not use_hourly, dates=False)
-    shown = scope.select(kpis.hourly_live, carriers=False, dates=False) if use_hourly else frame
+    shown = (scope.select(kpis.hourly_live, carriers=False, dates=False) if use_hourly
+             else scope.select(kpis.carrier_live, dates=False))  # fmt: skip
     loaded = kpis.dates
     clock_day = local_date(clock).isoformat() if clock else None
     cut = clock.astimezone(NY).hour if (clock and use_hourly) else None
@@ -170,9 +171,10 @@ def hourly_series(kpis: Kpis, scope: Scope) -> pd.DataFrame:
 
 
 def carrier_table(kpis: Kpis, scope: Scope) -> pd.DataFrame:
-    """Per carrier over the selection (airports and carriers filters applied)."""
+    """Per carrier over the selection (airports and carriers filters applied); a live date's
+    rows derived from its buckets (``Kpis.carrier_live``)."""
     kpis.require(kpis.selected(scope))
-    frame = scope.select(kpis.carrier_daily)
+    frame = scope.select(kpis.carrier_live)
     if frame.empty:
         return rollup(frame, "carrier").assign(carrier_name=pd.Series(dtype="object"))
     out, codes, order = _per_key(frame, "carrier")
@@ -201,9 +203,9 @@ def _first_known(keys: Iterable[Any], values: Iterable[Any]) -> dict[Any, Any]:
 
 def airport_table(kpis: Kpis, scope: Scope) -> pd.DataFrame:
     """The three origins side by side over the selection (carrier filter applied, airport
-    filter not: this panel compares them)."""
+    filter not: this panel compares them); a live date's rows derived from its buckets."""
     kpis.require(kpis.selected(scope))
-    frame = scope.select(kpis.carrier_daily, airports=False)
+    frame = scope.select(kpis.carrier_live, airports=False)
     values = frame[list(MEASURES)].to_numpy(dtype="float64")
     out = table("origin", ORIGINS, sums_by(frame["origin"].to_numpy(), ORIGINS, values))
     out["name"] = out["origin"].map(ORIGIN_NAMES)
@@ -243,11 +245,23 @@ def weather_impact(
     kpis: Kpis, airports: Sequence[str] = (), until: str | None = None
 ) -> dict[str, pd.DataFrame]:
     """Average departure delay per visibility band, wind band and precipitation, over every
-    loaded day up to ``until``; flights whose weather is unknown are not counted."""
+    loaded day up to ``until``; flights whose weather is unknown are not counted. A live
+    date's ``kpi_daily`` rows (what the profile holds of it) give way to its rows derived from
+    its buckets (``Kpis.weather_live``)."""
     whole = kpis.profile.weather
     if airports:
         whole = whole[whole["origin"].isin(airports)]
-    cols, values = signed(whole, _up_to(kpis, kpis.weather_impact, airports, until), WEATHER_KEYS)
+    minus = _up_to(kpis, kpis.weather_impact, airports, until)
+    swap = [d for d in kpis.live_dates if (until is None or d <= until) and d in kpis.rows.read]
+    if swap:
+        held, shown = kpis.weather_impact, kpis.weather_live
+        held, shown = held[held["date"].isin(swap)], shown[shown["date"].isin(swap)]
+        if airports:
+            held, shown = held[held["origin"].isin(airports)], shown[shown["origin"].isin(airports)]
+        negated = shown.assign(**{m: -shown[m].astype("float64") for m in MEASURES})
+        minus = pd.concat([f for f in (minus, held, negated) if len(f)] or [minus],
+                          ignore_index=True)  # fmt: skip
+    cols, values = signed(whole, minus, WEATHER_KEYS)
     wet = {True: "precipitation", False: "dry"}
     cols["precip"] = np.array([wet.get(v) for v in cols["precip"]], dtype=object)
     return {

@@ -105,20 +105,24 @@ class Dashboard(Following, Sharing):
         self.ahead_panel = panels.AheadPanel(self)
         self.search_panel = panels.SearchPanel(self)  # drawn when asked (a search, a click)
         self.carriers_panel = panels.CarriersPanel(self)
+        self.airports_panel = panels.AirportsPanel(self)
+        self.weather_panel = panels.WeatherPanel(self)
         # drawn in this order for a scope: the attention list last, from what they kept
         self.scoped: list[panels.Panel] = [
             self.tiles_panel,
             self.ahead_panel,
             panels.HourlyPanel(self),
             self.carriers_panel,
-            panels.AirportsPanel(self),
+            self.airports_panel,
             # these depend on the airports (and the routes on the months) only: a carrier or
             # day change within the month leaves them as they are
             panels.HeatmapPanel(self),
-            panels.WeatherPanel(self),
+            self.weather_panel,
             panels.RoutesPanel(self),
             self.board_panel,
         ]
+        # drawn again after a batch of the stream when a live date's rows moved
+        self.day_panels = [self.carriers_panel, self.airports_panel, self.weather_panel]
         cards = [*self.scoped, self.search_panel, self.rejects_panel]
         self.panels: dict[str, ipywidgets.Box] = {p.key: p.box for p in cards if p.box is not None}
         self.header = self.header_panel.html
@@ -255,7 +259,7 @@ class Dashboard(Following, Sharing):
                 result.board = previous.board  # shown (marked as such) until the new one
                 result.board_read_at = previous.board_read_at
             if previous is not None:  # the stream's hours read since stay laid over
-                result.kpis = result.kpis.with_hot(previous.kpis.hot)
+                result.kpis = result.kpis.with_hot(previous.kpis.hot, previous.kpis.live)
             self.state.snap, self.state.online = result, True
             self._drawn.clear()  # new data: everything is drawn again
             self.header_panel.draw()

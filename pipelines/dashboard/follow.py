@@ -37,7 +37,7 @@ from pipelines.core.config import Settings
 from pipelines.serving import readmodels as RM
 
 from . import kpi_frames, queries
-from .decode import board_frame, hourly_frame
+from .decode import board_frame, daily_rows, hourly_frame
 from .health import stream_levels
 from .live import STREAM, Marks, board_window, hour_ids, live_dates, marks, moved, touched
 from .reading import UNREACHABLE, log
@@ -55,6 +55,7 @@ class LiveRead:
     full: bool = False
     board: pd.DataFrame | None = None
     hot: pd.DataFrame | None = None
+    live: kpi_frames.Rows | None = None
     dates: list[str] = field(default_factory=list)
     reads: Counter = field(default_factory=Counter)
     seconds: float = 0.0
@@ -71,6 +72,13 @@ def read_hot(db: Database, dates: list[str], clock: datetime, reads: Counter | N
     """The ``kpi_hourly`` rows of the hours of ``dates`` started by ``clock``, by ``_id``."""
     # the hot path's row where it knows more
     return hourly_frame(queries.resolved(db, RM.KPI_HOURLY, hour_ids(dates, clock), reads=reads))
+
+
+def live_rows(dates: list[str], boards: Callable[[list[str]], list[dict]]) -> kpi_frames.Rows:
+    """The rows of ``dates`` (the live dates) derived from every board bucket of each, as
+    ``boards`` gives them resolved (``readmodels.day_doc``): a live date's airlines and weather
+    follow the live board instead of waiting for the lake path's ``kpi_daily``."""
+    return daily_rows([RM.day_doc(d, boards(RM.board_keys([d]))) for d in dates], dates)
 
 
 FULL_READ_S = 30.0  # a follower's cache is read again whole at least this often
@@ -142,12 +150,16 @@ def poll(
         if clock is not None and cache is None:
             out.board = queries.read_board(db, clock, reads=reads)
             out.hot = read_hot(db, out.dates, clock, reads)
+            out.live = live_rows(out.dates, lambda ids: queries.resolved(
+                db, RM.BOARD, ids, queries.BOARD_PROJECTION, reads))  # fmt: skip
         elif clock is not None:
             keys, start, end = board_window(clock)
             hours = hour_ids(out.dates, clock)
-            cache.update(db, state, {RM.BOARD: keys, RM.KPI_HOURLY: hours}, reads)
+            boards = list(dict.fromkeys([*keys, *RM.board_keys(out.dates)]))
+            cache.update(db, state, {RM.BOARD: boards, RM.KPI_HOURLY: hours}, reads)
             out.board = board_frame(cache.resolved(RM.BOARD, keys), start, end)
             out.hot = hourly_frame(cache.resolved(RM.KPI_HOURLY, hours))
+            out.live = live_rows(out.dates, lambda ids: cache.resolved(RM.BOARD, ids))
     elif stream_levels({STREAM: state}, now) == live.levels:
         return None
     out.seconds = time.perf_counter() - started
@@ -240,6 +252,7 @@ class Following:
     tiles_panel: Any
     board_panel: Any
     attention_panel: Any
+    day_panels: list[Any]
     refresh: Callable[..., None]
     guarded: Callable[[Callable[[], None]], None]
     scope: Callable[[], kpi_frames.Scope]
@@ -281,7 +294,7 @@ class Following:
                 return
             snap.clock = result.clock
             snap.board, snap.board_read_at = result.board, self.now()
-            snap.kpis = snap.kpis.with_hot(result.hot)
+            snap.kpis = snap.kpis.with_hot(result.hot, result.live)
             self.live_draws += 1
             self.last_timings["live_read"] = result.seconds
         if result.full and result.dates == live.dates:  # else: the new dates at the next poll
@@ -290,9 +303,14 @@ class Following:
         self.guarded(lambda: self._redraw_live(result.full))
 
     def _redraw_live(self, batch: bool) -> None:
-        """The header and "Needs attention", and after a batch the tiles and the board."""
+        """The header and "Needs attention", and after a batch the tiles and the board, and
+        the airlines, airports and weather when a live date's rows moved."""
         started, scope = time.perf_counter(), self.scope()
         shown = [self.tiles_panel, self.board_panel] if batch else []
+        key = self.state.snap.kpis.live_key if self.state.snap is not None else ()
+        if batch and key != self.state.live.day_key:
+            shown += self.day_panels
+            self.state.live.day_key = key
         for panel in (self.header_panel, *shown, self.attention_panel):
             self._draw_panel(panel, scope)
         self.state.live.levels = tuple(r["level"] for r in self.state.stream or ())

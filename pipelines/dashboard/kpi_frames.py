@@ -323,11 +323,14 @@ class Rows:
 class Kpis:
     """What the KPI panels are computed from: the profile and the rows read; ``hot``: the
     ``kpi_hourly`` rows read since (the stream's hot path), laid over ``rows.hourly`` in
-    :attr:`hourly_live`."""
+    :attr:`hourly_live`; ``live``: the rows of the dates the stream still changes, derived
+    from their board buckets as the page reads them (``readmodels.day_doc``), in place of
+    those dates' ``kpi_daily`` rows in :attr:`carrier_live` and :attr:`weather_live`."""
 
     profile: Profile
     rows: Rows
     hot: pd.DataFrame | None = None
+    live: Rows | None = None
 
     @classmethod
     def empty(cls) -> Kpis:
@@ -350,11 +353,45 @@ class Kpis:
 
     @property
     def carrier_daily(self) -> pd.DataFrame:
+        """The ``kpi_daily`` carrier rows: what the profile was computed with."""
         return self.rows.carrier_daily
 
     @property
     def weather_impact(self) -> pd.DataFrame:
+        """The ``kpi_daily`` weather rows: what the profile was computed with."""
         return self.rows.weather_impact
+
+    @property
+    def live_dates(self) -> list[str]:
+        """The dates :attr:`live` holds rows of (read from their buckets)."""
+        return sorted(self.live.read) if self.live is not None else []
+
+    @cached_property
+    def carrier_live(self) -> pd.DataFrame:
+        """The carrier rows shown: a live date's derived from its buckets, else ``kpi_daily``'s."""
+        return self._over(self.rows.carrier_daily, "carrier_daily")
+
+    @cached_property
+    def weather_live(self) -> pd.DataFrame:
+        """The weather rows shown: a live date's derived from its buckets, else ``kpi_daily``'s."""
+        return self._over(self.rows.weather_impact, "weather_impact")
+
+    @cached_property
+    def live_key(self) -> tuple[int, ...]:
+        """What :attr:`live` holds, as numbers that change when a row of it does (the page
+        draws its airlines and weather again only then)."""
+        if self.live is None:
+            return ()
+        frames = (self.live.carrier_daily, self.live.weather_impact)
+        return tuple(int(pd.util.hash_pandas_object(f, index=False).sum()) for f in frames)
+
+    def _over(self, lake: pd.DataFrame, name: str) -> pd.DataFrame:
+        if self.live is None or not self.live.read:
+            return lake
+        kept = lake[~lake["date"].isin(list(self.live.read))]
+        derived = getattr(self.live, name)
+        parts = [f for f in (kept, derived) if len(f)]
+        return pd.concat(parts, ignore_index=True) if len(parts) > 1 else (parts or [kept])[0]
 
     @property
     def route_monthly(self) -> pd.DataFrame:
@@ -365,11 +402,12 @@ class Kpis:
         return sorted({d[:7] for d in self.dates})
 
     def with_rows(self, rows: Rows) -> Kpis:
-        return Kpis(self.profile, self.rows.merge(rows), self.hot)
+        return Kpis(self.profile, self.rows.merge(rows), self.hot, self.live)
 
-    def with_hot(self, hot: pd.DataFrame | None) -> Kpis:
-        """These KPIs with ``hot`` as the ``kpi_hourly`` rows (each read has every hour)."""
-        return Kpis(self.profile, self.rows, hot)
+    def with_hot(self, hot: pd.DataFrame | None, live: Rows | None = None) -> Kpis:
+        """These KPIs with ``hot`` as the ``kpi_hourly`` rows and ``live`` as the live dates'
+        rows (each read has every hour and every live date)."""
+        return Kpis(self.profile, self.rows, hot, live)
 
     def missing(self, dates: Iterable[str]) -> list[str]:
         """Loaded dates of ``dates`` whose ``kpi_daily`` document was not read."""

@@ -220,7 +220,8 @@ def read_board(
     return board_frame(resolved(db, RM.BOARD, keys, BOARD_PROJECTION, reads), start, end)
 
 
-BOARD_PROJECTION = {"origin": 1, "flights": 1, "version": 1}  # what the board reads of a bucket
+# what the page reads of a board bucket: the board, and a live date's rows (readmodels.day_doc)
+BOARD_PROJECTION = {"origin": 1, "hour_utc": 1, "date": 1, "flights": 1, "version": 1}
 
 
 def read_health(db: Database, jobs: Iterable[str] = JOBS, reads: Reads | None = None) -> dict:

@@ -19,11 +19,13 @@ from . import analytics, queries
 class Live:
     """What the page shows of the stream, for the follower's thread (set on the kernel's loop,
     only read in the thread): the marks of the last batch drawn, the selected dates the stream
-    still changes, the stream health levels drawn."""
+    still changes, the stream health levels drawn, what the live dates' rows held when the
+    airlines and weather were last drawn (``Kpis.live_key``)."""
 
     seen: tuple | None = None
     dates: list[str] = field(default_factory=list)
     levels: tuple[str, ...] = ()
+    day_key: tuple[int, ...] = ()
 
 
 @dataclass

@@ -166,14 +166,10 @@ def hot_board(doc: dict[str, Any]) -> dict[str, Any]:
     return {**rest, "n": len(flights), "flights": flights, "version": sum(map(facts, flights))}
 
 
-def hour_row(board: dict[str, Any]) -> dict[str, Any]:
-    """A board bucket in the lake path's shape (:func:`hot_board`) -> its hour's ``kpi_hourly``
-    row: the bucket's fields, ``local_hour`` and ``weekday`` (the same for every flight of an
-    hour), the measures of ``transform.kpis.measures`` in Python over its flights, the
-    bucket's ``version`` and ``updated_at``. The lake path computes the same row in Spark
-    (``kpis.kpi_hourly``, ``documents.hourly_docs``); the tests hold the two equal."""
-    flights = board["flights"]
-    first = flights[0] if flights else {}
+def measures(flights: Iterable[dict[str, Any]]) -> dict[str, int]:
+    """The measures of ``transform.kpis.measures`` in Python over board flights (the lake
+    path's shape, :func:`board_flight`)."""
+    flights = list(flights)
     departed = [f for f in flights if f.get("dep_time_utc") is not None]
     dep = [f["dep_delay"] for f in flights if f.get("dep_delay") is not None]
     arr = [f["arr_delay"] for f in flights if f.get("arr_delay") is not None]
@@ -188,11 +184,77 @@ def hour_row(board: dict[str, Any]) -> dict[str, Any]:
         "arr_delay_sum": sum(arr),
         "arr_delay_n": len(arr),
     }
+    return {m: values[m] for m in MEASURES}
+
+
+def hour_row(board: dict[str, Any]) -> dict[str, Any]:
+    """A board bucket in the lake path's shape (:func:`hot_board`) -> its hour's ``kpi_hourly``
+    row: the bucket's fields, ``local_hour`` and ``weekday`` (the same for every flight of an
+    hour), the :func:`measures` of its flights, the bucket's ``version`` and ``updated_at``.
+    The lake path computes the same row in Spark (``kpis.kpi_hourly``,
+    ``documents.hourly_docs``); the tests hold the two equal."""
+    flights = board["flights"]
+    first = flights[0] if flights else {}
     row = {k: board.get(k) for k in ("_id", "origin", "hour_utc", "date")}
     row |= {"local_hour": first.get("local_hour"), "weekday": first.get("weekday")}
-    row |= {m: values[m] for m in MEASURES}
+    row |= measures(flights)
     row |= {"version": board.get("version", 0), "updated_at": board.get("updated_at")}
     return row
+
+
+def day_doc(day: str, boards: Iterable[dict[str, Any] | None]) -> dict[str, Any]:
+    """The board buckets of the local date ``day`` (the lake path's shape, as
+    :func:`resolve` shows them; None for a bucket neither path wrote) -> the rows of its
+    ``kpi_daily`` document: ``hours`` (:func:`hour_row` of each bucket that has flights),
+    ``carriers`` (per carrier and origin: the first known ``carrier_name``) and ``weather``
+    (per origin, visibility band, precipitation and wind band, over the flights whose weather
+    is known), sorted as the lake path sorts them (``documents.daily_docs``); ``flights``,
+    ``version`` (the buckets' sum) and ``updated_at`` (their newest). The lake path computes
+    the same rows in Spark (``kpis.kpi_carrier_daily``, ``kpis.kpi_weather_daily``); the
+    tests hold them equal, so the page can show a live date's airlines and weather from the
+    buckets the stream raises within seconds instead of waiting for the lake path's
+    document."""
+    hours: list[dict[str, Any]] = []
+    carriers: dict[tuple, list[dict[str, Any]]] = {}
+    weather: dict[tuple, list[dict[str, Any]]] = {}
+    stamps, version = [], 0
+    for board in boards:
+        if not board or not board.get("flights"):
+            continue
+        row = hour_row(board)
+        hours.append({k: row[k] for k in ("origin", "hour_utc", "local_hour", *MEASURES)})
+        version += board.get("version", 0)
+        if board.get("updated_at") is not None:
+            stamps.append(board["updated_at"])
+        origin = board.get("origin")  # a bucket's flights leave out its origin
+        for f in board["flights"]:
+            carriers.setdefault((f.get("carrier"), origin), []).append(f)
+            known = f.get("weather") or {}
+            if known.get("visib_band") is not None:
+                bands = (origin, known["visib_band"], bool(known.get("precip")),
+                         known.get("wind_band") or "unknown")  # fmt: skip
+                weather.setdefault(bands, []).append(f)
+    by_carrier = []
+    for (carrier, origin), fs in carriers.items():
+        name = next((f["carrier_name"] for f in fs if f.get("carrier_name") is not None), None)
+        row = {"carrier": carrier, "origin": origin}  # a name unknown is left out, as written
+        by_carrier.append(row | ({} if name is None else {"carrier_name": name}) | measures(fs))
+    by_weather = [
+        {"origin": o, "visib_band": v, "precip": p, "wind_band": w, **measures(fs)}
+        for (o, v, p, w), fs in weather.items()
+    ]  # fmt: skip
+    return {
+        "_id": day,
+        "date": day,
+        "flights": sum(h["flights"] for h in hours),
+        "hours": sorted(hours, key=lambda h: (h["origin"], h["hour_utc"])),
+        "carriers": sorted(by_carrier, key=lambda r: (r["carrier"] or "", r["origin"] or "")),
+        "weather": sorted(
+            by_weather, key=lambda r: (r["origin"], r["visib_band"], r["precip"], r["wind_band"])
+        ),  # fmt: skip
+        "version": version,
+        "updated_at": max(stamps, default=None),
+    }
 
 
 def naive_utc(value: Any) -> Any:

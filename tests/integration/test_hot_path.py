@@ -104,6 +104,27 @@ def test_both_paths_write_the_same_documents(hot_run: Settings) -> None:
     assert "kpi" not in state  # no second hot query: the hour rows come from the board
 
 
+def test_a_dates_buckets_give_its_day_document(hot_run: Settings) -> None:
+    """A live date's hours, airlines and weather rows, derived from its board buckets when
+    read (``readmodels.day_doc``), are the lake path's ``kpi_daily`` document, from the lake
+    path's buckets and from the hot path's alike: the page can show them from the buckets
+    the live board raises within seconds."""
+    db = mongo.database(hot_run)
+    days = list(db[readmodels.KPI_DAILY].find({}))
+    assert days
+    lake = {d["_id"]: d for d in db[readmodels.BOARD].find({})}
+    hot = {d["_id"]: readmodels.hot_view(readmodels.BOARD, d)
+           for d in db[readmodels.BOARD_HOT].find({})}  # fmt: skip
+    fields = ("date", "flights", "hours", "carriers", "weather")
+    for day in days:
+        keys = readmodels.board_keys([day["_id"]])
+        assert day["carriers"] and day["weather"] and day["hours"]
+        for boards in (lake, hot):
+            derived = readmodels.day_doc(day["_id"], [boards.get(k) for k in keys])
+            assert {f: derived[f] for f in fields} == {f: day[f] for f in fields}
+        assert derived["version"] == sum(lake[k]["version"] for k in keys if k in lake)
+
+
 def test_the_page_sees_one_document_whichever_path_wrote_last(hot_run: Settings) -> None:
     db = mongo.database(hot_run)
     hot = {d["_id"]: d for d in db[readmodels.BOARD_HOT].find({})}

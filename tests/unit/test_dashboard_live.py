@@ -244,3 +244,74 @@ def test_the_dashboard_notebook_polls_as_often_as_the_page_does() -> None:
     source = (Path(__file__).resolve().parents[2] / "notebooks" / "dashboard.ipynb").read_text()
     found = re.search(r'TARMAC_LIVE_S\\", \\"([0-9.]+)\\"', source)
     assert found and float(found[1]) == live.LIVE_S
+
+
+# ------------------------------------------------------------------ a live date's day rows
+
+
+def _day_kpis(carriers: list[dict], weather: list[dict], live: list[dict] | None = None):
+    """The page's KPIs after reading the kpi_daily of 03-20 and 03-21 with ``carriers`` and
+    ``weather`` rows, and (``live``) the rows of 03-20 derived from its buckets."""
+    docs = S.documents(hourly=ROWS["hourly"], carriers=carriers, weather=weather)
+    dates = ("2013-03-20", "2013-03-21")
+    read = [d for d in docs["kpi_daily"] if d["_id"] in dates]
+    kpis = Kpis(decode.profile_of(docs["kpi_profile"][0]), decode.daily_rows(read, dates))
+    if live is None:
+        return kpis
+    mine = [r for r in live if "carrier" in r], [r for r in live if "visib_band" in r]
+    day = [d for d in S.daily_docs(ROWS["hourly"], *mine) if d["_id"] == "2013-03-20"]
+    return kpis.with_hot(None, decode.daily_rows(day, ["2013-03-20"]))
+
+
+def _late(row: dict) -> dict:
+    """``row`` with one more flight, departed 70 min late."""
+    return {**row, "flights": row["flights"] + 1, "departed": row["departed"] + 1,
+            "delayed_60": row["delayed_60"] + 1, "dep_delay_sum": row["dep_delay_sum"] + 70,
+            "dep_delay_n": row["dep_delay_n"] + 1}  # fmt: skip
+
+
+def _figures(kpis: Kpis, scope: Scope) -> dict:
+    return {
+        "carriers": analytics.carrier_table(kpis, scope),
+        "airports": analytics.airport_table(kpis, scope),
+        **analytics.weather_impact(kpis, scope.airports, "2013-03-20"),
+    }
+
+
+def test_a_live_dates_rows_from_its_buckets_show_now_what_its_day_document_shows_later() -> None:
+    """A live date's airlines and weather come from its buckets (``Kpis.live``, derived by
+    ``readmodels.day_doc``) in place of its ``kpi_daily`` rows: the same rows give the same
+    figures; a flight the buckets hold and the day document not yet shows now what the day
+    document shows once the lake path caught up; the baseline (the profile minus the
+    ``kpi_daily`` rows it was computed with) stays exact."""
+    carriers, weather = ROWS["carriers"], ROWS["weather"]
+    today = [r for r in [*carriers, *weather] if r["date"] == "2013-03-20"]
+    plain, same = _day_kpis(carriers, weather), _day_kpis(carriers, weather, today)
+    assert same.live_dates == ["2013-03-20"] and same.live_key == same.live_key
+    jfk = Scope(("JFK",), (), TODAY.date_from, TODAY.date_to)
+    for scope in (TODAY, jfk, Scope((), ("C01",), TODAY.date_from, TODAY.date_to)):
+        for name, frame in _figures(plain, scope).items():
+            pd.testing.assert_frame_equal(frame, _figures(same, scope)[name], obj=name)
+
+    def bumped(rows: list[dict]) -> list[dict]:
+        first_carrier = next((r for r in rows if r["origin"] == "JFK" and "carrier" in r
+                              and r["date"] == "2013-03-20"), None)  # fmt: skip
+        first_weather = next((r for r in rows if r["origin"] == "JFK" and "visib_band" in r
+                              and r["date"] == "2013-03-20"), None)  # fmt: skip
+        return [_late(r) if r is first_carrier or r is first_weather else r for r in rows]
+
+    live = _day_kpis(carriers, weather, bumped(today))  # the buckets know one more flight
+    later = _day_kpis(bumped(carriers), bumped(weather))  # the lake path caught up
+    assert live.live_key != same.live_key
+    for scope in (TODAY, jfk):
+        for name, frame in _figures(later, scope).items():
+            pd.testing.assert_frame_equal(_figures(live, scope)[name], frame, obj=name)
+            if name in ("carriers", "visib_band", "precip") or (name, scope) == ("airports", TODAY):
+                assert not _figures(plain, scope)[name].equals(frame), name  # (wind: unknown)
+    code = next(r["carrier"] for r in today if r["origin"] == "JFK" and "carrier" in r)
+    with_carrier = Scope((), (code,), TODAY.date_from, TODAY.date_to)
+    now, then = (analytics.kpi_summary(k, with_carrier, CLOCK) for k in (live, later))
+    before = analytics.kpi_summary(plain, with_carrier, CLOCK)
+    assert now.value["flights"] == before.value["flights"] + 1
+    assert now.value == pytest.approx(then.value, nan_ok=True)
+    assert now.baseline == before.baseline  # the profile's other days, exact either way

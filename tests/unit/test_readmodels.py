@@ -57,3 +57,33 @@ def test_the_live_board_shows_the_risk_a_model_wrote() -> None:
     board = analytics.live_board(frame, kpi_frames.Scope(), clock)
     risks = dict(zip(board["flight_no"], board["delay_risk"], strict=True))
     assert risks["UA 1"] == 0.42 and pd.isna(risks["UA 2"])
+
+
+def test_a_dates_buckets_give_its_day_rows() -> None:
+    """``day_doc``: hours per bucket, airlines per carrier and origin (an unknown name left
+    out, as the lake path writes it), weather per origin and bands over the flights whose
+    weather is known (no precipitation known: dry; no wind known: "unknown"), sorted as the
+    lake path sorts them; a bucket neither path wrote counts nothing."""
+    hour = datetime(2013, 1, 15, 14)
+    clear = {"visib_band": "10+ mi", "precip": None, "wind_band": None}
+    a = {"flight_key": "a", "sched_dep_utc": hour, "carrier": "UA", "status_rank": 2,
+         "dep_time_utc": hour, "dep_delay": 75, "weather": clear}  # fmt: skip
+    b = {"flight_key": "b", "sched_dep_utc": hour, "carrier": "AA", "carrier_name": "American",
+         "status_rank": 1}  # fmt: skip
+    wet = {**clear, "precip": True, "wind_band": "0-10 mph"}
+    c = {"flight_key": "c", "sched_dep_utc": hour, "carrier": "UA", "carrier_name": "United",
+         "status_rank": 4, "weather": wet}  # fmt: skip
+    jfk = {"_id": "JFK|2013-01-15T14:00Z", "origin": "JFK", "hour_utc": hour,
+           "date": "2013-01-15", "version": 9, "flights": [a, b]}  # fmt: skip
+    ewr = {**jfk, "_id": "EWR|2013-01-15T14:00Z", "origin": "EWR", "version": 4, "flights": [c]}
+    doc = readmodels.day_doc("2013-01-15", [jfk, None, ewr])
+    assert [h["origin"] for h in doc["hours"]] == ["EWR", "JFK"]
+    assert doc["flights"] == 3 and doc["version"] == 13
+    assert [(r["carrier"], r["origin"], r.get("carrier_name"), r["flights"], r["delayed_60"],
+             r["cancelled"]) for r in doc["carriers"]] == [
+        ("AA", "JFK", "American", 1, 0, 0), ("UA", "EWR", "United", 1, 0, 1),
+        ("UA", "JFK", None, 1, 1, 0)]  # fmt: skip
+    assert "carrier_name" not in doc["carriers"][2]
+    assert [(r["origin"], r["precip"], r["wind_band"], r["flights"]) for r in doc["weather"]] == [
+        ("EWR", True, "0-10 mph", 1), ("JFK", False, "unknown", 1)]  # fmt: skip
+    assert readmodels.day_doc("2013-01-15", [None])["carriers"] == []

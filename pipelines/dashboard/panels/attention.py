@@ -58,7 +58,7 @@ def inputs_of(state: State, now: datetime) -> R.Inputs:
     if snap is None:
         return R.Inputs(now=now)
     profile = snap.kpis.profile
-    carriers = snap.kpis.carrier_daily
+    carriers = snap.kpis.carrier_live
     if len(carriers) and snap.clock_day is not None:
         carriers = carriers[carriers["date"] == snap.clock_day]
     board = snap.board

@@ -1,7 +1,8 @@
 """Airline leaderboard: the airlines of the selection ranked by average departure delay or
 on-time % (the toggle), worst on top, coloured by delay, and the one slipping most named.
 
-Reads ``snap.kpis`` ``kpi_carrier_daily`` rows through ``analytics.carrier_table``; keeps the
+Reads ``snap.kpis`` ``kpi_carrier_daily`` rows (a live date's derived from its board buckets,
+``Kpis.carrier_live``) through ``analytics.carrier_table``; keeps the
 table in ``state.carriers`` (the "Needs attention" list and the board's "Airlines CSV"). A
 click on an airline's bar lists its flights of the selected days in "Find flights".
 """

@@ -2,8 +2,9 @@
 scheduled hour (visibility, precipitation, wind) over every loaded day up to the replay
 clock's, for the selected airports: whether today's delays are what such weather brings.
 
-Reads ``snap.kpis`` (``kpi_daily`` weather-impact rows and the ``kpi_profile`` sums) through
-``analytics.weather_impact``; depends on the airports only.
+Reads ``snap.kpis`` (``kpi_daily`` weather-impact rows and the ``kpi_profile`` sums, a live
+date's rows derived from its board buckets) through ``analytics.weather_impact``; depends on
+the airports and on those live rows only.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ class WeatherPanel(Panel):
         )
 
     def drawn_for(self, scope: kpi_frames.Scope) -> Any:
-        return scope.airports
+        return scope.airports, self.snap.kpis.live_key
 
     def draw(self, scope: kpi_frames.Scope) -> None:
         snap = self.snap
