@@ -361,10 +361,21 @@ class Kpis:
         """The ``kpi_daily`` weather rows: what the profile was computed with."""
         return self.rows.weather_impact
 
-    @property
+    @cached_property
     def live_dates(self) -> list[str]:
-        """The dates :attr:`live` holds rows of (read from their buckets)."""
-        return sorted(self.live.read) if self.live is not None else []
+        """The dates whose rows :attr:`live` gives: those it holds whose buckets count at
+        least the flights of their ``kpi_daily`` document (a flight never leaves its bucket,
+        and the page shows each bucket as the path that knows more wrote it: fewer means
+        buckets are missing, as beyond the serving horizon, ``serving.board_hours``, and the
+        day document's rows stay)."""
+        if self.live is None or not self.live.read:
+            return []
+
+        def flights(frame: pd.DataFrame) -> pd.Series:
+            return frame.groupby("date")["flights"].sum() if len(frame) else pd.Series()
+
+        theirs, mine = flights(self.rows.hourly), flights(self.live.hourly)
+        return sorted(d for d in self.live.read if mine.get(d, 0) >= theirs.get(d, 0))
 
     @cached_property
     def carrier_live(self) -> pd.DataFrame:
@@ -386,10 +397,11 @@ class Kpis:
         return tuple(int(pd.util.hash_pandas_object(f, index=False).sum()) for f in frames)
 
     def _over(self, lake: pd.DataFrame, name: str) -> pd.DataFrame:
-        if self.live is None or not self.live.read:
+        if self.live is None or not self.live_dates:
             return lake
-        kept = lake[~lake["date"].isin(list(self.live.read))]
+        kept = lake[~lake["date"].isin(self.live_dates)]
         derived = getattr(self.live, name)
+        derived = derived[derived["date"].isin(self.live_dates)]
         parts = [f for f in (kept, derived) if len(f)]
         return pd.concat(parts, ignore_index=True) if len(parts) > 1 else (parts or [kept])[0]
 

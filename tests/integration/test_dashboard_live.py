@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 
+import pandas as pd
 import pytest
 
 from pipelines.clients import mongo
@@ -106,9 +107,10 @@ def test_a_poll_reads_the_state_alone_until_a_batch_id_moves(live_db) -> None:
     assert read is not None and read.full and read.marks == (11, 3) and read.clock == CLOCK
     # 3 airports x 3 hours of board, 3 airports x the 15 hours of the day up to the clock's,
     # each bucket as the lake path and as the hot path wrote it (an hour's hot row is derived
-    # from its hot board bucket)
-    assert reads == {"pipeline_state": 1, "flights_by_hour": 9, "flights_by_hour_hot": 9 + 45,
-                     "kpi_hourly": 45}  # fmt: skip
+    # from its hot board bucket), and every bucket of the day (3 x 24: its airlines and
+    # weather, readmodels.day_doc)
+    assert reads == {"pipeline_state": 1, "flights_by_hour": 9 + 72,
+                     "flights_by_hour_hot": 9 + 45 + 72, "kpi_hourly": 45}  # fmt: skip
     assert len(read.hot) == 45 and set(read.hot["date"]) == {"2013-03-20"}
     assert len(read.board) == len(queries.read_board(db, CLOCK)) > 0
 
@@ -132,7 +134,8 @@ def test_after_a_board_batch_a_follower_reads_only_the_buckets_it_raised(live_db
     cache, shown = Buckets(), Live(seen=None, dates=["2013-03-20"], levels=())
     first = poll(db, shown, NOW, cache=cache)  # a first read: every bucket shown
     shown_ids = set(board_window(CLOCK)[0]) | set(hour_ids(["2013-03-20"], CLOCK))
-    assert first is not None and first.reads[RM.BOARD_HOT] == len(shown_ids)  # each once
+    shown_ids |= set(RM.board_keys(["2013-03-20"]))  # the day's buckets: its airlines, weather
+    assert first is not None and first.reads[RM.BOARD_HOT] == len(shown_ids) == 72  # each once
     shown.seen = first.marks
 
     lake = db.flights_by_hour.find_one({"_id": RM.hour_key("JFK", HOUR)})
@@ -336,3 +339,55 @@ def test_a_claimed_kernel_sends_again_what_its_claim_changed(live_db, monkeypatc
     sent.clear()
     page.resync.ready.click()
     assert [w for w, _ in sent if w is not page.resync.ready] == []  # nothing recorded
+
+
+@pytest.fixture
+def day_db(stack: Settings) -> Iterator[tuple[Settings, object, list[dict]]]:
+    """A fresh database whose 2013-03-20 is whole in its board buckets (two flights in each
+    of its 72 buckets) and its ``kpi_daily`` / ``kpi_hourly`` / profile agree with them."""
+    name = f"tarmac_dd_{uuid.uuid4().hex[:10]}"
+    settings = stack.model_copy(update={"mongo": stack.mongo.model_copy(update={"database": name})})
+    db = mongo.database(settings)
+    hours = [h.replace(tzinfo=UTC) for h in RM.hours_of_date("2013-03-20")]
+    flights = S.synthetic_flights(hours, seed=4, carriers=4, per_bucket=2)
+    day = RM.day_doc("2013-03-20", S.board_docs(flights))
+    hourly = [{k: v for k, v in h.items() if k != "local_hour"} for h in day["hours"]]
+    carriers = [{**c, "date": "2013-03-20"} for c in day["carriers"]]
+    S.publish(db, hourly=hourly, carriers=carriers, flights=flights)
+    state = {"newest_event_time": CLOCK, "updated_at": NOW, "hot": batch(10), "lake": batch(3)}
+    db.pipeline_state.insert_one({"_id": "flights_stream", **state})
+    yield settings, db, flights
+    db.client.drop_database(name)
+
+
+def test_the_airlines_of_the_day_follow_its_buckets_before_its_day_document(day_db) -> None:
+    """A batch raises a bucket of the clock's day with a flight of a new airline: after the
+    next poll the page's airlines (and "Needs attention"'s input) show it, while the day's
+    ``kpi_daily`` does not have it yet; the day's figures read from the buckets otherwise
+    equal the day document's."""
+    from pipelines.dashboard import Dashboard
+
+    settings, db, flights = day_db
+    page = Dashboard(settings, now=lambda: NOW)
+    page.refresh()
+    before = page.state.carriers.copy()
+    assert page.follow().full
+    assert page.state.snap.kpis.live_dates == ["2013-03-20"]
+    pd.testing.assert_frame_equal(page.state.carriers, before)  # the same figures either way
+
+    zz = {"flight_key": "2013-03-20|ZZ|9999|JFK|1405", "origin": "JFK", "carrier": "ZZ",
+          "carrier_name": "Zulu Air", "flight": 9999, "dest": "D01",
+          "sched_dep_utc": HOUR + timedelta(minutes=5), "dep_time_utc": HOUR + timedelta(
+          minutes=75), "dep_delay": 70, "status_rank": 2, "status": "departed",
+          "cancelled": False}  # fmt: skip
+    bucket = [f for f in [*flights, zz] if f["origin"] == "JFK"
+              and HOUR <= f["sched_dep_utc"] < HOUR + timedelta(hours=1)]  # fmt: skip
+    (doc,) = S.board_docs(bucket, version=2)
+    db.flights_by_hour.replace_one({"_id": doc["_id"]}, doc)
+    db.pipeline_state.update_one({"_id": "flights_stream"}, {"$set": {"hot": batch(11)}})
+    assert page.follow().full
+    shown = page.state.carriers.set_index("carrier")
+    assert shown.loc["ZZ", "flights"] == 1 and shown.loc["ZZ", "carrier_name"] == "Zulu Air"
+    assert shown.loc["ZZ", "delayed_60"] == 1
+    assert "ZZ" not in set(page.state.snap.kpis.carrier_daily["carrier"])  # the day document
+    assert "ZZ" in list(page.carriers_panel.chart.bars.x)  # drawn again after the batch

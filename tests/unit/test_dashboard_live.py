@@ -6,6 +6,7 @@ levels of the two paths. Documents from the ``serving_docs`` oracle, no database
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
 import pandas as pd
@@ -315,3 +316,17 @@ def test_a_live_dates_rows_from_its_buckets_show_now_what_its_day_document_shows
     assert now.value["flights"] == before.value["flights"] + 1
     assert now.value == pytest.approx(then.value, nan_ok=True)
     assert now.baseline == before.baseline  # the profile's other days, exact either way
+
+
+def test_a_live_date_whose_buckets_count_fewer_flights_keeps_its_day_documents_rows() -> None:
+    """Buckets missing (beyond the serving horizon, or never written) count fewer flights
+    than the date's ``kpi_daily``: its rows stay the day document's."""
+    carriers, weather = ROWS["carriers"], ROWS["weather"]
+    today = [_late(r) for r in [*carriers, *weather] if r["date"] == "2013-03-20"]
+    live = _day_kpis(carriers, weather, today)
+    assert live.live_dates == ["2013-03-20"]
+    hours = live.live.hourly
+    hours = hours.drop(index=hours["flights"].idxmax())  # its busiest bucket missing
+    short = Kpis(live.profile, live.rows, None, replace(live.live, hourly=hours))
+    assert short.live_dates == []
+    assert short.carrier_live is short.carrier_daily and short.weather_live is short.weather_impact
