@@ -15,7 +15,9 @@ Measured on 2 cores shared with other work (load 9 to 15), FerretDB v1.24, env c
 0.08 % of a core idle-polling every 2.5 s (0.07 % without polling, 1.3 % with the 30 s full
 refresh on) and 4.8 % with a batch landing every 2 s. With the hour rows derived from the hot
 board buckets, a full read looks up 1 state + 9 board + 45 hours + 48 hot buckets; after a
-board batch a cached follower looks up the state and the one to ten buckets it raised.
+board batch a cached follower looks up the state and the one to ten buckets it raised. With a
+live day's airlines and weather derived from its buckets (``live_rows``), a full read looks up
+every bucket of the live days (72 a day, both paths; the board's 9 among them).
 """
 
 from __future__ import annotations

@@ -257,6 +257,17 @@ def day_doc(day: str, boards: Iterable[dict[str, Any] | None]) -> dict[str, Any]
     }
 
 
+def newer_day(lake: dict[str, Any] | None, derived: dict[str, Any]) -> dict[str, Any]:
+    """Of a date's ``kpi_daily`` document (``lake``, None when not written yet) and its rows
+    derived from its buckets (:func:`day_doc`), the one to show: the derived rows unless its
+    buckets count fewer flights than the document (a flight never leaves its bucket, and a
+    bucket is read from the path that knows more: fewer means buckets are missing, as beyond
+    the serving horizon)."""
+    if lake is not None and derived.get("flights", 0) < lake.get("flights", 0):
+        return lake
+    return derived
+
+
 def naive_utc(value: Any) -> Any:
     """Datetimes compared and stored as naive UTC (what pymongo writes as UTC)."""
     if isinstance(value, datetime) and value.tzinfo is not None:

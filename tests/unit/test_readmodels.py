@@ -87,3 +87,11 @@ def test_a_dates_buckets_give_its_day_rows() -> None:
     assert [(r["origin"], r["precip"], r["wind_band"], r["flights"]) for r in doc["weather"]] == [
         ("EWR", True, "0-10 mph", 1), ("JFK", False, "unknown", 1)]  # fmt: skip
     assert readmodels.day_doc("2013-01-15", [None])["carriers"] == []
+
+
+def test_a_dates_rows_from_its_buckets_unless_they_count_fewer_flights() -> None:
+    derived = {"_id": "2013-01-15", "flights": 3, "carriers": [{"carrier": "ZZ"}]}
+    lake = {"_id": "2013-01-15", "flights": 3, "carriers": [{"carrier": "UA"}]}
+    assert readmodels.newer_day(lake, derived) is derived  # as many: the buckets' (as new)
+    assert readmodels.newer_day(None, derived) is derived  # no document yet
+    assert readmodels.newer_day({**lake, "flights": 4}, derived)["carriers"] == [{"carrier": "UA"}]

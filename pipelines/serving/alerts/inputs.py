@@ -1,10 +1,13 @@
 """The documents the alert rules read, read the way the page reads them: by ``_id``
 (``pipeline_state`` whole: a handful of documents). The page builds the same
 :class:`~.levels.Inputs` from its snapshot (``dashboard/panels/attention.py``).
-About 25 lookups (the states, 3 job documents, the 9 hours' buckets of each writer read in
-parallel by ``mongo.find_by_ids``, the profile, the clock's day); a whole run of the job, these
-reads included, takes 33 ms p50 on the local FerretDB with a small window (``bench/alerts.py``,
-measured before the parallel reads).
+About 160 lookups (the states, 3 job documents, the buckets of the board's hours and of the
+clock's day, 72, of each writer read in parallel by ``mongo.find_by_ids``, the profile, the
+clock's day): the airlines of the day come from its buckets when they count every flight of
+its ``kpi_daily`` document (``readmodels.day_doc``, ``readmodels.newer_day``), as on the page,
+so a slipping airline is seen within a batch of the live board. A whole run of the job, with
+the board's buckets only, took 33 ms p50 on the local FerretDB with a small window
+(``bench/alerts.py``, measured before the parallel reads).
 """
 
 from __future__ import annotations
@@ -44,15 +47,19 @@ def read_inputs(db: Database, now: datetime, jobs: Iterable[str]) -> Inputs:
     flights: list[dict[str, Any]] = []
     carriers: list[dict[str, Any]] = []
     if clock is not None:
-        keys = RM.board_window(clock)[0]
+        window = RM.board_window(clock)[0]
+        today = clock.astimezone(NEW_YORK).date().isoformat()
+        of_day = RM.board_keys([today])
+        keys = list(dict.fromkeys([*window, *of_day]))
         lakes = {d["_id"]: d for d in mongo.find_by_ids(db[RM.BOARD], keys)}
         hots = {d["_id"]: RM.hot_view(RM.BOARD, d)
                 for d in mongo.find_by_ids(db[RM.BOARD_HOT], keys)}  # fmt: skip
-        buckets = [doc for key in keys
-                   if (doc := RM.resolve(lakes.get(key), hots.get(key))) is not None]  # fmt: skip
-        flights = flights_of(buckets, clock)
-        day = db[RM.KPI_DAILY].find_one({"_id": clock.astimezone(NEW_YORK).date().isoformat()})
-        carriers = list((day or {}).get("carriers") or [])
+        shown = {key: RM.resolve(lakes.get(key), hots.get(key)) for key in keys}
+        flights = flights_of([d for k in window if (d := shown[k]) is not None], clock)
+        day = db[RM.KPI_DAILY].find_one({"_id": today})
+        # the day's airlines from its buckets, as the page shows them (readmodels.day_doc)
+        derived = RM.day_doc(today, [shown[k] for k in of_day])
+        carriers = list(RM.newer_day(day, derived).get("carriers") or [])
     profile = db[RM.KPI_PROFILE].find_one({"_id": RM.PROFILE_ID}) or {}
     return Inputs(
         now=now,
