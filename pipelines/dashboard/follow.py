@@ -80,10 +80,16 @@ def live_rows(dates: list[str], boards: Callable[[list[str]], list[dict]]) -> kp
     """The rows of ``dates`` (the live dates) derived from every board bucket of each, as
     ``boards`` gives them resolved (``readmodels.day_doc``): a live date's airlines and weather
     follow the live board instead of waiting for the lake path's ``kpi_daily``."""
-    return daily_rows([RM.day_doc(d, boards(RM.board_keys([d]))) for d in dates], dates)
+    docs = (RM.day_doc(d, boards(RM.board_keys([d]))) for d in dates)
+    return daily_rows([{**doc, "hours": []} for doc in docs], dates)  # the hours: ``hot``
 
 
 FULL_READ_S = 30.0  # a follower's cache is read again whole at least this often
+# a live day's airlines, airports and weather are drawn again at most this often (their
+# target is 30 s; the board and the tiles after every batch): each draw sends charts to the
+# browser, which shares the cores with the stream; a change left undrawn is drawn by the next
+# batch after it or by the page's refresh (``refresh_s``)
+DAY_DRAW_S = 5.0
 
 
 class Buckets:
@@ -98,6 +104,7 @@ class Buckets:
         self.marks: Marks | None = None
         self.lake: dict[str, dict[str, dict | None]] = {RM.BOARD: {}, RM.KPI_HOURLY: {}}
         self.hot: dict[str, dict | None] = {}
+        self.views: dict[str, dict[str, dict]] = {}  # per collection: hot buckets in its shape
         self.read_at = float("-inf")
 
     def update(self, db: Database, state: dict[str, Any], want: dict[str, list[str]],
@@ -106,7 +113,8 @@ class Buckets:
         changed = touched(self.marks, state)
         if changed is None or time.monotonic() - self.read_at > FULL_READ_S:
             self.lake = {c: {} for c in self.lake}
-            self.hot, changed, self.read_at = {}, set(), time.monotonic()
+            self.hot, self.views, changed = {}, {}, set()
+            self.read_at = time.monotonic()
         for collection, ids in want.items():
             held = {i: d for i, d in self.lake[collection].items() if i in set(ids)}
             missing = [i for i in ids if i not in held]
@@ -120,14 +128,26 @@ class Buckets:
         got = {d["_id"]: d for d in queries.by_ids(db[RM.BOARD_HOT], missing, None, reads)
                } if missing else {}  # fmt: skip
         self.hot = held | {i: got.get(i) for i in missing}
+        for views in self.views.values():  # a bucket read again is shaped again
+            for i in missing:
+                views.pop(i, None)
         self.marks = marks(state)
+
+    def view(self, collection: str, i: str) -> dict | None:
+        """The hot bucket ``i`` in ``collection``'s shape (``readmodels.hot_view``), shaped
+        once per read of it (a live day's 72 buckets are shown after every batch)."""
+        raw = self.hot.get(i)
+        if raw is None:
+            return None
+        views = self.views.setdefault(collection, {})
+        if i not in views:
+            views[i] = RM.hot_view(collection, raw)
+        return views[i]
 
     def resolved(self, collection: str, ids: list[str]) -> list[dict]:
         """The buckets ``ids`` of ``collection`` as the page shows them
         (``queries.resolved`` over what this cache holds)."""
-        docs = (RM.resolve(self.lake[collection].get(i),
-                           None if self.hot.get(i) is None
-                           else RM.hot_view(collection, self.hot[i])) for i in ids)  # fmt: skip
+        docs = (RM.resolve(self.lake[collection].get(i), self.view(collection, i)) for i in ids)
         return [d for d in docs if d is not None]
 
 
@@ -306,13 +326,15 @@ class Following:
 
     def _redraw_live(self, batch: bool) -> None:
         """The header and "Needs attention", and after a batch the tiles and the board, and
-        the airlines, airports and weather when a live date's rows moved."""
+        the airlines, airports and weather when a live date's rows moved (at most every
+        :data:`DAY_DRAW_S`)."""
         started, scope = time.perf_counter(), self.scope()
         shown = [self.tiles_panel, self.board_panel] if batch else []
         key = self.state.snap.kpis.live_key if self.state.snap is not None else ()
-        if batch and key != self.state.live.day_key:
+        live = self.state.live
+        if batch and key != live.day_key and started - live.day_drawn_at >= DAY_DRAW_S:
             shown += self.day_panels
-            self.state.live.day_key = key
+            live.day_key, live.day_drawn_at = key, started
         for panel in (self.header_panel, *shown, self.attention_panel):
             self._draw_panel(panel, scope)
         self.state.live.levels = tuple(r["level"] for r in self.state.stream or ())

@@ -323,9 +323,10 @@ class Rows:
 class Kpis:
     """What the KPI panels are computed from: the profile and the rows read; ``hot``: the
     ``kpi_hourly`` rows read since (the stream's hot path), laid over ``rows.hourly`` in
-    :attr:`hourly_live`; ``live``: the rows of the dates the stream still changes, derived
-    from their board buckets as the page reads them (``readmodels.day_doc``), in place of
-    those dates' ``kpi_daily`` rows in :attr:`carrier_live` and :attr:`weather_live`."""
+    :attr:`hourly_live`; ``live``: the airline and weather rows of the dates the stream still
+    changes, derived from their board buckets as the page reads them
+    (``readmodels.day_doc``; its hours come from ``hot``), in place of those dates'
+    ``kpi_daily`` rows in :attr:`carrier_live` and :attr:`weather_live`."""
 
     profile: Profile
     rows: Rows
@@ -374,7 +375,8 @@ class Kpis:
         def flights(frame: pd.DataFrame) -> pd.Series:
             return frame.groupby("date")["flights"].sum() if len(frame) else pd.Series()
 
-        theirs, mine = flights(self.rows.hourly), flights(self.live.hourly)
+        # every flight is in one airline row (a carrier unknown is a row of its own)
+        theirs, mine = flights(self.rows.carrier_daily), flights(self.live.carrier_daily)
         return sorted(d for d in self.live.read if mine.get(d, 0) >= theirs.get(d, 0))
 
     @cached_property

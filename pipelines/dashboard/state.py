@@ -26,6 +26,7 @@ class Live:
     dates: list[str] = field(default_factory=list)
     levels: tuple[str, ...] = ()
     day_key: tuple[int, ...] = ()
+    day_drawn_at: float = float("-inf")  # time.perf_counter() of that draw
 
 
 @dataclass

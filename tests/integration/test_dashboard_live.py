@@ -362,7 +362,7 @@ def day_db(stack: Settings) -> Iterator[tuple[Settings, object, list[dict]]]:
 
 def test_the_airlines_of_the_day_follow_its_buckets_before_its_day_document(day_db) -> None:
     """A batch raises a bucket of the clock's day with a flight of a new airline: after the
-    next poll the page's airlines (and "Needs attention"'s input) show it, while the day's
+    next poll the page's airlines show it, drawn with the board, while the day's
     ``kpi_daily`` does not have it yet; the day's figures read from the buckets otherwise
     equal the day document's."""
     from pipelines.dashboard import Dashboard
@@ -391,3 +391,4 @@ def test_the_airlines_of_the_day_follow_its_buckets_before_its_day_document(day_
     assert shown.loc["ZZ", "delayed_60"] == 1
     assert "ZZ" not in set(page.state.snap.kpis.carrier_daily["carrier"])  # the day document
     assert "ZZ" in list(page.carriers_panel.chart.bars.x)  # drawn again after the batch
+    assert "ZZ 9999" in page.board_panel.board.value  # in the same redraw as the board

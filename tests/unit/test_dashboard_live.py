@@ -325,8 +325,8 @@ def test_a_live_date_whose_buckets_count_fewer_flights_keeps_its_day_documents_r
     today = [_late(r) for r in [*carriers, *weather] if r["date"] == "2013-03-20"]
     live = _day_kpis(carriers, weather, today)
     assert live.live_dates == ["2013-03-20"]
-    hours = live.live.hourly
-    hours = hours.drop(index=hours["flights"].idxmax())  # its busiest bucket missing
-    short = Kpis(live.profile, live.rows, None, replace(live.live, hourly=hours))
+    rows = live.live.carrier_daily
+    rows = rows.assign(flights=rows["flights"] - 1)  # buckets missing: fewer flights
+    short = Kpis(live.profile, live.rows, None, replace(live.live, carrier_daily=rows))
     assert short.live_dates == []
     assert short.carrier_live is short.carrier_daily and short.weather_live is short.weather_impact
