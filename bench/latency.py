@@ -22,6 +22,12 @@ events by ``_id`` (``bench/latency_track.py``) and stamp, per event, the first r
    (``bench/page_watch.py``); an event is visible when its flight shows its status or a later
    one. The board shows flights scheduled within an hour of the replay clock: the events it
    can show are counted, and how many of them were matched.
+5. **day figures on the page**: of the events the page showed, the first change of the
+   airports panel (drawn with the airlines and the weather, from the same read as the board:
+   a live day's rows derived from its buckets, ``readmodels.day_doc``, at most every
+   ``follow.DAY_DRAW_S``) at or after the board row showed it: an upper bound (a redraw that
+   holds the event but changes none of the panel's figures is not seen). The day's target
+   (30 s) is reported for it and for the lake path's document (3).
 
 Latency is the wall time of that read minus the moment the event was produced: the record's
 Kafka timestamp, which the producer sets to the millisecond when the replay sends it (same

@@ -12,13 +12,16 @@ from typing import Any
 from bench import latency_stream as S
 from bench import page_watch
 
-TARGETS = {"board": 2.0, "hour": 5.0, "page": 5.0, "day": 30.0}  # p95, seconds
+# p95, seconds; the day's target holds for the day's figures as the page shows them (derived
+# from the board buckets, readmodels.day_doc) and is reported for the lake path's document
+TARGETS = {"board": 2.0, "hour": 5.0, "page": 5.0, "day": 30.0, "day_page": 30.0}
 TARGET_CORES = 1.0  # the stream's average at 20 events/s
 STAGE_NAMES = {
     "board": "event -> board document",
     "hour": "event -> its hour's KPI row",
     "day": "event -> its day document",
     "page": "event -> visible on the page",
+    "day_page": "event -> day figures on page",
 }
 
 
@@ -52,13 +55,17 @@ def report(run: Any, exit_code: int | None) -> dict[str, Any]:
                  "rows_at_start": run.page.rows_at_start, **counts,
                  "events_the_page_can_show": len(can),
                  "matched_of_those": sum(e.page_at is not None for e in can),
-                 "matched_in_all": sum(e.page_at is not None for e in measured)}  # fmt: skip
+                 "matched_in_all": sum(e.page_at is not None for e in measured),
+                 "day_figures_changes": len(run.page.day_draws),
+                 "day_figures_matched": page_watch.match_day(can, run.page.day_draws)}  # fmt: skip
     stages = run.stages
     # the page's figure is over the events it can show when they reach their board document
     # (the board's window around the clock); the others appear when the window reaches their
     # flight, up to its hours later: not the time the event took. Until 2026-12-06 every match
     # was counted (the tail then held those): still reported
     of = {**{s: measured for s in stages}, "page": can if run.page is not None else measured}
+    if run.page is not None:  # the day's figures drawn with the board (page_watch.match_day)
+        of["day_page"] = can
     lat = {s: _latencies(events, s) for s, events in of.items()}
     floored = {s: _latencies(events, s, "produced_at") for s, events in of.items()}
     if run.page is not None:
@@ -108,6 +115,7 @@ def report(run: Any, exit_code: int | None) -> dict[str, Any]:
             "hour_p95_s": TARGETS["hour"],
             "page_p95_s": TARGETS["page"],
             "day_p95_s": TARGETS["day"],
+            "day_figures_on_page_p95_s": TARGETS["day_page"],
             "stream_cores_avg": TARGET_CORES,
             "p95_s": TARGETS["board"],
         },  # fmt: skip

@@ -75,6 +75,7 @@ class Tracked:
     lake_version: int | None = None  # lake's own version when it first included the event
     lake_hour_updated: datetime | None = None  # U: the refresh that served the bucket
     page_at: float | None = None  # wall time the page first showed it (page_watch)
+    day_page_at: float | None = None  # the day's figures on the page next changed (page_watch)
 
     @property
     def rank(self) -> int:
@@ -85,7 +86,8 @@ class Tracked:
         from the moment the producer handed it to Kafka (``sent_at``, the record's timestamp to
         the millisecond), or from ``since="produced_at"`` (the message's field, floored to the
         second: up to 1 s more)."""
-        at = self.page_at if stage == "page" else self.at.get(stage)
+        on_page = {"page": self.page_at, "day_page": self.day_page_at}
+        at = on_page[stage] if stage in on_page else self.at.get(stage)
         return None if at is None else at - getattr(self, since)
 
 

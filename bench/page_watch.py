@@ -7,7 +7,8 @@ scans the board's rows (``panels/board.py``: cells ``origin``, ``flight_no``, ``
 ``status``) and records ``performance.timeOrigin + performance.now()`` (epoch ms, the machine's
 clock, as the events' send times) when a flight's row first appears or its status text changes. The
 watcher thread (Playwright's sync API stays in the thread that started it) drains the records
-every second.
+every second. A second observer notes when the airports panel's text changes: the day's
+figures, drawn from the same read as the board (:func:`match_day`).
 
 :func:`match` pairs them with the events: an event (status scheduled -> departed ->
 arrived / cancelled) is visible when its flight's row first shows a status of the same rank or
@@ -20,6 +21,7 @@ reached their board document).
 
 from __future__ import annotations
 
+import bisect
 import subprocess
 import threading
 import time
@@ -52,7 +54,16 @@ OBSERVER = """() => {
   new MutationObserver(scan).observe(panel,
     {childList: true, subtree: true, characterData: true});
   scan();
-  window.__tmWatch = {take: () => out.splice(0, out.length), rows: () => seen.size};
+  // the day's figures: the airports panel (drawn with the airlines and the weather)
+  const day = document.querySelector('.tm-panel-airports');
+  const draws = [];
+  let shown = day ? day.textContent : '';
+  if (day) new MutationObserver(() => {
+    const now = day.textContent;
+    if (now !== shown) { shown = now; draws.push(performance.timeOrigin + performance.now()); }
+  }).observe(day, {childList: true, subtree: true, characterData: true});
+  window.__tmWatch = {take: () => out.splice(0, out.length), rows: () => seen.size,
+                      days: () => draws.splice(0, draws.length)};
   return seen.size;
 }"""
 
@@ -64,6 +75,7 @@ class PageWatch:
     def __init__(self, env: str, database: str, log: Path, timeout_s: float = 300.0) -> None:
         self.env, self.database, self.log, self.timeout_s = env, database, log, timeout_s
         self.sightings: list[tuple[str, str, float]] = []
+        self.day_draws: list[float] = []  # when the airports panel's figures changed (epoch s)
         self.ready = threading.Event()  # the observer is installed (or the watcher failed)
         self.stop = threading.Event()
         self.error: str | None = None
@@ -114,6 +126,7 @@ class PageWatch:
     def _take(self, page: Any) -> None:
         for key, status, t in page.evaluate("() => window.__tmWatch.take()"):
             self.sightings.append((key, status, t / 1000.0))
+        self.day_draws += [t / 1000.0 for t in page.evaluate("() => window.__tmWatch.days()")]
 
     def close(self) -> None:
         """Drain the last records, close the browser, stop Voila."""
@@ -167,3 +180,20 @@ def match(events: Iterable[Any], sightings: list[tuple[str, str, float]]) -> dic
                 break
     return {"sightings": len(sightings), "labels": len(by_label), "unknown_status": unknown,
             "shown_before_sent": early}  # fmt: skip
+
+
+def match_day(events: Iterable[Any], draws: list[float]) -> int:
+    """Set ``day_page_at`` of each event the page showed (``page_at``): the first change of
+    the day's figures on the page (the airports panel, drawn with the airlines and the weather
+    from the same read as the board, at most every ``follow.DAY_DRAW_S``) at or after its
+    board row showed it. An upper bound: a redraw that holds the event but changes no figure
+    of the panel is not seen. Returns how many were set."""
+    draws = sorted(draws)
+    n = 0
+    for e in events:
+        if getattr(e, "page_at", None) is None:
+            continue
+        at = bisect.bisect_left(draws, e.page_at)
+        if at < len(draws):
+            e.day_page_at, n = draws[at], n + 1
+    return n
