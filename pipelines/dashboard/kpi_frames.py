@@ -364,19 +364,13 @@ class Kpis:
 
     @cached_property
     def live_dates(self) -> list[str]:
-        """The dates whose rows :attr:`live` gives: those it holds whose buckets count at
-        least the flights of their ``kpi_daily`` document (a flight never leaves its bucket,
-        and the page shows each bucket as the path that knows more wrote it: fewer means
-        buckets are missing, as beyond the serving horizon, ``serving.board_hours``, and the
-        day document's rows stay)."""
-        if self.live is None or not self.live.read:
+        """The dates whose rows :attr:`live` gives: those whose buckets count at least the
+        flights of their ``kpi_daily`` (``readmodels.newer_day``'s rule: fewer means buckets
+        are missing, as beyond the serving horizon; every flight is in one airline row)."""
+        if self.live is None:
             return []
-
-        def flights(frame: pd.DataFrame) -> pd.Series:
-            return frame.groupby("date")["flights"].sum() if len(frame) else pd.Series()
-
-        # every flight is in one airline row (a carrier unknown is a row of its own)
-        theirs, mine = flights(self.rows.carrier_daily), flights(self.live.carrier_daily)
+        theirs = self.rows.carrier_daily.groupby("date")["flights"].sum()
+        mine = self.live.carrier_daily.groupby("date")["flights"].sum()
         return sorted(d for d in self.live.read if mine.get(d, 0) >= theirs.get(d, 0))
 
     @cached_property
@@ -399,10 +393,9 @@ class Kpis:
         return tuple(int(pd.util.hash_pandas_object(f, index=False).sum()) for f in frames)
 
     def _over(self, lake: pd.DataFrame, name: str) -> pd.DataFrame:
-        if self.live is None or not self.live_dates:
+        if not self.live_dates:
             return lake
-        kept = lake[~lake["date"].isin(self.live_dates)]
-        derived = getattr(self.live, name)
+        kept, derived = lake[~lake["date"].isin(self.live_dates)], getattr(self.live, name)
         derived = derived[derived["date"].isin(self.live_dates)]
         parts = [f for f in (kept, derived) if len(f)]
         return pd.concat(parts, ignore_index=True) if len(parts) > 1 else (parts or [kept])[0]

@@ -20,7 +20,7 @@ from pipelines.clients import mongo
 from pipelines.core import domain
 from pipelines.core.config import Settings
 from pipelines.dashboard import kpi_frames, queries
-from pipelines.dashboard.follow import Buckets, poll
+from pipelines.dashboard.follow import DAY_DRAW_S, Buckets, poll
 from pipelines.dashboard.health import stream_levels
 from pipelines.dashboard.live import board_window, hour_ids, marks
 from pipelines.dashboard.state import Live
@@ -385,6 +385,11 @@ def test_the_airlines_of_the_day_follow_its_buckets_before_its_day_document(day_
     (doc,) = S.board_docs(bucket, version=2)
     db.flights_by_hour.replace_one({"_id": doc["_id"]}, doc)
     db.pipeline_state.update_one({"_id": "flights_stream"}, {"$set": {"hot": batch(11)}})
+    assert page.follow().full  # within DAY_DRAW_S of the last draw: the figures, not drawn
+    assert "ZZ" in set(page.state.snap.kpis.carrier_live["carrier"])
+    assert "ZZ" not in set(page.state.carriers["carrier"])
+    page.state.live.day_drawn_at -= DAY_DRAW_S  # later: the next batch draws them
+    db.pipeline_state.update_one({"_id": "flights_stream"}, {"$set": {"hot": batch(12)}})
     assert page.follow().full
     shown = page.state.carriers.set_index("carrier")
     assert shown.loc["ZZ", "flights"] == 1 and shown.loc["ZZ", "carrier_name"] == "Zulu Air"
