@@ -397,3 +397,30 @@ def test_the_airlines_of_the_day_follow_its_buckets_before_its_day_document(day_
     assert "ZZ" not in set(page.state.snap.kpis.carrier_daily["carrier"])  # the day document
     assert "ZZ" in list(page.carriers_panel.chart.bars.x)  # drawn again after the batch
     assert "ZZ 9999" in page.board_panel.board.value  # in the same redraw as the board
+
+
+def test_the_alert_rules_read_the_days_airlines_from_its_buckets_as_the_page_does(day_db) -> None:
+    """``alerts.inputs.read_inputs`` takes the clock's day's airlines from its buckets
+    (``readmodels.day_doc``) when they count every flight of its ``kpi_daily``, and that
+    document's rows when they count fewer (a bucket missing)."""
+    from pipelines.serving.alerts.inputs import read_inputs
+
+    _, db, flights = day_db
+    day = db.kpi_daily.find_one({"_id": "2013-03-20"})
+    same = read_inputs(db, NOW, [])
+    assert sorted(same.carriers, key=str) == sorted(day["carriers"], key=str)
+
+    late = {**flights[0], "flight_key": "2013-03-20|ZZ|9999|JFK|1405", "origin": "JFK",
+            "carrier": "ZZ", "carrier_name": "Zulu Air", "sched_dep_utc": HOUR + timedelta(
+            minutes=5), "dep_time_utc": HOUR + timedelta(minutes=75), "dep_delay": 70,
+            "status_rank": 2}  # fmt: skip
+    bucket = [f for f in [*flights, late] if f["origin"] == "JFK"
+              and HOUR <= f["sched_dep_utc"] < HOUR + timedelta(hours=1)]  # fmt: skip
+    (doc,) = S.board_docs(bucket, version=2)
+    db.flights_by_hour.replace_one({"_id": doc["_id"]}, doc)
+    now = {c["carrier"]: c for c in read_inputs(db, NOW, []).carriers if c["origin"] == "JFK"}
+    assert now["ZZ"]["flights"] == 1 and now["ZZ"]["dep_delay_sum"] == 70
+
+    db.flights_by_hour.delete_one({"_id": RM.hour_key("EWR", HOUR)})  # a bucket missing
+    short = read_inputs(db, NOW, [])
+    assert sorted(short.carriers, key=str) == sorted(day["carriers"], key=str)
