@@ -319,6 +319,11 @@ def test_a_claimed_kernel_sends_again_what_its_claim_changed(live_db, monkeypatc
         on_ready = list(sent)
         sent.clear()
         await asyncio.sleep(0.4)
+        for _ in range(600):  # the 7 days' read, drawn (a loaded machine takes longer)
+            if not page._pending and not page.state.loading:
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.2)  # a draw scheduled by the last read
         return claimed, on_ready, list(sent)
 
     claimed, on_ready, fallbacks = asyncio.run(claim())
