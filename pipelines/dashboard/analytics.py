@@ -25,6 +25,7 @@ from .kpi_frames import (
     WEEKDAYS,
     Kpis,
     Scope,
+    cat,
     iso_weekday,
     local_date,
     numbers,
@@ -259,8 +260,7 @@ def weather_impact(
         if airports:
             held, shown = held[held["origin"].isin(airports)], shown[shown["origin"].isin(airports)]
         negated = shown.assign(**{m: -shown[m].astype("float64") for m in MEASURES})
-        minus = pd.concat([f for f in (minus, held, negated) if len(f)] or [minus],
-                          ignore_index=True)  # fmt: skip
+        minus = cat(minus, held, negated)
     cols, values = signed(whole, minus, WEATHER_KEYS)
     wet = {True: "precipitation", False: "dry"}
     cols["precip"] = np.array([wet.get(v) for v in cols["precip"]], dtype=object)

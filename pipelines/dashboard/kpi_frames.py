@@ -132,6 +132,12 @@ def rollup(frame: pd.DataFrame, by: str | list[str]) -> pd.DataFrame:
     return derive(summed)
 
 
+def cat(first: pd.DataFrame, *more: pd.DataFrame) -> pd.DataFrame:
+    """The frames' rows in order; empty ones add nothing, one alone is returned as it is."""
+    parts = [f for f in (first, *more) if len(f)]
+    return pd.concat(parts, ignore_index=True) if len(parts) > 1 else (parts or [first])[0]
+
+
 def signed(
     whole: pd.DataFrame, minus: pd.DataFrame, keys: Sequence[str]
 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
@@ -305,10 +311,6 @@ class Rows:
         )
 
     def _plus(self, other: Rows) -> Rows:
-        def cat(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
-            parts = [f for f in (a, b) if len(f)]
-            return pd.concat(parts, ignore_index=True) if len(parts) > 1 else (parts or [a])[0]
-
         return Rows(
             cat(self.hourly, other.hourly),
             cat(self.carrier_daily, other.carrier_daily),
@@ -396,9 +398,7 @@ class Kpis:
         if not self.live_dates:
             return lake
         kept, derived = lake[~lake["date"].isin(self.live_dates)], getattr(self.live, name)
-        derived = derived[derived["date"].isin(self.live_dates)]
-        parts = [f for f in (kept, derived) if len(f)]
-        return pd.concat(parts, ignore_index=True) if len(parts) > 1 else (parts or [kept])[0]
+        return cat(kept, derived[derived["date"].isin(self.live_dates)])
 
     @property
     def route_monthly(self) -> pd.DataFrame:
