@@ -26,6 +26,7 @@ import re
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 from collections import defaultdict
 from datetime import UTC, datetime
@@ -90,7 +91,51 @@ def _children_cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def sample(seen: dict[int, dict], started: float) -> None:
+class Tests:
+    """Which test each pytest worker runs now (``tests/conftest.py`` writes ``<dir>/<worker>``
+    as "pid nodeid" when a test starts, under ``$TARMAC_SUITE_CPU_DIR``), to charge each
+    sample's CPU to a test module: a process's worker is the one in its environment
+    (``PYTEST_XDIST_WORKER``, inherited by every descendant, daemons too) or the worker itself.
+    The session's shared services (its stack's Kafka and FerretDB, the Spark cluster's master
+    and workers) are charged to ``(session stack)``."""
+
+    SHARED_KINDS = {"kafka", "ferretdb", "spark_master_worker"}
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.now: dict[str, str] = {}  # worker -> module
+        self.pids: dict[int, str] = {}  # worker pid -> worker
+        self.cpu_s: dict[str, float] = defaultdict(float)
+
+    def read(self) -> None:
+        for path in self.folder.glob("*"):
+            try:
+                pid, nodeid = path.read_text().split(" ", 1)
+            except (OSError, ValueError):
+                continue
+            self.now[path.name] = nodeid.split("::")[0]
+            self.pids[int(pid)] = path.name
+
+    def worker(self, proc: psutil.Process, kind: str, line: str) -> str | None:
+        if kind in self.SHARED_KINDS and "/pytest-" not in line:  # not a test's own stack
+            return "(session stack)"
+        if proc.pid in self.pids:
+            return self.pids[proc.pid]
+        try:
+            return proc.environ().get("PYTEST_XDIST_WORKER")
+        except psutil.Error:
+            return None
+
+    def charge(self, worker: str | None, cpu_s: float) -> None:
+        if worker == "(session stack)":
+            self.cpu_s[worker] += cpu_s
+        else:
+            self.cpu_s[self.now.get(worker or "", "(no test)")] += cpu_s
+
+
+def sample(seen: dict[int, dict], started: float, tests: Tests | None = None) -> None:
+    if tests is not None:
+        tests.read()
     for proc in psutil.process_iter(["create_time", "cmdline"]):
         try:
             if proc.info["create_time"] < started:
@@ -107,7 +152,10 @@ def sample(seen: dict[int, dict], started: float) -> None:
                     "owner": _owner(proc) if kind in ON_BEHALF else None,
                     "cpu_s": 0.0,
                     "line": line[:120] if kind == "other" else None,
+                    "worker": tests.worker(proc, kind, line) if tests is not None else None,
                 }
+            if tests is not None and cpu > entry["cpu_s"]:
+                tests.charge(entry["worker"], cpu - entry["cpu_s"])
             entry["cpu_s"] = max(entry["cpu_s"], cpu)
         except psutil.Error:
             continue
@@ -156,11 +204,14 @@ def main() -> None:
     args = parser.parse_args()
     started = time.time()
     cpu0 = machine_cpu_s()
-    proc = subprocess.Popen(args.command)  # in the current folder (a clean clone's, say)
+    folder = Path(tempfile.mkdtemp(prefix="suite-cpu-"))  # the tests each worker runs
+    env = {**os.environ, "TARMAC_SUITE_CPU_DIR": str(folder)}
+    proc = subprocess.Popen(args.command, env=env)  # in the current folder (a clean clone's)
     seen: dict[int, dict] = {}
+    tests = Tests(folder)
     try:
         while proc.poll() is None:
-            sample(seen, started - 1)
+            sample(seen, started - 1, tests)
             time.sleep(args.every)
     except KeyboardInterrupt:
         proc.terminate()
@@ -173,13 +224,23 @@ def main() -> None:
         "machine": {"cores": os.cpu_count()},
         "every_s": args.every,
         **summarize(seen, time.time() - started, machine_cpu_s() - cpu0),
+        # each test module's CPU: what its worker and the worker's descendants (daemons
+        # too) used while the worker ran it; the session's stack apart
+        "by_module": {
+            m: round(c, 1) for m, c in sorted(tests.cpu_s.items(), key=lambda kv: -kv[1])
+        },  # fmt: skip
         # every descendant the command's processes waited for (the kernel's own count; a
         # daemon reparented to init is not in it)
         "waited_descendants_cpu_s": round(_children_cpu_s(), 1),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))
-    print(json.dumps({k: v for k, v in result.items() if k != "by_owner"}, indent=2))
+    print(
+        json.dumps(
+            {k: v for k, v in result.items() if k not in ("by_owner", "by_module")}, indent=2
+        )
+    )
+    print("by module:", json.dumps(dict(list(result["by_module"].items())[:25]), indent=1))
     sys.exit(proc.returncode or 0)
 
 

@@ -50,6 +50,14 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         session.config.stash[STACK_BEFORE] = before
 
 
+def pytest_runtest_logstart(nodeid: str, location: tuple) -> None:
+    """Under ``bench/suite_cpu.py`` (``$TARMAC_SUITE_CPU_DIR``): which test this process (an
+    xdist worker) runs now, for the bench to charge the CPU of its descendants to it."""
+    if folder := os.environ.get("TARMAC_SUITE_CPU_DIR"):
+        worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+        (Path(folder) / worker).write_text(f"{os.getpid()} {nodeid}")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Mark by folder (``-m "not integration"`` = the unit tests); a unit test may not ask for
     a service or Spark (it would need the stack or the JVM's jars)."""
