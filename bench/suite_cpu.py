@@ -154,6 +154,8 @@ def sample(seen: dict[int, dict], started: float, tests: Tests | None = None) ->
                     "line": line[:120] if kind == "other" else None,
                     "worker": tests.worker(proc, kind, line) if tests is not None else None,
                 }
+            if tests is not None and entry["worker"] is None:  # a worker before its first test
+                entry["worker"] = tests.pids.get(proc.pid)
             if tests is not None and cpu > entry["cpu_s"]:
                 tests.charge(entry["worker"], cpu - entry["cpu_s"])
             entry["cpu_s"] = max(entry["cpu_s"], cpu)
