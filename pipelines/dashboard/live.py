@@ -26,23 +26,14 @@ from pipelines.serving import readmodels as RM
 BOARD_BEFORE, BOARD_AFTER, board_window = RM.BOARD_BEFORE, RM.BOARD_AFTER, RM.board_window
 LIVE_S = 1.0  # seconds between two polls of pipeline_state (the board and the tiles)
 STREAM = "flights_stream"  # the pipeline_state document the stream writes
-PATHS = ("hot", "lake")  # its queries: live board, lake path (sub-documents)
+PATHS = RM.STREAM_PATHS  # its queries: live board, lake path (sub-documents)
 LIVE_DAYS = 2  # the clock's day and the day before (late arrivals) still change
 KEY = ["origin", "hour_utc"]  # an hour's row, in kpi_daily.hours and in kpi_hourly
 
 Marks = tuple[Any, ...]
 
 
-def marks(state: Mapping[str, Any] | None) -> Marks | None:
-    """What moves when the stream has written: the batch ids of its hot and lake paths. A
-    document without them (a stream before issue 17) moves with ``last_batch_id`` and
-    ``updated_at``; None when there is no document."""
-    if not state:
-        return None
-    ids = tuple((state.get(path) or {}).get("batch_id") for path in PATHS)
-    if any(i is not None for i in ids):
-        return ids
-    return ("legacy", state.get("last_batch_id"), state.get("updated_at"))
+marks = RM.stream_marks  # the batch ids of the hot and lake paths (readmodels)
 
 
 def touched(seen: Marks | None, state: Mapping[str, Any] | None) -> set[str] | None:

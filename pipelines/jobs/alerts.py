@@ -39,7 +39,7 @@ from pipelines.jobs import registry
 from pipelines.jobs.params import AlertsParams
 from pipelines.jobs.registry import Staleness
 from pipelines.serving.alerts import rules, store
-from pipelines.serving.alerts.inputs import read_inputs
+from pipelines.serving.alerts.inputs import Kept, read_inputs
 
 log = structlog.get_logger(__name__)
 
@@ -74,11 +74,12 @@ def main(settings: Settings, params: AlertsParams) -> dict[str, Any]:
     if params.every_s is None:
         return once(settings, params)
     totals: dict[str, Any] = {"rounds": 0, "failed_rounds": 0}
+    kept = Kept()  # the documents read again only when they may have moved (inputs.Kept)
     try:
         while True:
             started = time.monotonic()
             try:
-                result = once(settings, params)
+                result = once(settings, params, kept)
                 for key in ("opened", "updated", "closed", "sent"):
                     totals[key] = totals.get(key, 0) + result[key]
             except NotificationError as exc:
@@ -91,13 +92,14 @@ def main(settings: Settings, params: AlertsParams) -> dict[str, Any]:
     return {"rows_in": 0, "accepted": 0, "rejected": 0, **totals}
 
 
-def once(settings: Settings, params: AlertsParams) -> dict[str, Any]:
-    """One evaluation: the rules over the documents they read, the alerts synced, the
+def once(settings: Settings, params: AlertsParams, kept: Kept | None = None) -> dict[str, Any]:
+    """One evaluation: the rules over the documents they read (``kept``: a long-lived
+    service's, read again only when they may have moved), the alerts synced, the
     notifications sent."""
     started = time.perf_counter()
     now = datetime.now(UTC)
     db = mongo.database(settings)
-    inputs = read_inputs(db, now, HEALTH_JOBS)
+    inputs = read_inputs(db, now, HEALTH_JOBS, kept)
     found = rules.evaluate(inputs, settings.alerts.rules, sources())
     result = store.sync(
         db, found, now, settings.alerts, settings.env, inputs.clock, send=params.notify

@@ -311,6 +311,22 @@ def board_window(
     return keys, start, end
 
 
+STREAM_PATHS = ("hot", "lake")  # the stream's queries: live board, lake path (sub-documents)
+
+
+def stream_marks(state: dict[str, Any] | None) -> tuple[Any, ...] | None:
+    """What moves when the stream has written (its ``pipeline_state`` document ``state``): the
+    batch ids of its hot and lake paths. A document without them (a stream before issue 17)
+    moves with ``last_batch_id`` and ``updated_at``; None when there is no document. The page's
+    follower (``dashboard/live.py``) and the alerts service read again when they move."""
+    if not state:
+        return None
+    ids = tuple((state.get(path) or {}).get("batch_id") for path in STREAM_PATHS)
+    if any(i is not None for i in ids):
+        return ids
+    return ("legacy", state.get("last_batch_id"), state.get("updated_at"))
+
+
 def hours_of_date(day: str) -> list[datetime]:
     """The UTC hours (naive) whose New York local time falls on ``day`` (YYYY-MM-DD)."""
     d = date.fromisoformat(day)

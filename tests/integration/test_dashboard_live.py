@@ -429,3 +429,45 @@ def test_the_alert_rules_read_the_days_airlines_from_its_buckets_as_the_page_doe
     db.flights_by_hour.delete_one({"_id": RM.hour_key("EWR", HOUR)})  # a bucket missing
     short = read_inputs(db, NOW, [])
     assert sorted(short.carriers, key=str) == sorted(day["carriers"], key=str)
+
+
+def test_the_alerts_service_reads_the_buckets_again_when_the_stream_wrote_or_after_kept_s(
+    day_db,
+) -> None:
+    """With a ``Kept`` (the alerts service's), a bucket another job rewrote is seen once the
+    stream writes (its marks move) or once the kept documents are ``full_read_s`` old, not in
+    between; without one (``tarmac run alerts``), at once. The states are read every round."""
+    from pipelines.serving.alerts.inputs import Kept, read_inputs
+
+    _, db, flights = day_db
+
+    def airlines(inputs) -> set[str]:
+        return {c["carrier"] for c in inputs.carriers}
+
+    kept = Kept(full_read_s=3600)
+    first = read_inputs(db, NOW, [], kept)
+    assert "ZZ" not in airlines(first) and first.flights
+
+    def rewrite(carrier: str, version: int) -> None:  # a job other than the stream
+        late = {**flights[0], "flight_key": f"2013-03-20|{carrier}|9999|JFK|1405",
+                "origin": "JFK", "carrier": carrier, "carrier_name": "Zulu Air",
+                "sched_dep_utc": HOUR + timedelta(minutes=5), "status_rank": 1}  # fmt: skip
+        bucket = [f for f in [*flights, late] if f["origin"] == "JFK"
+                  and HOUR <= f["sched_dep_utc"] < HOUR + timedelta(hours=1)]  # fmt: skip
+        (doc,) = S.board_docs(bucket, version=version)
+        db.flights_by_hour.replace_one({"_id": doc["_id"]}, doc)
+
+    rewrite("ZZ", 2)
+    assert "ZZ" in airlines(read_inputs(db, NOW, []))  # no Kept: read now
+    kept_round = read_inputs(db, NOW, [], kept)
+    assert airlines(kept_round) == airlines(first) and kept_round.flights == first.flights
+    db.pipeline_state.update_one({"_id": "flights_stream"}, {"$set": {"stale": True}})
+    assert read_inputs(db, NOW, [], kept).states["flights_stream"]["stale"]  # every round
+
+    db.pipeline_state.update_one({"_id": "flights_stream"}, {"$set": {"hot": batch(11)}})
+    assert "ZZ" in airlines(read_inputs(db, NOW, [], kept))  # the stream wrote: read again
+
+    rewrite("ZY", 3)
+    assert "ZY" not in airlines(read_inputs(db, NOW, [], kept))
+    kept.read_at -= 3600  # the kept documents are full_read_s old
+    assert "ZY" in airlines(read_inputs(db, NOW, [], kept))
