@@ -37,11 +37,12 @@ from pymongo.database import Database
 from pipelines.clients import mongo
 from pipelines.core.config import Settings
 from pipelines.serving import readmodels as RM
+from pipelines.serving.buckets import FULL_READ_S, Buckets  # noqa: F401 - FULL_READ_S: the page's too
 
 from . import kpi_frames, queries
 from .decode import board_frame, daily_rows, hourly_frame
 from .health import stream_levels
-from .live import STREAM, Marks, board_window, hour_ids, live_dates, marks, moved, touched
+from .live import STREAM, Marks, board_window, hour_ids, live_dates, marks, moved
 from .reading import UNREACHABLE, log
 from .state import Live, State
 
@@ -84,71 +85,11 @@ def live_rows(dates: list[str], boards: Callable[[list[str]], list[dict]]) -> kp
     return daily_rows([{**doc, "hours": []} for doc in docs], dates)  # the hours: ``hot``
 
 
-FULL_READ_S = 30.0  # a follower's cache is read again whole at least this often
 # a live day's airlines, airports and weather are drawn again at most this often (their
 # target is 30 s; the board and the tiles after every batch): each draw sends charts to the
 # browser, which shares the cores with the stream; a change left undrawn is drawn by the next
 # batch after it or by the page's refresh (``refresh_s``)
 DAY_DRAW_S = 5.0
-
-
-class Buckets:
-    """What a follower read last, by ``_id``: the lake path's board buckets and hour rows, and
-    the hot path's board buckets (raw), with the stream's marks they were read at. After a
-    batch of the live board alone, only the buckets it raised are read again
-    (``live.touched``), by ``_id``; anything else (the lake path moved, a batch missed, a first
-    read, :data:`FULL_READ_S` passed: a job other than the stream may have rewritten a lake
-    document) reads every bucket shown. Kept in the follower's thread."""
-
-    def __init__(self) -> None:
-        self.marks: Marks | None = None
-        self.lake: dict[str, dict[str, dict | None]] = {RM.BOARD: {}, RM.KPI_HOURLY: {}}
-        self.hot: dict[str, dict | None] = {}
-        self.views: dict[str, dict[str, dict]] = {}  # per collection: hot buckets in its shape
-        self.read_at = float("-inf")
-
-    def update(self, db: Database, state: dict[str, Any], want: dict[str, list[str]],
-               reads: Counter) -> None:  # fmt: skip
-        """Read what changed of the buckets ``want`` names (per lake collection)."""
-        changed = touched(self.marks, state)
-        if changed is None or time.monotonic() - self.read_at > FULL_READ_S:
-            self.lake = {c: {} for c in self.lake}
-            self.hot, self.views, changed = {}, {}, set()
-            self.read_at = time.monotonic()
-        for collection, ids in want.items():
-            held = {i: d for i, d in self.lake[collection].items() if i in set(ids)}
-            missing = [i for i in ids if i not in held]
-            proj = queries.BOARD_PROJECTION if collection == RM.BOARD else None
-            got = {d["_id"]: d for d in queries.by_ids(db[collection], missing, proj, reads)
-                   } if missing else {}  # fmt: skip
-            self.lake[collection] = held | {i: got.get(i) for i in missing}
-        every = list(dict.fromkeys(i for ids in want.values() for i in ids))
-        held = {i: d for i, d in self.hot.items() if i in set(every) and i not in changed}
-        missing = [i for i in every if i not in held]
-        got = {d["_id"]: d for d in queries.by_ids(db[RM.BOARD_HOT], missing, None, reads)
-               } if missing else {}  # fmt: skip
-        self.hot = held | {i: got.get(i) for i in missing}
-        for views in self.views.values():  # a bucket read again is shaped again
-            for i in missing:
-                views.pop(i, None)
-        self.marks = marks(state)
-
-    def view(self, collection: str, i: str) -> dict | None:
-        """The hot bucket ``i`` in ``collection``'s shape (``readmodels.hot_view``), shaped
-        once per read of it (a live day's 72 buckets are shown after every batch)."""
-        raw = self.hot.get(i)
-        if raw is None:
-            return None
-        views = self.views.setdefault(collection, {})
-        if i not in views:
-            views[i] = RM.hot_view(collection, raw)
-        return views[i]
-
-    def resolved(self, collection: str, ids: list[str]) -> list[dict]:
-        """The buckets ``ids`` of ``collection`` as the page shows them
-        (``queries.resolved`` over what this cache holds)."""
-        docs = (RM.resolve(self.lake[collection].get(i), self.view(collection, i)) for i in ids)
-        return [d for d in docs if d is not None]
 
 
 def poll(

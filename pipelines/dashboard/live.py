@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from pipelines.core.domain import ORIGINS
+from pipelines.serving import buckets
 from pipelines.serving import readmodels as RM
 
 BOARD_BEFORE, BOARD_AFTER, board_window = RM.BOARD_BEFORE, RM.BOARD_AFTER, RM.board_window
@@ -36,24 +37,7 @@ Marks = tuple[Any, ...]
 marks = RM.stream_marks  # the batch ids of the hot and lake paths (readmodels)
 
 
-def touched(seen: Marks | None, state: Mapping[str, Any] | None) -> set[str] | None:
-    """The bucket ids the live board raised since the marks ``seen`` (its batch record's
-    ``recent``: the buckets of its last batches), when nothing else moved: the lake path's
-    batch id the same and every batch in between known. None when that cannot be said (a first
-    read, the lake path moved, a batch no longer listed, a stream before them): read all."""
-    now = marks(state)
-    if seen is None or now is None or seen[0] == "legacy" or now[0] == "legacy":
-        return None
-    if len(seen) != len(now) or seen[1:] != now[1:] or seen[0] is None or now[0] is None:
-        return None
-    if now[0] < seen[0]:
-        return None
-    recent = {r.get("batch_id"): r.get("buckets") or [] for r in
-              ((state or {}).get("hot") or {}).get("recent") or []}  # fmt: skip
-    batches = range(seen[0] + 1, now[0] + 1)
-    if any(b not in recent for b in batches):
-        return None
-    return {bucket for b in batches for bucket in recent[b]}
+touched = buckets.touched  # the buckets a batch of the live board raised (serving)
 
 
 def moved(seen: Marks | None, now: Marks | None) -> bool:

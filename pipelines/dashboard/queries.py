@@ -33,12 +33,11 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pandas as pd
-from pymongo.collection import Collection
 from pymongo.database import Database
 
-from pipelines.clients import mongo
 from pipelines.core.domain import ORIGINS
 from pipelines.serving import readmodels as RM
+from pipelines.serving.buckets import BOARD_PROJECTION, Reads, by_ids  # noqa: F401 - the page's reads
 
 from .decode import BOARD_FIELDS, board_frame, daily_rows, month_rows, profile_of
 from .health import JOBS, REJECTS_CAP
@@ -46,21 +45,9 @@ from .kpi_frames import Kpis, Profile, Rows, Scope, frame_of, local_date, utc
 from .live import BOARD_AFTER, BOARD_BEFORE, board_window
 
 CONSISTENCY_ROUNDS = 3  # profile / kpi_daily re-reads when a batch lands during a read
-Reads = Counter  # documents looked up by _id (or read) per collection
 
 
 # ------------------------------------------------------------------------------ reading
-
-
-def by_ids(
-    collection: Collection, ids: Iterable[Any], projection: Any = None, reads: Reads | None = None
-) -> list[dict]:
-    """The documents whose ``_id`` is in ``ids`` (in that order, missing ones skipped), read as
-    :func:`pipelines.clients.mongo.find_by_ids` reads them; counted in ``reads``."""
-    ids = list(dict.fromkeys(ids))
-    if reads is not None:
-        reads[collection.name] += len(ids)
-    return mongo.find_by_ids(collection, ids, projection)
 
 
 def resolved(
@@ -221,7 +208,6 @@ def read_board(
 
 
 # what the page reads of a board bucket: the board, and a live date's rows (readmodels.day_doc)
-BOARD_PROJECTION = {"origin": 1, "hour_utc": 1, "date": 1, "flights": 1, "version": 1}
 
 
 def read_health(db: Database, jobs: Iterable[str] = JOBS, reads: Reads | None = None) -> dict:

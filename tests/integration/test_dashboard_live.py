@@ -471,3 +471,35 @@ def test_the_alerts_service_reads_the_buckets_again_when_the_stream_wrote_or_aft
     assert "ZY" not in airlines(read_inputs(db, NOW, [], kept))
     kept.read_at -= 3600  # the kept documents are full_read_s old
     assert "ZY" in airlines(read_inputs(db, NOW, [], kept))
+
+
+def test_after_a_board_batch_the_alerts_service_reads_only_the_buckets_it_raised(live_db) -> None:
+    """The alerts service's ``Kept`` holds the page follower's ``Buckets``: after a batch of
+    the live board alone it looks up the hot buckets that batch raised, no other, and its
+    rules see the new flight (a departure 70 min late) as a full read does."""
+    from pipelines.serving.alerts.inputs import Kept, read_inputs
+
+    _, db, _ = live_db
+    kept = Kept()
+    first = read_inputs(db, NOW, [], kept)
+    assert kept.reads[RM.BOARD_HOT] == kept.reads[RM.BOARD] > 0  # a first read: every bucket
+    lake = db.flights_by_hour.find_one({"_id": RM.hour_key("JFK", HOUR)})
+    flight = {"flight_key": "2013-03-20|ZZ|9999|JFK|1405", "carrier": "ZZ", "flight": 9999,
+              "dest": "D01", "sched_dep_utc": HOUR + timedelta(minutes=5),
+              "dep_time_utc": HOUR + timedelta(minutes=75), "dep_delay": 70,
+              "status_rank": 2}  # fmt: skip
+    known = [{k: v for k, v in f.items() if k not in RM.RANK_FIELDS} for f in lake["flights"]]
+    hot = {"_id": lake["_id"], "origin": "JFK", "hour_utc": HOUR, "date": lake["date"],
+           "updated_at": LATER, "flights": {RM.slot_key(f["flight_key"]): f
+                                             for f in [*known, flight]}}  # fmt: skip
+    db[RM.BOARD_HOT].insert_one(hot)
+    recent = [{"batch_id": 11, "buckets": [lake["_id"]]}]
+    db.pipeline_state.update_one({"_id": "flights_stream"},
+                                 {"$set": {"hot": {**batch(11), "recent": recent}}})  # fmt: skip
+    kept.reads.clear()
+    after = read_inputs(db, NOW, [], kept)
+    assert kept.reads == {RM.BOARD_HOT: 1}  # the one bucket it raised
+    full = read_inputs(db, NOW, [])
+    assert after.flights == full.flights and after.carriers == full.carriers
+    assert flight["flight_key"] in {f["flight_key"] for f in after.flights}
+    assert len(after.flights) == len(first.flights) + 1

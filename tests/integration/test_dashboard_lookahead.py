@@ -108,7 +108,12 @@ def hot_flight(db, rows: dict) -> dict:
 def watched(settings: Settings) -> tuple[object, Commands]:
     commands = Commands()
     client = MongoClient(settings.mongo.uri, tz_aware=True, event_listeners=[commands])
-    return client[settings.mongo.database], commands
+    db = client[settings.mongo.database]
+    # the reader asks each server once per process whether it is FerretDB (buildInfo): asked
+    # here, so that what is counted is what the page reads whichever test ran before
+    mongo.is_ferretdb(db[RM.STATE])
+    commands.sent.clear()
+    return db, commands
 
 
 def only_by_id(commands: Commands) -> Counter:

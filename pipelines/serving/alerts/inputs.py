@@ -16,12 +16,15 @@ document and the profile are then read again only when the stream wrote (its mar
 weather's or the reference's, may have rewritten a lake document meanwhile, as for the page's
 follower, ``dashboard/follow.py``); the states and the jobs' health are read every round.
 A round in which the stream did not write, the same day: 1.4 ms (p50), 3.5 ms of CPU here
-and 11 ms in FerretDB (a probe of 20 rounds each way, alternated).
+and 11 ms in FerretDB (a probe of 20 rounds each way, alternated). After a batch of the live
+board alone, only the buckets it raised are read again (``serving/buckets.Buckets``, the page
+follower's own cache).
 """
 
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -29,9 +32,9 @@ from typing import Any
 
 from pymongo.database import Database
 
-from pipelines.clients import mongo
 from pipelines.core.domain import NEW_YORK
 from pipelines.serving import readmodels as RM
+from pipelines.serving.buckets import Buckets
 
 from .levels import Inputs, utc
 
@@ -56,17 +59,27 @@ KEPT_S = 30.0  # a Kept's documents are read again at least this often
 @dataclass
 class Kept:
     """What a long-lived evaluator read last (see the module): under ``key`` (the stream's
-    marks and clock), when (``read_at``, monotonic seconds)."""
+    marks and clock), when (``read_at``, monotonic seconds), and the buckets it holds
+    (``serving/buckets.Buckets``: after a batch of the live board, only those it raised are
+    read again)."""
 
     key: tuple[Any, ...] | None = None
     read_at: float = float("-inf")
+    buckets: Buckets = field(default_factory=Buckets)  # after a board batch: what it raised
+    reads: Counter = field(default_factory=Counter)  # buckets looked up, per collection
     flights: list[dict[str, Any]] = field(default_factory=list)
     carriers: list[dict[str, Any]] = field(default_factory=list)
     profile: dict[str, Any] = field(default_factory=dict)
     full_read_s: float = KEPT_S
 
     def holds(self, key: tuple[Any, ...]) -> bool:
-        return key == self.key and time.monotonic() - self.read_at < self.full_read_s
+        """Whether the kept documents answer for ``key`` (the stream has not written since)
+        and are younger than ``full_read_s``; once older, the buckets are read whole next (a
+        job other than the stream may have rewritten one)."""
+        if time.monotonic() - self.read_at >= self.full_read_s:
+            self.buckets.read_at = float("-inf")
+            return False
+        return key == self.key
 
 
 def read_inputs(
@@ -80,7 +93,8 @@ def read_inputs(
     clock = utc((stream or {}).get("newest_event_time"))
     key = (RM.stream_marks(stream), clock)
     if kept is None or not kept.holds(key):
-        flights, carriers = _board(db, clock)
+        buckets, reads = (Buckets(), Counter()) if kept is None else (kept.buckets, kept.reads)
+        flights, carriers = _board(db, clock, stream, buckets, reads)
         profile = db[RM.KPI_PROFILE].find_one({"_id": RM.PROFILE_ID}) or {}
         if kept is not None:
             kept.key, kept.read_at = key, time.monotonic()
@@ -99,19 +113,20 @@ def read_inputs(
 
 
 def _board(
-    db: Database, clock: datetime | None
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """The board's flights around ``clock`` and the airlines of its day (none without one)."""
+    db: Database, clock: datetime | None, stream: dict[str, Any] | None, buckets: Buckets,
+    reads: Counter,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:  # fmt: skip
+    """The board's flights around ``clock`` and the airlines of its day (none without one),
+    from the buckets ``buckets`` holds, read again where the stream's state ``stream`` says
+    they may have changed (counted in ``reads``)."""
     if clock is None:
         return [], []
     window = RM.board_window(clock)[0]
     today = clock.astimezone(NEW_YORK).date().isoformat()
     of_day = RM.board_keys([today])
     keys = list(dict.fromkeys([*window, *of_day]))
-    lakes = {d["_id"]: d for d in mongo.find_by_ids(db[RM.BOARD], keys)}
-    hots = {d["_id"]: RM.hot_view(RM.BOARD, d)
-            for d in mongo.find_by_ids(db[RM.BOARD_HOT], keys)}  # fmt: skip
-    shown = {key: RM.resolve(lakes.get(key), hots.get(key)) for key in keys}
+    buckets.update(db, stream or {}, {RM.BOARD: keys}, reads)
+    shown = {key: buckets.shown(RM.BOARD, key) for key in keys}
     flights = flights_of([d for k in window if (d := shown[k]) is not None], clock)
     day = db[RM.KPI_DAILY].find_one({"_id": today})
     # the day's airlines from its buckets, as the page shows them (readmodels.day_doc)
