@@ -126,18 +126,10 @@ def test_a_poll_reads_the_state_alone_until_a_batch_id_moves(live_db) -> None:
     assert stream_levels({"flights_stream": read.state}, NOW) == ("red", "ok")
 
 
-def test_after_a_board_batch_a_follower_reads_only_the_buckets_it_raised(live_db) -> None:
-    """The live board's batch record lists the buckets each recent batch raised: a follower
-    with a cache reads the state and those hot buckets alone, and shows what a full read
-    shows (the new flight on the board, in its hour's row derived from the hot bucket)."""
-    _, db, rows = live_db
-    cache, shown = Buckets(), Live(seen=None, dates=["2013-03-20"], levels=())
-    first = poll(db, shown, NOW, cache=cache)  # a first read: every bucket shown
-    shown_ids = set(board_window(CLOCK)[0]) | set(hour_ids(["2013-03-20"], CLOCK))
-    shown_ids |= set(RM.board_keys(["2013-03-20"]))  # the day's buckets: its airlines, weather
-    assert first is not None and first.reads[RM.BOARD_HOT] == len(shown_ids) == 72  # each once
-    shown.seen = first.marks
-
+def raise_a_hot_bucket(db) -> tuple[dict, list[dict]]:
+    """Batch 11 of the live board alone: the hot bucket of JFK's clock hour with the lake's
+    flights and a new one (ZZ 9999, departed 70 min late), the batch record naming it. The new
+    flight and the lake's."""
     lake = db.flights_by_hour.find_one({"_id": RM.hour_key("JFK", HOUR)})
     flight = {"flight_key": "2013-03-20|ZZ|9999|JFK|1405", "carrier": "ZZ", "flight": 9999,
               "dest": "D01", "sched_dep_utc": HOUR + timedelta(minutes=5),
@@ -151,6 +143,22 @@ def test_after_a_board_batch_a_follower_reads_only_the_buckets_it_raised(live_db
     recent = [{"batch_id": 11, "buckets": [lake["_id"]]}]
     db.pipeline_state.update_one({"_id": "flights_stream"},
                                  {"$set": {"hot": {**batch(11), "recent": recent}}})  # fmt: skip
+    return flight, known
+
+
+def test_after_a_board_batch_a_follower_reads_only_the_buckets_it_raised(live_db) -> None:
+    """The live board's batch record lists the buckets each recent batch raised: a follower
+    with a cache reads the state and those hot buckets alone, and shows what a full read
+    shows (the new flight on the board, in its hour's row derived from the hot bucket)."""
+    _, db, rows = live_db
+    cache, shown = Buckets(), Live(seen=None, dates=["2013-03-20"], levels=())
+    first = poll(db, shown, NOW, cache=cache)  # a first read: every bucket shown
+    shown_ids = set(board_window(CLOCK)[0]) | set(hour_ids(["2013-03-20"], CLOCK))
+    shown_ids |= set(RM.board_keys(["2013-03-20"]))  # the day's buckets: its airlines, weather
+    assert first is not None and first.reads[RM.BOARD_HOT] == len(shown_ids) == 72  # each once
+    shown.seen = first.marks
+
+    flight, known = raise_a_hot_bucket(db)
     reads: Counter = Counter()
     read = poll(db, shown, NOW, reads, cache=cache)
     assert read is not None and read.full
@@ -483,19 +491,7 @@ def test_after_a_board_batch_the_alerts_service_reads_only_the_buckets_it_raised
     kept = Kept()
     first = read_inputs(db, NOW, [], kept)
     assert kept.reads[RM.BOARD_HOT] == kept.reads[RM.BOARD] > 0  # a first read: every bucket
-    lake = db.flights_by_hour.find_one({"_id": RM.hour_key("JFK", HOUR)})
-    flight = {"flight_key": "2013-03-20|ZZ|9999|JFK|1405", "carrier": "ZZ", "flight": 9999,
-              "dest": "D01", "sched_dep_utc": HOUR + timedelta(minutes=5),
-              "dep_time_utc": HOUR + timedelta(minutes=75), "dep_delay": 70,
-              "status_rank": 2}  # fmt: skip
-    known = [{k: v for k, v in f.items() if k not in RM.RANK_FIELDS} for f in lake["flights"]]
-    hot = {"_id": lake["_id"], "origin": "JFK", "hour_utc": HOUR, "date": lake["date"],
-           "updated_at": LATER, "flights": {RM.slot_key(f["flight_key"]): f
-                                             for f in [*known, flight]}}  # fmt: skip
-    db[RM.BOARD_HOT].insert_one(hot)
-    recent = [{"batch_id": 11, "buckets": [lake["_id"]]}]
-    db.pipeline_state.update_one({"_id": "flights_stream"},
-                                 {"$set": {"hot": {**batch(11), "recent": recent}}})  # fmt: skip
+    flight, known = raise_a_hot_bucket(db)
     kept.reads.clear()
     after = read_inputs(db, NOW, [], kept)
     assert kept.reads == {RM.BOARD_HOT: 1}  # the one bucket it raised
