@@ -1,7 +1,10 @@
 """Where a command's CPU goes, by kind of process: run it (``make test`` by default) and sample
 every process of the machine every ``--every`` seconds, keeping each one's CPU time (user +
 system) as last seen; at the end, the CPU seconds of each kind and, for Spark's JVMs, Python's
-workers and notebook kernels, of the command that started them.
+workers and notebook kernels, of the command that started them; for a pytest run, of each test
+module (``by_module``: ``tests/conftest.py`` notes each worker's current test under
+``$TARMAC_SUITE_CPU_DIR``, which this sets, and a process is charged to its worker's test through
+the ``PYTEST_XDIST_WORKER`` it inherited; the session's Kafka and FerretDB apart).
 
 What it answers: whether the suite's time goes to starting JVMs and kernels (one per job
 subprocess, papermill run or spark-submit), to Spark's own work, or to the stack (Kafka,
