@@ -107,7 +107,9 @@ def _write(run: FileRun, cleaned: DataFrame, keep: tuple[str, ...]) -> datetime:
         ).distinct().collect()
     ]  # fmt: skip
     hours = accepted.select("origin", F.col("hour_utc").alias("sched_hour_utc")).distinct()
-    steps = publish.refresh(lake, run.store, dates, publish.Board(hours), horizon=horizon)
+    steps = publish.refresh(
+        lake, run.store, dates, publish.Board(hours), horizon=horizon, first=True
+    )  # beside a live stream: see publish's module doc
     faults.point("weather.before_commit")  # tests: rows written, files not moved
     accepted.unpersist()
     log.info("weather_hourly.refreshed", dates=len(dates),

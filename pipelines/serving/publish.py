@@ -35,7 +35,11 @@ A refresh that lost an attempt takes a turn (``lake/turns``): the other refreshe
 wait before their next attempt until it is done, so a slow refresh is not beaten forever by a
 frequent one (the stream's lake path), and it is not run again for inputs that moved: the
 jobs that commit flight events or weather refresh their dates after, and those refreshes wait
-for this one (new reference data is picked up at a date's next refresh, as always).
+for this one (new reference data is picked up at a date's next refresh, as always). A weather
+run's refresh takes its turn before its first attempt (``first``): beside a live stream that
+attempt saw the stream's events move its inputs nearly every time (each weather run of the short
+soak refreshed its date twice, 2026-12-07), so it ran once for nothing before it took the turn
+anyway; the stream's lake path waits for it either way, for one refresh now instead of two.
 """
 
 from __future__ import annotations
@@ -90,19 +94,24 @@ def refresh(
     inputs: tuple[tables.Table, ...] = recompute.INPUTS,
     profile: bool = True,
     attempts: int = ATTEMPTS,
+    first: bool = False,
 ) -> dict[str, float]:
     """Recompute and publish the local ``dates``: clean flights, KPI tables, their MongoDB
     documents and the profile. ``board``: the live board's buckets to rewrite (None: none),
     within ``horizon`` hours before the newest event (``serving.board_hours``; None: all).
     ``inputs``: the tables whose moving during the refresh makes it run again. ``profile``:
     also recompute ``kpi_profile`` (the dashboard's index of changed days: keep it with every
-    KPI write). Returns step timings (seconds, summed over attempts)."""
+    KPI write). ``first``: take a turn before the first attempt, as a refresh that lost one
+    does (a file job's, which a live stream's lake path would beat: see the module). Returns
+    step timings (seconds, summed over attempts)."""
     dates = sorted(set(dates))
     if not dates or not lake.exists(tables.FLIGHT_EVENTS):
         return {}
     steps: dict[str, float] = {}
     ticket: str | None = None  # taken once an attempt is lost: the others let this one go
     try:
+        if first:
+            ticket = lake.turns.take()
         for attempt in range(1, attempts + 1):
             waited = lake.turns.wait(ticket)  # the refreshes that lost before go first
             if waited:

@@ -71,7 +71,7 @@ def test_a_killed_refresh_s_ticket_is_not_waited_for(spark, tmp_path: Path) -> N
     assert lake.turns.wait() == 0.0
 
 
-def _refresh_with(lake: Lake, monkeypatch, attempt_does) -> list[list[str]]:
+def _refresh_with(lake: Lake, monkeypatch, attempt_does, **options) -> list[list[str]]:
     """Run ``publish.refresh`` with each attempt replaced by ``attempt_does(n)``; the live
     tickets each attempt saw."""
     seen: list[list[str]] = []
@@ -82,7 +82,7 @@ def _refresh_with(lake: Lake, monkeypatch, attempt_does) -> list[list[str]]:
 
     monkeypatch.setattr(publish, "_refresh", attempt)
     monkeypatch.setattr(lake, "exists", lambda _table: True)
-    publish.refresh(lake, None, ["2013-01-01"], horizon=None)  # type: ignore[arg-type]
+    publish.refresh(lake, None, ["2013-01-01"], horizon=None, **options)  # type: ignore[arg-type]
     return seen
 
 
@@ -117,4 +117,26 @@ def test_holding_a_turn_a_refresh_is_not_run_again_for_inputs_that_moved(
     monkeypatch.setattr(lake, "versions", lambda _tables: (next(versions),))  # always moving
     seen = _refresh_with(lake, monkeypatch, lambda n: None)
     assert len(seen) == 2 and seen[0] == [] and len(seen[1]) == 1
+    assert lake.turns.ahead() == []
+
+
+def test_a_refresh_that_goes_first_holds_its_turn_from_its_first_attempt(
+    spark, tmp_path: Path, monkeypatch
+) -> None:
+    """A weather run's refresh (``first``): its turn taken before the first attempt, so inputs
+    that moved meanwhile (a live stream's events) do not run it again; a lost commit does,
+    under the same turn; the turn given back either way."""
+    lake = _lake(spark, tmp_path)
+    versions = iter(range(1000))
+    monkeypatch.setattr(lake, "versions", lambda _tables: (next(versions),))  # always moving
+    seen = _refresh_with(lake, monkeypatch, lambda n: None, first=True)
+    assert len(seen) == 1 and len(seen[0]) == 1  # one attempt, holding its ticket
+    assert lake.turns.ahead() == []
+
+    def lose_once(n: int) -> None:
+        if n == 1:
+            raise RuntimeError(CONFLICT)
+
+    seen = _refresh_with(lake, monkeypatch, lose_once, first=True)
+    assert len(seen) == 2 and len(seen[0]) == 1 and seen[1] == seen[0]  # the same ticket
     assert lake.turns.ahead() == []
