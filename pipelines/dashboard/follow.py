@@ -37,7 +37,7 @@ from pymongo.database import Database
 from pipelines.clients import mongo
 from pipelines.core.config import Settings
 from pipelines.serving import readmodels as RM
-from pipelines.serving.buckets import FULL_READ_S, Buckets  # noqa: F401 - FULL_READ_S: the page's too
+from pipelines.serving.buckets import Buckets
 
 from . import kpi_frames, queries
 from .decode import board_frame, daily_rows, hourly_frame

@@ -2,7 +2,7 @@
 follower (``dashboard/follow.py``) and the alerts service (``serving/alerts/inputs.py``): after
 a batch of the live board alone only the buckets it raised are read again (:func:`touched`, from
 the batch records the board writes in ``pipeline_state.flights_stream``), anything else (the
-lake path moved, a batch missed, a first read, :data:`FULL_READ_S` passed) reads every bucket
+lake path moved, a batch missed, a first read, its ``full_read_s`` passed) reads every bucket
 asked for. Reads by ``_id`` only (:func:`by_ids`, counted per collection when asked).
 """
 
@@ -20,7 +20,7 @@ from pipelines.clients import mongo
 from pipelines.serving import readmodels as RM
 
 Reads = Counter  # documents looked up by _id, per collection
-FULL_READ_S = 30.0  # a reader's buckets are read again whole at least this often
+FULL_READ_S = 30.0  # a reader's buckets are read again whole at least this often (default)
 # the fields of a lake board bucket its readers use
 BOARD_PROJECTION = {"origin": 1, "hour_utc": 1, "date": 1, "flights": 1, "version": 1}
 
@@ -61,11 +61,12 @@ class Buckets:
     the hot path's board buckets (raw), with the stream's marks they were read at. After a
     batch of the live board alone, only the buckets it raised are read again
     (:func:`touched`), by ``_id``; anything else (the lake path moved, a batch missed, a first
-    read, :data:`FULL_READ_S` passed: a job other than the stream may have rewritten a lake
-    document) reads every bucket asked for. Kept by one reader (the page's follower thread,
-    the alerts service's loop)."""
+    read, ``full_read_s`` passed since the last whole read: a job other than the stream may
+    have rewritten a lake document) reads every bucket asked for. Kept by one reader (the
+    page's follower thread, the alerts service's loop)."""
 
-    def __init__(self) -> None:
+    def __init__(self, full_read_s: float = FULL_READ_S) -> None:
+        self.full_read_s = full_read_s
         self.marks: tuple[Any, ...] | None = None
         self.lake: dict[str, dict[str, dict | None]] = {RM.BOARD: {}, RM.KPI_HOURLY: {}}
         self.hot: dict[str, dict | None] = {}
@@ -76,7 +77,7 @@ class Buckets:
                reads: Counter) -> None:  # fmt: skip
         """Read what changed of the buckets ``want`` names (per lake collection)."""
         changed = touched(self.marks, state)
-        if changed is None or time.monotonic() - self.read_at > FULL_READ_S:
+        if changed is None or self.aged():
             self.lake = {c: {} for c in self.lake}
             self.hot, self.views, changed = {}, {}, set()
             self.read_at = time.monotonic()
@@ -97,6 +98,11 @@ class Buckets:
             for i in missing:
                 views.pop(i, None)
         self.marks = RM.stream_marks(state)
+
+    def aged(self) -> bool:
+        """Whether the last whole read is older than ``full_read_s``: the next update reads
+        every bucket again."""
+        return time.monotonic() - self.read_at > self.full_read_s
 
     def view(self, collection: str, i: str) -> dict | None:
         """The hot bucket ``i`` in ``collection``'s shape (``readmodels.hot_view``), shaped

@@ -443,7 +443,7 @@ def test_the_alerts_service_reads_the_buckets_again_when_the_stream_wrote_or_aft
     day_db,
 ) -> None:
     """With a ``Kept`` (the alerts service's), a bucket another job rewrote is seen once the
-    stream writes (its marks move) or once the kept documents are ``full_read_s`` old, not in
+    stream writes (its marks move) or once its buckets' whole read is ``full_read_s`` old, not in
     between; without one (``tarmac run alerts``), at once. The states are read every round."""
     from pipelines.serving.alerts.inputs import Kept, read_inputs
 
@@ -452,7 +452,7 @@ def test_the_alerts_service_reads_the_buckets_again_when_the_stream_wrote_or_aft
     def airlines(inputs) -> set[str]:
         return {c["carrier"] for c in inputs.carriers}
 
-    kept = Kept(full_read_s=3600)
+    kept = Kept(buckets=Buckets(full_read_s=3600))
     first = read_inputs(db, NOW, [], kept)
     assert "ZZ" not in airlines(first) and first.flights
 
@@ -477,7 +477,7 @@ def test_the_alerts_service_reads_the_buckets_again_when_the_stream_wrote_or_aft
 
     rewrite("ZY", 3)
     assert "ZY" not in airlines(read_inputs(db, NOW, [], kept))
-    kept.read_at -= 3600  # the kept documents are full_read_s old
+    kept.buckets.read_at -= 3600  # the buckets' whole read is full_read_s old
     assert "ZY" in airlines(read_inputs(db, NOW, [], kept))
 
 

@@ -12,19 +12,20 @@ round took 170 ms (p50), 57 ms of CPU here and 220 ms in FerretDB: 5.5 % of a co
 
 A long-lived evaluator (the alerts service) passes a :class:`Kept`: the buckets, the day's
 document and the profile are then read again only when the stream wrote (its marks moved:
-:func:`~pipelines.serving.readmodels.stream_marks`) or :data:`KEPT_S` passed (another job, the
+:func:`~pipelines.serving.readmodels.stream_marks`) or the buckets' ``full_read_s`` (30 s)
+passed since they were last read whole (another job, the
 weather's or the reference's, may have rewritten a lake document meanwhile, as for the page's
 follower, ``dashboard/follow.py``); the states and the jobs' health are read every round.
 A round in which the stream did not write, the same day: 1.4 ms (p50), 3.5 ms of CPU here
 and 11 ms in FerretDB (a probe of 20 rounds each way, alternated). After a batch of the live
 board alone, only the buckets it raised are read again (``serving/buckets.Buckets``, the page
-follower's own cache): 25 to 30 ms a round (p50), 9 to 10.5 ms of CPU here and 33 to 43 ms in
+follower's own cache, whose clock says when the kept documents are read whole again): 25 to
+30 ms a round (p50), 9 to 10.5 ms of CPU here and 33 to 43 ms in
 FerretDB, against 174 to 190, 57 to 62 and 225 to 250 ms reading everything.
 """
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -54,33 +55,26 @@ def flights_of(buckets: Iterable[dict[str, Any]], clock: datetime) -> list[dict[
     return out
 
 
-KEPT_S = 30.0  # a Kept's documents are read again at least this often
-
-
 @dataclass
 class Kept:
     """What a long-lived evaluator read last (see the module): under ``key`` (the stream's
-    marks and clock), when (``read_at``, monotonic seconds), and the buckets it holds
-    (``serving/buckets.Buckets``: after a batch of the live board, only those it raised are
-    read again)."""
+    marks and clock) and the buckets it holds (``serving/buckets.Buckets``: after a batch of
+    the live board, only those it raised are read again; their clock, ``full_read_s``, says
+    when everything kept is read again)."""
 
     key: tuple[Any, ...] | None = None
-    read_at: float = float("-inf")
     buckets: Buckets = field(default_factory=Buckets)  # after a board batch: what it raised
     reads: Counter = field(default_factory=Counter)  # buckets looked up, per collection
     flights: list[dict[str, Any]] = field(default_factory=list)
     carriers: list[dict[str, Any]] = field(default_factory=list)
     profile: dict[str, Any] = field(default_factory=dict)
-    full_read_s: float = KEPT_S
 
     def holds(self, key: tuple[Any, ...]) -> bool:
         """Whether the kept documents answer for ``key`` (the stream has not written since)
-        and are younger than ``full_read_s``; once older, the buckets are read whole next (a
-        job other than the stream may have rewritten one)."""
-        if time.monotonic() - self.read_at >= self.full_read_s:
-            self.buckets.read_at = float("-inf")
-            return False
-        return key == self.key
+        and the buckets' last whole read is younger than their ``full_read_s`` (once older,
+        everything is read again, the buckets whole: a job other than the stream may have
+        rewritten a document)."""
+        return key == self.key and not self.buckets.aged()
 
 
 def read_inputs(
@@ -98,7 +92,7 @@ def read_inputs(
         flights, carriers = _board(db, clock, stream, buckets, reads)
         profile = db[RM.KPI_PROFILE].find_one({"_id": RM.PROFILE_ID}) or {}
         if kept is not None:
-            kept.key, kept.read_at = key, time.monotonic()
+            kept.key = key
             kept.flights, kept.carriers, kept.profile = flights, carriers, profile
     else:
         flights, carriers, profile = kept.flights, kept.carriers, kept.profile
