@@ -10,13 +10,20 @@ attempt, reverted in 9ae16d5), the stream took it again as soon as it let go, si
 in a lock says who waited first, and the weather run waited 796 s.
 
 So the refresh that lost says so and the others let it go first. :meth:`Turns.take` writes a
-*ticket*, an empty file ``<lake>/_turns/<time in ns>-<pid>-<random>``, after a lost attempt;
+*ticket*, an empty file ``<lake>/_turns/<time in ns>-<pid>-<random>-<host>``, after a lost attempt;
 before each attempt every refresh calls :meth:`Turns.wait`, which returns once no live ticket
 is older than its own (than any, for a refresh holding none): the refreshes that lost go
 first, one at a time, in the order they lost. :meth:`Turns.give_back` removes the ticket once
-the refresh is done, won or failed. A ticket older than :data:`LIFE_S` is dead (its process
-was killed mid-refresh): nobody waits for it, and :meth:`Turns.wait` removes it. Waiting is
-bounded by that life; a refresh that waited says how long (``turn_wait`` in its steps).
+the refresh is done, won or failed. A ticket is dead when its process was killed mid-refresh:
+nobody waits for it, and :meth:`Turns.ahead` removes it. A ticket of this host is dead as soon
+as its pid is gone (or was taken again by a process started after the ticket): a weather run
+killed while holding its turn (it takes it before its first attempt) held the stream's lake
+path for up to :data:`LIFE_S` before, and the board's day figures with it. Any other ticket (of
+another host or container, or of the old ``<ns>-<pid>-<random>`` form) is dead once older than
+:data:`LIFE_S`. Waiting is bounded by that life; a refresh that waited says how long
+(``turn_wait`` in its steps). Two containers sharing a hostname but not their pids would see
+each other's tickets as dead: fairness is lost then, never correctness (Delta's commits still
+decide), hence the host names of ``docker-compose.yml``.
 
 The files go through the session's Hadoop file systems (``clients/hadoop``), so the turns hold
 wherever the lake lives (a local folder, HDFS, S3) and between processes and machines; Delta
@@ -27,11 +34,14 @@ ignores ``_turns``: it is no table's folder. The cost: one listing of ``_turns``
 from __future__ import annotations
 
 import os
+import re
+import socket
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import psutil
 import structlog
 
 from pipelines.clients.hadoop import HadoopFiles
@@ -41,12 +51,37 @@ log = structlog.get_logger(__name__)
 FOLDER = "_turns"
 LIFE_S = 600.0  # a ticket older than this is a killed refresh's: not waited for
 POLL_S = 0.5  # while waiting, how often the tickets are listed again
+REUSED_SLACK_S = 2.0  # a process started this long after a ticket of its pid did not take it
+
+
+def host() -> str:
+    """This machine's (or container's) name as a ticket carries it: ``[A-Za-z0-9.]``, 63 at
+    most (a ``-`` would be read as the ticket's separator)."""
+    return re.sub(r"[^A-Za-z0-9.]", ".", socket.gethostname())[:63] or "unknown"
+
+
+def ticket_name(born_ns: int, pid: int, machine: str) -> str:
+    """``<born_ns>-<pid>-<random>-<machine>``: sorted by the time it was taken."""
+    return f"{born_ns:020d}-{pid}-{uuid.uuid4().hex[:8]}-{machine}"
 
 
 def _born_ns(name: str) -> int | None:
     """When the ticket ``name`` was taken (ns since the epoch); None for another file."""
     head = name.split("-", 1)[0]
     return int(head) if head.isdigit() else None
+
+
+def _gone(name: str, born_ns: int, machine: str) -> bool:
+    """Whether the process that took ticket ``name`` has ended, as far as this host can tell:
+    only a ticket of ``machine`` (this host) says, by its pid; False for any other."""
+    parts = name.split("-", 3)
+    if len(parts) != 4 or parts[3] != machine or not parts[1].isdigit():
+        return False
+    try:
+        started = psutil.Process(int(parts[1])).create_time()
+    except psutil.NoSuchProcess:
+        return True
+    return started > born_ns / 1e9 + REUSED_SLACK_S  # the pid taken again since
 
 
 @dataclass
@@ -58,6 +93,7 @@ class Turns:
     life_s: float = LIFE_S
     poll_s: float = POLL_S
     clock: Callable[[], float] = field(default=time.time)
+    machine: str = field(default_factory=host)
 
     @property
     def folder(self) -> str:
@@ -66,7 +102,7 @@ class Turns:
     def take(self) -> str:
         """A ticket for this refresh, which lost an attempt: the refreshes that have none,
         or a younger one, wait for it."""
-        name = f"{int(self.clock() * 1e9):020d}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        name = ticket_name(int(self.clock() * 1e9), os.getpid(), self.machine)
         self.files.write_text(f"{self.folder}/{name}", "")
         log.info("turns.taken", ticket=name)
         return name
@@ -85,9 +121,11 @@ class Turns:
             born = _born_ns(name)
             if born is None or name == ticket:
                 continue
-            if now_ns - born > self.life_s * 1e9:
+            old = now_ns - born > self.life_s * 1e9
+            if old or _gone(name, born, self.machine):
                 self.files.delete(f"{self.folder}/{name}")
-                log.warning("turns.dead_ticket_removed", ticket=name)
+                log.warning("turns.dead_ticket_removed", ticket=name,
+                            why="older than its life" if old else "its process ended")  # fmt: skip
             elif mine is None or (born, name) < (mine, ticket or ""):
                 live.append((born, name))
         return [name for _, name in sorted(live)]

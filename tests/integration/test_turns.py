@@ -6,6 +6,8 @@ systems, at a ``file:`` URI like any lake."""
 
 from __future__ import annotations
 
+import os
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -13,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from pipelines.lake.tables import Lake
-from pipelines.lake.turns import FOLDER, Turns
+from pipelines.lake.turns import FOLDER, Turns, ticket_name
 from pipelines.serving import publish
 
 CONFLICT = "io.delta.exceptions.ConcurrentAppendException: Files were added to partition"
@@ -69,6 +71,35 @@ def test_a_killed_refresh_s_ticket_is_not_waited_for(spark, tmp_path: Path) -> N
     assert not (tmp_path / "lake" / FOLDER / dead).exists()  # removed on the way
     lake.turns.give_back(alive)
     assert lake.turns.wait() == 0.0
+
+
+def test_a_ticket_whose_process_ended_on_this_host_is_not_waited_for(
+    spark, tmp_path: Path
+) -> None:
+    """A weather run killed while holding its turn: on its host its ticket is dead at once, not
+    after the ticket's life (10 min of the stream's lake path waiting). Another host's ticket
+    cannot be judged by its pid: it lives its life. A pid taken again by a process started
+    after the ticket is not the ticket's process."""
+    lake = _lake(spark, tmp_path)
+    turns = lake.turns
+    holder = subprocess.Popen(["sleep", "600"])  # a real process that holds a turn
+    now_ns = time.time_ns()
+    held = ticket_name(now_ns, holder.pid, turns.machine)
+    elsewhere = ticket_name(now_ns + 1, holder.pid, "another.host")
+    reused = ticket_name(now_ns + 2 - 3_600 * 10**9, os.getpid(), turns.machine)  # an hour ago
+    for name in (held, elsewhere, reused):
+        lake.files.write_text(f"{turns.folder}/{name}", "")
+    try:
+        # this process started after the hour-old ticket of its pid: not its taker
+        assert turns.ahead() == [held, elsewhere]
+        assert not (tmp_path / "lake" / FOLDER / reused).exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    assert turns.ahead() == [elsewhere]  # the killed holder's ticket removed on the way
+    assert not (tmp_path / "lake" / FOLDER / held).exists()
+    turns.give_back(elsewhere)
+    assert turns.wait() == 0.0
 
 
 def _refresh_with(lake: Lake, monkeypatch, attempt_does, **options) -> list[list[str]]:
