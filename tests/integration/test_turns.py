@@ -73,9 +73,7 @@ def test_a_killed_refresh_s_ticket_is_not_waited_for(spark, tmp_path: Path) -> N
     assert lake.turns.wait() == 0.0
 
 
-def test_a_ticket_whose_process_ended_on_this_host_is_not_waited_for(
-    spark, tmp_path: Path
-) -> None:
+def test_a_ticket_whose_process_ended_on_this_host_is_not_waited_for(spark, tmp_path: Path) -> None:
     """A weather run killed while holding its turn: on its host its ticket is dead at once, not
     after the ticket's life (10 min of the stream's lake path waiting). Another host's ticket
     cannot be judged by its pid: it lives its life. A pid taken again by a process started
