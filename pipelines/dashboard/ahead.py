@@ -103,8 +103,16 @@ class Usual:
 def usual_slots(kpis: Kpis, clock: datetime) -> Usual:
     """The :class:`Usual` of the loaded days before the clock's day: the profile's
     ``weekday_hour`` minus the ``kpi_daily`` rows of the clock's day and the days after it
-    (which the page always reads: ``Kpis.require``), exact (the measures are additive)."""
+    (which the page always reads: ``Kpis.require``), exact (the measures are additive). The
+    same for any filter: kept with ``kpis`` (``Kpis.kept``) per clock day."""
     clock_day = local_date(clock).isoformat()
+    key = ("usual_slots", clock_day)
+    if key not in kpis.kept:
+        kpis.kept[key] = _usual_slots(kpis, clock_day)
+    return kpis.kept[key]
+
+
+def _usual_slots(kpis: Kpis, clock_day: str) -> Usual:
     complete = [d for d in kpis.dates if d < clock_day]
     per_weekday: dict[int, int] = {}
     for day in complete:
