@@ -344,13 +344,6 @@ class Kpis:
         """Every loaded local date, sorted."""
         return self.profile.dates
 
-    @cached_property
-    def kept(self) -> dict[Any, Any]:
-        """Figures derived from these KPIs alone, whatever the filters, by the deriving
-        function's key (``ahead.usual_slots``): kept while these KPIs are the page's (rows read
-        or a batch of the stream make new ``Kpis``; none is changed in place)."""
-        return {}
-
     @property
     def hourly(self) -> pd.DataFrame:
         """The ``kpi_daily`` hourly rows: what the profile was computed with."""
