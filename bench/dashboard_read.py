@@ -143,15 +143,7 @@ def timed(fn):
 
 def page_in_process(settings, changes: int) -> dict:
     """``Dashboard.refresh()`` without a kernel (read, draw, live board), then airport filter
-    changes (each redraws every panel from memory); with pandas text as Python objects, as in
-    the page's kernel (``dashboard.kernel``)."""
-    from pipelines.dashboard import kernel
-
-    with kernel.text_as_objects():
-        return _page_in_process(settings, changes)
-
-
-def _page_in_process(settings, changes: int) -> dict:
+    changes (each redraws every panel from memory)."""
     from pipelines.dashboard import Dashboard
 
     page = Dashboard(settings)

@@ -16,9 +16,8 @@ the banner says;
 ``panels`` has one module per part of the page (``header``: clock, freshness and jobs;
 ``attention``; ``tiles``: the KPIs; ``hourly``; ``airports``; ``carriers``; ``heatmap``;
 ``weather``; ``routes``: the map; ``board``: the live departures; ``rejects``), drawn with
-``charts`` (bqplot) and ``widgets`` (HTML pieces). ``kernel`` is what the page's kernel sets
-before it builds the page (pandas text as Python objects). ``browser`` launches Chromium for
-the tests and benchmarks.
+``charts`` (bqplot) and ``widgets`` (HTML pieces). ``browser`` launches Chromium for the tests
+and benchmarks.
 """
 
 from __future__ import annotations

@@ -100,24 +100,11 @@ class Usual:
         return flights / days, delay, days, basis
 
 
-_kept: tuple[Kpis, str, Usual] | None = None  # usual_slots' last answer
-
-
 def usual_slots(kpis: Kpis, clock: datetime) -> Usual:
     """The :class:`Usual` of the loaded days before the clock's day: the profile's
     ``weekday_hour`` minus the ``kpi_daily`` rows of the clock's day and the days after it
-    (which the page always reads: ``Kpis.require``), exact (the measures are additive). The
-    same for any filter: kept for the same ``kpis`` and clock day (the page makes new ``Kpis``
-    when it reads rows or a batch of the stream lands, it never changes one in place)."""
-    global _kept
+    (which the page always reads: ``Kpis.require``), exact (the measures are additive)."""
     clock_day = local_date(clock).isoformat()
-    held = _kept
-    if held is None or held[0] is not kpis or held[1] != clock_day:
-        held = _kept = (kpis, clock_day, _usual_slots(kpis, clock_day))
-    return held[2]
-
-
-def _usual_slots(kpis: Kpis, clock_day: str) -> Usual:
     complete = [d for d in kpis.dates if d < clock_day]
     per_weekday: dict[int, int] = {}
     for day in complete:

@@ -308,43 +308,19 @@ def live_board(
     after: timedelta = BOARD_AFTER,
 ) -> pd.DataFrame:
     """Departures scheduled within [clock - before, clock + after] (airports and carriers
-    filters apply, dates do not: this is *now*): :func:`board_in_scope` of
-    :func:`board_rows`."""
-    return board_in_scope(board_rows(flights, clock, before, after), scope)
+    filters apply, dates do not: this is *now*).
 
-
-def board_in_scope(rows: pd.DataFrame, scope: Scope) -> pd.DataFrame:
-    """The rows of :func:`board_rows` in ``scope`` (airports and carriers; dates do not
-    apply), in their order. A filter change on the page selects from the rows it derived
-    once for the board it read and the clock (``panels/board``)."""
-    frame = scope.select(rows, dates=False)
-    if frame.empty:
-        return _empty_board()
-    return frame.reset_index(drop=True)
-
-
-def _empty_board() -> pd.DataFrame:
-    return pd.DataFrame({c: pd.Series(dtype="object") for c in BOARD_COLUMNS})
-
-
-def board_rows(
-    flights: pd.DataFrame,
-    clock: datetime,
-    before: timedelta = BOARD_BEFORE,
-    after: timedelta = BOARD_AFTER,
-) -> pd.DataFrame:
-    """Every departure scheduled within [clock - before, clock + after], in scheduled order:
     ``delay`` is the actual departure delay, or for a flight still ``scheduled`` past its
     time the minutes it is late so far (``delay_kind`` = "late, not departed"); ``delay_risk``
     the model's score where the lake path wrote one (NaN otherwise)."""
     if flights.empty:
-        return _empty_board()
-    frame = flights.copy()
+        return pd.DataFrame({c: pd.Series(dtype="object") for c in BOARD_COLUMNS})
+    frame = scope.select(flights, dates=False).copy()
     frame["sched_dep_utc"] = pd.to_datetime(frame["sched_dep_utc"], utc=True)
     start, end = pd.Timestamp(clock - before), pd.Timestamp(clock + after)
     frame = frame[(frame["sched_dep_utc"] >= start) & (frame["sched_dep_utc"] <= end)]
     if frame.empty:
-        return _empty_board()
+        return pd.DataFrame({c: pd.Series(dtype="object") for c in BOARD_COLUMNS})
     frame["dep_time_utc"] = pd.to_datetime(frame["dep_time_utc"], utc=True)
     rank = pd.to_numeric(frame["status_rank"], errors="coerce")
     status = frame["status"].where(frame["status"].notna(), rank.map(STATUS_NAME))

@@ -7,13 +7,11 @@ asks for, equal to an independent computation from the rows."""
 
 from __future__ import annotations
 
-import contextlib
 import uuid
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 
-import pandas as pd
 import pytest
 from pymongo import MongoClient, monitoring
 
@@ -213,58 +211,3 @@ def test_the_page_draws_the_next_hours_and_lists_what_is_asked(seeded) -> None:
     want = held[(held["carrier"] == "C01") & (held["local_hour"] <= 14)]
     assert f'data-found="{len(want)}"' in page.search_panel.note.value
     assert new["flight_key"] not in page.search_panel.listing.value
-
-
-def _drawn(page) -> list:
-    """What every widget of ``page`` shows (HTML values, the marks' data), in page order; the
-    redraw stamp and the busy note (timings, the wall clock) left out, and the time of a
-    panel's read ("read in 65 ms")."""
-    import re
-
-    import ipywidgets as W
-    import numpy as np
-
-    out, todo = [], [page.root]
-    while todo:
-        widget = todo.pop(0)
-        if widget is page.stamp or widget is page.busy:
-            continue
-        if isinstance(widget, W.HTML):
-            out.append(re.sub(r"read in [\d.]+ m?s", "read in (time)", widget.value))
-        for name in ("x", "y", "color", "text", "map_data", "tick_values", "min", "max"):
-            value = getattr(widget, name, None) if widget.__module__.startswith("bq") else None
-            if isinstance(value, np.ndarray):
-                value = value.tolist()
-            if value is not None:
-                out.append((type(widget).__name__, name, value))
-        todo += list(getattr(widget, "children", ()) or ())
-        todo += list(getattr(widget, "marks", ()) or ()) + list(getattr(widget, "axes", ()) or ())
-    return out
-
-
-def test_the_page_draws_the_same_with_text_as_python_objects(seeded) -> None:
-    """The page's kernel keeps pandas text as Python objects (``dashboard.kernel``, faster):
-    every panel shows the same as with pandas 3's Arrow text, after the first draw and after
-    each filter change."""
-    from pipelines.dashboard import Dashboard, kernel
-
-    settings, db, rows = seeded
-    hot_flight(db, rows)
-    views = []
-    for as_objects in (False, True):
-        with kernel.text_as_objects() if as_objects else contextlib.nullcontext():
-            page = Dashboard(settings, now=lambda: NOW)
-            page.refresh()
-            text = page.state.snap.board["carrier"].dtype
-            arrow = isinstance(text, pd.StringDtype)
-            assert arrow is not as_objects, text  # the two modes do differ
-            drawn = [_drawn(page)]
-            for airports in (("JFK",), ("EWR", "LGA"), ()):
-                page.w_airports.value = airports
-                drawn.append(_drawn(page))
-            page.w_carriers.value = ("C01",)
-            drawn.append(_drawn(page))
-            views.append(drawn)
-    assert len(views[0][0]) > 50 and views[0][1] != views[0][0]  # drawn, and filters moved it
-    for arrow, objects in zip(*views, strict=True):
-        assert objects == arrow

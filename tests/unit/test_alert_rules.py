@@ -89,11 +89,6 @@ def test_delay_above_the_usual_for_the_weekday_and_hour() -> None:
     assert rules.above_usual(inputs(flights=board[:4], weekday_hour=profile, days=days), TH) == []
     calm = [flight(f"UA{i}", "EWR", 0, 2, dep_delay=14) for i in range(5)]
     assert rules.above_usual(inputs(flights=calm, weekday_hour=profile, days=days), TH) == []
-    # the usual kept for the same list of rows (the page's), not for another one
-    late_usual = [{**row, "dep_delay_sum": 2_500.0} for row in profile]  # usual 25 min
-    assert rules.above_usual(inputs(flights=board, weekday_hour=late_usual, days=days), TH) == []
-    again = rules.above_usual(inputs(flights=board, weekday_hour=profile, days=days), TH)
-    assert again == found
 
 
 def test_a_slipping_airline_over_every_airport_of_the_day() -> None:

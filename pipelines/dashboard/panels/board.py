@@ -7,14 +7,11 @@ every batch of the stream (``Dashboard.follow``), in place: the table scrolls wh
 
 Reads ``snap.board`` (the ``flights_by_hour`` documents around the clock, read after the
 snapshot: until it arrives the panel says so, and a board of the previous read is marked
-"updating…") through ``analytics.board_rows``, derived once per board read and clock, then
-``analytics.board_in_scope`` at each filter change; keeps the scoped board in ``state.board``
-for the "Needs attention" list.
+"updating…") through ``analytics.live_board``; keeps the scoped board in ``state.board`` for
+the "Needs attention" list.
 """
 
 from __future__ import annotations
-
-from datetime import datetime
 
 import ipywidgets as W
 import pandas as pd
@@ -72,7 +69,6 @@ class BoardPanel(Panel):
         self.card(self.title, gap(controls), self.board, flex="3 1 0", min_width="720px")
         self.on_change(self.w_sort, self.draw_table)
         self.on_change(self.w_late_only, self.draw_table)
-        self._rows: tuple[pd.DataFrame, datetime, pd.DataFrame] | None = None  # board, clock, rows
 
     def draw(self, scope: kpi_frames.Scope) -> None:
         snap, state = self.snap, self.page.state
@@ -85,16 +81,8 @@ class BoardPanel(Panel):
             self.title.value = H.card_title(TITLE)
             self.board.value = '<div class="tm-loading">Reading the departures around now…</div>'
             return
-        state.board = analytics.board_in_scope(self.rows(snap.board, snap.clock), scope)
+        state.board = analytics.live_board(snap.board, scope, snap.clock)
         self.draw_table()
-
-    def rows(self, board: pd.DataFrame, clock: datetime) -> pd.DataFrame:
-        """``analytics.board_rows`` of ``board`` at ``clock``, derived again only for another
-        board read (a new frame: the page never changes one in place) or clock."""
-        kept = self._rows
-        if kept is None or kept[0] is not board or kept[1] != clock:
-            kept = self._rows = (board, clock, analytics.board_rows(board, clock))
-        return kept[2]
 
     def draw_table(self) -> None:
         """Draw ``state.board`` again (sorted, filtered): a sort or "late only" change."""

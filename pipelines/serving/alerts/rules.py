@@ -223,32 +223,6 @@ def _cell(when: datetime) -> tuple[int, int]:
     return local.isoweekday(), local.hour
 
 
-_kept_usual: tuple[Iterable[Mapping[str, Any]], dict] = ((), {})
-
-
-def _usual_delays(
-    weekday_hour: Iterable[Mapping[str, Any]],
-) -> dict[tuple[str, int, int], tuple[float, float]]:
-    """(dep_delay_sum, dep_delay_n) per (origin, weekday, local hour) of the profile's rows,
-    kept for the same list of rows: the page hands the same list until it reads a new profile
-    (``panels/attention``), so a filter change converts its 504 rows again only when they
-    changed (about 3 ms a filter change over a synthetic year, of the 6 all the rules took).
-    Keyed by the list's identity (a list its owner holds, never changes in place)."""
-    global _kept_usual
-    held = _kept_usual
-    if held[0] is weekday_hour:
-        return held[1]
-    profile: dict[tuple[str, int, int], tuple[float, float]] = {}
-    for row in weekday_hour:
-        w, h = number(row.get("weekday")), number(row.get("local_hour"))
-        s, n = number(row.get("dep_delay_sum")), number(row.get("dep_delay_n"))
-        if None not in (w, h, s, n) and n:
-            profile[(str(row.get("origin")), int(w), int(h))] = (s, n)
-    if isinstance(weekday_hour, list):  # the same object next time: a list held by its owner
-        _kept_usual = (weekday_hour, profile)
-    return profile
-
-
 def above_usual(inputs: Inputs, th: AlertRuleSettings) -> list[Candidate]:
     """The last hour's departures at an airport (scheduled within an hour before the clock,
     departed) against the usual of their weekday and local hour in ``kpi_profile`` (every
@@ -258,7 +232,12 @@ def above_usual(inputs: Inputs, th: AlertRuleSettings) -> list[Candidate]:
     if clock is None:
         return []
     since = clock - timedelta(hours=1)
-    profile = _usual_delays(inputs.weekday_hour)
+    profile: dict[tuple[str, int, int], tuple[float, float]] = {}
+    for row in inputs.weekday_hour:
+        w, h = number(row.get("weekday")), number(row.get("local_hour"))
+        s, n = number(row.get("dep_delay_sum")), number(row.get("dep_delay_n"))
+        if None not in (w, h, s, n) and n:
+            profile[(str(row.get("origin")), int(w), int(h))] = (s, n)
     days = defaultdict(int)
     for d in inputs.days:
         if (w := number(d.get("weekday"))) is not None:
